@@ -1,0 +1,3 @@
+//! The Salesforce REST API client.
+
+pub mod id;

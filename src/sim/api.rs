@@ -1,0 +1,564 @@
+//! REST routing under `/services/data/vNN.0/`: one `dispatch` function serves both
+//! top-level requests and composite subrequests, so the two cannot drift apart.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::Utc;
+use serde_json::{Map, Value as Json, json};
+
+use super::error::ApiError;
+use super::org::{Org, WriteCtx};
+use super::schema::ObjectDef;
+use super::soql::{self, QueryFailure};
+
+/// A response before it becomes HTTP.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Json>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn json(status: u16, body: Json) -> Reply {
+        Reply { status, body: Some(body), headers: Vec::new() }
+    }
+
+    fn no_content() -> Reply {
+        Reply { status: 204, body: None, headers: Vec::new() }
+    }
+
+    fn error(e: ApiError) -> Reply {
+        Reply::json(e.status, e.body())
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// The part of the simulator's state that API calls read and write.
+pub struct Data {
+    pub org: Org,
+    pub cursors: Cursors,
+    /// Rows per query page unless the client asks for fewer (`Sforce-Query-Options`).
+    pub batch_size: usize,
+}
+
+/// One API request, already authenticated.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// Path segments after `/services/data/vNN.0/`.
+    pub segments: Vec<&'a str>,
+    pub version: &'a str,
+    pub query: &'a HashMap<String, String>,
+    pub body: Option<Json>,
+    pub user_id: &'a str,
+    /// From `Sforce-Query-Options: batchSize=N`.
+    pub batch_size: Option<usize>,
+    /// Usage and limit, for `/limits`.
+    pub usage: (u64, u64),
+}
+
+pub fn dispatch(data: &mut Data, req: Request<'_>) -> Reply {
+    let ctx = WriteCtx { user_id: req.user_id.to_string(), now: Utc::now(), allow_system_fields: false };
+    let method = req.method;
+    match (method, req.segments.as_slice()) {
+        ("GET", []) => Reply::json(200, resources(req.version)),
+        ("GET", ["query" | "queryAll"]) => {
+            let all = req.segments[0] == "queryAll";
+            let Some(q) = req.query.get("q") else {
+                return Reply::error(ApiError::new(400, "MALFORMED_QUERY", "A query string has to be specified"));
+            };
+            let batch = req.batch_size.unwrap_or(data.batch_size).min(data.batch_size).max(1);
+            match soql::execute(&data.org, q, all, req.version) {
+                Ok(rows) => Reply::json(
+                    200,
+                    data.cursors.first_page(rows.total_size, rows.records, batch, req.segments[0], req.version),
+                ),
+                Err(QueryFailure { code, message }) => Reply::error(ApiError::new(400, code, message)),
+            }
+        }
+        ("GET", ["query" | "queryAll", locator]) => match data.cursors.next_page(locator, req.segments[0], req.version)
+        {
+            Some(page) => Reply::json(200, page),
+            None => Reply::error(ApiError::new(400, "INVALID_QUERY_LOCATOR", "invalid query locator")),
+        },
+        ("GET", ["limits"]) => Reply::json(200, limits(req.usage)),
+        ("GET", ["sobjects"]) => Reply::json(200, global_describe(&data.org, req.version)),
+        (_, ["sobjects", object, rest @ ..]) => {
+            let Some(def) = data.org.schema.object(object).cloned() else {
+                return Reply::error(ApiError::not_found());
+            };
+            sobject(data, &def, method, rest, &req, &ctx)
+        }
+        ("POST", ["composite"]) => composite(data, &req),
+        (_, ["query" | "queryAll" | "limits" | "sobjects" | "composite", ..]) => Reply::error(ApiError::new(
+            405,
+            "METHOD_NOT_ALLOWED",
+            format!("HTTP Method '{method}' not allowed. Allowed are {}", allowed_methods(&req.segments)),
+        )),
+        _ => Reply::error(ApiError::not_found()),
+    }
+}
+
+fn allowed_methods(segments: &[&str]) -> &'static str {
+    match segments {
+        ["composite"] => "POST",
+        _ => "GET,HEAD",
+    }
+}
+
+fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &Request<'_>, ctx: &WriteCtx) -> Reply {
+    let body_object = |body: &Option<Json>| -> Result<Map<String, Json>, ApiError> {
+        match body {
+            Some(Json::Object(m)) => Ok(m.clone()),
+            _ => Err(ApiError::new(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")),
+        }
+    };
+    match (method, rest) {
+        ("GET", []) => {
+            Reply::json(200, json!({ "objectDescribe": object_summary(def, req.version), "recentItems": [] }))
+        }
+        ("POST", []) => match body_object(&req.body).and_then(|b| data.org.create(&def.name, &b, ctx)) {
+            Ok(id) => {
+                let mut reply = Reply::json(201, json!({ "id": id, "success": true, "errors": [] }));
+                reply
+                    .headers
+                    .push(("Location".into(), format!("/services/data/v{}/sobjects/{}/{id}", req.version, def.name)));
+                reply
+            }
+            Err(e) => Reply::error(e),
+        },
+        ("GET", ["describe"]) => Reply::json(200, describe(def, req.version)),
+        ("GET", [id]) => get_record(&data.org, def, id, req),
+        ("PATCH", [id]) => match body_object(&req.body).and_then(|b| data.org.update(&def.name, id, &b, ctx)) {
+            Ok(()) => Reply::no_content(),
+            Err(e) => Reply::error(e),
+        },
+        ("DELETE", [id]) => match data.org.delete(&def.name, id, ctx) {
+            Ok(()) => Reply::no_content(),
+            Err(e) => Reply::error(e),
+        },
+        (_, [] | [_]) => Reply::error(ApiError::new(
+            405,
+            "METHOD_NOT_ALLOWED",
+            format!(
+                "HTTP Method '{method}' not allowed. Allowed are {}",
+                if rest.is_empty() { "GET,HEAD,POST" } else { "GET,HEAD,PATCH,DELETE" }
+            ),
+        )),
+        _ => Reply::error(ApiError::not_found()),
+    }
+}
+
+fn get_record(org: &Org, def: &ObjectDef, id: &str, req: &Request<'_>) -> Reply {
+    let Some(record) = org.get(id).filter(|r| r.object == def.name) else {
+        return Reply::error(ApiError::not_found());
+    };
+    if record.is_deleted() {
+        return Reply::error(ApiError::new(404, "ENTITY_IS_DELETED", "entity is deleted"));
+    }
+    let mut fields = Vec::new();
+    match req.query.get("fields") {
+        Some(list) => {
+            for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match def.field(name) {
+                    Some(f) => fields.push(f.name.clone()),
+                    None => {
+                        return Reply::error(ApiError::new(
+                            400,
+                            "INVALID_FIELD",
+                            format!(
+                                "No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+                                def.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        None => fields.extend(def.fields.iter().map(|f| f.name.clone())),
+    }
+    let mut out = Map::new();
+    out.insert(
+        "attributes".into(),
+        json!({ "type": def.name, "url": format!("/services/data/v{}/sobjects/{}/{}", req.version, def.name, record.id) }),
+    );
+    for f in fields {
+        out.insert(f.clone(), record.get(&f).to_json());
+    }
+    Reply::json(200, Json::Object(out))
+}
+
+/// `POST /composite`: up to 25 subrequests, `@{ref.path}` references to earlier results,
+/// and `allOrNone` rolling everything back on the first failure.
+fn composite(data: &mut Data, req: &Request<'_>) -> Reply {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        #[serde(default)]
+        all_or_none: bool,
+        composite_request: Vec<Sub>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Sub {
+        method: String,
+        url: String,
+        reference_id: String,
+        #[serde(default)]
+        body: Option<Json>,
+    }
+    let body: Body = match req.body.clone().map(serde_json::from_value) {
+        Some(Ok(b)) => b,
+        Some(Err(e)) => return Reply::error(ApiError::new(400, "JSON_PARSER_ERROR", e.to_string())),
+        None => return Reply::error(ApiError::new(400, "JSON_PARSER_ERROR", "The request body is missing")),
+    };
+    if body.composite_request.is_empty() || body.composite_request.len() > 25 {
+        return Reply::error(ApiError::new(
+            400,
+            "INVALID_FIELD",
+            format!(
+                "compositeRequest: a composite request holds from 1 to 25 subrequests; this one has {}",
+                body.composite_request.len()
+            ),
+        ));
+    }
+    let mut seen = Vec::new();
+    for s in &body.composite_request {
+        if seen.contains(&&s.reference_id) {
+            return Reply::error(ApiError::new(
+                400,
+                "INVALID_FIELD",
+                format!("Duplicate referenceId provided in the request: {}", s.reference_id),
+            ));
+        }
+        seen.push(&s.reference_id);
+    }
+    if body.all_or_none {
+        data.org.begin();
+    }
+    let mut results: Vec<(String, Reply)> = Vec::new();
+    let mut failed = false;
+    for sub in &body.composite_request {
+        if failed && body.all_or_none {
+            results.push((sub.reference_id.clone(), halted()));
+            continue;
+        }
+        let reply = run_subrequest(data, req, sub.method.as_str(), &sub.url, sub.body.as_ref(), &results);
+        failed |= !reply.is_success();
+        results.push((sub.reference_id.clone(), reply));
+    }
+    if body.all_or_none {
+        if failed {
+            data.org.rollback();
+            for (_, reply) in results.iter_mut().filter(|(_, r)| r.is_success()) {
+                *reply = halted();
+            }
+        } else {
+            data.org.commit();
+        }
+    }
+    let items: Vec<Json> = results
+        .into_iter()
+        .map(|(reference_id, r)| {
+            let headers: Map<String, Json> = r.headers.into_iter().map(|(k, v)| (k, Json::String(v))).collect();
+            json!({ "body": r.body, "httpHeaders": headers, "httpStatusCode": r.status, "referenceId": reference_id })
+        })
+        .collect();
+    Reply::json(200, json!({ "compositeResponse": items }))
+}
+
+fn halted() -> Reply {
+    Reply::error(ApiError::new(
+        400,
+        "PROCESSING_HALTED",
+        "The transaction was rolled back since another operation in the same transaction failed.",
+    ))
+}
+
+fn run_subrequest(
+    data: &mut Data,
+    req: &Request<'_>,
+    method: &str,
+    url: &str,
+    body: Option<&Json>,
+    earlier: &[(String, Reply)],
+) -> Reply {
+    let url = match substitute(url, earlier) {
+        Ok(u) => u,
+        Err(e) => return Reply::error(e),
+    };
+    let body = match body.map(|b| substitute_json(b, earlier)).transpose() {
+        Ok(b) => b,
+        Err(e) => return Reply::error(e),
+    };
+    let (path, query_string) = url.split_once('?').unwrap_or((&url, ""));
+    let Some(rest) = path.strip_prefix("/services/data/") else {
+        return Reply::error(ApiError::not_found());
+    };
+    let mut parts = rest.trim_end_matches('/').split('/');
+    let version = parts.next().unwrap_or_default();
+    let Some(version) = version.strip_prefix('v') else {
+        return Reply::error(ApiError::not_found());
+    };
+    let segments: Vec<&str> = parts.collect();
+    if segments.first() == Some(&"composite") {
+        return Reply::error(ApiError::new(
+            400,
+            "INVALID_FIELD",
+            "A composite subrequest cannot be another composite request",
+        ));
+    }
+    let query = parse_query_string(query_string);
+    dispatch(
+        data,
+        Request {
+            method: &method.to_ascii_uppercase(),
+            segments,
+            version,
+            query: &query,
+            body,
+            user_id: req.user_id,
+            batch_size: req.batch_size,
+            usage: req.usage,
+        },
+    )
+}
+
+pub fn parse_query_string(qs: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(qs.as_bytes()).into_owned().collect()
+}
+
+/// Replaces `@{ref.path}` in a string with values from earlier subrequest results.
+fn substitute(text: &str, earlier: &[(String, Reply)]) -> Result<String, ApiError> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("@{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| ApiError::new(400, "INVALID_FIELD", format!("Unterminated reference in '{text}'")))?;
+        let value = lookup_reference(&after[..end], earlier)?;
+        match value {
+            Json::String(s) => out.push_str(&s),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn substitute_json(value: &Json, earlier: &[(String, Reply)]) -> Result<Json, ApiError> {
+    Ok(match value {
+        Json::String(s) if s.contains("@{") => {
+            // A string that is exactly one reference takes the referenced value's type.
+            if s.starts_with("@{") && s.ends_with('}') && s.matches("@{").count() == 1 {
+                lookup_reference(&s[2..s.len() - 1], earlier)?
+            } else {
+                Json::String(substitute(s, earlier)?)
+            }
+        }
+        Json::Array(items) => Json::Array(items.iter().map(|i| substitute_json(i, earlier)).collect::<Result<_, _>>()?),
+        Json::Object(m) => Json::Object(
+            m.iter().map(|(k, v)| Ok((k.clone(), substitute_json(v, earlier)?))).collect::<Result<_, ApiError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Resolves `refId.field`, `refId.records[0].Id` and the like.
+fn lookup_reference(expr: &str, earlier: &[(String, Reply)]) -> Result<Json, ApiError> {
+    let (reference, path) = expr.split_once('.').unwrap_or((expr, ""));
+    let missing = || {
+        ApiError::new(
+            400,
+            "PROCESSING_HALTED",
+            format!(
+                "Invalid reference specified. No value for {expr} found in {reference}. Provided referenceId ('{reference}') must match a referenceId for a previous request."
+            ),
+        )
+    };
+    let (_, reply) = earlier.iter().find(|(r, _)| r == reference).ok_or_else(missing)?;
+    if !reply.is_success() {
+        return Err(missing());
+    }
+    let mut current = reply.body.as_ref().ok_or_else(missing)?;
+    for step in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, indexes) = match step.find('[') {
+            Some(i) => (&step[..i], &step[i..]),
+            None => (step, ""),
+        };
+        if !name.is_empty() {
+            current = current.get(name).ok_or_else(missing)?;
+        }
+        for index in indexes.split('[').filter(|s| !s.is_empty()) {
+            let n: usize = index.trim_end_matches(']').parse().map_err(|_| missing())?;
+            current = current.get(n).ok_or_else(missing)?;
+        }
+    }
+    Ok(current.clone())
+}
+
+fn resources(version: &str) -> Json {
+    let base = format!("/services/data/v{version}");
+    json!({
+        "sobjects": format!("{base}/sobjects"),
+        "query": format!("{base}/query"),
+        "queryAll": format!("{base}/queryAll"),
+        "limits": format!("{base}/limits"),
+        "composite": format!("{base}/composite"),
+    })
+}
+
+fn limits((used, max): (u64, u64)) -> Json {
+    let pair = |max: u64, remaining: u64| json!({ "Max": max, "Remaining": remaining });
+    json!({
+        "DailyApiRequests": pair(max, max.saturating_sub(used)),
+        "DailyBulkApiBatches": pair(15000, 15000),
+        "DataStorageMB": pair(5, 5),
+        "FileStorageMB": pair(20, 20),
+        "SingleEmail": pair(15, 15),
+        "MassEmail": pair(10, 10),
+    })
+}
+
+fn object_summary(def: &ObjectDef, version: &str) -> Json {
+    let base = format!("/services/data/v{version}/sobjects/{}", def.name);
+    json!({
+        "name": def.name,
+        "label": def.label,
+        "keyPrefix": def.key_prefix,
+        "custom": false,
+        "queryable": true,
+        "createable": def.createable,
+        "updateable": def.updateable,
+        "deletable": def.deletable,
+        "urls": {
+            "sobject": base,
+            "describe": format!("{base}/describe"),
+            "rowTemplate": format!("{base}/{{ID}}"),
+        },
+    })
+}
+
+fn global_describe(org: &Org, version: &str) -> Json {
+    let sobjects: Vec<Json> = org.schema.objects().iter().map(|o| object_summary(o, version)).collect();
+    json!({ "encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects })
+}
+
+fn describe(def: &ObjectDef, version: &str) -> Json {
+    let mut out = object_summary(def, version);
+    let fields: Vec<Json> = def
+        .fields
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "label": f.label,
+                "type": f.kind.describe_name(),
+                "length": f.length,
+                "byteLength": if f.length_in_bytes { f.length } else { f.length * 3 },
+                "nillable": f.nillable,
+                "createable": f.createable,
+                "updateable": f.updateable,
+                "defaultedOnCreate": f.defaulted_on_create,
+                "defaultValue": f.default_value,
+                "custom": f.custom,
+                "calculated": f.calculated,
+                "autoNumber": f.auto_number,
+                "unique": false,
+                "externalId": false,
+                "referenceTo": f.reference_to,
+                "relationshipName": f.relationship_name,
+                "restrictedPicklist": f.restricted_picklist,
+                "picklistValues": f.picklist.iter().map(|v| json!({
+                    "value": v,
+                    "label": v,
+                    "active": true,
+                    "defaultValue": f.default_value.as_deref() == Some(v.as_str()),
+                    "validFor": null,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let children: Vec<Json> = def
+        .children
+        .iter()
+        .map(|c| json!({ "childSObject": c.child_object, "field": c.field, "relationshipName": c.name, "cascadeDelete": false }))
+        .collect();
+    out["fields"] = Json::Array(fields);
+    out["childRelationships"] = Json::Array(children);
+    out["recordTypeInfos"] = json!([]);
+    out
+}
+
+/// Open query cursors: the rows not yet returned, behind a locator in `nextRecordsUrl`.
+#[derive(Default)]
+pub struct Cursors {
+    open: HashMap<String, Cursor>,
+    /// Oldest first; the oldest cursor is dropped past [`Cursors::MAX_OPEN`].
+    order: VecDeque<String>,
+    next: u64,
+}
+
+struct Cursor {
+    total_size: usize,
+    records: Vec<Json>,
+    batch: usize,
+}
+
+impl Cursors {
+    const MAX_OPEN: usize = 100;
+
+    fn first_page(
+        &mut self,
+        total_size: usize,
+        mut records: Vec<Json>,
+        batch: usize,
+        endpoint: &str,
+        version: &str,
+    ) -> Json {
+        if records.len() <= batch {
+            return json!({ "totalSize": total_size, "done": true, "records": records });
+        }
+        let rest = records.split_off(batch);
+        self.next += 1;
+        let locator = format!("01gDn0{:012}", self.next);
+        let next_url = format!("/services/data/v{version}/{endpoint}/{locator}-{batch}");
+        // Keep the full list with the returned rows blanked, so offsets in locators stay
+        // absolute as Salesforce's do.
+        let mut stored = vec![Json::Null; batch];
+        stored.extend(rest);
+        self.open.insert(locator.clone(), Cursor { total_size, records: stored, batch });
+        self.order.push_back(locator);
+        while self.order.len() > Self::MAX_OPEN {
+            if let Some(old) = self.order.pop_front() {
+                self.open.remove(&old);
+            }
+        }
+        json!({ "totalSize": total_size, "done": false, "nextRecordsUrl": next_url, "records": records })
+    }
+
+    fn next_page(&mut self, locator: &str, endpoint: &str, version: &str) -> Option<Json> {
+        let (key, offset) = locator.rsplit_once('-')?;
+        let offset: usize = offset.parse().ok()?;
+        let cursor = self.open.get_mut(key)?;
+        if offset >= cursor.records.len() {
+            return None;
+        }
+        let end = (offset + cursor.batch).min(cursor.records.len());
+        let page: Vec<Json> = cursor.records[offset..end].iter_mut().map(std::mem::take).collect();
+        let total_size = cursor.total_size;
+        if end == cursor.records.len() {
+            self.open.remove(key);
+            self.order.retain(|k| k != key);
+            return Some(json!({ "totalSize": total_size, "done": true, "records": page }));
+        }
+        let next_url = format!("/services/data/v{version}/{endpoint}/{key}-{end}");
+        Some(json!({ "totalSize": total_size, "done": false, "nextRecordsUrl": next_url, "records": page }))
+    }
+}

@@ -1,0 +1,186 @@
+//! The simulator's OAuth token endpoint and access tokens: the password, refresh-token,
+//! client-credentials and JWT bearer grants, answered with Salesforce's token response or
+//! its `{"error": ..., "error_description": ...}` refusals.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use rand::Rng;
+use serde_json::{Value as Json, json};
+
+use super::org::Org;
+use super::seed::ConnectedApp;
+use super::value::Value;
+
+/// A refusal from the token endpoint: HTTP status and OAuth error body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: &'static str,
+}
+
+impl OAuthError {
+    fn new(status: u16, error: &'static str, description: &'static str) -> OAuthError {
+        OAuthError { status, error, description }
+    }
+
+    pub fn body(&self) -> Json {
+        json!({ "error": self.error, "error_description": self.description })
+    }
+}
+
+/// The audiences a JWT bearer assertion may name besides the simulator's own URL.
+const LOGIN_AUDIENCES: &[&str] = &["https://login.salesforce.com", "https://test.salesforce.com"];
+
+pub const SCOPES: &str = "api refresh_token offline_access";
+
+/// Issued tokens and the apps and passwords that may obtain them.
+pub struct Auth {
+    apps: Vec<ConnectedApp>,
+    passwords: HashMap<String, (String, String)>,
+    /// Access token → user id.
+    tokens: HashMap<String, String>,
+}
+
+impl Auth {
+    pub fn new(apps: Vec<ConnectedApp>, passwords: HashMap<String, (String, String)>) -> Auth {
+        Auth { apps, passwords, tokens: HashMap::new() }
+    }
+
+    /// The user an access token belongs to, if the token is still valid.
+    pub fn user_for(&self, token: &str) -> Option<&str> {
+        self.tokens.get(token).map(String::as_str)
+    }
+
+    /// Makes every access token issued so far invalid (a fault the simulator can inject,
+    /// and what happens when a real session times out).
+    pub fn expire_all(&mut self) {
+        self.tokens.clear();
+    }
+
+    /// `POST /services/oauth2/token` with a form body.
+    pub fn grant(&mut self, org: &Org, form: &HashMap<String, String>, instance_url: &str) -> Result<Json, OAuthError> {
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        let user_id = match field("grant_type") {
+            "password" => {
+                self.client(field("client_id"), Some(field("client_secret")))?;
+                let (user_id, password) = self
+                    .passwords
+                    .get(&field("username").to_ascii_lowercase())
+                    .ok_or(OAuthError::new(400, "invalid_grant", "authentication failure"))?;
+                if password != field("password") {
+                    return Err(OAuthError::new(400, "invalid_grant", "authentication failure"));
+                }
+                user_id.clone()
+            }
+            "refresh_token" => {
+                let secret = form.get("client_secret").map(String::as_str);
+                let app = self.client(field("client_id"), secret)?;
+                let username = app
+                    .refresh_tokens
+                    .iter()
+                    .find(|t| t.token == field("refresh_token"))
+                    .map(|t| t.username.clone())
+                    .ok_or(OAuthError::new(400, "invalid_grant", "expired access/refresh token"))?;
+                active_user(org, &username)?
+            }
+            "client_credentials" => {
+                let app = self.client(field("client_id"), Some(field("client_secret")))?;
+                let run_as = app.run_as.clone().ok_or(OAuthError::new(
+                    400,
+                    "invalid_grant",
+                    "no client credentials user enabled",
+                ))?;
+                active_user(org, &run_as)?
+            }
+            "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
+                let username = self.verify_assertion(field("assertion"), instance_url)?;
+                active_user(org, &username)?
+            }
+            "" => return Err(OAuthError::new(400, "unsupported_grant_type", "grant type not supported")),
+            _ => return Err(OAuthError::new(400, "unsupported_grant_type", "grant type not supported")),
+        };
+        let token = format!("{}!{}", &org.org_id[..15], random_token(48));
+        self.tokens.insert(token.clone(), user_id.clone());
+        let issued_at = Utc::now().timestamp_millis().to_string();
+        Ok(json!({
+            "access_token": token,
+            "instance_url": instance_url,
+            "id": format!("{instance_url}/id/{}/{user_id}", org.org_id),
+            "token_type": "Bearer",
+            "issued_at": issued_at,
+            "signature": random_token(44),
+            "scope": SCOPES,
+        }))
+    }
+
+    /// Finds the connected app; a `None` secret skips the secret check (refresh-token
+    /// grants of apps that do not require the secret).
+    fn client(&self, client_id: &str, secret: Option<&str>) -> Result<&ConnectedApp, OAuthError> {
+        let app = self.apps.iter().find(|a| a.client_id == client_id).ok_or(OAuthError::new(
+            400,
+            "invalid_client_id",
+            "client identifier invalid",
+        ))?;
+        if let Some(secret) = secret
+            && secret != app.client_secret
+        {
+            return Err(OAuthError::new(400, "invalid_client", "invalid client credentials"));
+        }
+        Ok(app)
+    }
+
+    /// Verifies an RS256 assertion against the key of the app it names as issuer and
+    /// returns its subject (a username).
+    fn verify_assertion(&self, assertion: &str, instance_url: &str) -> Result<String, OAuthError> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+        #[derive(serde::Deserialize)]
+        struct Claims {
+            sub: String,
+        }
+        let invalid = OAuthError::new(400, "invalid_grant", "invalid assertion");
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid.clone())?;
+        if header.alg != Algorithm::RS256 {
+            return Err(invalid);
+        }
+        let mut audiences: Vec<&str> = LOGIN_AUDIENCES.to_vec();
+        audiences.push(instance_url);
+        for app in &self.apps {
+            let Some(pem) = &app.jwt_public_key else { continue };
+            let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) else { continue };
+            let mut validation = Validation::new(Algorithm::RS256);
+            validation.set_audience(&audiences);
+            validation.set_issuer(&[app.client_id.as_str()]);
+            validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+            match decode::<Claims>(assertion, &key, &validation) {
+                Ok(data) => return Ok(data.claims.sub),
+                Err(e) => match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+                        return Err(OAuthError::new(400, "invalid_grant", "audience is invalid"));
+                    }
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                        return Err(OAuthError::new(400, "invalid_grant", "expired authorization code"));
+                    }
+                    _ => continue,
+                },
+            }
+        }
+        Err(invalid)
+    }
+}
+
+/// The id of an active user, or the refusal Salesforce gives for anyone else.
+fn active_user(org: &Org, username: &str) -> Result<String, OAuthError> {
+    org.all("User")
+        .find(|u| u.str("Username").is_some_and(|n| n.eq_ignore_ascii_case(username)))
+        .filter(|u| u.get("IsActive") == &Value::Bool(true))
+        .map(|u| u.id.clone())
+        .ok_or(OAuthError::new(400, "invalid_grant", "user hasn't approved this consumer"))
+}
+
+fn random_token(len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
+    let mut rng = rand::rng();
+    (0..len).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}

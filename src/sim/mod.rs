@@ -1,0 +1,442 @@
+//! A local Salesforce org simulator that speaks the REST API closely enough for any
+//! Salesforce client — ours, and third-party ones such as simple-salesforce.
+//!
+//! Layout:
+//! - [`schema`]: objects and fields (`describe`, validation, SOQL names).
+//! - [`org`]: records and the validated write path.
+//! - [`seed`]: org seed files (YAML).
+//! - [`soql`]: the SOQL subset: parser and evaluator.
+//! - [`api`]: REST routing under `/services/data/vNN.0/`, composite included.
+//! - [`auth`]: the OAuth token endpoint.
+//! - this module: the HTTP server, API-usage accounting, injected faults, and the
+//!   `/__sim/` control API that tests and benchmarks use.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod org;
+pub mod schema;
+pub mod seed;
+pub mod soql;
+pub mod value;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use api::{Data, Reply, Request};
+use auth::Auth;
+use error::ApiError;
+pub use seed::Seed;
+
+/// The example org shipped with casebridge (`examples/demo/org.yaml`), built in so that
+/// `casebridge sim` and the demo work from any directory.
+pub const DEMO_ORG: &str = include_str!("../../examples/demo/org.yaml");
+
+/// The API versions the simulator answers to.
+pub const API_VERSIONS: &[&str] = &["58.0", "59.0", "60.0", "61.0", "62.0"];
+
+/// How the simulator runs.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Query rows per page (Salesforce's default and maximum is 2,000).
+    pub batch_size: usize,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions { batch_size: 2000 }
+    }
+}
+
+/// Faults the control API can inject.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every API request, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// The share of API requests answered 503.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// After every N API calls, every access token issued so far stops working.
+    #[serde(default)]
+    pub expire_sessions_every: u64,
+    /// Overrides the seed's daily API request limit.
+    #[serde(default)]
+    pub daily_api_limit: Option<u64>,
+}
+
+/// One logged request.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub status: u16,
+    pub user: Option<String>,
+    pub time: String,
+}
+
+#[derive(Default)]
+struct RequestLog {
+    api: Vec<LoggedRequest>,
+    token: Vec<LoggedRequest>,
+}
+
+struct SimState {
+    data: Data,
+    auth: Auth,
+    faults: Faults,
+    seed_daily_limit: u64,
+    /// API calls counted against the daily limit.
+    api_usage: u64,
+    calls_since_expiry: u64,
+    log: RequestLog,
+    base_url: String,
+    keys: HashMap<String, String>,
+}
+
+type Shared = Arc<Mutex<SimState>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, SimState> {
+    // A panic while holding the lock would be a simulator bug; keep serving regardless.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct Simulator {
+    url: String,
+    state: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Binds `addr` (port 0 picks a free port) and serves `seed` until stopped.
+    pub async fn start(addr: SocketAddr, seed: Seed, options: SimOptions) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+        let url = format!("http://{host}:{}", local.port());
+        let state: Shared = Arc::new(Mutex::new(SimState {
+            data: Data { org: seed.org, cursors: Default::default(), batch_size: options.batch_size.clamp(1, 2000) },
+            auth: Auth::new(seed.apps, seed.passwords),
+            faults: Faults::default(),
+            seed_daily_limit: seed.daily_api_limit,
+            api_usage: 0,
+            calls_since_expiry: 0,
+            log: RequestLog::default(),
+            base_url: url.clone(),
+            keys: seed.keys,
+        }));
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "Simulator server stopped with an error.");
+            }
+        });
+        Ok(Simulator { url, state, shutdown: Some(tx), task: Some(task) })
+    }
+
+    /// `http://HOST:PORT`, the instance URL clients talk to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The id of a seeded record by its `_key` (or a user's or queue's `key`).
+    pub fn id_of(&self, key: &str) -> Option<String> {
+        lock(&self.state).keys.get(key).cloned()
+    }
+
+    /// The org id.
+    pub fn org_id(&self) -> String {
+        lock(&self.state).data.org.org_id.clone()
+    }
+
+    /// Runs a closure over the org, for tests that inspect state directly.
+    pub fn with_org<T>(&self, f: impl FnOnce(&mut org::Org) -> T) -> T {
+        f(&mut lock(&self.state).data.org)
+    }
+
+    /// API requests received so far (not token or control requests).
+    pub fn api_requests(&self) -> Vec<LoggedRequest> {
+        lock(&self.state).log.api.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        lock(&self.state).faults = faults;
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
+
+async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or_default().to_string();
+    if path == "/services/oauth2/token" {
+        return token(&state, &method, &path, &query, &headers, &body);
+    }
+    if let Some(rest) = path.strip_prefix("/__sim/") {
+        return control(&state, &method, rest.trim_end_matches('/'), &body);
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed == "/services/data" {
+        // The versions resource is not an API call and carries no limit header.
+        let versions: Vec<Json> = API_VERSIONS
+            .iter()
+            .map(|v| json!({ "label": format!("v{v}"), "url": format!("/services/data/v{v}"), "version": v }))
+            .collect();
+        return respond(200, Some(Json::Array(versions)), Vec::new(), None);
+    }
+    let Some(after) = trimmed.strip_prefix("/services/data/v") else {
+        return respond(404, Some(ApiError::not_found().body()), Vec::new(), None);
+    };
+    let (version, rest) = after.split_once('/').unwrap_or((after, ""));
+    if !API_VERSIONS.contains(&version) {
+        return respond(404, Some(ApiError::not_found().body()), Vec::new(), None);
+    }
+    let version = version.to_string();
+    let rest = rest.to_string();
+
+    let latency = lock(&state).faults.latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+
+    let mut guard = lock(&state);
+    let st = &mut *guard;
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("OAuth ")))
+        .map(str::trim);
+    let user_id = bearer.and_then(|t| st.auth.user_for(t)).map(str::to_string);
+    let limit = st.faults.daily_api_limit.unwrap_or(st.seed_daily_limit);
+
+    let reply = if user_id.is_none() {
+        Reply { status: 401, body: Some(ApiError::invalid_session().body()), headers: Vec::new() }
+    } else if st.faults.error_rate > 0.0 && rand::rng().random_bool(st.faults.error_rate.clamp(0.0, 1.0)) {
+        Reply {
+            status: 503,
+            body: Some(
+                ApiError::new(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable, try again later").body(),
+            ),
+            headers: Vec::new(),
+        }
+    } else if st.api_usage >= limit {
+        Reply {
+            status: 403,
+            body: Some(ApiError::new(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.").body()),
+            headers: Vec::new(),
+        }
+    } else {
+        st.api_usage += 1;
+        let user_id = user_id.clone().unwrap_or_default();
+        let body_json = if body.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice::<Json>(&body) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    let r = Reply {
+                        status: 400,
+                        body: Some(
+                            ApiError::new(
+                                400,
+                                "JSON_PARSER_ERROR",
+                                format!("Unexpected character at [line:{}, column:{}]", e.line(), e.column()),
+                            )
+                            .body(),
+                        ),
+                        headers: Vec::new(),
+                    };
+                    return finish_api(st, &method, &path, &query, user_id, r, limit);
+                }
+            }
+        };
+        let params = api::parse_query_string(&query);
+        let batch_size = headers
+            .get("sforce-query-options")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("batchSize=")))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .map(|n| n.clamp(200, 2000));
+        let usage = (st.api_usage, limit);
+        let reply = api::dispatch(
+            &mut st.data,
+            Request {
+                method: method.as_str(),
+                segments: if rest.is_empty() { Vec::new() } else { rest.split('/').collect() },
+                version: &version,
+                query: &params,
+                body: body_json,
+                user_id: &user_id,
+                batch_size,
+                usage,
+            },
+        );
+        st.calls_since_expiry += 1;
+        if st.faults.expire_sessions_every > 0 && st.calls_since_expiry >= st.faults.expire_sessions_every {
+            st.calls_since_expiry = 0;
+            st.auth.expire_all();
+        }
+        reply
+    };
+    finish_api(st, &method, &path, &query, user_id.unwrap_or_default(), reply, limit)
+}
+
+fn finish_api(
+    st: &mut SimState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    user_id: String,
+    reply: Reply,
+    limit: u64,
+) -> Response {
+    st.log.api.push(LoggedRequest {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        status: reply.status,
+        user: (!user_id.is_empty()).then_some(user_id),
+        time: value::format_datetime(&Utc::now()),
+    });
+    let limit_info = format!("api-usage={}/{limit}", st.api_usage);
+    respond(reply.status, reply.body, reply.headers, Some(limit_info))
+}
+
+fn respond(status: u16, body: Option<Json>, headers: Vec<(String, String)>, limit_info: Option<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match body {
+        Some(b) => (status, b.to_string()).into_response(),
+        None => status.into_response(),
+    };
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
+    if let Some(info) = limit_info
+        && let Ok(v) = HeaderValue::from_str(&info)
+    {
+        h.insert("sforce-limit-info", v);
+    }
+    for (k, v) in headers {
+        if let (Ok(name), Ok(value)) = (axum::http::HeaderName::try_from(k), HeaderValue::from_str(&v)) {
+            h.insert(name, value);
+        }
+    }
+    response
+}
+
+fn token(state: &Shared, method: &Method, path: &str, query: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+    let mut st = lock(state);
+    let is_form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let mut form = api::parse_query_string(query);
+    if is_form {
+        form.extend(api::parse_query_string(&String::from_utf8_lossy(body)));
+    }
+    let st = &mut *st;
+    let result = if method != Method::POST {
+        Err(auth::OAuthError { status: 400, error: "invalid_request", description: "must use HTTP POST" })
+    } else {
+        st.auth.grant(&st.data.org, &form, &st.base_url.clone())
+    };
+    let (status, body, user) = match result {
+        Ok(b) => {
+            let user = b["id"].as_str().and_then(|s| s.rsplit('/').next()).map(str::to_string);
+            (200, b, user)
+        }
+        Err(e) => (e.status, e.body(), None),
+    };
+    st.log.token.push(LoggedRequest {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: String::new(),
+        status,
+        user,
+        time: value::format_datetime(&Utc::now()),
+    });
+    respond(status, Some(body), Vec::new(), None)
+}
+
+fn control(state: &Shared, method: &Method, what: &str, body: &Bytes) -> Response {
+    let mut st = lock(state);
+    let ok = |b: Json| respond(200, Some(b), Vec::new(), None);
+    match (method.as_str(), what) {
+        ("GET", "requests") => {
+            let limit = st.faults.daily_api_limit.unwrap_or(st.seed_daily_limit);
+            ok(json!({
+                "total": st.log.api.len(),
+                "api_usage": st.api_usage,
+                "daily_api_limit": limit,
+                "requests": st.log.api,
+                "token_requests": st.log.token,
+            }))
+        }
+        ("DELETE", "requests") => {
+            st.log = RequestLog::default();
+            st.api_usage = 0;
+            st.calls_since_expiry = 0;
+            ok(json!({ "reset": true }))
+        }
+        ("GET", "faults") => ok(json!(st.faults)),
+        ("POST", "faults") => match serde_json::from_slice::<Faults>(body) {
+            Ok(f) if (0.0..=1.0).contains(&f.error_rate) => {
+                st.faults = f;
+                st.calls_since_expiry = 0;
+                ok(json!(st.faults))
+            }
+            Ok(_) => respond(400, Some(json!({ "error": "error_rate must be between 0 and 1" })), Vec::new(), None),
+            Err(e) => respond(400, Some(json!({ "error": format!("invalid faults: {e}") })), Vec::new(), None),
+        },
+        ("DELETE", "faults") => {
+            st.faults = Faults::default();
+            ok(json!(st.faults))
+        }
+        ("GET", "keys") => ok(json!(st.keys)),
+        _ => respond(
+            404,
+            Some(json!({ "error": format!("no control endpoint {method} /__sim/{what}") })),
+            Vec::new(),
+            None,
+        ),
+    }
+}

@@ -1,0 +1,715 @@
+//! Object and field metadata of the simulated org: the standard objects casebridge touches,
+//! plus the custom fields an org seed declares.
+//!
+//! This is the single source of truth for `describe`, for SOQL validation (unknown fields,
+//! relationship paths, child relationships) and for write validation (types, lengths,
+//! picklists, read-only and required fields).
+
+use std::collections::HashMap;
+
+/// The Salesforce field types the simulator knows, named as `describe` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Id,
+    String,
+    TextArea,
+    Email,
+    Phone,
+    Url,
+    Picklist,
+    Boolean,
+    Int,
+    Double,
+    Currency,
+    Date,
+    DateTime,
+    Reference,
+}
+
+impl FieldType {
+    /// The `type` value in a describe result.
+    pub fn describe_name(self) -> &'static str {
+        match self {
+            FieldType::Id => "id",
+            FieldType::String => "string",
+            FieldType::TextArea => "textarea",
+            FieldType::Email => "email",
+            FieldType::Phone => "phone",
+            FieldType::Url => "url",
+            FieldType::Picklist => "picklist",
+            FieldType::Boolean => "boolean",
+            FieldType::Int => "int",
+            FieldType::Double => "double",
+            FieldType::Currency => "currency",
+            FieldType::Date => "date",
+            FieldType::DateTime => "datetime",
+            FieldType::Reference => "reference",
+        }
+    }
+
+    /// Parses the type names an org seed may use for custom fields.
+    pub fn from_seed_name(name: &str) -> Option<FieldType> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "string" | "text" => FieldType::String,
+            "textarea" | "longtextarea" => FieldType::TextArea,
+            "email" => FieldType::Email,
+            "phone" => FieldType::Phone,
+            "url" => FieldType::Url,
+            "picklist" => FieldType::Picklist,
+            "boolean" | "checkbox" => FieldType::Boolean,
+            "int" | "integer" => FieldType::Int,
+            "double" | "number" => FieldType::Double,
+            "currency" => FieldType::Currency,
+            "date" => FieldType::Date,
+            "datetime" => FieldType::DateTime,
+            "reference" | "lookup" => FieldType::Reference,
+            _ => return None,
+        })
+    }
+
+    /// Whether values of this type are text (and so have a length limit).
+    pub fn is_text(self) -> bool {
+        matches!(
+            self,
+            FieldType::String
+                | FieldType::TextArea
+                | FieldType::Email
+                | FieldType::Phone
+                | FieldType::Url
+                | FieldType::Picklist
+        )
+    }
+}
+
+/// One field of an object.
+#[derive(Debug, Clone)]
+pub struct FieldDef {
+    pub name: String,
+    pub label: String,
+    pub kind: FieldType,
+    /// Maximum length in characters for text fields; 0 otherwise.
+    pub length: usize,
+    /// Whether the limit is counted in UTF-8 bytes rather than characters
+    /// (`CaseComment.CommentBody` holds 4,000 bytes).
+    pub length_in_bytes: bool,
+    pub nillable: bool,
+    pub createable: bool,
+    pub updateable: bool,
+    pub defaulted_on_create: bool,
+    pub default_value: Option<String>,
+    pub picklist: Vec<String>,
+    pub restricted_picklist: bool,
+    pub reference_to: Vec<String>,
+    pub relationship_name: Option<String>,
+    pub custom: bool,
+    pub auto_number: bool,
+    pub calculated: bool,
+}
+
+impl FieldDef {
+    fn new(name: &str, label: &str, kind: FieldType) -> FieldDef {
+        FieldDef {
+            name: name.to_string(),
+            label: label.to_string(),
+            kind,
+            length: 0,
+            length_in_bytes: false,
+            nillable: true,
+            createable: true,
+            updateable: true,
+            defaulted_on_create: false,
+            default_value: None,
+            picklist: Vec::new(),
+            restricted_picklist: false,
+            reference_to: Vec::new(),
+            relationship_name: None,
+            custom: false,
+            auto_number: false,
+            calculated: false,
+        }
+    }
+
+    /// Whether a create without this field is refused with `REQUIRED_FIELD_MISSING`.
+    pub fn required_on_create(&self) -> bool {
+        !self.nillable && self.createable && !self.defaulted_on_create && self.kind != FieldType::Boolean
+    }
+}
+
+/// A child relationship, such as `Case.CaseComments` (CaseComment.ParentId → Case).
+#[derive(Debug, Clone)]
+pub struct ChildRelationship {
+    pub name: String,
+    pub child_object: String,
+    pub field: String,
+}
+
+/// One sObject type.
+#[derive(Debug, Clone)]
+pub struct ObjectDef {
+    pub name: String,
+    pub label: String,
+    pub key_prefix: String,
+    pub createable: bool,
+    pub updateable: bool,
+    pub deletable: bool,
+    pub fields: Vec<FieldDef>,
+    pub children: Vec<ChildRelationship>,
+    field_index: HashMap<String, usize>,
+}
+
+impl ObjectDef {
+    /// Looks a field up by name, case-insensitively as SOQL and the REST API do.
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.field_index.get(&name.to_ascii_lowercase()).map(|&i| &self.fields[i])
+    }
+
+    /// Looks a parent relationship up by its name (`Contact`, `Owner`), case-insensitively.
+    pub fn relationship(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.relationship_name.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(name)))
+    }
+
+    /// Looks a child relationship up by its name (`CaseComments`), case-insensitively.
+    pub fn child(&self, name: &str) -> Option<&ChildRelationship> {
+        self.children.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    fn push(&mut self, field: FieldDef) {
+        self.field_index.insert(field.name.to_ascii_lowercase(), self.fields.len());
+        self.fields.push(field);
+    }
+}
+
+/// All objects of the org.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    objects: Vec<ObjectDef>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Schema {
+    /// The standard objects, without custom fields.
+    pub fn standard() -> Schema {
+        let mut schema = Schema { objects: Vec::new(), by_name: HashMap::new() };
+        for object in standard_objects() {
+            schema.add(object);
+        }
+        schema
+    }
+
+    fn add(&mut self, object: ObjectDef) {
+        self.by_name.insert(object.name.to_ascii_lowercase(), self.objects.len());
+        self.objects.push(object);
+    }
+
+    pub fn object(&self, name: &str) -> Option<&ObjectDef> {
+        self.by_name.get(&name.to_ascii_lowercase()).map(|&i| &self.objects[i])
+    }
+
+    pub fn objects(&self) -> &[ObjectDef] {
+        &self.objects
+    }
+
+    /// The object an id belongs to, by its three-character key prefix.
+    pub fn object_for_id(&self, id: &str) -> Option<&ObjectDef> {
+        let prefix = id.get(..3)?;
+        self.objects.iter().find(|o| o.key_prefix == prefix)
+    }
+
+    /// Adds a custom field declared by an org seed. Errors are for the seed's author.
+    pub fn add_custom_field(&mut self, object: &str, spec: &CustomFieldSpec) -> Result<(), String> {
+        let Some(&idx) = self.by_name.get(&object.to_ascii_lowercase()) else {
+            return Err(format!("custom field on unknown object '{object}'"));
+        };
+        if !spec.name.ends_with("__c") {
+            return Err(format!("custom field '{}' must end with __c", spec.name));
+        }
+        let kind = FieldType::from_seed_name(&spec.kind)
+            .ok_or_else(|| format!("custom field '{}': unknown type '{}'", spec.name, spec.kind))?;
+        if self.objects[idx].field(&spec.name).is_some() {
+            return Err(format!("custom field '{}' is declared twice on {object}", spec.name));
+        }
+        let label = spec.label.clone().unwrap_or_else(|| spec.name.trim_end_matches("__c").replace('_', " "));
+        let mut field = FieldDef::new(&spec.name, &label, kind);
+        field.custom = true;
+        field.nillable = !spec.required;
+        field.length = match (kind, spec.length) {
+            (_, Some(n)) => n,
+            (FieldType::TextArea, None) => 32768,
+            (FieldType::Picklist, None) => 255,
+            (k, None) if k.is_text() => 255,
+            _ => 0,
+        };
+        field.picklist = spec.values.clone();
+        field.restricted_picklist = spec.restricted;
+        if kind == FieldType::Reference {
+            let target = spec
+                .reference_to
+                .clone()
+                .ok_or_else(|| format!("reference field '{}' needs reference_to", spec.name))?;
+            if self.object(&target).is_none() {
+                return Err(format!("reference field '{}' points at unknown object '{target}'", spec.name));
+            }
+            field.relationship_name = Some(spec.name.trim_end_matches("__c").to_string() + "__r");
+            field.reference_to = vec![target];
+        }
+        self.objects[idx].push(field);
+        Ok(())
+    }
+}
+
+/// A custom field as an org seed declares it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFieldSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub length: Option<usize>,
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub restricted: bool,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub reference_to: Option<String>,
+}
+
+/// A small builder so the standard object table below stays readable.
+struct ObjectBuilder(ObjectDef);
+
+impl ObjectBuilder {
+    fn new(name: &str, prefix: &str) -> ObjectBuilder {
+        let mut def = ObjectDef {
+            name: name.to_string(),
+            label: name.to_string(),
+            key_prefix: prefix.to_string(),
+            createable: true,
+            updateable: true,
+            deletable: true,
+            fields: Vec::new(),
+            children: Vec::new(),
+            field_index: HashMap::new(),
+        };
+        let mut id = FieldDef::new("Id", &format!("{name} ID"), FieldType::Id);
+        id.length = 18;
+        id.nillable = false;
+        id.createable = false;
+        id.updateable = false;
+        id.defaulted_on_create = true;
+        def.push(id);
+        let mut b = ObjectBuilder(def);
+        b = b.field(FieldDef { ..system(FieldDef::new("IsDeleted", "Deleted", FieldType::Boolean)) });
+        for (field, label, rel) in [
+            ("CreatedById", "Created By ID", "CreatedBy"),
+            ("LastModifiedById", "Last Modified By ID", "LastModifiedBy"),
+        ] {
+            let mut f = system(FieldDef::new(field, label, FieldType::Reference));
+            f.length = 18;
+            f.reference_to = vec!["User".into()];
+            f.relationship_name = Some(rel.into());
+            b = b.field(f);
+        }
+        for (field, label) in [
+            ("CreatedDate", "Created Date"),
+            ("LastModifiedDate", "Last Modified Date"),
+            ("SystemModstamp", "System Modstamp"),
+        ] {
+            b = b.field(system(FieldDef::new(field, label, FieldType::DateTime)));
+        }
+        b
+    }
+
+    fn field(mut self, field: FieldDef) -> Self {
+        self.0.push(field);
+        self
+    }
+
+    fn text(self, name: &str, label: &str, kind: FieldType, length: usize) -> Self {
+        let mut f = FieldDef::new(name, label, kind);
+        f.length = length;
+        self.field(f)
+    }
+
+    fn required_text(self, name: &str, label: &str, length: usize) -> Self {
+        let mut f = FieldDef::new(name, label, FieldType::String);
+        f.length = length;
+        f.nillable = false;
+        self.field(f)
+    }
+
+    fn flag(self, name: &str, label: &str) -> Self {
+        let mut f = FieldDef::new(name, label, FieldType::Boolean);
+        f.nillable = false;
+        f.defaulted_on_create = true;
+        self.field(f)
+    }
+
+    fn picklist(self, name: &str, label: &str, values: &[&str], default: Option<&str>) -> Self {
+        let mut f = FieldDef::new(name, label, FieldType::Picklist);
+        f.length = 255;
+        f.picklist = values.iter().map(|v| v.to_string()).collect();
+        f.restricted_picklist = true;
+        if let Some(d) = default {
+            f.default_value = Some(d.to_string());
+            f.defaulted_on_create = true;
+            f.nillable = false;
+        }
+        self.field(f)
+    }
+
+    fn reference(self, name: &str, label: &str, to: &[&str], relationship: &str) -> Self {
+        let mut f = FieldDef::new(name, label, FieldType::Reference);
+        f.length = 18;
+        f.reference_to = to.iter().map(|t| t.to_string()).collect();
+        f.relationship_name = Some(relationship.to_string());
+        self.field(f)
+    }
+
+    /// A reference that must be given on create and cannot change afterwards
+    /// (a master-detail parent such as `CaseComment.ParentId`).
+    fn parent(self, name: &str, label: &str, to: &[&str], relationship: &str) -> Self {
+        let b = self.reference(name, label, to, relationship);
+        let mut b = b;
+        let f = b.0.fields.last_mut().expect("just pushed");
+        f.nillable = false;
+        f.updateable = false;
+        b
+    }
+
+    fn readonly(mut self, name: &str, label: &str, kind: FieldType, length: usize) -> Self {
+        let mut f = FieldDef::new(name, label, kind);
+        f.length = length;
+        f.createable = false;
+        f.updateable = false;
+        f.calculated = true;
+        if kind == FieldType::Boolean {
+            f.nillable = false;
+            f.defaulted_on_create = true;
+        }
+        self.0.push(f);
+        self
+    }
+
+    fn child(mut self, name: &str, child_object: &str, field: &str) -> Self {
+        self.0.children.push(ChildRelationship {
+            name: name.to_string(),
+            child_object: child_object.to_string(),
+            field: field.to_string(),
+        });
+        self
+    }
+
+    fn not_writable(mut self) -> Self {
+        self.0.createable = false;
+        self.0.updateable = false;
+        self.0.deletable = false;
+        self
+    }
+
+    fn not_updateable(mut self) -> Self {
+        self.0.updateable = false;
+        for f in self.0.fields.iter_mut() {
+            f.updateable = false;
+        }
+        self
+    }
+
+    fn build(self) -> ObjectDef {
+        self.0
+    }
+}
+
+/// Marks a field as maintained by the platform: never createable or updateable.
+fn system(mut f: FieldDef) -> FieldDef {
+    f.createable = false;
+    f.updateable = false;
+    f.nillable = false;
+    f.defaulted_on_create = true;
+    f
+}
+
+use FieldType as T;
+
+fn standard_objects() -> Vec<ObjectDef> {
+    let owner_any = &["User", "Group"];
+    vec![
+        ObjectBuilder::new("User", "005")
+            .required_text("Username", "Username", 80)
+            .text("FirstName", "First Name", T::String, 40)
+            .required_text("LastName", "Last Name", 80)
+            .readonly("Name", "Full Name", T::String, 121)
+            .text("Email", "Email", T::Email, 128)
+            .text("Alias", "Alias", T::String, 8)
+            .flag("IsActive", "Active")
+            .picklist(
+                "UserType",
+                "User Type",
+                &[
+                    "Standard",
+                    "PowerPartner",
+                    "PowerCustomerSuccess",
+                    "CustomerSuccess",
+                    "CspLitePortal",
+                    "CsnOnly",
+                    "Guest",
+                    "AutomatedProcess",
+                ],
+                Some("Standard"),
+            )
+            .reference("ContactId", "Contact ID", &["Contact"], "Contact")
+            .build(),
+        ObjectBuilder::new("Group", "00G")
+            .required_text("Name", "Name", 40)
+            .text("DeveloperName", "Developer Name", T::String, 80)
+            .picklist("Type", "Type", &["Regular", "Queue", "Role", "Organization"], Some("Regular"))
+            .text("Email", "Email", T::Email, 255)
+            .child("QueueSobjects", "QueueSobject", "QueueId")
+            .build(),
+        ObjectBuilder::new("QueueSobject", "03g")
+            .parent("QueueId", "Queue ID", &["Group"], "Queue")
+            .required_text("SobjectType", "Sobject Type", 40)
+            .not_updateable()
+            .build(),
+        ObjectBuilder::new("RecordType", "012")
+            .required_text("Name", "Name", 80)
+            .text("DeveloperName", "Developer Name", T::String, 80)
+            .required_text("SobjectType", "Sobject Type", 40)
+            .flag("IsActive", "Active")
+            .not_writable()
+            .build(),
+        ObjectBuilder::new("Account", "001")
+            .required_text("Name", "Account Name", 255)
+            .picklist("Type", "Account Type", &["Prospect", "Customer", "Partner", "Other"], None)
+            .text("Industry", "Industry", T::String, 255)
+            .text("Website", "Website", T::Url, 255)
+            .text("Phone", "Account Phone", T::Phone, 40)
+            .text("BillingCountry", "Billing Country", T::String, 80)
+            .text("Description", "Account Description", T::TextArea, 32000)
+            .reference("OwnerId", "Owner ID", &["User"], "Owner")
+            .child("Contacts", "Contact", "AccountId")
+            .child("Cases", "Case", "AccountId")
+            .child("Opportunities", "Opportunity", "AccountId")
+            .build(),
+        ObjectBuilder::new("Contact", "003")
+            .text("FirstName", "First Name", T::String, 40)
+            .required_text("LastName", "Last Name", 80)
+            .readonly("Name", "Full Name", T::String, 121)
+            .text("Email", "Email", T::Email, 80)
+            .text("Phone", "Business Phone", T::Phone, 40)
+            .text("Title", "Title", T::String, 128)
+            .reference("AccountId", "Account ID", &["Account"], "Account")
+            .reference("OwnerId", "Owner ID", &["User"], "Owner")
+            .child("Cases", "Case", "ContactId")
+            .child("OpportunityContactRoles", "OpportunityContactRole", "ContactId")
+            .build(),
+        ObjectBuilder::new("Case", "500")
+            .readonly("CaseNumber", "Case Number", T::String, 30)
+            .text("Subject", "Subject", T::String, 255)
+            .text("Description", "Description", T::TextArea, 32000)
+            .picklist("Status", "Status", &["New", "Working", "Escalated", "Closed"], Some("New"))
+            .picklist("Priority", "Priority", &["High", "Medium", "Low"], Some("Medium"))
+            .picklist("Origin", "Case Origin", &["Phone", "Email", "Web", "Chat"], None)
+            .picklist("Type", "Case Type", &["Question", "Problem", "Feature Request"], None)
+            .picklist(
+                "Reason",
+                "Case Reason",
+                &["Installation", "Equipment Complexity", "Performance", "Breakdown", "Other"],
+                None,
+            )
+            .readonly("IsClosed", "Closed", T::Boolean, 0)
+            .readonly("ClosedDate", "Closed Date", T::DateTime, 0)
+            .flag("IsEscalated", "Escalated")
+            .reference("OwnerId", "Owner ID", owner_any, "Owner")
+            .reference("ContactId", "Contact ID", &["Contact"], "Contact")
+            .reference("AccountId", "Account ID", &["Account"], "Account")
+            .reference("ParentId", "Parent Case ID", &["Case"], "Parent")
+            .reference("RecordTypeId", "Record Type ID", &["RecordType"], "RecordType")
+            .text("SuppliedName", "Web Name", T::String, 80)
+            .text("SuppliedEmail", "Web Email", T::Email, 80)
+            .text("SuppliedPhone", "Web Phone", T::String, 40)
+            .child("CaseComments", "CaseComment", "ParentId")
+            .child("EmailMessages", "EmailMessage", "ParentId")
+            .child("Feeds", "FeedItem", "ParentId")
+            .child("TopicAssignments", "TopicAssignment", "EntityId")
+            .child("Cases", "Case", "ParentId")
+            .child("Tasks", "Task", "WhatId")
+            .build(),
+        ObjectBuilder::new("CaseComment", "00a")
+            .parent("ParentId", "Parent ID", &["Case"], "Parent")
+            .field(FieldDef {
+                length: 4000,
+                length_in_bytes: true,
+                ..FieldDef::new("CommentBody", "Body", T::TextArea)
+            })
+            .flag("IsPublished", "Published")
+            .build(),
+        ObjectBuilder::new("EmailMessage", "02s")
+            .reference("ParentId", "Parent Case ID", &["Case"], "Parent")
+            .text("Subject", "Subject", T::String, 3000)
+            .text("TextBody", "Text Body", T::TextArea, 131072)
+            .text("HtmlBody", "HTML Body", T::TextArea, 131072)
+            .text("FromAddress", "From Address", T::Email, 255)
+            .text("FromName", "From Name", T::String, 1000)
+            .text("ToAddress", "To Address", T::String, 4000)
+            .text("CcAddress", "CC Address", T::String, 4000)
+            .text("BccAddress", "BCC Address", T::String, 4000)
+            .flag("Incoming", "Is Incoming")
+            .field(FieldDef {
+                nillable: false,
+                length: 255,
+                picklist: ["0", "1", "2", "3", "4", "5"].iter().map(|s| s.to_string()).collect(),
+                restricted_picklist: true,
+                ..FieldDef::new("Status", "Status", T::Picklist)
+            })
+            .field(FieldDef::new("MessageDate", "Message Date", T::DateTime))
+            .text("MessageIdentifier", "Message ID", T::String, 255)
+            .text("ThreadIdentifier", "Thread ID", T::String, 255)
+            .text("Headers", "Headers", T::TextArea, 32000)
+            .reference("ReplyToEmailMessageId", "Reply To Email Message ID", &["EmailMessage"], "ReplyToEmailMessage")
+            .build(),
+        ObjectBuilder::new("FeedItem", "0D5")
+            .parent("ParentId", "Parent ID", &["Case", "Account", "Contact", "User"], "Parent")
+            .text("Body", "Body", T::TextArea, 10000)
+            .text("Title", "Title", T::String, 255)
+            .picklist(
+                "Type",
+                "Feed Item Type",
+                &["TextPost", "LinkPost", "ContentPost", "TrackedChange"],
+                Some("TextPost"),
+            )
+            .picklist("Visibility", "Visibility", &["AllUsers", "InternalUsers"], Some("AllUsers"))
+            .flag("IsRichText", "Is Rich Text")
+            .build(),
+        ObjectBuilder::new("Topic", "0TO")
+            .required_text("Name", "Name", 99)
+            .text("Description", "Description", T::TextArea, 1000)
+            .child("TopicAssignments", "TopicAssignment", "TopicId")
+            .build(),
+        ObjectBuilder::new("TopicAssignment", "0FT")
+            .parent("TopicId", "Topic ID", &["Topic"], "Topic")
+            .parent("EntityId", "Entity ID", &["Case", "Account", "Contact", "Opportunity"], "Entity")
+            .readonly("EntityType", "Entity Type", T::String, 40)
+            .not_updateable()
+            .build(),
+        ObjectBuilder::new("Lead", "00Q")
+            .text("FirstName", "First Name", T::String, 40)
+            .required_text("LastName", "Last Name", 80)
+            .readonly("Name", "Full Name", T::String, 121)
+            .required_text("Company", "Company", 255)
+            .text("Email", "Email", T::Email, 80)
+            .text("Phone", "Phone", T::Phone, 40)
+            .text("Title", "Title", T::String, 128)
+            .text("Description", "Description", T::TextArea, 32000)
+            .picklist(
+                "Status",
+                "Lead Status",
+                &["Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"],
+                Some("Open - Not Contacted"),
+            )
+            .picklist("LeadSource", "Lead Source", &["Web", "Phone Inquiry", "Partner Referral", "Chat", "Other"], None)
+            .reference("OwnerId", "Owner ID", owner_any, "Owner")
+            .readonly("IsConverted", "Converted", T::Boolean, 0)
+            .child("Tasks", "Task", "WhoId")
+            .build(),
+        ObjectBuilder::new("Task", "00T")
+            .text("Subject", "Subject", T::String, 255)
+            .text("Description", "Description", T::TextArea, 32000)
+            .picklist(
+                "Status",
+                "Status",
+                &["Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"],
+                Some("Not Started"),
+            )
+            .picklist("Priority", "Priority", &["High", "Normal", "Low"], Some("Normal"))
+            .reference("WhoId", "Name ID", &["Contact", "Lead"], "Who")
+            .reference("WhatId", "Related To ID", &["Case", "Account", "Opportunity"], "What")
+            .reference("OwnerId", "Assigned To ID", owner_any, "Owner")
+            .field(FieldDef::new("ActivityDate", "Due Date Only", T::Date))
+            .readonly("IsClosed", "Closed", T::Boolean, 0)
+            .picklist("TaskSubtype", "Task Subtype", &["Task", "Email", "Call"], None)
+            .build(),
+        ObjectBuilder::new("Opportunity", "006")
+            .required_text("Name", "Name", 120)
+            .field(FieldDef {
+                nillable: false,
+                length: 255,
+                picklist: ["Prospecting", "Qualification", "Proposal", "Negotiation", "Closed Won", "Closed Lost"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                restricted_picklist: true,
+                ..FieldDef::new("StageName", "Stage", T::Picklist)
+            })
+            .field(FieldDef { nillable: false, ..FieldDef::new("CloseDate", "Close Date", T::Date) })
+            .field(FieldDef::new("Amount", "Amount", T::Currency))
+            .reference("AccountId", "Account ID", &["Account"], "Account")
+            .reference("OwnerId", "Owner ID", &["User"], "Owner")
+            .readonly("IsClosed", "Closed", T::Boolean, 0)
+            .child("OpportunityContactRoles", "OpportunityContactRole", "OpportunityId")
+            .child("Tasks", "Task", "WhatId")
+            .build(),
+        ObjectBuilder::new("OpportunityContactRole", "00K")
+            .parent("OpportunityId", "Opportunity ID", &["Opportunity"], "Opportunity")
+            .reference("ContactId", "Contact ID", &["Contact"], "Contact")
+            .picklist(
+                "Role",
+                "Role",
+                &["Business User", "Decision Maker", "Economic Buyer", "Technical Buyer", "Influencer", "Other"],
+                None,
+            )
+            .flag("IsPrimary", "Primary")
+            .build(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_are_case_insensitive() {
+        let s = Schema::standard();
+        let case = s.object("case").unwrap();
+        assert_eq!(case.name, "Case");
+        assert_eq!(case.field("ownerid").unwrap().name, "OwnerId");
+        assert_eq!(case.relationship("contact").unwrap().name, "ContactId");
+        assert_eq!(case.child("casecomments").unwrap().child_object, "CaseComment");
+        assert_eq!(s.object_for_id("500000000000001").unwrap().name, "Case");
+    }
+
+    #[test]
+    fn every_child_relationship_points_at_a_reference_field() {
+        let s = Schema::standard();
+        for o in s.objects() {
+            for c in &o.children {
+                let child = s.object(&c.child_object).unwrap_or_else(|| panic!("{}", c.child_object));
+                let f = child.field(&c.field).unwrap_or_else(|| panic!("{}.{}", c.child_object, c.field));
+                assert!(f.reference_to.contains(&o.name), "{}.{} -> {}", child.name, f.name, o.name);
+            }
+        }
+    }
+
+    #[test]
+    fn custom_fields_are_validated() {
+        let mut s = Schema::standard();
+        let spec = |name: &str, kind: &str| CustomFieldSpec {
+            name: name.into(),
+            kind: kind.into(),
+            label: None,
+            length: None,
+            values: vec![],
+            restricted: false,
+            required: false,
+            reference_to: None,
+        };
+        assert!(s.add_custom_field("Case", &spec("Tier", "string")).unwrap_err().contains("__c"));
+        assert!(s.add_custom_field("Case", &spec("Tier__c", "blob")).unwrap_err().contains("unknown type"));
+        s.add_custom_field("Case", &spec("Tier__c", "string")).unwrap();
+        assert_eq!(s.object("Case").unwrap().field("tier__c").unwrap().length, 255);
+        assert!(s.add_custom_field("Case", &spec("Tier__c", "string")).is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! Org seed files: the YAML that describes a simulated org — users and their passwords,
+//! queues and the objects they support, connected apps, custom fields, and records.
+//!
+//! Records are written through the same validated write path as API calls, so a seed that
+//! Salesforce would refuse is refused here too, with the record it was about. Values that
+//! start with `@` name another seeded record by its `_key` (`@@` escapes a literal `@`);
+//! `_created` (`-2h`, `-30m`, `-3d` or a datetime) and `_created_by` (`@key`) set audit fields.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use super::org::{Org, WriteCtx};
+use super::schema::{CustomFieldSpec, Schema};
+use super::value::parse_datetime;
+
+/// The seed file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFile {
+    #[serde(default)]
+    pub org: OrgSettings,
+    #[serde(default)]
+    pub connected_apps: Vec<ConnectedApp>,
+    pub users: Vec<SeedUser>,
+    #[serde(default)]
+    pub queues: Vec<SeedQueue>,
+    #[serde(default)]
+    pub custom_fields: HashMap<String, Vec<CustomFieldSpec>>,
+    /// Object name → records, created in file order.
+    #[serde(default)]
+    pub records: serde_yaml::Mapping,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    #[serde(default = "default_org_name")]
+    pub name: String,
+    #[serde(default = "default_daily_api_limit")]
+    pub daily_api_limit: u64,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        OrgSettings { name: default_org_name(), daily_api_limit: default_daily_api_limit() }
+    }
+}
+
+fn default_org_name() -> String {
+    "Simulated Org".into()
+}
+
+/// A Developer Edition org's daily API request allowance.
+fn default_daily_api_limit() -> u64 {
+    15_000
+}
+
+/// A connected app that may obtain tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectedApp {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The user the client-credentials grant runs as (username).
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Refresh tokens already issued to users of this app.
+    #[serde(default)]
+    pub refresh_tokens: Vec<SeedRefreshToken>,
+    /// PEM public key (or certificate's key) that verifies JWT bearer assertions.
+    #[serde(default)]
+    pub jwt_public_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRefreshToken {
+    pub token: String,
+    pub username: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedUser {
+    pub key: String,
+    pub username: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    pub last_name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default = "default_user_type")]
+    pub user_type: String,
+    #[serde(default = "yes")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// For portal users: the `@key` of their contact record.
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
+fn default_user_type() -> String {
+    "Standard".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedQueue {
+    pub key: String,
+    pub name: String,
+    #[serde(default)]
+    pub developer_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Objects the queue may own, such as `[Case]`.
+    pub supports: Vec<String>,
+}
+
+/// A loaded seed: the org plus what the token endpoint needs.
+#[derive(Debug)]
+pub struct Seed {
+    pub org: Org,
+    pub name: String,
+    pub daily_api_limit: u64,
+    pub apps: Vec<ConnectedApp>,
+    /// Username (lowercase) → (user id, password).
+    pub passwords: HashMap<String, (String, String)>,
+    /// `_key` → id, for tests and the demo to find seeded records.
+    pub keys: HashMap<String, String>,
+}
+
+/// Parses and loads a seed. `source` names the file in error messages.
+pub fn load(yaml: &str, source: &str) -> Result<Seed, String> {
+    let file: SeedFile = serde_yaml::from_str(yaml).map_err(|e| match e.location() {
+        Some(loc) => format!("{source}:{}:{}: {e}", loc.line(), loc.column()),
+        None => format!("{source}: {e}"),
+    })?;
+    build(file).map_err(|e| format!("{source}: {e}"))
+}
+
+fn build(file: SeedFile) -> Result<Seed, String> {
+    let mut schema = Schema::standard();
+    for (object, fields) in &file.custom_fields {
+        for spec in fields {
+            schema.add_custom_field(object, spec).map_err(|e| format!("custom_fields.{object}: {e}"))?;
+        }
+    }
+    let mut org = Org::new(schema);
+    let now = Utc::now();
+    let mut keys: HashMap<String, String> = HashMap::new();
+    let mut passwords = HashMap::new();
+    if file.users.is_empty() {
+        return Err("users: at least one user is needed".into());
+    }
+
+    // Users come first: everything else is created by, or owned by, a user. The first user
+    // creates itself, as an org's first admin does.
+    let mut ctx = WriteCtx { user_id: String::new(), now, allow_system_fields: true };
+    for (i, u) in file.users.iter().enumerate() {
+        let mut body = Map::new();
+        body.insert("Username".into(), Json::String(u.username.clone()));
+        body.insert("LastName".into(), Json::String(u.last_name.clone()));
+        if let Some(f) = &u.first_name {
+            body.insert("FirstName".into(), Json::String(f.clone()));
+        }
+        if let Some(e) = &u.email {
+            body.insert("Email".into(), Json::String(e.clone()));
+        }
+        body.insert("UserType".into(), Json::String(u.user_type.clone()));
+        body.insert("IsActive".into(), Json::Bool(u.is_active));
+        body.insert("Alias".into(), Json::String(u.key.chars().take(8).collect()));
+        let id = org
+            .create("User", &body, &ctx)
+            .map_err(|e| format!("users[{i}] ({}): {}: {}", u.username, e.code, e.message))?;
+        if ctx.user_id.is_empty() {
+            ctx.user_id = id.clone();
+        }
+        insert_key(&mut keys, &u.key, &id)?;
+        if let Some(p) = &u.password {
+            passwords.insert(u.username.to_ascii_lowercase(), (id.clone(), p.clone()));
+        }
+    }
+
+    for (i, q) in file.queues.iter().enumerate() {
+        let mut body = Map::new();
+        body.insert("Name".into(), Json::String(q.name.clone()));
+        body.insert("Type".into(), Json::String("Queue".into()));
+        body.insert(
+            "DeveloperName".into(),
+            Json::String(q.developer_name.clone().unwrap_or_else(|| q.name.replace(' ', "_"))),
+        );
+        if let Some(e) = &q.email {
+            body.insert("Email".into(), Json::String(e.clone()));
+        }
+        let id = org
+            .create("Group", &body, &ctx)
+            .map_err(|e| format!("queues[{i}] ({}): {}: {}", q.name, e.code, e.message))?;
+        for object in &q.supports {
+            let mut qs = Map::new();
+            qs.insert("QueueId".into(), Json::String(id.clone()));
+            qs.insert("SobjectType".into(), Json::String(object.clone()));
+            org.create("QueueSobject", &qs, &ctx).map_err(|e| format!("queues[{i}]: {}: {}", e.code, e.message))?;
+        }
+        insert_key(&mut keys, &q.key, &id)?;
+    }
+
+    for (object, list) in &file.records {
+        let object = object.as_str().ok_or("records: object names must be strings")?;
+        let list = list.as_sequence().ok_or_else(|| format!("records.{object}: expected a list of records"))?;
+        for (i, item) in list.iter().enumerate() {
+            let at = format!("records.{object}[{i}]");
+            let json: Json = serde_json::to_value(item).map_err(|e| format!("{at}: {e}"))?;
+            let Json::Object(fields) = json else { return Err(format!("{at}: expected a mapping of fields")) };
+            let mut body = Map::new();
+            let mut record_ctx = ctx.clone();
+            let mut key = None;
+            for (name, value) in fields {
+                match name.as_str() {
+                    "_key" => {
+                        key = Some(value.as_str().ok_or_else(|| format!("{at}: _key must be a string"))?.to_string())
+                    }
+                    "_created" => {
+                        let text = value.as_str().ok_or_else(|| format!("{at}: _created must be a string"))?;
+                        record_ctx.now = relative_time(text, now).ok_or_else(|| {
+                            format!("{at}: _created: expected -30m, -2h, -3d or a datetime, found '{text}'")
+                        })?;
+                    }
+                    "_created_by" => {
+                        let r = value.as_str().unwrap_or_default();
+                        record_ctx.user_id = resolve_key(&keys, r).map_err(|e| format!("{at}: _created_by: {e}"))?;
+                    }
+                    _ if name.starts_with('_') => return Err(format!("{at}: unknown seed directive '{name}'")),
+                    _ => {
+                        let value = match value.as_str() {
+                            Some(s) if s.starts_with('@') => {
+                                Json::String(resolve_key(&keys, s).map_err(|e| format!("{at}.{name}: {e}"))?)
+                            }
+                            _ => value,
+                        };
+                        body.insert(name, value);
+                    }
+                }
+            }
+            let id = org.create(object, &body, &record_ctx).map_err(|e| format!("{at}: {}: {}", e.code, e.message))?;
+            if let Some(k) = key {
+                insert_key(&mut keys, &k, &id)?;
+            }
+        }
+    }
+
+    // Portal users are linked to their contacts once the contacts exist.
+    for (i, u) in file.users.iter().enumerate() {
+        if let Some(contact) = &u.contact {
+            let contact_id = resolve_key(&keys, contact).map_err(|e| format!("users[{i}].contact: {e}"))?;
+            let mut body = Map::new();
+            body.insert("ContactId".into(), Json::String(contact_id));
+            org.update("User", &keys[&u.key], &body, &ctx)
+                .map_err(|e| format!("users[{i}].contact: {}: {}", e.code, e.message))?;
+        }
+    }
+
+    Ok(Seed {
+        org,
+        name: file.org.name,
+        daily_api_limit: file.org.daily_api_limit,
+        apps: file.connected_apps,
+        passwords,
+        keys,
+    })
+}
+
+fn insert_key(keys: &mut HashMap<String, String>, key: &str, id: &str) -> Result<(), String> {
+    if keys.insert(key.to_string(), id.to_string()).is_some() {
+        return Err(format!("key '{key}' is used twice"));
+    }
+    Ok(())
+}
+
+fn resolve_key(keys: &HashMap<String, String>, reference: &str) -> Result<String, String> {
+    if let Some(literal) = reference.strip_prefix("@@") {
+        return Ok(format!("@{literal}"));
+    }
+    let key = reference.strip_prefix('@').unwrap_or(reference);
+    keys.get(key).cloned().ok_or_else(|| format!("no record with key '{key}' is defined before this one"))
+}
+
+fn relative_time(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(rest) = text.strip_prefix('-') {
+        let (n, unit) = rest.split_at(rest.len().checked_sub(1)?);
+        let n: i64 = n.parse().ok()?;
+        let d = match unit {
+            "s" => Duration::seconds(n),
+            "m" => Duration::minutes(n),
+            "h" => Duration::hours(n),
+            "d" => Duration::days(n),
+            _ => return None,
+        };
+        return Some(now - d);
+    }
+    parse_datetime(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "
+users:
+  - {key: admin, username: admin@x.example, last_name: Admin, password: pw}
+queues:
+  - {key: q, name: Support, supports: [Case]}
+records:
+  Contact:
+    - {_key: jane, LastName: Doe, Email: jane@x.example}
+  Case:
+    - {_key: c1, Subject: Help, ContactId: '@jane', OwnerId: '@q', _created: -2h}
+";
+
+    #[test]
+    fn loads_records_with_references_and_times() {
+        let seed = load(MINIMAL, "org.yaml").unwrap();
+        let case = seed.org.get(&seed.keys["c1"]).unwrap();
+        assert_eq!(case.str("ContactId"), Some(seed.keys["jane"].as_str()));
+        assert_eq!(case.str("OwnerId"), Some(seed.keys["q"].as_str()));
+        assert_eq!(case.str("CaseNumber"), Some("00001001"));
+        assert!(seed.passwords.contains_key("admin@x.example"));
+    }
+
+    #[test]
+    fn yaml_errors_name_line_and_column() {
+        let e = load("users:\n  - key: a\n    username: [\n", "org.yaml").unwrap_err();
+        assert!(e.starts_with("org.yaml:"), "{e}");
+        let e = load("users: []\nbogus: 1\n", "org.yaml").unwrap_err();
+        assert!(e.contains("unknown field `bogus`"), "{e}");
+    }
+
+    #[test]
+    fn invalid_records_are_refused_with_their_place() {
+        let bad = MINIMAL.replace("Subject: Help", "Subject: Help, Status: Bogus");
+        let e = load(&bad, "org.yaml").unwrap_err();
+        assert!(e.contains("records.Case[0]: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"), "{e}");
+        let bad = MINIMAL.replace("'@jane'", "'@john'");
+        let e = load(&bad, "org.yaml").unwrap_err();
+        assert!(e.contains("no record with key 'john'"), "{e}");
+    }
+}
