@@ -1,3 +1,17 @@
-//! The Salesforce REST API client.
+//! The Salesforce REST API client casebridge uses: OAuth sign-in ([`auth`]), safe SOQL
+//! ([`soql`]), record ids ([`id`]), typed errors ([`error`]) and the client itself
+//! ([`client`]) with paging, sObjects, composite, describe and limits.
+//!
+//! No maintained Rust Salesforce client covers what we need (paging through
+//! `nextRecordsUrl`, composite, typed errors), so this is a thin layer over reqwest for the
+//! dozen endpoints we use.
 
+pub mod auth;
+pub mod client;
+pub mod error;
 pub mod id;
+pub mod soql;
+
+pub use auth::{Credentials, Secret, Session};
+pub use client::{ApiUsage, Client, ClientConfig, QueryPages, QueryResult, RetryPolicy, SubRequest, SubResponse};
+pub use error::{ApiErrorItem, SalesforceError};

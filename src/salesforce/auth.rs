@@ -1,0 +1,188 @@
+//! OAuth 2.0 against Salesforce's token endpoint: the refresh-token, client-credentials
+//! and JWT bearer grants (and the password grant, for the simulator and scripts).
+//! Produces a [`Session`]: an access token and the instance URL to use it against.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::error::{Result, SalesforceError};
+
+/// A secret string whose `Debug` output never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the client signs in.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `grant_type=refresh_token`: a connected app and a user's refresh token (the grant
+    /// Intercom's integration uses, with the `api refresh_token offline_access` scopes).
+    RefreshToken { client_id: String, client_secret: Option<Secret>, refresh_token: Secret },
+    /// `grant_type=client_credentials`: the app runs as its configured execution user.
+    ClientCredentials { client_id: String, client_secret: Secret },
+    /// The JWT bearer grant: an RS256 assertion signed with the app's private key.
+    /// `audience` is `https://login.salesforce.com` (or `https://test.salesforce.com`
+    /// for sandboxes).
+    JwtBearer { client_id: String, username: String, private_key_pem: Secret, audience: String },
+    /// `grant_type=password`; for the simulator and scripts, not for production.
+    Password { client_id: String, client_secret: Secret, username: String, password: Secret },
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: Secret,
+    /// The org's API host, e.g. `https://acme.my.salesforce.com`.
+    pub instance_url: String,
+    /// The identity URL (`.../id/{orgId}/{userId}`).
+    pub identity_url: String,
+}
+
+impl Session {
+    /// The signed-in user's id, from the identity URL.
+    pub fn user_id(&self) -> Option<&str> {
+        self.identity_url.rsplit('/').next().filter(|s| !s.is_empty())
+    }
+
+    /// The org id, from the identity URL.
+    pub fn org_id(&self) -> Option<&str> {
+        let mut parts = self.identity_url.rsplit('/');
+        parts.next();
+        parts.next()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    instance_url: String,
+    #[serde(default)]
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// The form a credentials kind posts to the token endpoint.
+pub(crate) fn token_form(credentials: &Credentials) -> Result<Vec<(&'static str, String)>> {
+    Ok(match credentials {
+        Credentials::RefreshToken { client_id, client_secret, refresh_token } => {
+            let mut form = vec![
+                ("grant_type", "refresh_token".to_string()),
+                ("client_id", client_id.clone()),
+                ("refresh_token", refresh_token.expose().to_string()),
+            ];
+            if let Some(secret) = client_secret {
+                form.push(("client_secret", secret.expose().to_string()));
+            }
+            form
+        }
+        Credentials::ClientCredentials { client_id, client_secret } => vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", client_id.clone()),
+            ("client_secret", client_secret.expose().to_string()),
+        ],
+        Credentials::JwtBearer { client_id, username, private_key_pem, audience } => vec![
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string()),
+            ("assertion", jwt_assertion(client_id, username, private_key_pem, audience)?),
+        ],
+        Credentials::Password { client_id, client_secret, username, password } => vec![
+            ("grant_type", "password".to_string()),
+            ("client_id", client_id.clone()),
+            ("client_secret", client_secret.expose().to_string()),
+            ("username", username.clone()),
+            ("password", password.expose().to_string()),
+        ],
+    })
+}
+
+/// An RS256 assertion valid for three minutes, as Salesforce's JWT bearer flow requires.
+fn jwt_assertion(client_id: &str, username: &str, key: &Secret, audience: &str) -> Result<String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        iss: &'a str,
+        sub: &'a str,
+        aud: &'a str,
+        exp: i64,
+    }
+    let key = EncodingKey::from_rsa_pem(key.expose().as_bytes())
+        .map_err(|e| SalesforceError::Config(format!("the JWT private key is not an RSA key in PEM form: {e}")))?;
+    let claims = Claims { iss: client_id, sub: username, aud: audience, exp: chrono::Utc::now().timestamp() + 180 };
+    encode(&Header::new(Algorithm::RS256), &claims, &key)
+        .map_err(|e| SalesforceError::Config(format!("cannot sign the JWT assertion: {e}")))
+}
+
+/// Reads a token endpoint response into a session or the OAuth error.
+pub(crate) fn parse_token_response(status: u16, body: &str) -> Result<Session> {
+    if (200..300).contains(&status) {
+        let t: TokenResponse = serde_json::from_str(body).map_err(|e| SalesforceError::Decode {
+            context: "token response".into(),
+            detail: e.to_string(),
+        })?;
+        return Ok(Session {
+            access_token: Secret::new(t.access_token),
+            instance_url: t.instance_url.trim_end_matches('/').to_string(),
+            identity_url: t.id,
+        });
+    }
+    match serde_json::from_str::<TokenError>(body) {
+        Ok(e) => Err(SalesforceError::Auth { status, error: e.error, description: e.error_description }),
+        Err(_) => Err(SalesforceError::Auth {
+            status,
+            error: format!("http_{status}"),
+            description: body.chars().take(200).collect(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Credentials::ClientCredentials { client_id: "id".into(), client_secret: Secret::new("hunter2") };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn session_ids_come_from_the_identity_url() {
+        let s = parse_token_response(
+            200,
+            r#"{"access_token":"t","instance_url":"https://x.my.salesforce.com/","id":"https://login.salesforce.com/id/00Dxx0000001gPL/005xx000001SwiU"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.user_id(), Some("005xx000001SwiU"));
+        assert_eq!(s.org_id(), Some("00Dxx0000001gPL"));
+        assert_eq!(s.instance_url, "https://x.my.salesforce.com");
+    }
+
+    #[test]
+    fn oauth_errors_keep_their_code() {
+        let e = parse_token_response(400, r#"{"error":"invalid_grant","error_description":"authentication failure"}"#)
+            .unwrap_err();
+        assert_eq!(e.error_code(), "invalid_grant");
+        assert!(e.to_string().contains("authentication failure"));
+    }
+}

@@ -1,0 +1,702 @@
+//! The REST client: one [`Client`] per org, cheap to clone and share across tasks.
+//!
+//! What it takes care of so callers do not have to:
+//! - a cached access token, with exactly one re-authentication and retry when Salesforce
+//!   answers 401 `INVALID_SESSION_ID`;
+//! - bounded exponential backoff with jitter for dropped connections, timeouts and 5xx —
+//!   but a request that may already have been applied (a `POST` that timed out) is never
+//!   resent blindly, so a retry cannot post a reply twice;
+//! - `REQUEST_LIMIT_EXCEEDED`: calls are held back locally for a while instead of
+//!   hammering an org that has run out of API requests;
+//! - the `Sforce-Limit-Info` header of every response, so the remaining daily budget is
+//!   always known ([`Client::api_usage`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::auth::{self, Credentials, Session};
+use super::error::{ApiErrorItem, Result, SalesforceError};
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// The first backoff; each later one doubles, up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 5, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(10) }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before attempt `attempt + 1`: exponential, capped, with "equal jitter"
+    /// (half fixed, half random) so that many clients do not retry in step.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(self.max_delay);
+        let half = capped / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// Everything a client needs to reach one org.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Where the token endpoint lives: `https://login.salesforce.com`,
+    /// `https://test.salesforce.com`, a My Domain URL, or the simulator's URL.
+    pub login_url: String,
+    /// REST API version, such as `59.0`.
+    pub api_version: String,
+    pub credentials: Credentials,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// How long to hold calls after `REQUEST_LIMIT_EXCEEDED`.
+    pub limit_hold: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(login_url: impl Into<String>, credentials: Credentials) -> ClientConfig {
+        ClientConfig {
+            login_url: login_url.into().trim_end_matches('/').to_string(),
+            api_version: DEFAULT_API_VERSION.to_string(),
+            credentials,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            limit_hold: Duration::from_secs(300),
+        }
+    }
+}
+
+pub const DEFAULT_API_VERSION: &str = "59.0";
+
+/// Daily API usage as the last response reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+impl ApiUsage {
+    pub fn remaining(&self) -> u64 {
+        self.max.saturating_sub(self.used)
+    }
+
+    /// Parses `api-usage=18/5000` (possibly among other `;`-separated parts).
+    pub fn parse(header: &str) -> Option<ApiUsage> {
+        header.split(';').find_map(|part| {
+            let (used, max) = part.trim().strip_prefix("api-usage=")?.split_once('/')?;
+            Some(ApiUsage { used: used.trim().parse().ok()?, max: max.trim().parse().ok()? })
+        })
+    }
+}
+
+/// One page of a query result, as the REST API returns it. Child subqueries deserialise
+/// into `Option<QueryResult<T>>` (Salesforce sends `null` when there are no child rows).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryResult<T> {
+    pub total_size: u64,
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_records_url: Option<String>,
+    pub records: Vec<T>,
+}
+
+/// `POST /sobjects/X`'s answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateResult {
+    pub id: String,
+    pub success: bool,
+    #[serde(default)]
+    pub errors: Vec<Json>,
+}
+
+/// One entry of `GET /limits`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Limit {
+    pub max: u64,
+    pub remaining: u64,
+}
+
+/// Field metadata from `describe`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldDescribe {
+    pub name: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub length: u64,
+    pub nillable: bool,
+    pub createable: bool,
+    pub updateable: bool,
+    #[serde(default)]
+    pub defaulted_on_create: bool,
+    #[serde(default)]
+    pub restricted_picklist: bool,
+    #[serde(default)]
+    pub picklist_values: Vec<PicklistValue>,
+    #[serde(default)]
+    pub reference_to: Vec<String>,
+    #[serde(default)]
+    pub relationship_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PicklistValue {
+    pub value: String,
+    #[serde(default)]
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildRelationshipDescribe {
+    pub child_s_object: String,
+    pub field: String,
+    pub relationship_name: Option<String>,
+}
+
+/// An object's `describe`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SObjectDescribe {
+    pub name: String,
+    pub label: String,
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    pub createable: bool,
+    pub updateable: bool,
+    pub fields: Vec<FieldDescribe>,
+    #[serde(default)]
+    pub child_relationships: Vec<ChildRelationshipDescribe>,
+}
+
+impl SObjectDescribe {
+    pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
+        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// One subrequest of a composite call.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubRequest {
+    pub method: String,
+    /// Relative to `/services/data/vNN.0/` (`sobjects/Case`), or absolute.
+    pub url: String,
+    pub reference_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Json>,
+}
+
+impl SubRequest {
+    pub fn create(reference_id: &str, object: &str, body: Json) -> SubRequest {
+        SubRequest { method: "POST".into(), url: format!("sobjects/{object}"), reference_id: reference_id.into(), body: Some(body) }
+    }
+    pub fn update(reference_id: &str, object: &str, id: &str, body: Json) -> SubRequest {
+        SubRequest {
+            method: "PATCH".into(),
+            url: format!("sobjects/{object}/{id}"),
+            reference_id: reference_id.into(),
+            body: Some(body),
+        }
+    }
+    pub fn delete(reference_id: &str, object: &str, id: &str) -> SubRequest {
+        SubRequest { method: "DELETE".into(), url: format!("sobjects/{object}/{id}"), reference_id: reference_id.into(), body: None }
+    }
+    pub fn get(reference_id: &str, object: &str, id: &str) -> SubRequest {
+        SubRequest { method: "GET".into(), url: format!("sobjects/{object}/{id}"), reference_id: reference_id.into(), body: None }
+    }
+    pub fn query(reference_id: &str, soql: &str) -> SubRequest {
+        let q: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        SubRequest { method: "GET".into(), url: format!("query?q={q}"), reference_id: reference_id.into(), body: None }
+    }
+}
+
+/// One subrequest's result.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubResponse {
+    pub reference_id: String,
+    pub http_status_code: u16,
+    #[serde(default)]
+    pub body: Option<Json>,
+}
+
+impl SubResponse {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.http_status_code)
+    }
+
+    /// The body on success, or Salesforce's error for this subrequest.
+    pub fn result(&self) -> Result<Option<&Json>> {
+        if self.is_success() {
+            return Ok(self.body.as_ref());
+        }
+        Err(api_error(self.http_status_code, self.body.as_ref()))
+    }
+
+    /// The id a successful create returned.
+    pub fn created_id(&self) -> Option<&str> {
+        self.body.as_ref()?.get("id")?.as_str().filter(|_| self.is_success())
+    }
+}
+
+/// The most subrequests Salesforce accepts in one composite call.
+pub const COMPOSITE_MAX: usize = 25;
+
+/// A Salesforce REST API client for one org.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    usage: Mutex<Option<ApiUsage>>,
+    hold_until: Mutex<Option<Instant>>,
+    requests_sent: AtomicU64,
+}
+
+/// A response the client accepted: its status and JSON body (if any).
+struct Reply {
+    body: Option<Json>,
+}
+
+/// Whether a request may be sent again after an ambiguous failure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// GET, PATCH with the same body, DELETE: repeating changes nothing more.
+    Safe,
+    /// POST: only resend when Salesforce certainly did not apply it.
+    OnlyIfUnapplied,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SalesforceError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                session: tokio::sync::Mutex::new(None),
+                usage: Mutex::new(None),
+                hold_until: Mutex::new(None),
+                requests_sent: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Daily API usage from the latest `Sforce-Limit-Info` header, if any response had one.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// API requests this client has sent (token requests excluded).
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.requests_sent.load(Ordering::Relaxed)
+    }
+
+    /// The current session, signing in first if there is none.
+    pub async fn session(&self) -> Result<Arc<Session>> {
+        let mut guard = self.inner.session.lock().await;
+        if let Some(s) = guard.as_ref() {
+            return Ok(s.clone());
+        }
+        let session = Arc::new(self.login().await?);
+        *guard = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Drops the cached session if it is still `stale`, so the next call signs in again.
+    /// Concurrent callers that saw the same expired token sign in only once.
+    async fn invalidate(&self, stale: &Session) {
+        let mut guard = self.inner.session.lock().await;
+        if guard.as_ref().is_some_and(|s| s.access_token == stale.access_token) {
+            *guard = None;
+        }
+    }
+
+    async fn login(&self) -> Result<Session> {
+        let url = format!("{}/services/oauth2/token", self.inner.config.login_url);
+        let retry = &self.inner.config.retry;
+        let mut attempt = 0;
+        loop {
+            let form = auth::token_form(&self.inner.config.credentials)?;
+            let outcome = self.inner.http.post(&url).form(&form).send().await;
+            let failure = match outcome {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
+                    match auth::parse_token_response(status, &text) {
+                        Err(e) if status >= 500 => e,
+                        other => return other,
+                    }
+                }
+                Err(e) => SalesforceError::Transport { url: url.clone(), source: e },
+            };
+            attempt += 1;
+            if attempt >= retry.max_attempts {
+                return Err(failure);
+            }
+            tracing::warn!(error = %failure, attempt, "Salesforce sign-in failed; retrying.");
+            tokio::time::sleep(retry.delay(attempt - 1)).await;
+        }
+    }
+
+    fn data_url(&self, session: &Session, path: &str) -> String {
+        if path.starts_with('/') {
+            format!("{}{path}", session.instance_url)
+        } else {
+            format!("{}/services/data/v{}/{path}", session.instance_url, self.inner.config.api_version)
+        }
+    }
+
+    fn held(&self) -> Option<Duration> {
+        let mut hold = self.inner.hold_until.lock().unwrap_or_else(|p| p.into_inner());
+        match *hold {
+            Some(until) if until > Instant::now() => Some(until - Instant::now()),
+            Some(_) => {
+                *hold = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn record_usage(&self, headers: &reqwest::header::HeaderMap) {
+        if let Some(usage) = headers.get("sforce-limit-info").and_then(|v| v.to_str().ok()).and_then(ApiUsage::parse) {
+            *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+        }
+    }
+
+    /// Sends one API request with sign-in, retries and limit handling.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Json>,
+        extra_headers: &[(&str, String)],
+    ) -> Result<Reply> {
+        let replay = if method == Method::POST { Replay::OnlyIfUnapplied } else { Replay::Safe };
+        let retry = &self.inner.config.retry;
+        let mut attempt: u32 = 0;
+        let mut reauthenticated = false;
+        loop {
+            if let Some(left) = self.held() {
+                return Err(SalesforceError::LimitExceeded {
+                    message: "TotalRequests Limit exceeded.".into(),
+                    retry_after_secs: left.as_secs().max(1),
+                });
+            }
+            let session = self.session().await?;
+            let url = self.data_url(&session, path);
+            let mut request = self.inner.http.request(method.clone(), &url).bearer_auth(session.access_token.expose());
+            if !query.is_empty() {
+                request = request.query(query);
+            }
+            for (name, value) in extra_headers {
+                request = request.header(*name, value);
+            }
+            if let Some(b) = body {
+                request = request.json(b);
+            }
+            self.inner.requests_sent.fetch_add(1, Ordering::Relaxed);
+            let failure = match request.send().await {
+                Err(e) => {
+                    // A connection that was never made carried nothing; anything later may have.
+                    let unapplied = e.is_connect();
+                    let err = SalesforceError::Transport { url: url.clone(), source: e };
+                    if replay == Replay::OnlyIfUnapplied && !unapplied {
+                        return Err(err);
+                    }
+                    err
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    self.record_usage(resp.headers());
+                    let text = resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
+                    if (200..300).contains(&status) {
+                        let body = if text.trim().is_empty() {
+                            None
+                        } else {
+                            Some(serde_json::from_str(&text).map_err(|e| SalesforceError::Decode {
+                                context: format!("{method} {path}"),
+                                detail: e.to_string(),
+                            })?)
+                        };
+                        return Ok(Reply { body });
+                    }
+                    let parsed: Option<Json> = serde_json::from_str(&text).ok();
+                    let err = api_error(status, parsed.as_ref());
+                    if err.is_invalid_session() && !reauthenticated {
+                        reauthenticated = true;
+                        tracing::info!("Salesforce session expired; signing in again.");
+                        self.invalidate(&session).await;
+                        continue;
+                    }
+                    if err.error_code() == "REQUEST_LIMIT_EXCEEDED" {
+                        let hold = self.inner.config.limit_hold;
+                        *self.inner.hold_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + hold);
+                        tracing::warn!(hold_secs = hold.as_secs(), "Salesforce API limit reached; holding calls.");
+                        return Err(SalesforceError::LimitExceeded {
+                            message: err.message(),
+                            retry_after_secs: hold.as_secs(),
+                        });
+                    }
+                    // 503 and row-lock errors mean Salesforce did not apply the request.
+                    let unapplied = status == 503 || err.error_code() == "UNABLE_TO_LOCK_ROW";
+                    if !err.is_transient() || (replay == Replay::OnlyIfUnapplied && !unapplied) {
+                        return Err(err);
+                    }
+                    err
+                }
+            };
+            attempt += 1;
+            if attempt >= retry.max_attempts {
+                return Err(failure);
+            }
+            let pause = retry.delay(attempt - 1);
+            tracing::warn!(error = %failure, attempt, pause_ms = pause.as_millis() as u64, "Salesforce request failed; retrying.");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn send_json<T: DeserializeOwned>(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Json>) -> Result<T> {
+        let reply = self.send(method.clone(), path, query, body, &[]).await?;
+        let body = reply.body.ok_or_else(|| SalesforceError::Decode {
+            context: format!("{method} {path}"),
+            detail: "empty response body".into(),
+        })?;
+        serde_json::from_value(body)
+            .map_err(|e| SalesforceError::Decode { context: format!("{method} {path}"), detail: e.to_string() })
+    }
+
+    /// Runs a SOQL query; pages are fetched as they are read (see [`QueryPages`]).
+    pub fn query<T: DeserializeOwned>(&self, soql: impl Into<String>) -> QueryPages<T> {
+        QueryPages::new(self.clone(), soql.into(), false)
+    }
+
+    /// Like [`Client::query`], through `queryAll`: deleted and archived rows included.
+    pub fn query_all<T: DeserializeOwned>(&self, soql: impl Into<String>) -> QueryPages<T> {
+        QueryPages::new(self.clone(), soql.into(), true)
+    }
+
+    /// `GET /sobjects/{object}/{id}`, optionally only `fields`.
+    pub async fn get<T: DeserializeOwned>(&self, object: &str, id: &str, fields: Option<&[&str]>) -> Result<T> {
+        let joined = fields.map(|f| f.join(","));
+        let query: Vec<(&str, &str)> = joined.as_deref().map(|f| vec![("fields", f)]).unwrap_or_default();
+        self.send_json(Method::GET, &format!("sobjects/{object}/{id}"), &query, None).await
+    }
+
+    /// `POST /sobjects/{object}`; returns the new record's id.
+    pub async fn create(&self, object: &str, record: &impl Serialize) -> Result<String> {
+        let body = to_json(record)?;
+        let r: CreateResult = self.send_json(Method::POST, &format!("sobjects/{object}"), &[], Some(&body)).await?;
+        if !r.success {
+            return Err(SalesforceError::Decode { context: format!("create {object}"), detail: format!("errors: {:?}", r.errors) });
+        }
+        Ok(r.id)
+    }
+
+    /// `PATCH /sobjects/{object}/{id}` (204 on success).
+    pub async fn update(&self, object: &str, id: &str, fields: &impl Serialize) -> Result<()> {
+        let body = to_json(fields)?;
+        self.send(Method::PATCH, &format!("sobjects/{object}/{id}"), &[], Some(&body), &[]).await.map(|_| ())
+    }
+
+    /// `DELETE /sobjects/{object}/{id}` (204 on success).
+    pub async fn delete(&self, object: &str, id: &str) -> Result<()> {
+        self.send(Method::DELETE, &format!("sobjects/{object}/{id}"), &[], None, &[]).await.map(|_| ())
+    }
+
+    /// `GET /sobjects/{object}/describe`.
+    pub async fn describe(&self, object: &str) -> Result<SObjectDescribe> {
+        self.send_json(Method::GET, &format!("sobjects/{object}/describe"), &[], None).await
+    }
+
+    /// `GET /limits`: every limit of the org, by name (`DailyApiRequests`, ...).
+    pub async fn limits(&self) -> Result<std::collections::BTreeMap<String, Limit>> {
+        let raw: serde_json::Map<String, Json> = self.send_json(Method::GET, "limits", &[], None).await?;
+        // Some limits carry per-app breakdowns beside Max/Remaining; keep the totals.
+        Ok(raw.into_iter().filter_map(|(k, v)| serde_json::from_value::<Limit>(v).ok().map(|l| (k, l))).collect())
+    }
+
+    /// `POST /composite`: up to 25 subrequests in one API call. Each subrequest's result is
+    /// returned on its own; with `all_or_none`, one failure rolls back all of them.
+    pub async fn composite(&self, all_or_none: bool, subrequests: Vec<SubRequest>) -> Result<Vec<SubResponse>> {
+        if subrequests.is_empty() || subrequests.len() > COMPOSITE_MAX {
+            return Err(SalesforceError::Config(format!(
+                "a composite request holds 1 to {COMPOSITE_MAX} subrequests, not {}",
+                subrequests.len()
+            )));
+        }
+        let version = &self.inner.config.api_version;
+        let subrequests: Vec<SubRequest> = subrequests
+            .into_iter()
+            .map(|mut s| {
+                if !s.url.starts_with('/') {
+                    s.url = format!("/services/data/v{version}/{}", s.url);
+                }
+                s
+            })
+            .collect();
+        let body = serde_json::json!({ "allOrNone": all_or_none, "compositeRequest": subrequests });
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct CompositeResponse {
+            composite_response: Vec<SubResponse>,
+        }
+        let r: CompositeResponse = self.send_json(Method::POST, "composite", &[], Some(&body)).await?;
+        Ok(r.composite_response)
+    }
+
+    async fn query_page(&self, first: Option<(&str, bool)>, next_url: Option<&str>) -> Result<QueryResult<Json>> {
+        match (first, next_url) {
+            (Some((soql, all)), _) => {
+                self.send_json(Method::GET, if all { "queryAll" } else { "query" }, &[("q", soql)], None).await
+            }
+            (None, Some(url)) => self.send_json(Method::GET, url, &[], None).await,
+            (None, None) => unreachable!("a query page needs a query or a next-records URL"),
+        }
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Result<Json> {
+    serde_json::to_value(value).map_err(|e| SalesforceError::Config(format!("cannot encode the request body: {e}")))
+}
+
+/// Builds the typed error from a status and Salesforce's error array.
+fn api_error(status: u16, body: Option<&Json>) -> SalesforceError {
+    let errors = body
+        .and_then(|b| serde_json::from_value::<Vec<ApiErrorItem>>(b.clone()).ok())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| {
+            vec![ApiErrorItem {
+                error_code: format!("HTTP_{status}"),
+                message: body.map(|b| b.to_string()).unwrap_or_else(|| "no error details in the response".into()),
+                fields: Vec::new(),
+            }]
+        });
+    SalesforceError::Api { status, errors }
+}
+
+/// A query result read page by page: only one page (at most 2,000 rows) is in memory at a
+/// time, however many rows the query matches.
+pub struct QueryPages<T> {
+    client: Client,
+    soql: Option<(String, bool)>,
+    next_url: Option<String>,
+    total_size: Option<u64>,
+    finished: bool,
+    _rows: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> QueryPages<T> {
+    fn new(client: Client, soql: String, all: bool) -> QueryPages<T> {
+        QueryPages { client, soql: Some((soql, all)), next_url: None, total_size: None, finished: false, _rows: Default::default() }
+    }
+
+    /// The query's `totalSize`, once the first page has been read.
+    pub fn total_size(&self) -> Option<u64> {
+        self.total_size
+    }
+
+    /// The next page of rows, or `None` when all have been read.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<T>>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let first = self.soql.as_ref().map(|(q, all)| (q.as_str(), *all));
+        let page = self.client.query_page(first, self.next_url.as_deref()).await?;
+        self.soql = None;
+        self.total_size = Some(page.total_size);
+        self.next_url = page.next_records_url.filter(|_| !page.done);
+        self.finished = self.next_url.is_none();
+        let rows = page
+            .records
+            .into_iter()
+            .map(|r| serde_json::from_value(r).map_err(|e| SalesforceError::Decode { context: "query row".into(), detail: e.to_string() }))
+            .collect::<Result<Vec<T>>>()?;
+        Ok(Some(rows))
+    }
+
+    /// Every row, read page by page into one vector. For large results prefer
+    /// [`QueryPages::next_page`] or [`QueryPages::into_stream`].
+    pub async fn collect_all(mut self) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        while let Some(page) = self.next_page().await? {
+            all.extend(page);
+        }
+        Ok(all)
+    }
+
+    /// The rows one by one as a stream, fetching pages as it goes.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<T>> {
+        futures_util::stream::try_unfold((self, std::collections::VecDeque::new()), |(mut pages, mut buffer)| async move {
+            loop {
+                if let Some(row) = buffer.pop_front() {
+                    return Ok(Some((row, (pages, buffer))));
+                }
+                match pages.next_page().await? {
+                    Some(rows) => buffer.extend(rows),
+                    None => return Ok(None),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_limit_header() {
+        assert_eq!(ApiUsage::parse("api-usage=18/5000"), Some(ApiUsage { used: 18, max: 5000 }));
+        assert_eq!(
+            ApiUsage::parse("api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)"),
+            Some(ApiUsage { used: 25, max: 5000 })
+        );
+        assert_eq!(ApiUsage::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let p = RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        for attempt in 0..10 {
+            let d = p.delay(attempt);
+            let ceiling = (Duration::from_millis(100) * 2u32.pow(attempt)).min(Duration::from_secs(1));
+            assert!(d >= ceiling / 2 && d <= ceiling, "attempt {attempt}: {d:?} vs {ceiling:?}");
+        }
+    }
+}
