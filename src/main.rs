@@ -51,24 +51,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run_sim(listen: SocketAddr, org: Option<PathBuf>, batch_size: usize) -> ExitCode {
-    let (text, source) = match &org {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => (t, path.display().to_string()),
-            Err(e) => {
-                eprintln!("error: cannot read org seed {}: {e}", path.display());
-                eprintln!("hint: pass --org with a path to a seed file such as examples/demo/org.yaml");
-                return ExitCode::from(2);
-            }
-        },
-        None => (sim::DEMO_ORG.to_string(), "built-in demo org".to_string()),
+    let loaded = match &org {
+        Some(path) => sim::seed::load_file(path),
+        None => sim::seed::load(sim::DEMO_ORG, "built-in demo org"),
     };
-    let seed = match sim::seed::load(&text, &source) {
+    let seed = match loaded {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: invalid org seed: {e}");
+            eprintln!("hint: see examples/demo/org.yaml for the seed format");
             return ExitCode::from(2);
         }
     };
+    let source = org.as_ref().map_or("built-in demo org".to_string(), |p| p.display().to_string());
     let simulator = match Simulator::start(listen, seed, SimOptions { batch_size }).await {
         Ok(s) => s,
         Err(e) => {

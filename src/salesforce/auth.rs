@@ -136,10 +136,8 @@ fn jwt_assertion(client_id: &str, username: &str, key: &Secret, audience: &str) 
 /// Reads a token endpoint response into a session or the OAuth error.
 pub(crate) fn parse_token_response(status: u16, body: &str) -> Result<Session> {
     if (200..300).contains(&status) {
-        let t: TokenResponse = serde_json::from_str(body).map_err(|e| SalesforceError::Decode {
-            context: "token response".into(),
-            detail: e.to_string(),
-        })?;
+        let t: TokenResponse = serde_json::from_str(body)
+            .map_err(|e| SalesforceError::Decode { context: "token response".into(), detail: e.to_string() })?;
         return Ok(Session {
             access_token: Secret::new(t.access_token),
             instance_url: t.instance_url.trim_end_matches('/').to_string(),

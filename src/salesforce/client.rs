@@ -208,7 +208,12 @@ pub struct SubRequest {
 
 impl SubRequest {
     pub fn create(reference_id: &str, object: &str, body: Json) -> SubRequest {
-        SubRequest { method: "POST".into(), url: format!("sobjects/{object}"), reference_id: reference_id.into(), body: Some(body) }
+        SubRequest {
+            method: "POST".into(),
+            url: format!("sobjects/{object}"),
+            reference_id: reference_id.into(),
+            body: Some(body),
+        }
     }
     pub fn update(reference_id: &str, object: &str, id: &str, body: Json) -> SubRequest {
         SubRequest {
@@ -219,10 +224,20 @@ impl SubRequest {
         }
     }
     pub fn delete(reference_id: &str, object: &str, id: &str) -> SubRequest {
-        SubRequest { method: "DELETE".into(), url: format!("sobjects/{object}/{id}"), reference_id: reference_id.into(), body: None }
+        SubRequest {
+            method: "DELETE".into(),
+            url: format!("sobjects/{object}/{id}"),
+            reference_id: reference_id.into(),
+            body: None,
+        }
     }
     pub fn get(reference_id: &str, object: &str, id: &str) -> SubRequest {
-        SubRequest { method: "GET".into(), url: format!("sobjects/{object}/{id}"), reference_id: reference_id.into(), body: None }
+        SubRequest {
+            method: "GET".into(),
+            url: format!("sobjects/{object}/{id}"),
+            reference_id: reference_id.into(),
+            body: None,
+        }
     }
     pub fn query(reference_id: &str, soql: &str) -> SubRequest {
         let q: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
@@ -355,7 +370,8 @@ impl Client {
             let failure = match outcome {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let text = resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
+                    let text =
+                        resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
                     match auth::parse_token_response(status, &text) {
                         Err(e) if status >= 500 => e,
                         other => return other,
@@ -444,7 +460,8 @@ impl Client {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     self.record_usage(resp.headers());
-                    let text = resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
+                    let text =
+                        resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
                     if (200..300).contains(&status) {
                         let body = if text.trim().is_empty() {
                             None
@@ -491,7 +508,13 @@ impl Client {
         }
     }
 
-    async fn send_json<T: DeserializeOwned>(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Json>) -> Result<T> {
+    async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Json>,
+    ) -> Result<T> {
         let reply = self.send(method.clone(), path, query, body, &[]).await?;
         let body = reply.body.ok_or_else(|| SalesforceError::Decode {
             context: format!("{method} {path}"),
@@ -523,7 +546,10 @@ impl Client {
         let body = to_json(record)?;
         let r: CreateResult = self.send_json(Method::POST, &format!("sobjects/{object}"), &[], Some(&body)).await?;
         if !r.success {
-            return Err(SalesforceError::Decode { context: format!("create {object}"), detail: format!("errors: {:?}", r.errors) });
+            return Err(SalesforceError::Decode {
+                context: format!("create {object}"),
+                detail: format!("errors: {:?}", r.errors),
+            });
         }
         Ok(r.id)
     }
@@ -623,7 +649,14 @@ pub struct QueryPages<T> {
 
 impl<T: DeserializeOwned> QueryPages<T> {
     fn new(client: Client, soql: String, all: bool) -> QueryPages<T> {
-        QueryPages { client, soql: Some((soql, all)), next_url: None, total_size: None, finished: false, _rows: Default::default() }
+        QueryPages {
+            client,
+            soql: Some((soql, all)),
+            next_url: None,
+            total_size: None,
+            finished: false,
+            _rows: Default::default(),
+        }
     }
 
     /// The query's `totalSize`, once the first page has been read.
@@ -645,7 +678,10 @@ impl<T: DeserializeOwned> QueryPages<T> {
         let rows = page
             .records
             .into_iter()
-            .map(|r| serde_json::from_value(r).map_err(|e| SalesforceError::Decode { context: "query row".into(), detail: e.to_string() }))
+            .map(|r| {
+                serde_json::from_value(r)
+                    .map_err(|e| SalesforceError::Decode { context: "query row".into(), detail: e.to_string() })
+            })
             .collect::<Result<Vec<T>>>()?;
         Ok(Some(rows))
     }
@@ -662,17 +698,20 @@ impl<T: DeserializeOwned> QueryPages<T> {
 
     /// The rows one by one as a stream, fetching pages as it goes.
     pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<T>> {
-        futures_util::stream::try_unfold((self, std::collections::VecDeque::new()), |(mut pages, mut buffer)| async move {
-            loop {
-                if let Some(row) = buffer.pop_front() {
-                    return Ok(Some((row, (pages, buffer))));
+        futures_util::stream::try_unfold(
+            (self, std::collections::VecDeque::new()),
+            |(mut pages, mut buffer)| async move {
+                loop {
+                    if let Some(row) = buffer.pop_front() {
+                        return Ok(Some((row, (pages, buffer))));
+                    }
+                    match pages.next_page().await? {
+                        Some(rows) => buffer.extend(rows),
+                        None => return Ok(None),
+                    }
                 }
-                match pages.next_page().await? {
-                    Some(rows) => buffer.extend(rows),
-                    None => return Ok(None),
-                }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -692,7 +731,8 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_bounded() {
-        let p = RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let p =
+            RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
         for attempt in 0..10 {
             let d = p.delay(attempt);
             let ceiling = (Duration::from_millis(100) * 2u32.pow(attempt)).min(Duration::from_secs(1));

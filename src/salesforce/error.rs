@@ -31,7 +31,9 @@ pub enum SalesforceError {
     Api { status: u16, errors: Vec<ApiErrorItem> },
 
     /// The token endpoint refused the credentials.
-    #[error("salesforce login failed ({error}): {description}\nhint: check the connected app's client id and secret, and that the user is active and approved for the app")]
+    #[error(
+        "salesforce login failed ({error}): {description}\nhint: check the connected app's client id and secret, and that the user is active and approved for the app"
+    )]
     Auth { status: u16, error: String, description: String },
 
     /// No response: connection refused or reset, DNS, TLS, or a timeout.
@@ -95,7 +97,10 @@ impl SalesforceError {
         match self {
             SalesforceError::Transport { .. } | SalesforceError::LimitExceeded { .. } => true,
             SalesforceError::Api { status, errors } => {
-                *status >= 500 || errors.iter().any(|e| matches!(e.error_code.as_str(), "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE"))
+                *status >= 500
+                    || errors
+                        .iter()
+                        .any(|e| matches!(e.error_code.as_str(), "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE"))
             }
             _ => false,
         }

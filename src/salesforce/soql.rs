@@ -124,7 +124,8 @@ pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.split('.').all(|part| {
             let mut chars = part.chars();
-            chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
 }
 
@@ -263,7 +264,11 @@ pub struct Select {
 
 impl Select {
     pub fn new<S: AsRef<str>>(fields: impl IntoIterator<Item = S>, from: &str) -> Select {
-        Select { fields: fields.into_iter().map(|f| f.as_ref().to_string()).collect(), from: from.into(), ..Default::default() }
+        Select {
+            fields: fields.into_iter().map(|f| f.as_ref().to_string()).collect(),
+            from: from.into(),
+            ..Default::default()
+        }
     }
 
     /// Adds a child subquery; its `from` is the child relationship (`CaseComments`).
@@ -296,7 +301,8 @@ impl Select {
         if self.fields.is_empty() && self.subqueries.is_empty() {
             return Err(SoqlError(format!("a query on {} selects no fields", self.from)));
         }
-        let mut items: Vec<String> = self.fields.iter().map(|f| checked(f).map(str::to_string)).collect::<Result<_, _>>()?;
+        let mut items: Vec<String> =
+            self.fields.iter().map(|f| checked(f).map(str::to_string)).collect::<Result<_, _>>()?;
         for sub in &self.subqueries {
             items.push(format!("({})", sub.build()?));
         }

@@ -207,6 +207,20 @@ impl Drop for Simulator {
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 
 async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    // Like Salesforce, finish a request even when the client hangs up mid-way (a timeout):
+    // the work runs in its own task, which a dropped connection does not cancel.
+    match tokio::spawn(process(state, method, uri, headers, body)).await {
+        Ok(response) => response,
+        Err(_) => respond(
+            500,
+            Some(ApiError::new(500, "UNKNOWN_EXCEPTION", "simulator task failed").body()),
+            Vec::new(),
+            None,
+        ),
+    }
+}
+
+async fn process(state: Shared, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or_default().to_string();
     if path == "/services/oauth2/token" {

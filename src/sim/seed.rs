@@ -70,9 +70,12 @@ pub struct ConnectedApp {
     /// Refresh tokens already issued to users of this app.
     #[serde(default)]
     pub refresh_tokens: Vec<SeedRefreshToken>,
-    /// PEM public key (or certificate's key) that verifies JWT bearer assertions.
+    /// PEM public key that verifies JWT bearer assertions.
     #[serde(default)]
     pub jwt_public_key: Option<String>,
+    /// The same, read from a file relative to the seed file.
+    #[serde(default)]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,12 +140,36 @@ pub struct Seed {
     pub keys: HashMap<String, String>,
 }
 
-/// Parses and loads a seed. `source` names the file in error messages.
+/// Reads and loads a seed file; relative paths inside it are relative to its folder.
+pub fn load_file(path: &std::path::Path) -> Result<Seed, String> {
+    let source = path.display().to_string();
+    let yaml = std::fs::read_to_string(path).map_err(|e| format!("cannot read {source}: {e}"))?;
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    load_in(&yaml, &source, Some(base))
+}
+
+/// Parses and loads a seed given as text. `source` names it in error messages.
 pub fn load(yaml: &str, source: &str) -> Result<Seed, String> {
-    let file: SeedFile = serde_yaml::from_str(yaml).map_err(|e| match e.location() {
+    load_in(yaml, source, None)
+}
+
+fn load_in(yaml: &str, source: &str, base: Option<&std::path::Path>) -> Result<Seed, String> {
+    let mut file: SeedFile = serde_yaml::from_str(yaml).map_err(|e| match e.location() {
         Some(loc) => format!("{source}:{}:{}: {e}", loc.line(), loc.column()),
         None => format!("{source}: {e}"),
     })?;
+    for (i, app) in file.connected_apps.iter_mut().enumerate() {
+        if let Some(rel) = app.jwt_public_key_file.take() {
+            let base = base.ok_or_else(|| {
+                format!("{source}: connected_apps[{i}].jwt_public_key_file needs a seed read from a file")
+            })?;
+            let path = base.join(&rel);
+            let pem = std::fs::read_to_string(&path).map_err(|e| {
+                format!("{source}: connected_apps[{i}].jwt_public_key_file: cannot read {}: {e}", path.display())
+            })?;
+            app.jwt_public_key = Some(pem);
+        }
+    }
     build(file).map_err(|e| format!("{source}: {e}"))
 }
 
