@@ -1,0 +1,384 @@
+//! The simulator over raw HTTP: what any Salesforce client sees on the wire — SOQL
+//! semantics and errors, audit fields, the limit header, auth edges, and the `/__sim/`
+//! control API.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use casebridge::sim::SimOptions;
+use common::*;
+use serde_json::{Value, json};
+
+/// A raw HTTP caller signed in as the agent user.
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+struct Answer {
+    status: u16,
+    limit_info: Option<String>,
+    body: Value,
+}
+
+impl Api {
+    async fn sign_in(sim: &casebridge::sim::Simulator) -> Api {
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(format!("{}/services/oauth2/token", sim.url()))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "test-app"),
+                ("client_secret", "test-secret"),
+                ("username", "agent@test.example"),
+                ("password", "agent-pw"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Api { base: sim.url().to_string(), token: token["access_token"].as_str().unwrap().to_string(), http }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+        let url = if path.starts_with('/') {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/services/data/v59.0/{path}", self.base)
+        };
+        let mut req = self.http.request(method.parse().unwrap(), url).bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let limit_info = resp.headers().get("sforce-limit-info").map(|v| v.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        Answer { status, limit_info, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, None, &[]).await
+    }
+
+    async fn query(&self, soql: &str) -> Answer {
+        let q: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        self.get(&format!("query?q={q}")).await
+    }
+
+    /// The values of `field` in the rows of a successful query.
+    async fn column(&self, soql: &str, field: &str) -> Vec<Value> {
+        let a = self.query(soql).await;
+        assert_eq!(a.status, 200, "{soql}: {}", a.body);
+        a.body["records"].as_array().unwrap().iter().map(|r| r[field].clone()).collect()
+    }
+
+    async fn create(&self, object: &str, body: Value) -> String {
+        let a = self.call("POST", &format!("sobjects/{object}"), Some(body), &[]).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        a.body["id"].as_str().unwrap().to_string()
+    }
+}
+
+fn error_code(a: &Answer) -> &str {
+    a.body[0]["errorCode"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn soql_filters_order_limit_and_count() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    for (subject, priority, score) in [
+        ("alpha", "High", Some(3.0)),
+        ("beta", "Low", None),
+        ("gamma", "High", Some(1.5)),
+        ("delta", "Medium", Some(2.0)),
+    ] {
+        api.create("Case", json!({ "Subject": subject, "Priority": priority, "Score__c": score, "Origin": "Phone" }))
+            .await;
+    }
+    let base = "FROM Case WHERE Origin = 'Phone'";
+    let q = |tail: &str| format!("SELECT Subject {base} {tail}");
+    assert_eq!(
+        api.column(&q("AND Priority IN ('High', 'Low') ORDER BY Subject"), "Subject").await,
+        ["alpha", "beta", "gamma"]
+    );
+    assert_eq!(api.column(&q("AND Priority NOT IN ('High') ORDER BY Subject"), "Subject").await, ["beta", "delta"]);
+    assert_eq!(api.column(&q("AND NOT Priority = 'High' ORDER BY Subject"), "Subject").await, ["beta", "delta"]);
+    assert_eq!(
+        api.column(&q("AND (Priority = 'Low' OR Subject LIKE 'AL%') ORDER BY Subject DESC"), "Subject").await,
+        ["beta", "alpha"]
+    );
+    assert_eq!(
+        api.column(&q("ORDER BY Score__c ASC NULLS LAST"), "Subject").await,
+        ["gamma", "delta", "alpha", "beta"]
+    );
+    assert_eq!(
+        api.column(&q("ORDER BY Score__c DESC NULLS FIRST"), "Subject").await,
+        ["beta", "alpha", "delta", "gamma"]
+    );
+    assert_eq!(api.column(&q("AND Score__c >= 2 ORDER BY Score__c"), "Subject").await, ["delta", "alpha"]);
+    assert_eq!(api.column(&q("AND Score__c = null"), "Subject").await, ["beta"]);
+    assert_eq!(
+        api.column(&q("AND Score__c != null ORDER BY Subject LIMIT 2 OFFSET 1"), "Subject").await,
+        ["delta", "gamma"]
+    );
+    assert_eq!(api.column(&q("AND subject = 'ALPHA'"), "Subject").await, ["alpha"], "string comparison ignores case");
+    assert_eq!(api.column(&q("AND CreatedDate = LAST_N_DAYS:1 AND CreatedDate = TODAY"), "Subject").await.len(), 4);
+    assert_eq!(api.column(&q("AND CreatedDate < YESTERDAY"), "Subject").await.len(), 0);
+    api.create("Case", json!({ "Subject": "Epsilon Upper", "Origin": "Chat" })).await;
+    let like = "SELECT Subject FROM Case WHERE Subject LIKE 'epsilon%' AND Origin = 'Chat'";
+    assert_eq!(api.column(like, "Subject").await, ["Epsilon Upper"], "LIKE ignores case");
+    let count = api.query(&format!("SELECT COUNT() {base}")).await;
+    assert_eq!((count.body["totalSize"].clone(), count.body["records"].clone()), (json!(4), json!([])));
+}
+
+#[tokio::test]
+async fn soql_errors_name_the_problem_and_place() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let cases = [
+        (
+            "SELECT Id FROM Case WHERE Subject = 'a' AND Status = 'b' OR Priority = 'c'",
+            "MALFORMED_QUERY",
+            "unexpected token: OR",
+        ),
+        ("SELECT Id, Id FROM Case", "MALFORMED_QUERY", "duplicate field selected: Id"),
+        ("SELECT Id FROM Case GROUP BY Status", "MALFORMED_QUERY", "unexpected token: GROUP"),
+        ("SELECT Nope__c FROM Case", "INVALID_FIELD", "No such column 'Nope__c' on entity 'Case'"),
+        ("SELECT Contact.Nope FROM Case", "INVALID_FIELD", "No such column 'Nope' on entity 'Contact'"),
+        ("SELECT Boss.Name FROM Case", "INVALID_FIELD", "Didn't understand relationship 'Boss'"),
+        ("SELECT Id FROM Kase", "INVALID_TYPE", "sObject type 'Kase' is not supported"),
+        ("SELECT Id, (SELECT Id FROM Notes) FROM Case", "INVALID_TYPE", "Didn't understand relationship 'Notes'"),
+        (
+            "SELECT Id FROM Case WHERE CreatedDate > '2024-01-01'",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "must be of type dateTime",
+        ),
+        ("SELECT Id FROM Case WHERE OwnerId = 'bogus'", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: bogus"),
+        ("SELECT Id FROM Case WHERE IsClosed = 'false'", "INVALID_QUERY_FILTER_OPERATOR", "must be of type boolean"),
+        ("SELECT Id FROM Case OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000"),
+    ];
+    for (soql, code, fragment) in cases {
+        let a = api.query(soql).await;
+        assert_eq!(a.status, 400, "{soql}");
+        assert_eq!(error_code(&a), code, "{soql}: {}", a.body);
+        let message = a.body[0]["message"].as_str().unwrap();
+        assert!(message.contains(fragment), "{soql}: {message}");
+        assert!(message.contains("ERROR at Row:1:Column:"), "{soql}: {message}");
+    }
+    let missing = api.get("query").await;
+    assert_eq!((missing.status, error_code(&missing)), (400, "MALFORMED_QUERY"));
+}
+
+#[tokio::test]
+async fn paging_honours_the_batch_size_header_and_rejects_unknown_locators() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    for i in 0..450 {
+        api.create("Lead", json!({ "LastName": format!("L{i:03}"), "Company": "Co" })).await;
+    }
+    let q: String = url::form_urlencoded::byte_serialize(b"SELECT LastName FROM Lead ORDER BY LastName").collect();
+    let first = api.call("GET", &format!("query?q={q}"), None, &[("Sforce-Query-Options", "batchSize=200")]).await;
+    assert_eq!(first.body["records"].as_array().unwrap().len(), 200);
+    assert_eq!(first.body["totalSize"], 450);
+    assert_eq!(first.body["done"], false);
+    let next = first.body["nextRecordsUrl"].as_str().unwrap();
+    assert!(next.starts_with("/services/data/v59.0/query/"), "{next}");
+    let second = api.get(next).await;
+    assert_eq!(second.body["records"][0]["LastName"], "L200");
+    let third = api.get(second.body["nextRecordsUrl"].as_str().unwrap()).await;
+    assert_eq!((third.body["done"].clone(), third.body["records"].as_array().unwrap().len()), (json!(true), 50));
+    assert!(third.body.get("nextRecordsUrl").is_none());
+    let bogus = api.get("query/01gDn0000000000099-200").await;
+    assert_eq!((bogus.status, error_code(&bogus)), (400, "INVALID_QUERY_LOCATOR"));
+}
+
+#[tokio::test]
+async fn writes_maintain_audit_fields_and_case_activity() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let agent = sim.id_of("agent").unwrap();
+    let case_id = api.create("Case", json!({ "Subject": "audit" })).await;
+    let fields = "fields=CreatedById,LastModifiedById,CreatedDate,LastModifiedDate,SystemModstamp,CaseNumber,OwnerId";
+    let created = api.get(&format!("sobjects/Case/{case_id}?{fields}")).await.body;
+    assert_eq!(created["CreatedById"], json!(agent));
+    assert_eq!(created["OwnerId"], json!(agent), "the creator owns a new case");
+    let stamp = created["SystemModstamp"].as_str().unwrap().to_string();
+    assert!(stamp.ends_with("+0000") && stamp.len() == 28, "Salesforce datetime form: {stamp}");
+    for (object, body) in [
+        (
+            "EmailMessage",
+            json!({ "ParentId": case_id, "Incoming": true, "Status": "0", "Subject": "re", "TextBody": "hi" }),
+        ),
+        ("FeedItem", json!({ "ParentId": case_id, "Body": "posted" })),
+    ] {
+        let before = api.get(&format!("sobjects/Case/{case_id}?{fields}")).await.body["SystemModstamp"].clone();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        api.create(object, body).await;
+        let after = api.get(&format!("sobjects/Case/{case_id}?{fields}")).await.body["SystemModstamp"].clone();
+        assert!(after.as_str() > before.as_str(), "{object} bumps its case");
+    }
+    let email_missing_status =
+        api.call("POST", "sobjects/EmailMessage", Some(json!({ "ParentId": case_id })), &[]).await;
+    assert_eq!(error_code(&email_missing_status), "REQUIRED_FIELD_MISSING");
+    // Topics: unique names and one assignment per topic and record.
+    let topic = api.create("Topic", json!({ "Name": "Billing" })).await;
+    let dup = api.call("POST", "sobjects/Topic", Some(json!({ "Name": "billing" })), &[]).await;
+    assert_eq!(error_code(&dup), "DUPLICATE_VALUE");
+    api.create("TopicAssignment", json!({ "TopicId": topic, "EntityId": case_id })).await;
+    let again =
+        api.call("POST", "sobjects/TopicAssignment", Some(json!({ "TopicId": topic, "EntityId": case_id })), &[]).await;
+    assert_eq!(error_code(&again), "DUPLICATE_VALUE");
+    let assigned =
+        api.column(&format!("SELECT EntityType FROM TopicAssignment WHERE EntityId = '{case_id}'"), "EntityType").await;
+    assert_eq!(assigned, ["Case"]);
+}
+
+#[tokio::test]
+async fn every_api_response_reports_usage_and_auth_is_required() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let a = api.get("limits").await;
+    assert_eq!(a.limit_info.as_deref(), Some("api-usage=1/100000"));
+    let b = api.query("SELECT Id FROM Case").await;
+    assert_eq!(b.limit_info.as_deref(), Some("api-usage=2/100000"));
+    let err = api.query("SELECT Nope FROM Case").await;
+    assert_eq!(err.limit_info.as_deref(), Some("api-usage=3/100000"), "errors carry the header too");
+
+    let http = reqwest::Client::new();
+    let anonymous = http.get(format!("{}/services/data/v59.0/limits", sim.url())).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body, json!([{ "message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID" }]));
+    let versions: Value = http.get(format!("{}/services/data", sim.url())).send().await.unwrap().json().await.unwrap();
+    assert!(versions.as_array().unwrap().iter().any(|v| v["version"] == "59.0"));
+    let old = api.get("/services/data/v20.0/limits").await;
+    assert_eq!(old.status, 404);
+    let put = api.call("PUT", "sobjects/Case", Some(json!({})), &[]).await;
+    assert_eq!((put.status, error_code(&put)), (405, "METHOD_NOT_ALLOWED"));
+    let resp = http
+        .post(format!("{}/services/data/v59.0/sobjects/Case", sim.url()))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()[0]["errorCode"], "JSON_PARSER_ERROR");
+}
+
+#[tokio::test]
+async fn token_endpoint_refuses_what_salesforce_refuses() {
+    let sim = start_sim(SimOptions::default()).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/services/oauth2/token", sim.url());
+    let r = http.post(&url).form(&[("grant_type", "authorization_magic")]).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .post(&url)
+        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", "a.b.c")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({ "error": "invalid_grant", "error_description": "invalid assertion" })
+    );
+}
+
+#[tokio::test]
+async fn control_api_lists_requests_and_injects_faults() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    api.query("SELECT Id FROM Case").await;
+    api.get("sobjects/Case/describe").await;
+    let log = sim_requests(&sim).await;
+    assert_eq!(log["total"], 2, "token requests are not API calls");
+    assert_eq!(log["token_requests"].as_array().unwrap().len(), 1);
+    let first = &log["requests"][0];
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["path"], "/services/data/v59.0/query");
+    assert!(first["query"].as_str().unwrap().starts_with("q=SELECT"));
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["user"], json!(sim.id_of("agent").unwrap()));
+    assert!(first["time"].as_str().unwrap().ends_with("+0000"));
+
+    let http = reqwest::Client::new();
+    http.delete(format!("{}/__sim/requests", sim.url())).send().await.unwrap();
+    assert_eq!(sim_requests(&sim).await["total"], 0);
+
+    let bad =
+        http.post(format!("{}/__sim/faults", sim.url())).json(&json!({ "error_rate": 2.0 })).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown =
+        http.post(format!("{}/__sim/faults", sim.url())).json(&json!({ "latencyy": 1 })).send().await.unwrap();
+    assert_eq!(unknown.status(), 400);
+
+    set_faults(&sim, json!({ "latency_ms": 200 })).await;
+    let started = Instant::now();
+    api.get("limits").await;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+
+    set_faults(&sim, json!({ "error_rate": 1.0 })).await;
+    let down = api.get("limits").await;
+    assert_eq!((down.status, error_code(&down)), (503, "SERVER_UNAVAILABLE"));
+
+    set_faults(&sim, json!({ "daily_api_limit": 1 })).await;
+    let over = api.get("limits").await;
+    assert_eq!((over.status, error_code(&over)), (403, "REQUEST_LIMIT_EXCEEDED"));
+    assert_eq!(over.body[0]["message"], "TotalRequests Limit exceeded.");
+    assert!(over.limit_info.unwrap().ends_with("/1"));
+
+    let cleared = http.delete(format!("{}/__sim/faults", sim.url())).send().await.unwrap();
+    assert_eq!(cleared.status(), 200);
+    assert_eq!(api.get("limits").await.status, 200);
+}
+
+#[tokio::test]
+async fn composite_refuses_duplicate_references_and_resolves_query_paths() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let dup = api
+        .call(
+            "POST",
+            "composite",
+            Some(json!({ "compositeRequest": [
+                { "method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "a" },
+                { "method": "GET", "url": "/services/data/v59.0/limits", "referenceId": "a" },
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(dup.status, 400);
+    let chained = api
+        .call(
+            "POST",
+            "composite",
+            Some(json!({ "compositeRequest": [
+                { "method": "GET", "url": "/services/data/v59.0/query?q=SELECT+Id+FROM+Contact+WHERE+LastName+%3D+%27Doe%27", "referenceId": "who" },
+                { "method": "POST", "url": "/services/data/v59.0/sobjects/Case", "referenceId": "c",
+                  "body": { "Subject": "chained", "ContactId": "@{who.records[0].Id}" } },
+                { "method": "GET", "url": "/services/data/v59.0/sobjects/Case/@{c.id}?fields=ContactId", "referenceId": "check" },
+            ]})),
+            &[],
+        )
+        .await;
+    let results = chained.body["compositeResponse"].as_array().unwrap();
+    assert_eq!(results[2]["body"]["ContactId"], json!(sim.id_of("jane").unwrap()), "{}", chained.body);
+    assert_eq!(
+        results[1]["httpHeaders"]["Location"].as_str().unwrap().len(),
+        "/services/data/v59.0/sobjects/Case/".len() + 18
+    );
+}
