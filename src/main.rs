@@ -58,7 +58,7 @@ async fn run_sim(listen: SocketAddr, org: Option<PathBuf>, batch_size: usize) ->
     let seed = match loaded {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: invalid org seed: {e}");
+            eprintln!("error: cannot load the org seed: {e}");
             eprintln!("hint: see examples/demo/org.yaml for the seed format");
             return ExitCode::from(2);
         }
