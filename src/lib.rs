@@ -1,9 +1,25 @@
 //! casebridge: a self-hosted daemon that puts an AI support agent on Salesforce Cases.
 //!
-//! Layout:
-//! - [`salesforce`]: the REST API client the daemon uses (OAuth, SOQL, sObjects,
-//!   composite, limits), with typed Salesforce errors and bounded retries.
+//! Layout, in the order data flows (poll → build → decide → act → report):
+//! - [`salesforce`]: the REST API client (OAuth, SOQL, sObjects, composite, limits), with
+//!   typed Salesforce errors and bounded retries.
+//! - [`conversation`]: cases become conversations; authors classified.
+//! - [`decide`]: the rules and the agent make a decision, with a trace.
+//! - [`agent`]: the AI agent backends (knowledge base, OpenAI-compatible, Rhai script).
+//! - [`script`]: the Rhai sandbox every admin script runs in.
+//! - [`act`]: actions, the outbox executor (composite batches), SMTP.
+//! - [`store`]: conversations, cursor, outbox and sync errors in sled.
+//! - [`config`]: the daemon's configuration file.
 //! - [`sim`]: a local Salesforce org simulator, the ground every test and the demo run on.
+//! - [`smtp_sink`]: a local SMTP server for the demo and tests.
 
+pub mod act;
+pub mod agent;
+pub mod config;
+pub mod conversation;
+pub mod decide;
 pub mod salesforce;
+pub mod script;
 pub mod sim;
+pub mod smtp_sink;
+pub mod store;

@@ -1,0 +1,486 @@
+//! The executor: sends what waits in the outbox, in as few Salesforce calls as it can.
+//!
+//! Each round:
+//! 1. Entries left in flight by a crash (or a request that timed out) are checked in
+//!    Salesforce before anything is resent: a reply whose comment already exists is marked
+//!    done, never posted again. Idempotent actions (owner, fields, topics) are simply resent.
+//! 2. Emails go to the SMTP server; each accepted one is recorded in the store at once.
+//! 3. Topic names are resolved to ids (one query; missing topics created).
+//! 4. Everything else is packed, across cases, into composite calls of up to 25
+//!    subrequests (`allOrNone: false`, so one bad case never blocks the others). Entries
+//!    are marked in flight, durably, before the call goes out.
+//! 5. Each entry's result is handled on its own: done, retried later with backoff, or a
+//!    sync error with Salesforce's code and message.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Duration as ChronoDuration, Utc};
+use serde_json::{Value as Json, json};
+
+use super::email::Mailer;
+use super::{Action, ReplyChannel};
+use crate::salesforce::client::COMPOSITE_MAX;
+use crate::salesforce::soql::{Filter, Select};
+use crate::salesforce::{Client, SalesforceError, SubRequest};
+use crate::store::{EntryStatus, OutboxEntry, Store, StoreError, SyncError};
+
+/// What one round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoundReport {
+    pub done: usize,
+    pub retried_later: usize,
+    pub failed: usize,
+    pub verified_already_applied: usize,
+    pub emails_sent: usize,
+    pub api_calls: usize,
+}
+
+/// The longest wait between retries of one action.
+const MAX_BACKOFF_SECS: i64 = 900;
+/// After this many failed attempts a transient failure becomes a sync error.
+const MAX_ATTEMPTS: u32 = 8;
+
+pub struct Executor {
+    client: Client,
+    store: Store,
+    mailer: Option<Mailer>,
+    agent_user_id: String,
+    topic_ids: HashMap<String, String>,
+}
+
+/// How one entry's attempt ended.
+enum Outcome {
+    Done,
+    Retry(String),
+    Failed { code: String, message: String },
+}
+
+impl Executor {
+    pub fn new(client: Client, store: Store, mailer: Option<Mailer>, agent_user_id: String) -> Executor {
+        let topic_ids = store.meta("topic_ids").ok().flatten().unwrap_or_default();
+        Executor { client, store, mailer, agent_user_id, topic_ids }
+    }
+
+    /// Sends everything that is due. Store failures end the round; Salesforce and SMTP
+    /// failures are handled per entry.
+    pub async fn run_round(&mut self) -> Result<RoundReport, StoreError> {
+        let mut report = RoundReport::default();
+        let now = Utc::now();
+        let mut due: Vec<OutboxEntry> = self.store.outbox()?.into_iter().filter(|e| e.not_before <= now).collect();
+        if due.is_empty() {
+            return Ok(report);
+        }
+        let in_flight: Vec<OutboxEntry> =
+            due.iter().filter(|e| matches!(e.status, EntryStatus::InFlight { .. })).cloned().collect();
+        if !in_flight.is_empty() {
+            let applied = self.verify(&in_flight, &mut report).await;
+            let (confirmed, resend): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+                in_flight.into_iter().partition(|e| applied.contains(&e.id));
+            report.verified_already_applied += confirmed.len();
+            report.done += confirmed.len();
+            self.store.remove_entries(&confirmed.iter().map(|e| e.id).collect::<Vec<_>>())?;
+            let resend: Vec<OutboxEntry> = resend
+                .into_iter()
+                .map(|mut e| {
+                    e.status = EntryStatus::Pending;
+                    e
+                })
+                .collect();
+            self.store.update_entries(&resend)?;
+            due.retain(|e| !confirmed.iter().any(|c| c.id == e.id));
+            for e in due.iter_mut() {
+                e.status = EntryStatus::Pending;
+            }
+        }
+
+        // Emails first: the SMTP send, then the record on the case goes with the rest.
+        for entry in due.iter_mut() {
+            if let Action::SendEmail { email, .. } = &mut entry.action
+                && !email.smtp_accepted
+            {
+                let Some(mailer) = &self.mailer else {
+                    self.fail(entry, "SMTP_NOT_CONFIGURED", "an email reply is due but no SMTP server is configured")?;
+                    report.failed += 1;
+                    continue;
+                };
+                match mailer.send(email).await {
+                    Ok(()) => {
+                        email.smtp_accepted = true;
+                        report.emails_sent += 1;
+                        self.store.update_entries(std::slice::from_ref(entry))?;
+                    }
+                    Err(e) if e.is_transient() => {
+                        self.retry_later(entry, &e.to_string())?;
+                        report.retried_later += 1;
+                    }
+                    Err(e) => {
+                        self.fail(entry, "SMTP_ERROR", &e.to_string())?;
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        let outbox_ids: Vec<u64> = self.store.outbox()?.iter().map(|e| e.id).collect();
+        due.retain(|e| outbox_ids.contains(&e.id));
+        due.retain(|e| !matches!(&e.action, Action::SendEmail { email, .. } if !email.smtp_accepted));
+
+        if let Err(e) = self.resolve_topics(&due, &mut report).await {
+            tracing::warn!(error = %e, "Cannot resolve topics; topic assignments wait for the next round.");
+            due.retain(|e| !matches!(e.action, Action::AssignTopics { .. }));
+        }
+
+        // Pack entries, in order, into composite calls.
+        let mut chunk: Vec<(OutboxEntry, Vec<SubRequest>)> = Vec::new();
+        let mut chunk_len = 0;
+        for entry in due {
+            let subrequests = self.subrequests(&entry);
+            if subrequests.is_empty() {
+                self.store.remove_entries(&[entry.id])?;
+                report.done += 1;
+                continue;
+            }
+            if chunk_len + subrequests.len() > COMPOSITE_MAX && !chunk.is_empty() {
+                self.send_chunk(std::mem::take(&mut chunk), &mut report).await?;
+                chunk_len = 0;
+            }
+            chunk_len += subrequests.len();
+            chunk.push((entry, subrequests));
+        }
+        if !chunk.is_empty() {
+            self.send_chunk(chunk, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// The subrequests that carry out an entry (topics must be resolved first).
+    fn subrequests(&self, entry: &OutboxEntry) -> Vec<SubRequest> {
+        let r = |n: usize| format!("e{}_{n}", entry.id);
+        match &entry.action {
+            Action::PostReply { case_id, body, channel: ReplyChannel::Comment } => vec![SubRequest::create(
+                &r(0),
+                "CaseComment",
+                json!({ "ParentId": case_id, "CommentBody": body, "IsPublished": true }),
+            )],
+            Action::PostReply { case_id, body, channel: ReplyChannel::Feed } => vec![SubRequest::create(
+                &r(0),
+                "FeedItem",
+                json!({ "ParentId": case_id, "Body": body, "Type": "TextPost", "Visibility": "AllUsers" }),
+            )],
+            Action::InternalNote { case_id, body } => vec![SubRequest::create(
+                &r(0),
+                "CaseComment",
+                json!({ "ParentId": case_id, "CommentBody": body, "IsPublished": false }),
+            )],
+            Action::SendEmail { case_id, email } => vec![SubRequest::create(
+                &r(0),
+                "EmailMessage",
+                json!({
+                    "ParentId": case_id,
+                    "Incoming": false,
+                    "Status": "3",
+                    "Subject": email.subject,
+                    "TextBody": email.text,
+                    "HtmlBody": email.html,
+                    "FromAddress": address_only(&email.from),
+                    "ToAddress": email.to,
+                    "MessageIdentifier": email.message_id,
+                    "MessageDate": Utc::now().to_rfc3339(),
+                }),
+            )],
+            Action::Reassign { case_id, owner_id } => {
+                vec![SubRequest::update(&r(0), "Case", case_id, json!({ "OwnerId": owner_id }))]
+            }
+            Action::UpdateFields { case_id, fields } => {
+                if fields.is_empty() {
+                    return Vec::new();
+                }
+                vec![SubRequest::update(&r(0), "Case", case_id, json!(fields))]
+            }
+            Action::AssignTopics { case_id, topics } => topics
+                .iter()
+                .filter_map(|t| self.topic_ids.get(&t.to_lowercase()))
+                .enumerate()
+                .map(|(n, topic_id)| {
+                    SubRequest::create(&r(n), "TopicAssignment", json!({ "TopicId": topic_id, "EntityId": case_id }))
+                })
+                .collect(),
+        }
+    }
+
+    async fn send_chunk(
+        &mut self,
+        chunk: Vec<(OutboxEntry, Vec<SubRequest>)>,
+        report: &mut RoundReport,
+    ) -> Result<(), StoreError> {
+        let since = Utc::now();
+        let marked: Vec<OutboxEntry> = chunk
+            .iter()
+            .map(|(e, _)| {
+                let mut e = e.clone();
+                e.status = EntryStatus::InFlight { since };
+                e.attempts += 1;
+                e
+            })
+            .collect();
+        // Durably in flight before anything leaves: a crash from here on is verified.
+        self.store.update_entries(&marked)?;
+        let subrequests: Vec<SubRequest> = chunk.iter().flat_map(|(_, s)| s.clone()).collect();
+        report.api_calls += 1;
+        let results = match self.client.composite(false, subrequests).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The call may or may not have been applied; the entries stay in flight and
+                // are verified next round. Entries the call surely did not reach go back.
+                let unsent = matches!(
+                    e,
+                    SalesforceError::LimitExceeded { .. } | SalesforceError::Auth { .. } | SalesforceError::Config(_)
+                ) || e.status().is_some_and(|s| s == 503);
+                tracing::warn!(error = %e, entries = marked.len(), "Composite call failed.");
+                let back: Vec<OutboxEntry> = marked
+                    .into_iter()
+                    .map(|mut entry| {
+                        if unsent {
+                            entry.status = EntryStatus::Pending;
+                        }
+                        entry.last_error = Some(e.to_string());
+                        entry.not_before = Utc::now() + backoff(entry.attempts);
+                        entry
+                    })
+                    .collect();
+                report.retried_later += back.len();
+                return self.store.update_entries(&back);
+            }
+        };
+        let by_ref: HashMap<&str, &crate::salesforce::SubResponse> =
+            results.iter().map(|r| (r.reference_id.as_str(), r)).collect();
+        let mut done = Vec::new();
+        for ((_, subs), mut entry) in chunk.into_iter().zip(marked) {
+            let outcome = entry_outcome(&entry, &subs, &by_ref);
+            match outcome {
+                Outcome::Done => done.push(entry.id),
+                Outcome::Retry(why) => {
+                    report.retried_later += 1;
+                    if entry.attempts >= MAX_ATTEMPTS {
+                        self.fail(&entry, "RETRIES_EXHAUSTED", &why)?;
+                        report.failed += 1;
+                    } else {
+                        entry.status = EntryStatus::Pending;
+                        entry.last_error = Some(why);
+                        entry.not_before = Utc::now() + backoff(entry.attempts);
+                        self.store.update_entries(&[entry])?;
+                    }
+                }
+                Outcome::Failed { code, message } => {
+                    self.fail(&entry, &code, &message)?;
+                    report.failed += 1;
+                }
+            }
+        }
+        report.done += done.len();
+        self.store.remove_entries(&done)
+    }
+
+    /// Records a sync error for the entry and takes it out of the outbox.
+    fn fail(&self, entry: &OutboxEntry, code: &str, message: &str) -> Result<(), StoreError> {
+        tracing::warn!(
+            case = entry.action.case_id(),
+            operation = entry.action.operation(),
+            code,
+            message,
+            "Action failed."
+        );
+        let now = Utc::now();
+        self.store.record_error(SyncError {
+            id: 0,
+            case_id: Some(entry.action.case_id().to_string()),
+            operation: entry.action.operation().to_string(),
+            code: code.to_string(),
+            message: message.to_string(),
+            attempts: entry.attempts.max(1),
+            first_seen: now,
+            last_seen: now,
+            action: Some(entry.action.clone()),
+        })?;
+        self.store.remove_entries(&[entry.id])
+    }
+
+    fn retry_later(&self, entry: &mut OutboxEntry, why: &str) -> Result<(), StoreError> {
+        entry.attempts += 1;
+        if entry.attempts >= MAX_ATTEMPTS {
+            return self.fail(entry, "RETRIES_EXHAUSTED", why);
+        }
+        entry.last_error = Some(why.to_string());
+        entry.not_before = Utc::now() + backoff(entry.attempts);
+        self.store.update_entries(std::slice::from_ref(entry))
+    }
+
+    /// Finds the topics the due entries need, creating missing ones, in at most two calls.
+    async fn resolve_topics(&mut self, due: &[OutboxEntry], report: &mut RoundReport) -> Result<(), SalesforceError> {
+        let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+        for e in due {
+            if let Action::AssignTopics { topics, .. } = &e.action {
+                for t in topics {
+                    if !self.topic_ids.contains_key(&t.to_lowercase()) {
+                        wanted.insert(t.to_lowercase(), t.clone());
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let soql = Select::new(["Id", "Name"], "Topic").filter(Filter::is_in("Name", wanted.values().cloned())).build();
+        let soql = soql.map_err(|e| SalesforceError::Config(e.to_string()))?;
+        report.api_calls += 1;
+        let found: Vec<Json> = self.client.query(soql).collect_all().await?;
+        for row in found {
+            if let (Some(id), Some(name)) = (row["Id"].as_str(), row["Name"].as_str()) {
+                self.topic_ids.insert(name.to_lowercase(), id.to_string());
+            }
+        }
+        let missing: Vec<String> =
+            wanted.into_iter().filter(|(k, _)| !self.topic_ids.contains_key(k)).map(|(_, v)| v).collect();
+        for batch in missing.chunks(COMPOSITE_MAX) {
+            let subs: Vec<SubRequest> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, name)| SubRequest::create(&format!("t{i}"), "Topic", json!({ "Name": name })))
+                .collect();
+            report.api_calls += 1;
+            for (name, result) in batch.iter().zip(self.client.composite(false, subs).await?) {
+                if let Some(id) = result.created_id() {
+                    self.topic_ids.insert(name.to_lowercase(), id.to_string());
+                }
+            }
+        }
+        let _ = self.store.set_meta("topic_ids", &self.topic_ids);
+        Ok(())
+    }
+
+    /// Which in-flight entries already reached Salesforce: replies, notes and email records
+    /// are looked up (one query per kind); anything idempotent is simply resent.
+    async fn verify(&self, entries: &[OutboxEntry], report: &mut RoundReport) -> std::collections::HashSet<u64> {
+        let mut applied = std::collections::HashSet::new();
+        let earliest = entries
+            .iter()
+            .filter_map(|e| match e.status {
+                EntryStatus::InFlight { since } => Some(since),
+                _ => None,
+            })
+            .min()
+            .unwrap_or_else(Utc::now)
+            - ChronoDuration::minutes(5);
+        let comment_like: Vec<&OutboxEntry> = entries
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.action,
+                    Action::PostReply { channel: ReplyChannel::Comment, .. } | Action::InternalNote { .. }
+                )
+            })
+            .collect();
+        let feed: Vec<&OutboxEntry> = entries
+            .iter()
+            .filter(|e| matches!(e.action, Action::PostReply { channel: ReplyChannel::Feed, .. }))
+            .collect();
+        let emails: Vec<&OutboxEntry> =
+            entries.iter().filter(|e| matches!(e.action, Action::SendEmail { .. })).collect();
+
+        for (object, body_field, group) in [("CaseComment", "CommentBody", &comment_like), ("FeedItem", "Body", &feed)]
+        {
+            if group.is_empty() {
+                continue;
+            }
+            let cases: Vec<String> = group.iter().map(|e| e.action.case_id().to_string()).collect();
+            let soql = Select::new(["Id", "ParentId", body_field], object)
+                .filter(Filter::is_in("ParentId", cases))
+                .filter(Filter::eq("CreatedById", self.agent_user_id.as_str()))
+                .filter(Filter::ge("CreatedDate", earliest))
+                .build();
+            let Ok(soql) = soql else { continue };
+            report.api_calls += 1;
+            match self.client.query::<Json>(soql).collect_all().await {
+                Ok(rows) => {
+                    for e in group {
+                        let (case_id, body) = match &e.action {
+                            Action::PostReply { case_id, body, .. } | Action::InternalNote { case_id, body } => {
+                                (case_id, body)
+                            }
+                            _ => continue,
+                        };
+                        let found = rows.iter().any(|r| {
+                            r["ParentId"].as_str().is_some_and(|p| crate::salesforce::id::same(p, case_id))
+                                && r[body_field].as_str() == Some(body.as_str())
+                        });
+                        if found {
+                            applied.insert(e.id);
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "Cannot verify in-flight replies; they stay in flight."),
+            }
+        }
+        if !emails.is_empty() {
+            let ids: Vec<String> = emails
+                .iter()
+                .filter_map(|e| match &e.action {
+                    Action::SendEmail { email, .. } => Some(email.message_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            if let Ok(soql) = Select::new(["Id", "MessageIdentifier"], "EmailMessage")
+                .filter(Filter::is_in("MessageIdentifier", ids))
+                .build()
+            {
+                report.api_calls += 1;
+                if let Ok(rows) = self.client.query::<Json>(soql).collect_all().await {
+                    for e in &emails {
+                        if let Action::SendEmail { email, .. } = &e.action
+                            && rows.iter().any(|r| r["MessageIdentifier"].as_str() == Some(email.message_id.as_str()))
+                        {
+                            applied.insert(e.id);
+                        }
+                    }
+                }
+            }
+        }
+        applied
+    }
+}
+
+/// How an entry's subrequests ended.
+fn entry_outcome(
+    entry: &OutboxEntry,
+    subs: &[SubRequest],
+    by_ref: &HashMap<&str, &crate::salesforce::SubResponse>,
+) -> Outcome {
+    for sub in subs {
+        let Some(result) = by_ref.get(sub.reference_id.as_str()) else {
+            return Outcome::Retry(format!("no result for subrequest {}", sub.reference_id));
+        };
+        if let Err(e) = result.result() {
+            // A topic already assigned is what we wanted.
+            if matches!(entry.action, Action::AssignTopics { .. }) && e.error_code() == "DUPLICATE_VALUE" {
+                continue;
+            }
+            if e.is_transient() || e.error_code() == "PROCESSING_HALTED" {
+                return Outcome::Retry(e.to_string());
+            }
+            return Outcome::Failed { code: e.error_code().to_string(), message: e.message() };
+        }
+    }
+    Outcome::Done
+}
+
+fn backoff(attempts: u32) -> ChronoDuration {
+    let secs = (5i64 << attempts.min(10)).min(MAX_BACKOFF_SECS);
+    ChronoDuration::seconds(secs)
+}
+
+/// `Acme Support <support@acme.example>` → `support@acme.example`.
+fn address_only(mailbox: &str) -> String {
+    match (mailbox.find('<'), mailbox.find('>')) {
+        (Some(s), Some(e)) if e > s => mailbox[s + 1..e].to_string(),
+        _ => mailbox.trim().to_string(),
+    }
+}

@@ -1,0 +1,100 @@
+//! The AI agent that answers customers: a built-in knowledge base ([`kb`]), an
+//! OpenAI-compatible chat-completions service ([`openai`]), or a Rhai script ([`script`]).
+//!
+//! An agent either answers (with a confidence) or says it cannot help; what happens then
+//! (a handover, usually) is the rules' decision, not the agent's. An agent *failure* (the
+//! AI service is down) is neither: the conversation stays unanswered and is tried again.
+
+pub mod kb;
+pub mod openai;
+pub mod script;
+
+use serde::{Deserialize, Serialize};
+
+use crate::conversation::{AuthorKind, Conversation};
+
+/// A help article the answer drew on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub title: String,
+    pub url: String,
+}
+
+/// What the agent made of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentAnswer {
+    /// The reply, or `None` when the agent cannot help.
+    pub text: Option<String>,
+    /// 0 to 1.
+    pub confidence: f64,
+    pub sources: Vec<Source>,
+    pub backend: String,
+    /// Why it could not help, for the decision trace.
+    pub note: Option<String>,
+}
+
+impl AgentAnswer {
+    pub fn cannot_help(backend: &str, confidence: f64, why: &str) -> AgentAnswer {
+        AgentAnswer {
+            text: None,
+            confidence,
+            sources: Vec::new(),
+            backend: backend.to_string(),
+            note: Some(why.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent configuration: {0}")]
+    Config(String),
+    #[error("the AI service failed: {0}")]
+    Service(String),
+    #[error("the agent script failed: {0}")]
+    Script(String),
+}
+
+impl AgentError {
+    /// Whether trying again later may work (a service outage) rather than never (a bug in
+    /// the configuration or script).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AgentError::Service(_))
+    }
+}
+
+/// The configured agent.
+pub enum Agent {
+    KnowledgeBase(kb::KnowledgeBase),
+    OpenAi(openai::OpenAiAgent),
+    Script(script::ScriptAgent),
+}
+
+impl Agent {
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Agent::KnowledgeBase(_) => "knowledge_base",
+            Agent::OpenAi(_) => "openai",
+            Agent::Script(_) => "script",
+        }
+    }
+
+    /// Answers the conversation's unanswered customer messages.
+    pub async fn answer(&self, conversation: &Conversation) -> Result<AgentAnswer, AgentError> {
+        match self {
+            Agent::KnowledgeBase(kb) => Ok(kb.answer(&question(conversation))),
+            Agent::OpenAi(ai) => ai.answer(conversation).await,
+            Agent::Script(s) => s.answer(conversation).await,
+        }
+    }
+}
+
+/// The text the customer is waiting on an answer to: their unanswered messages, or the last
+/// one if all are answered.
+pub fn question(conversation: &Conversation) -> String {
+    let pending: Vec<&str> = conversation.unanswered().iter().map(|p| p.body.as_str()).collect();
+    if !pending.is_empty() {
+        return pending.join("\n\n");
+    }
+    conversation.parts.iter().rev().find(|p| p.author == AuthorKind::User).map(|p| p.body.clone()).unwrap_or_default()
+}

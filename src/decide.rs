@@ -1,0 +1,354 @@
+//! Deciding what to do about a conversation: the rules and the agent turn it into a
+//! [`Decision`] — attributes, topics, an optional reply (and email), an optional handover,
+//! field updates — with a trace of every rule evaluated.
+//!
+//! The decision points sit behind one interface, [`Rules`], which the rule engine fills in
+//! from the admin's files. [`BuiltinRules`] are the defaults when no rule set says
+//! otherwise: hand over when the customer asks for a person or the agent cannot help.
+//!
+//! Fallback: when a rule fails at run time, the case is handed to the default target with
+//! the error in the note and the trace, so a broken rule never leaves a customer unanswered.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::agent::{Agent, AgentAnswer, AgentError};
+use crate::conversation::Conversation;
+
+/// The handover target that means "the default target from the configuration".
+pub const DEFAULT_TARGET: &str = "default";
+
+/// Hand the case to a human or queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handover {
+    /// A user or queue by name or id, or [`DEFAULT_TARGET`].
+    pub target: String,
+    /// Becomes the internal note on the case.
+    pub reason: String,
+    /// The rule that decided it.
+    pub rule: String,
+}
+
+/// An email reply, rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// One rule evaluation, for the decision trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    pub stage: String,
+    pub rule: String,
+    pub fired: bool,
+    pub detail: String,
+    pub micros: u64,
+}
+
+/// The trace being written during a decision.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace(pub Vec<TraceEntry>);
+
+impl Trace {
+    pub fn record(&mut self, stage: &str, rule: &str, fired: bool, detail: impl Into<String>, started: Instant) {
+        self.0.push(TraceEntry {
+            stage: stage.into(),
+            rule: rule.into(),
+            fired,
+            detail: detail.into(),
+            micros: started.elapsed().as_micros() as u64,
+        });
+    }
+}
+
+/// When outbound mappings run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Moment {
+    Sync,
+    Handover,
+    Close,
+}
+
+/// What the rules and the agent decided for one conversation update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub attributes: BTreeMap<String, Json>,
+    pub topics: BTreeSet<String>,
+    pub reply: Option<String>,
+    pub email: Option<RenderedEmail>,
+    pub handover: Option<Handover>,
+    pub field_updates: BTreeMap<String, Json>,
+    pub agent: Option<AgentAnswer>,
+    pub trace: Trace,
+    /// The rule set that decided (its content hash, or `builtin`).
+    pub rules: String,
+}
+
+/// A rule that failed while running, named for the admin.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rule {rule} failed: {message}")]
+pub struct RuleError {
+    pub rule: String,
+    pub message: String,
+}
+
+/// The decision points an admin controls.
+pub trait Rules: Send + Sync {
+    /// Identifies the rule set in traces (a content hash).
+    fn id(&self) -> String;
+    /// Case, contact and account fields → conversation attributes.
+    fn inbound(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
+    /// Topics to tag the case with.
+    fn topics(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeSet<String>, RuleError>;
+    /// Handover decided before the agent answers (a VIP, an angry customer, "a human please").
+    fn handover_before(&self, conversation: &Conversation, trace: &mut Trace) -> Result<Option<Handover>, RuleError>;
+    /// Handover decided after the agent answered (it could not help).
+    fn handover_after(
+        &self,
+        conversation: &Conversation,
+        answer: &AgentAnswer,
+        trace: &mut Trace,
+    ) -> Result<Option<Handover>, RuleError>;
+    /// The email for a reply to an email-origin case.
+    fn email(&self, conversation: &Conversation, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError>;
+    /// Conversation attributes → case fields.
+    fn outbound(
+        &self,
+        conversation: &Conversation,
+        moment: Moment,
+        trace: &mut Trace,
+    ) -> Result<BTreeMap<String, Json>, RuleError>;
+}
+
+/// Why no decision could be made now.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// The agent failed; try the conversation again later.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+/// Runs the rules and the agent over a conversation.
+pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversation) -> Result<Decision, DecideError> {
+    let mut trace = Trace::default();
+    let mut decision = Decision {
+        attributes: BTreeMap::new(),
+        topics: BTreeSet::new(),
+        reply: None,
+        email: None,
+        handover: None,
+        field_updates: BTreeMap::new(),
+        agent: None,
+        trace: Trace::default(),
+        rules: rules.id(),
+    };
+    // Each later stage sees what the earlier ones decided.
+    let mut view = conversation.clone();
+    let outcome: Result<(), RuleError> = async {
+        decision.attributes = rules.inbound(&view, &mut trace)?;
+        view.attributes.extend(decision.attributes.clone());
+        decision.topics = rules.topics(&view, &mut trace)?;
+        view.topics.extend(decision.topics.iter().cloned());
+        decision.handover = rules.handover_before(&view, &mut trace)?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        return Ok(fallback(decision, trace, e));
+    }
+    if decision.handover.is_none() {
+        let started = Instant::now();
+        let answer = agent.answer(&view).await?;
+        trace.record(
+            "agent",
+            agent.backend(),
+            answer.text.is_some(),
+            match &answer.text {
+                Some(_) => format!("answered with confidence {:.2}", answer.confidence),
+                None => answer.note.clone().unwrap_or_else(|| "cannot help".into()),
+            },
+            started,
+        );
+        match rules.handover_after(&view, &answer, &mut trace) {
+            Ok(h) => decision.handover = h,
+            Err(e) => return Ok(fallback(decision, trace, e)),
+        }
+        if decision.handover.is_none()
+            && let Some(text) = &answer.text
+        {
+            decision.reply = Some(text.clone());
+            if view.is_email_origin() && view.customer_email.is_some() {
+                match rules.email(&view, text, &mut trace) {
+                    Ok(email) => decision.email = Some(email),
+                    Err(e) => return Ok(fallback(decision, trace, e)),
+                }
+            }
+        }
+        decision.agent = Some(answer);
+    }
+    let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
+    match rules.outbound(&view, moment, &mut trace) {
+        Ok(fields) => decision.field_updates = fields,
+        Err(e) => return Ok(fallback(decision, trace, e)),
+    }
+    decision.trace = trace;
+    Ok(decision)
+}
+
+/// The documented fallback for a failing rule: no reply, hand over with the error.
+fn fallback(mut decision: Decision, mut trace: Trace, error: RuleError) -> Decision {
+    trace.0.push(TraceEntry {
+        stage: "error".into(),
+        rule: error.rule.clone(),
+        fired: true,
+        detail: error.message.clone(),
+        micros: 0,
+    });
+    decision.reply = None;
+    decision.email = None;
+    decision.handover = Some(Handover {
+        target: DEFAULT_TARGET.into(),
+        reason: format!("casebridge handed this case over because a rule failed: {error}"),
+        rule: "fallback".into(),
+    });
+    decision.trace = trace;
+    decision
+}
+
+/// The defaults: hand over when the customer asks for a person, or when the agent cannot
+/// help; plain email replies; no mappings or topics.
+pub struct BuiltinRules {
+    email: handlebars::Handlebars<'static>,
+    agent_name: String,
+}
+
+const HUMAN_PHRASES: &[&str] = &[
+    "human",
+    "real person",
+    "speak to someone",
+    "talk to someone",
+    "speak to a person",
+    "talk to a person",
+    "representative",
+    "live agent",
+    "real agent",
+    "someone real",
+];
+
+const DEFAULT_SUBJECT: &str = "Re: {{subject}} [Case {{case_number}}]";
+const DEFAULT_TEXT: &str = "Hi {{customer_name}},\n\n{{reply}}\n\n{{agent_name}}";
+
+impl BuiltinRules {
+    pub fn new(agent_name: &str) -> BuiltinRules {
+        let mut email = handlebars::Handlebars::new();
+        email.register_escape_fn(handlebars::no_escape);
+        email.set_strict_mode(true);
+        email.register_template_string("subject", DEFAULT_SUBJECT).expect("the built-in subject template compiles");
+        email.register_template_string("text", DEFAULT_TEXT).expect("the built-in text template compiles");
+        BuiltinRules { email, agent_name: agent_name.to_string() }
+    }
+}
+
+/// Whether a message asks for a person.
+pub fn asks_for_human(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    HUMAN_PHRASES.iter().any(|p| lower.contains(p))
+}
+
+impl Rules for BuiltinRules {
+    fn id(&self) -> String {
+        "builtin".into()
+    }
+
+    fn inbound(&self, _: &Conversation, _: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        Ok(BTreeMap::new())
+    }
+
+    fn topics(&self, _: &Conversation, _: &mut Trace) -> Result<BTreeSet<String>, RuleError> {
+        Ok(BTreeSet::new())
+    }
+
+    fn handover_before(&self, conversation: &Conversation, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
+        let started = Instant::now();
+        let asked = conversation.unanswered().iter().any(|p| asks_for_human(&p.body));
+        trace.record(
+            "handover_before",
+            "customer_asks_for_a_human",
+            asked,
+            "looks for phrases such as \"human\"",
+            started,
+        );
+        Ok(asked.then(|| Handover {
+            target: DEFAULT_TARGET.into(),
+            reason: "The customer asked to talk to a person.".into(),
+            rule: "customer_asks_for_a_human".into(),
+        }))
+    }
+
+    fn handover_after(
+        &self,
+        _: &Conversation,
+        answer: &AgentAnswer,
+        trace: &mut Trace,
+    ) -> Result<Option<Handover>, RuleError> {
+        let started = Instant::now();
+        let cannot = answer.text.is_none();
+        trace.record("handover_after", "agent_cannot_help", cannot, answer.note.clone().unwrap_or_default(), started);
+        Ok(cannot.then(|| Handover {
+            target: DEFAULT_TARGET.into(),
+            reason: format!(
+                "The AI agent could not answer this case ({}).",
+                answer.note.as_deref().unwrap_or("no confident answer")
+            ),
+            rule: "agent_cannot_help".into(),
+        }))
+    }
+
+    fn email(&self, conversation: &Conversation, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError> {
+        let started = Instant::now();
+        let customer_name = conversation
+            .contact
+            .as_ref()
+            .and_then(|c| c.name.clone())
+            .or_else(|| conversation.parts.first().and_then(|p| p.author_name.clone()))
+            .and_then(|n| n.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| "there".into());
+        let data = serde_json::json!({
+            "subject": conversation.subject,
+            "case_number": conversation.case_number,
+            "customer_name": customer_name,
+            "reply": reply,
+            "agent_name": self.agent_name,
+        });
+        let render = |name: &str| {
+            self.email
+                .render(name, &data)
+                .map_err(|e| RuleError { rule: format!("builtin email {name}"), message: e.to_string() })
+        };
+        let email = RenderedEmail { subject: render("subject")?, text: render("text")?, html: None };
+        trace.record("email", "builtin", true, format!("subject: {}", email.subject), started);
+        Ok(email)
+    }
+
+    fn outbound(&self, _: &Conversation, _: Moment, _: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        Ok(BTreeMap::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_requests_for_a_person() {
+        assert!(asks_for_human("Can I please talk to a HUMAN?"));
+        assert!(asks_for_human("I want a representative"));
+        assert!(!asks_for_human("The gripper drifts after restarts"));
+    }
+}

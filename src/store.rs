@@ -1,0 +1,281 @@
+//! The embedded store (sled): conversations, the poll cursor, the outbox of actions not yet
+//! confirmed by Salesforce, and sync errors.
+//!
+//! A conversation and the actions its decision produced are written in one transaction, so
+//! a crash can never leave a decision without its actions or actions without their
+//! decision; every commit is flushed to disk before the caller acts on it (sled otherwise
+//! syncs only every ~500 ms).
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::act::Action;
+use crate::conversation::Conversation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open the store at {path}: {source}\nhint: is another casebridge using it? Each daemon needs its own store path"
+    )]
+    Open { path: String, source: sled::Error },
+    #[error("store failure: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store record {key} is unreadable: {source}")]
+    Corrupt { key: String, source: serde_json::Error },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Where polling resumes: the newest `SystemModstamp` already processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub modstamp: DateTime<Utc>,
+}
+
+/// Where an outbox entry stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum EntryStatus {
+    /// Not sent yet (or known not to have reached Salesforce).
+    Pending,
+    /// Being sent since `since`: it may have reached Salesforce, so after a crash it is
+    /// checked there before being sent again.
+    InFlight { since: DateTime<Utc> },
+}
+
+/// One action waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub action: Action,
+    pub status: EntryStatus,
+    pub attempts: u32,
+    pub not_before: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// Something Salesforce (or SMTP, or the agent) refused, kept for admins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncError {
+    pub id: u64,
+    pub case_id: Option<String>,
+    /// What was being done: `post_reply`, `reassign`, `poll`, `agent`, ...
+    pub operation: String,
+    /// Salesforce's `errorCode` (or `SMTP_ERROR`, `AGENT_ERROR`, ...).
+    pub code: String,
+    pub message: String,
+    pub attempts: u32,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// The action that failed, so an admin can retry it.
+    pub action: Option<Action>,
+}
+
+/// The store.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    conversations: sled::Tree,
+    outbox: sled::Tree,
+    errors: sled::Tree,
+    meta: sled::Tree,
+}
+
+const CURSOR_KEY: &[u8] = b"cursor";
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialise")
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        Ok(Store {
+            conversations: db.open_tree("conversations")?,
+            outbox: db.open_tree("outbox")?,
+            errors: db.open_tree("sync_errors")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    pub fn conversation(&self, case_id: &str) -> Result<Option<Conversation>> {
+        self.conversations.get(case_id)?.map(|v| decode(case_id.as_bytes(), &v)).transpose()
+    }
+
+    /// Every conversation, in case-id order.
+    pub fn conversations(&self) -> impl Iterator<Item = Result<Conversation>> + '_ {
+        self.conversations.iter().map(|item| {
+            let (k, v) = item?;
+            decode(&k, &v)
+        })
+    }
+
+    pub fn conversation_count(&self) -> usize {
+        self.conversations.len()
+    }
+
+    pub fn cursor(&self) -> Result<Option<Cursor>> {
+        self.meta.get(CURSOR_KEY)?.map(|v| decode(CURSOR_KEY, &v)).transpose()
+    }
+
+    pub fn set_cursor(&self, cursor: Cursor) -> Result<()> {
+        self.meta.insert(CURSOR_KEY, encode(&cursor))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Saves a conversation and queues its actions in one transaction, durably.
+    pub fn commit(&self, conversation: &Conversation, actions: Vec<Action>) -> Result<Vec<u64>> {
+        let now = Utc::now();
+        let entries: Vec<OutboxEntry> = actions
+            .into_iter()
+            .map(|action| {
+                Ok(OutboxEntry {
+                    id: self.db.generate_id()?,
+                    action,
+                    status: EntryStatus::Pending,
+                    attempts: 0,
+                    not_before: now,
+                    created_at: now,
+                    last_error: None,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let conversation_bytes = encode(conversation);
+        (&self.conversations, &self.outbox)
+            .transaction(|(conversations, outbox)| {
+                conversations.insert(conversation.case_id.as_bytes(), conversation_bytes.clone())?;
+                for entry in &entries {
+                    outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+            })?;
+        self.db.flush()?;
+        Ok(entries.iter().map(|e| e.id).collect())
+    }
+
+    /// Outbox entries in the order they were queued.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.outbox
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Rewrites entries (their status, attempts, error) durably, in one batch.
+    pub fn update_entries(&self, entries: &[OutboxEntry]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.insert(&e.id.to_be_bytes(), encode(e));
+        }
+        self.outbox.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes confirmed entries durably.
+    pub fn remove_entries(&self, ids: &[u64]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(&id.to_be_bytes());
+        }
+        self.outbox.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Records a sync error; an error of the same case, operation and code is counted on
+    /// the existing record instead of repeated.
+    pub fn record_error(&self, mut error: SyncError) -> Result<u64> {
+        for existing in self.sync_errors()? {
+            if existing.case_id == error.case_id && existing.operation == error.operation && existing.code == error.code
+            {
+                error.id = existing.id;
+                error.first_seen = existing.first_seen;
+                error.attempts = existing.attempts + error.attempts.max(1);
+                break;
+            }
+        }
+        if error.id == 0 {
+            error.id = self.db.generate_id()? + 1;
+        }
+        self.errors.insert(error.id.to_be_bytes(), encode(&error))?;
+        self.db.flush()?;
+        Ok(error.id)
+    }
+
+    pub fn sync_errors(&self) -> Result<Vec<SyncError>> {
+        self.errors
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    pub fn remove_error(&self, id: u64) -> Result<Option<SyncError>> {
+        let removed = self.errors.remove(id.to_be_bytes())?;
+        self.db.flush()?;
+        removed.map(|v| decode(b"sync_error", &v)).transpose()
+    }
+
+    /// Queues an action outside a decision (an admin's retry of a failed action).
+    pub fn enqueue(&self, action: Action) -> Result<u64> {
+        let entry = OutboxEntry {
+            id: self.db.generate_id()?,
+            action,
+            status: EntryStatus::Pending,
+            attempts: 0,
+            not_before: Utc::now(),
+            created_at: Utc::now(),
+            last_error: None,
+        };
+        self.outbox.insert(entry.id.to_be_bytes(), encode(&entry))?;
+        self.db.flush()?;
+        Ok(entry.id)
+    }
+
+    /// A small value kept beside the data (the resolved agent user id, topic ids, ...).
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.meta.get(key)?.map(|v| decode(key.as_bytes(), &v)).transpose()
+    }
+
+    pub fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.meta.insert(key, encode(value))?;
+        Ok(())
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
