@@ -111,9 +111,31 @@ pub struct Conversation {
     pub created_at: DateTime<Utc>,
     /// The case's `SystemModstamp` when last read.
     pub modstamp: DateTime<Utc>,
+    /// When the agent failed, the conversation is tried again from this time.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub agent_failures: u32,
+    /// The latest decisions, newest last (at most [`Conversation::MAX_DECISIONS`]).
+    #[serde(default)]
+    pub decisions: Vec<crate::decide::Decision>,
 }
 
 impl Conversation {
+    /// How many decisions (with their traces) are kept per conversation.
+    pub const MAX_DECISIONS: usize = 10;
+
+    pub fn is_closed(&self) -> bool {
+        self.case_fields.get("IsClosed").and_then(|v| v.as_bool()).unwrap_or(false)
+            || self.status.as_deref() == Some("Closed")
+    }
+
+    pub fn push_decision(&mut self, decision: crate::decide::Decision) {
+        self.decisions.push(decision);
+        let excess = self.decisions.len().saturating_sub(Self::MAX_DECISIONS);
+        self.decisions.drain(..excess);
+    }
+
     /// Whether the case came in by email, so replies must also be emailed.
     pub fn is_email_origin(&self) -> bool {
         self.origin.as_deref() == Some("Email")
@@ -198,6 +220,7 @@ pub mod fields {
         "Subject",
         "Description",
         "Status",
+        "IsClosed",
         "Origin",
         "Priority",
         "OwnerId",
@@ -357,6 +380,9 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         replies_sent: 0,
         created_at,
         modstamp,
+        retry_at: None,
+        agent_failures: 0,
+        decisions: Vec::new(),
         case_id,
     })
 }

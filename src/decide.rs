@@ -202,7 +202,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
 }
 
 /// The documented fallback for a failing rule: no reply, hand over with the error.
-fn fallback(mut decision: Decision, mut trace: Trace, error: RuleError) -> Decision {
+pub fn fallback(mut decision: Decision, mut trace: Trace, error: RuleError) -> Decision {
     trace.0.push(TraceEntry {
         stage: "error".into(),
         rule: error.rule.clone(),

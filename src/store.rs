@@ -85,6 +85,8 @@ pub struct Store {
     outbox: sled::Tree,
     errors: sled::Tree,
     meta: sled::Tree,
+    /// Case id → when its conversation is due for another try (the agent failed).
+    retries: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -110,6 +112,7 @@ impl Store {
             outbox: db.open_tree("outbox")?,
             errors: db.open_tree("sync_errors")?,
             meta: db.open_tree("meta")?,
+            retries: db.open_tree("retries")?,
             db,
         })
     }
@@ -158,9 +161,14 @@ impl Store {
             })
             .collect::<Result<_>>()?;
         let conversation_bytes = encode(conversation);
-        (&self.conversations, &self.outbox)
-            .transaction(|(conversations, outbox)| {
+        let retry = conversation.retry_at.map(|at| encode(&at));
+        (&self.conversations, &self.outbox, &self.retries)
+            .transaction(|(conversations, outbox, retries)| {
                 conversations.insert(conversation.case_id.as_bytes(), conversation_bytes.clone())?;
+                match &retry {
+                    Some(at) => retries.insert(conversation.case_id.as_bytes(), at.clone())?,
+                    None => retries.remove(conversation.case_id.as_bytes())?,
+                };
                 for entry in &entries {
                     outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
                 }
@@ -172,6 +180,19 @@ impl Store {
             })?;
         self.db.flush()?;
         Ok(entries.iter().map(|e| e.id).collect())
+    }
+
+    /// Case ids whose conversations are due for another try at `now`.
+    pub fn due_retries(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let mut due = Vec::new();
+        for item in self.retries.iter() {
+            let (k, v) = item?;
+            let at: DateTime<Utc> = decode(&k, &v)?;
+            if at <= now {
+                due.push(String::from_utf8_lossy(&k).into_owned());
+            }
+        }
+        Ok(due)
     }
 
     /// Outbox entries in the order they were queued.

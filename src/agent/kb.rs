@@ -19,7 +19,6 @@ const B: f64 = 0.75;
 #[derive(Debug, Clone)]
 struct Section {
     article_title: String,
-    heading: Option<String>,
     url: String,
     text: String,
     /// Term → count.
@@ -128,14 +127,20 @@ impl KnowledgeBase {
             a.sources.push(source);
             return a;
         }
-        let title = match &section.heading {
-            Some(h) => format!("{} — {h}", section.article_title),
-            None => section.article_title.clone(),
-        };
+        // Quote every strongly matching section of the best article, in the article's
+        // order: "when to" and "how to" usually belong together.
+        let mut chosen: Vec<usize> = ranked
+            .iter()
+            .filter(|(i, s)| *s >= score * 0.5 && self.sections[*i].url == section.url)
+            .map(|(i, _)| *i)
+            .take(3)
+            .collect();
+        chosen.sort_unstable();
+        let body = chosen.iter().map(|&i| self.sections[i].text.as_str()).collect::<Vec<_>>().join("\n\n");
         let text = format!(
             "{}\n\nYou can read more in our help article \"{}\": {}",
-            excerpt(&section.text, 1_500),
-            title,
+            excerpt(&body, 1_500),
+            section.article_title,
             section.url
         );
         AgentAnswer {
@@ -181,7 +186,6 @@ fn split_article(text: &str, default_url: &str) -> Vec<Section> {
             }
             Some(Section {
                 article_title: title.clone(),
-                heading,
                 url: url.clone(),
                 text: body,
                 len: tokens.len() as u32,

@@ -60,3 +60,45 @@ pub async fn set_faults(sim: &Simulator, faults: serde_json::Value) {
     let r = reqwest::Client::new().post(format!("{}/__sim/faults", sim.url())).json(&faults).send().await.unwrap();
     assert_eq!(r.status(), 200, "faults accepted");
 }
+
+/// A daemon on the simulator with the demo help centre, the built-in rules and a store in
+/// `dir`; email replies go to `smtp` when given.
+pub async fn start_daemon(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    smtp: Option<std::net::SocketAddr>,
+) -> casebridge::daemon::Daemon {
+    use casebridge::act::email::{Mailer, SmtpSecurity, SmtpSettings};
+    use casebridge::agent::{Agent, kb::KnowledgeBase};
+    use casebridge::daemon::{Daemon, DaemonSettings};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kb = KnowledgeBase::load(&root.join("examples/demo/help-center"), "https://help.example", 0.35).unwrap();
+    let store = casebridge::store::Store::open(&dir.join("store")).unwrap();
+    let mailer = smtp.map(|addr| {
+        Mailer::new(&SmtpSettings {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            security: SmtpSecurity::None,
+            username: None,
+            password: None,
+            timeout: std::time::Duration::from_secs(5),
+        })
+        .unwrap()
+    });
+    let settings = DaemonSettings {
+        poll_interval: std::time::Duration::from_millis(50),
+        overlap: std::time::Duration::from_secs(60),
+        initial_lookback: std::time::Duration::from_secs(24 * 3600),
+        reply_channel: Default::default(),
+        email_from: smtp.map(|_| "Acme Support <support@acme.example>".to_string()),
+        agent_user: "agent@test.example".into(),
+        default_target: "Support Queue".into(),
+    };
+    let rules = std::sync::Arc::new(casebridge::decide::BuiltinRules::new("Acme Support"));
+    Daemon::new(agent_client(sim), store, Agent::KnowledgeBase(kb), rules, mailer, settings).await.unwrap()
+}
+
+/// A client signed in with a username and password of the test org.
+pub fn user_client(sim: &Simulator, username: &str, password: &str) -> Client {
+    client_with(sim, password_credentials(username, password))
+}

@@ -333,6 +333,18 @@ impl Parser {
         }
     }
 
+    /// After FROM any identifier is an object name, keywords included: `FROM Group`.
+    fn object_name(&mut self) -> Result<Name, SyntaxError> {
+        match self.peek().clone() {
+            Tok::Word(w) if !w.contains('.') => {
+                let offset = self.offset();
+                self.bump();
+                Ok(Name { text: w, offset })
+            }
+            _ => self.unexpected(),
+        }
+    }
+
     fn query(&mut self, nested: bool) -> Result<Query, SyntaxError> {
         self.keyword("SELECT")?;
         let mut select = Vec::new();
@@ -363,7 +375,7 @@ impl Parser {
             }
         }
         self.keyword("FROM")?;
-        let from = self.name()?;
+        let from = self.object_name()?;
         let filter = if self.eat_keyword("WHERE") { Some(self.condition()?) } else { None };
         let mut order_by = Vec::new();
         if self.eat_keyword("ORDER") {
@@ -594,6 +606,13 @@ mod tests {
         let q = ok("SELECT COUNT() FROM Case WHERE CreatedDate = LAST_N_DAYS:7");
         assert!(q.count_only);
         assert!(matches!(q.filter, Some(Cond::Compare { value: Literal::Relative(RelativeDate::LastNDays(7)), .. })));
+    }
+
+    #[test]
+    fn from_group_is_an_object_not_a_keyword() {
+        let q = ok("SELECT Id, (SELECT SobjectType FROM QueueSobjects) FROM Group WHERE Type = 'Queue'");
+        assert_eq!(q.from.text, "Group");
+        assert_eq!(parse("SELECT Id FROM Group GROUP BY Type").unwrap_err().message, "unexpected token: GROUP");
     }
 
     #[test]

@@ -1,0 +1,504 @@
+//! The daemon's cycle: poll → build → decide → act.
+//!
+//! One SOQL query per cycle finds the cases owned by the agent user whose `SystemModstamp`
+//! is past the persisted cursor (minus a small overlap), with their comments, emails and
+//! text feed posts in child subqueries. Rows already processed are recognised by their
+//! `SystemModstamp` and skipped, so the overlap costs nothing. Each updated case is merged
+//! into its stored conversation and decided; the decision's actions are committed with the
+//! new conversation state in one store transaction, then the executor sends the outbox.
+//! The cursor only moves after every row of the poll is committed, so a crash re-polls.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::act::email::{Mailer, new_message_id};
+use crate::act::executor::{Executor, RoundReport};
+use crate::act::{Action, COMMENT_BODY_MAX_BYTES, FEED_BODY_MAX_CHARS, OutgoingEmail, ReplyChannel, split_reply};
+use crate::agent::Agent;
+use crate::conversation::{self, Authors, Conversation, ConversationState, PartKind, fields};
+use crate::decide::{self, DEFAULT_TARGET, DecideError, Decision, RuleError, Rules};
+use crate::salesforce::soql::{Filter, Select};
+use crate::salesforce::{Client, SalesforceError, id};
+use crate::setup::{self, SetupError, Target};
+use crate::store::{Cursor, Store, StoreError, SyncError};
+
+/// How the daemon behaves (from the config).
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub poll_interval: Duration,
+    pub overlap: Duration,
+    pub initial_lookback: Duration,
+    pub reply_channel: ReplyChannel,
+    /// The sender of email replies; `None` when no SMTP server is configured.
+    pub email_from: Option<String>,
+    /// The agent user, by username or Id.
+    pub agent_user: String,
+    /// The default handover target, by name or Id.
+    pub default_target: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("polling failed: {0}")]
+    Poll(SalesforceError),
+}
+
+/// What happened to one case in a cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseEvent {
+    pub case_id: String,
+    pub case_number: String,
+    pub kind: EventKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Replied,
+    HandedOver,
+    Resumed,
+    AssignedAway,
+    Closed,
+    AgentFailed,
+    Unreadable,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    pub rows: usize,
+    pub events: Vec<CaseEvent>,
+    pub executed: RoundReport,
+    /// Salesforce API requests this cycle sent.
+    pub api_calls: u64,
+    pub poll_error: Option<String>,
+}
+
+pub struct Daemon {
+    client: Client,
+    store: Store,
+    agent: Arc<Agent>,
+    rules: Arc<dyn Rules>,
+    executor: Executor,
+    settings: DaemonSettings,
+    agent_user: Target,
+    default_target: Target,
+    /// Handover targets named by rules, resolved to ids.
+    targets: HashMap<String, String>,
+}
+
+impl Daemon {
+    /// Resolves the agent user and the default handover target in the org; fails with a
+    /// message that says what to fix when either is unusable.
+    pub async fn new(
+        client: Client,
+        store: Store,
+        agent: Agent,
+        rules: Arc<dyn Rules>,
+        mailer: Option<Mailer>,
+        settings: DaemonSettings,
+    ) -> Result<Daemon, DaemonError> {
+        let agent_user = setup::agent_user(&client, &settings.agent_user).await?;
+        let default_target = setup::handover_target(&client, &settings.default_target).await?;
+        let executor = Executor::new(client.clone(), store.clone(), mailer, agent_user.id.clone());
+        Ok(Daemon {
+            client,
+            store,
+            agent: Arc::new(agent),
+            rules,
+            executor,
+            settings,
+            agent_user,
+            default_target,
+            targets: HashMap::new(),
+        })
+    }
+
+    pub fn agent_user(&self) -> &Target {
+        &self.agent_user
+    }
+
+    pub fn default_target(&self) -> &Target {
+        &self.default_target
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Swaps in a new rule set; the next decision uses it.
+    pub fn set_rules(&mut self, rules: Arc<dyn Rules>) {
+        self.rules = rules;
+    }
+
+    /// Runs cycles until `shutdown` resolves. Cancelling a cycle half-way is safe: every
+    /// decision is committed with its actions before anything is sent, and actions in flight
+    /// are checked in Salesforce before they are sent again.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                result = self.cycle() => match result {
+                    Ok(report) => log_cycle(&report),
+                    Err(DaemonError::Store(e)) => return Err(DaemonError::Store(e)),
+                    Err(e) => tracing::error!(error = %e, "Cycle failed; trying again at the next poll."),
+                },
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+        self.store.flush()?;
+        tracing::info!("casebridge stopped; pending actions stay in the outbox.");
+        Ok(())
+    }
+
+    /// One poll → decide → act cycle.
+    pub async fn cycle(&mut self) -> Result<CycleReport, DaemonError> {
+        let calls_before = self.client.requests_sent();
+        let mut report = CycleReport::default();
+        if let Err(e) = self.poll(&mut report).await {
+            match e {
+                DaemonError::Poll(err) => {
+                    tracing::warn!(error = %err, "Polling failed.");
+                    self.record_error(None, "poll", err.error_code(), &err.message())?;
+                    report.poll_error = Some(err.to_string());
+                }
+                other => return Err(other),
+            }
+        }
+        self.retry_due(&mut report).await?;
+        report.executed = self.executor.run_round().await?;
+        report.api_calls = self.client.requests_sent() - calls_before;
+        Ok(report)
+    }
+
+    fn poll_query(&self, filter: Filter) -> String {
+        Select::new(fields::CASE.iter().copied(), "Case")
+            .with_children(Select::new(fields::COMMENT.iter().copied(), "CaseComments").order_by("CreatedDate", false))
+            .with_children(Select::new(fields::EMAIL.iter().copied(), "EmailMessages").order_by("CreatedDate", false))
+            .with_children(
+                Select::new(fields::FEED.iter().copied(), "Feeds")
+                    .filter(Filter::eq("Type", "TextPost"))
+                    .order_by("CreatedDate", false),
+            )
+            .filter(filter)
+            .order_by("SystemModstamp", false)
+            .build()
+            .expect("the poll query is built from fixed names")
+    }
+
+    async fn poll(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let now = Utc::now();
+        let cursor = self.store.cursor()?.map(|c| c.modstamp).unwrap_or_else(|| {
+            now - ChronoDuration::from_std(self.settings.initial_lookback).unwrap_or(ChronoDuration::days(1))
+        });
+        let since = cursor - ChronoDuration::from_std(self.settings.overlap).unwrap_or(ChronoDuration::minutes(1));
+        let soql = self
+            .poll_query(Filter::eq("OwnerId", self.agent_user.id.as_str()).and(Filter::gt("SystemModstamp", since)));
+        let mut newest = cursor;
+        let mut pages = self.client.query::<Json>(soql);
+        while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
+            for row in page {
+                report.rows += 1;
+                if let Some(stamp) = row["SystemModstamp"].as_str().and_then(crate::salesforce::soql::parse_datetime) {
+                    newest = newest.max(stamp);
+                }
+                self.process_row(&row, false, report).await?;
+            }
+        }
+        if newest > cursor {
+            self.store.set_cursor(Cursor { modstamp: newest })?;
+        }
+        Ok(())
+    }
+
+    /// Conversations whose agent failed earlier: read again by Id (which also shows
+    /// whether they were re-assigned meanwhile) and decided again.
+    async fn retry_due(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let due = self.store.due_retries(Utc::now())?;
+        for chunk in due.chunks(200) {
+            let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
+            match self.client.query::<Json>(soql).collect_all().await {
+                Ok(rows) => {
+                    for row in rows {
+                        self.process_row(&row, true, report).await?;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "Cannot re-read conversations due for a retry."),
+            }
+        }
+        Ok(())
+    }
+
+    async fn process_row(&mut self, row: &Json, force: bool, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let fresh = match conversation::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
+            Ok(c) => c,
+            Err(e) => {
+                self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?;
+                report.events.push(CaseEvent {
+                    case_id: e.case_id.clone(),
+                    case_number: String::new(),
+                    kind: EventKind::Unreadable,
+                    detail: e.problem,
+                });
+                return Ok(());
+            }
+        };
+        let mut conv = match self.store.conversation(&fresh.case_id)? {
+            Some(mut stored) => {
+                if !force && fresh.modstamp <= stored.modstamp {
+                    return Ok(());
+                }
+                stored.merge(fresh);
+                stored
+            }
+            None => fresh,
+        };
+        let event = |conv: &Conversation, kind: EventKind, detail: String| CaseEvent {
+            case_id: conv.case_id.clone(),
+            case_number: conv.case_number.clone(),
+            kind,
+            detail,
+        };
+
+        if !id::same(&conv.owner_id, &self.agent_user.id) {
+            if conv.state == ConversationState::Open {
+                conv.state = ConversationState::AssignedAway { owner_id: conv.owner_id.clone() };
+                report.events.push(event(&conv, EventKind::AssignedAway, format!("now owned by {}", conv.owner_id)));
+            }
+            conv.retry_at = None;
+            self.store.commit(&conv, Vec::new())?;
+            return Ok(());
+        }
+        if conv.is_closed() {
+            if conv.state != ConversationState::Closed {
+                conv.state = ConversationState::Closed;
+                report.events.push(event(&conv, EventKind::Closed, "the case is closed".into()));
+            }
+            conv.retry_at = None;
+            self.store.commit(&conv, Vec::new())?;
+            return Ok(());
+        }
+        if conv.state != ConversationState::Open {
+            conv.state = ConversationState::Open;
+            report.events.push(event(&conv, EventKind::Resumed, "assigned back to the agent user".into()));
+        }
+        let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
+        if unanswered.is_empty() {
+            conv.retry_at = None;
+            self.store.commit(&conv, Vec::new())?;
+            return Ok(());
+        }
+
+        let decision = match decide::decide(self.rules.as_ref(), &self.agent, &conv).await {
+            Ok(d) => d,
+            Err(DecideError::Agent(e)) if e.is_transient() => {
+                conv.agent_failures += 1;
+                let wait = ChronoDuration::seconds((30i64 << conv.agent_failures.min(6)).min(1800));
+                conv.retry_at = Some(Utc::now() + wait);
+                self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
+                report.events.push(event(
+                    &conv,
+                    EventKind::AgentFailed,
+                    format!("{e}; trying again in {}s", wait.num_seconds()),
+                ));
+                self.store.commit(&conv, Vec::new())?;
+                return Ok(());
+            }
+            Err(DecideError::Agent(e)) => {
+                self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
+                let base = Decision {
+                    attributes: Default::default(),
+                    topics: Default::default(),
+                    reply: None,
+                    email: None,
+                    handover: None,
+                    field_updates: Default::default(),
+                    agent: None,
+                    trace: Default::default(),
+                    rules: self.rules.id(),
+                };
+                decide::fallback(base, Default::default(), RuleError { rule: "agent".into(), message: e.to_string() })
+            }
+        };
+
+        let actions = self.actions_for(&conv, &decision).await;
+        conv.handled.extend(unanswered);
+        conv.attributes.extend(decision.attributes.clone());
+        conv.topics.extend(decision.topics.iter().cloned());
+        conv.retry_at = None;
+        conv.agent_failures = 0;
+        if let Some(reply) = &decision.reply {
+            conv.replies_sent += 1;
+            let detail =
+                format!("{} ({})", first_line(reply), decision.agent.as_ref().map_or("", |a| a.backend.as_str()));
+            report.events.push(event(&conv, EventKind::Replied, detail));
+        }
+        if let Some(h) = &decision.handover {
+            let target_id = actions
+                .iter()
+                .find_map(|a| match a {
+                    Action::Reassign { owner_id, .. } => Some(owner_id.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            conv.state = ConversationState::HandedOver { target_id: target_id.clone(), reason: h.reason.clone() };
+            report.events.push(event(
+                &conv,
+                EventKind::HandedOver,
+                format!("to {target_id} by rule {}: {}", h.rule, h.reason),
+            ));
+        }
+        conv.push_decision(decision);
+        self.store.commit(&conv, actions)?;
+        Ok(())
+    }
+
+    /// The actions that carry out a decision, in the order Salesforce should see them:
+    /// replies first (the agent user may lose access once the case changes owner), then
+    /// email, topics and fields, and the re-assignment last.
+    async fn actions_for(&mut self, conv: &Conversation, decision: &Decision) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let case_id = conv.case_id.clone();
+        if let Some(reply) = &decision.reply {
+            let pieces = match self.settings.reply_channel {
+                ReplyChannel::Comment => split_reply(reply, COMMENT_BODY_MAX_BYTES),
+                // Feed bodies are limited in characters; four bytes a character keeps it safe.
+                ReplyChannel::Feed => split_reply(reply, FEED_BODY_MAX_CHARS),
+            };
+            for body in pieces {
+                actions.push(Action::PostReply {
+                    case_id: case_id.clone(),
+                    body,
+                    channel: self.settings.reply_channel,
+                });
+            }
+            if let (Some(email), Some(to)) = (&decision.email, &conv.customer_email) {
+                let from = self.settings.email_from.clone().unwrap_or_default();
+                let domain = from.rsplit('@').next().unwrap_or("casebridge.local").trim_end_matches('>').to_string();
+                let references: Vec<String> = conv
+                    .parts
+                    .iter()
+                    .filter(|p| p.kind == PartKind::Email)
+                    .filter_map(|p| p.message_id.clone())
+                    .collect();
+                actions.push(Action::SendEmail {
+                    case_id: case_id.clone(),
+                    email: OutgoingEmail {
+                        from,
+                        to: to.clone(),
+                        subject: email.subject.clone(),
+                        text: email.text.clone(),
+                        html: email.html.clone(),
+                        message_id: new_message_id(&domain),
+                        in_reply_to: conv.last_incoming_email().and_then(|p| p.message_id.clone()),
+                        references,
+                        smtp_accepted: false,
+                    },
+                });
+            }
+        }
+        let new_topics: Vec<String> = decision.topics.iter().filter(|t| !conv.topics.contains(*t)).cloned().collect();
+        if !new_topics.is_empty() {
+            actions.push(Action::AssignTopics { case_id: case_id.clone(), topics: new_topics });
+        }
+        if !decision.field_updates.is_empty() {
+            actions.push(Action::UpdateFields { case_id: case_id.clone(), fields: decision.field_updates.clone() });
+        }
+        if let Some(h) = &decision.handover {
+            let (owner_id, note) = match self.resolve_target(&h.target).await {
+                Ok(id) => (id, h.reason.clone()),
+                Err(e) => (
+                    self.default_target.id.clone(),
+                    format!(
+                        "{}\n(The rule's target {:?} could not be used: {e}; handed to the default target.)",
+                        h.reason, h.target
+                    ),
+                ),
+            };
+            actions.push(Action::InternalNote {
+                case_id: case_id.clone(),
+                body: format!("casebridge handed this case over (rule {}): {note}", h.rule),
+            });
+            actions.push(Action::Reassign { case_id, owner_id });
+        }
+        actions
+    }
+
+    async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {
+        if target == DEFAULT_TARGET {
+            return Ok(self.default_target.id.clone());
+        }
+        if let Some(id) = self.targets.get(target) {
+            return Ok(id.clone());
+        }
+        let resolved = setup::handover_target(&self.client, target).await?;
+        self.targets.insert(target.to_string(), resolved.id.clone());
+        Ok(resolved.id)
+    }
+
+    fn record_error(
+        &self,
+        case_id: Option<&str>,
+        operation: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let now: DateTime<Utc> = Utc::now();
+        self.store
+            .record_error(SyncError {
+                id: 0,
+                case_id: case_id.map(str::to_string),
+                operation: operation.into(),
+                code: code.into(),
+                message: message.into(),
+                attempts: 1,
+                first_seen: now,
+                last_seen: now,
+                action: None,
+            })
+            .map(|_| ())
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > 80 {
+        format!("{}…", line.chars().take(80).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+fn log_cycle(report: &CycleReport) {
+    for e in &report.events {
+        tracing::info!(case = %e.case_number, kind = ?e.kind, "{}", e.detail);
+    }
+    if report.rows > 0 || report.executed.done > 0 {
+        tracing::info!(
+            rows = report.rows,
+            done = report.executed.done,
+            failed = report.executed.failed,
+            api_calls = report.api_calls,
+            "Cycle finished."
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The daemon end to end against the simulator: replies, follow-ups, no loops on its own
+//! writes, handovers, email replies through a real SMTP exchange, and API-call economy.
+
+mod common;
+
+use casebridge::daemon::EventKind;
+use casebridge::salesforce::Client;
+use casebridge::sim::{SimOptions, Simulator};
+use casebridge::smtp_sink::SmtpSink;
+use common::*;
+use serde_json::{Value, json};
+
+async fn new_case(admin: &Client, sim: &Simulator, fields: Value) -> String {
+    let mut body =
+        json!({ "OwnerId": sim.id_of("agent").unwrap(), "ContactId": sim.id_of("jane").unwrap(), "Origin": "Web" });
+    body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    admin.create("Case", &body).await.unwrap()
+}
+
+async fn comments(client: &Client, case_id: &str) -> Vec<Value> {
+    let soql = format!(
+        "SELECT Id, CommentBody, IsPublished, CreatedById FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"
+    );
+    client.query(soql).collect_all().await.unwrap()
+}
+
+#[tokio::test]
+async fn answers_new_cases_and_follow_ups_and_never_its_own_comments() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let agent_id = sim.id_of("agent").unwrap();
+    let case_id = new_case(
+        &admin,
+        &sim,
+        json!({ "Subject": "Gripper drifts after restart", "Description": "How do I recalibrate the gripper?" }),
+    )
+    .await;
+
+    let report = daemon.cycle().await.unwrap();
+    assert!(report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::Replied), "{:?}", report.events);
+    let first = comments(&admin, &case_id).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["CreatedById"], json!(agent_id));
+    assert_eq!(first[0]["IsPublished"], true);
+    assert!(first[0]["CommentBody"].as_str().unwrap().contains("reset button"), "{}", first[0]["CommentBody"]);
+
+    // The customer follows up through the portal.
+    let jane = user_client(&sim, "jane@customer.example", "jane-pw");
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": case_id, "CommentBody": "Thanks. Now the firmware update fails with error E42.", "IsPublished": true }),
+    )
+    .await
+    .unwrap();
+    daemon.cycle().await.unwrap();
+    let second = comments(&admin, &case_id).await;
+    assert_eq!(second.len(), 3);
+    assert_eq!(second[2]["CreatedById"], json!(agent_id));
+    assert!(second[2]["CommentBody"].as_str().unwrap().contains("E42"), "{}", second[2]["CommentBody"]);
+
+    // Idle: nothing new to say, one API call a cycle.
+    for _ in 0..3 {
+        let report = daemon.cycle().await.unwrap();
+        assert_eq!(report.api_calls, 1, "an idle cycle costs exactly one call");
+    }
+    assert_eq!(comments(&admin, &case_id).await.len(), 3, "no replies to its own comments");
+}
+
+#[tokio::test]
+async fn hands_over_when_asked_and_when_it_cannot_answer() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let queue = sim.id_of("support_queue").unwrap();
+    let asks = new_case(
+        &admin,
+        &sim,
+        json!({ "Subject": "Gripper question", "Description": "Please let me talk to a human about my gripper." }),
+    )
+    .await;
+    let unknown = new_case(
+        &admin,
+        &sim,
+        json!({ "Subject": "Antarctica", "Description": "Do you deliver to research stations by zeppelin?" }),
+    )
+    .await;
+    let report = daemon.cycle().await.unwrap();
+    for case_id in [&asks, &unknown] {
+        assert!(
+            report.events.iter().any(|e| &e.case_id == case_id && e.kind == EventKind::HandedOver),
+            "{case_id}: {:?}",
+            report.events
+        );
+        let case: Value = admin.get("Case", case_id, Some(&["OwnerId"])).await.unwrap();
+        assert_eq!(case["OwnerId"], json!(queue));
+        let notes = comments(&admin, case_id).await;
+        assert_eq!(notes.len(), 1, "an internal note and no public reply");
+        assert_eq!(notes[0]["IsPublished"], false);
+        assert!(notes[0]["CommentBody"].as_str().unwrap().contains("handed this case over"));
+    }
+    // A follow-up on a handed-over case gets no AI reply.
+    let jane = user_client(&sim, "jane@customer.example", "jane-pw");
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": asks, "CommentBody": "Hello? How do I recalibrate?", "IsPublished": true }),
+    )
+    .await
+    .unwrap();
+    daemon.cycle().await.unwrap();
+    assert_eq!(comments(&admin, &asks).await.len(), 2, "only the customer's comment was added");
+}
+
+#[tokio::test]
+async fn email_origin_cases_get_a_threaded_email_and_an_email_record() {
+    let sim = start_sim(SimOptions::default()).await;
+    let smtp = SmtpSink::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&sim, dir.path(), Some(smtp.addr())).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let case_id = new_case(
+        &admin,
+        &sim,
+        json!({ "Subject": "Firmware update failed", "Origin": "Email", "SuppliedEmail": "jane@customer.example" }),
+    )
+    .await;
+    admin
+        .create(
+            "EmailMessage",
+            &json!({
+                "ParentId": case_id, "Incoming": true, "Status": "0", "Subject": "Firmware update failed",
+                "FromAddress": "jane@customer.example", "ToAddress": "support@acme.example",
+                "HtmlBody": "<p>The firmware update stopped at 40% with error <b>E42</b>.</p>",
+                "MessageIdentifier": "<e42@customer.example>"
+            }),
+        )
+        .await
+        .unwrap();
+    daemon.cycle().await.unwrap();
+
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "one email sent");
+    let mail = &mails[0];
+    assert_eq!(mail.to, ["jane@customer.example"]);
+    assert_eq!(mail.from, "support@acme.example");
+    assert_eq!(mail.header("In-Reply-To").as_deref(), Some("<e42@customer.example>"));
+    assert!(mail.header("Subject").unwrap().contains("Firmware update failed"));
+    assert!(mail.data.contains("E42"), "{}", mail.data);
+    let message_id = mail.header("Message-ID").unwrap();
+
+    let soql = format!(
+        "SELECT Incoming, MessageIdentifier, ToAddress, Subject FROM EmailMessage WHERE ParentId = '{case_id}' AND Incoming = false"
+    );
+    let records: Vec<Value> = admin.query(soql).collect_all().await.unwrap();
+    assert_eq!(records.len(), 1, "the reply is recorded on the case");
+    assert_eq!(records[0]["MessageIdentifier"], json!(message_id));
+    assert_eq!(records[0]["ToAddress"], "jane@customer.example");
+    assert_eq!(comments(&admin, &case_id).await.len(), 1, "and posted as a comment");
+}
