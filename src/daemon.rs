@@ -364,7 +364,7 @@ impl Daemon {
             report.events.push(event(
                 &conv,
                 EventKind::HandedOver,
-                format!("to {target_id} by rule {}: {}", h.rule, h.reason),
+                format!("to {} by rule {}: {}", self.target_name(&target_id), h.rule, h.reason),
             ));
         }
         conv.push_decision(decision);
@@ -441,6 +441,14 @@ impl Daemon {
             actions.push(Action::Reassign { case_id, owner_id });
         }
         actions
+    }
+
+    /// A target's name for people, where it is known.
+    fn target_name(&self, id: &str) -> String {
+        if id == self.default_target.id {
+            return self.default_target.name.clone();
+        }
+        self.targets.iter().find(|(_, v)| v.as_str() == id).map_or_else(|| id.to_string(), |(k, _)| k.clone())
     }
 
     async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {

@@ -15,10 +15,12 @@
 
 pub mod act;
 pub mod agent;
+pub mod app;
 pub mod config;
 pub mod conversation;
 pub mod daemon;
 pub mod decide;
+pub mod demo;
 pub mod salesforce;
 pub mod script;
 pub mod setup;

@@ -1,16 +1,24 @@
 //! The `casebridge` command: parses flags and hands over to the library.
+//!
+//! Exit codes: 0 success; 1 a failure while running (the org or store refused); 2 bad
+//! input (config, seed or flags), with what to fix.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use casebridge::config::Config;
 use casebridge::sim::{self, SimOptions, Simulator};
+use casebridge::{app, demo, setup, store};
 
 /// casebridge puts an AI support agent on Salesforce Cases.
+///
+/// Start with `casebridge demo`: a simulated org, the daemon and a scripted scenario, on
+/// this machine alone.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,6 +26,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Play a short scenario on a built-in simulated org and print what the daemon does.
+    ///
+    /// Example: casebridge demo
+    Demo,
+    /// Run the daemon: poll the org, answer cases assigned to the agent user, hand over.
+    ///
+    /// Example: casebridge run --config examples/demo/casebridge.yaml
+    Run {
+        /// The configuration file (YAML); see schema/config.schema.json.
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Look the org up: who the agent can reply as or hand over to, and whether the
+    /// configuration works.
+    ///
+    /// Example: casebridge setup check --config casebridge.yaml
+    Setup {
+        #[command(subcommand)]
+        what: SetupCommand,
+    },
+    /// List the sync errors: what Salesforce, SMTP or the agent refused, and why.
+    ///
+    /// Example: casebridge errors --config casebridge.yaml
+    Errors {
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
     /// Serve a simulated Salesforce org over the REST API, for tests, demos and trying
     /// Salesforce clients without a real org.
     ///
@@ -35,18 +70,189 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SetupCommand {
+    /// Active users that can own cases (the agent user, or a handover target).
+    ///
+    /// Example: casebridge setup users --config casebridge.yaml
+    Users {
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Queues that support cases (handover targets).
+    ///
+    /// Example: casebridge setup queues --config casebridge.yaml
+    Queues {
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check that the org answers, and that the agent user and handover target can own cases.
+    ///
+    /// Example: casebridge setup check --config casebridge.yaml
+    Check {
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let filter = std::env::var("CASEBRIDGE_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo => run_demo().await,
+        Command::Run { config } => run_daemon(&config).await,
+        Command::Setup { what } => run_setup(what).await,
+        Command::Errors { config } => list_errors(&config),
         Command::Sim { listen, org, batch_size } => run_sim(listen, org, batch_size as usize).await,
+    }
+}
+
+/// Loads a config, or says what is wrong with it.
+fn load_config(path: &Path) -> Result<(Config, PathBuf), ExitCode> {
+    match Config::load(path) {
+        Ok(c) => Ok((c, path.parent().map(Path::to_path_buf).unwrap_or_default())),
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("hint: schema/config.schema.json documents every setting");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+async fn run_demo() -> ExitCode {
+    match demo::run(&mut std::io::stdout()).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: the demo failed: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_daemon(path: &Path) -> ExitCode {
+    let (config, base) = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let daemon = match app::daemon(&config, &base).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot start casebridge: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        agent_user = %daemon.agent_user().handle,
+        handover = %daemon.default_target().name,
+        interval_s = config.poll.interval.as_secs(),
+        "casebridge is running."
+    );
+    match daemon.run(wait_for_shutdown()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: casebridge stopped: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_setup(what: SetupCommand) -> ExitCode {
+    let path = match &what {
+        SetupCommand::Users { config } | SetupCommand::Queues { config } | SetupCommand::Check { config } => {
+            config.clone()
+        }
+    };
+    let (config, base) = match load_config(&path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let client = match app::client(&config, &base) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match what {
+        SetupCommand::Users { .. } => setup::users(&client).await.map(|users| {
+            println!("{:<20} {:<28} USERNAME", "ID", "NAME");
+            for u in users {
+                println!("{:<20} {:<28} {}", u.id, u.name, u.handle);
+            }
+        }),
+        SetupCommand::Queues { .. } => setup::queues(&client).await.map(|queues| {
+            println!("{:<20} {:<28} DEVELOPER NAME", "ID", "NAME");
+            for q in queues {
+                println!("{:<20} {:<28} {}", q.id, q.name, q.handle);
+            }
+        }),
+        SetupCommand::Check { .. } => check(&client, &config).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn check(client: &casebridge::salesforce::Client, config: &Config) -> Result<(), setup::SetupError> {
+    let session = client.session().await?;
+    println!("ok  signed in to {} as {}", session.instance_url, session.user_id().unwrap_or("?"));
+    let limits = client.limits().await?;
+    if let Some(daily) = limits.get("DailyApiRequests") {
+        println!("ok  API requests left today: {} of {}", daily.remaining, daily.max);
+    }
+    let agent = setup::agent_user(client, &config.agent_user).await?;
+    println!("ok  agent user: {} ({}, {})", agent.name, agent.handle, agent.id);
+    let target = setup::handover_target(client, &config.handover.default_target).await?;
+    println!("ok  handover target: {} ({:?}, {})", target.name, target.kind, target.id);
+    Ok(())
+}
+
+fn list_errors(path: &Path) -> ExitCode {
+    let (config, base) = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match store::Store::open(&base.join(&config.store_path)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match store.sync_errors() {
+        Ok(errors) if errors.is_empty() => {
+            println!("no sync errors");
+            ExitCode::SUCCESS
+        }
+        Ok(errors) => {
+            for e in errors {
+                println!(
+                    "#{} {} case {} {}: {} — {} (attempts: {}, last {})",
+                    e.id,
+                    e.operation,
+                    e.case_id.as_deref().unwrap_or("-"),
+                    e.code,
+                    e.message.trim(),
+                    e.action.map(|a| a.operation()).unwrap_or("no action to retry"),
+                    e.attempts,
+                    e.last_seen.format("%Y-%m-%d %H:%M:%S UTC"),
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -53,3 +53,17 @@ fn the_shipped_demo_org_loads() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(seed.keys.contains_key("fin") && seed.keys.contains_key("tier2"));
 }
+
+#[test]
+fn the_demo_plays_its_scenario_and_finishes() {
+    let started = std::time::Instant::now();
+    let out = casebridge(&["demo"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("replied"), "{stdout}");
+    assert!(stdout.contains("handed over  to Tier 2 Support by rule customer_asks_for_a_human"), "{stdout}");
+    assert!(stdout.contains("handed over  to Tier 2 Support by rule agent_cannot_help"), "{stdout}");
+    assert!(stdout.contains("emails sent              1"), "{stdout}");
+    assert!(stdout.contains("In-Reply-To: <e42-report@initech.example>"), "{stdout}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

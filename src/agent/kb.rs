@@ -63,6 +63,16 @@ impl KnowledgeBase {
         Ok(Self::index(dir.to_path_buf(), sections, min_confidence))
     }
 
+    /// Builds a knowledge base from articles given as (file stem, markdown) pairs, such as
+    /// the demo's built-in help centre.
+    pub fn from_articles(articles: &[(&str, &str)], base_url: &str, min_confidence: f64) -> KnowledgeBase {
+        let sections = articles
+            .iter()
+            .flat_map(|(stem, text)| split_article(text, &format!("{}/{stem}", base_url.trim_end_matches('/'))))
+            .collect();
+        Self::index(PathBuf::from("(built in)"), sections, min_confidence)
+    }
+
     fn index(dir: PathBuf, sections: Vec<Section>, min_confidence: f64) -> KnowledgeBase {
         let mut doc_freq: HashMap<String, u32> = HashMap::new();
         for s in &sections {
@@ -88,8 +98,9 @@ impl KnowledgeBase {
     /// highest score any section could reach for this question.
     fn rank(&self, question: &str) -> (Vec<(usize, f64)>, f64) {
         let query: HashSet<String> = tokenize(question).into_iter().collect();
-        let ceiling: f64 =
-            query.iter().filter(|t| self.doc_freq.contains_key(*t)).map(|t| self.idf(t) * (K1 + 1.0)).sum();
+        // The question's information: every term's idf, words the help centre never uses
+        // at the highest idf, so a question about uncovered things cannot look answered.
+        let ceiling: f64 = query.iter().map(|t| self.idf(t)).sum();
         let mut scored: Vec<(usize, f64)> = self
             .sections
             .iter()
@@ -115,10 +126,17 @@ impl KnowledgeBase {
         let Some(&(best, score)) = ranked.first() else {
             return AgentAnswer::cannot_help("knowledge_base", 0.0, "no help article matches the question");
         };
-        let confidence = if ceiling > 0.0 { (score / ceiling).min(1.0) } else { 0.0 };
         let section = &self.sections[best];
+        let query: HashSet<String> = tokenize(question).into_iter().collect();
+        let matched: Vec<&String> = query.iter().filter(|t| section.terms.contains_key(*t)).collect();
+        // Confidence is coverage: the share of the question's information the best section
+        // matches (BM25 ranks; coverage is comparable across question lengths).
+        let covered: f64 = matched.iter().map(|t| self.idf(t)).sum();
+        let confidence = if ceiling > 0.0 { (covered / ceiling).min(1.0) } else { 0.0 };
+        let _ = score;
+        let matched = matched.len();
         let source = Source { title: section.article_title.clone(), url: section.url.clone() };
-        if confidence < self.min_confidence {
+        if confidence < self.min_confidence || matched < 2 {
             let mut a = AgentAnswer::cannot_help(
                 "knowledge_base",
                 confidence,
@@ -205,23 +223,136 @@ pub fn tokenize(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A crude stemmer: common suffixes off, then at most seven letters, which folds word
+/// families together ("calibration", "calibrating", "calibrate" → "calibra").
 fn stem(word: &str) -> String {
+    let mut base = word;
     for suffix in ["ing", "ed", "es", "s"] {
-        if let Some(base) = word.strip_suffix(suffix)
-            && base.chars().count() >= 3
+        if let Some(b) = word.strip_suffix(suffix)
+            && b.chars().count() >= 3
         {
-            return base.to_string();
+            base = b;
+            break;
         }
     }
-    word.to_string()
+    base.chars().take(7).collect()
 }
 
 const STOP_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from", "have", "hi", "hello",
-    "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "please",
-    "so", "that", "the", "their", "there", "this", "to", "us", "was", "we", "what", "when", "where", "which", "who",
-    "why", "will", "with", "you", "your", "thanks", "thank", "after", "about", "again", "get", "got", "has", "had",
-    "been", "am", "any", "would", "should", "could", "some", "all", "just",
+    "&[",
+    "&str",
+    ";",
+    "=",
+    "a",
+    "about",
+    "after",
+    "again",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "another",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "been",
+    "bit",
+    "but",
+    "by",
+    "can",
+    "could",
+    "do",
+    "does",
+    "even",
+    "fine",
+    "for",
+    "from",
+    "get",
+    "got",
+    "great",
+    "had",
+    "has",
+    "have",
+    "hello",
+    "hi",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "just",
+    "know",
+    "like",
+    "lot",
+    "many",
+    "maybe",
+    "me",
+    "more",
+    "much",
+    "my",
+    "need",
+    "no",
+    "not",
+    "now",
+    "of",
+    "ok",
+    "okay",
+    "on",
+    "one",
+    "or",
+    "other",
+    "our",
+    "please",
+    "quite",
+    "really",
+    "same",
+    "see",
+    "seems",
+    "should",
+    "so",
+    "some",
+    "something",
+    "still",
+    "sure",
+    "thank",
+    "thanks",
+    "that",
+    "the",
+    "their",
+    "then",
+    "there",
+    "thing",
+    "things",
+    "this",
+    "to",
+    "tried",
+    "try",
+    "us",
+    "very",
+    "want",
+    "was",
+    "way",
+    "we",
+    "well",
+    "what",
+    "when",
+    "where",
+    "which",
+    "who",
+    "why",
+    "will",
+    "with",
+    "would",
+    "yes",
+    "yet",
+    "you",
+    "your",
 ];
 
 /// The start of `text`, cut at a paragraph (or sentence) boundary near `max` characters.
@@ -279,5 +410,6 @@ mod tests {
     #[test]
     fn tokenizer_drops_stop_words_and_stems() {
         assert_eq!(tokenize("How do I reset the Grippers?"), ["reset", "gripper"]);
+        assert_eq!(tokenize("calibration calibrating calibrate"), ["calibra", "calibra", "calibra"]);
     }
 }

@@ -1,0 +1,111 @@
+//! Assembling a daemon from a configuration file: the Salesforce client, the store, the
+//! agent, the SMTP client and the rules. `casebridge run` and `casebridge setup` use it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::act::email::{Mailer, SmtpSettings};
+use crate::agent::kb::KnowledgeBase;
+use crate::agent::openai::OpenAiAgent;
+use crate::agent::script::ScriptAgent;
+use crate::agent::{Agent, AgentError};
+use crate::config::{AgentConfig, Config, ConfigError};
+use crate::daemon::{Daemon, DaemonError, DaemonSettings};
+use crate::decide::BuiltinRules;
+use crate::salesforce::{Client, ClientConfig, SalesforceError};
+use crate::script::Limits;
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Salesforce(#[from] SalesforceError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error("smtp: {0}")]
+    Smtp(String),
+}
+
+/// The Salesforce client the config describes. Paths are relative to `base`.
+pub fn client(config: &Config, base: &Path) -> Result<Client, AppError> {
+    let mut client_config = ClientConfig::new(config.org.login_url.clone(), config.credentials(base)?);
+    client_config.api_version = config.org.api_version.clone();
+    client_config.timeout = config.org.request_timeout;
+    Ok(Client::new(client_config)?)
+}
+
+/// The agent the config describes.
+pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
+    Ok(match &config.agent {
+        AgentConfig::KnowledgeBase { dir, base_url, min_confidence } => {
+            Agent::KnowledgeBase(KnowledgeBase::load(&base.join(dir), base_url, *min_confidence)?)
+        }
+        AgentConfig::Openai { base_url, model, api_key, system_prompt_file, timeout } => {
+            let key = api_key.as_ref().map(|k| k.read("agent.api_key", base)).transpose()?;
+            let prompt = system_prompt_file
+                .as_ref()
+                .map(|f| {
+                    std::fs::read_to_string(base.join(f)).map_err(|e| {
+                        AgentError::Config(format!("agent.system_prompt_file: cannot read {}: {e}", f.display()))
+                    })
+                })
+                .transpose()?;
+            Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout)?)
+        }
+        AgentConfig::Script { file } => Agent::Script(ScriptAgent::load(&base.join(file), Limits::default())?),
+    })
+}
+
+/// The SMTP client, when the config has an SMTP server.
+pub fn mailer(config: &Config, base: &Path) -> Result<Option<Mailer>, AppError> {
+    let Some(smtp) = &config.smtp else { return Ok(None) };
+    let settings = SmtpSettings {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        security: smtp.security,
+        username: smtp.username.clone(),
+        password: smtp.password.as_ref().map(|p| p.read("smtp.password", base)).transpose()?,
+        timeout: std::time::Duration::from_secs(30),
+    };
+    Ok(Some(Mailer::new(&settings).map_err(|e| AppError::Smtp(e.to_string()))?))
+}
+
+/// The daemon's behaviour settings from the config.
+pub fn settings(config: &Config) -> DaemonSettings {
+    DaemonSettings {
+        poll_interval: config.poll.interval,
+        overlap: config.poll.overlap,
+        initial_lookback: config.poll.initial_lookback,
+        reply_channel: config.reply.channel,
+        email_from: config.smtp.as_ref().map(|s| s.from.clone()),
+        agent_user: config.agent_user.clone(),
+        default_target: config.handover.default_target.clone(),
+    }
+}
+
+/// Assembles the daemon: signs in, resolves the agent user and handover target, opens the
+/// store and loads the agent.
+pub async fn daemon(config: &Config, base: &Path) -> Result<Daemon, AppError> {
+    let client = client(config, base)?;
+    let agent = agent(config, base)?;
+    let mailer = mailer(config, base)?;
+    let store = Store::open(&base.join(&config.store_path))?;
+    let rules = Arc::new(BuiltinRules::new(&agent_display_name(config)));
+    Ok(Daemon::new(client, store, agent, rules, mailer, settings(config)).await?)
+}
+
+/// The name email replies are signed with: the SMTP sender's display name.
+fn agent_display_name(config: &Config) -> String {
+    config
+        .smtp
+        .as_ref()
+        .and_then(|s| s.from.split('<').next().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "The support team".into())
+}

@@ -1,0 +1,238 @@
+//! `casebridge demo`: the whole product in under a minute, on nothing but this machine.
+//!
+//! It starts the org simulator with the demo org, a local SMTP sink, and the daemon with
+//! the knowledge-base agent on the demo help centre; then it plays a scenario — new cases,
+//! an email-origin case, a customer follow-up, a customer asking for a human, a question
+//! the agent cannot answer, an idle poll — printing what the daemon decided and did.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::act::email::{Mailer, SmtpSecurity, SmtpSettings};
+use crate::agent::Agent;
+use crate::agent::kb::KnowledgeBase;
+use crate::daemon::{CycleReport, Daemon, DaemonSettings, EventKind};
+use crate::decide::BuiltinRules;
+use crate::salesforce::{Client, ClientConfig, Credentials, Secret};
+use crate::sim::{self, SimOptions, Simulator};
+use crate::smtp_sink::SmtpSink;
+use crate::store::Store;
+
+/// The demo help centre, built in so the demo runs from any directory.
+pub const HELP_CENTER: &[(&str, &str)] = &[
+    ("gripper-calibration", include_str!("../examples/demo/help-center/gripper-calibration.md")),
+    ("firmware-updates", include_str!("../examples/demo/help-center/firmware-updates.md")),
+    ("arm-maintenance", include_str!("../examples/demo/help-center/arm-maintenance.md")),
+    ("controller-network", include_str!("../examples/demo/help-center/controller-network.md")),
+    ("billing", include_str!("../examples/demo/help-center/billing.md")),
+];
+
+/// What the demo observed, for its summary (and its test).
+#[derive(Debug, Default, Clone)]
+pub struct DemoSummary {
+    pub cases_seen: usize,
+    pub replies: usize,
+    pub handovers: usize,
+    pub emails: usize,
+    pub api_calls: u64,
+    pub case_updates: usize,
+    pub sync_errors: usize,
+}
+
+fn client(sim: &Simulator, username: &str) -> anyhow::Result<Client> {
+    let credentials = Credentials::Password {
+        client_id: "casebridge-demo".into(),
+        client_secret: Secret::new("demo-secret"),
+        username: username.into(),
+        password: Secret::new("demo-password"),
+    };
+    Ok(Client::new(ClientConfig::new(sim.url(), credentials))?)
+}
+
+/// Runs the demo, printing to `out`.
+pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
+    let started = Instant::now();
+    let seed = sim::seed::load(sim::DEMO_ORG, "built-in demo org").map_err(anyhow::Error::msg)?;
+    let sim = Simulator::start("127.0.0.1:0".parse()?, seed, SimOptions::default()).await?;
+    let smtp = SmtpSink::start("127.0.0.1:0".parse()?).await?;
+    let dir = tempfile_dir()?;
+    writeln!(out, "casebridge demo")?;
+    writeln!(out, "  Salesforce org simulator  {}  (Acme Robotics demo org)", sim.url())?;
+    writeln!(out, "  SMTP sink                 {}", smtp.addr())?;
+    writeln!(out, "  agent                     knowledge base, {} help articles", HELP_CENTER.len())?;
+    writeln!(out)?;
+
+    let daemon_client = Client::new(ClientConfig::new(
+        sim.url(),
+        Credentials::RefreshToken {
+            client_id: "casebridge-demo".into(),
+            client_secret: Some(Secret::new("demo-secret")),
+            refresh_token: Secret::new("demo-refresh-token"),
+        },
+    ))?;
+    let mailer = Mailer::new(&SmtpSettings {
+        host: smtp.addr().ip().to_string(),
+        port: smtp.addr().port(),
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        timeout: std::time::Duration::from_secs(5),
+    })?;
+    let settings = DaemonSettings {
+        poll_interval: std::time::Duration::from_secs(1),
+        overlap: std::time::Duration::from_secs(60),
+        initial_lookback: std::time::Duration::from_secs(24 * 3600),
+        reply_channel: Default::default(),
+        email_from: Some("Acme Robotics Support <support@acme-robotics.example>".into()),
+        agent_user: "fin@acme.example".into(),
+        default_target: "Tier 2 Support".into(),
+    };
+    let kb = KnowledgeBase::from_articles(HELP_CENTER, "https://help.acme-robotics.example/articles", 0.35);
+    let store = Store::open(&dir.path().join("store"))?;
+    let rules = Arc::new(BuiltinRules::new("Acme Robotics Support"));
+    let mut daemon = Daemon::new(daemon_client, store, Agent::KnowledgeBase(kb), rules, Some(mailer), settings).await?;
+    writeln!(
+        out,
+        "The agent user is {} ({}); handovers go to the queue \"{}\".\n",
+        daemon.agent_user().name,
+        daemon.agent_user().handle,
+        daemon.default_target().name
+    )?;
+
+    let mut summary = DemoSummary::default();
+    let admin = client(&sim, "admin@acme.example")?;
+    let jane = client(&sim, "jane@customer.example")?;
+    let fin = sim.id_of("fin").unwrap_or_default();
+    let bob = sim.id_of("bob").unwrap_or_default();
+
+    step(out, 1, "The daemon starts and finds the cases already assigned to the agent user.")?;
+    let report = daemon.cycle().await?;
+    show(out, &report, &mut summary)?;
+
+    step(out, 2, "Jane follows up in the help portal on her gripper case.")?;
+    let reset_case = sim.id_of("reset_case").unwrap_or_default();
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": reset_case, "IsPublished": true,
+                 "CommentBody": "That fixed the drift, thanks! One more thing: the controller shows as offline in the app." }),
+    )
+    .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, &mut summary)?;
+
+    step(out, 3, "Bob opens a web case and asks for a person.")?;
+    admin
+        .create(
+            "Case",
+            &json!({ "Subject": "Order change", "Origin": "Web", "ContactId": bob, "OwnerId": fin,
+                     "Description": "I need to change my order. Can I talk to a real person please?" }),
+        )
+        .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, &mut summary)?;
+
+    step(out, 4, "A question the help centre does not cover.")?;
+    admin
+        .create(
+            "Case",
+            &json!({ "Subject": "Delivery to Antarctica", "Origin": "Web", "ContactId": bob, "OwnerId": fin,
+                     "Description": "Do you deliver spare parts to research stations by zeppelin?" }),
+        )
+        .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, &mut summary)?;
+
+    step(out, 5, "Nothing new: an idle poll.")?;
+    let report = daemon.cycle().await?;
+    show(out, &report, &mut summary)?;
+
+    summary.emails = smtp.mails().len();
+    summary.sync_errors = daemon.store().sync_errors()?.len();
+    summary.cases_seen = daemon.store().conversation_count();
+    writeln!(out, "Summary")?;
+    writeln!(out, "  cases handled            {}", summary.cases_seen)?;
+    writeln!(out, "  AI replies posted        {}", summary.replies)?;
+    writeln!(out, "  emails sent              {}", summary.emails)?;
+    writeln!(out, "  handovers to humans      {}", summary.handovers)?;
+    writeln!(out, "  sync errors              {}", summary.sync_errors)?;
+    writeln!(
+        out,
+        "  Salesforce API calls     {} for {} case updates ({:.2} a case update; the seed's integration spends up to ~10)",
+        summary.api_calls,
+        summary.case_updates,
+        summary.api_calls as f64 / summary.case_updates.max(1) as f64
+    )?;
+    writeln!(out, "  time                     {:.1} s", started.elapsed().as_secs_f64())?;
+    if let Some(mail) = smtp.mails().first() {
+        writeln!(out, "\nThe email Bob received:")?;
+        for line in
+            mail.data.lines().filter(|l| ["From:", "To:", "Subject:", "In-Reply-To:"].iter().any(|h| l.starts_with(h)))
+        {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    writeln!(out, "\nNext: `casebridge sim --org examples/demo/org.yaml` serves this org for any Salesforce client;")?;
+    writeln!(out, "`casebridge run --config examples/demo/casebridge.yaml` runs the daemon against it.")?;
+    sim.stop().await;
+    Ok(summary)
+}
+
+fn step(out: &mut impl Write, n: usize, text: &str) -> std::io::Result<()> {
+    writeln!(out, "[{n}] {text}")
+}
+
+fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -> std::io::Result<()> {
+    let mut updated = std::collections::BTreeSet::new();
+    for e in &report.events {
+        updated.insert(e.case_id.clone());
+        let what = match e.kind {
+            EventKind::Replied => {
+                summary.replies += 1;
+                "replied"
+            }
+            EventKind::HandedOver => {
+                summary.handovers += 1;
+                "handed over"
+            }
+            EventKind::Resumed => "resumed",
+            EventKind::AssignedAway => "assigned away",
+            EventKind::Closed => "closed",
+            EventKind::AgentFailed => "agent failed",
+            EventKind::Unreadable => "unreadable",
+        };
+        writeln!(out, "    case {:<9} {:<12} {}", e.case_number, what, e.detail)?;
+    }
+    summary.case_updates += updated.len();
+    // Only the daemon's own calls: the scenario's writes above are not casebridge's.
+    summary.api_calls += report.api_calls;
+    let x = &report.executed;
+    writeln!(
+        out,
+        "    → {} action(s) done, {} email(s) sent, {} failed; {} Salesforce API call(s) this poll\n",
+        x.done, x.emails_sent, x.failed, report.api_calls
+    )
+}
+
+fn tempfile_dir() -> std::io::Result<TempDir> {
+    let path = std::env::temp_dir().join(format!("casebridge-demo-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&path)?;
+    Ok(TempDir(path))
+}
+
+/// A folder removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
