@@ -87,6 +87,9 @@ pub struct Store {
     meta: sled::Tree,
     /// Case id → when its conversation is due for another try (the agent failed).
     retries: sled::Tree,
+    /// Confirmation key (case and body, see `Action::confirmation_key`) → how many such
+    /// posts Salesforce confirmed; in-flight entries are verified against it after a crash.
+    confirmed: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -113,6 +116,7 @@ impl Store {
             errors: db.open_tree("sync_errors")?,
             meta: db.open_tree("meta")?,
             retries: db.open_tree("retries")?,
+            confirmed: db.open_tree("confirmed")?,
             db,
         })
     }
@@ -221,7 +225,42 @@ impl Store {
         Ok(())
     }
 
-    /// Removes confirmed entries durably.
+    /// How many posts with this confirmation key Salesforce has confirmed.
+    pub fn confirmed_count(&self, key: &str) -> Result<u64> {
+        Ok(self.confirmed.get(key)?.map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))).unwrap_or(0))
+    }
+
+    /// Removes done entries and counts their confirmations, in one transaction: a crash
+    /// can never leave an entry removed but uncounted, or counted but still queued.
+    pub fn complete_entries(&self, done: &[(u64, Option<String>)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        (&self.outbox, &self.confirmed)
+            .transaction(|(outbox, confirmed)| {
+                for (id, key) in done {
+                    if outbox.remove(&id.to_be_bytes())?.is_none() {
+                        continue;
+                    }
+                    if let Some(key) = key {
+                        let n = confirmed
+                            .get(key.as_bytes())?
+                            .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+                            .unwrap_or(0);
+                        confirmed.insert(key.as_bytes(), &(n + 1).to_be_bytes())?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+            })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes entries durably (failed ones, whose sync error keeps the action).
     pub fn remove_entries(&self, ids: &[u64]) -> Result<()> {
         let mut batch = sled::Batch::default();
         for id in ids {

@@ -78,7 +78,8 @@ impl Executor {
                 in_flight.into_iter().partition(|e| applied.contains(&e.id));
             report.verified_already_applied += confirmed.len();
             report.done += confirmed.len();
-            self.store.remove_entries(&confirmed.iter().map(|e| e.id).collect::<Vec<_>>())?;
+            self.store
+                .complete_entries(&confirmed.iter().map(|e| (e.id, e.action.confirmation_key())).collect::<Vec<_>>())?;
             let resend: Vec<OutboxEntry> = resend
                 .into_iter()
                 .map(|mut e| {
@@ -135,7 +136,7 @@ impl Executor {
         for entry in due {
             let subrequests = self.subrequests(&entry);
             if subrequests.is_empty() {
-                self.store.remove_entries(&[entry.id])?;
+                self.store.complete_entries(&[(entry.id, None)])?;
                 report.done += 1;
                 continue;
             }
@@ -257,7 +258,7 @@ impl Executor {
         for ((_, subs), mut entry) in chunk.into_iter().zip(marked) {
             let outcome = entry_outcome(&entry, &subs, &by_ref);
             match outcome {
-                Outcome::Done => done.push(entry.id),
+                Outcome::Done => done.push((entry.id, entry.action.confirmation_key())),
                 Outcome::Retry(why) => {
                     report.retried_later += 1;
                     if entry.attempts >= MAX_ATTEMPTS {
@@ -277,7 +278,7 @@ impl Executor {
             }
         }
         report.done += done.len();
-        self.store.remove_entries(&done)
+        self.store.complete_entries(&done)
     }
 
     /// Records a sync error for the entry and takes it out of the outbox.
@@ -357,21 +358,18 @@ impl Executor {
         Ok(())
     }
 
-    /// Which in-flight entries already reached Salesforce: replies, notes and email records
-    /// are looked up (one query per kind); anything idempotent is simply resent.
+    /// Which in-flight entries already reached Salesforce. Replies and notes are counted:
+    /// an entry was applied when Salesforce holds more of the agent user's posts with its
+    /// exact body on its case than the store has confirmed (identical replies on one case
+    /// are common, so finding one is not enough). Email records are found by their unique
+    /// Message-ID. Anything idempotent is simply resent. At most one query per kind.
     async fn verify(&self, entries: &[OutboxEntry], report: &mut RoundReport) -> std::collections::HashSet<u64> {
         let mut applied = std::collections::HashSet::new();
-        let earliest = entries
+        let mut sorted: Vec<&OutboxEntry> = entries.iter().collect();
+        sorted.sort_by_key(|e| e.id);
+        let comment_like: Vec<&OutboxEntry> = sorted
             .iter()
-            .filter_map(|e| match e.status {
-                EntryStatus::InFlight { since } => Some(since),
-                _ => None,
-            })
-            .min()
-            .unwrap_or_else(Utc::now)
-            - ChronoDuration::minutes(5);
-        let comment_like: Vec<&OutboxEntry> = entries
-            .iter()
+            .copied()
             .filter(|e| {
                 matches!(
                     e.action,
@@ -379,45 +377,52 @@ impl Executor {
                 )
             })
             .collect();
-        let feed: Vec<&OutboxEntry> = entries
+        let feed: Vec<&OutboxEntry> = sorted
             .iter()
+            .copied()
             .filter(|e| matches!(e.action, Action::PostReply { channel: ReplyChannel::Feed, .. }))
             .collect();
         let emails: Vec<&OutboxEntry> =
-            entries.iter().filter(|e| matches!(e.action, Action::SendEmail { .. })).collect();
+            sorted.iter().copied().filter(|e| matches!(e.action, Action::SendEmail { .. })).collect();
 
         for (object, body_field, group) in [("CaseComment", "CommentBody", &comment_like), ("FeedItem", "Body", &feed)]
         {
             if group.is_empty() {
                 continue;
             }
-            let cases: Vec<String> = group.iter().map(|e| e.action.case_id().to_string()).collect();
+            let cases: std::collections::BTreeSet<String> =
+                group.iter().map(|e| e.action.case_id().to_string()).collect();
             let soql = Select::new(["Id", "ParentId", body_field], object)
                 .filter(Filter::is_in("ParentId", cases))
                 .filter(Filter::eq("CreatedById", self.agent_user_id.as_str()))
-                .filter(Filter::ge("CreatedDate", earliest))
                 .build();
             let Ok(soql) = soql else { continue };
             report.api_calls += 1;
-            match self.client.query::<Json>(soql).collect_all().await {
-                Ok(rows) => {
-                    for e in group {
-                        let (case_id, body) = match &e.action {
-                            Action::PostReply { case_id, body, .. } | Action::InternalNote { case_id, body } => {
-                                (case_id, body)
-                            }
-                            _ => continue,
-                        };
-                        let found = rows.iter().any(|r| {
-                            r["ParentId"].as_str().is_some_and(|p| crate::salesforce::id::same(p, case_id))
-                                && r[body_field].as_str() == Some(body.as_str())
-                        });
-                        if found {
-                            applied.insert(e.id);
-                        }
-                    }
+            let rows: Vec<Json> = match self.client.query::<Json>(soql).collect_all().await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Cannot verify in-flight posts; they stay in flight.");
+                    continue;
                 }
-                Err(err) => tracing::warn!(error = %err, "Cannot verify in-flight replies; they stay in flight."),
+            };
+            // Entries matched during this verification, per key.
+            let mut claimed: HashMap<String, u64> = HashMap::new();
+            for e in group {
+                let (case_id, body) = match &e.action {
+                    Action::PostReply { case_id, body, .. } | Action::InternalNote { case_id, body } => (case_id, body),
+                    _ => continue,
+                };
+                let Some(key) = e.action.confirmation_key() else { continue };
+                let in_salesforce = rows
+                    .iter()
+                    .filter(|r| r["ParentId"].as_str().is_some_and(|p| crate::salesforce::id::same(p, case_id)))
+                    .filter(|r| r[body_field].as_str() == Some(body.as_str()))
+                    .count() as u64;
+                let accounted = self.store.confirmed_count(&key).unwrap_or(0) + claimed.get(&key).copied().unwrap_or(0);
+                if in_salesforce > accounted {
+                    applied.insert(e.id);
+                    *claimed.entry(key).or_default() += 1;
+                }
             }
         }
         if !emails.is_empty() {

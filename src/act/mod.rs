@@ -68,6 +68,25 @@ impl Action {
         }
     }
 
+    /// For posts that are not idempotent (replies, notes): a key naming the case and the
+    /// exact body, under which the store counts confirmed posts. Two identical replies on
+    /// one case (a customer asking the same thing twice) share a key, and the count tells
+    /// them apart when an in-flight post is verified after a crash.
+    pub fn confirmation_key(&self) -> Option<String> {
+        let (case_id, kind, body) = match self {
+            Action::PostReply { case_id, body, channel } => (case_id, format!("{channel:?}"), body),
+            Action::InternalNote { case_id, body } => (case_id, "note".to_string(), body),
+            _ => return None,
+        };
+        // FNV-1a: stable across builds, unlike std's hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in kind.bytes().chain([0]).chain(body.bytes()) {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        Some(format!("{case_id}:{hash:016x}"))
+    }
+
     /// The name used in logs, metrics and sync errors.
     pub fn operation(&self) -> &'static str {
         match self {
