@@ -67,3 +67,73 @@ fn the_demo_plays_its_scenario_and_finishes() {
     assert!(stdout.contains("In-Reply-To: <e42-report@initech.example>"), "{stdout}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// A config for the demo org served by an in-process simulator at `url`.
+fn demo_config(dir: &std::path::Path, url: &str, target: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("secret"), "demo-secret").unwrap();
+    std::fs::write(dir.join("refresh"), "demo-refresh-token").unwrap();
+    let text = format!(
+        "org:\n  login_url: {url}\n  auth: {{grant: refresh_token, client_id: casebridge-demo, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
+         agent_user: fin@acme.example\nhandover: {{default_target: {target}}}\nstore_path: store\n"
+    );
+    let path = dir.join("casebridge.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn demo_sim() -> casebridge::sim::Simulator {
+    let seed = casebridge::sim::seed::load(casebridge::sim::DEMO_ORG, "demo").unwrap();
+    casebridge::sim::Simulator::start("127.0.0.1:0".parse().unwrap(), seed, Default::default()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_lists_case_owners_and_case_queues_and_checks_the_config() {
+    let sim = demo_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), sim.url(), "Tier 2 Support");
+    let config = config.to_str().unwrap();
+
+    let users = casebridge(&["setup", "users", "--config", config]);
+    let users = String::from_utf8_lossy(&users.stdout).to_string();
+    for shown in ["fin@acme.example", "maria@acme.example", "admin@acme.example"] {
+        assert!(users.contains(shown), "{users}");
+    }
+    for hidden in ["guest@acme.example", "chatter@acme.example", "former@acme.example", "jane@customer.example"] {
+        assert!(!users.contains(hidden), "{hidden} cannot own cases: {users}");
+    }
+    let queues = casebridge(&["setup", "queues", "--config", config]);
+    let queues = String::from_utf8_lossy(&queues.stdout).to_string();
+    assert!(queues.contains("Tier 2 Support") && !queues.contains("Sales Leads"), "{queues}");
+
+    let check = casebridge(&["setup", "check", "--config", config]);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        stdout.contains("ok  agent user: Fin Agent") && stdout.contains("ok  handover target: Tier 2 Support"),
+        "{stdout}"
+    );
+
+    let bad = demo_config(dir.path(), sim.url(), "Sales Leads");
+    let check = casebridge(&["setup", "check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains("does not support cases"), "{stderr}");
+
+    let errors = casebridge(&["errors", "--config", config]);
+    assert!(String::from_utf8_lossy(&errors.stdout).contains("no sync errors"));
+}
+
+#[test]
+fn a_bad_config_setting_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casebridge.yaml");
+    std::fs::write(
+        &path,
+        "org:\n  auth: {grant: refresh_token, client_id: x, refresh_token: {env: X}}\nagent_user: a\nhandover: {default_target: q}\npoll:\n  interval: soon\n",
+    )
+    .unwrap();
+    let out = casebridge(&["run", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("casebridge.yaml:6:") && stderr.contains("poll.interval: expected a duration"), "{stderr}");
+}

@@ -159,3 +159,43 @@ async fn email_origin_cases_get_a_threaded_email_and_an_email_record() {
     assert_eq!(records[0]["ToAddress"], "jane@customer.example");
     assert_eq!(comments(&admin, &case_id).await.len(), 1, "and posted as a comment");
 }
+
+#[tokio::test]
+async fn a_case_reassigned_away_is_left_alone_and_resumes_when_assigned_back() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let jane = user_client(&sim, "jane@customer.example", "jane-pw");
+    let agent_id = sim.id_of("agent").unwrap();
+    let case_id = new_case(
+        &admin,
+        &sim,
+        json!({ "Subject": "Arm noise", "Description": "The arm makes a grinding noise. Lubrication?" }),
+    )
+    .await;
+    daemon.cycle().await.unwrap();
+    assert_eq!(comments(&admin, &case_id).await.len(), 1);
+
+    // A human takes the case; the customer writes again: no AI reply.
+    admin.update("Case", &case_id, &json!({ "OwnerId": sim.id_of("human").unwrap() })).await.unwrap();
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": case_id, "CommentBody": "How often should I lubricate the joints?", "IsPublished": true }),
+    )
+    .await
+    .unwrap();
+    daemon.cycle().await.unwrap();
+    assert_eq!(comments(&admin, &case_id).await.len(), 2, "only the customer's comment");
+
+    // Assigned back: the unanswered question gets its reply.
+    admin.update("Case", &case_id, &json!({ "OwnerId": agent_id })).await.unwrap();
+    let report = daemon.cycle().await.unwrap();
+    // (The poll reads only the agent user's cases, so the time away is not seen as such;
+    // what matters is that nothing was said while a human owned the case.)
+    let kinds: Vec<EventKind> = report.events.iter().filter(|e| e.case_id == case_id).map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::Replied), "{kinds:?}");
+    let all = comments(&admin, &case_id).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2]["CreatedById"], json!(agent_id));
+}

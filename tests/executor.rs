@@ -72,3 +72,87 @@ async fn identical_replies_on_one_case_are_told_apart_after_a_crash() {
     assert_eq!(agent_comments(&client, &case_id).await, 3, "applied before the crash, so not sent again");
     assert_eq!(store.outbox_len(), 0);
 }
+
+#[tokio::test]
+async fn topics_are_created_when_missing_and_assigned_once() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let client = agent_client(&sim);
+    let case_id = sim.id_of("case1").unwrap();
+    client.create("Topic", &json!({ "Name": "Fire" })).await.unwrap();
+    let mut executor = Executor::new(client.clone(), store.clone(), None, sim.id_of("agent").unwrap());
+    let topics = vec!["Fire".to_string(), "Printers".to_string()];
+    store.enqueue(Action::AssignTopics { case_id: case_id.clone(), topics: topics.clone() }).unwrap();
+    executor.run_round().await.unwrap();
+    // Again: the assignments exist already, which is what was wanted.
+    store.enqueue(Action::AssignTopics { case_id: case_id.clone(), topics }).unwrap();
+    let report = executor.run_round().await.unwrap();
+    assert_eq!((report.done, report.failed), (1, 0));
+    let soql = format!("SELECT Topic.Name FROM TopicAssignment WHERE EntityId = '{case_id}' ORDER BY Topic.Name");
+    let rows: Vec<Value> = client.query(soql).collect_all().await.unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["Topic"]["Name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Fire", "Printers"]);
+    let created: Vec<Value> = client.query("SELECT Id FROM Topic WHERE Name = 'Printers'").collect_all().await.unwrap();
+    assert_eq!(created.len(), 1, "a missing topic is created once");
+}
+
+#[tokio::test]
+async fn a_refused_action_becomes_a_sync_error_and_blocks_nothing_else() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let client = agent_client(&sim);
+    let case_id = sim.id_of("case1").unwrap();
+    let other = client.create("Case", &json!({ "Subject": "Other" })).await.unwrap();
+    let mut executor = Executor::new(client.clone(), store.clone(), None, sim.id_of("agent").unwrap());
+    let mut bad = std::collections::BTreeMap::new();
+    bad.insert("Product__c".to_string(), json!("Spaceship"));
+    let mut good = std::collections::BTreeMap::new();
+    good.insert("Product__c".to_string(), json!("Gripper"));
+    store.enqueue(Action::UpdateFields { case_id: case_id.clone(), fields: bad }).unwrap();
+    store.enqueue(Action::UpdateFields { case_id: other.clone(), fields: good }).unwrap();
+    store
+        .enqueue(Action::PostReply { case_id: other.clone(), body: "Done.".into(), channel: ReplyChannel::Comment })
+        .unwrap();
+    let report = executor.run_round().await.unwrap();
+    assert_eq!((report.done, report.failed, report.api_calls), (2, 1, 1), "one composite call for all three");
+    let updated: Value = client.get("Case", &other, Some(&["Product__c"])).await.unwrap();
+    assert_eq!(updated["Product__c"], "Gripper");
+    let errors = store.sync_errors().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].case_id.as_deref(), Some(case_id.as_str()));
+    assert_eq!(errors[0].operation, "update_fields");
+    assert_eq!(errors[0].code, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    assert!(errors[0].message.contains("Spaceship"), "{}", errors[0].message);
+    assert!(matches!(errors[0].action, Some(Action::UpdateFields { .. })), "kept for a retry");
+    assert_eq!(store.outbox_len(), 0);
+}
+
+#[tokio::test]
+async fn an_email_reply_without_smtp_is_a_sync_error_not_a_silent_drop() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let client = agent_client(&sim);
+    let mut executor = Executor::new(client, store.clone(), None, sim.id_of("agent").unwrap());
+    store
+        .enqueue(Action::SendEmail {
+            case_id: sim.id_of("case1").unwrap(),
+            email: casebridge::act::OutgoingEmail {
+                from: "support@acme.example".into(),
+                to: "jane@customer.example".into(),
+                subject: "Re: fire".into(),
+                text: "Out soon.".into(),
+                html: None,
+                message_id: "<m@acme.example>".into(),
+                in_reply_to: None,
+                references: vec![],
+                smtp_accepted: false,
+            },
+        })
+        .unwrap();
+    let report = executor.run_round().await.unwrap();
+    assert_eq!(report.failed, 1);
+    assert_eq!(store.sync_errors().unwrap()[0].code, "SMTP_NOT_CONFIGURED");
+}

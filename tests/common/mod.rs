@@ -68,11 +68,25 @@ pub async fn start_daemon(
     dir: &std::path::Path,
     smtp: Option<std::net::SocketAddr>,
 ) -> casebridge::daemon::Daemon {
-    use casebridge::act::email::{Mailer, SmtpSecurity, SmtpSettings};
-    use casebridge::agent::{Agent, kb::KnowledgeBase};
-    use casebridge::daemon::{Daemon, DaemonSettings};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let kb = KnowledgeBase::load(&root.join("examples/demo/help-center"), "https://help.example", 0.35).unwrap();
+    let kb = casebridge::agent::kb::KnowledgeBase::load(
+        &root.join("examples/demo/help-center"),
+        "https://help.example",
+        0.35,
+    )
+    .unwrap();
+    start_daemon_with(sim, dir, smtp, casebridge::agent::Agent::KnowledgeBase(kb)).await
+}
+
+/// Like [`start_daemon`], with any agent.
+pub async fn start_daemon_with(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    smtp: Option<std::net::SocketAddr>,
+    agent: casebridge::agent::Agent,
+) -> casebridge::daemon::Daemon {
+    use casebridge::act::email::{Mailer, SmtpSecurity, SmtpSettings};
+    use casebridge::daemon::{Daemon, DaemonSettings};
     let store = casebridge::store::Store::open(&dir.join("store")).unwrap();
     let mailer = smtp.map(|addr| {
         Mailer::new(&SmtpSettings {
@@ -95,7 +109,7 @@ pub async fn start_daemon(
         default_target: "Support Queue".into(),
     };
     let rules = std::sync::Arc::new(casebridge::decide::BuiltinRules::new("Acme Support"));
-    Daemon::new(agent_client(sim), store, Agent::KnowledgeBase(kb), rules, mailer, settings).await.unwrap()
+    Daemon::new(agent_client(sim), store, agent, rules, mailer, settings).await.unwrap()
 }
 
 /// A client signed in with a username and password of the test org.
