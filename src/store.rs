@@ -94,6 +94,9 @@ pub struct Store {
 
 const CURSOR_KEY: &[u8] = b"cursor";
 
+/// sled's page cache: enough for the hot part of the store, not the whole of it.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("store records serialise")
 }
@@ -103,11 +106,21 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
         .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
 }
 
+/// Every record of a tree, in key order.
+fn read_all<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<T>> + '_ {
+    tree.iter().map(|item| {
+        let (k, v) = item?;
+        decode(&k, &v)
+    })
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let db = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(500))
+            // sled's default page cache is 1 GiB; conversations are read one at a time.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         Ok(Store {
@@ -127,10 +140,7 @@ impl Store {
 
     /// Every conversation, in case-id order.
     pub fn conversations(&self) -> impl Iterator<Item = Result<Conversation>> + '_ {
-        self.conversations.iter().map(|item| {
-            let (k, v) = item?;
-            decode(&k, &v)
-        })
+        read_all(&self.conversations)
     }
 
     pub fn conversation_count(&self) -> usize {
@@ -201,13 +211,7 @@ impl Store {
 
     /// Outbox entries in the order they were queued.
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        self.outbox
-            .iter()
-            .map(|item| {
-                let (k, v) = item?;
-                decode(&k, &v)
-            })
-            .collect()
+        read_all(&self.outbox).collect()
     }
 
     pub fn outbox_len(&self) -> usize {
@@ -292,13 +296,7 @@ impl Store {
     }
 
     pub fn sync_errors(&self) -> Result<Vec<SyncError>> {
-        self.errors
-            .iter()
-            .map(|item| {
-                let (k, v) = item?;
-                decode(&k, &v)
-            })
-            .collect()
+        read_all(&self.errors).collect()
     }
 
     pub fn remove_error(&self, id: u64) -> Result<Option<SyncError>> {
