@@ -158,31 +158,53 @@ async fn memory(n: usize) {
         root().join("examples/demo/help-center").display()
     );
     std::fs::write(dir.path().join("casebridge.yaml"), config).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casebridge"))
+    /// Kills the daemon however the benchmark ends.
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_casebridge"))
         .args(["run", "--config"])
         .arg(dir.path().join("casebridge.yaml"))
         .env("CASEBRIDGE_LOG", "error")
         .spawn()
         .unwrap();
-    let pid = child.id();
-    while agent_replies(&sim) < 1 && sim.with_org(|o| o.all("CaseComment").count()) < 2 {
+    let child = Guard(child);
+    let pid = child.0.id();
+    // Wait for the daemon's first poll.
+    let started = Instant::now();
+    while !sim.api_requests().iter().any(|r| r.path.ends_with("/query")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the daemon did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_kib(pid);
     let base = agent_replies(&sim);
+    eprintln!("  creating {n} cases in the simulator…");
     create_cases(&sim, n);
+    eprintln!("  created; waiting for the daemon to answer them");
     let started = Instant::now();
     let mut peak = 0;
-    while agent_replies(&sim) < base + n {
+    let mut last_report = Instant::now();
+    loop {
+        let done = agent_replies(&sim) - base;
+        if done >= n {
+            break;
+        }
         peak = peak.max(rss_kib(pid));
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!("  … {done} of {n} answered, daemon RSS {:.1} MiB", rss_kib(pid) as f64 / 1024.0);
+            last_report = Instant::now();
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(started.elapsed() < Duration::from_secs(1800), "the run took too long");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let holding = rss_kib(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     println!("daemon resident memory, idle: {:.1} MiB", idle as f64 / 1024.0);
     println!(
         "daemon resident memory, holding {n} conversations: {:.1} MiB idle after, {:.1} MiB peak while answering them ({:.0} s, {:.0} cases/s as a separate process)",

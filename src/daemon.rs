@@ -500,7 +500,8 @@ fn log_cycle(report: &CycleReport) {
     for e in &report.events {
         tracing::info!(case = %e.case_number, kind = ?e.kind, "{}", e.detail);
     }
-    if report.rows > 0 || report.executed.done > 0 {
+    // Quiet when nothing happened: an idle poll re-reads the overlap window every cycle.
+    if !report.events.is_empty() || report.executed.done > 0 || report.executed.failed > 0 {
         tracing::info!(
             rows = report.rows,
             done = report.executed.done,

@@ -449,9 +449,10 @@ impl Client {
             self.inner.requests_sent.fetch_add(1, Ordering::Relaxed);
             let failure = match request.send().await {
                 Err(e) => {
+                    let e = e.without_url();
                     // A connection that was never made carried nothing; anything later may have.
                     let unapplied = e.is_connect();
-                    let err = SalesforceError::Transport { url: url.clone(), source: e };
+                    let err = SalesforceError::Transport { url: path_only(&url), source: e };
                     if replay == Replay::OnlyIfUnapplied && !unapplied {
                         return Err(err);
                     }
@@ -615,6 +616,11 @@ impl Client {
             (None, None) => unreachable!("a query page needs a query or a next-records URL"),
         }
     }
+}
+
+/// A URL without its query string, for messages (a SOQL query can be very long).
+fn path_only(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
 }
 
 fn to_json(value: &impl Serialize) -> Result<Json> {
