@@ -82,7 +82,7 @@ async fn daemon(sim: &Simulator, dir: &Path) -> Daemon {
         client,
         store,
         Agent::KnowledgeBase(kb),
-        std::sync::Arc::new(BuiltinRules::new("Bench")),
+        casebridge::decide::shared(Box::new(BuiltinRules::new("Bench"))),
         None,
         settings,
     )
@@ -153,9 +153,10 @@ async fn memory(n: usize) {
     let config = format!(
         "org:\n  login_url: {}\n  auth: {{grant: refresh_token, client_id: test-app, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
          agent_user: agent@test.example\nhandover: {{default_target: Support Queue}}\npoll: {{interval: 200ms}}\n\
-         agent: {{backend: knowledge_base, dir: {}, base_url: https://help.example}}\nstore_path: store\n",
+         agent: {{backend: knowledge_base, dir: {}, base_url: https://help.example}}\nstore_path: store\nrules_dir: {}\n",
         sim.url(),
-        root().join("examples/demo/help-center").display()
+        root().join("examples/demo/help-center").display(),
+        root().join("tests/fixtures/rules").display()
     );
     std::fs::write(dir.path().join("casebridge.yaml"), config).unwrap();
     /// Kills the daemon however the benchmark ends.

@@ -11,7 +11,9 @@ use crate::agent::script::ScriptAgent;
 use crate::agent::{Agent, AgentError};
 use crate::config::{AgentConfig, Config, ConfigError};
 use crate::daemon::{Daemon, DaemonError, DaemonSettings};
-use crate::decide::BuiltinRules;
+use crate::decide::SharedRules;
+use crate::rules::RuleSet;
+use crate::rules::watch::Reloader;
 use crate::salesforce::{Client, ClientConfig, SalesforceError};
 use crate::script::Limits;
 use crate::store::{Store, StoreError};
@@ -31,6 +33,8 @@ pub enum AppError {
     Daemon(#[from] DaemonError),
     #[error("smtp: {0}")]
     Smtp(String),
+    #[error("{0}")]
+    Rules(String),
 }
 
 /// The Salesforce client the config describes. Paths are relative to `base`.
@@ -90,22 +94,38 @@ pub fn settings(config: &Config) -> DaemonSettings {
     }
 }
 
+/// Loads the rule set of `config.rules_dir`, with every problem in the message.
+pub fn rules(config: &Config, base: &Path) -> Result<RuleSet, AppError> {
+    let dir = base.join(&config.rules_dir);
+    if !dir.is_dir() {
+        return Err(AppError::Rules(format!(
+            "rules_dir: {} is not a folder\nhint: casebridge ships a commented rule set in rules/; point rules_dir at it or a copy",
+            dir.display()
+        )));
+    }
+    RuleSet::load(&dir).map_err(|errors| {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        AppError::Rules(format!(
+            "the rule set in {} has {} problem(s):\n{}\nhint: `casebridge rules check {}` shows the same",
+            dir.display(),
+            errors.len(),
+            list.join("\n"),
+            dir.display()
+        ))
+    })
+}
+
 /// Assembles the daemon: signs in, resolves the agent user and handover target, opens the
-/// store and loads the agent.
-pub async fn daemon(config: &Config, base: &Path) -> Result<Daemon, AppError> {
+/// store, loads the agent and the rule set. The reloader swaps in new rule sets.
+pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloader>), AppError> {
     let client = client(config, base)?;
     let agent = agent(config, base)?;
     let mailer = mailer(config, base)?;
+    let rule_set = rules(config, base)?;
+    let hash = rule_set.hash.clone();
+    let shared: SharedRules = crate::decide::shared(Box::new(rule_set));
+    let reloader = Arc::new(Reloader::new(&base.join(&config.rules_dir), shared.clone(), hash, Limits::default()));
     let store = Store::open(&base.join(&config.store_path))?;
-    let rules = Arc::new(BuiltinRules::new(&agent_display_name(config)));
-    Ok(Daemon::new(client, store, agent, rules, mailer, settings(config)).await?)
-}
-
-/// The name email replies are signed with: the SMTP sender's display name.
-fn agent_display_name(config: &Config) -> String {
-    config
-        .smtp
-        .as_ref()
-        .and_then(|s| s.from.split('<').next().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string))
-        .unwrap_or_else(|| "The support team".into())
+    let daemon = Daemon::new(client, store, agent, shared, mailer, settings(config)).await?;
+    Ok((daemon, reloader))
 }

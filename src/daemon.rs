@@ -22,7 +22,7 @@ use crate::act::executor::{Executor, RoundReport};
 use crate::act::{Action, COMMENT_BODY_MAX_BYTES, FEED_BODY_MAX_CHARS, OutgoingEmail, ReplyChannel, split_reply};
 use crate::agent::Agent;
 use crate::conversation::{self, Authors, Conversation, ConversationState, PartKind, fields};
-use crate::decide::{self, DEFAULT_TARGET, DecideError, Decision, RuleError, Rules};
+use crate::decide::{self, DEFAULT_TARGET, DecideError, Decision, RuleError, SharedRules};
 use crate::salesforce::soql::{Filter, Select};
 use crate::salesforce::{Client, SalesforceError, id};
 use crate::setup::{self, SetupError, Target};
@@ -89,7 +89,7 @@ pub struct Daemon {
     client: Client,
     store: Store,
     agent: Arc<Agent>,
-    rules: Arc<dyn Rules>,
+    rules: SharedRules,
     executor: Executor,
     settings: DaemonSettings,
     agent_user: Target,
@@ -105,7 +105,7 @@ impl Daemon {
         client: Client,
         store: Store,
         agent: Agent,
-        rules: Arc<dyn Rules>,
+        rules: SharedRules,
         mailer: Option<Mailer>,
         settings: DaemonSettings,
     ) -> Result<Daemon, DaemonError> {
@@ -141,9 +141,9 @@ impl Daemon {
         &self.client
     }
 
-    /// Swaps in a new rule set; the next decision uses it.
-    pub fn set_rules(&mut self, rules: Arc<dyn Rules>) {
-        self.rules = rules;
+    /// The running rule set, for the reloader to swap.
+    pub fn rules(&self) -> SharedRules {
+        self.rules.clone()
     }
 
     /// Runs cycles until `shutdown` resolves. Cancelling a cycle half-way is safe: every
@@ -191,7 +191,13 @@ impl Daemon {
     }
 
     fn poll_query(&self, filter: Filter) -> String {
-        Select::new(fields::CASE.iter().copied(), "Case")
+        let mut case_fields: Vec<String> = fields::CASE.iter().map(|f| f.to_string()).collect();
+        for f in self.rules.load().case_fields() {
+            if !case_fields.iter().any(|c| c.eq_ignore_ascii_case(&f)) {
+                case_fields.push(f);
+            }
+        }
+        Select::new(case_fields, "Case")
             .with_children(Select::new(fields::COMMENT.iter().copied(), "CaseComments").order_by("CreatedDate", false))
             .with_children(Select::new(fields::EMAIL.iter().copied(), "EmailMessages").order_by("CreatedDate", false))
             .with_children(
@@ -308,7 +314,8 @@ impl Daemon {
             return Ok(());
         }
 
-        let decision = match decide::decide(self.rules.as_ref(), &self.agent, &conv).await {
+        let rules = self.rules.load_full();
+        let decision = match decide::decide(rules.as_ref().as_ref(), &self.agent, &conv).await {
             Ok(d) => d,
             Err(DecideError::Agent(e)) if e.is_transient() => {
                 conv.agent_failures += 1;
@@ -334,7 +341,7 @@ impl Daemon {
                     field_updates: Default::default(),
                     agent: None,
                     trace: Default::default(),
-                    rules: self.rules.id(),
+                    rules: rules.id(),
                 };
                 decide::fallback(base, Default::default(), RuleError { rule: "agent".into(), message: e.to_string() })
             }

@@ -67,7 +67,7 @@ impl Trace {
 }
 
 /// When outbound mappings run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Moment {
     Sync,
@@ -102,6 +102,10 @@ pub struct RuleError {
 pub trait Rules: Send + Sync {
     /// Identifies the rule set in traces (a content hash).
     fn id(&self) -> String;
+    /// Case fields beyond the standard ones that the rules read (added to the poll query).
+    fn case_fields(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Case, contact and account fields → conversation attributes.
     fn inbound(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
     /// Topics to tag the case with.
@@ -124,6 +128,15 @@ pub trait Rules: Send + Sync {
         moment: Moment,
         trace: &mut Trace,
     ) -> Result<BTreeMap<String, Json>, RuleError>;
+}
+
+/// The running rule set, swapped whole on reload: each decision takes one snapshot, so it
+/// sees one rule set, never a mix.
+pub type SharedRules = std::sync::Arc<arc_swap::ArcSwap<Box<dyn Rules>>>;
+
+/// Wraps a rule set for sharing and hot swapping.
+pub fn shared(rules: Box<dyn Rules>) -> SharedRules {
+    std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(rules))
 }
 
 /// Why no decision could be made now.

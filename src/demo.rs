@@ -6,7 +6,6 @@
 //! the agent cannot answer, an idle poll — printing what the daemon decided and did.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -92,7 +91,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
     };
     let kb = KnowledgeBase::from_articles(HELP_CENTER, "https://help.acme-robotics.example/articles", 0.35);
     let store = Store::open(&dir.path().join("store"))?;
-    let rules = Arc::new(BuiltinRules::new("Acme Robotics Support"));
+    let rules = crate::decide::shared(Box::new(BuiltinRules::new("Acme Robotics Support")));
     let mut daemon = Daemon::new(daemon_client, store, Agent::KnowledgeBase(kb), rules, Some(mailer), settings).await?;
     writeln!(
         out,

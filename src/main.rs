@@ -46,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         what: SetupCommand,
     },
+    /// Check, test and explain rule sets (the files under rules/).
+    ///
+    /// Example: casebridge rules test rules/
+    Rules {
+        #[command(subcommand)]
+        what: RulesCommand,
+    },
     /// List the sync errors: what Salesforce, SMTP or the agent refused, and why.
     ///
     /// Example: casebridge errors --config casebridge.yaml
@@ -67,6 +74,46 @@ enum Command {
         /// Query rows per page before `nextRecordsUrl` (1 to 2000).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u16).range(1..=2000))]
         batch_size: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate every file of a rule set; exit 0 when valid, 1 when not.
+    ///
+    /// Example: casebridge rules check rules/
+    Check {
+        /// The rule set's folder.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
+    /// Run a rule set's fixture tests; exit 0 when all pass, 1 when not.
+    ///
+    /// Example: casebridge rules test rules/ --filter billing --format junit > rules.xml
+    Test {
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+        /// Only tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// text (default), json, or junit (XML for CI).
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// Show the full decision trace for one fixture: every rule evaluated, what it saw,
+    /// whether it fired, and how long it took.
+    ///
+    /// Example: casebridge rules explain rules/tests/fixtures/asks-for-human.json --rules rules/
+    Explain {
+        /// A fixture: a recorded case (JSON).
+        fixture: PathBuf,
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// The agent's answer to assume (none: the agent cannot help).
+        #[arg(long)]
+        answer: Option<String>,
+        #[arg(long, default_value_t = 1.0)]
+        confidence: f64,
     },
 }
 
@@ -108,6 +155,7 @@ async fn main() -> ExitCode {
         Command::Run { config } => run_daemon(&config).await,
         Command::Setup { what } => run_setup(what).await,
         Command::Errors { config } => list_errors(&config),
+        Command::Rules { what } => run_rules(what).await,
         Command::Sim { listen, org, batch_size } => run_sim(listen, org, batch_size as usize).await,
     }
 }
@@ -139,13 +187,26 @@ async fn run_daemon(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let daemon = match app::daemon(&config, &base).await {
+    let (daemon, reloader) = match app::daemon(&config, &base).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot start casebridge: {e}");
             return ExitCode::from(1);
         }
     };
+    // Rule files are watched for the daemon's whole life; the watcher stops when dropped.
+    let _watcher = match casebridge::rules::watch::watch(
+        reloader.clone(),
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(30),
+    ) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "Rule files are not watched; restart casebridge to apply rule changes.");
+            None
+        }
+    };
+    tracing::info!(rules = %reloader.status().active, "Rule set loaded.");
     tracing::info!(
         agent_user = %daemon.agent_user().handle,
         handover = %daemon.default_target().name,
@@ -214,6 +275,84 @@ async fn check(client: &casebridge::salesforce::Client, config: &Config) -> Resu
     let target = setup::handover_target(client, &config.handover.default_target).await?;
     println!("ok  handover target: {} ({:?}, {})", target.name, target.kind, target.id);
     Ok(())
+}
+
+/// Loads a rule set, printing every problem (with a caret) when it does not load.
+fn load_rules(dir: &Path) -> Result<casebridge::rules::RuleSet, ExitCode> {
+    casebridge::rules::RuleSet::load(dir).map_err(|errors| {
+        for e in &errors {
+            eprintln!("error: {e}\n");
+        }
+        eprintln!("{} problem(s) in {}", errors.len(), dir.display());
+        ExitCode::from(1)
+    })
+}
+
+async fn run_rules(what: RulesCommand) -> ExitCode {
+    use casebridge::rules::testing;
+    match what {
+        RulesCommand::Check { dir } => match load_rules(&dir) {
+            Ok(set) => {
+                println!(
+                    "ok  {}: {} files, {} tests, rule set {}",
+                    dir.display(),
+                    set.files.len(),
+                    set.tests.len(),
+                    set.hash
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        RulesCommand::Test { dir, filter, format } => {
+            let set = match load_rules(&dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let outcomes = testing::run(&set, filter.as_deref()).await;
+            let failed = outcomes.iter().filter(|o| !o.passed()).count();
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&outcomes).unwrap_or_default()),
+                "junit" => print!("{}", testing::junit(&outcomes)),
+                _ => {
+                    for o in &outcomes {
+                        if o.passed() {
+                            println!("test {} ... ok", o.name);
+                        } else {
+                            println!("test {} ... FAILED ({})", o.name, o.file);
+                            for f in &o.failures {
+                                println!("    {f}");
+                            }
+                            if let Some(d) = &o.decision {
+                                for line in testing::explain(d).lines() {
+                                    println!("    | {line}");
+                                }
+                            }
+                        }
+                    }
+                    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+                }
+            }
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        RulesCommand::Explain { fixture, rules, answer, confidence } => {
+            let set = match load_rules(&rules) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let conversation = match testing::load_fixture(&fixture) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let stub = casebridge::rules::files::AgentStub { answer, confidence };
+            let decision = testing::decide_with(&set, &conversation, &stub).await;
+            print!("{}", testing::explain(&decision));
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 fn list_errors(path: &Path) -> ExitCode {

@@ -158,6 +158,16 @@ pub fn call(
     result.map_err(|e| ScriptError::from_eval(&file, &e))
 }
 
+/// Evaluates a compiled expression (merged with the rule set's functions) within the
+/// limits, with the given variables in scope.
+pub fn eval(engine: &Engine, ast: &AST, limits: &Limits, scope: &mut Scope) -> Result<Dynamic, ScriptError> {
+    let file = ast.source().unwrap_or("expression").to_string();
+    DEADLINE.with(|d| d.set(Some(Instant::now() + limits.wall_clock)));
+    let result = engine.eval_ast_with_scope::<Dynamic>(scope, ast);
+    DEADLINE.with(|d| d.set(None));
+    result.map_err(|e| ScriptError::from_eval(&file, &e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
-//! The config file's JSON Schema in `schema/` is generated from the Rust types; this test
-//! keeps it in step (run with UPDATE_SCHEMA=1 to rewrite it), and checks the shipped
-//! example configuration against the types.
+//! The JSON Schemas in `schema/` (the config file, and each kind of rule file) are
+//! generated from the Rust types; these tests keep them in step (run with UPDATE_SCHEMA=1
+//! to rewrite them), and check the shipped example configuration against the types.
 
 use std::path::Path;
 
@@ -18,6 +18,23 @@ fn the_config_schema_in_schema_dir_is_current() {
         on_disk == generated,
         "schema/config.schema.json is stale: run UPDATE_SCHEMA=1 cargo test --test config_schema"
     );
+}
+
+#[test]
+fn the_rule_file_schemas_in_schema_dir_are_current() {
+    use casebridge::rules::files::{Kind, json_schema};
+    let mut stale = Vec::new();
+    for kind in Kind::ALL {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schema/rules-{}.schema.json", kind.name()));
+        let generated = serde_json::to_string_pretty(&json_schema(kind)).unwrap() + "\n";
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        if std::fs::read_to_string(&path).unwrap_or_default() != generated {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(stale.is_empty(), "stale schemas {stale:?}: run UPDATE_SCHEMA=1 cargo test --test config_schema");
 }
 
 #[test]

@@ -63,9 +63,10 @@ fn write_config(dir: &Path, sim: &Simulator, interval: &str) -> std::path::PathB
     let config = format!(
         "org:\n  login_url: {}\n  auth: {{grant: refresh_token, client_id: test-app, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
          agent_user: agent@test.example\nhandover: {{default_target: Support Queue}}\npoll: {{interval: {interval}}}\n\
-         agent: {{backend: knowledge_base, dir: {}, base_url: https://help.example, min_confidence: 0.35}}\nstore_path: store\n",
+         agent: {{backend: knowledge_base, dir: {}, base_url: https://help.example, min_confidence: 0.35}}\nstore_path: store\nrules_dir: {}\n",
         sim.url(),
-        help.display()
+        help.display(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules").display()
     );
     let path = dir.join("casebridge.yaml");
     std::fs::write(&path, config).unwrap();

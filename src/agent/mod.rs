@@ -68,6 +68,9 @@ pub enum Agent {
     KnowledgeBase(kb::KnowledgeBase),
     OpenAi(openai::OpenAiAgent),
     Script(script::ScriptAgent),
+    /// A canned answer: what rule tests and `rules explain` use, since agents are not part
+    /// of what a rule set decides.
+    Fixed(AgentAnswer),
 }
 
 impl Agent {
@@ -76,6 +79,7 @@ impl Agent {
             Agent::KnowledgeBase(_) => "knowledge_base",
             Agent::OpenAi(_) => "openai",
             Agent::Script(_) => "script",
+            Agent::Fixed(_) => "fixed",
         }
     }
 
@@ -85,6 +89,7 @@ impl Agent {
             Agent::KnowledgeBase(kb) => Ok(kb.answer(&question(conversation))),
             Agent::OpenAi(ai) => ai.answer(conversation).await,
             Agent::Script(s) => s.answer(conversation).await,
+            Agent::Fixed(answer) => Ok(answer.clone()),
         }
     }
 }

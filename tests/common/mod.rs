@@ -108,7 +108,7 @@ pub async fn start_daemon_with(
         agent_user: "agent@test.example".into(),
         default_target: "Support Queue".into(),
     };
-    let rules = std::sync::Arc::new(casebridge::decide::BuiltinRules::new("Acme Support"));
+    let rules = casebridge::decide::shared(Box::new(casebridge::decide::BuiltinRules::new("Acme Support")));
     Daemon::new(agent_client(sim), store, agent, rules, mailer, settings).await.unwrap()
 }
 

@@ -1,0 +1,924 @@
+//! The rule engine: a folder of YAML rule files, Rhai scripts and handlebars templates,
+//! loaded, validated and compiled as one unit ([`RuleSet`]) with a content hash, and
+//! evaluated as casebridge's [`Rules`].
+//!
+//! - [`files`]: the rule file kinds (their types generate `schema/rules-*.schema.json`).
+//! - [`load`](RuleSet::load): every file checked; every error named with file, line,
+//!   column and a caret, all at once.
+//! - [`testing`]: `casebridge rules test` and `explain` — fixtures through the rule set.
+//! - [`watch`]: hot reload; a broken edit never replaces the running rule set.
+
+pub mod files;
+pub mod testing;
+pub mod watch;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use regex::Regex;
+use rhai::{AST, Dynamic, Engine, Scope};
+use serde_json::{Value as Json, json};
+
+use self::files::{Kind, Stage};
+use crate::agent::AgentAnswer;
+use crate::conversation::{AuthorKind, Conversation};
+use crate::decide::{Handover, Moment, RenderedEmail, RuleError, Rules, Trace};
+use crate::script::{self, Limits};
+
+/// A problem in a rule file, with where it is and what the line says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// The offending line, for the caret display.
+    pub source_line: Option<String>,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        if let Some(text) = &self.source_line {
+            let gutter = self.line.to_string().len();
+            write!(
+                f,
+                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {}^",
+                "",
+                self.line,
+                text,
+                "",
+                " ".repeat(self.column.saturating_sub(1))
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl LoadError {
+    fn at(file: &str, text: &str, line: usize, column: usize, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+            source_line: text.lines().nth(line.saturating_sub(1)).map(str::to_string),
+        }
+    }
+
+    /// An error about a value written in the file: placed where the value first appears.
+    fn near(file: &str, text: &str, needle: &str, message: impl Into<String>) -> LoadError {
+        let (line, column) = locate(text, needle);
+        LoadError::at(file, text, line, column, message)
+    }
+}
+
+/// The line and column where `needle` first appears in `text` (1, 1 when it does not).
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    let first = needle.lines().next().unwrap_or(needle).trim();
+    if first.is_empty() {
+        return (1, 1);
+    }
+    for (i, line) in text.lines().enumerate() {
+        if let Some(col) = line.find(first) {
+            return (i + 1, line[..col].chars().count() + 1);
+        }
+    }
+    (1, 1)
+}
+
+/// A compiled Rhai expression, and where it was written.
+#[derive(Clone)]
+struct Expr {
+    ast: AST,
+    text: String,
+}
+
+struct Inbound {
+    attribute: String,
+    from: Option<String>,
+    expr: Option<Expr>,
+    default: Option<Json>,
+}
+
+struct Outbound {
+    field: String,
+    from: Option<String>,
+    expr: Option<Expr>,
+    on: Vec<Moment>,
+}
+
+struct HandoverRule {
+    name: String,
+    stage: Stage,
+    when: Expr,
+    target: String,
+    /// The reason's template name in the text registry.
+    reason: String,
+}
+
+struct Topic {
+    name: String,
+    keywords: Vec<Regex>,
+    regex: Option<Regex>,
+    when: Option<Expr>,
+}
+
+struct EmailTemplate {
+    name: String,
+    when: Option<Expr>,
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+}
+
+/// A test from a `kind: tests` file, with the file it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedTest {
+    pub file: PathBuf,
+    pub test: files::RuleTest,
+}
+
+/// A loaded, checked, compiled rule set.
+pub struct RuleSet {
+    pub dir: PathBuf,
+    /// A content hash of every file.
+    pub hash: String,
+    engine: Arc<Engine>,
+    limits: Limits,
+    inbound: Vec<Inbound>,
+    outbound: Vec<Outbound>,
+    handover: Vec<HandoverRule>,
+    topics: Vec<Topic>,
+    email: Vec<EmailTemplate>,
+    /// Subjects, text bodies and reasons: no HTML escaping.
+    text: handlebars::Handlebars<'static>,
+    /// HTML bodies: escaped.
+    html: handlebars::Handlebars<'static>,
+    pub tests: Vec<LoadedTest>,
+    /// Case fields the mappings read (added to the poll query).
+    pub case_fields: BTreeSet<String>,
+    pub files: Vec<String>,
+}
+
+/// Variables every expression sees.
+const VARIABLES: &[&str] = &[
+    "fields",
+    "attributes",
+    "topics",
+    "last_message",
+    "turns",
+    "replies",
+    "hours_open",
+    "origin",
+    "subject",
+    "agent",
+    "value",
+];
+
+fn rules_engine(limits: &Limits) -> Engine {
+    let mut engine = script::sandboxed_engine(limits);
+    engine.register_fn("asks_for_human", |text: &str| crate::decide::asks_for_human(text));
+    engine.register_fn("contains_any", |text: &str, words: rhai::Array| {
+        let lower = text.to_lowercase();
+        words.iter().any(|w| w.clone().into_string().is_ok_and(|w| lower.contains(&w.to_lowercase())))
+    });
+    engine.register_fn("matches", |text: &str, pattern: &str| -> Result<bool, Box<rhai::EvalAltResult>> {
+        Regex::new(pattern).map(|re| re.is_match(text)).map_err(|e| format!("bad regular expression: {e}").into())
+    });
+    engine
+}
+
+fn is_editor_dropping(name: &str) -> bool {
+    name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name == "4913" || name.starts_with('#')
+}
+
+/// The files of a rule set, relative to `dir`, sorted.
+fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_editor_dropping(&name) {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else if ["yaml", "yml", "rhai", "hbs"].iter().any(|x| path.extension().is_some_and(|e| e == *x)) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// FNV-1a over every file's relative path and content: the rule set's identity.
+fn hash_texts(dir: &Path, texts: &[(PathBuf, String)]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (p, t) in texts {
+        let rel = p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned();
+        for byte in rel.bytes().chain([0]).chain(t.bytes()).chain([0]) {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// The content hash of the rule files in `dir`, as [`RuleSet::hash`] would be.
+pub fn content_hash(dir: &Path) -> std::io::Result<String> {
+    let texts = rule_files(dir)?
+        .into_iter()
+        .map(|p| std::fs::read_to_string(&p).map(|t| (p, t)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(hash_texts(dir, &texts))
+}
+
+impl RuleSet {
+    /// Loads and checks every file of `dir`. All problems are reported together.
+    pub fn load(dir: &Path) -> Result<RuleSet, Vec<LoadError>> {
+        Self::load_with(dir, Limits::default())
+    }
+
+    pub fn load_with(dir: &Path, limits: Limits) -> Result<RuleSet, Vec<LoadError>> {
+        let display = |p: &Path| p.display().to_string();
+        let paths = rule_files(dir).map_err(|e| {
+            vec![LoadError {
+                file: display(dir),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the rules folder: {e}"),
+                source_line: None,
+            }]
+        })?;
+        let mut errors = Vec::new();
+        let mut texts: Vec<(PathBuf, String)> = Vec::new();
+        for p in &paths {
+            match std::fs::read_to_string(p) {
+                Ok(t) => texts.push((p.clone(), t)),
+                Err(e) => errors.push(LoadError {
+                    file: display(p),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read: {e}"),
+                    source_line: None,
+                }),
+            }
+        }
+        let hash = hash_texts(dir, &texts);
+
+        let engine = rules_engine(&limits);
+        // Scripts first: their functions are available to every expression.
+        let mut functions = AST::empty();
+        for (p, text) in texts.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "rhai")) {
+            match script::compile(&engine, text, &display(p)) {
+                Ok(ast) => functions = functions.merge(&ast.clone_functions_only()),
+                Err(e) => {
+                    errors.push(LoadError::at(&e.file, text, e.line, e.column, format!("script error: {}", e.message)))
+                }
+            }
+        }
+        let mut scope = Scope::new();
+        for v in VARIABLES {
+            scope.push_dynamic(*v, Dynamic::UNIT);
+        }
+        let compile = |file: &str, text: &str, expr: &str, what: &str, errors: &mut Vec<LoadError>| -> Option<Expr> {
+            match engine.compile_expression_with_scope(&scope, expr) {
+                Ok(ast) => {
+                    let mut ast = functions.merge(&ast);
+                    let (line, _) = locate(text, expr);
+                    ast.set_source(format!("{file}:{line}"));
+                    Some(Expr { ast, text: expr.to_string() })
+                }
+                Err(e) => {
+                    let (line, col) = locate(text, expr);
+                    let inner = e.position().position().unwrap_or(1);
+                    errors.push(LoadError::at(file, text, line, col + inner - 1, format!("{what}: {}", e.err_type())));
+                    None
+                }
+            }
+        };
+
+        let mut set = RuleSet {
+            dir: dir.to_path_buf(),
+            hash,
+            engine: Arc::new(Engine::new_raw()),
+            limits: limits.clone(),
+            inbound: Vec::new(),
+            outbound: Vec::new(),
+            handover: Vec::new(),
+            topics: Vec::new(),
+            email: Vec::new(),
+            text: handlebars::Handlebars::new(),
+            html: handlebars::Handlebars::new(),
+            tests: Vec::new(),
+            case_fields: BTreeSet::new(),
+            files: texts.iter().map(|(p, _)| p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned()).collect(),
+        };
+        set.text.register_escape_fn(handlebars::no_escape);
+        set.text.set_strict_mode(true);
+        set.html.set_strict_mode(true);
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+
+        for (p, text) in texts.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "yaml" || e == "yml")) {
+            let file = display(p);
+            let kind = match read_kind(text) {
+                Ok(k) => k,
+                Err(msg) => {
+                    errors.push(LoadError::at(&file, text, 1, 1, msg));
+                    continue;
+                }
+            };
+            let parse_error = |e: serde_path_to_error::Error<serde_yaml::Error>| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+                let message = inner.to_string();
+                let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+                let message = match message.split_once(": ") {
+                    Some((prefix, rest)) if path.starts_with(prefix) => rest.to_string(),
+                    _ => message,
+                };
+                LoadError::at(
+                    &file,
+                    text,
+                    line,
+                    column,
+                    if path == "." { message } else { format!("{path}: {message}") },
+                )
+            };
+            macro_rules! parse {
+                ($t:ty) => {
+                    match serde_path_to_error::deserialize::<_, $t>(serde_yaml::Deserializer::from_str(text)) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            errors.push(parse_error(e));
+                            continue;
+                        }
+                    }
+                };
+            }
+            let mut unique = |name: &str, what: &str, errors: &mut Vec<LoadError>| {
+                let key = format!("{what}:{name}");
+                if let Some(first) = names.get(&key) {
+                    errors.push(LoadError::near(
+                        &file,
+                        text,
+                        name,
+                        format!("{what} {name:?} is defined twice (first in {first})"),
+                    ));
+                } else {
+                    names.insert(key, file.clone());
+                }
+            };
+            match kind {
+                Kind::Mappings => {
+                    let m: files::MappingsFile = parse!(files::MappingsFile);
+                    for i in m.inbound {
+                        unique(&i.attribute, "attribute", &mut errors);
+                        if i.from.is_none() && i.expr.is_none() {
+                            errors.push(LoadError::near(
+                                &file,
+                                text,
+                                &i.attribute,
+                                format!("attribute {:?} needs `from` or `expr`", i.attribute),
+                            ));
+                        }
+                        if let Some(f) = &i.from {
+                            if crate::salesforce::soql::is_name(f) {
+                                set.case_fields.insert(f.clone());
+                            } else {
+                                errors.push(LoadError::near(
+                                    &file,
+                                    text,
+                                    f,
+                                    format!("{f:?} is not a field path (such as Account.Name)"),
+                                ));
+                            }
+                        }
+                        let expr = i.expr.as_ref().and_then(|e| {
+                            compile(&file, text, e, &format!("attribute {:?}", i.attribute), &mut errors)
+                        });
+                        set.inbound.push(Inbound { attribute: i.attribute, from: i.from, expr, default: i.default });
+                    }
+                    for o in m.outbound {
+                        if o.from.is_none() && o.expr.is_none() {
+                            errors.push(LoadError::near(
+                                &file,
+                                text,
+                                &o.field,
+                                format!("field {:?} needs `from` or `expr`", o.field),
+                            ));
+                        }
+                        if !crate::salesforce::soql::is_name(&o.field) || o.field.contains('.') {
+                            errors.push(LoadError::near(
+                                &file,
+                                text,
+                                &o.field,
+                                format!("{:?} is not a Case field name", o.field),
+                            ));
+                        }
+                        let expr = o
+                            .expr
+                            .as_ref()
+                            .and_then(|e| compile(&file, text, e, &format!("field {:?}", o.field), &mut errors));
+                        set.outbound.push(Outbound { field: o.field, from: o.from, expr, on: o.on });
+                    }
+                }
+                Kind::Handover => {
+                    let h: files::HandoverFile = parse!(files::HandoverFile);
+                    for r in h.rules {
+                        unique(&r.name, "handover rule", &mut errors);
+                        let when = compile(
+                            &file,
+                            text,
+                            &r.when,
+                            &format!("handover rule {:?}: the condition does not compile", r.name),
+                            &mut errors,
+                        );
+                        let reason = format!("reason:{}", r.name);
+                        if let Err(e) = set.text.register_template_string(&reason, &r.reason) {
+                            errors.push(template_error(&file, text, &r.reason, &e));
+                        }
+                        if let Some(when) = when {
+                            set.handover.push(HandoverRule {
+                                name: r.name,
+                                stage: r.stage,
+                                when,
+                                target: r.target,
+                                reason,
+                            });
+                        }
+                    }
+                }
+                Kind::Topics => {
+                    let t: files::TopicsFile = parse!(files::TopicsFile);
+                    for topic in t.topics {
+                        unique(&topic.name, "topic", &mut errors);
+                        if topic.keywords.is_empty() && topic.regex.is_none() && topic.when.is_none() {
+                            errors.push(LoadError::near(
+                                &file,
+                                text,
+                                &topic.name,
+                                format!("topic {:?} needs keywords, regex or when", topic.name),
+                            ));
+                        }
+                        let keywords = topic
+                            .keywords
+                            .iter()
+                            .filter_map(|k| Regex::new(&format!(r"(?i)\b{}\b", regex::escape(k.trim()))).ok())
+                            .collect();
+                        let regex = match topic.regex.as_deref().map(Regex::new) {
+                            Some(Ok(re)) => Some(re),
+                            Some(Err(e)) => {
+                                errors.push(LoadError::near(
+                                    &file,
+                                    text,
+                                    topic.regex.as_deref().unwrap_or(""),
+                                    format!("topic {:?}: bad regular expression: {e}", topic.name),
+                                ));
+                                None
+                            }
+                            None => None,
+                        };
+                        let when = topic
+                            .when
+                            .as_ref()
+                            .and_then(|w| compile(&file, text, w, &format!("topic {:?}", topic.name), &mut errors));
+                        set.topics.push(Topic { name: topic.name, keywords, regex, when });
+                    }
+                }
+                Kind::Email => {
+                    let e: files::EmailFile = parse!(files::EmailFile);
+                    for t in e.templates {
+                        unique(&t.name, "email template", &mut errors);
+                        let body = |inline: &Option<String>,
+                                    file_ref: &Option<PathBuf>,
+                                    errors: &mut Vec<LoadError>|
+                         -> Option<String> {
+                            match (inline, file_ref) {
+                                (Some(s), None) => Some(s.clone()),
+                                (None, Some(f)) => match std::fs::read_to_string(p.parent().unwrap_or(dir).join(f)) {
+                                    Ok(s) => Some(s),
+                                    Err(err) => {
+                                        errors.push(LoadError::near(
+                                            &file,
+                                            text,
+                                            &f.display().to_string(),
+                                            format!("cannot read template {}: {err}", f.display()),
+                                        ));
+                                        None
+                                    }
+                                },
+                                (Some(_), Some(f)) => {
+                                    errors.push(LoadError::near(
+                                        &file,
+                                        text,
+                                        &f.display().to_string(),
+                                        "give the body inline or as a file, not both",
+                                    ));
+                                    None
+                                }
+                                (None, None) => None,
+                            }
+                        };
+                        let text_body = body(&t.text, &t.text_file, &mut errors);
+                        let html_body = body(&t.html, &t.html_file, &mut errors);
+                        if text_body.is_none() && html_body.is_none() {
+                            errors.push(LoadError::near(
+                                &file,
+                                text,
+                                &t.name,
+                                format!("email template {:?} needs a text or html body", t.name),
+                            ));
+                            continue;
+                        }
+                        let subject = format!("subject:{}", t.name);
+                        let text_name = format!("text:{}", t.name);
+                        let html_name = format!("html:{}", t.name);
+                        for (html, name, source) in [
+                            (false, &subject, Some(&t.subject)),
+                            (false, &text_name, text_body.as_ref()),
+                            (true, &html_name, html_body.as_ref()),
+                        ] {
+                            let registry = if html { &mut set.html } else { &mut set.text };
+                            if let Some(source) = source
+                                && let Err(e) = registry.register_template_string(name, source)
+                            {
+                                errors.push(template_error(&file, text, source, &e));
+                            }
+                        }
+                        let when = t.when.as_ref().and_then(|w| {
+                            compile(&file, text, w, &format!("email template {:?}", t.name), &mut errors)
+                        });
+                        set.email.push(EmailTemplate {
+                            name: t.name,
+                            when,
+                            subject,
+                            text: text_body.map(|_| text_name),
+                            html: html_body.map(|_| html_name),
+                        });
+                    }
+                }
+                Kind::Tests => {
+                    let t: files::TestsFile = parse!(files::TestsFile);
+                    for test in t.tests {
+                        unique(&test.name, "test", &mut errors);
+                        let fixture = p.parent().unwrap_or(dir).join(&test.fixture);
+                        if !fixture.exists() {
+                            errors.push(LoadError::near(
+                                &file,
+                                text,
+                                &test.fixture.display().to_string(),
+                                format!("fixture {} does not exist", fixture.display()),
+                            ));
+                        }
+                        set.tests.push(LoadedTest { file: p.clone(), test });
+                    }
+                }
+            }
+        }
+        // Templates must not name variables that will not exist: render each once now.
+        let sample = sample_context();
+        for t in &set.email {
+            let file = format!("{} (email template {:?})", display(dir), t.name);
+            for (registry, name) in
+                [(&set.text, Some(&t.subject)), (&set.text, t.text.as_ref()), (&set.html, t.html.as_ref())]
+            {
+                if let Some(name) = name
+                    && let Err(e) = registry.render(name, &sample)
+                {
+                    errors.push(LoadError {
+                        file: file.clone(),
+                        line: 0,
+                        column: 0,
+                        message: format!("{name}: {e}"),
+                        source_line: None,
+                    });
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        set.engine = Arc::new(engine);
+        Ok(set)
+    }
+
+    /// Builds the variables expressions see.
+    fn scope(&self, conversation: &Conversation, agent: Option<&AgentAnswer>) -> Scope<'static> {
+        let mut scope = Scope::new();
+        let to_dyn = |j: &Json| rhai::serde::to_dynamic(j).unwrap_or(Dynamic::UNIT);
+        scope.push_constant_dynamic("fields", to_dyn(&json!(conversation.case_fields)));
+        scope.push_constant_dynamic("attributes", to_dyn(&json!(conversation.attributes)));
+        scope.push_constant_dynamic("topics", to_dyn(&json!(conversation.topics)));
+        let last = conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default();
+        scope.push_constant("last_message", last);
+        scope.push_constant("turns", conversation.customer_turns() as rhai::INT);
+        scope.push_constant("replies", conversation.replies_sent as rhai::INT);
+        let hours = (Utc::now() - conversation.created_at).num_minutes() as rhai::FLOAT / 60.0;
+        scope.push_constant("hours_open", hours);
+        scope.push_constant("origin", conversation.origin.clone().unwrap_or_default());
+        scope.push_constant("subject", conversation.subject.clone());
+        let agent = match agent {
+            Some(a) => {
+                json!({ "answered": a.text.is_some(), "confidence": a.confidence, "text": a.text.clone().unwrap_or_default() })
+            }
+            None => json!({ "answered": false, "confidence": 0.0, "text": "" }),
+        };
+        scope.push_constant_dynamic("agent", to_dyn(&agent));
+        scope.push_constant_dynamic("value", Dynamic::UNIT);
+        scope
+    }
+
+    fn eval(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<Dynamic, RuleError> {
+        let len = scope.len();
+        let result = script::eval(&self.engine, &expr.ast, &self.limits, scope);
+        scope.rewind(len);
+        result.map_err(|e| RuleError { rule: rule.to_string(), message: format!("{e} (in `{}`)", expr.text) })
+    }
+
+    fn eval_bool(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<bool, RuleError> {
+        let v = self.eval(expr, scope, rule)?;
+        v.as_bool().map_err(|t| RuleError {
+            rule: rule.to_string(),
+            message: format!("the condition `{}` gave a {t}, not true or false", expr.text),
+        })
+    }
+
+    fn eval_json(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<Json, RuleError> {
+        let v = self.eval(expr, scope, rule)?;
+        rhai::serde::from_dynamic(&v).map_err(|e| RuleError { rule: rule.to_string(), message: e.to_string() })
+    }
+
+    fn handover_at(
+        &self,
+        stage: Stage,
+        conversation: &Conversation,
+        agent: Option<&AgentAnswer>,
+        trace: &mut Trace,
+    ) -> Result<Option<Handover>, RuleError> {
+        let mut scope = self.scope(conversation, agent);
+        let stage_name = if stage == Stage::Before { "handover_before" } else { "handover_after" };
+        for rule in self.handover.iter().filter(|r| r.stage == stage) {
+            let started = Instant::now();
+            let fired = self.eval_bool(&rule.when, &mut scope, &rule.name)?;
+            trace.record(stage_name, &rule.name, fired, format!("when: {}", rule.when.text), started);
+            if fired {
+                let reason = self
+                    .text
+                    .render(&rule.reason, &template_context(conversation, None))
+                    .map_err(|e| RuleError { rule: rule.name.clone(), message: e.to_string() })?;
+                return Ok(Some(Handover { target: rule.target.clone(), reason, rule: rule.name.clone() }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn template_error(file: &str, text: &str, source: &str, e: &handlebars::TemplateError) -> LoadError {
+    let (line, col) = locate(text, source);
+    let (inner_line, inner_col) = e.pos().unwrap_or((1, 1));
+    let (line, col) = if inner_line > 1 { (line + inner_line - 1, inner_col) } else { (line, col + inner_col - 1) };
+    LoadError::at(file, text, line, col, format!("template error: {}", e.reason()))
+}
+
+fn read_kind(text: &str) -> Result<Kind, String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let kind = value.get("kind").ok_or("missing `kind`: one of mappings, handover, topics, email, tests")?;
+    serde_yaml::from_value(kind.clone())
+        .map_err(|_| format!("unknown kind {kind:?}: one of mappings, handover, topics, email, tests"))
+}
+
+/// What email templates and reasons see.
+pub fn template_context(conversation: &Conversation, reply: Option<&str>) -> Json {
+    let contact_name = conversation.contact.as_ref().and_then(|c| c.name.clone()).unwrap_or_default();
+    let first_name = contact_name.split_whitespace().next().unwrap_or("there").to_string();
+    let reply = reply.unwrap_or_default();
+    let reply_html: String = reply
+        .split("\n\n")
+        .map(|p| format!("<p>{}</p>", html_escape(p).replace('\n', "<br>")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    json!({
+        "case": {
+            "id": conversation.case_id,
+            "number": conversation.case_number,
+            "subject": conversation.subject,
+            "status": conversation.status,
+            "origin": conversation.origin,
+            "fields": conversation.case_fields,
+        },
+        "contact": {
+            "name": if contact_name.is_empty() { "there".to_string() } else { contact_name.clone() },
+            "first_name": first_name,
+            "email": conversation.customer_email,
+        },
+        "account": { "name": conversation.account.as_ref().and_then(|a| a.name.clone()) },
+        "attributes": conversation.attributes,
+        "topics": conversation.topics,
+        "reply": reply,
+        "reply_html": reply_html,
+    })
+}
+
+fn sample_context() -> Json {
+    let mut sample = template_context(
+        &Conversation {
+            case_id: "500000000000000AAA".into(),
+            case_number: "00001000".into(),
+            subject: "Sample".into(),
+            origin: Some("Email".into()),
+            status: Some("New".into()),
+            owner_id: String::new(),
+            contact: None,
+            account: None,
+            customer_email: Some("customer@example.com".into()),
+            case_fields: Default::default(),
+            parts: Vec::new(),
+            attributes: Default::default(),
+            topics: Default::default(),
+            state: crate::conversation::ConversationState::Open,
+            handled: Default::default(),
+            replies_sent: 0,
+            created_at: Utc::now(),
+            modstamp: Utc::now(),
+            retry_at: None,
+            agent_failures: 0,
+            decisions: Vec::new(),
+        },
+        Some("Sample reply."),
+    );
+    // Attribute and field names are open-ended; a template may use any.
+    sample["attributes"] = json!({});
+    sample
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Reads a field path (`Account.Name`) from the case row.
+fn field_at<'a>(fields: &'a BTreeMap<String, Json>, path: &str) -> Option<&'a Json> {
+    let mut parts = path.split('.');
+    let mut current = fields.get(parts.next()?)?;
+    for part in parts {
+        current = current.get(part)?;
+    }
+    Some(current).filter(|v| !v.is_null())
+}
+
+impl Rules for RuleSet {
+    fn id(&self) -> String {
+        self.hash.clone()
+    }
+
+    fn case_fields(&self) -> Vec<String> {
+        self.case_fields.iter().cloned().collect()
+    }
+
+    fn inbound(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        let mut out = BTreeMap::new();
+        let mut scope = self.scope(conversation, None);
+        for m in &self.inbound {
+            let started = Instant::now();
+            let raw = m.from.as_deref().and_then(|f| field_at(&conversation.case_fields, f)).cloned();
+            let value = match &m.expr {
+                Some(expr) => {
+                    let len = scope.len();
+                    scope.push_dynamic(
+                        "value",
+                        raw.as_ref()
+                            .map(|v| rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT))
+                            .unwrap_or(Dynamic::UNIT),
+                    );
+                    let v = self.eval_json(expr, &mut scope, &format!("attribute {}", m.attribute));
+                    scope.rewind(len);
+                    Some(v?).filter(|v| !v.is_null())
+                }
+                None => raw,
+            };
+            let value = value.or_else(|| m.default.clone());
+            trace.record(
+                "inbound",
+                &m.attribute,
+                value.is_some(),
+                format!("{} = {}", m.attribute, value.clone().unwrap_or(Json::Null)),
+                started,
+            );
+            if let Some(v) = value {
+                out.insert(m.attribute.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn topics(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeSet<String>, RuleError> {
+        let texts: Vec<&str> = std::iter::once(conversation.subject.as_str())
+            .chain(conversation.parts.iter().filter(|p| p.author == AuthorKind::User).map(|p| p.body.as_str()))
+            .collect();
+        let mut scope = self.scope(conversation, None);
+        let mut out = BTreeSet::new();
+        for t in &self.topics {
+            let started = Instant::now();
+            let keyword = t.keywords.iter().find(|k| texts.iter().any(|x| k.is_match(x)));
+            let regex = t.regex.as_ref().is_some_and(|r| texts.iter().any(|x| r.is_match(x)));
+            let when = match &t.when {
+                Some(w) => self.eval_bool(w, &mut scope, &format!("topic {}", t.name))?,
+                None => false,
+            };
+            let fired = keyword.is_some() || regex || when;
+            let why = match (keyword, regex, when) {
+                (Some(k), _, _) => {
+                    format!("keyword {}", k.as_str().trim_start_matches("(?i)\\b").trim_end_matches("\\b"))
+                }
+                (_, true, _) => "regex".into(),
+                (_, _, true) => "condition".into(),
+                _ => "no match".into(),
+            };
+            trace.record("topics", &t.name, fired, why, started);
+            if fired {
+                out.insert(t.name.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn handover_before(&self, conversation: &Conversation, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
+        self.handover_at(Stage::Before, conversation, None, trace)
+    }
+
+    fn handover_after(
+        &self,
+        conversation: &Conversation,
+        answer: &AgentAnswer,
+        trace: &mut Trace,
+    ) -> Result<Option<Handover>, RuleError> {
+        self.handover_at(Stage::After, conversation, Some(answer), trace)
+    }
+
+    fn email(&self, conversation: &Conversation, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError> {
+        let mut scope = self.scope(conversation, None);
+        let context = template_context(conversation, Some(reply));
+        for t in &self.email {
+            let started = Instant::now();
+            let chosen = match &t.when {
+                Some(w) => self.eval_bool(w, &mut scope, &format!("email template {}", t.name))?,
+                None => true,
+            };
+            if !chosen {
+                trace.record("email", &t.name, false, "condition did not hold", started);
+                continue;
+            }
+            let render = |registry: &handlebars::Handlebars, name: &str| {
+                registry
+                    .render(name, &context)
+                    .map_err(|e| RuleError { rule: format!("email template {}", t.name), message: e.to_string() })
+            };
+            let subject = render(&self.text, &t.subject)?;
+            let html = t.html.as_ref().map(|n| render(&self.html, n)).transpose()?;
+            let text = match (&t.text, &html) {
+                (Some(n), _) => render(&self.text, n)?,
+                (None, Some(h)) => crate::conversation::html_to_text(h),
+                (None, None) => reply.to_string(),
+            };
+            trace.record("email", &t.name, true, format!("subject: {subject}"), started);
+            return Ok(RenderedEmail { subject, text, html });
+        }
+        // No template applies: the built-in plain reply.
+        crate::decide::BuiltinRules::new("The support team").email(conversation, reply, trace)
+    }
+
+    fn outbound(
+        &self,
+        conversation: &Conversation,
+        moment: Moment,
+        trace: &mut Trace,
+    ) -> Result<BTreeMap<String, Json>, RuleError> {
+        let mut out = BTreeMap::new();
+        let mut scope = self.scope(conversation, None);
+        for m in self.outbound.iter().filter(|m| m.on.contains(&moment)) {
+            let started = Instant::now();
+            let value = match (&m.expr, &m.from) {
+                (Some(expr), _) => self.eval_json(expr, &mut scope, &format!("field {}", m.field))?,
+                (None, Some(attr)) => conversation.attributes.get(attr).cloned().unwrap_or(Json::Null),
+                (None, None) => Json::Null,
+            };
+            let current = conversation.case_fields.get(&m.field);
+            // Write only what changes, so an unchanged case costs no API call.
+            let changed = !value.is_null() && current != Some(&value);
+            trace.record("outbound", &m.field, changed, format!("{} = {value}", m.field), started);
+            if changed {
+                out.insert(m.field.clone(), value);
+            }
+        }
+        Ok(out)
+    }
+}

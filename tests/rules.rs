@@ -1,0 +1,217 @@
+//! The rule engine from the outside: the shipped rule set and its tests, errors with their
+//! place, sandboxed scripts failing safely, hot reload, and the `casebridge rules` commands.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use casebridge::agent::{Agent, AgentAnswer};
+use casebridge::decide;
+use casebridge::rules::RuleSet;
+use casebridge::rules::testing;
+use casebridge::rules::watch::{Reloader, watch};
+use casebridge::script::Limits;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of the shipped rule set to edit.
+fn copy_rules(to: &Path) -> PathBuf {
+    let dest = to.join("rules");
+    for entry in walk(&root().join("rules")) {
+        let rel = entry.strip_prefix(root().join("rules")).unwrap();
+        let target = dest.join(rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &target).unwrap();
+    }
+    dest
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+fn casebridge(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_casebridge")).args(args).output().unwrap()
+}
+
+#[tokio::test]
+async fn the_shipped_rule_set_passes_its_own_tests() {
+    let set = RuleSet::load(&root().join("rules")).unwrap_or_else(|e| panic!("{}", e[0]));
+    assert!(set.tests.len() >= 5);
+    let outcomes = testing::run(&set, None).await;
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(set.case_fields.contains("Account.Name"), "mapped fields join the poll query");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = copy_rules(dir.path());
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: broken\n    when: attributes.tier == \n    reason: x\n  - name: twice\n    when: true\n    reason: a\n  - name: twice\n    when: true\n    reason: b\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("topics.yaml"), "kind: topics\ntopics:\n  - name: Bad\n    regex: '(unclosed'\n")
+        .unwrap();
+    std::fs::write(
+        rules.join("more-topics.yaml"),
+        "kind: topics\ntopics:\n  - name: Fine\n    keywords: [a]\n  - name: Typo\n    keywrds: [a]\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("extra.yaml"), "kind: policies\n").unwrap();
+    std::fs::write(rules.join("helpers.rhai"), "fn helper(x) {\n  x +* 1\n}\n").unwrap();
+    std::fs::write(
+        rules.join("email.yaml"),
+        "kind: email\ntemplates:\n  - name: default\n    subject: \"Re: {{case.subjet}}\"\n    text: \"{{reply}}\"\n",
+    )
+    .unwrap();
+    let errors = RuleSet::load(&rules).err().expect("the rule set is refused");
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    let all = text.join("\n");
+    let find = |fragment: &str| {
+        text.iter().find(|t| t.contains(fragment)).unwrap_or_else(|| panic!("no {fragment:?} in:\n{all}"))
+    };
+    assert!(find("the condition does not compile").contains("handover.yaml:4:"), "{all}");
+    assert!(find("\"twice\" is defined twice").contains("handover.yaml"), "{all}");
+    assert!(find("bad regular expression").contains("topics.yaml:4:"), "{all}");
+    assert!(find("unknown field `keywrds`").contains("more-topics.yaml:6:"), "{all}");
+    assert!(find("unknown kind").contains("extra.yaml:1:1"), "{all}");
+    assert!(find("script error").contains("helpers.rhai:2:"), "{all}");
+    assert!(find("subjet").contains("email template"), "{all}");
+    // The caret sits under the offending text.
+    let compile_error = find("the condition does not compile");
+    assert!(compile_error.contains("4 |     when: attributes.tier == "), "{compile_error}");
+    assert!(compile_error.lines().last().unwrap().trim_end().ends_with('^'), "{compile_error}");
+}
+
+#[tokio::test]
+async fn a_runaway_script_is_stopped_and_the_case_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("slow.rhai"),
+        "fn forever() { loop { } }\nfn huge() { let s = \"x\"; loop { s += s; } }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: spins\n    when: forever()\n    target: Tier 2\n    reason: never\n",
+    )
+    .unwrap();
+    let set =
+        RuleSet::load_with(&rules, Limits { wall_clock: Duration::from_millis(100), ..Limits::default() }).unwrap();
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
+    let started = Instant::now();
+    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let handover = decision.handover.expect("the documented fallback: hand over");
+    assert_eq!((handover.target.as_str(), handover.rule.as_str()), ("default", "fallback"));
+    assert!(handover.reason.contains("spins"), "{}", handover.reason);
+    let error = decision.trace.0.iter().find(|t| t.stage == "error").unwrap();
+    assert!(error.detail.contains("rules/slow.rhai") || error.detail.contains("handover.yaml"), "{}", error.detail);
+    assert!(decision.reply.is_none());
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn hot_reload_takes_good_edits_keeps_running_through_bad_ones_and_handles_rename_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = copy_rules(dir.path());
+    let set = RuleSet::load(&rules).unwrap();
+    let first = set.hash.clone();
+    let shared = decide::shared(Box::new(set));
+    let reloader = Arc::new(Reloader::new(&rules, shared.clone(), first.clone(), Limits::default()));
+    let _watcher = watch(reloader.clone(), Duration::from_millis(50), Duration::from_secs(3600)).unwrap();
+
+    // An editor saving by writing a temporary file and renaming it over the original.
+    let topics = rules.join("topics.yaml");
+    let text = std::fs::read_to_string(&topics).unwrap();
+    let tmp = rules.join(".topics.yaml.swp");
+    std::fs::write(&tmp, text.replace("name: Billing", "name: Invoices")).unwrap();
+    let saved = Instant::now();
+    std::fs::rename(&tmp, &topics).unwrap();
+    wait_for("the edit to take effect", || reloader.status().active != first);
+    let reload_latency = saved.elapsed();
+    let second = reloader.status().active;
+    assert_eq!(shared.load().id(), second, "the running rule set is the new one");
+    assert!(reload_latency < Duration::from_secs(5), "{reload_latency:?}");
+
+    // A broken edit: reported with its place; the running rule set stays.
+    std::fs::write(rules.join("handover.yaml"), "kind: handover\nrules:\n  - name: x\n    when: (\n    reason: r\n")
+        .unwrap();
+    wait_for("the failed reload to be reported", || reloader.status().reloads_failed > 0);
+    let status = reloader.status();
+    assert_eq!(status.active, second);
+    assert_eq!(shared.load().id(), second);
+    assert!(status.last_errors[0].contains("handover.yaml:4:"), "{:?}", status.last_errors);
+
+    // Fixing it brings the new rule set in.
+    let fixed = std::fs::read_to_string(root().join("rules/handover.yaml")).unwrap() + "# fixed\n";
+    std::fs::write(rules.join("handover.yaml"), fixed).unwrap();
+    wait_for("the fix to take effect", || {
+        reloader.status().active != second && reloader.status().last_errors.is_empty()
+    });
+    assert_eq!(shared.load().id(), reloader.status().active);
+}
+
+#[test]
+fn rules_test_shows_expected_and_actual_and_exits_1_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = copy_rules(dir.path());
+    let tests = rules.join("tests/default-rules.yaml");
+    let text = std::fs::read_to_string(&tests).unwrap();
+    std::fs::write(&tests, text.replace("topics: [Billing]", "topics: [Shipping]")).unwrap();
+    let out = casebridge(&["rules", "test", rules.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("test a billing question is answered and tagged ... FAILED"), "{stdout}");
+    assert!(stdout.contains(r#"topics: expected {"Shipping"}, got {"Billing"}"#), "{stdout}");
+    assert!(stdout.contains("|   topics           Billing"), "the trace is shown: {stdout}");
+    assert!(stdout.trim_end().ends_with("5 passed, 1 failed"), "{stdout}");
+
+    let junit = casebridge(&["rules", "test", rules.to_str().unwrap(), "--format", "junit"]);
+    let xml = String::from_utf8_lossy(&junit.stdout);
+    assert!(xml.contains("<testsuite name=\"casebridge rules\" tests=\"6\" failures=\"1\">"), "{xml}");
+    let filtered = casebridge(&["rules", "test", rules.to_str().unwrap(), "--filter", "email"]);
+    assert!(String::from_utf8_lossy(&filtered.stdout).contains("1 passed, 0 failed"));
+    assert_eq!(filtered.status.code(), Some(0));
+}
+
+#[test]
+fn rules_check_exits_0_when_valid_and_1_with_a_caret_when_not() {
+    let ok = casebridge(&["rules", "check", root().join("rules").to_str().unwrap()]);
+    assert_eq!(ok.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let rules = copy_rules(dir.path());
+    std::fs::write(
+        rules.join("mappings.yaml"),
+        "kind: mappings\ninbound:\n  - attribute: tier\n    from: 'Account.Tier__c OR 1=1'\n",
+    )
+    .unwrap();
+    let bad = casebridge(&["rules", "check", rules.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("mappings.yaml:4:") && stderr.contains("is not a field path") && stderr.contains('^'),
+        "{stderr}"
+    );
+}
