@@ -348,6 +348,19 @@ impl Daemon {
         };
 
         let actions = self.actions_for(&conv, &decision).await;
+        let new_topics: Vec<&str> =
+            decision.topics.iter().filter(|t| !conv.topics.contains(*t)).map(String::as_str).collect();
+        let tagged =
+            if new_topics.is_empty() { String::new() } else { format!(" [topics: {}]", new_topics.join(", ")) };
+        if let Some(error) = decision.trace.0.iter().find(|t| t.stage == "error") {
+            // A rule failed: the case was handed over (the fallback), and admins see why.
+            self.record_error(
+                Some(&conv.case_id),
+                "rules",
+                "RULE_ERROR",
+                &format!("{}: {}", error.rule, error.detail),
+            )?;
+        }
         conv.handled.extend(unanswered);
         conv.attributes.extend(decision.attributes.clone());
         conv.topics.extend(decision.topics.iter().cloned());
@@ -355,8 +368,11 @@ impl Daemon {
         conv.agent_failures = 0;
         if let Some(reply) = &decision.reply {
             conv.replies_sent += 1;
-            let detail =
-                format!("{} ({})", first_line(reply), decision.agent.as_ref().map_or("", |a| a.backend.as_str()));
+            let detail = format!(
+                "{}{tagged} ({})",
+                first_line(reply),
+                decision.agent.as_ref().map_or("", |a| a.backend.as_str())
+            );
             report.events.push(event(&conv, EventKind::Replied, detail));
         }
         if let Some(h) = &decision.handover {
@@ -371,7 +387,7 @@ impl Daemon {
             report.events.push(event(
                 &conv,
                 EventKind::HandedOver,
-                format!("to {} by rule {}: {}", self.target_name(&target_id), h.rule, h.reason),
+                format!("to {} by rule {}: {}{tagged}", self.target_name(&target_id), h.rule, h.reason),
             ));
         }
         conv.push_decision(decision);

@@ -14,7 +14,6 @@ use crate::act::email::{Mailer, SmtpSecurity, SmtpSettings};
 use crate::agent::Agent;
 use crate::agent::kb::KnowledgeBase;
 use crate::daemon::{CycleReport, Daemon, DaemonSettings, EventKind};
-use crate::decide::BuiltinRules;
 use crate::salesforce::{Client, ClientConfig, Credentials, Secret};
 use crate::sim::{self, SimOptions, Simulator};
 use crate::smtp_sink::SmtpSink;
@@ -27,6 +26,16 @@ pub const HELP_CENTER: &[(&str, &str)] = &[
     ("arm-maintenance", include_str!("../examples/demo/help-center/arm-maintenance.md")),
     ("controller-network", include_str!("../examples/demo/help-center/controller-network.md")),
     ("billing", include_str!("../examples/demo/help-center/billing.md")),
+];
+
+/// The shipped rule set (`rules/`), built in for the same reason.
+pub const SHIPPED_RULES: &[(&str, &str)] = &[
+    ("mappings.yaml", include_str!("../rules/mappings.yaml")),
+    ("handover.yaml", include_str!("../rules/handover.yaml")),
+    ("topics.yaml", include_str!("../rules/topics.yaml")),
+    ("email.yaml", include_str!("../rules/email.yaml")),
+    ("templates/reply.txt.hbs", include_str!("../rules/templates/reply.txt.hbs")),
+    ("templates/reply.html.hbs", include_str!("../rules/templates/reply.html.hbs")),
 ];
 
 /// What the demo observed, for its summary (and its test).
@@ -62,6 +71,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
     writeln!(out, "  Salesforce org simulator  {}  (Acme Robotics demo org)", sim.url())?;
     writeln!(out, "  SMTP sink                 {}", smtp.addr())?;
     writeln!(out, "  agent                     knowledge base, {} help articles", HELP_CENTER.len())?;
+    writeln!(out, "  rules                     the shipped rules/ ({} files)", SHIPPED_RULES.len())?;
     writeln!(out)?;
 
     let daemon_client = Client::new(ClientConfig::new(
@@ -91,11 +101,20 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
     };
     let kb = KnowledgeBase::from_articles(HELP_CENTER, "https://help.acme-robotics.example/articles", 0.35);
     let store = Store::open(&dir.path().join("store"))?;
-    let rules = crate::decide::shared(Box::new(BuiltinRules::new("Acme Robotics Support")));
+    let rules_dir = dir.path().join("rules");
+    for (name, text) in SHIPPED_RULES {
+        let path = rules_dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap_or(&rules_dir))?;
+        std::fs::write(path, text)?;
+    }
+    let rule_set =
+        crate::rules::RuleSet::load(&rules_dir).map_err(|e| anyhow::anyhow!("the shipped rules: {}", e[0]))?;
+    let rules_hash = rule_set.hash.clone();
+    let rules = crate::decide::shared(Box::new(rule_set));
     let mut daemon = Daemon::new(daemon_client, store, Agent::KnowledgeBase(kb), rules, Some(mailer), settings).await?;
     writeln!(
         out,
-        "The agent user is {} ({}); handovers go to the queue \"{}\".\n",
+        "The agent user is {} ({}); handovers go to the queue \"{}\"; rule set {rules_hash}.\n",
         daemon.agent_user().name,
         daemon.agent_user().handle,
         daemon.default_target().name
