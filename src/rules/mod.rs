@@ -615,10 +615,12 @@ impl RuleSet {
     /// Builds the variables expressions see.
     fn scope(&self, conversation: &Conversation, agent: Option<&AgentAnswer>) -> Scope<'static> {
         let mut scope = Scope::new();
-        let to_dyn = |j: &Json| rhai::serde::to_dynamic(j).unwrap_or(Dynamic::UNIT);
-        scope.push_constant_dynamic("fields", to_dyn(&json!(conversation.case_fields)));
-        scope.push_constant_dynamic("attributes", to_dyn(&json!(conversation.attributes)));
-        scope.push_constant_dynamic("topics", to_dyn(&json!(conversation.topics)));
+        fn to_dyn<T: serde::Serialize + ?Sized>(value: &T) -> Dynamic {
+            rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
+        }
+        scope.push_constant_dynamic("fields", to_dyn(&conversation.case_fields));
+        scope.push_constant_dynamic("attributes", to_dyn(&conversation.attributes));
+        scope.push_constant_dynamic("topics", to_dyn(&conversation.topics));
         let last = conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default();
         scope.push_constant("last_message", last);
         scope.push_constant("turns", conversation.customer_turns() as rhai::INT);
