@@ -215,3 +215,22 @@ fn rules_check_exits_0_when_valid_and_1_with_a_caret_when_not() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn every_example_rule_set_passes_its_tests() {
+    let examples = root().join("examples/rules");
+    let mut sets = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let set = RuleSet::load(&dir).unwrap_or_else(|e| panic!("{}: {}", dir.display(), e[0]));
+        assert!(set.tests.len() >= 4, "{} needs its own fixture tests", dir.display());
+        let outcomes = testing::run(&set, None).await;
+        let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).map(|o| (&o.name, &o.failures)).collect();
+        assert!(failed.is_empty(), "{}: {failed:#?}", dir.display());
+        sets += 1;
+    }
+    assert!(sets >= 2, "at least two example rule sets");
+}
