@@ -21,6 +21,7 @@ pub mod conversation;
 pub mod daemon;
 pub mod decide;
 pub mod demo;
+pub mod record;
 pub mod rules;
 pub mod salesforce;
 pub mod script;

@@ -53,6 +53,21 @@ enum Command {
         #[command(subcommand)]
         what: RulesCommand,
     },
+    /// Write a fixture from the org: a case as casebridge reads it, for rule tests.
+    ///
+    /// Example: casebridge record 500Dn000000000IIAQ --config casebridge.yaml --scrub --out rules/tests/fixtures/drift.json
+    Record {
+        /// The case's Id.
+        case_id: String,
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// Where to write the fixture (standard output when not given).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace names, email addresses and phone numbers with consistent pseudonyms.
+        #[arg(long)]
+        scrub: bool,
+    },
     /// List the sync errors: what Salesforce, SMTP or the agent refused, and why.
     ///
     /// Example: casebridge errors --config casebridge.yaml
@@ -156,6 +171,7 @@ async fn main() -> ExitCode {
         Command::Setup { what } => run_setup(what).await,
         Command::Errors { config } => list_errors(&config),
         Command::Rules { what } => run_rules(what).await,
+        Command::Record { case_id, config, out, scrub } => record_case(&case_id, &config, out.as_deref(), scrub).await,
         Command::Sim { listen, org, batch_size } => run_sim(listen, org, batch_size as usize).await,
     }
 }
@@ -350,6 +366,57 @@ async fn run_rules(what: RulesCommand) -> ExitCode {
             let stub = casebridge::rules::files::AgentStub { answer, confidence };
             let decision = testing::decide_with(&set, &conversation, &stub).await;
             print!("{}", testing::explain(&decision));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scrub: bool) -> ExitCode {
+    let (config, base) = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let client = match app::client(&config, &base) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The fields the rule set maps, so the fixture holds what the rules read.
+    let extra: Vec<String> =
+        app::rules(&config, &base).map(|r| r.case_fields.into_iter().collect()).unwrap_or_default();
+    let agent = match setup::agent_user(&client, &config.agent_user).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut fixture = match casebridge::record::record(&client, case_id, &agent.id, &extra).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if scrub {
+        casebridge::record::scrub(&mut fixture);
+    }
+    let text = serde_json::to_string_pretty(&fixture).unwrap_or_default() + "\n";
+    match out {
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => {
+                eprintln!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::from(1)
+            }
+        },
+        None => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
     }

@@ -137,3 +137,48 @@ fn a_bad_config_setting_is_reported_with_its_path() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("casebridge.yaml:6:") && stderr.contains("poll.interval: expected a duration"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_writes_a_scrubbed_fixture_that_rules_can_explain() {
+    let sim = demo_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), sim.url(), "Tier 2 Support");
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules/b2b-hardware");
+    let text = std::fs::read_to_string(&config).unwrap() + format!("rules_dir: {}\n", rules.display()).as_str();
+    std::fs::write(&config, text).unwrap();
+    let fixture = dir.path().join("gripper.json");
+    let case_id = sim.id_of("reset_case").unwrap();
+    let out = casebridge(&[
+        "record",
+        &case_id,
+        "--config",
+        config.to_str().unwrap(),
+        "--scrub",
+        "--out",
+        fixture.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written = std::fs::read_to_string(&fixture).unwrap();
+    assert!(!written.contains("Jane") && !written.contains("jane@customer.example"), "{written}");
+    assert!(written.contains("\"Product__c\": \"Gripper\""), "the rule set's fields are recorded: {written}");
+    assert!(written.contains("I tried turning it off and on again."), "the conversation is recorded");
+
+    let explain = casebridge(&[
+        "rules",
+        "explain",
+        fixture.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+        "--answer",
+        "Hold the reset button for five seconds.",
+        "--confidence",
+        "0.9",
+    ]);
+    let stdout = String::from_utf8_lossy(&explain.stdout);
+    assert!(explain.status.success(), "{stdout}{}", String::from_utf8_lossy(&explain.stderr));
+    assert!(stdout.contains("handover: to Tier 2 Support by rule premium_second_question"), "{stdout}");
+
+    let missing = casebridge(&["record", "500Dn0000000zzzAAA", "--config", config.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no case 500Dn0000000zzzAAA"));
+}
