@@ -13,6 +13,7 @@ use crate::config::{AgentConfig, Config, ConfigError};
 use crate::daemon::{Daemon, DaemonError, DaemonSettings};
 use crate::decide::SharedRules;
 use crate::rules::RuleSet;
+use crate::rules::org::OrgSchema;
 use crate::rules::watch::Reloader;
 use crate::salesforce::{Client, ClientConfig, SalesforceError};
 use crate::script::Limits;
@@ -115,6 +116,21 @@ pub fn rules(config: &Config, base: &Path) -> Result<RuleSet, AppError> {
     })
 }
 
+/// The rule set's mappings against the org's fields, as an error listing every problem.
+pub fn check_against_org(org: &OrgSchema, set: &RuleSet, dir: &Path) -> Result<(), AppError> {
+    let problems = org.check(set);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Err(AppError::Rules(format!(
+        "the rule set in {} does not fit the org ({} problem(s)):\n{}",
+        dir.display(),
+        problems.len(),
+        list.join("\n")
+    )))
+}
+
 /// Assembles the daemon: signs in, resolves the agent user and handover target, opens the
 /// store, loads the agent and the rule set. The reloader swaps in new rule sets.
 pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloader>), AppError> {
@@ -122,9 +138,13 @@ pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloade
     let agent = agent(config, base)?;
     let mailer = mailer(config, base)?;
     let rule_set = rules(config, base)?;
+    // Mappings the org would refuse are reported now, not when cases fail.
+    let org = Arc::new(OrgSchema::fetch(&client).await?);
+    check_against_org(&org, &rule_set, &base.join(&config.rules_dir))?;
     let hash = rule_set.hash.clone();
     let shared: SharedRules = crate::decide::shared(Box::new(rule_set));
-    let reloader = Arc::new(Reloader::new(&base.join(&config.rules_dir), shared.clone(), hash, Limits::default()));
+    let reloader =
+        Arc::new(Reloader::new(&base.join(&config.rules_dir), shared.clone(), hash, Limits::default()).with_org(org));
     let store = Store::open(&base.join(&config.store_path))?;
     let daemon = Daemon::new(client, store, agent, shared, mailer, settings(config)).await?;
     Ok((daemon, reloader))

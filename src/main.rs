@@ -101,6 +101,10 @@ enum RulesCommand {
         /// The rule set's folder.
         #[arg(default_value = "rules")]
         dir: PathBuf,
+        /// Also check the mappings against the org this config signs in to (its fields,
+        /// and whether they can be written).
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Run a rule set's fixture tests; exit 0 when all pass, 1 when not.
     ///
@@ -307,8 +311,26 @@ fn load_rules(dir: &Path) -> Result<casebridge::rules::RuleSet, ExitCode> {
 async fn run_rules(what: RulesCommand) -> ExitCode {
     use casebridge::rules::testing;
     match what {
-        RulesCommand::Check { dir } => match load_rules(&dir) {
+        RulesCommand::Check { dir, config } => match load_rules(&dir) {
             Ok(set) => {
+                if let Some(path) = config {
+                    let (config, base) = match load_config(&path) {
+                        Ok(c) => c,
+                        Err(code) => return code,
+                    };
+                    let checked = match app::client(&config, &base) {
+                        Ok(client) => match casebridge::rules::org::OrgSchema::fetch(&client).await {
+                            Ok(org) => app::check_against_org(&org, &set, &dir).map_err(|e| e.to_string()),
+                            Err(e) => Err(format!("cannot read the org's field metadata: {e}")),
+                        },
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = checked {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                    println!("ok  the mappings fit the org at {}", config.org.login_url);
+                }
                 println!(
                     "ok  {}: {} files, {} tests, rule set {}",
                     dir.display(),

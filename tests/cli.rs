@@ -182,3 +182,28 @@ async fn record_writes_a_scrubbed_fixture_that_rules_can_explain() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no case 500Dn0000000zzzAAA"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_check_with_a_config_checks_mappings_against_the_orgs_fields() {
+    let sim = demo_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_config(dir.path(), sim.url(), "Tier 2 Support");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules/b2b-hardware");
+    let ok = casebridge(&["rules", "check", example.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("the mappings fit the org"));
+
+    // A copy with a typo in a custom field and a write to a read-only field.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("mappings.yaml"),
+        "kind: mappings\ninbound:\n  - attribute: tier\n    from: Account.Support_Tier_c\noutbound:\n  - field: CaseNumber\n    from: tier\n",
+    )
+    .unwrap();
+    let bad = casebridge(&["rules", "check", rules.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("mappings.yaml:4:") && stderr.contains("did you mean Support_Tier__c?"), "{stderr}");
+    assert!(stderr.contains("mappings.yaml:6:") && stderr.contains("Case.CaseNumber is read-only"), "{stderr}");
+}

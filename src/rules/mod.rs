@@ -9,6 +9,7 @@
 //! - [`watch`]: hot reload; a broken edit never replaces the running rule set.
 
 pub mod files;
+pub mod org;
 pub mod testing;
 pub mod watch;
 
@@ -98,6 +99,8 @@ struct Expr {
 }
 
 struct Inbound {
+    /// Where the mapping was written (message empty), for errors found later.
+    origin: LoadError,
     attribute: String,
     from: Option<String>,
     expr: Option<Expr>,
@@ -105,6 +108,7 @@ struct Inbound {
 }
 
 struct Outbound {
+    origin: LoadError,
     field: String,
     from: Option<String>,
     expr: Option<Expr>,
@@ -133,6 +137,13 @@ struct EmailTemplate {
     subject: String,
     text: Option<String>,
     html: Option<String>,
+}
+
+/// A mapping's field path (inbound) or field (outbound), where it was written.
+pub struct MappedField<'a> {
+    pub path: &'a str,
+    pub outbound: bool,
+    pub origin: &'a LoadError,
 }
 
 /// A test from a `kind: tests` file, with the file it came from.
@@ -406,7 +417,14 @@ impl RuleSet {
                         let expr = i.expr.as_ref().and_then(|e| {
                             compile(&file, text, e, &format!("attribute {:?}", i.attribute), &mut errors)
                         });
-                        set.inbound.push(Inbound { attribute: i.attribute, from: i.from, expr, default: i.default });
+                        let origin = LoadError::near(&file, text, i.from.as_deref().unwrap_or(&i.attribute), "");
+                        set.inbound.push(Inbound {
+                            origin,
+                            attribute: i.attribute,
+                            from: i.from,
+                            expr,
+                            default: i.default,
+                        });
                     }
                     for o in m.outbound {
                         if o.from.is_none() && o.expr.is_none() {
@@ -429,7 +447,8 @@ impl RuleSet {
                             .expr
                             .as_ref()
                             .and_then(|e| compile(&file, text, e, &format!("field {:?}", o.field), &mut errors));
-                        set.outbound.push(Outbound { field: o.field, from: o.from, expr, on: o.on });
+                        let origin = LoadError::near(&file, text, &o.field, "");
+                        set.outbound.push(Outbound { origin, field: o.field, from: o.from, expr, on: o.on });
                     }
                 }
                 Kind::Handover => {
@@ -610,6 +629,16 @@ impl RuleSet {
         }
         set.engine = Arc::new(engine);
         Ok(set)
+    }
+
+    /// Every field the mappings read or write, for checks against the org.
+    pub fn mapped_fields(&self) -> Vec<MappedField<'_>> {
+        let inbound = self
+            .inbound
+            .iter()
+            .filter_map(|m| m.from.as_deref().map(|path| MappedField { path, outbound: false, origin: &m.origin }));
+        let outbound = self.outbound.iter().map(|m| MappedField { path: &m.field, outbound: true, origin: &m.origin });
+        inbound.chain(outbound).collect()
     }
 
     /// Builds the variables expressions see.

@@ -41,6 +41,9 @@ pub struct Reloader {
     rules: SharedRules,
     limits: Limits,
     status: Mutex<ReloadStatus>,
+    /// The org's field metadata: a rule set that maps fields the org does not have is
+    /// refused like any other broken rule set.
+    org: Option<Arc<super::org::OrgSchema>>,
 }
 
 impl Reloader {
@@ -50,7 +53,14 @@ impl Reloader {
             rules,
             limits,
             status: Mutex::new(ReloadStatus { active: active_hash, ..Default::default() }),
+            org: None,
         }
+    }
+
+    /// Also checks new rule sets against the org's field metadata.
+    pub fn with_org(mut self, org: Arc<super::org::OrgSchema>) -> Reloader {
+        self.org = Some(org);
+        self
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -60,7 +70,10 @@ impl Reloader {
     /// Loads the rule set; swaps it in if it is valid and differs from the running one.
     pub fn reload(&self) -> Result<String, Vec<LoadError>> {
         let started = Instant::now();
-        let result = RuleSet::load_with(&self.dir, self.limits.clone());
+        let result = RuleSet::load_with(&self.dir, self.limits.clone()).and_then(|set| {
+            let problems = self.org.as_ref().map(|org| org.check(&set)).unwrap_or_default();
+            if problems.is_empty() { Ok(set) } else { Err(problems) }
+        });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.last_attempt = Some(Utc::now());
         status.last_attempt_hash = super::content_hash(&self.dir).unwrap_or_default();

@@ -1,0 +1,117 @@
+//! Checking a rule set against the org's field metadata (`describe`): every field an inbound
+//! mapping reads must exist (following relationships such as `Account.Name`), and every
+//! field an outbound mapping writes must exist on Case and be updateable. A mapping that
+//! Salesforce would refuse is reported when the rule set loads, not when a case fails.
+//! The metadata is fetched once; checks are then immediate, so hot reloads use them too.
+
+use std::collections::HashMap;
+
+use super::{LoadError, RuleSet};
+use crate::salesforce::client::SObjectDescribe;
+use crate::salesforce::{Client, SalesforceError};
+
+/// The describes of the objects casebridge maps.
+#[derive(Debug, Clone)]
+pub struct OrgSchema {
+    objects: HashMap<String, SObjectDescribe>,
+}
+
+/// The objects whose fields mappings can reach from a case.
+const OBJECTS: &[&str] = &["Case", "Contact", "Account", "User"];
+
+impl OrgSchema {
+    /// Fetches the describes (one API call per object).
+    pub async fn fetch(client: &Client) -> Result<OrgSchema, SalesforceError> {
+        let mut objects = HashMap::new();
+        for name in OBJECTS {
+            objects.insert(name.to_lowercase(), client.describe(name).await?);
+        }
+        Ok(OrgSchema { objects })
+    }
+
+    pub fn from_describes(describes: Vec<SObjectDescribe>) -> OrgSchema {
+        OrgSchema { objects: describes.into_iter().map(|d| (d.name.to_lowercase(), d)).collect() }
+    }
+
+    /// The rule set's problems with this org, each at its mapping.
+    pub fn check(&self, set: &RuleSet) -> Vec<LoadError> {
+        let mut errors = Vec::new();
+        for m in set.mapped_fields() {
+            let problem = if m.outbound { self.check_outbound(m.path) } else { self.check_path(m.path) };
+            if let Some(message) = problem {
+                let mut e = m.origin.clone();
+                e.message = message;
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    fn check_outbound(&self, field: &str) -> Option<String> {
+        let case = self.objects.get("case")?;
+        match case.field(field) {
+            None => Some(format!("outbound mapping: Case has no field {field:?} in this org{}", suggest(case, field))),
+            Some(f) if !f.updateable => Some(format!("outbound mapping: Case.{} is read-only in this org", f.name)),
+            Some(_) => None,
+        }
+    }
+
+    fn check_path(&self, path: &str) -> Option<String> {
+        let mut object = self.objects.get("case")?;
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if i == parts.len() - 1 {
+                return match object.field(part) {
+                    Some(_) => None,
+                    None => Some(format!(
+                        "inbound mapping: {} has no field {part:?} in this org{}",
+                        object.name,
+                        suggest(object, part)
+                    )),
+                };
+            }
+            let relation = object
+                .fields
+                .iter()
+                .find(|f| f.relationship_name.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(part)));
+            let Some(relation) = relation else {
+                return Some(format!("inbound mapping: {} has no relationship {part:?} in this org", object.name));
+            };
+            match relation.reference_to.first().and_then(|t| self.objects.get(&t.to_lowercase())) {
+                Some(next) => object = next,
+                // Beyond the objects fetched: Salesforce checks the rest when casebridge polls.
+                None => return None,
+            }
+        }
+        None
+    }
+}
+
+/// "; did you mean X?" for a near miss.
+fn suggest(object: &SObjectDescribe, name: &str) -> String {
+    let lower = name.to_lowercase();
+    object
+        .fields
+        .iter()
+        .map(|f| (distance(&f.name.to_lowercase(), &lower), &f.name))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| format!("; did you mean {n}?"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance, for suggestions.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
