@@ -234,3 +234,47 @@ async fn every_example_rule_set_passes_its_tests() {
     }
     assert!(sets >= 2, "at least two example rule sets");
 }
+
+#[tokio::test]
+async fn script_hooks_add_handovers_and_topics_yaml_cannot_express() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("hooks.rhai"),
+        r#"
+        // Repeat questions about the same invoice go to billing, whatever the wording.
+        fn handover(conversation) {
+            let words = conversation.last_message.to_lower().split(" ");
+            if words.contains("invoices?") || words.contains("invoices") {
+                return #{ target: "Billing Team", reason: "Invoice question from " + conversation.fields.Contact.Name };
+            }
+            ()
+        }
+        fn topics(conversation) {
+            if conversation.fields.Account.Name.starts_with("Globex") { ["Key account"] } else { () }
+        }
+        "#,
+    )
+    .unwrap();
+    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let stub = casebridge::rules::files::AgentStub { answer: Some("x".into()), confidence: 1.0 };
+    let d = testing::decide_with(&set, &conversation, &stub).await;
+    let h = d.handover.expect("the hook hands over");
+    assert_eq!((h.target.as_str(), h.rule.as_str()), ("Billing Team", "fn handover"));
+    assert_eq!(h.reason, "Invoice question from Jane Doe");
+    assert!(d.topics.contains("Key account"), "{:?}", d.topics);
+    assert!(d.trace.0.iter().any(|t| t.rule == "fn topics" && t.fired));
+}
+
+#[test]
+fn business_hours_follow_the_offset_and_skip_weekends() {
+    use casebridge::rules::is_business_hours;
+    use chrono::TimeZone;
+    let friday_16_utc = chrono::Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();
+    assert!(is_business_hours(friday_16_utc, 0, 9, 17));
+    assert!(!is_business_hours(friday_16_utc, 1, 9, 17), "17:00 at UTC+1 is closed");
+    assert!(is_business_hours(friday_16_utc, -5, 9, 17), "11:00 at UTC-5");
+    assert!(!is_business_hours(friday_16_utc, 9, 9, 17), "Saturday 01:00 at UTC+9");
+}

@@ -8,7 +8,14 @@
 //! `replies` (AI replies so far), `hours_open`, `origin`, `subject`, and after the agent has
 //! answered `agent` (`agent.answered`, `agent.confidence`, `agent.text`). Functions: those the
 //! rule set's `*.rhai` files define, plus `asks_for_human(text)`,
-//! `contains_any(text, ["a", "b"])` and `matches(text, "regex")`.
+//! `contains_any(text, ["a", "b"])`, `matches(text, "regex")`, and
+//! `business_hours(utc_offset, from_hour, to_hour)` (Monday to Friday), `local_hour(utc_offset)`
+//! and `weekday(utc_offset)` ("Mon".."Sun").
+//!
+//! Scripts may also define hooks, called after the YAML rules of their stage:
+//! `fn handover(conversation)` and `fn handover_after(conversation, agent)` return (), a
+//! reason, or `#{ target: "...", reason: "..." }`; `fn topics(conversation)` returns more
+//! topic names.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -170,9 +170,24 @@ pub struct RuleSet {
     /// HTML bodies: escaped.
     html: handlebars::Handlebars<'static>,
     pub tests: Vec<LoadedTest>,
+    /// The scripts' functions, and which hooks they define.
+    functions: AST,
+    hooks: Hooks,
     /// Case fields the mappings read (added to the poll query).
     pub case_fields: BTreeSet<String>,
     pub files: Vec<String>,
+}
+
+/// Script hooks: functions with these names replace nothing, they add to the YAML rules.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hooks {
+    /// `fn handover(conversation)` — after the `before` rules; returns (), a reason, or
+    /// `#{ target: "...", reason: "..." }`.
+    handover: bool,
+    /// `fn handover_after(conversation, agent)` — after the `after` rules.
+    handover_after: bool,
+    /// `fn topics(conversation)` — returns more topic names.
+    topics: bool,
 }
 
 /// Variables every expression sees.
@@ -200,7 +215,26 @@ fn rules_engine(limits: &Limits) -> Engine {
     engine.register_fn("matches", |text: &str, pattern: &str| -> Result<bool, Box<rhai::EvalAltResult>> {
         Regex::new(pattern).map(|re| re.is_match(text)).map_err(|e| format!("bad regular expression: {e}").into())
     });
+    // Business hours at a fixed UTC offset (hours, e.g. 1 or -5), Monday to Friday.
+    engine.register_fn("business_hours", |offset: rhai::INT, from: rhai::INT, to: rhai::INT| {
+        is_business_hours(Utc::now(), offset, from, to)
+    });
+    engine.register_fn("local_hour", |offset: rhai::INT| local_time(Utc::now(), offset).0);
+    engine.register_fn("weekday", |offset: rhai::INT| local_time(Utc::now(), offset).1);
     engine
+}
+
+/// The hour (0–23) and weekday ("Mon".."Sun") at `now` shifted by `offset` hours.
+fn local_time(now: chrono::DateTime<Utc>, offset: rhai::INT) -> (rhai::INT, String) {
+    use chrono::{Datelike, Timelike};
+    let local = now + chrono::Duration::hours(offset.clamp(-14, 14));
+    (local.hour() as rhai::INT, local.weekday().to_string())
+}
+
+/// Whether `now` falls in [from, to) o'clock, Monday to Friday, at UTC `offset` hours.
+pub fn is_business_hours(now: chrono::DateTime<Utc>, offset: rhai::INT, from: rhai::INT, to: rhai::INT) -> bool {
+    let (hour, day) = local_time(now, offset);
+    !matches!(day.as_str(), "Sat" | "Sun") && hour >= from && hour < to
 }
 
 fn is_editor_dropping(name: &str) -> bool {
@@ -330,6 +364,8 @@ impl RuleSet {
             text: handlebars::Handlebars::new(),
             html: handlebars::Handlebars::new(),
             tests: Vec::new(),
+            functions: AST::empty(),
+            hooks: Hooks::default(),
             case_fields: BTreeSet::new(),
             files: texts.iter().map(|(p, _)| p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned()).collect(),
         };
@@ -627,6 +663,12 @@ impl RuleSet {
         if !errors.is_empty() {
             return Err(errors);
         }
+        set.hooks = Hooks {
+            handover: script::defines(&functions, "handover", 1),
+            handover_after: script::defines(&functions, "handover_after", 2),
+            topics: script::defines(&functions, "topics", 1),
+        };
+        set.functions = functions;
         set.engine = Arc::new(engine);
         Ok(set)
     }
@@ -667,6 +709,67 @@ impl RuleSet {
         scope.push_constant_dynamic("agent", to_dyn(&agent));
         scope.push_constant_dynamic("value", Dynamic::UNIT);
         scope
+    }
+
+    /// What hooks receive as `conversation`.
+    fn hook_view(conversation: &Conversation) -> Dynamic {
+        let parts: Vec<Json> = conversation
+            .parts
+            .iter()
+            .map(|p| json!({ "author": p.author, "kind": p.kind, "body": p.body, "public": p.public, "created_at": p.created_at }))
+            .collect();
+        let view = json!({
+            "case_id": conversation.case_id,
+            "case_number": conversation.case_number,
+            "subject": conversation.subject,
+            "origin": conversation.origin,
+            "status": conversation.status,
+            "fields": conversation.case_fields,
+            "attributes": conversation.attributes,
+            "topics": conversation.topics,
+            "parts": parts,
+            "last_message": conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default(),
+            "turns": conversation.customer_turns(),
+            "replies": conversation.replies_sent,
+        });
+        rhai::serde::to_dynamic(&view).unwrap_or(Dynamic::UNIT)
+    }
+
+    fn call_hook(
+        &self,
+        name: &str,
+        args: impl rhai::FuncArgs,
+        trace: &mut Trace,
+        stage: &str,
+    ) -> Result<Dynamic, RuleError> {
+        let started = Instant::now();
+        let result = script::call(&self.engine, &self.functions, &self.limits, name, args)
+            .map_err(|e| RuleError { rule: format!("script hook {name}"), message: e.to_string() })?;
+        trace.record(stage, &format!("fn {name}"), !result.is_unit(), format!("returned {result}"), started);
+        Ok(result)
+    }
+
+    /// Reads a handover hook's result: (), a reason string, or a map with target and reason.
+    fn hook_handover(&self, name: &str, value: Dynamic) -> Result<Option<Handover>, RuleError> {
+        if value.is_unit() {
+            return Ok(None);
+        }
+        let bad = || RuleError {
+            rule: format!("script hook {name}"),
+            message: "must return (), a reason string, or #{ target: \"...\", reason: \"...\" }".into(),
+        };
+        if let Some(reason) = value.clone().try_cast::<String>() {
+            return Ok(Some(Handover {
+                target: crate::decide::DEFAULT_TARGET.into(),
+                reason,
+                rule: format!("fn {name}"),
+            }));
+        }
+        let map = value.try_cast::<rhai::Map>().ok_or_else(bad)?;
+        let get = |k: &str| map.get(k).and_then(|v| v.clone().try_cast::<String>());
+        let reason = get("reason").ok_or_else(bad)?;
+        let target = get("target").unwrap_or_else(|| crate::decide::DEFAULT_TARGET.into());
+        Ok(Some(Handover { target, reason, rule: format!("fn {name}") }))
     }
 
     fn eval(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<Dynamic, RuleError> {
@@ -710,7 +813,20 @@ impl RuleSet {
                 return Ok(Some(Handover { target: rule.target.clone(), reason, rule: rule.name.clone() }));
             }
         }
-        Ok(None)
+        match (stage, agent) {
+            (Stage::Before, _) if self.hooks.handover => {
+                let value = self.call_hook("handover", (Self::hook_view(conversation),), trace, stage_name)?;
+                self.hook_handover("handover", value)
+            }
+            (Stage::After, Some(a)) if self.hooks.handover_after => {
+                let agent = json!({ "answered": a.text.is_some(), "confidence": a.confidence, "text": a.text.clone().unwrap_or_default() });
+                let agent = rhai::serde::to_dynamic(&agent).unwrap_or(Dynamic::UNIT);
+                let value =
+                    self.call_hook("handover_after", (Self::hook_view(conversation), agent), trace, stage_name)?;
+                self.hook_handover("handover_after", value)
+            }
+            _ => Ok(None),
+        }
     }
 }
 
@@ -877,6 +993,16 @@ impl Rules for RuleSet {
             trace.record("topics", &t.name, fired, why, started);
             if fired {
                 out.insert(t.name.clone());
+            }
+        }
+        if self.hooks.topics {
+            let value = self.call_hook("topics", (Self::hook_view(conversation),), trace, "topics")?;
+            if !value.is_unit() {
+                let names = value.try_cast::<rhai::Array>().ok_or_else(|| RuleError {
+                    rule: "script hook topics".into(),
+                    message: "must return an array of topic names or ()".into(),
+                })?;
+                out.extend(names.into_iter().filter_map(|n| n.try_cast::<String>()));
             }
         }
         Ok(out)
