@@ -96,6 +96,9 @@ pub struct Daemon {
     default_target: Target,
     /// Handover targets named by rules, resolved to ids.
     targets: HashMap<String, String>,
+    /// Where the status for `casebridge status` is written after each cycle.
+    status_file: Option<std::path::PathBuf>,
+    reloader: Option<Arc<crate::rules::watch::Reloader>>,
 }
 
 impl Daemon {
@@ -122,6 +125,8 @@ impl Daemon {
             agent_user,
             default_target,
             targets: HashMap::new(),
+            status_file: None,
+            reloader: None,
         })
     }
 
@@ -141,6 +146,46 @@ impl Daemon {
         &self.client
     }
 
+    /// Writes a status file for `casebridge status` after every cycle.
+    pub fn report_status(&mut self, path: std::path::PathBuf, reloader: Option<Arc<crate::rules::watch::Reloader>>) {
+        self.status_file = Some(path);
+        self.reloader = reloader;
+    }
+
+    /// What `casebridge status` shows.
+    pub fn status(&self, last: &CycleReport) -> serde_json::Value {
+        serde_json::json!({
+            "pid": std::process::id(),
+            "updated_at": Utc::now(),
+            "agent_user": self.agent_user,
+            "handover_target": self.default_target,
+            "cursor": self.store.cursor().ok().flatten().map(|c| c.modstamp),
+            "last_cycle": {
+                "rows": last.rows,
+                "events": last.events.len(),
+                "actions_done": last.executed.done,
+                "actions_failed": last.executed.failed,
+                "api_calls": last.api_calls,
+                "poll_error": last.poll_error,
+            },
+            "api_usage": self.client.api_usage(),
+            "conversations": self.store.conversation_count(),
+            "outbox_pending": self.store.outbox_len(),
+            "sync_errors": self.store.sync_errors().map(|e| e.len()).unwrap_or(0),
+            "rules": self.reloader.as_ref().map(|r| serde_json::json!(r.status())),
+        })
+    }
+
+    fn write_status(&self, last: &CycleReport) {
+        let Some(path) = &self.status_file else { return };
+        // Written beside and renamed over, so a reader never sees half a file.
+        let tmp = path.with_extension("tmp");
+        let text = serde_json::to_string_pretty(&self.status(last)).unwrap_or_default();
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::warn!(error = %e, path = %path.display(), "Cannot write the status file.");
+        }
+    }
+
     /// The running rule set, for the reloader to swap.
     pub fn rules(&self) -> SharedRules {
         self.rules.clone()
@@ -155,7 +200,10 @@ impl Daemon {
             tokio::select! {
                 _ = &mut shutdown => break,
                 result = self.cycle() => match result {
-                    Ok(report) => log_cycle(&report),
+                    Ok(report) => {
+                        log_cycle(&report);
+                        self.write_status(&report);
+                    }
                     Err(DaemonError::Store(e)) => return Err(DaemonError::Store(e)),
                     Err(e) => tracing::error!(error = %e, "Cycle failed; trying again at the next poll."),
                 },

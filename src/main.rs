@@ -68,6 +68,14 @@ enum Command {
         #[arg(long)]
         scrub: bool,
     },
+    /// Show what the running daemon is doing: last poll, outbox, sync errors, API usage,
+    /// and the rule set (its hash, the last reload and its errors).
+    ///
+    /// Example: casebridge status --config casebridge.yaml
+    Status {
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
     /// List the sync errors: what Salesforce, SMTP or the agent refused, and why.
     ///
     /// Example: casebridge errors --config casebridge.yaml
@@ -175,6 +183,7 @@ async fn main() -> ExitCode {
         Command::Setup { what } => run_setup(what).await,
         Command::Errors { config } => list_errors(&config),
         Command::Rules { what } => run_rules(what).await,
+        Command::Status { config } => show_status(&config),
         Command::Record { case_id, config, out, scrub } => record_case(&case_id, &config, out.as_deref(), scrub).await,
         Command::Sim { listen, org, batch_size } => run_sim(listen, org, batch_size as usize).await,
     }
@@ -227,6 +236,8 @@ async fn run_daemon(path: &Path) -> ExitCode {
         }
     };
     tracing::info!(rules = %reloader.status().active, "Rule set loaded.");
+    let mut daemon = daemon;
+    daemon.report_status(status_path(&config, &base), Some(reloader.clone()));
     tracing::info!(
         agent_user = %daemon.agent_user().handle,
         handover = %daemon.default_target().name,
@@ -442,6 +453,68 @@ async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scru
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Where the daemon writes its status: beside its store.
+fn status_path(config: &Config, base: &Path) -> PathBuf {
+    let store = base.join(&config.store_path);
+    let name =
+        format!("{}.status.json", store.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    store.with_file_name(name)
+}
+
+fn show_status(path: &Path) -> ExitCode {
+    let (config, base) = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let file = status_path(&config, &base);
+    let status: serde_json::Value = match std::fs::read_to_string(&file).map(|t| serde_json::from_str(&t)) {
+        Ok(Ok(s)) => s,
+        _ => {
+            eprintln!(
+                "error: no status at {}\nhint: is casebridge running with this config? It writes its status after each poll",
+                file.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let pid = status["pid"].as_u64().unwrap_or(0);
+    let alive = Path::new(&format!("/proc/{pid}")).exists();
+    println!(
+        "casebridge {} (pid {pid}), status of {}",
+        if alive { "is running" } else { "is NOT running" },
+        status["updated_at"].as_str().unwrap_or("?")
+    );
+    println!("  agent user       {}", status["agent_user"]["handle"].as_str().unwrap_or("?"));
+    println!("  handover target  {}", status["handover_target"]["name"].as_str().unwrap_or("?"));
+    println!("  cursor           {}", status["cursor"].as_str().unwrap_or("none yet"));
+    let last = &status["last_cycle"];
+    println!(
+        "  last poll        {} rows, {} events, {} actions done, {} failed, {} API calls{}",
+        last["rows"],
+        last["events"],
+        last["actions_done"],
+        last["actions_failed"],
+        last["api_calls"],
+        last["poll_error"].as_str().map(|e| format!(", error: {e}")).unwrap_or_default()
+    );
+    println!("  API usage        {}/{} today", status["api_usage"]["used"], status["api_usage"]["max"]);
+    println!("  conversations    {}", status["conversations"]);
+    println!("  outbox pending   {}", status["outbox_pending"]);
+    println!("  sync errors      {}  (casebridge errors --config ...)", status["sync_errors"]);
+    let rules = &status["rules"];
+    println!(
+        "  rule set         {} ({} reloads, {} failed; last attempt {})",
+        rules["active"].as_str().unwrap_or("?"),
+        rules["reloads_ok"],
+        rules["reloads_failed"],
+        rules["last_attempt"].as_str().unwrap_or("none")
+    );
+    for e in rules["last_errors"].as_array().into_iter().flatten() {
+        println!("  last reload error:\n{}", e.as_str().unwrap_or_default());
+    }
+    ExitCode::SUCCESS
 }
 
 fn list_errors(path: &Path) -> ExitCode {

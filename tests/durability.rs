@@ -263,5 +263,18 @@ async fn run_answers_cases_and_stops_cleanly_on_sigterm() {
         assert!(Instant::now() < deadline, "casebridge run answered the cases");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let status = || {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_casebridge")).args(["status", "--config"]).arg(&config).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    while !dir.path().join("store.status.json").exists() {
+        assert!(Instant::now() < deadline, "the status file is written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let running = status();
+    assert!(running.contains("is running") && running.contains("agent@test.example"), "{running}");
+    assert!(running.contains("rule set") && running.contains("0 failed"), "{running}");
     assert!(terminate(&mut child).success());
+    assert!(status().contains("is NOT running"));
 }
