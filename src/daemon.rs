@@ -326,12 +326,22 @@ impl Daemon {
             return Ok(());
         }
         if conv.is_closed() {
+            let mut actions = Vec::new();
             if conv.state != ConversationState::Closed {
                 conv.state = ConversationState::Closed;
+                // Mappings configured `on: [close]` write their fields now.
+                let mut trace = decide::Trace::default();
+                match self.rules.load().outbound(&conv, decide::Moment::Close, &mut trace) {
+                    Ok(fields) if !fields.is_empty() => {
+                        actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
+                }
                 report.events.push(event(&conv, EventKind::Closed, "the case is closed".into()));
             }
             conv.retry_at = None;
-            self.store.commit(&conv, Vec::new())?;
+            self.store.commit(&conv, actions)?;
             return Ok(());
         }
         if conv.state != ConversationState::Open {

@@ -199,3 +199,57 @@ async fn a_case_reassigned_away_is_left_alone_and_resumes_when_assigned_back() {
     assert_eq!(all.len(), 3);
     assert_eq!(all[2]["CreatedById"], json!(agent_id));
 }
+
+#[tokio::test]
+async fn mappings_read_case_fields_and_write_back_on_close() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("mappings.yaml"),
+        "kind: mappings\ninbound:\n  - attribute: product\n    from: Product__c\noutbound:\n  - field: Score__c\n    expr: turns * 10\n    on: [close]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("topics.yaml"),
+        "kind: topics\ntopics:\n  - name: Grippers\n    when: attributes.product == \"Gripper\"\n",
+    )
+    .unwrap();
+    let set = casebridge::rules::RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kb = casebridge::agent::kb::KnowledgeBase::load(
+        &root.join("examples/demo/help-center"),
+        "https://help.example",
+        0.35,
+    )
+    .unwrap();
+    let mut daemon = start_daemon_full(
+        &sim,
+        dir.path(),
+        None,
+        casebridge::agent::Agent::KnowledgeBase(kb),
+        casebridge::decide::shared(Box::new(set)),
+    )
+    .await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let case_id = new_case(
+        &admin,
+        &sim,
+        json!({ "Subject": "Gripper drifts", "Description": "How do I recalibrate the gripper?", "Product__c": "Gripper" }),
+    )
+    .await;
+    daemon.cycle().await.unwrap();
+    let conv = daemon.store().conversation(&case_id).unwrap().unwrap();
+    assert_eq!(conv.attributes["product"], json!("Gripper"), "Product__c was read by the poll query");
+    let soql = format!("SELECT Topic.Name FROM TopicAssignment WHERE EntityId = '{case_id}'");
+    let topics: Vec<Value> = admin.query(soql).collect_all().await.unwrap();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0]["Topic"]["Name"], "Grippers");
+
+    admin.update("Case", &case_id, &json!({ "Status": "Closed" })).await.unwrap();
+    let report = daemon.cycle().await.unwrap();
+    assert!(report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::Closed));
+    let case: Value = admin.get("Case", &case_id, Some(&["Score__c"])).await.unwrap();
+    assert_eq!(case["Score__c"], json!(10.0), "the close-time mapping wrote the field");
+}

@@ -179,8 +179,9 @@ pub struct EmailFile {
 }
 
 /// A handlebars template. In scope: `case` (`case.subject`, `case.number`, `case.fields`),
-/// `contact` (`name`, `first_name`, `email`), `account`, `attributes`, `reply` (the answer
-/// text) and `reply_html` (the answer as HTML paragraphs). Values are HTML-escaped in the
+/// `contact` (`name`, `first_name`, `email`), `account`, `attributes`, `topics`,
+/// `conversation` (`turns`, `replies`, `last_message`), `reply` (the answer text) and
+/// `reply_html` (the answer as HTML paragraphs). Values are HTML-escaped in the
 /// HTML part; a variable that does not exist is an error when the rule set loads.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -871,6 +871,11 @@ pub fn template_context(conversation: &Conversation, reply: Option<&str>) -> Jso
         "account": { "name": conversation.account.as_ref().and_then(|a| a.name.clone()) },
         "attributes": conversation.attributes,
         "topics": conversation.topics,
+        "conversation": {
+            "turns": conversation.customer_turns(),
+            "replies": conversation.replies_sent,
+            "last_message": conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default(),
+        },
         "reply": reply,
         "reply_html": reply_html,
     })

@@ -85,6 +85,18 @@ pub async fn start_daemon_with(
     smtp: Option<std::net::SocketAddr>,
     agent: casebridge::agent::Agent,
 ) -> casebridge::daemon::Daemon {
+    let rules = casebridge::decide::shared(Box::new(casebridge::decide::BuiltinRules::new("Acme Support")));
+    start_daemon_full(sim, dir, smtp, agent, rules).await
+}
+
+/// Like [`start_daemon`], with any agent and rule set.
+pub async fn start_daemon_full(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    smtp: Option<std::net::SocketAddr>,
+    agent: casebridge::agent::Agent,
+    rules: casebridge::decide::SharedRules,
+) -> casebridge::daemon::Daemon {
     use casebridge::act::email::{Mailer, SmtpSecurity, SmtpSettings};
     use casebridge::daemon::{Daemon, DaemonSettings};
     let store = casebridge::store::Store::open(&dir.join("store")).unwrap();
@@ -108,7 +120,6 @@ pub async fn start_daemon_with(
         agent_user: "agent@test.example".into(),
         default_target: "Support Queue".into(),
     };
-    let rules = casebridge::decide::shared(Box::new(casebridge::decide::BuiltinRules::new("Acme Support")));
     Daemon::new(agent_client(sim), store, agent, rules, mailer, settings).await.unwrap()
 }
 
