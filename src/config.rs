@@ -45,6 +45,25 @@ pub struct Config {
     /// Where casebridge keeps its state (conversations, cursor, outbox, sync errors).
     #[serde(default = "default_store_path")]
     pub store_path: PathBuf,
+    /// The admin HTTP server (health, metrics, JSON API). Off when not given.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// The admin HTTP server.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where it listens; keep it on loopback unless a proxy with TLS sits in front.
+    #[serde(default = "default_admin_listen")]
+    #[schemars(with = "String")]
+    pub listen: std::net::SocketAddr,
+    /// The bearer token every endpoint but `/healthz` requires.
+    pub token: SecretRef,
+}
+
+fn default_admin_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9090))
 }
 
 /// The org.

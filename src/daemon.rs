@@ -99,6 +99,9 @@ pub struct Daemon {
     /// Where the status for `casebridge status` is written after each cycle.
     status_file: Option<std::path::PathBuf>,
     reloader: Option<Arc<crate::rules::watch::Reloader>>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The latest status, for the admin server.
+    status_snapshot: Arc<std::sync::Mutex<serde_json::Value>>,
 }
 
 impl Daemon {
@@ -114,7 +117,9 @@ impl Daemon {
     ) -> Result<Daemon, DaemonError> {
         let agent_user = setup::agent_user(&client, &settings.agent_user).await?;
         let default_target = setup::handover_target(&client, &settings.default_target).await?;
-        let executor = Executor::new(client.clone(), store.clone(), mailer, agent_user.id.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let mut executor = Executor::new(client.clone(), store.clone(), mailer, agent_user.id.clone());
+        executor.set_metrics(metrics.clone());
         Ok(Daemon {
             client,
             store,
@@ -127,6 +132,8 @@ impl Daemon {
             targets: HashMap::new(),
             status_file: None,
             reloader: None,
+            metrics,
+            status_snapshot: Arc::new(std::sync::Mutex::new(serde_json::Value::Null)),
         })
     }
 
@@ -144,6 +151,15 @@ impl Daemon {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The latest status (as `casebridge status` shows it), updated after every cycle.
+    pub fn status_snapshot(&self) -> Arc<std::sync::Mutex<serde_json::Value>> {
+        self.status_snapshot.clone()
     }
 
     /// Writes a status file for `casebridge status` after every cycle.
@@ -177,6 +193,8 @@ impl Daemon {
     }
 
     fn write_status(&self, last: &CycleReport) {
+        let status = self.status(last);
+        *self.status_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = status;
         let Some(path) = &self.status_file else { return };
         // Written beside and renamed over, so a reader never sees half a file.
         let tmp = path.with_extension("tmp");
@@ -200,10 +218,7 @@ impl Daemon {
             tokio::select! {
                 _ = &mut shutdown => break,
                 result = self.cycle() => match result {
-                    Ok(report) => {
-                        log_cycle(&report);
-                        self.write_status(&report);
-                    }
+                    Ok(report) => log_cycle(&report),
                     Err(DaemonError::Store(e)) => return Err(DaemonError::Store(e)),
                     Err(e) => tracing::error!(error = %e, "Cycle failed; trying again at the next poll."),
                 },
@@ -220,6 +235,33 @@ impl Daemon {
 
     /// One poll → decide → act cycle.
     pub async fn cycle(&mut self) -> Result<CycleReport, DaemonError> {
+        let report = self.cycle_inner().await?;
+        self.count(&report);
+        self.write_status(&report);
+        Ok(report)
+    }
+
+    /// Updates the metrics after a cycle.
+    fn count(&self, report: &CycleReport) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.metrics;
+        m.polls.fetch_add(1, Relaxed);
+        if report.poll_error.is_some() {
+            m.poll_errors.fetch_add(1, Relaxed);
+        }
+        m.emails_sent.fetch_add(report.executed.emails_sent as u64, Relaxed);
+        m.outbox_pending.store(self.store.outbox_len() as u64, Relaxed);
+        if let Some(usage) = self.client.api_usage() {
+            m.api_used.store(usage.used, Relaxed);
+            m.api_max.store(usage.max, Relaxed);
+        }
+        if let Some(r) = &self.reloader {
+            let s = r.status();
+            m.set_reloads(s.reloads_ok, s.reloads_failed);
+        }
+    }
+
+    async fn cycle_inner(&mut self) -> Result<CycleReport, DaemonError> {
         let calls_before = self.client.requests_sent();
         let mut report = CycleReport::default();
         if let Err(e) = self.poll(&mut report).await {
@@ -356,7 +398,11 @@ impl Daemon {
         }
 
         let rules = self.rules.load_full();
-        let decision = match decide::decide(rules.as_ref().as_ref(), &self.agent, &conv).await {
+        let decide_started = std::time::Instant::now();
+        let decided = decide::decide(rules.as_ref().as_ref(), &self.agent, &conv).await;
+        self.metrics.decision_seconds(decide_started.elapsed().as_secs_f64());
+        self.metrics.cases_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let decision = match decided {
             Ok(d) => d,
             Err(DecideError::Agent(e)) if e.is_transient() => {
                 conv.agent_failures += 1;
@@ -407,7 +453,9 @@ impl Daemon {
         conv.topics.extend(decision.topics.iter().cloned());
         conv.retry_at = None;
         conv.agent_failures = 0;
+        self.metrics.topics_assigned.fetch_add(new_topics.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if let Some(reply) = &decision.reply {
+            self.metrics.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             conv.replies_sent += 1;
             let detail = format!(
                 "{}{tagged} ({})",
@@ -425,6 +473,7 @@ impl Daemon {
                 })
                 .unwrap_or_default();
             conv.state = ConversationState::HandedOver { target_id: target_id.clone(), reason: h.reason.clone() };
+            self.metrics.handover(&self.target_name(&target_id), &h.rule);
             report.events.push(event(
                 &conv,
                 EventKind::HandedOver,
@@ -534,6 +583,7 @@ impl Daemon {
         code: &str,
         message: &str,
     ) -> Result<(), StoreError> {
+        self.metrics.sync_error(code);
         let now: DateTime<Utc> = Utc::now();
         self.store
             .record_error(SyncError {

@@ -14,6 +14,7 @@
 //! - [`smtp_sink`]: a local SMTP server for the demo and tests.
 
 pub mod act;
+pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod conversation;
 pub mod daemon;
 pub mod decide;
 pub mod demo;
+pub mod metrics;
 pub mod record;
 pub mod rules;
 pub mod salesforce;

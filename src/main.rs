@@ -238,6 +238,29 @@ async fn run_daemon(path: &Path) -> ExitCode {
     tracing::info!(rules = %reloader.status().active, "Rule set loaded.");
     let mut daemon = daemon;
     daemon.report_status(status_path(&config, &base), Some(reloader.clone()));
+    if let Some(admin) = &config.admin {
+        let token = match admin.token.read("admin.token", &base) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let state = casebridge::admin::AdminState {
+            store: daemon.store().clone(),
+            metrics: daemon.metrics(),
+            status: daemon.status_snapshot(),
+            reloader: Some(reloader.clone()),
+            token,
+        };
+        match casebridge::admin::serve(admin.listen, state, wait_for_shutdown()).await {
+            Ok(addr) => tracing::info!(%addr, "Admin server listening."),
+            Err(e) => {
+                eprintln!("error: the admin server cannot listen on {}: {e}", admin.listen);
+                return ExitCode::from(1);
+            }
+        }
+    }
     tracing::info!(
         agent_user = %daemon.agent_user().handle,
         handover = %daemon.default_target().name,

@@ -46,6 +46,7 @@ pub struct Executor {
     mailer: Option<Mailer>,
     agent_user_id: String,
     topic_ids: HashMap<String, String>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// How one entry's attempt ended.
@@ -58,7 +59,12 @@ enum Outcome {
 impl Executor {
     pub fn new(client: Client, store: Store, mailer: Option<Mailer>, agent_user_id: String) -> Executor {
         let topic_ids = store.meta("topic_ids").ok().flatten().unwrap_or_default();
-        Executor { client, store, mailer, agent_user_id, topic_ids }
+        Executor { client, store, mailer, agent_user_id, topic_ids, metrics: None }
+    }
+
+    /// Counts sync errors by code.
+    pub fn set_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     /// Sends everything that is due. Store failures end the round; Salesforce and SMTP
@@ -290,6 +296,9 @@ impl Executor {
             message,
             "Action failed."
         );
+        if let Some(m) = &self.metrics {
+            m.sync_error(code);
+        }
         let now = Utc::now();
         self.store.record_error(SyncError {
             id: 0,

@@ -1,0 +1,230 @@
+//! The admin HTTP server, in the daemon: health, readiness, Prometheus metrics, and a JSON
+//! API over what the daemon knows — its status, conversations with their decision traces,
+//! and sync errors (with a retry). Every endpoint but `/healthz` needs the bearer token.
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `GET /healthz` | alive (no token) |
+//! | `GET /readyz` | store open, rule set loaded, org reachable at the last poll |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /api/status` | org, agent user, cursor, last poll, rule set and reloads, API usage |
+//! | `GET /api/conversations?state=open&page=1&per_page=50` | conversations, newest activity first |
+//! | `GET /api/conversations/{case_id}` | parts, attributes, topics, decisions and traces |
+//! | `GET /api/sync-errors` | what Salesforce, SMTP or the agent refused |
+//! | `POST /api/sync-errors/{id}/retry` | queue the failed action again |
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::conversation::{Conversation, ConversationState};
+use crate::metrics::Metrics;
+use crate::rules::watch::Reloader;
+use crate::salesforce::Secret;
+use crate::store::Store;
+
+/// What the admin server reads.
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<Mutex<Json>>,
+    pub reloader: Option<Arc<Reloader>>,
+    pub token: Secret,
+}
+
+/// The admin router (for tests and the daemon alike).
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/status", get(status))
+        .route("/api/conversations", get(conversations))
+        .route("/api/conversations/{id}", get(conversation))
+        .route("/api/sync-errors", get(sync_errors))
+        .route("/api/sync-errors/{id}/retry", post(retry))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(state)
+}
+
+/// Serves the admin API on `addr` until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    state: AdminState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "The admin server stopped.");
+        }
+    });
+    Ok(local)
+}
+
+/// Compares without revealing, through timing, how much of the token matched.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, b) in expected.iter().enumerate() {
+        diff |= (given.get(i).copied().unwrap_or(0) ^ b) as usize;
+    }
+    diff == 0
+}
+
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_token(given.as_bytes(), state.token.expose().as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(json!({ "error": "a valid bearer token is required (the admin token from the config)" })),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    let status = state.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let rules = state.reloader.as_ref().map(|r| r.status().active).unwrap_or_default();
+    let mut problems = Vec::new();
+    if status.is_null() {
+        problems.push("no poll has finished yet".to_string());
+    } else if let Some(e) = status["last_cycle"]["poll_error"].as_str() {
+        problems.push(format!("the org was not reachable at the last poll: {e}"));
+    }
+    if state.reloader.is_some() && rules.is_empty() {
+        problems.push("no rule set is loaded".into());
+    }
+    if let Err(e) = state.store.cursor() {
+        problems.push(format!("the store cannot be read: {e}"));
+    }
+    let code = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(json!({ "ready": problems.is_empty(), "problems": problems, "rules": rules }))).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+async fn status(State(state): State<AdminState>) -> Response {
+    let status = state.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    axum::Json(status).into_response()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+fn state_name(state: &ConversationState) -> &'static str {
+    match state {
+        ConversationState::Open => "open",
+        ConversationState::HandedOver { .. } => "handed_over",
+        ConversationState::AssignedAway { .. } => "assigned_away",
+        ConversationState::Closed => "closed",
+    }
+}
+
+fn summary(c: &Conversation) -> Json {
+    json!({
+        "case_id": c.case_id,
+        "case_number": c.case_number,
+        "subject": c.subject,
+        "state": state_name(&c.state),
+        "origin": c.origin,
+        "replies_sent": c.replies_sent,
+        "unanswered": c.unanswered().len(),
+        "topics": c.topics,
+        "updated": c.modstamp,
+        "rules": c.decisions.last().map(|d| d.rules.clone()),
+    })
+}
+
+async fn conversations(State(state): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
+    let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
+    let page = q.page.unwrap_or(1).max(1);
+    let mut all: Vec<Conversation> = match state.store.conversations().collect() {
+        Ok(c) => c,
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response();
+        }
+    };
+    if let Some(wanted) = &q.state {
+        all.retain(|c| state_name(&c.state) == wanted.as_str());
+    }
+    all.sort_by_key(|c| std::cmp::Reverse(c.modstamp));
+    let total = all.len();
+    let items: Vec<Json> = all.iter().skip((page - 1) * per_page).take(per_page).map(summary).collect();
+    axum::Json(json!({ "total": total, "page": page, "per_page": per_page, "conversations": items })).into_response()
+}
+
+async fn conversation(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let key = crate::salesforce::id::to_18(&id).unwrap_or(id);
+    match state.store.conversation(&key) {
+        Ok(Some(c)) => axum::Json(json!(c)).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no conversation for case {key}") })))
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+async fn sync_errors(State(state): State<AdminState>) -> Response {
+    match state.store.sync_errors() {
+        Ok(errors) => axum::Json(json!({ "total": errors.len(), "sync_errors": errors })).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+async fn retry(State(state): State<AdminState>, Path(id): Path<u64>) -> Response {
+    let errors = match state.store.sync_errors() {
+        Ok(e) => e,
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response();
+        }
+    };
+    let Some(error) = errors.into_iter().find(|e| e.id == id) else {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no sync error {id}") }))).into_response();
+    };
+    let Some(action) = error.action.clone() else {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({ "error": "this error was not about an action, so there is nothing to retry; the daemon tries reads again by itself" })),
+        )
+            .into_response();
+    };
+    let queued = state.store.enqueue(action).and_then(|entry| state.store.remove_error(id).map(|_| entry));
+    match queued {
+        Ok(entry) => (StatusCode::ACCEPTED, axum::Json(json!({ "queued": entry, "retried": error }))).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(same_token(b"secret", b"secret"));
+        assert!(!same_token(b"secreT", b"secret"));
+        assert!(!same_token(b"secret-and-more", b"secret"));
+        assert!(!same_token(b"", b"secret"));
+    }
+}

@@ -1,0 +1,110 @@
+//! The admin HTTP server over a daemon working on the simulator: token, health, readiness,
+//! metrics, status, conversations with their traces, and sync errors with retry.
+
+mod common;
+
+use casebridge::act::Action;
+use casebridge::admin::{AdminState, serve};
+use casebridge::salesforce::Secret;
+use casebridge::sim::SimOptions;
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let agent = sim.id_of("agent").unwrap();
+    let answered = admin
+        .create(
+            "Case",
+            &json!({ "Subject": "Gripper", "Description": "How do I recalibrate the gripper?", "OwnerId": agent }),
+        )
+        .await
+        .unwrap();
+    let handed = admin
+        .create("Case", &json!({ "Subject": "Zeppelin", "Description": "Do you deliver by zeppelin to Antarctica?", "OwnerId": agent }))
+        .await
+        .unwrap();
+    daemon.cycle().await.unwrap();
+
+    let state = AdminState {
+        store: daemon.store().clone(),
+        metrics: daemon.metrics(),
+        status: daemon.status_snapshot(),
+        reloader: None,
+        token: Secret::new("s3cret-token"),
+    };
+    let addr = serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{base}{path}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let ok = Some("s3cret-token");
+
+    assert_eq!(get("/healthz", None).await.unwrap().status(), 200);
+    for path in ["/api/status", "/metrics", "/readyz", "/api/conversations", "/api/sync-errors"] {
+        assert_eq!(get(path, None).await.unwrap().status(), 401, "{path} without a token");
+        assert_eq!(get(path, Some("s3cret-tokeN")).await.unwrap().status(), 401, "{path} with a wrong token");
+    }
+    assert_eq!(get("/readyz", ok).await.unwrap().status(), 200);
+
+    let status: Value = get("/api/status", ok).await.unwrap().json().await.unwrap();
+    assert_eq!(status["agent_user"]["handle"], "agent@test.example");
+    assert_eq!(status["handover_target"]["name"], "Support Queue");
+    assert!(status["cursor"].is_string());
+    assert!(status["api_usage"]["used"].as_u64().unwrap() > 0);
+
+    let metrics = get("/metrics", ok).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("casebridge_replies_total 1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"casebridge_handovers_total{target="Support Queue",rule="agent_cannot_help"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("casebridge_decision_seconds_count 2"), "{metrics}");
+    assert!(metrics.contains("casebridge_salesforce_api_remaining"), "{metrics}");
+
+    let list: Value = get("/api/conversations?state=handed_over", ok).await.unwrap().json().await.unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["conversations"][0]["case_id"], json!(handed));
+    let all: Value = get("/api/conversations?per_page=1&page=2", ok).await.unwrap().json().await.unwrap();
+    assert_eq!(all["conversations"].as_array().unwrap().len(), 1);
+    let one: Value = get(&format!("/api/conversations/{}", &answered[..15]), ok).await.unwrap().json().await.unwrap();
+    assert_eq!(one["case_id"], json!(answered));
+    let trace = &one["decisions"][0]["trace"];
+    assert!(trace.as_array().unwrap().iter().any(|t| t["stage"] == "agent" && t["fired"] == true), "{trace}");
+    assert_eq!(get("/api/conversations/500Dn0000000zzzAAA", ok).await.unwrap().status(), 404);
+
+    // A refused action shows up with Salesforce's code, and can be retried.
+    let mut bad = std::collections::BTreeMap::new();
+    bad.insert("Product__c".to_string(), json!("Spaceship"));
+    daemon.store().enqueue(Action::UpdateFields { case_id: answered.clone(), fields: bad }).unwrap();
+    daemon.cycle().await.unwrap();
+    let errors: Value = get("/api/sync-errors", ok).await.unwrap().json().await.unwrap();
+    let error =
+        errors["sync_errors"].as_array().unwrap().iter().find(|e| e["operation"] == "update_fields").unwrap().clone();
+    assert_eq!(error["code"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
+    assert_eq!(error["case_id"], json!(answered));
+    let metrics = get("/metrics", ok).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"casebridge_sync_errors_total{code="INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"} 1"#),
+        "{metrics}"
+    );
+
+    let id = error["id"].as_u64().unwrap();
+    let retried =
+        http.post(format!("{base}/api/sync-errors/{id}/retry")).bearer_auth("s3cret-token").send().await.unwrap();
+    assert_eq!(retried.status(), 202);
+    assert_eq!(daemon.store().outbox_len(), 1, "the action is queued again");
+    assert!(daemon.store().sync_errors().unwrap().iter().all(|e| e.id != id));
+    let again =
+        http.post(format!("{base}/api/sync-errors/{id}/retry")).bearer_auth("s3cret-token").send().await.unwrap();
+    assert_eq!(again.status(), 404);
+}
