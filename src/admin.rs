@@ -4,6 +4,7 @@
 //!
 //! | path | what |
 //! | --- | --- |
+//! | `GET /` | the page for people (no data in it: it asks for the token, then uses the API) |
 //! | `GET /healthz` | alive (no token) |
 //! | `GET /readyz` | store open, rule set loaded, org reachable at the last poll |
 //! | `GET /metrics` | Prometheus text |
@@ -52,7 +53,25 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/sync-errors", get(sync_errors))
         .route("/api/sync-errors/{id}/retry", post(retry))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(state)
+    Router::new().route("/", get(page)).route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(state)
+}
+
+const PAGE: &str = include_str!("admin_page.html");
+
+/// The page: static, with no data; its script asks for the token and calls the API.
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 /// Serves the admin API on `addr` until `shutdown` resolves.

@@ -342,6 +342,17 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
             message_id: None,
         });
     }
+    // Email-to-Case copies the first email's text into the Description: that message is the
+    // email, not a second one.
+    let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let described = squash(&description);
+    if !described.is_empty()
+        && parts
+            .iter()
+            .any(|p| p.kind == PartKind::Email && p.author == AuthorKind::User && squash(&p.body) == described)
+    {
+        parts.retain(|p| p.kind != PartKind::Opening);
+    }
     parts.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
 
     let contact = row["Contact"].as_object().map(|_| ContactInfo {
@@ -487,6 +498,17 @@ mod tests {
         );
         let ids: Vec<&str> = c.unanswered().iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["02sDn0000000001AAA"]);
+    }
+
+    #[test]
+    fn an_email_to_case_description_is_not_a_second_message() {
+        let mut r = row();
+        r["Description"] = json!("Hello team\n\nSecond line");
+        r["EmailMessages"]["records"][0]["HtmlBody"] = json!(null);
+        r["EmailMessages"]["records"][0]["TextBody"] = json!("Hello team\nSecond line");
+        let c = from_case_row(&r, &Authors { agent_user_id: AGENT }).unwrap();
+        assert!(c.parts.iter().all(|p| p.kind != PartKind::Opening), "{:?}", c.parts);
+        assert_eq!(c.parts.iter().filter(|p| p.author == AuthorKind::User).count(), 2);
     }
 
     #[test]
