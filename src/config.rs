@@ -387,7 +387,8 @@ impl Config {
 }
 
 /// Variables with the prefix that are not settings.
-const SKIPPED_ENV: &[&str] = &["CASEBRIDGE_CONFIG", "CASEBRIDGE_SIM_LISTEN", "CASEBRIDGE_SIM_ORG", "CASEBRIDGE_LOG"];
+const SKIPPED_ENV: &[&str] =
+    &["CASEBRIDGE_CONFIG", "CASEBRIDGE_SIM_LISTEN", "CASEBRIDGE_SIM_ORG", "CASEBRIDGE_LOG", "CASEBRIDGE_LOG_FORMAT"];
 
 fn file_error(file: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
     let setting = e.path().to_string();

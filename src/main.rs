@@ -171,11 +171,17 @@ enum SetupCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // CASEBRIDGE_LOG sets the level (info by default); CASEBRIDGE_LOG_FORMAT=json writes one
+    // JSON object a line for log shippers. Logs carry ids, codes and short summaries, never
+    // tokens, secrets or whole message bodies.
     let filter = std::env::var("CASEBRIDGE_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("CASEBRIDGE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Demo => run_demo().await,

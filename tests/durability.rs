@@ -74,14 +74,18 @@ fn write_config(dir: &Path, sim: &Simulator, interval: &str) -> std::path::PathB
 }
 
 fn spawn_daemon(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_casebridge"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("CASEBRIDGE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("casebridge run starts")
+    spawn_daemon_logging(config, "warn", false)
+}
+
+fn spawn_daemon_logging(config: &Path, level: &str, json: bool) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_casebridge"));
+    command.args(["run", "--config"]).arg(config).env("CASEBRIDGE_LOG", level).stdout(Stdio::null());
+    if json {
+        command.env("CASEBRIDGE_LOG_FORMAT", "json").stderr(Stdio::piped());
+    } else {
+        command.stderr(Stdio::null());
+    }
+    command.spawn().expect("casebridge run starts")
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
@@ -277,4 +281,33 @@ async fn run_answers_cases_and_stops_cleanly_on_sigterm() {
     assert!(running.contains("rule set") && running.contains("0 failed"), "{running}");
     assert!(terminate(&mut child).success());
     assert!(status().contains("is NOT running"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_on_request_and_never_carry_secrets_or_message_bodies() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "100ms");
+    let cases = create_cases(&sim, 3, "logs");
+    let mut child = spawn_daemon_logging(&config, "info", true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cases.iter().all(|c| replies(&sim).contains_key(c)) {
+        assert!(Instant::now() < deadline, "the cases were answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(terminate(&mut child).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in &lines {
+        let parsed: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed.get("level").is_some() && parsed.get("fields").is_some(), "{line}");
+    }
+    let org = sim.org_id();
+    for secret in ["agent-refresh-token", "test-secret", &format!("{}!", &org[..15])] {
+        assert!(!stderr.contains(secret), "the log carries {secret:?}");
+    }
+    // Customer messages are not logged whole (the demo help centre's questions here).
+    assert!(!stderr.contains("Does it need lubrication?"), "a message body was logged");
 }
