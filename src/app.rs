@@ -38,9 +38,48 @@ pub enum AppError {
     Rules(String),
 }
 
-/// The Salesforce client the config describes. Paths are relative to `base`.
+/// The Salesforce client the config describes. Paths are relative to `base`. The stored
+/// grant opens the store to read its credentials (the daemon must not be running).
 pub fn client(config: &Config, base: &Path) -> Result<Client, AppError> {
-    let mut client_config = ClientConfig::new(config.org.login_url.clone(), config.credentials(base)?);
+    if matches!(config.org.auth, crate::config::AuthConfig::Stored { .. }) {
+        let store = Store::open(&base.join(&config.store_path))?;
+        return client_with_store(config, base, &store);
+    }
+    client_from(config, config.credentials(base)?)
+}
+
+/// The client, reading stored credentials from an open store when the grant is `stored`.
+pub fn client_with_store(config: &Config, base: &Path, store: &Store) -> Result<Client, AppError> {
+    let credentials = match &config.org.auth {
+        crate::config::AuthConfig::Stored { client_id, .. } => {
+            let key = config
+                .credentials_key
+                .as_ref()
+                .ok_or_else(|| {
+                    AppError::Rules(
+                        "credentials_key: the stored grant needs the key that sealed the credentials".into(),
+                    )
+                })?
+                .read("credentials_key", base)?;
+            let vault =
+                crate::vault::Vault::from_key(&key).map_err(|e| AppError::Rules(format!("credentials_key: {e}")))?;
+            let stored = store.credentials()?.ok_or_else(|| {
+                AppError::Rules("no stored credentials: run `casebridge auth login --config ...` first".into())
+            })?;
+            let open = |sealed: &str| vault.open(sealed).map_err(|e| AppError::Rules(e.to_string()));
+            crate::salesforce::Credentials::RefreshToken {
+                client_id: client_id.clone(),
+                client_secret: stored.sealed_client_secret.as_deref().map(open).transpose()?,
+                refresh_token: open(&stored.sealed_refresh_token)?,
+            }
+        }
+        _ => config.credentials(base)?,
+    };
+    client_from(config, credentials)
+}
+
+fn client_from(config: &Config, credentials: crate::salesforce::Credentials) -> Result<Client, AppError> {
+    let mut client_config = ClientConfig::new(config.org.login_url.clone(), credentials);
     client_config.api_version = config.org.api_version.clone();
     client_config.timeout = config.org.request_timeout;
     Ok(Client::new(client_config)?)
@@ -134,7 +173,8 @@ pub fn check_against_org(org: &OrgSchema, set: &RuleSet, dir: &Path) -> Result<(
 /// Assembles the daemon: signs in, resolves the agent user and handover target, opens the
 /// store, loads the agent and the rule set. The reloader swaps in new rule sets.
 pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloader>), AppError> {
-    let client = client(config, base)?;
+    let store = Store::open(&base.join(&config.store_path))?;
+    let client = client_with_store(config, base, &store)?;
     let agent = agent(config, base)?;
     let mailer = mailer(config, base)?;
     let rule_set = rules(config, base)?;
@@ -145,7 +185,6 @@ pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloade
     let shared: SharedRules = crate::decide::shared(Box::new(rule_set));
     let reloader =
         Arc::new(Reloader::new(&base.join(&config.rules_dir), shared.clone(), hash, Limits::default()).with_org(org));
-    let store = Store::open(&base.join(&config.store_path))?;
     let daemon = Daemon::new(client, store, agent, shared, mailer, settings(config)).await?;
     Ok((daemon, reloader))
 }

@@ -45,6 +45,10 @@ pub struct Config {
     /// Where casebridge keeps its state (conversations, cursor, outbox, sync errors).
     #[serde(default = "default_store_path")]
     pub store_path: PathBuf,
+    /// The key (32 bytes, base64; `casebridge auth keygen` makes one) that seals the
+    /// credentials `casebridge auth login` stores.
+    #[serde(default)]
+    pub credentials_key: Option<SecretRef>,
     /// The admin HTTP server (health, metrics, JSON API). Off when not given.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
@@ -108,6 +112,14 @@ pub enum AuthConfig {
     },
     /// The username-password grant; for simulators and trials only.
     Password { client_id: String, client_secret: SecretRef, username: String, password: SecretRef },
+    /// The refresh token `casebridge auth login` obtained (the OAuth web-server flow) and
+    /// stored encrypted in the store, with the app's secret, under `credentials_key`.
+    Stored {
+        client_id: String,
+        /// Needed by `casebridge auth login` only; it is stored encrypted from then on.
+        #[serde(default)]
+        client_secret: Option<SecretRef>,
+    },
 }
 
 /// Where a secret is read from; never the secret itself.
@@ -371,6 +383,12 @@ impl Config {
                 private_key_pem: private_key.read("org.auth.private_key", base)?,
                 audience: audience.clone(),
             },
+            AuthConfig::Stored { .. } => {
+                return Err(ConfigError::Secret {
+                    path: "org.auth".into(),
+                    problem: "the stored grant reads its credentials from the store (see app::client)".into(),
+                });
+            }
             AuthConfig::Password { client_id, client_secret, username, password } => Credentials::Password {
                 client_id: client_id.clone(),
                 client_secret: client_secret.read("org.auth.client_secret", base)?,

@@ -68,6 +68,13 @@ enum Command {
         #[arg(long)]
         scrub: bool,
     },
+    /// Sign casebridge in to the org, and manage the key that seals stored credentials.
+    ///
+    /// Example: casebridge auth login --config casebridge.yaml
+    Auth {
+        #[command(subcommand)]
+        what: AuthCommand,
+    },
     /// Show what the running daemon is doing: last poll, outbox, sync errors, API usage,
     /// and the rule set (its hash, the last reload and its errors).
     ///
@@ -97,6 +104,26 @@ enum Command {
         /// Query rows per page before `nextRecordsUrl` (1 to 2000).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u16).range(1..=2000))]
         batch_size: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Print a new credentials key (32 random bytes, base64) for `credentials_key`.
+    ///
+    /// Example: casebridge auth keygen > /etc/casebridge/credentials.key
+    Keygen,
+    /// Sign in through the browser (OAuth web-server flow) and store the refresh token and
+    /// the app's secret, sealed with the credentials key. Run it while the daemon is stopped.
+    ///
+    /// Example: casebridge auth login --config casebridge.yaml --callback 127.0.0.1:8765
+    Login {
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+        /// Where the local callback listens; the connected app's callback URL must be
+        /// http://ADDR/callback.
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        callback: SocketAddr,
     },
 }
 
@@ -190,6 +217,7 @@ async fn main() -> ExitCode {
         Command::Errors { config } => list_errors(&config),
         Command::Rules { what } => run_rules(what).await,
         Command::Status { config } => show_status(&config),
+        Command::Auth { what } => run_auth(what).await,
         Command::Record { case_id, config, out, scrub } => record_case(&case_id, &config, out.as_deref(), scrub).await,
         Command::Sim { listen, org, batch_size } => run_sim(listen, org, batch_size as usize).await,
     }
@@ -480,6 +508,93 @@ async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scru
         None => {
             print!("{text}");
             ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn run_auth(what: AuthCommand) -> ExitCode {
+    let (config_path, callback) = match what {
+        AuthCommand::Keygen => {
+            println!("{}", casebridge::vault::Vault::generate_key());
+            return ExitCode::SUCCESS;
+        }
+        AuthCommand::Login { config, callback } => (config, callback),
+    };
+    let (config, base) = match load_config(&config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let casebridge::config::AuthConfig::Stored { client_id, client_secret: Some(secret) } = &config.org.auth else {
+        eprintln!("error: org.auth must be `grant: stored` with the app's client_id and client_secret for auth login");
+        return ExitCode::from(2);
+    };
+    let secret = match secret.read("org.auth.client_secret", &base) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let vault = match config.credentials_key.as_ref().map(|k| k.read("credentials_key", &base)) {
+        Some(Ok(key)) => match casebridge::vault::Vault::from_key(&key) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: credentials_key: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!(
+                "error: credentials_key is not set\nhint: `casebridge auth keygen` makes a key; name its file or variable in the config"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let store = match store::Store::open(&base.join(&config.store_path)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let request = casebridge::login::LoginRequest {
+        login_url: config.org.login_url.clone(),
+        client_id: client_id.clone(),
+        client_secret: secret,
+        callback,
+        scopes: casebridge::sim::auth::SCOPES.to_string(),
+    };
+    let (address, finish) = match casebridge::login::start(request.clone()).await {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("Open this address in a browser and allow casebridge:");
+    println!("{address}");
+    match finish.await {
+        Ok((refresh, user)) => match casebridge::login::save(&store, &vault, &request, &refresh, user.clone()) {
+            Ok(()) => {
+                println!(
+                    "Signed in as {}; the credentials are stored, sealed, in {}.",
+                    user.unwrap_or_default(),
+                    config.store_path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

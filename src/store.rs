@@ -321,6 +321,17 @@ impl Store {
         Ok(entry.id)
     }
 
+    /// Saves the credentials `casebridge auth login` obtained (already sealed).
+    pub fn set_credentials(&self, credentials: &crate::vault::StoredCredentials) -> Result<()> {
+        self.meta.insert("credentials", encode(credentials))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn credentials(&self) -> Result<Option<crate::vault::StoredCredentials>> {
+        self.meta("credentials")
+    }
+
     /// A small value kept beside the data (the resolved agent user id, topic ids, ...).
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.meta.get(key)?.map(|v| decode(key.as_bytes(), &v)).transpose()

@@ -41,11 +41,13 @@ pub struct Auth {
     passwords: HashMap<String, (String, String)>,
     /// Access token → user id.
     tokens: HashMap<String, String>,
+    /// Authorization code → (client id, user id, redirect URI); each used once.
+    codes: HashMap<String, (String, String, String)>,
 }
 
 impl Auth {
     pub fn new(apps: Vec<ConnectedApp>, passwords: HashMap<String, (String, String)>) -> Auth {
-        Auth { apps, passwords, tokens: HashMap::new() }
+        Auth { apps, passwords, tokens: HashMap::new(), codes: HashMap::new() }
     }
 
     /// The user an access token belongs to, if the token is still valid.
@@ -62,6 +64,7 @@ impl Auth {
     /// `POST /services/oauth2/token` with a form body.
     pub fn grant(&mut self, org: &Org, form: &HashMap<String, String>, instance_url: &str) -> Result<Json, OAuthError> {
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        let mut issued_refresh: Option<String> = None;
         let user_id = match field("grant_type") {
             "password" => {
                 self.client(field("client_id"), Some(field("client_secret")))?;
@@ -98,13 +101,31 @@ impl Auth {
                 let username = self.verify_assertion(field("assertion"), instance_url)?;
                 active_user(org, &username)?
             }
+            "authorization_code" => {
+                self.client(field("client_id"), Some(field("client_secret")))?;
+                let (client_id, user_id, redirect_uri) = self.codes.remove(field("code")).ok_or(OAuthError::new(
+                    400,
+                    "invalid_grant",
+                    "invalid authorization code",
+                ))?;
+                if client_id != field("client_id") || redirect_uri != field("redirect_uri") {
+                    return Err(OAuthError::new(400, "invalid_grant", "redirect_uri must match configuration"));
+                }
+                let username = org.get(&user_id).and_then(|u| u.str("Username")).unwrap_or_default().to_string();
+                let refresh = random_token(64);
+                if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == client_id) {
+                    app.refresh_tokens.push(super::seed::SeedRefreshToken { token: refresh.clone(), username });
+                }
+                issued_refresh = Some(refresh);
+                user_id
+            }
             "" => return Err(OAuthError::new(400, "unsupported_grant_type", "grant type not supported")),
             _ => return Err(OAuthError::new(400, "unsupported_grant_type", "grant type not supported")),
         };
         let token = format!("{}!{}", &org.org_id[..15], random_token(48));
         self.tokens.insert(token.clone(), user_id.clone());
         let issued_at = Utc::now().timestamp_millis().to_string();
-        Ok(json!({
+        let mut response = json!({
             "access_token": token,
             "instance_url": instance_url,
             "id": format!("{instance_url}/id/{}/{user_id}", org.org_id),
@@ -112,7 +133,51 @@ impl Auth {
             "issued_at": issued_at,
             "signature": random_token(44),
             "scope": SCOPES,
-        }))
+        });
+        if let Some(refresh) = issued_refresh {
+            response["refresh_token"] = json!(refresh);
+        }
+        Ok(response)
+    }
+
+    /// The refresh tokens issued so far (seeded and by the web-server flow), for tests.
+    pub fn refresh_tokens(&self) -> Vec<String> {
+        self.apps.iter().flat_map(|a| a.refresh_tokens.iter().map(|t| t.token.clone())).collect()
+    }
+
+    /// The authorization page's form submission: signs the user in and returns where to
+    /// send the browser (the redirect URI with `code` and `state`), or what went wrong.
+    pub fn authorize(&mut self, form: &HashMap<String, String>) -> Result<String, String> {
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        if field("response_type") != "code" {
+            return Err("response_type must be code".into());
+        }
+        if !self.apps.iter().any(|a| a.client_id == field("client_id")) {
+            return Err("error=invalid_client_id: client identifier invalid".into());
+        }
+        let redirect = field("redirect_uri");
+        // The simulator only calls back to this machine.
+        let loopback =
+            ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"].iter().any(|p| redirect.starts_with(p));
+        if !loopback {
+            return Err("error=redirect_uri_mismatch: the simulator only redirects to loopback addresses".into());
+        }
+        let (user_id, password) = self
+            .passwords
+            .get(&field("username").to_ascii_lowercase())
+            .cloned()
+            .ok_or("Please check your username and password.")?;
+        if password != field("password") {
+            return Err("Please check your username and password.".into());
+        }
+        let code = random_token(40);
+        self.codes.insert(code.clone(), (field("client_id").to_string(), user_id, redirect.to_string()));
+        let sep = if redirect.contains('?') { '&' } else { '?' };
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", &code)
+            .append_pair("state", field("state"))
+            .finish();
+        Ok(format!("{redirect}{sep}{query}"))
     }
 
     /// Finds the connected app; a `None` secret skips the secret check (refresh-token

@@ -226,6 +226,9 @@ async fn process(state: Shared, method: Method, uri: Uri, headers: HeaderMap, bo
     if path == "/services/oauth2/token" {
         return token(&state, &method, &path, &query, &headers, &body);
     }
+    if path == "/services/oauth2/authorize" {
+        return authorize(&state, &method, &query, &body);
+    }
     if let Some(rest) = path.strip_prefix("/__sim/") {
         return control(&state, &method, rest.trim_end_matches('/'), &body);
     }
@@ -409,6 +412,64 @@ fn token(state: &Shared, method: &Method, path: &str, query: &str, headers: &Hea
         time: value::format_datetime(&Utc::now()),
     });
     respond(status, Some(body), Vec::new(), None)
+}
+
+/// The web-server flow's authorization page: a sign-in form that redirects back with a code.
+fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Response {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let html = |status: StatusCode, text: String| {
+        let mut r = (status, text).into_response();
+        r.headers_mut().insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
+        r
+    };
+    if method == Method::GET {
+        let params = api::parse_query_string(query);
+        let hidden: String = ["response_type", "client_id", "redirect_uri", "state", "scope"]
+            .iter()
+            .map(|k| {
+                format!(
+                    "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                    escape(params.get(*k).map(String::as_str).unwrap_or(""))
+                )
+            })
+            .collect();
+        return html(
+            StatusCode::OK,
+            format!(
+                "<!doctype html><title>Login | Simulated Salesforce</title><form method=\"post\" action=\"/services/oauth2/authorize\">{hidden}\
+                 <label>Username <input name=\"username\"></label><label>Password <input name=\"password\" type=\"password\"></label>\
+                 <button>Log In and Allow</button></form>"
+            ),
+        );
+    }
+    let form = api::parse_query_string(&String::from_utf8_lossy(body));
+    let mut st = lock(state);
+    let result = st.auth.authorize(&form);
+    st.log.token.push(LoggedRequest {
+        method: method.to_string(),
+        path: "/services/oauth2/authorize".into(),
+        query: String::new(),
+        status: if result.is_ok() { 302 } else { 400 },
+        user: None,
+        time: value::format_datetime(&Utc::now()),
+    });
+    match result {
+        Ok(location) => {
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert("location", v);
+            }
+            r
+        }
+        Err(message) => html(StatusCode::BAD_REQUEST, format!("<!doctype html><p>{}</p>", escape(&message))),
+    }
+}
+
+/// Refresh tokens issued so far, for tests.
+impl Simulator {
+    pub fn refresh_tokens(&self) -> Vec<String> {
+        lock(&self.state).auth.refresh_tokens()
+    }
 }
 
 fn control(state: &Shared, method: &Method, what: &str, body: &Bytes) -> Response {
