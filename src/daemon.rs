@@ -100,6 +100,8 @@ pub struct Daemon {
     status_file: Option<std::path::PathBuf>,
     reloader: Option<Arc<crate::rules::watch::Reloader>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The org as the session reported it: instance URL and org id.
+    org: (String, String),
     /// The latest status, for the admin server.
     status_snapshot: Arc<std::sync::Mutex<serde_json::Value>>,
 }
@@ -116,6 +118,8 @@ impl Daemon {
         settings: DaemonSettings,
     ) -> Result<Daemon, DaemonError> {
         let agent_user = setup::agent_user(&client, &settings.agent_user).await?;
+        let session = client.session().await.map_err(SetupError::from)?;
+        let org = (session.instance_url.clone(), session.org_id().unwrap_or_default().to_string());
         let default_target = setup::handover_target(&client, &settings.default_target).await?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let mut executor = Executor::new(client.clone(), store.clone(), mailer, agent_user.id.clone());
@@ -133,6 +137,7 @@ impl Daemon {
             status_file: None,
             reloader: None,
             metrics,
+            org,
             status_snapshot: Arc::new(std::sync::Mutex::new(serde_json::Value::Null)),
         })
     }
@@ -172,6 +177,7 @@ impl Daemon {
     pub fn status(&self, last: &CycleReport) -> serde_json::Value {
         serde_json::json!({
             "pid": std::process::id(),
+            "org": { "instance_url": self.org.0, "org_id": self.org.1 },
             "updated_at": Utc::now(),
             "agent_user": self.agent_user,
             "handover_target": self.default_target,

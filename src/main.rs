@@ -18,7 +18,12 @@ use casebridge::{app, demo, setup, store};
 /// Start with `casebridge demo`: a simulated org, the daemon and a scripted scenario, on
 /// this machine alone.
 #[derive(Parser)]
-#[command(version, about, long_about)]
+#[command(
+    version,
+    about,
+    long_about,
+    after_help = "Examples:\n  casebridge demo\n  casebridge run --config examples/demo/casebridge.yaml\n  casebridge rules test rules/\n  casebridge status --config casebridge.yaml"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -58,6 +58,8 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
 
     let status: Value = get("/api/status", ok).await.unwrap().json().await.unwrap();
     assert_eq!(status["agent_user"]["handle"], "agent@test.example");
+    assert_eq!(status["org"]["instance_url"], json!(sim.url()));
+    assert_eq!(status["org"]["org_id"].as_str().unwrap().len(), 18);
     assert_eq!(status["handover_target"]["name"], "Support Queue");
     assert!(status["cursor"].is_string());
     assert!(status["api_usage"]["used"].as_u64().unwrap() > 0);

@@ -38,11 +38,36 @@ fn a_missing_org_seed_says_what_to_do() {
 }
 
 #[test]
-fn help_describes_the_simulator_with_an_example() {
+fn every_command_says_what_it_does_with_an_example() {
     let out = casebridge(&["sim", "--help"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Example: casebridge sim"), "{stdout}");
     assert!(stdout.contains("--batch-size"), "{stdout}");
+    let commands: &[&[&str]] = &[
+        &[],
+        &["demo"],
+        &["run"],
+        &["setup", "users"],
+        &["setup", "queues"],
+        &["setup", "check"],
+        &["rules", "check"],
+        &["rules", "test"],
+        &["rules", "explain"],
+        &["record"],
+        &["status"],
+        &["errors"],
+        &["auth", "keygen"],
+        &["auth", "login"],
+        &["sim"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = casebridge(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command:?}");
+        assert!(text.contains("Example"), "`casebridge {}` has no example:\n{text}", command.join(" "));
+    }
 }
 
 #[test]
