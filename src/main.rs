@@ -228,6 +228,18 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Loads a config and builds its Salesforce client, or says what is wrong.
+fn config_and_client(path: &Path) -> Result<(Config, PathBuf, casebridge::salesforce::Client), ExitCode> {
+    let (config, base) = load_config(path)?;
+    match app::client(&config, &base) {
+        Ok(client) => Ok((config, base, client)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 /// Loads a config, or says what is wrong with it.
 fn load_config(path: &Path) -> Result<(Config, PathBuf), ExitCode> {
     match Config::load(path) {
@@ -321,16 +333,9 @@ async fn run_setup(what: SetupCommand) -> ExitCode {
             config.clone()
         }
     };
-    let (config, base) = match load_config(&path) {
+    let (config, _, client) = match config_and_client(&path) {
         Ok(c) => c,
         Err(code) => return code,
-    };
-    let client = match app::client(&config, &base) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
     };
     let result = match what {
         SetupCommand::Users { .. } => setup::users(&client).await.map(|users| {
@@ -467,16 +472,9 @@ async fn run_rules(what: RulesCommand) -> ExitCode {
 }
 
 async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scrub: bool) -> ExitCode {
-    let (config, base) = match load_config(config_path) {
+    let (config, base, client) = match config_and_client(config_path) {
         Ok(c) => c,
         Err(code) => return code,
-    };
-    let client = match app::client(&config, &base) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
     };
     // The fields the rule set maps, so the fixture holds what the rules read.
     let extra: Vec<String> =

@@ -106,6 +106,14 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
         .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
 }
 
+/// The transactions here never abort; only storage can fail.
+fn storage_error(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => StoreError::Sled(e),
+        TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+    }
+}
+
 /// Every record of a tree, in key order.
 fn read_all<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<T>> + '_ {
     tree.iter().map(|item| {
@@ -188,10 +196,7 @@ impl Store {
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Sled(e),
-                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
-            })?;
+            .map_err(storage_error)?;
         self.db.flush()?;
         Ok(entries.iter().map(|e| e.id).collect())
     }
@@ -256,10 +261,7 @@ impl Store {
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Sled(e),
-                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
-            })?;
+            .map_err(storage_error)?;
         self.db.flush()?;
         Ok(())
     }

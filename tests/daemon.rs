@@ -217,21 +217,8 @@ async fn mappings_read_case_fields_and_write_back_on_close() {
     )
     .unwrap();
     let set = casebridge::rules::RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let kb = casebridge::agent::kb::KnowledgeBase::load(
-        &root.join("examples/demo/help-center"),
-        "https://help.example",
-        0.35,
-    )
-    .unwrap();
-    let mut daemon = start_daemon_full(
-        &sim,
-        dir.path(),
-        None,
-        casebridge::agent::Agent::KnowledgeBase(kb),
-        casebridge::decide::shared(Box::new(set)),
-    )
-    .await;
+    let mut daemon =
+        start_daemon_full(&sim, dir.path(), None, demo_kb(), casebridge::decide::shared(Box::new(set))).await;
     let admin = user_client(&sim, "admin@test.example", "admin-pw");
     let case_id = new_case(
         &admin,

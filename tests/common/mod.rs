@@ -68,6 +68,11 @@ pub async fn start_daemon(
     dir: &std::path::Path,
     smtp: Option<std::net::SocketAddr>,
 ) -> casebridge::daemon::Daemon {
+    start_daemon_with(sim, dir, smtp, demo_kb()).await
+}
+
+/// The knowledge-base agent on the demo help centre.
+pub fn demo_kb() -> casebridge::agent::Agent {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let kb = casebridge::agent::kb::KnowledgeBase::load(
         &root.join("examples/demo/help-center"),
@@ -75,7 +80,7 @@ pub async fn start_daemon(
         0.35,
     )
     .unwrap();
-    start_daemon_with(sim, dir, smtp, casebridge::agent::Agent::KnowledgeBase(kb)).await
+    casebridge::agent::Agent::KnowledgeBase(kb)
 }
 
 /// Like [`start_daemon`], with any agent.
