@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::conversation::{Conversation, ConversationState};
+use crate::conversation::Conversation;
 use crate::metrics::Metrics;
 use crate::rules::watch::Reloader;
 use crate::salesforce::Secret;
@@ -152,21 +152,12 @@ struct ListQuery {
     per_page: Option<usize>,
 }
 
-fn state_name(state: &ConversationState) -> &'static str {
-    match state {
-        ConversationState::Open => "open",
-        ConversationState::HandedOver { .. } => "handed_over",
-        ConversationState::AssignedAway { .. } => "assigned_away",
-        ConversationState::Closed => "closed",
-    }
-}
-
 fn summary(c: &Conversation) -> Json {
     json!({
         "case_id": c.case_id,
         "case_number": c.case_number,
         "subject": c.subject,
-        "state": state_name(&c.state),
+        "state": crate::store::state_name(&c.state),
         "origin": c.origin,
         "replies_sent": c.replies_sent,
         "unanswered": c.unanswered().len(),
@@ -179,19 +170,14 @@ fn summary(c: &Conversation) -> Json {
 async fn conversations(State(state): State<AdminState>, Query(q): Query<ListQuery>) -> Response {
     let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
     let page = q.page.unwrap_or(1).max(1);
-    let mut all: Vec<Conversation> = match state.store.conversations().collect() {
-        Ok(c) => c,
-        Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response();
+    match state.store.recent_conversations(q.state.as_deref(), (page - 1) * per_page, per_page) {
+        Ok((items, total)) => {
+            let items: Vec<Json> = items.iter().map(summary).collect();
+            axum::Json(json!({ "total": total, "page": page, "per_page": per_page, "conversations": items }))
+                .into_response()
         }
-    };
-    if let Some(wanted) = &q.state {
-        all.retain(|c| state_name(&c.state) == wanted.as_str());
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
     }
-    all.sort_by_key(|c| std::cmp::Reverse(c.modstamp));
-    let total = all.len();
-    let items: Vec<Json> = all.iter().skip((page - 1) * per_page).take(per_page).map(summary).collect();
-    axum::Json(json!({ "total": total, "page": page, "per_page": per_page, "conversations": items })).into_response()
 }
 
 async fn conversation(State(state): State<AdminState>, Path(id): Path<String>) -> Response {

@@ -90,6 +90,10 @@ pub struct Store {
     /// Confirmation key (case and body, see `Action::confirmation_key`) → how many such
     /// posts Salesforce confirmed; in-flight entries are verified against it after a crash.
     confirmed: sled::Tree,
+    /// Conversations by latest activity: modstamp (ms, big-endian) + case id → state name.
+    activity: sled::Tree,
+    /// Case id → its key in `activity`, to move it when the conversation changes.
+    activity_key: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -104,6 +108,24 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
+}
+
+/// The activity index key: newest sorts last.
+fn activity_key(c: &Conversation) -> Vec<u8> {
+    let mut key = (c.modstamp.timestamp_millis().max(0) as u64).to_be_bytes().to_vec();
+    key.extend(c.case_id.as_bytes());
+    key
+}
+
+/// The name of a conversation's state, as the admin API filters by it.
+pub fn state_name(state: &crate::conversation::ConversationState) -> &'static str {
+    use crate::conversation::ConversationState as S;
+    match state {
+        S::Open => "open",
+        S::HandedOver { .. } => "handed_over",
+        S::AssignedAway { .. } => "assigned_away",
+        S::Closed => "closed",
+    }
 }
 
 /// The transactions here never abort; only storage can fail.
@@ -131,15 +153,58 @@ impl Store {
             .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        Ok(Store {
+        Store {
             conversations: db.open_tree("conversations")?,
             outbox: db.open_tree("outbox")?,
             errors: db.open_tree("sync_errors")?,
             meta: db.open_tree("meta")?,
             retries: db.open_tree("retries")?,
             confirmed: db.open_tree("confirmed")?,
+            activity: db.open_tree("activity")?,
+            activity_key: db.open_tree("activity_key")?,
             db,
-        })
+        }
+        .with_activity_index()
+    }
+
+    /// Builds the activity index for a store written before it existed.
+    fn with_activity_index(self) -> Result<Store> {
+        if self.activity.is_empty() && !self.conversations.is_empty() {
+            for conversation in self.conversations() {
+                let c = conversation?;
+                let key = activity_key(&c);
+                self.activity.insert(&key, state_name(&c.state).as_bytes())?;
+                self.activity_key.insert(c.case_id.as_bytes(), key)?;
+            }
+            self.db.flush()?;
+        }
+        Ok(self)
+    }
+
+    /// Conversations newest activity first, optionally only those in `state`, paged: the
+    /// page's conversations and the total that match. Only the page's records are read.
+    pub fn recent_conversations(
+        &self,
+        state: Option<&str>,
+        skip: usize,
+        take: usize,
+    ) -> Result<(Vec<Conversation>, usize)> {
+        let mut total = 0;
+        let mut page = Vec::new();
+        for item in self.activity.iter().rev() {
+            let (key, value) = item?;
+            if state.is_some_and(|s| s.as_bytes() != value.as_ref()) {
+                continue;
+            }
+            if total >= skip && page.len() < take {
+                let case_id = String::from_utf8_lossy(&key[8..]).into_owned();
+                if let Some(c) = self.conversation(&case_id)? {
+                    page.push(c);
+                }
+            }
+            total += 1;
+        }
+        Ok((page, total))
     }
 
     pub fn conversation(&self, case_id: &str) -> Result<Option<Conversation>> {
@@ -184,9 +249,15 @@ impl Store {
             .collect::<Result<_>>()?;
         let conversation_bytes = encode(conversation);
         let retry = conversation.retry_at.map(|at| encode(&at));
-        (&self.conversations, &self.outbox, &self.retries)
-            .transaction(|(conversations, outbox, retries)| {
+        let new_key = activity_key(conversation);
+        let state = state_name(&conversation.state);
+        (&self.conversations, &self.outbox, &self.retries, &self.activity, &self.activity_key)
+            .transaction(|(conversations, outbox, retries, activity, activity_keys)| {
                 conversations.insert(conversation.case_id.as_bytes(), conversation_bytes.clone())?;
+                if let Some(old) = activity_keys.insert(conversation.case_id.as_bytes(), new_key.clone())? {
+                    activity.remove(old)?;
+                }
+                activity.insert(new_key.clone(), state.as_bytes())?;
                 match &retry {
                     Some(at) => retries.insert(conversation.case_id.as_bytes(), at.clone())?,
                     None => retries.remove(conversation.case_id.as_bytes())?,
@@ -348,5 +419,47 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{Authors, ConversationState, from_case_row};
+
+    fn conversation(id: &str, stamp: &str) -> Conversation {
+        let row = serde_json::json!({
+            "Id": id, "CaseNumber": id, "Subject": "s", "CreatedDate": stamp, "SystemModstamp": stamp, "OwnerId": "005000000000001AAA"
+        });
+        from_case_row(&row, &Authors { agent_user_id: "005000000000001AAA" }).unwrap()
+    }
+
+    #[test]
+    fn recent_conversations_come_newest_first_filtered_and_paged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let mut a = conversation("500000000000001AAA", "2026-01-01T10:00:00.000+0000");
+        let b = conversation("500000000000002AAA", "2026-01-01T11:00:00.000+0000");
+        let mut c = conversation("500000000000003AAA", "2026-01-01T12:00:00.000+0000");
+        c.state = ConversationState::Closed;
+        for conv in [&a, &b, &c] {
+            store.commit(conv, Vec::new()).unwrap();
+        }
+        let ids = |list: Vec<Conversation>| list.into_iter().map(|c| c.case_id).collect::<Vec<_>>();
+        let (page, total) = store.recent_conversations(None, 0, 2).unwrap();
+        assert_eq!((ids(page), total), (vec![c.case_id.clone(), b.case_id.clone()], 3));
+        let (page, total) = store.recent_conversations(Some("open"), 1, 5).unwrap();
+        assert_eq!((ids(page), total), (vec![a.case_id.clone()], 2));
+        // An update moves the conversation, without leaving its old place behind.
+        a.modstamp = "2026-01-01T13:00:00.000+0000".parse::<chrono::DateTime<chrono::FixedOffset>>().unwrap().into();
+        store.commit(&a, Vec::new()).unwrap();
+        let (page, total) = store.recent_conversations(None, 0, 10).unwrap();
+        assert_eq!((ids(page)[0].clone(), total), (a.case_id.clone(), 3));
+
+        // A store written before the index existed gets one when opened.
+        store.activity.clear().unwrap();
+        drop(store);
+        let reopened = Store::open(&dir.path().join("s")).unwrap();
+        assert_eq!(reopened.recent_conversations(None, 0, 10).unwrap().1, 3);
     }
 }
