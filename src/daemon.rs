@@ -28,6 +28,9 @@ use crate::salesforce::{Client, SalesforceError, id};
 use crate::setup::{self, SetupError, Target};
 use crate::store::{Cursor, Store, StoreError, SyncError};
 
+/// How many recently active open conversations the poll also watches for re-assignment.
+const WATCHED_OPEN: usize = 100;
+
 /// How the daemon behaves (from the config).
 #[derive(Debug, Clone)]
 pub struct DaemonSettings {
@@ -296,8 +299,13 @@ impl Daemon {
             now - ChronoDuration::from_std(self.settings.initial_lookback).unwrap_or(ChronoDuration::days(1))
         });
         let since = cursor - ChronoDuration::from_std(self.settings.overlap).unwrap_or(ChronoDuration::minutes(1));
-        let soql = self
-            .poll_query(Filter::eq("OwnerId", self.agent_user.id.as_str()).and(Filter::gt("SystemModstamp", since)));
+        // The agent user's cases, and the recently active open conversations whichever owner
+        // they have now: a case someone re-assigned away comes back with its new owner and
+        // is recorded as such, at no extra API call.
+        let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
+        let watched = self.store.recently_open(WATCHED_OPEN)?;
+        let scope = if watched.is_empty() { owned } else { owned.or(Filter::is_in("Id", watched)) };
+        let soql = self.poll_query(Filter::gt("SystemModstamp", since).and(scope));
         let mut newest = cursor;
         let mut pages = self.client.query::<Json>(soql);
         while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {

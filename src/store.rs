@@ -181,6 +181,21 @@ impl Store {
         Ok(self)
     }
 
+    /// The case ids of the `limit` most recently active open conversations.
+    pub fn recently_open(&self, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for item in self.activity.iter().rev() {
+            let (key, value) = item?;
+            if value.as_ref() == b"open" {
+                out.push(String::from_utf8_lossy(&key[8..]).into_owned());
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Conversations newest activity first, optionally only those in `state`, paged: the
     /// page's conversations and the total that match. Only the page's records are read.
     pub fn recent_conversations(

@@ -185,16 +185,21 @@ async fn a_case_reassigned_away_is_left_alone_and_resumes_when_assigned_back() {
     )
     .await
     .unwrap();
-    daemon.cycle().await.unwrap();
+    let report = daemon.cycle().await.unwrap();
     assert_eq!(comments(&admin, &case_id).await.len(), 2, "only the customer's comment");
+    assert!(
+        report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::AssignedAway),
+        "{:?}",
+        report.events
+    );
+    let conv = daemon.store().conversation(&case_id).unwrap().unwrap();
+    assert!(matches!(conv.state, casebridge::conversation::ConversationState::AssignedAway { .. }));
 
     // Assigned back: the unanswered question gets its reply.
     admin.update("Case", &case_id, &json!({ "OwnerId": agent_id })).await.unwrap();
     let report = daemon.cycle().await.unwrap();
-    // (The poll reads only the agent user's cases, so the time away is not seen as such;
-    // what matters is that nothing was said while a human owned the case.)
     let kinds: Vec<EventKind> = report.events.iter().filter(|e| e.case_id == case_id).map(|e| e.kind).collect();
-    assert!(kinds.contains(&EventKind::Replied), "{kinds:?}");
+    assert_eq!(kinds, [EventKind::Resumed, EventKind::Replied]);
     let all = comments(&admin, &case_id).await;
     assert_eq!(all.len(), 3);
     assert_eq!(all[2]["CreatedById"], json!(agent_id));
