@@ -147,6 +147,15 @@ pub enum DecideError {
     Agent(#[from] AgentError),
 }
 
+/// Runs CPU-bound rule evaluation (Rhai) without stalling the async workers: on the
+/// multi-thread runtime the daemon uses, other tasks move off this worker meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Runs the rules and the agent over a conversation.
 pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversation) -> Result<Decision, DecideError> {
     let mut trace = Trace::default();
@@ -163,15 +172,14 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
     };
     // Each later stage sees what the earlier ones decided.
     let mut view = conversation.clone();
-    let outcome: Result<(), RuleError> = async {
+    let outcome: Result<(), RuleError> = blocking(|| {
         decision.attributes = rules.inbound(&view, &mut trace)?;
         view.attributes.extend(decision.attributes.clone());
         decision.topics = rules.topics(&view, &mut trace)?;
         view.topics.extend(decision.topics.iter().cloned());
         decision.handover = rules.handover_before(&view, &mut trace)?;
         Ok(())
-    }
-    .await;
+    });
     if let Err(e) = outcome {
         return Ok(fallback(decision, trace, e));
     }
@@ -188,7 +196,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             },
             started,
         );
-        match rules.handover_after(&view, &answer, &mut trace) {
+        match blocking(|| rules.handover_after(&view, &answer, &mut trace)) {
             Ok(h) => decision.handover = h,
             Err(e) => return Ok(fallback(decision, trace, e)),
         }
@@ -197,7 +205,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         {
             decision.reply = Some(text.clone());
             if view.is_email_origin() && view.customer_email.is_some() {
-                match rules.email(&view, text, &mut trace) {
+                match blocking(|| rules.email(&view, text, &mut trace)) {
                     Ok(email) => decision.email = Some(email),
                     Err(e) => return Ok(fallback(decision, trace, e)),
                 }
@@ -206,7 +214,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         decision.agent = Some(answer);
     }
     let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
-    match rules.outbound(&view, moment, &mut trace) {
+    match blocking(|| rules.outbound(&view, moment, &mut trace)) {
         Ok(fields) => decision.field_updates = fields,
         Err(e) => return Ok(fallback(decision, trace, e)),
     }

@@ -278,3 +278,47 @@ fn business_hours_follow_the_offset_and_skip_weekends() {
     assert!(is_business_hours(friday_16_utc, -5, 9, 17), "11:00 at UTC-5");
     assert!(!is_business_hours(friday_16_utc, 9, 9, 17), "Saturday 01:00 at UTC+9");
 }
+
+#[test]
+fn rule_evaluation_does_not_stall_the_async_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("busy.rhai"), "fn busy() { let x = 0; for i in 0..150000 { x += i % 7; } x >= 0 }\n")
+        .unwrap();
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: busy\n    when: busy()\n    reason: r\n",
+    )
+    .unwrap();
+    let set = RuleSet::load_with(&rules, Limits { wall_clock: Duration::from_secs(5), ..Limits::default() }).unwrap();
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    // One worker: if rules ran on it inline, the ticker could not tick until they finished.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap();
+    runtime.block_on(async {
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        // The decision runs as a task on the one worker, where the ticker runs too.
+        let decision = tokio::spawn(async move {
+            let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
+            decide::decide(&set, &agent, &conversation).await.unwrap()
+        })
+        .await
+        .unwrap();
+        let took = started.elapsed();
+        let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+        ticker.abort();
+        assert_eq!(decision.handover.unwrap().rule, "busy");
+        assert!(took > Duration::from_millis(20), "the rule must take a while to prove anything ({took:?})");
+        assert!(during >= 3, "the ticker ran {during} times during a {took:?} decision");
+    });
+}
