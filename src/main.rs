@@ -297,13 +297,7 @@ async fn run_daemon(path: &Path) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let state = casebridge::admin::AdminState {
-            store: daemon.store().clone(),
-            metrics: daemon.metrics(),
-            status: daemon.status_snapshot(),
-            reloader: Some(reloader.clone()),
-            token,
-        };
+        let state = casebridge::admin::AdminState::for_daemon(&daemon, Some(reloader.clone()), token);
         match casebridge::admin::serve(admin.listen, state, wait_for_shutdown()).await {
             Ok(addr) => tracing::info!(%addr, "Admin server listening."),
             Err(e) => {

@@ -30,13 +30,7 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
         .unwrap();
     daemon.cycle().await.unwrap();
 
-    let state = AdminState {
-        store: daemon.store().clone(),
-        metrics: daemon.metrics(),
-        status: daemon.status_snapshot(),
-        reloader: None,
-        token: Secret::new("s3cret-token"),
-    };
+    let state = AdminState::for_daemon(&daemon, None, Secret::new("s3cret-token"));
     let addr = serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
