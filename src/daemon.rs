@@ -213,11 +213,6 @@ impl Daemon {
         }
     }
 
-    /// The running rule set, for the reloader to swap.
-    pub fn rules(&self) -> SharedRules {
-        self.rules.clone()
-    }
-
     /// Runs cycles until `shutdown` resolves. Cancelling a cycle half-way is safe: every
     /// decision is committed with its actions before anything is sent, and actions in flight
     /// are checked in Salesforce before they are sent again.

@@ -29,7 +29,6 @@ struct Section {
 /// A loaded help centre.
 #[derive(Debug, Clone)]
 pub struct KnowledgeBase {
-    dir: PathBuf,
     sections: Vec<Section>,
     /// Term → number of sections containing it.
     doc_freq: HashMap<String, u32>,
@@ -60,7 +59,7 @@ impl KnowledgeBase {
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("article");
             sections.extend(split_article(&text, &format!("{}/{stem}", base_url.trim_end_matches('/'))));
         }
-        Ok(Self::index(dir.to_path_buf(), sections, min_confidence))
+        Ok(Self::index(sections, min_confidence))
     }
 
     /// Builds a knowledge base from articles given as (file stem, markdown) pairs, such as
@@ -70,10 +69,10 @@ impl KnowledgeBase {
             .iter()
             .flat_map(|(stem, text)| split_article(text, &format!("{}/{stem}", base_url.trim_end_matches('/'))))
             .collect();
-        Self::index(PathBuf::from("(built in)"), sections, min_confidence)
+        Self::index(sections, min_confidence)
     }
 
-    fn index(dir: PathBuf, sections: Vec<Section>, min_confidence: f64) -> KnowledgeBase {
+    fn index(sections: Vec<Section>, min_confidence: f64) -> KnowledgeBase {
         let mut doc_freq: HashMap<String, u32> = HashMap::new();
         for s in &sections {
             for term in s.terms.keys() {
@@ -81,11 +80,7 @@ impl KnowledgeBase {
             }
         }
         let avg_len = sections.iter().map(|s| s.len as f64).sum::<f64>() / sections.len().max(1) as f64;
-        KnowledgeBase { dir, sections, doc_freq, avg_len, min_confidence }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        KnowledgeBase { sections, doc_freq, avg_len, min_confidence }
     }
 
     fn idf(&self, term: &str) -> f64 {
@@ -380,7 +375,7 @@ mod tests {
             .enumerate()
             .flat_map(|(i, a)| split_article(a, &format!("https://help.example/a{i}")))
             .collect();
-        KnowledgeBase::index(PathBuf::from("."), sections, 0.3)
+        KnowledgeBase::index(sections, 0.3)
     }
 
     #[test]

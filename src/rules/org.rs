@@ -29,10 +29,6 @@ impl OrgSchema {
         Ok(OrgSchema { objects })
     }
 
-    pub fn from_describes(describes: Vec<SObjectDescribe>) -> OrgSchema {
-        OrgSchema { objects: describes.into_iter().map(|d| (d.name.to_lowercase(), d)).collect() }
-    }
-
     /// The rule set's problems with this org, each at its mapping.
     pub fn check(&self, set: &RuleSet) -> Vec<LoadError> {
         let mut errors = Vec::new();

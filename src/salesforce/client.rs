@@ -326,10 +326,6 @@ impl Client {
         })
     }
 
-    pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
-    }
-
     /// Daily API usage from the latest `Sforce-Limit-Info` header, if any response had one.
     pub fn api_usage(&self) -> Option<ApiUsage> {
         *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner())

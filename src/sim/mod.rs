@@ -181,10 +181,6 @@ impl Simulator {
         lock(&self.state).log.api.clone()
     }
 
-    pub fn set_faults(&self, faults: Faults) {
-        lock(&self.state).faults = faults;
-    }
-
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
