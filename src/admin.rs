@@ -132,7 +132,8 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
 
 async fn readyz(State(state): State<AdminState>) -> Response {
     let status = state.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let rules = state.reloader.as_ref().map(|r| r.status().active).unwrap_or_default();
+    let reload = state.reloader.as_ref().map(|r| r.status());
+    let rules = reload.as_ref().map(|r| r.active.clone()).unwrap_or_default();
     let mut problems = Vec::new();
     if status.is_null() {
         problems.push("no poll has finished yet".to_string());
@@ -141,6 +142,10 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     }
     if state.reloader.is_some() && rules.is_empty() {
         problems.push("no rule set is loaded".into());
+    }
+    // Not ready while the files on disk are not what runs: an admin's edit did not apply.
+    if let Some(problem) = reload.as_ref().and_then(|r| r.problem()) {
+        problems.push(problem);
     }
     if let Err(e) = state.store.cursor() {
         problems.push(format!("the store cannot be read: {e}"));
@@ -211,25 +216,17 @@ async fn sync_errors(State(state): State<AdminState>) -> Response {
 }
 
 async fn retry(State(state): State<AdminState>, Path(id): Path<u64>) -> Response {
-    let errors = match state.store.sync_errors() {
-        Ok(e) => e,
-        Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response();
-        }
-    };
-    let Some(error) = errors.into_iter().find(|e| e.id == id) else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no sync error {id}") }))).into_response();
-    };
-    let Some(action) = error.action.clone() else {
-        return (
+    match state.store.retry_error(id) {
+        Ok(None) => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no sync error {id}") }))).into_response(),
+        Ok(Some((None, _))) => (
             StatusCode::CONFLICT,
             axum::Json(json!({ "error": "this error was not about an action, so there is nothing to retry; the daemon tries reads again by itself" })),
         )
-            .into_response();
-    };
-    let queued = state.store.enqueue(action).and_then(|entry| state.store.remove_error(id).map(|_| entry));
-    match queued {
-        Ok(entry) => (StatusCode::ACCEPTED, axum::Json(json!({ "queued": entry, "retried": error }))).into_response(),
+            .into_response(),
+        // The error stays, marked retried, until the action goes through.
+        Ok(Some((Some(entry), error))) => {
+            (StatusCode::ACCEPTED, axum::Json(json!({ "queued": entry, "retried": error }))).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
     }
 }

@@ -38,18 +38,22 @@ pub enum AppError {
     Rules(String),
 }
 
-/// The Salesforce client the config describes. Paths are relative to `base`. The stored
-/// grant opens the store to read its credentials (the daemon must not be running).
-pub fn client(config: &Config, base: &Path) -> Result<Client, AppError> {
-    if matches!(config.org.auth, crate::config::AuthConfig::Stored { .. }) {
-        let store = Store::open(&base.join(&config.store_path))?;
-        return client_with_store(config, base, &store);
+impl AppError {
+    /// The exit code: 2 for what the admin must fix in the config, the rules or the files
+    /// they name (bad input, as everywhere), 1 for failures while running.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Config(_) | AppError::Rules(_) | AppError::Smtp(_) => 2,
+            AppError::Agent(AgentError::Config(_) | AgentError::Script(_)) => 2,
+            _ => 1,
+        }
     }
-    client_from(config, config.credentials(base)?)
 }
 
-/// The client, reading stored credentials from an open store when the grant is `stored`.
-pub fn client_with_store(config: &Config, base: &Path, store: &Store) -> Result<Client, AppError> {
+/// The Salesforce client the config describes. Paths are relative to `base`. The stored
+/// grant reads its sealed credentials from the file beside the store, so this works while
+/// the daemon runs.
+pub fn client(config: &Config, base: &Path) -> Result<Client, AppError> {
     let credentials = match &config.org.auth {
         crate::config::AuthConfig::Stored { client_id, .. } => {
             let key = config
@@ -63,7 +67,7 @@ pub fn client_with_store(config: &Config, base: &Path, store: &Store) -> Result<
                 .read("credentials_key", base)?;
             let vault =
                 crate::vault::Vault::from_key(&key).map_err(|e| AppError::Rules(format!("credentials_key: {e}")))?;
-            let stored = store.credentials()?.ok_or_else(|| {
+            let stored = crate::store::read_credentials(&base.join(&config.store_path))?.ok_or_else(|| {
                 AppError::Rules("no stored credentials: run `casebridge auth login --config ...` first".into())
             })?;
             let open = |sealed: &str| vault.open(sealed).map_err(|e| AppError::Rules(e.to_string()));
@@ -117,6 +121,7 @@ pub fn mailer(config: &Config, base: &Path) -> Result<Option<Mailer>, AppError> 
         username: smtp.username.clone(),
         password: smtp.password.as_ref().map(|p| p.read("smtp.password", base)).transpose()?,
         timeout: std::time::Duration::from_secs(30),
+        from: smtp.from.clone(),
     };
     Ok(Some(Mailer::new(&settings).map_err(|e| AppError::Smtp(e.to_string()))?))
 }
@@ -170,17 +175,19 @@ pub fn check_against_org(org: &OrgSchema, set: &RuleSet, dir: &Path) -> Result<(
     )))
 }
 
-/// Assembles the daemon: signs in, resolves the agent user and handover target, opens the
-/// store, loads the agent and the rule set. The reloader swaps in new rule sets.
+/// Assembles the daemon: loads the agent and the rule set, signs in, checks the rules
+/// against the org, opens the store, resolves the agent user and handover target. The
+/// reloader swaps in new rule sets. The store is opened last, so a start refused for bad
+/// input or an unreachable org leaves nothing behind.
 pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloader>), AppError> {
-    let store = Store::open(&base.join(&config.store_path))?;
-    let client = client_with_store(config, base, &store)?;
     let agent = agent(config, base)?;
     let mailer = mailer(config, base)?;
     let rule_set = rules(config, base)?;
+    let client = client(config, base)?;
     // Mappings the org would refuse are reported now, not when cases fail.
     let org = Arc::new(OrgSchema::fetch(&client).await?);
     check_against_org(&org, &rule_set, &base.join(&config.rules_dir))?;
+    let store = Store::open(&base.join(&config.store_path))?;
     let hash = rule_set.hash.clone();
     let shared: SharedRules = crate::decide::shared(Box::new(rule_set));
     let reloader =

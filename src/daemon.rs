@@ -30,6 +30,9 @@ use crate::store::{Cursor, Store, StoreError, SyncError};
 
 /// How many recently active open conversations the poll also watches for re-assignment.
 const WATCHED_OPEN: usize = 100;
+/// The newest sync errors written into the status file, for `casebridge errors` while the
+/// daemon holds the store.
+pub const RECENT_ERRORS_IN_STATUS: usize = 200;
 
 /// How the daemon behaves (from the config).
 #[derive(Debug, Clone)]
@@ -176,7 +179,7 @@ impl Daemon {
         self.reloader = reloader;
     }
 
-    /// What `casebridge status` shows.
+    /// What `casebridge status` shows (and `casebridge errors`, while the daemon runs).
     pub fn status(&self, last: &CycleReport) -> serde_json::Value {
         serde_json::json!({
             "pid": std::process::id(),
@@ -196,7 +199,9 @@ impl Daemon {
             "api_usage": self.client.api_usage(),
             "conversations": self.store.conversation_count(),
             "outbox_pending": self.store.outbox_len(),
-            "sync_errors": self.store.sync_errors().map(|e| e.len()).unwrap_or(0),
+            "sync_errors": self.store.sync_error_count(),
+            // For `casebridge errors` while the daemon holds the store.
+            "recent_sync_errors": self.store.recent_sync_errors(RECENT_ERRORS_IN_STATUS).unwrap_or_default(),
             "rules": self.reloader.as_ref().map(|r| serde_json::json!(r.status())),
         })
     }
@@ -207,7 +212,8 @@ impl Daemon {
         let Some(path) = &self.status_file else { return };
         // Written beside and renamed over, so a reader never sees half a file.
         let tmp = path.with_extension("tmp");
-        let text = serde_json::to_string_pretty(&self.status(last)).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&*self.status_snapshot.lock().unwrap_or_else(|p| p.into_inner()))
+            .unwrap_or_default();
         if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
             tracing::warn!(error = %e, path = %path.display(), "Cannot write the status file.");
         }
@@ -605,6 +611,9 @@ impl Daemon {
                 first_seen: now,
                 last_seen: now,
                 action: None,
+                retries: 0,
+                last_retry: None,
+                history: Vec::new(),
             })
             .map(|_| ())
     }

@@ -89,6 +89,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
         username: None,
         password: None,
         timeout: std::time::Duration::from_secs(5),
+        from: "Acme Robotics Support <support@acme-robotics.example>".into(),
     })?;
     let settings = DaemonSettings {
         poll_interval: std::time::Duration::from_secs(1),

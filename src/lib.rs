@@ -31,5 +31,7 @@ pub mod script;
 pub mod setup;
 pub mod sim;
 pub mod smtp_sink;
+pub mod spelling;
 pub mod store;
 pub mod vault;
+pub mod yaml_locations;

@@ -7,11 +7,42 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use casebridge::config::Config;
 use casebridge::sim::{self, SimOptions, Simulator};
 use casebridge::{app, demo, setup, store};
+
+/// Prints a line to standard output. A reader that went away (`casebridge ... | head`) ends
+/// the command quietly with success, as Unix tools do, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// [`out!`] without the newline.
+macro_rules! out_raw {
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*)) };
+}
+
+fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// How `rules test` reports.
+#[derive(Clone, Copy, ValueEnum)]
+enum TestFormat {
+    Text,
+    Json,
+    /// JUnit XML, for CI systems.
+    Junit,
+}
 
 /// casebridge puts an AI support agent on Salesforce Cases.
 ///
@@ -155,9 +186,9 @@ enum RulesCommand {
         /// Only tests whose name contains this.
         #[arg(long)]
         filter: Option<String>,
-        /// text (default), json, or junit (XML for CI).
-        #[arg(long, default_value = "text")]
-        format: String,
+        /// How to report.
+        #[arg(long, value_enum, default_value = "text")]
+        format: TestFormat,
     },
     /// Show the full decision trace for one fixture: every rule evaluated, what it saw,
     /// whether it fired, and how long it took.
@@ -255,6 +286,13 @@ fn load_config(path: &Path) -> Result<(Config, PathBuf), ExitCode> {
 async fn run_demo() -> ExitCode {
     match demo::run(&mut std::io::stdout()).await {
         Ok(_) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: the demo failed: {e:#}");
             ExitCode::from(1)
@@ -271,7 +309,7 @@ async fn run_daemon(path: &Path) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: cannot start casebridge: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(e.exit_code());
         }
     };
     // Rule files are watched for the daemon's whole life; the watcher stops when dropped.
@@ -333,15 +371,15 @@ async fn run_setup(what: SetupCommand) -> ExitCode {
     };
     let result = match what {
         SetupCommand::Users { .. } => setup::users(&client).await.map(|users| {
-            println!("{:<20} {:<28} USERNAME", "ID", "NAME");
+            out!("{:<20} {:<28} USERNAME", "ID", "NAME");
             for u in users {
-                println!("{:<20} {:<28} {}", u.id, u.name, u.handle);
+                out!("{:<20} {:<28} {}", u.id, u.name, u.handle);
             }
         }),
         SetupCommand::Queues { .. } => setup::queues(&client).await.map(|queues| {
-            println!("{:<20} {:<28} DEVELOPER NAME", "ID", "NAME");
+            out!("{:<20} {:<28} DEVELOPER NAME", "ID", "NAME");
             for q in queues {
-                println!("{:<20} {:<28} {}", q.id, q.name, q.handle);
+                out!("{:<20} {:<28} {}", q.id, q.name, q.handle);
             }
         }),
         SetupCommand::Check { .. } => check(&client, &config).await,
@@ -357,15 +395,15 @@ async fn run_setup(what: SetupCommand) -> ExitCode {
 
 async fn check(client: &casebridge::salesforce::Client, config: &Config) -> Result<(), setup::SetupError> {
     let session = client.session().await?;
-    println!("ok  signed in to {} as {}", session.instance_url, session.user_id().unwrap_or("?"));
+    out!("ok  signed in to {} as {}", session.instance_url, session.user_id().unwrap_or("?"));
     let limits = client.limits().await?;
     if let Some(daily) = limits.get("DailyApiRequests") {
-        println!("ok  API requests left today: {} of {}", daily.remaining, daily.max);
+        out!("ok  API requests left today: {} of {}", daily.remaining, daily.max);
     }
     let agent = setup::agent_user(client, &config.agent_user).await?;
-    println!("ok  agent user: {} ({}, {})", agent.name, agent.handle, agent.id);
+    out!("ok  agent user: {} ({}, {})", agent.name, agent.handle, agent.id);
     let target = setup::handover_target(client, &config.handover.default_target).await?;
-    println!("ok  handover target: {} ({:?}, {})", target.name, target.kind, target.id);
+    out!("ok  handover target: {} ({:?}, {})", target.name, target.kind, target.id);
     Ok(())
 }
 
@@ -401,9 +439,9 @@ async fn run_rules(what: RulesCommand) -> ExitCode {
                         eprintln!("error: {e}");
                         return ExitCode::from(1);
                     }
-                    println!("ok  the mappings fit the org at {}", config.org.login_url);
+                    out!("ok  the mappings fit the org at {}", config.org.login_url);
                 }
-                println!(
+                out!(
                     "ok  {}: {} files, {} tests, rule set {}",
                     dir.display(),
                     set.files.len(),
@@ -421,26 +459,26 @@ async fn run_rules(what: RulesCommand) -> ExitCode {
             };
             let outcomes = testing::run(&set, filter.as_deref()).await;
             let failed = outcomes.iter().filter(|o| !o.passed()).count();
-            match format.as_str() {
-                "json" => println!("{}", serde_json::to_string_pretty(&outcomes).unwrap_or_default()),
-                "junit" => print!("{}", testing::junit(&outcomes)),
-                _ => {
+            match format {
+                TestFormat::Json => out!("{}", serde_json::to_string_pretty(&outcomes).unwrap_or_default()),
+                TestFormat::Junit => out_raw!("{}", testing::junit(&outcomes)),
+                TestFormat::Text => {
                     for o in &outcomes {
                         if o.passed() {
-                            println!("test {} ... ok", o.name);
+                            out!("test {} ... ok", o.name);
                         } else {
-                            println!("test {} ... FAILED ({})", o.name, o.file);
+                            out!("test {} ... FAILED ({})", o.name, o.file);
                             for f in &o.failures {
-                                println!("    {f}");
+                                out!("    {f}");
                             }
                             if let Some(d) = &o.decision {
                                 for line in testing::explain(d).lines() {
-                                    println!("    | {line}");
+                                    out!("    | {line}");
                                 }
                             }
                         }
                     }
-                    println!("{} passed, {} failed", outcomes.len() - failed, failed);
+                    out!("{} passed, {} failed", outcomes.len() - failed, failed);
                 }
             }
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
@@ -459,7 +497,7 @@ async fn run_rules(what: RulesCommand) -> ExitCode {
             };
             let stub = casebridge::rules::files::AgentStub { answer, confidence };
             let decision = testing::decide_with(&set, &conversation, &stub).await;
-            print!("{}", testing::explain(&decision));
+            out_raw!("{}", testing::explain(&decision));
             ExitCode::SUCCESS
         }
     }
@@ -503,7 +541,7 @@ async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scru
             }
         },
         None => {
-            print!("{text}");
+            out_raw!("{text}");
             ExitCode::SUCCESS
         }
     }
@@ -512,7 +550,7 @@ async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scru
 async fn run_auth(what: AuthCommand) -> ExitCode {
     let (config_path, callback) = match what {
         AuthCommand::Keygen => {
-            println!("{}", casebridge::vault::Vault::generate_key());
+            out!("{}", casebridge::vault::Vault::generate_key());
             return ExitCode::SUCCESS;
         }
         AuthCommand::Login { config, callback } => (config, callback),
@@ -572,12 +610,12 @@ async fn run_auth(what: AuthCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("Open this address in a browser and allow casebridge:");
-    println!("{address}");
+    out!("Open this address in a browser and allow casebridge:");
+    out!("{address}");
     match finish.await {
         Ok((refresh, user)) => match casebridge::login::save(&store, &vault, &request, &refresh, user.clone()) {
             Ok(()) => {
-                println!(
+                out!(
                     "Signed in as {}; the credentials are stored, sealed, in {}.",
                     user.unwrap_or_default(),
                     config.store_path.display()
@@ -598,10 +636,7 @@ async fn run_auth(what: AuthCommand) -> ExitCode {
 
 /// Where the daemon writes its status: beside its store.
 fn status_path(config: &Config, base: &Path) -> PathBuf {
-    let store = base.join(&config.store_path);
-    let name =
-        format!("{}.status.json", store.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    store.with_file_name(name)
+    store::sidecar(&base.join(&config.store_path), "status.json")
 }
 
 fn show_status(path: &Path) -> ExitCode {
@@ -610,9 +645,9 @@ fn show_status(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let file = status_path(&config, &base);
-    let status: serde_json::Value = match std::fs::read_to_string(&file).map(|t| serde_json::from_str(&t)) {
-        Ok(Ok(s)) => s,
-        _ => {
+    let status: serde_json::Value = match read_status(&file) {
+        Some(s) => s,
+        None => {
             eprintln!(
                 "error: no status at {}\nhint: is casebridge running with this config? It writes its status after each poll",
                 file.display()
@@ -621,17 +656,17 @@ fn show_status(path: &Path) -> ExitCode {
         }
     };
     let pid = status["pid"].as_u64().unwrap_or(0);
-    let alive = Path::new(&format!("/proc/{pid}")).exists();
-    println!(
+    let alive = pid != 0 && Path::new(&format!("/proc/{pid}")).exists();
+    out!(
         "casebridge {} (pid {pid}), status of {}",
         if alive { "is running" } else { "is NOT running" },
         status["updated_at"].as_str().unwrap_or("?")
     );
-    println!("  agent user       {}", status["agent_user"]["handle"].as_str().unwrap_or("?"));
-    println!("  handover target  {}", status["handover_target"]["name"].as_str().unwrap_or("?"));
-    println!("  cursor           {}", status["cursor"].as_str().unwrap_or("none yet"));
+    out!("  agent user       {}", status["agent_user"]["handle"].as_str().unwrap_or("?"));
+    out!("  handover target  {}", status["handover_target"]["name"].as_str().unwrap_or("?"));
+    out!("  cursor           {}", status["cursor"].as_str().unwrap_or("none yet"));
     let last = &status["last_cycle"];
-    println!(
+    out!(
         "  last poll        {} rows, {} events, {} actions done, {} failed, {} API calls{}",
         last["rows"],
         last["events"],
@@ -640,62 +675,105 @@ fn show_status(path: &Path) -> ExitCode {
         last["api_calls"],
         last["poll_error"].as_str().map(|e| format!(", error: {e}")).unwrap_or_default()
     );
-    println!("  API usage        {}/{} today", status["api_usage"]["used"], status["api_usage"]["max"]);
-    println!("  conversations    {}", status["conversations"]);
-    println!("  outbox pending   {}", status["outbox_pending"]);
-    println!("  sync errors      {}  (casebridge errors --config ...)", status["sync_errors"]);
+    out!("  API usage        {}/{} today", status["api_usage"]["used"], status["api_usage"]["max"]);
+    out!("  conversations    {}", status["conversations"]);
+    out!("  outbox pending   {}", status["outbox_pending"]);
+    out!("  sync errors      {}  (casebridge errors --config ...)", status["sync_errors"]);
     let rules = &status["rules"];
-    println!(
+    out!(
         "  rule set         {} ({} reloads, {} failed; last attempt {})",
         rules["active"].as_str().unwrap_or("?"),
         rules["reloads_ok"],
         rules["reloads_failed"],
         rules["last_attempt"].as_str().unwrap_or("none")
     );
-    for e in rules["last_errors"].as_array().into_iter().flatten() {
-        println!("  last reload error:\n{}", e.as_str().unwrap_or_default());
+    if rules["on_disk"].as_str() == Some("broken") {
+        out!(
+            "  rule files       BROKEN on disk (content {}): not applied; the rule set above keeps running",
+            rules["disk_hash"].as_str().unwrap_or("?")
+        );
     }
-    ExitCode::SUCCESS
+    for e in rules["last_errors"].as_array().into_iter().flatten() {
+        out!("  last reload error:\n{}", e.as_str().unwrap_or_default());
+    }
+    if alive {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: casebridge is not running (the status above is from its last cycle)");
+        ExitCode::from(1)
+    }
 }
 
+/// Lists sync errors: from the store when no daemon holds it, else from the running
+/// daemon's status file (its newest errors). Never creates a store.
 fn list_errors(path: &Path) -> ExitCode {
     let (config, base) = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let store = match store::Store::open(&base.join(&config.store_path)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
+    let store_path = base.join(&config.store_path);
+    let (errors, total, source) = match store::Store::open_existing(&store_path) {
+        Ok(store) => match store.sync_errors() {
+            Ok(errors) => {
+                let total = errors.len();
+                (errors, total, None)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        Err(store::StoreError::Missing { path }) => {
+            eprintln!(
+                "error: there is no store at {path}\nhint: casebridge has not run with this config yet (store_path)"
+            );
             return ExitCode::from(1);
         }
-    };
-    match store.sync_errors() {
-        Ok(errors) if errors.is_empty() => {
-            println!("no sync errors");
-            ExitCode::SUCCESS
-        }
-        Ok(errors) => {
-            for e in errors {
-                println!(
-                    "#{} {} case {} {}: {} — {} (attempts: {}, last {})",
-                    e.id,
-                    e.operation,
-                    e.case_id.as_deref().unwrap_or("-"),
-                    e.code,
-                    e.message.trim(),
-                    e.action.map(|a| a.operation()).unwrap_or("no action to retry"),
-                    e.attempts,
-                    e.last_seen.format("%Y-%m-%d %H:%M:%S UTC"),
-                );
+        // The daemon holds the store: its status file lists the newest errors.
+        Err(open_error) => match read_status(&status_path(&config, &base)) {
+            Some(status) => {
+                let errors: Vec<store::SyncError> =
+                    serde_json::from_value(status["recent_sync_errors"].clone()).unwrap_or_default();
+                let total = status["sync_errors"].as_u64().unwrap_or(errors.len() as u64) as usize;
+                (errors, total, Some(status["updated_at"].as_str().unwrap_or("?").to_string()))
             }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
+            None => {
+                eprintln!("error: {open_error}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    if let Some(at) = &source {
+        out!("(from the running daemon's status of {at})");
     }
+    if errors.is_empty() {
+        out!("no sync errors");
+        return ExitCode::SUCCESS;
+    }
+    for e in &errors {
+        out!(
+            "#{} {} case {} {}: {} — {} (attempts: {}, first {}, last {})",
+            e.id,
+            e.operation,
+            e.case_id.as_deref().unwrap_or("-"),
+            e.code,
+            e.message.trim(),
+            e.action.as_ref().map(|a| a.operation()).unwrap_or("no action to retry"),
+            e.attempts,
+            e.first_seen.format("%Y-%m-%d %H:%M:%S UTC"),
+            e.last_seen.format("%Y-%m-%d %H:%M:%S UTC"),
+        );
+    }
+    if total > errors.len() {
+        out!("... and {} older (the admin API's /api/sync-errors lists them all)", total - errors.len());
+    }
+    ExitCode::SUCCESS
+}
+
+/// The status file the daemon writes after each cycle, if there is one.
+fn read_status(file: &Path) -> Option<serde_json::Value> {
+    let text = casebridge::config::read_small_file(file, 16 << 20).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 async fn run_sim(listen: SocketAddr, org: Option<PathBuf>, batch_size: usize) -> ExitCode {
@@ -720,7 +798,7 @@ async fn run_sim(listen: SocketAddr, org: Option<PathBuf>, batch_size: usize) ->
             return ExitCode::from(1);
         }
     };
-    println!("casebridge sim listening on {}", simulator.url());
+    out!("casebridge sim listening on {}", simulator.url());
     tracing::info!(org = %source, "Simulator ready; press Ctrl-C to stop.");
     wait_for_shutdown().await;
     simulator.stop().await;

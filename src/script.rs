@@ -4,8 +4,15 @@
 //! Scripts get the language and its standard library, nothing else: no file, network,
 //! environment or process access, no `eval`, no `import` of files, and `sleep` is shadowed
 //! (it is not bounded by the operation limit). Every evaluation is bounded in operations,
-//! call depth, expression depth, string, array and map sizes, and wall-clock time; a script
-//! that loops forever or builds a huge string is stopped with a clear error.
+//! call depth, expression depth, variables, string, array and map sizes, and wall-clock
+//! time; host helpers check the same deadline ([`check_deadline`]), and `print`/`debug`
+//! reach the log only a few short lines at a time. A script that loops forever or builds
+//! a huge value is stopped with a clear error.
+//!
+//! The worst case of one evaluation, whatever the script: [`Limits::worst_case_bytes`] of
+//! script data (each of at most `max_variables` values holds at most `max_string_size`
+//! bytes of text plus `max_array_size` array elements and `max_map_size` map entries), and
+//! the wall-clock budget plus one host call.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -23,7 +30,20 @@ pub struct Limits {
     pub max_string_size: usize,
     pub max_array_size: usize,
     pub max_map_size: usize,
+    /// Variables alive at once in one evaluation.
+    pub max_variables: usize,
+    /// Functions one script may define.
+    pub max_functions: usize,
     pub wall_clock: Duration,
+}
+
+impl Limits {
+    /// An upper bound of the script data one evaluation can hold, in bytes: every variable
+    /// at its largest (a Rhai value is 16 bytes; a map entry about 64 more for its key).
+    pub fn worst_case_bytes(&self) -> usize {
+        let per_value = self.max_string_size + self.max_array_size * 16 + self.max_map_size * 80;
+        (self.max_variables + self.max_call_levels) * per_value
+    }
 }
 
 impl Default for Limits {
@@ -32,9 +52,11 @@ impl Default for Limits {
             max_operations: 1_000_000,
             max_call_levels: 32,
             max_expr_depth: 64,
-            max_string_size: 1 << 20,
-            max_array_size: 10_000,
-            max_map_size: 10_000,
+            max_string_size: 256 * 1024,
+            max_array_size: 4_096,
+            max_map_size: 4_096,
+            max_variables: 64,
+            max_functions: 256,
             wall_clock: Duration::from_millis(250),
         }
     }
@@ -45,6 +67,45 @@ const SLEEP_REFUSED: &str = "sleep() is not available in casebridge scripts";
 thread_local! {
     /// The deadline of the evaluation running on this thread.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Lines `print`/`debug` may still write in the evaluation running on this thread.
+    static PRINT_BUDGET: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Lines one evaluation may print; more are dropped.
+pub const PRINT_LINES_PER_EVALUATION: u32 = 8;
+/// Characters of one printed line; the rest is cut.
+pub const PRINT_LINE_CHARS: usize = 200;
+
+/// Errors when the running evaluation is past its wall-clock budget. Host helpers that
+/// can take long (regular expressions, word lists over long texts) call it, since the
+/// engine checks the clock only between its own operations.
+pub fn check_deadline() -> Result<(), Box<EvalAltResult>> {
+    let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline));
+    if late { Err("script stopped: wall-clock budget exceeded".into()) } else { Ok(()) }
+}
+
+/// Starts an evaluation's budgets on this thread.
+fn begin(limits: &Limits) {
+    DEADLINE.with(|d| d.set(Some(Instant::now() + limits.wall_clock)));
+    PRINT_BUDGET.with(|b| b.set(PRINT_LINES_PER_EVALUATION));
+}
+
+fn end() {
+    DEADLINE.with(|d| d.set(None));
+}
+
+/// Whether one more line may be printed; the line cut to [`PRINT_LINE_CHARS`].
+fn printable(text: &str) -> Option<String> {
+    let left = PRINT_BUDGET.with(|b| b.get());
+    if left == 0 {
+        return None;
+    }
+    PRINT_BUDGET.with(|b| b.set(left - 1));
+    let mut line: String = text.chars().take(PRINT_LINE_CHARS).collect();
+    if line.len() < text.len() {
+        line.push('…');
+    }
+    Some(line)
 }
 
 /// Builds the sandboxed engine.
@@ -61,12 +122,14 @@ pub fn sandboxed_engine(limits: &Limits) -> Engine {
     engine.set_max_string_size(limits.max_string_size);
     engine.set_max_array_size(limits.max_array_size);
     engine.set_max_map_size(limits.max_map_size);
+    engine.set_max_variables(limits.max_variables);
+    engine.set_max_functions(limits.max_functions);
     engine.set_strict_variables(true);
     // Shadow the standard package's exact signatures; a looser one would lose to them.
     engine.register_fn("sleep", |_: rhai::INT| -> Result<(), Box<EvalAltResult>> { Err(SLEEP_REFUSED.into()) });
     engine.register_fn("sleep", |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> { Err(SLEEP_REFUSED.into()) });
     engine.on_progress(|ops| {
-        if ops % 1_000 == 0 {
+        if ops % 64 == 0 {
             let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline));
             if late {
                 return Some(Dynamic::from("wall-clock budget exceeded"));
@@ -74,9 +137,15 @@ pub fn sandboxed_engine(limits: &Limits) -> Engine {
         }
         None
     });
-    engine.on_print(|text| tracing::info!(target: "casebridge::script", "{text}"));
+    engine.on_print(|text| {
+        if let Some(line) = printable(text) {
+            tracing::info!(target: "casebridge::script", "{line}")
+        }
+    });
     engine.on_debug(|text, source, pos| {
-        tracing::debug!(target: "casebridge::script", source = source.unwrap_or(""), line = pos.line(), "{text}")
+        if let Some(line) = printable(text) {
+            tracing::debug!(target: "casebridge::script", source = source.unwrap_or(""), line = pos.line(), "{line}")
+        }
     });
     engine
 }
@@ -150,11 +219,11 @@ pub fn call(
     args: impl rhai::FuncArgs,
 ) -> Result<Dynamic, ScriptError> {
     let file = ast.source().unwrap_or("script").to_string();
-    DEADLINE.with(|d| d.set(Some(Instant::now() + limits.wall_clock)));
+    begin(limits);
     let mut scope = Scope::new();
     let result =
         engine.call_fn_with_options::<Dynamic>(CallFnOptions::new().eval_ast(false), &mut scope, ast, name, args);
-    DEADLINE.with(|d| d.set(None));
+    end();
     result.map_err(|e| ScriptError::from_eval(&file, &e))
 }
 
@@ -162,9 +231,9 @@ pub fn call(
 /// limits, with the given variables in scope.
 pub fn eval(engine: &Engine, ast: &AST, limits: &Limits, scope: &mut Scope) -> Result<Dynamic, ScriptError> {
     let file = ast.source().unwrap_or("expression").to_string();
-    DEADLINE.with(|d| d.set(Some(Instant::now() + limits.wall_clock)));
+    begin(limits);
     let result = engine.eval_ast_with_scope::<Dynamic>(scope, ast);
-    DEADLINE.with(|d| d.set(None));
+    end();
     result.map_err(|e| ScriptError::from_eval(&file, &e))
 }
 

@@ -6,7 +6,9 @@
 //! decision; every commit is flushed to disk before the caller acts on it (sled otherwise
 //! syncs only every ~500 ms).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -25,11 +27,52 @@ pub enum StoreError {
     Open { path: String, source: sled::Error },
     #[error("store failure: {0}")]
     Sled(#[from] sled::Error),
+    #[error("there is no store at {path}\nhint: casebridge has not run with this config yet (store_path)")]
+    Missing { path: String },
+    #[error("cannot use {path}: {source}")]
+    Io { path: String, source: std::io::Error },
     #[error("store record {key} is unreadable: {source}")]
     Corrupt { key: String, source: serde_json::Error },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The sealed credentials live in a file beside the store, not in it: commands that sign
+/// in (`setup`, `record`, `rules check --config`) read them while the daemon holds the
+/// store's lock.
+pub fn credentials_path(store: &Path) -> PathBuf {
+    sidecar(store, "credentials.json")
+}
+
+/// `casebridge.db` → `casebridge.db.{suffix}`, beside it.
+pub fn sidecar(store: &Path, suffix: &str) -> PathBuf {
+    let name = store.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "casebridge.db".into());
+    store.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// The sealed credentials `casebridge auth login` stored for `store`, without opening it.
+pub fn read_credentials(store: &Path) -> Result<Option<crate::vault::StoredCredentials>> {
+    let path = credentials_path(store);
+    match crate::config::read_small_file(&path, 64 * 1024) {
+        Ok(text) => decode(b"credentials", text.as_bytes()).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Io { path: path.display().to_string(), source }),
+    }
+}
+
+/// Writes a file only its owner can read, atomically (a temporary file renamed over it).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
 
 /// Where polling resumes: the newest `SystemModstamp` already processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +101,10 @@ pub struct OutboxEntry {
     pub not_before: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// The sync error this entry retries: it is resolved when the entry succeeds, and
+    /// updated (not duplicated) when it fails again.
+    #[serde(default)]
+    pub retry_of: Option<u64>,
 }
 
 /// Something Salesforce (or SMTP, or the agent) refused, kept for admins.
@@ -75,12 +122,34 @@ pub struct SyncError {
     pub last_seen: DateTime<Utc>,
     /// The action that failed, so an admin can retry it.
     pub action: Option<Action>,
+    /// How often an admin retried it, and when last.
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default)]
+    pub last_retry: Option<DateTime<Utc>>,
+    /// Earlier failures of the same error, oldest first (at most [`ERROR_HISTORY`]).
+    #[serde(default)]
+    pub history: Vec<ErrorEvent>,
 }
+
+/// One earlier failure kept in a sync error's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorEvent {
+    pub at: DateTime<Utc>,
+    pub code: String,
+    pub message: String,
+}
+
+/// How many earlier failures a sync error keeps.
+pub const ERROR_HISTORY: usize = 10;
 
 /// The store.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    path: PathBuf,
+    /// Kept by `commit`, shared by every clone.
+    conversation_count: Arc<AtomicU64>,
     conversations: sled::Tree,
     outbox: sled::Tree,
     errors: sled::Tree,
@@ -162,13 +231,25 @@ impl Store {
             confirmed: db.open_tree("confirmed")?,
             activity: db.open_tree("activity")?,
             activity_key: db.open_tree("activity_key")?,
+            conversation_count: Arc::new(AtomicU64::new(0)),
             db,
+            path: path.to_path_buf(),
         }
         .with_activity_index()
     }
 
-    /// Builds the activity index for a store written before it existed.
+    /// Opens a store that must already exist (read-only commands never create one).
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(StoreError::Missing { path: path.display().to_string() });
+        }
+        Store::open(path)
+    }
+
+    /// Builds the activity index for a store written before it existed, and counts the
+    /// conversations.
     fn with_activity_index(self) -> Result<Store> {
+        self.conversation_count.store(self.conversations.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if self.activity.is_empty() && !self.conversations.is_empty() {
             for conversation in self.conversations() {
                 let c = conversation?;
@@ -231,8 +312,28 @@ impl Store {
         read_all(&self.conversations)
     }
 
+    /// How many conversations the store holds (counted once at open, then kept, since
+    /// sled counts by scanning).
     pub fn conversation_count(&self) -> usize {
-        self.conversations.len()
+        self.conversation_count.load(std::sync::atomic::Ordering::Relaxed) as usize
+    }
+
+    /// The `limit` newest sync errors, newest first.
+    pub fn recent_sync_errors(&self, limit: usize) -> Result<Vec<SyncError>> {
+        self.errors
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// How many sync errors are kept.
+    pub fn sync_error_count(&self) -> usize {
+        self.errors.len()
     }
 
     pub fn cursor(&self) -> Result<Option<Cursor>> {
@@ -259,6 +360,7 @@ impl Store {
                     not_before: now,
                     created_at: now,
                     last_error: None,
+                    retry_of: None,
                 })
             })
             .collect::<Result<_>>()?;
@@ -268,7 +370,7 @@ impl Store {
         let state = state_name(&conversation.state);
         (&self.conversations, &self.outbox, &self.retries, &self.activity, &self.activity_key)
             .transaction(|(conversations, outbox, retries, activity, activity_keys)| {
-                conversations.insert(conversation.case_id.as_bytes(), conversation_bytes.clone())?;
+                let previous = conversations.insert(conversation.case_id.as_bytes(), conversation_bytes.clone())?;
                 if let Some(old) = activity_keys.insert(conversation.case_id.as_bytes(), new_key.clone())? {
                     activity.remove(old)?;
                 }
@@ -280,9 +382,14 @@ impl Store {
                 for entry in &entries {
                     outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<()>>(previous.is_none())
             })
-            .map_err(storage_error)?;
+            .map_err(storage_error)
+            .map(|new| {
+                if new {
+                    self.conversation_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })?;
         self.db.flush()?;
         Ok(entries.iter().map(|e| e.id).collect())
     }
@@ -331,11 +438,15 @@ impl Store {
         if done.is_empty() {
             return Ok(());
         }
-        (&self.outbox, &self.confirmed)
-            .transaction(|(outbox, confirmed)| {
+        (&self.outbox, &self.confirmed, &self.errors)
+            .transaction(|(outbox, confirmed, errors)| {
                 for (id, key) in done {
-                    if outbox.remove(&id.to_be_bytes())?.is_none() {
-                        continue;
+                    let Some(removed) = outbox.remove(&id.to_be_bytes())? else { continue };
+                    // A retried action that went through resolves its sync error.
+                    if let Ok(entry) = serde_json::from_slice::<OutboxEntry>(&removed)
+                        && let Some(error_id) = entry.retry_of
+                    {
+                        errors.remove(&error_id.to_be_bytes())?;
                     }
                     if let Some(key) = key {
                         let n = confirmed
@@ -365,15 +476,36 @@ impl Store {
 
     /// Records a sync error; an error of the same case, operation and code is counted on
     /// the existing record instead of repeated.
+    /// Records a failure: as a new sync error, or on the one it repeats (the same `id`, or
+    /// the same case, operation and code), keeping that one's history.
     pub fn record_error(&self, mut error: SyncError) -> Result<u64> {
-        for existing in self.sync_errors()? {
-            if existing.case_id == error.case_id && existing.operation == error.operation && existing.code == error.code
-            {
+        let same = |existing: &SyncError| {
+            if error.id != 0 {
+                existing.id == error.id
+            } else {
+                existing.case_id == error.case_id
+                    && existing.operation == error.operation
+                    && existing.code == error.code
+            }
+        };
+        let previous = self.sync_errors()?.into_iter().find(same);
+        match previous {
+            Some(existing) => {
                 error.id = existing.id;
                 error.first_seen = existing.first_seen;
                 error.attempts = existing.attempts + error.attempts.max(1);
-                break;
+                error.retries = existing.retries;
+                error.last_retry = existing.last_retry;
+                error.history = existing.history;
+                error.history.push(ErrorEvent {
+                    at: existing.last_seen,
+                    code: existing.code,
+                    message: existing.message,
+                });
+                let excess = error.history.len().saturating_sub(ERROR_HISTORY);
+                error.history.drain(..excess);
             }
+            None => error.id = 0,
         }
         if error.id == 0 {
             error.id = self.db.generate_id()? + 1;
@@ -393,8 +525,26 @@ impl Store {
         removed.map(|v| decode(b"sync_error", &v)).transpose()
     }
 
-    /// Queues an action outside a decision (an admin's retry of a failed action).
+    /// Queues an action outside a decision.
     pub fn enqueue(&self, action: Action) -> Result<u64> {
+        self.enqueue_entry(action, None)
+    }
+
+    /// An admin's retry of sync error `error_id`: its action is queued again, and the error
+    /// stays (marked retried) until the action succeeds.
+    /// `None` when there is no such error; the queued entry's id is `None` when the error
+    /// was not about an action.
+    pub fn retry_error(&self, error_id: u64) -> Result<Option<(Option<u64>, SyncError)>> {
+        let Some(mut error) = self.sync_errors()?.into_iter().find(|e| e.id == error_id) else { return Ok(None) };
+        let Some(action) = error.action.clone() else { return Ok(Some((None, error))) };
+        error.retries += 1;
+        error.last_retry = Some(Utc::now());
+        self.errors.insert(error.id.to_be_bytes(), encode(&error))?;
+        let entry = self.enqueue_entry(action, Some(error_id))?;
+        Ok(Some((Some(entry), error)))
+    }
+
+    fn enqueue_entry(&self, action: Action, retry_of: Option<u64>) -> Result<u64> {
         let entry = OutboxEntry {
             id: self.db.generate_id()?,
             action,
@@ -403,21 +553,26 @@ impl Store {
             not_before: Utc::now(),
             created_at: Utc::now(),
             last_error: None,
+            retry_of,
         };
         self.outbox.insert(entry.id.to_be_bytes(), encode(&entry))?;
         self.db.flush()?;
         Ok(entry.id)
     }
 
-    /// Saves the credentials `casebridge auth login` obtained (already sealed).
+    /// Saves the credentials `casebridge auth login` obtained (already sealed), in a file
+    /// beside the store (see [`read_credentials`]).
     pub fn set_credentials(&self, credentials: &crate::vault::StoredCredentials) -> Result<()> {
-        self.meta.insert("credentials", encode(credentials))?;
-        self.db.flush()?;
-        Ok(())
+        write_private(&credentials_path(&self.path), &encode(credentials))
+            .map_err(|source| StoreError::Io { path: credentials_path(&self.path).display().to_string(), source })
     }
 
     pub fn credentials(&self) -> Result<Option<crate::vault::StoredCredentials>> {
-        self.meta("credentials")
+        match read_credentials(&self.path)? {
+            Some(c) => Ok(Some(c)),
+            // Stores from before the credentials file kept them in the meta tree.
+            None => self.meta("credentials"),
+        }
     }
 
     /// A small value kept beside the data (the resolved agent user id, topic ids, ...).

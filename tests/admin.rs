@@ -99,8 +99,22 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
         http.post(format!("{base}/api/sync-errors/{id}/retry")).bearer_auth("s3cret-token").send().await.unwrap();
     assert_eq!(retried.status(), 202);
     assert_eq!(daemon.store().outbox_len(), 1, "the action is queued again");
-    assert!(daemon.store().sync_errors().unwrap().iter().all(|e| e.id != id));
-    let again =
-        http.post(format!("{base}/api/sync-errors/{id}/retry")).bearer_auth("s3cret-token").send().await.unwrap();
-    assert_eq!(again.status(), 404);
+    let find =
+        |store: &casebridge::store::Store, id: u64| store.sync_errors().unwrap().into_iter().find(|e| e.id == id);
+    let kept = find(daemon.store(), id).expect("the error stays until its retry goes through");
+    assert_eq!((kept.retries, kept.attempts), (1, 1));
+    // The retry fails again: the same error (same id), with one more attempt and its history.
+    daemon.cycle().await.unwrap();
+    let again = find(daemon.store(), id).expect("still the same error");
+    assert_eq!((again.retries, again.attempts, again.history.len()), (1, 2, 1));
+    assert_eq!(daemon.store().sync_errors().unwrap().iter().filter(|e| e.operation == "update_fields").count(), 1);
+    assert_eq!(
+        http.post(format!("{base}/api/sync-errors/999999/retry"))
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }

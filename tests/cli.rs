@@ -144,8 +144,12 @@ async fn setup_lists_case_owners_and_case_queues_and_checks_the_config() {
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(stderr.contains("does not support cases"), "{stderr}");
 
+    // Read-only commands never create a store: before the daemon has run there is none.
     let errors = casebridge(&["errors", "--config", config]);
-    assert!(String::from_utf8_lossy(&errors.stdout).contains("no sync errors"));
+    assert_eq!(errors.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&errors.stderr).contains("there is no store"), "{errors:?}");
+    let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!created.iter().any(|n| n.to_string_lossy().starts_with("store")), "a store appeared: {created:?}");
 }
 
 #[test]

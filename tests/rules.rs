@@ -85,9 +85,9 @@ fn every_problem_is_reported_at_once_with_its_place() {
     assert!(find("\"twice\" is defined twice").contains("handover.yaml"), "{all}");
     assert!(find("bad regular expression").contains("topics.yaml:4:"), "{all}");
     assert!(find("unknown field `keywrds`").contains("more-topics.yaml:6:"), "{all}");
-    assert!(find("unknown kind").contains("extra.yaml:1:1"), "{all}");
+    assert!(find("unknown kind policies").contains("extra.yaml:1:7"), "{all}");
     assert!(find("script error").contains("helpers.rhai:2:"), "{all}");
-    assert!(find("subjet").contains("email template"), "{all}");
+    assert!(find("subjet").contains("email.yaml:4:"), "{all}");
     // The caret sits under the offending text.
     let compile_error = find("the condition does not compile");
     assert!(compile_error.contains("4 |     when: attributes.tier == "), "{compile_error}");

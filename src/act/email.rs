@@ -20,6 +20,8 @@ pub struct SmtpSettings {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub timeout: Duration,
+    /// The sender of replies (`Acme Support <support@acme.example>`).
+    pub from: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema, Default)]
@@ -53,6 +55,7 @@ impl EmailError {
 /// An SMTP client.
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: String,
 }
 
 impl Mailer {
@@ -68,7 +71,12 @@ impl Mailer {
         if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
         }
-        Ok(Mailer { transport: builder.build() })
+        Ok(Mailer { transport: builder.build(), from: settings.from.clone() })
+    }
+
+    /// The configured sender, for replies decided while no SMTP server was configured.
+    pub fn from(&self) -> &str {
+        &self.from
     }
 
     pub async fn send(&self, email: &OutgoingEmail) -> Result<(), EmailError> {

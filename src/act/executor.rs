@@ -110,6 +110,10 @@ impl Executor {
                     report.failed += 1;
                     continue;
                 };
+                // Decided without a sender (no SMTP then): the sender configured now.
+                if email.from.trim().is_empty() {
+                    email.from = mailer.from().to_string();
+                }
                 match mailer.send(email).await {
                     Ok(()) => {
                         email.smtp_accepted = true;
@@ -301,7 +305,7 @@ impl Executor {
         }
         let now = Utc::now();
         self.store.record_error(SyncError {
-            id: 0,
+            id: entry.retry_of.unwrap_or(0),
             case_id: Some(entry.action.case_id().to_string()),
             operation: entry.action.operation().to_string(),
             code: code.to_string(),
@@ -310,6 +314,9 @@ impl Executor {
             first_seen: now,
             last_seen: now,
             action: Some(entry.action.clone()),
+            retries: 0,
+            last_retry: None,
+            history: Vec::new(),
         })?;
         self.store.remove_entries(&[entry.id])
     }

@@ -250,6 +250,11 @@ pub struct Expectations {
     /// The handover target as the rule names it, or `none`.
     #[serde(default)]
     pub handover: Option<String>,
+    /// The rule that must hand over: a handover rule's name, `fn handover` or `fn
+    /// handover_after`. Required with `handover` (other than `none`), so that the error
+    /// fallback (rule `fallback`, when a rule fails at run time) never passes for a real rule.
+    #[serde(default)]
+    pub handover_rule: Option<String>,
     /// The exact set of topics.
     #[serde(default)]
     pub topics: Option<Vec<String>>,

@@ -8,8 +8,12 @@
 //! - [`testing`]: `casebridge rules test` and `explain` — fixtures through the rule set.
 //! - [`watch`]: hot reload; a broken edit never replaces the running rule set.
 
+mod calls;
 pub mod files;
+mod host;
 pub mod org;
+pub mod source;
+pub mod templates;
 pub mod testing;
 pub mod watch;
 
@@ -127,7 +131,7 @@ struct HandoverRule {
 struct Topic {
     name: String,
     keywords: Vec<Regex>,
-    regex: Option<Regex>,
+    regex: Option<Arc<Regex>>,
     when: Option<Expr>,
 }
 
@@ -205,25 +209,6 @@ const VARIABLES: &[&str] = &[
     "value",
 ];
 
-fn rules_engine(limits: &Limits) -> Engine {
-    let mut engine = script::sandboxed_engine(limits);
-    engine.register_fn("asks_for_human", |text: &str| crate::decide::asks_for_human(text));
-    engine.register_fn("contains_any", |text: &str, words: rhai::Array| {
-        let lower = text.to_lowercase();
-        words.iter().any(|w| w.clone().into_string().is_ok_and(|w| lower.contains(&w.to_lowercase())))
-    });
-    engine.register_fn("matches", |text: &str, pattern: &str| -> Result<bool, Box<rhai::EvalAltResult>> {
-        Regex::new(pattern).map(|re| re.is_match(text)).map_err(|e| format!("bad regular expression: {e}").into())
-    });
-    // Business hours at a fixed UTC offset (hours, e.g. 1 or -5), Monday to Friday.
-    engine.register_fn("business_hours", |offset: rhai::INT, from: rhai::INT, to: rhai::INT| {
-        is_business_hours(Utc::now(), offset, from, to)
-    });
-    engine.register_fn("local_hour", |offset: rhai::INT| local_time(Utc::now(), offset).0);
-    engine.register_fn("weekday", |offset: rhai::INT| local_time(Utc::now(), offset).1);
-    engine
-}
-
 /// The hour (0–23) and weekday ("Mon".."Sun") at `now` shifted by `offset` hours.
 fn local_time(now: chrono::DateTime<Utc>, offset: rhai::INT) -> (rhai::INT, String) {
     use chrono::{Datelike, Timelike};
@@ -237,53 +222,15 @@ pub fn is_business_hours(now: chrono::DateTime<Utc>, offset: rhai::INT, from: rh
     !matches!(day.as_str(), "Sat" | "Sun") && hour >= from && hour < to
 }
 
-fn is_editor_dropping(name: &str) -> bool {
-    name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name == "4913" || name.starts_with('#')
-}
-
-/// The files of a rule set, relative to `dir`, sorted.
-fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if is_editor_dropping(&name) {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                stack.push(path);
-            } else if ["yaml", "yml", "rhai", "hbs"].iter().any(|x| path.extension().is_some_and(|e| e == *x)) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// FNV-1a over every file's relative path and content: the rule set's identity.
-fn hash_texts(dir: &Path, texts: &[(PathBuf, String)]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (p, t) in texts {
-        let rel = p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned();
-        for byte in rel.bytes().chain([0]).chain(t.bytes()).chain([0]) {
-            hash ^= byte as u64;
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
-}
-
 /// The content hash of the rule files in `dir`, as [`RuleSet::hash`] would be.
-pub fn content_hash(dir: &Path) -> std::io::Result<String> {
-    let texts = rule_files(dir)?
-        .into_iter()
-        .map(|p| std::fs::read_to_string(&p).map(|t| (p, t)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(hash_texts(dir, &texts))
+pub fn content_hash(dir: &Path) -> Result<String, Vec<LoadError>> {
+    source::read(dir).map(|s| s.hash).map_err(|errors| errors.into_iter().map(LoadError::from).collect())
+}
+
+impl From<source::SourceError> for LoadError {
+    fn from(e: source::SourceError) -> LoadError {
+        LoadError { file: e.file, line: 0, column: 0, message: e.message, source_line: None }
+    }
 }
 
 impl RuleSet {
@@ -294,32 +241,11 @@ impl RuleSet {
 
     pub fn load_with(dir: &Path, limits: Limits) -> Result<RuleSet, Vec<LoadError>> {
         let display = |p: &Path| p.display().to_string();
-        let paths = rule_files(dir).map_err(|e| {
-            vec![LoadError {
-                file: display(dir),
-                line: 0,
-                column: 0,
-                message: format!("cannot read the rules folder: {e}"),
-                source_line: None,
-            }]
-        })?;
+        let source::Source { files: texts, hash } =
+            source::read(dir).map_err(|errors| errors.into_iter().map(LoadError::from).collect::<Vec<_>>())?;
         let mut errors = Vec::new();
-        let mut texts: Vec<(PathBuf, String)> = Vec::new();
-        for p in &paths {
-            match std::fs::read_to_string(p) {
-                Ok(t) => texts.push((p.clone(), t)),
-                Err(e) => errors.push(LoadError {
-                    file: display(p),
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read: {e}"),
-                    source_line: None,
-                }),
-            }
-        }
-        let hash = hash_texts(dir, &texts);
 
-        let engine = rules_engine(&limits);
+        let engine = host::rules_engine(&limits);
         // Scripts first: their functions are available to every expression.
         let mut functions = AST::empty();
         for (p, text) in texts.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "rhai")) {
@@ -330,6 +256,26 @@ impl RuleSet {
                 }
             }
         }
+        // Calls to functions that exist nowhere fail on every case: refuse them now.
+        let known = calls::known(&engine, &functions);
+        let unknown_calls = |file: &str, text: &str, code: &str, errors: &mut Vec<LoadError>| {
+            let (line, column) = locate(text, code);
+            for (name, offset) in calls::unknown(code, &known) {
+                let (at_line, at_col) = if code == text {
+                    let before = &text[..offset];
+                    (before.matches('\n').count() + 1, before.rsplit('\n').next().unwrap_or("").chars().count() + 1)
+                } else {
+                    (line, column + code[..offset].chars().count())
+                };
+                let hint = crate::spelling::closest(known.iter().map(String::as_str), &name, 2)
+                    .map(|k| format!("; did you mean {k}?"))
+                    .unwrap_or_default();
+                errors.push(LoadError::at(file, text, at_line, at_col, format!("no function {name}(){hint}")));
+            }
+        };
+        for (p, text) in texts.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "rhai")) {
+            unknown_calls(&display(p), text, text, &mut errors);
+        }
         let mut scope = Scope::new();
         for v in VARIABLES {
             scope.push_dynamic(*v, Dynamic::UNIT);
@@ -337,6 +283,11 @@ impl RuleSet {
         let compile = |file: &str, text: &str, expr: &str, what: &str, errors: &mut Vec<LoadError>| -> Option<Expr> {
             match engine.compile_expression_with_scope(&scope, expr) {
                 Ok(ast) => {
+                    let before = errors.len();
+                    unknown_calls(file, text, expr, errors);
+                    if errors.len() > before {
+                        return None;
+                    }
                     let mut ast = functions.merge(&ast);
                     let (line, _) = locate(text, expr);
                     ast.set_source(format!("{file}:{line}"));
@@ -373,20 +324,35 @@ impl RuleSet {
         set.text.set_strict_mode(true);
         set.html.set_strict_mode(true);
         let mut names: BTreeMap<String, String> = BTreeMap::new();
+        let mut origins: BTreeMap<String, TemplateOrigin> = BTreeMap::new();
 
         for (p, text) in texts.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "yaml" || e == "yml")) {
             let file = display(p);
+            // Syntax and nesting first, with the real line and column.
+            let locations = match crate::yaml_locations::index(text) {
+                Ok(l) => l,
+                Err(e) => {
+                    errors.push(LoadError::at(&file, text, e.at.line, e.at.column, format!("YAML: {}", e.problem)));
+                    continue;
+                }
+            };
             let kind = match read_kind(text) {
                 Ok(k) => k,
                 Err(msg) => {
-                    errors.push(LoadError::at(&file, text, 1, 1, msg));
+                    let at = locations.value("kind").unwrap_or(crate::yaml_locations::Location { line: 1, column: 1 });
+                    errors.push(LoadError::at(&file, text, at.line, at.column, msg));
                     continue;
                 }
             };
             let parse_error = |e: serde_path_to_error::Error<serde_yaml::Error>| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
-                let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+                // serde_yaml knows the place for most errors; for the rest, the index does.
+                let (line, column) = inner
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .or_else(|| locations.value(&path).map(|l| (l.line, l.column)))
+                    .unwrap_or((1, 1));
                 let message = inner.to_string();
                 let message = message.split(" at line ").next().unwrap_or(&message).to_string();
                 let message = match message.split_once(": ") {
@@ -499,9 +465,22 @@ impl RuleSet {
                             &mut errors,
                         );
                         let reason = format!("reason:{}", r.name);
-                        if let Err(e) = set.text.register_template_string(&reason, &r.reason) {
-                            errors.push(template_error(&file, text, &r.reason, &e));
+                        let origin =
+                            TemplateOrigin::Inline { file: file.clone(), text: text.clone(), source: r.reason.clone() };
+                        if let Some((line, column, depth)) = templates::too_deep(&r.reason) {
+                            errors.push(origin.place(
+                                line,
+                                column,
+                                format!(
+                                    "template error: blocks or parentheses nest {depth} deep; at most {} are allowed",
+                                    templates::MAX_NESTING
+                                ),
+                            ));
+                        } else if let Err(e) = set.text.register_template_string(&reason, &r.reason) {
+                            let (line, column) = e.pos().unwrap_or((1, 1));
+                            errors.push(origin.place(line, column, format!("template error: {}", e.reason())));
                         }
+                        origins.insert(reason.clone(), origin);
                         if let Some(when) = when {
                             set.handover.push(HandoverRule {
                                 name: r.name,
@@ -530,14 +509,14 @@ impl RuleSet {
                             .iter()
                             .filter_map(|k| Regex::new(&format!(r"(?i)\b{}\b", regex::escape(k.trim()))).ok())
                             .collect();
-                        let regex = match topic.regex.as_deref().map(Regex::new) {
+                        let regex = match topic.regex.as_deref().map(host::compiled) {
                             Some(Ok(re)) => Some(re),
                             Some(Err(e)) => {
                                 errors.push(LoadError::near(
                                     &file,
                                     text,
                                     topic.regex.as_deref().unwrap_or(""),
-                                    format!("topic {:?}: bad regular expression: {e}", topic.name),
+                                    format!("topic {:?}: {e}", topic.name),
                                 ));
                                 None
                             }
@@ -557,17 +536,17 @@ impl RuleSet {
                         let body = |inline: &Option<String>,
                                     file_ref: &Option<PathBuf>,
                                     errors: &mut Vec<LoadError>|
-                         -> Option<String> {
+                         -> Option<(String, Option<String>)> {
                             match (inline, file_ref) {
-                                (Some(s), None) => Some(s.clone()),
-                                (None, Some(f)) => match std::fs::read_to_string(p.parent().unwrap_or(dir).join(f)) {
-                                    Ok(s) => Some(s),
+                                (Some(s), None) => Some((s.clone(), None)),
+                                (None, Some(f)) => match source::read_inside(dir, p, f, source::MAX_FILE_BYTES) {
+                                    Ok(s) => Some((s, Some(p.parent().unwrap_or(dir).join(f).display().to_string()))),
                                     Err(err) => {
                                         errors.push(LoadError::near(
                                             &file,
                                             text,
                                             &f.display().to_string(),
-                                            format!("cannot read template {}: {err}", f.display()),
+                                            format!("cannot use template {err}"),
                                         ));
                                         None
                                     }
@@ -598,17 +577,28 @@ impl RuleSet {
                         let subject = format!("subject:{}", t.name);
                         let text_name = format!("text:{}", t.name);
                         let html_name = format!("html:{}", t.name);
-                        for (html, name, source) in [
-                            (false, &subject, Some(&t.subject)),
-                            (false, &text_name, text_body.as_ref()),
-                            (true, &html_name, html_body.as_ref()),
+                        for (html, name, body) in [
+                            (false, &subject, Some((t.subject.clone(), None))),
+                            (false, &text_name, text_body.clone()),
+                            (true, &html_name, html_body.clone()),
                         ] {
+                            let Some((source, hbs_file)) = body else { continue };
+                            let origin = match hbs_file {
+                                Some(hbs) => TemplateOrigin::File { file: hbs, text: source.clone() },
+                                None => TemplateOrigin::Inline {
+                                    file: file.clone(),
+                                    text: text.clone(),
+                                    source: source.clone(),
+                                },
+                            };
                             let registry = if html { &mut set.html } else { &mut set.text };
-                            if let Some(source) = source
-                                && let Err(e) = registry.register_template_string(name, source)
-                            {
-                                errors.push(template_error(&file, text, source, &e));
+                            if let Some((line, column, depth)) = templates::too_deep(&source) {
+                                errors.push(origin.place(line, column, format!("template error: blocks or parentheses nest {depth} deep; at most {} are allowed", templates::MAX_NESTING)));
+                            } else if let Err(e) = registry.register_template_string(name, &source) {
+                                let (line, column) = e.pos().unwrap_or((1, 1));
+                                errors.push(origin.place(line, column, format!("template error: {}", e.reason())));
                             }
+                            origins.insert(name.clone(), origin);
                         }
                         let when = t.when.as_ref().and_then(|w| {
                             compile(&file, text, w, &format!("email template {:?}", t.name), &mut errors)
@@ -626,13 +616,25 @@ impl RuleSet {
                     let t: files::TestsFile = parse!(files::TestsFile);
                     for test in t.tests {
                         unique(&test.name, "test", &mut errors);
-                        let fixture = p.parent().unwrap_or(dir).join(&test.fixture);
-                        if !fixture.exists() {
+                        let hands_over =
+                            test.expect.handover.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case("none"));
+                        if hands_over && test.expect.handover_rule.is_none() {
+                            errors.push(LoadError::near(
+                                &file,
+                                text,
+                                &test.name,
+                                format!(
+                                    "test {:?} expects a handover: name the rule that must fire (handover_rule: ...), so that the error fallback cannot pass for it",
+                                    test.name
+                                ),
+                            ));
+                        }
+                        if let Err(problem) = source::resolve_inside(dir, p, &test.fixture) {
                             errors.push(LoadError::near(
                                 &file,
                                 text,
                                 &test.fixture.display().to_string(),
-                                format!("fixture {} does not exist", fixture.display()),
+                                format!("fixture: {problem}"),
                             ));
                         }
                         set.tests.push(LoadedTest { file: p.clone(), test });
@@ -640,23 +642,30 @@ impl RuleSet {
                 }
             }
         }
-        // Templates must not name variables that will not exist: render each once now.
-        let sample = sample_context();
+        // Templates must not name variables or partials that will not exist: render each once now.
+        let mut sample = sample_context();
+        // The attributes the mappings make exist on every conversation.
+        for m in &set.inbound {
+            sample["attributes"][&m.attribute] = json!("(sample)");
+        }
+        for rule in &set.handover {
+            if let Err(e) = set.text.render(&rule.reason, &sample)
+                && let Some(origin) = origins.get(&rule.reason)
+            {
+                let (line, column) = (e.line_no.unwrap_or(1), e.column_no.unwrap_or(1));
+                errors.push(origin.place(line, column, format!("template error: {}", e.reason())));
+            }
+        }
         for t in &set.email {
-            let file = format!("{} (email template {:?})", display(dir), t.name);
             for (registry, name) in
                 [(&set.text, Some(&t.subject)), (&set.text, t.text.as_ref()), (&set.html, t.html.as_ref())]
             {
                 if let Some(name) = name
                     && let Err(e) = registry.render(name, &sample)
+                    && let Some(origin) = origins.get(name)
                 {
-                    errors.push(LoadError {
-                        file: file.clone(),
-                        line: 0,
-                        column: 0,
-                        message: format!("{name}: {e}"),
-                        source_line: None,
-                    });
+                    let (line, column) = (e.line_no.unwrap_or(1), e.column_no.unwrap_or(1));
+                    errors.push(origin.place(line, column, format!("template error: {}", e.reason())));
                 }
             }
         }
@@ -830,18 +839,34 @@ impl RuleSet {
     }
 }
 
-fn template_error(file: &str, text: &str, source: &str, e: &handlebars::TemplateError) -> LoadError {
-    let (line, col) = locate(text, source);
-    let (inner_line, inner_col) = e.pos().unwrap_or((1, 1));
-    let (line, col) = if inner_line > 1 { (line + inner_line - 1, inner_col) } else { (line, col + inner_col - 1) };
-    LoadError::at(file, text, line, col, format!("template error: {}", e.reason()))
+/// Where a template was written: its own `.hbs` file, or inline in a rule file.
+enum TemplateOrigin {
+    File { file: String, text: String },
+    Inline { file: String, text: String, source: String },
+}
+
+impl TemplateOrigin {
+    /// An error at `line`:`column` of the template, placed in the file the admin edits.
+    fn place(&self, line: usize, column: usize, message: String) -> LoadError {
+        match self {
+            TemplateOrigin::File { file, text } => LoadError::at(file, text, line, column, message),
+            TemplateOrigin::Inline { file, text, source } => {
+                let (at_line, at_col) = locate(text, source);
+                let (line, column) =
+                    if line > 1 { (at_line + line - 1, column) } else { (at_line, at_col + column - 1) };
+                LoadError::at(file, text, line, column, message)
+            }
+        }
+    }
 }
 
 fn read_kind(text: &str) -> Result<Kind, String> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let kind = value.get("kind").ok_or("missing `kind`: one of mappings, handover, topics, email, tests")?;
-    serde_yaml::from_value(kind.clone())
-        .map_err(|_| format!("unknown kind {kind:?}: one of mappings, handover, topics, email, tests"))
+    serde_yaml::from_value(kind.clone()).map_err(|_| {
+        let shown = serde_yaml::to_string(kind).unwrap_or_default();
+        format!("unknown kind {}: one of mappings, handover, topics, email, tests", shown.trim())
+    })
 }
 
 /// What email templates and reasons see.

@@ -85,29 +85,7 @@ impl OrgSchema {
 
 /// "; did you mean X?" for a near miss.
 fn suggest(object: &SObjectDescribe, name: &str) -> String {
-    let lower = name.to_lowercase();
-    object
-        .fields
-        .iter()
-        .map(|f| (distance(&f.name.to_lowercase(), &lower), &f.name))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| format!("; did you mean {n}?"))
+    crate::spelling::closest(object.fields.iter().map(|f| f.name.as_str()), name, 2)
+        .map(|n| format!("; did you mean {n}?"))
         .unwrap_or_default()
-}
-
-/// Levenshtein distance, for suggestions.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }

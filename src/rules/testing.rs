@@ -21,12 +21,17 @@ use crate::decide::{self, Decision};
 
 /// Reads a fixture file into a conversation.
 pub fn load_fixture(path: &Path) -> Result<Conversation, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read fixture {}: {e}", path.display()))?;
-    let fixture: Json =
-        serde_json::from_str(&text).map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?;
+    let text = super::source::read_regular(path, super::source::MAX_FIXTURE_BYTES)
+        .map_err(|e| format!("cannot read fixture {}: {e}", path.display()))?;
+    parse_fixture(&text, &path.display().to_string())
+}
+
+/// A fixture's text into a conversation; `name` names it in errors.
+pub fn parse_fixture(text: &str, name: &str) -> Result<Conversation, String> {
+    let fixture: Json = serde_json::from_str(text).map_err(|e| format!("{name}:{}:{}: {e}", e.line(), e.column()))?;
     let agent_user_id = fixture["agent_user_id"].as_str().unwrap_or_default();
     let case = if fixture.get("case").is_some() { &fixture["case"] } else { &fixture };
-    conversation::from_case_row(case, &Authors { agent_user_id }).map_err(|e| format!("{}: {e}", path.display()))
+    conversation::from_case_row(case, &Authors { agent_user_id }).map_err(|e| format!("{name}: {e}"))
 }
 
 fn stub_answer(stub: &AgentStub) -> AgentAnswer {
@@ -73,8 +78,9 @@ pub async fn run(rules: &RuleSet, filter: Option<&str>) -> Vec<TestOutcome> {
     let mut outcomes = Vec::new();
     for LoadedTest { file, test } in rules.tests.iter().filter(|t| filter.is_none_or(|f| t.test.name.contains(f))) {
         let started = Instant::now();
-        let fixture_path = file.parent().unwrap_or(Path::new(".")).join(&test.fixture);
-        let outcome = match load_fixture(&fixture_path) {
+        let text = super::source::read_inside(&rules.dir, file, &test.fixture, super::source::MAX_FIXTURE_BYTES)
+            .map_err(|e| format!("cannot read fixture {e}"));
+        let outcome = match text.and_then(|t| parse_fixture(&t, &test.fixture.display().to_string())) {
             Ok(conversation) => {
                 let decision = decide_with(rules, &conversation, &test.agent).await;
                 let failures = compare(&test.expect, &decision);
@@ -112,6 +118,12 @@ pub fn compare(expect: &Expectations, d: &Decision) -> Vec<String> {
         if !target.eq_ignore_ascii_case(actual) {
             let rule = d.handover.as_ref().map(|h| format!(" (rule {})", h.rule)).unwrap_or_default();
             failures.push(format!("handover: expected {target}, got {actual}{rule}"));
+        }
+    }
+    if let Some(rule) = &expect.handover_rule {
+        let actual = d.handover.as_ref().map_or("none", |h| h.rule.as_str());
+        if rule != actual {
+            failures.push(format!("handover rule: expected {rule}, got {actual}"));
         }
     }
     if let Some(topics) = &expect.topics {

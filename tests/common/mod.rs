@@ -113,6 +113,7 @@ pub async fn start_daemon_full(
             username: None,
             password: None,
             timeout: std::time::Duration::from_secs(5),
+            from: "Acme Support <support@acme.example>".into(),
         })
         .unwrap()
     });

@@ -1,14 +1,21 @@
 //! The daemon's configuration file (YAML). Each field's doc comment is its documentation
 //! and goes into `schema/config.schema.json`, which editors use to validate the file.
 //!
-//! Every setting has a default and can be overridden by an environment variable named
-//! after its path: `CASEBRIDGE_POLL__INTERVAL=30s` sets `poll.interval`. Secrets are never
-//! written in the file: the file names the environment variable or the file that holds
-//! each one. A bad setting is reported with its path (`poll.interval: ...`) and, for the
-//! file, its line and column.
+//! Every setting has a default and a range ([`check`]), and can be overridden by an
+//! environment variable named after its path ([`load`]): `CASEBRIDGE__POLL__INTERVAL=30s`
+//! sets `poll.interval`. Secrets are never written in the file: the file names the
+//! environment variable or the file that holds each one. A bad setting is reported with
+//! its path (`poll.interval: ...`) and, for the file, its line and column.
+
+mod check;
+pub mod duration;
+mod load;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use self::check::{is_loopback_url, ranges};
+pub use self::load::{ConfigError, ENV_PREFIX, MAX_CONFIG_BYTES, env_name, setting_paths};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -82,7 +89,7 @@ pub struct OrgConfig {
     #[serde(default = "default_api_version")]
     pub api_version: String,
     pub auth: AuthConfig,
-    /// Per-request timeout.
+    /// Per-request timeout: 1s to 10m.
     #[serde(default = "default_request_timeout", with = "duration")]
     #[schemars(with = "String")]
     pub request_timeout: Duration,
@@ -123,7 +130,7 @@ pub enum AuthConfig {
 }
 
 /// Where a secret is read from; never the secret itself.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     /// An environment variable that holds the secret.
@@ -134,24 +141,73 @@ pub struct SecretRef {
     pub file: Option<PathBuf>,
 }
 
+impl<'de> Deserialize<'de> for SecretRef {
+    /// A mapping with `env` or `file`; anything else is refused without repeating it, since
+    /// what an admin wrote there is most likely the secret itself.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            #[serde(default)]
+            env: Option<String>,
+            #[serde(default)]
+            file: Option<PathBuf>,
+        }
+        let value = serde_yaml::Value::deserialize(d)?;
+        if !value.is_mapping() {
+            return Err(serde::de::Error::custom(
+                "a secret is never written in the config: name an environment variable ({env: VAR}) or a file ({file: path})",
+            ));
+        }
+        let f: Fields = serde_yaml::from_value(value).map_err(|e| {
+            let m = e.to_string();
+            serde::de::Error::custom(if m.starts_with("unknown field") {
+                m
+            } else {
+                "expected {env: VAR} or {file: path}".into()
+            })
+        })?;
+        Ok(SecretRef { env: f.env, file: f.file })
+    }
+}
+
 impl SecretRef {
     /// Reads the secret. `path` names the setting in errors.
     pub fn read(&self, path: &str, base: &Path) -> Result<Secret, ConfigError> {
+        let problem = |problem: String| ConfigError::Secret { path: path.to_string(), problem };
         match (&self.env, &self.file) {
-            (Some(var), None) => std::env::var(var).map(Secret::new).map_err(|_| ConfigError::Secret {
-                path: path.to_string(),
-                problem: format!("the environment variable {var} is not set"),
-            }),
+            (Some(var), None) => match std::env::var(var) {
+                Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value)),
+                Ok(_) => Err(problem(format!("the environment variable {var} is empty"))),
+                Err(_) => Err(problem(format!("the environment variable {var} is not set"))),
+            },
             (None, Some(file)) => {
                 let full = base.join(file);
-                std::fs::read_to_string(&full).map(|s| Secret::new(s.trim())).map_err(|e| ConfigError::Secret {
-                    path: path.to_string(),
-                    problem: format!("cannot read {}: {e}", full.display()),
-                })
+                let text = read_small_file(&full, MAX_SECRET_BYTES)
+                    .map_err(|e| problem(format!("cannot read {}: {e}", full.display())))?;
+                if text.trim().is_empty() {
+                    return Err(problem(format!("{} is empty", full.display())));
+                }
+                Ok(Secret::new(text.trim()))
             }
             _ => Err(ConfigError::Secret { path: path.to_string(), problem: "give exactly one of env or file".into() }),
         }
     }
+}
+
+/// A secret file larger than this is refused (a PEM private key is about 3 KiB).
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// Reads a regular file of at most `max` bytes (never a FIFO, a device or a huge file).
+pub fn read_small_file(path: &Path, max: u64) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    std::fs::read_to_string(path)
 }
 
 /// The default handover target.
@@ -165,16 +221,18 @@ pub struct HandoverConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollConfig {
-    /// How often to look for new and updated cases.
+    /// How often to look for new and updated cases: 5s to 1d against a real org (each
+    /// poll is an API call), from 10ms against a simulator on this machine.
     #[serde(default = "default_poll_interval", with = "duration")]
     #[schemars(with = "String")]
     pub interval: Duration,
     /// How far before the cursor each poll looks again, for late-committing writes in
-    /// Salesforce; cases already seen are recognised and skipped.
+    /// Salesforce; cases already seen are recognised and skipped: 0s to 1h. It must cover
+    /// the clock difference between this machine and Salesforce.
     #[serde(default = "default_poll_overlap", with = "duration")]
     #[schemars(with = "String")]
     pub overlap: Duration,
-    /// On the very first start, how far back to look for cases.
+    /// On the very first start, how far back to look for cases: 0s to 365d.
     #[serde(default = "default_initial_lookback", with = "duration")]
     #[schemars(with = "String")]
     pub initial_lookback: Duration,
@@ -212,6 +270,7 @@ pub enum AgentConfig {
         base_url: String,
         /// Below this confidence (0 to 1) the agent says it cannot help.
         #[serde(default = "default_min_confidence")]
+        #[schemars(range(min = 0.0, max = 1.0))]
         min_confidence: f64,
     },
     /// Any OpenAI-compatible chat-completions service.
@@ -303,68 +362,7 @@ fn default_store_path() -> PathBuf {
     PathBuf::from("casebridge.db")
 }
 
-/// A configuration problem, said so that an admin can fix it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read the config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("{file}:{line}:{column}: {setting}: {problem}")]
-    Invalid { file: String, line: usize, column: usize, setting: String, problem: String },
-    #[error("environment variable {var} (setting {setting}): {problem}")]
-    Env { var: String, setting: String, problem: String },
-    #[error("{path}: {problem}")]
-    Secret { path: String, problem: String },
-}
-
-/// The environment variable prefix for overrides.
-pub const ENV_PREFIX: &str = "CASEBRIDGE_";
-
 impl Config {
-    /// Reads, overrides from the environment, and checks a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
-        Self::parse(&text, &path.display().to_string(), &env)
-    }
-
-    /// Parses config text with the given `CASEBRIDGE_*` overrides.
-    pub fn parse(text: &str, file: &str, env: &[(String, String)]) -> Result<Config, ConfigError> {
-        // The file alone first, so its errors carry line and column.
-        let de = serde_yaml::Deserializer::from_str(text);
-        let from_file: Result<Config, _> = serde_path_to_error::deserialize(de);
-        let overrides: Vec<&(String, String)> =
-            env.iter().filter(|(k, _)| !SKIPPED_ENV.contains(&k.as_str())).collect();
-        if overrides.is_empty() {
-            return from_file.map_err(|e| file_error(file, e));
-        }
-        let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| file_error_plain(file, e))?;
-        if tree.is_null() {
-            tree = serde_yaml::Value::Mapping(Default::default());
-        }
-        for (var, value) in &overrides {
-            let setting = var[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
-            let parsed: serde_yaml::Value =
-                serde_yaml::from_str(value).unwrap_or(serde_yaml::Value::String(value.to_string()));
-            set_path(&mut tree, &setting, parsed).map_err(|problem| ConfigError::Env {
-                var: var.to_string(),
-                setting: setting.clone(),
-                problem,
-            })?;
-        }
-        serde_path_to_error::deserialize(tree).map_err(|e| {
-            let setting = e.path().to_string();
-            let var = overrides
-                .iter()
-                .find(|(k, _)| {
-                    setting.to_lowercase().starts_with(&k[ENV_PREFIX.len()..].to_lowercase().replace("__", "."))
-                })
-                .map(|(k, _)| k.to_string())
-                .unwrap_or_else(|| format!("{file} with CASEBRIDGE_* overrides"));
-            ConfigError::Env { var, setting, problem: e.into_inner().to_string() }
-        })
-    }
-
     /// The client credentials, with secrets read from where the file says.
     pub fn credentials(&self, base: &Path) -> Result<Credentials, ConfigError> {
         Ok(match &self.org.auth {
@@ -404,161 +402,5 @@ impl Config {
     }
 }
 
-/// Variables with the prefix that are not settings.
-const SKIPPED_ENV: &[&str] =
-    &["CASEBRIDGE_CONFIG", "CASEBRIDGE_SIM_LISTEN", "CASEBRIDGE_SIM_ORG", "CASEBRIDGE_LOG", "CASEBRIDGE_LOG_FORMAT"];
-
-fn file_error(file: &str, e: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
-    let setting = e.path().to_string();
-    let inner = e.into_inner();
-    let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-    let message = inner.to_string();
-    // serde_yaml prefixes its message with (part of) the path; keep the message alone.
-    let problem = match message.split_once(": ") {
-        Some((prefix, rest)) if setting.starts_with(prefix) => rest.to_string(),
-        _ => message,
-    };
-    let problem = problem.split(" at line ").next().unwrap_or(&problem).to_string();
-    ConfigError::Invalid {
-        file: file.to_string(),
-        line,
-        column,
-        setting: if setting == "." { "(top)".into() } else { setting },
-        problem,
-    }
-}
-
-fn file_error_plain(file: &str, e: serde_yaml::Error) -> ConfigError {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-    ConfigError::Invalid { file: file.to_string(), line, column, setting: "(top)".into(), problem: e.to_string() }
-}
-
-fn set_path(tree: &mut serde_yaml::Value, path: &str, value: serde_yaml::Value) -> Result<(), String> {
-    let mut current = tree;
-    let parts: Vec<&str> = path.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let map = current.as_mapping_mut().ok_or_else(|| format!("{} is not a section", parts[..i].join(".")))?;
-        let key = serde_yaml::Value::String(part.to_string());
-        if i == parts.len() - 1 {
-            map.insert(key, value);
-            return Ok(());
-        }
-        current = map.entry(key).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
-    }
-    Ok(())
-}
-
-/// Durations written as `500ms`, `30s`, `5m`, `1h` or `1d`.
-pub mod duration {
-    use super::*;
-
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (number, unit) = t.split_at(split);
-        let n: u64 = number.parse().map_err(|_| format!("expected a duration such as 30s or 5m, found {text:?}"))?;
-        let ms = match unit.trim() {
-            "ms" => n,
-            "s" | "" => n * 1_000,
-            "m" => n * 60_000,
-            "h" => n * 3_600_000,
-            "d" => n * 86_400_000,
-            other => return Err(format!("expected a duration such as 30s or 5m; unknown unit {other:?}")),
-        };
-        Ok(Duration::from_millis(ms))
-    }
-
-    pub fn format(d: &Duration) -> String {
-        let ms = d.as_millis() as u64;
-        match ms {
-            m if m % 3_600_000 == 0 && m > 0 => format!("{}h", m / 3_600_000),
-            m if m % 60_000 == 0 && m > 0 => format!("{}m", m / 60_000),
-            m if m % 1_000 == 0 => format!("{}s", m / 1_000),
-            m => format!("{m}ms"),
-        }
-    }
-
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(d))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Seconds(u64),
-        }
-        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("expected a duration such as 30s or 5m"))? {
-            Raw::Text(t) => parse(&t).map_err(serde::de::Error::custom),
-            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = "
-org:
-  auth:
-    grant: refresh_token
-    client_id: app
-    refresh_token: {env: SF_REFRESH}
-agent_user: fin@acme.example
-handover:
-  default_target: Tier 2 Support
-";
-
-    #[test]
-    fn defaults_fill_what_the_file_leaves_out() {
-        let c = Config::parse(MINIMAL, "c.yaml", &[]).unwrap();
-        assert_eq!(c.poll.interval, Duration::from_secs(60));
-        assert_eq!(c.org.login_url, "https://login.salesforce.com");
-        assert_eq!(c.reply.channel, ReplyChannel::Comment);
-        assert!(matches!(c.agent, AgentConfig::KnowledgeBase { .. }));
-        assert_eq!(c.store_path, PathBuf::from("casebridge.db"));
-    }
-
-    #[test]
-    fn a_bad_setting_is_named_with_its_path_line_and_column() {
-        let text = format!("{MINIMAL}poll:\n  interval: soon\n");
-        let e = Config::parse(&text, "c.yaml", &[]).unwrap_err().to_string();
-        assert!(e.starts_with("c.yaml:11:3: "), "{e}");
-        assert!(e.contains("poll.interval: expected a duration"), "{e}");
-        let e = Config::parse(&format!("{MINIMAL}pol: {{}}\n"), "c.yaml", &[]).unwrap_err().to_string();
-        assert!(e.contains("unknown field `pol`"), "{e}");
-    }
-
-    #[test]
-    fn environment_variables_override_settings() {
-        let env = vec![
-            ("CASEBRIDGE_POLL__INTERVAL".to_string(), "5s".to_string()),
-            ("CASEBRIDGE_AGENT_USER".to_string(), "other@acme.example".to_string()),
-        ];
-        let c = Config::parse(MINIMAL, "c.yaml", &env).unwrap();
-        assert_eq!(c.poll.interval, Duration::from_secs(5));
-        assert_eq!(c.agent_user, "other@acme.example");
-        let bad = vec![("CASEBRIDGE_POLL__INTERVAL".to_string(), "later".to_string())];
-        let e = Config::parse(MINIMAL, "c.yaml", &bad).unwrap_err().to_string();
-        assert!(e.contains("CASEBRIDGE_POLL__INTERVAL") && e.contains("poll.interval"), "{e}");
-    }
-
-    #[test]
-    fn secrets_come_from_the_environment_or_files_only() {
-        let inline = MINIMAL.replace("refresh_token: {env: SF_REFRESH}", "refresh_token: hunter2");
-        assert!(Config::parse(&inline, "c.yaml", &[]).is_err(), "an inline secret is refused");
-        let c = Config::parse(MINIMAL, "c.yaml", &[]).unwrap();
-        let e = c.credentials(Path::new(".")).unwrap_err().to_string();
-        assert!(e.contains("org.auth.refresh_token") && e.contains("SF_REFRESH"), "{e}");
-    }
-
-    #[test]
-    fn durations_parse_and_print() {
-        assert_eq!(duration::parse("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(duration::parse("2m").unwrap(), Duration::from_secs(120));
-        assert!(duration::parse("2 weeks").is_err());
-        assert_eq!(duration::format(&Duration::from_secs(120)), "2m");
-    }
-}
+mod tests;

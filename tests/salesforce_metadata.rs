@@ -1,0 +1,793 @@
+//! The Salesforce metadata casebridge ships in `salesforce/` (source format, deployed with
+//! `sf project deploy start`; see `salesforce/README.md` and `docs/salesforce-setup.md`) is
+//! well-formed: `sfdx-project.json` names a package directory that exists, every `*-meta.xml`
+//! file is well-formed XML whose root element is its metadata type in the Metadata API's
+//! namespace, the agent user's permission set grants only what casebridge needs (and only
+//! object permissions Salesforce accepts), every custom Case field the shipped rules write is
+//! shipped too, and, when the Salesforce CLI (`sf`) is on PATH, the CLI converts the folder to
+//! Metadata API format offline. Without `sf` that last part is skipped, except in CI (the
+//! `CI` environment variable set), where a missing CLI fails the test.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The namespace every Metadata API file declares on its root element.
+const METADATA_NAMESPACE: &str = "http://soap.sforce.com/2006/04/metadata";
+
+/// Source-format file suffixes and the metadata type (root element) each holds. A file with a
+/// suffix not listed here fails the test: add the type once you know its root element.
+const METADATA_TYPES: &[(&str, &str)] = &[
+    (".permissionset-meta.xml", "PermissionSet"),
+    (".field-meta.xml", "CustomField"),
+    (".object-meta.xml", "CustomObject"),
+    (".topicsForObjects-meta.xml", "TopicsForObjects"),
+];
+
+/// The agent user's permission set.
+const PERMISSION_SET: &str = "Casebridge_Agent";
+
+/// Objects the permission set may grant: objects Salesforce accepts in a permission set's
+/// `objectPermissions` and that casebridge reads or writes.
+const GRANTABLE_OBJECTS: &[&str] = &["Account", "Case", "Contact"];
+
+/// Objects casebridge touches whose access a permission set cannot grant, and what governs it.
+const NOT_GRANTABLE: &[(&str, &str)] = &[
+    ("CaseComment", "a comment's access follows its parent case (Case read/edit)"),
+    ("EmailMessage", "an email on a case follows the case (Case read/edit)"),
+    ("FeedItem", "a post on a case's feed follows the case"),
+    ("Topic", "topics are governed by the CreateTopics user permission"),
+    ("TopicAssignment", "topic assignments are governed by the AssignTopics user permission"),
+    ("User", "users are visible through the org's user sharing, not object permissions"),
+    ("Group", "queues are read without object permissions"),
+    ("QueueSobject", "queues are read without object permissions"),
+];
+
+/// User permissions the agent user needs: API access, and tagging cases with topics.
+const USER_PERMISSIONS: &[&str] = &["ApiEnabled", "AssignTopics", "CreateTopics"];
+
+/// The elements a permission set may hold here (all documented fields of the PermissionSet
+/// metadata type); anything else is a typo Salesforce would refuse at deploy time.
+const PERMISSION_SET_ELEMENTS: &[&str] = &[
+    "description",
+    "fieldPermissions",
+    "hasActivationRequired",
+    "label",
+    "license",
+    "objectPermissions",
+    "userPermissions",
+];
+
+/// The children of one `objectPermissions` entry, all required.
+const OBJECT_PERMISSION_FIELDS: &[&str] =
+    &["allowCreate", "allowDelete", "allowEdit", "allowRead", "modifyAllRecords", "object", "viewAllRecords"];
+
+/// How long the CLI may take to convert the folder (it takes a few seconds).
+const CLI_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn salesforce_dir() -> PathBuf {
+    repo().join("salesforce")
+}
+
+fn project() -> serde_json::Value {
+    let path = salesforce_dir().join("sfdx-project.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
+/// The package directories `sfdx-project.json` names, as paths inside `salesforce/`.
+fn package_directories() -> Vec<PathBuf> {
+    let project = project();
+    let dirs = project["packageDirectories"].as_array().expect("sfdx-project.json: packageDirectories is an array");
+    dirs.iter()
+        .map(|d| salesforce_dir().join(d["path"].as_str().expect("every package directory has a path")))
+        .collect()
+}
+
+/// The package directory marked `default`, where the permission set lives.
+fn default_package_directory() -> PathBuf {
+    let project = project();
+    let dirs = project["packageDirectories"].as_array().expect("sfdx-project.json: packageDirectories is an array");
+    let default =
+        dirs.iter().find(|d| d["default"] == true).expect("sfdx-project.json names a default package directory");
+    salesforce_dir().join(default["path"].as_str().expect("every package directory has a path"))
+}
+
+fn permission_set_path() -> PathBuf {
+    default_package_directory().join(format!("main/default/permissionsets/{PERMISSION_SET}.permissionset-meta.xml"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small XML checker: enough of XML 1.0 for Metadata API files (a declaration, elements,
+// attributes, text, the predefined and numeric entities, comments and CDATA), strict about
+// what it accepts, and reporting errors with line and column.
+
+#[derive(Debug)]
+struct Element {
+    name: String,
+    attributes: Vec<(String, String)>,
+    children: Vec<Element>,
+    text: String,
+}
+
+impl Element {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The text of the one child with this name, when there is exactly one.
+    fn child_text(&self, name: &str) -> Option<&str> {
+        let mut found = self.children.iter().filter(|c| c.name == name);
+        let first = found.next()?;
+        if found.next().is_some() { None } else { Some(first.text.trim()) }
+    }
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+    depth: usize,
+}
+
+const MAX_DEPTH: usize = 64;
+
+impl<'a> Parser<'a> {
+    fn rest(&self) -> &'a str {
+        &self.src[self.pos..]
+    }
+
+    fn error(&self, problem: impl std::fmt::Display) -> String {
+        let before = &self.src[..self.pos];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{line}:{column}: {problem}")
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        if self.rest().starts_with(token) {
+            self.pos += token.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, token: &str) -> Result<(), String> {
+        if self.eat(token) { Ok(()) } else { Err(self.error(format!("expected `{token}`"))) }
+    }
+
+    fn skip_whitespace(&mut self) -> bool {
+        let skipped = self.rest().len() - self.rest().trim_start_matches([' ', '\t', '\r', '\n']).len();
+        self.pos += skipped;
+        skipped > 0
+    }
+
+    fn until(&mut self, end: &str, what: &str) -> Result<&'a str, String> {
+        match self.rest().find(end) {
+            Some(i) => {
+                let text = &self.rest()[..i];
+                self.pos += i + end.len();
+                Ok(text)
+            }
+            None => Err(self.error(format!("{what} is not closed with `{end}`"))),
+        }
+    }
+
+    fn name(&mut self) -> Result<String, String> {
+        let rest = self.rest();
+        let mut end = 0;
+        for (i, c) in rest.char_indices() {
+            let ok = if i == 0 {
+                c.is_ascii_alphabetic() || c == '_' || c == ':'
+            } else {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.')
+            };
+            if !ok {
+                break;
+            }
+            end = i + c.len_utf8();
+        }
+        if end == 0 {
+            return Err(self.error("expected a name"));
+        }
+        self.pos += end;
+        Ok(rest[..end].to_string())
+    }
+
+    /// Decodes text or an attribute value, refusing a raw `<` and unknown entities.
+    fn decode(&self, raw: &str, start: usize) -> Result<String, String> {
+        let at = |offset: usize| Parser { src: self.src, pos: start + offset, depth: 0 };
+        let mut out = String::new();
+        let mut rest = raw;
+        let mut offset = 0;
+        while let Some(i) = rest.find(['&', '<']) {
+            out.push_str(&rest[..i]);
+            if rest[i..].starts_with('<') {
+                return Err(at(offset + i).error("a raw `<` in text"));
+            }
+            let Some(semi) = rest[i..].find(';') else {
+                return Err(at(offset + i).error("an `&` that starts no entity (write &amp;)"));
+            };
+            let entity = &rest[i + 1..i + semi];
+            let decoded = match entity {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => {
+                    if let Some(hex) = entity.strip_prefix("#x") {
+                        u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+                    } else if let Some(decimal) = entity.strip_prefix('#') {
+                        decimal.parse().ok().and_then(char::from_u32)
+                    } else {
+                        None
+                    }
+                }
+            };
+            match decoded {
+                Some(c) => out.push(c),
+                None => return Err(at(offset + i).error(format!("unknown entity `&{entity};`"))),
+            }
+            offset += i + semi + 1;
+            rest = &rest[i + semi + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Comments and whitespace, between the declaration, the root element and the end.
+    fn skip_misc(&mut self) -> Result<(), String> {
+        loop {
+            self.skip_whitespace();
+            if self.eat("<!--") {
+                self.comment()?;
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    fn comment(&mut self) -> Result<(), String> {
+        let text = self.until("-->", "a comment")?;
+        if text.contains("--") {
+            return Err(self.error("`--` inside a comment"));
+        }
+        Ok(())
+    }
+
+    fn declaration(&mut self) -> Result<(), String> {
+        if !self.eat("<?xml ") {
+            return Err(self.error("the file does not start with an XML declaration (<?xml version=\"1.0\" ...?>)"));
+        }
+        let body = self.until("?>", "the XML declaration")?;
+        if !body.contains("version=\"1.0\"") {
+            return Err(self.error("the XML declaration does not say version=\"1.0\""));
+        }
+        if !body.to_ascii_lowercase().contains("encoding=\"utf-8\"") {
+            return Err(self.error("the XML declaration does not say encoding=\"UTF-8\""));
+        }
+        Ok(())
+    }
+
+    fn element(&mut self) -> Result<Element, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(format!("elements nested deeper than {MAX_DEPTH}")));
+        }
+        self.expect("<")?;
+        let name = self.name()?;
+        let mut element = Element { name, attributes: Vec::new(), children: Vec::new(), text: String::new() };
+        loop {
+            let spaced = self.skip_whitespace();
+            if self.eat("/>") {
+                self.depth -= 1;
+                return Ok(element);
+            }
+            if self.eat(">") {
+                break;
+            }
+            if !spaced {
+                return Err(self.error("expected whitespace, `>` or `/>` after the element name or an attribute"));
+            }
+            let attribute = self.name()?;
+            self.skip_whitespace();
+            self.expect("=")?;
+            self.skip_whitespace();
+            let quote = if self.eat("\"") {
+                "\""
+            } else if self.eat("'") {
+                "'"
+            } else {
+                return Err(self.error("an attribute value must be quoted"));
+            };
+            let start = self.pos;
+            let raw = self.until(quote, "an attribute value")?;
+            let value = self.decode(raw, start)?;
+            if element.attribute(&attribute).is_some() {
+                return Err(self.error(format!("attribute `{attribute}` given twice")));
+            }
+            element.attributes.push((attribute, value));
+        }
+        loop {
+            let tag_start = self.pos;
+            if self.eat("</") {
+                let closing = self.name()?;
+                if closing != element.name {
+                    self.pos = tag_start;
+                    return Err(self.error(format!("`</{closing}>` closes `<{}>`", element.name)));
+                }
+                self.skip_whitespace();
+                self.expect(">")?;
+                break;
+            } else if self.eat("<!--") {
+                self.comment()?;
+            } else if self.eat("<![CDATA[") {
+                let text = self.until("]]>", "a CDATA section")?;
+                element.text.push_str(text);
+            } else if self.rest().starts_with("<!") || self.rest().starts_with("<?") {
+                return Err(self.error("declarations and processing instructions are not expected inside elements"));
+            } else if self.rest().starts_with('<') {
+                let child = self.element()?;
+                element.children.push(child);
+            } else if self.rest().is_empty() {
+                return Err(self.error(format!("the file ends inside `<{}>`", element.name)));
+            } else {
+                let start = self.pos;
+                let end = self.rest().find('<').unwrap_or(self.rest().len());
+                let raw = &self.rest()[..end];
+                self.pos += end;
+                let text = self.decode(raw, start)?;
+                element.text.push_str(&text);
+            }
+        }
+        if !element.children.is_empty() && !element.text.trim().is_empty() {
+            return Err(self.error(format!("`<{}>` mixes text and elements", element.name)));
+        }
+        self.depth -= 1;
+        Ok(element)
+    }
+}
+
+/// Parses a whole document: the declaration, one root element, nothing but comments after it.
+fn parse_xml(src: &str) -> Result<Element, String> {
+    let mut parser = Parser { src, pos: 0, depth: 0 };
+    if src.starts_with('\u{feff}') {
+        parser.pos = '\u{feff}'.len_utf8();
+    }
+    parser.declaration()?;
+    parser.skip_misc()?;
+    let root = parser.element()?;
+    parser.skip_misc()?;
+    if !parser.rest().is_empty() {
+        return Err(parser.error("content after the root element"));
+    }
+    Ok(root)
+}
+
+fn parse_file(path: &Path) -> Result<Element, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    parse_xml(&text).map_err(|e| format!("{}:{e}", path.display()))
+}
+
+#[test]
+fn the_xml_checker_refuses_what_salesforce_would() {
+    let ok = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<A xmlns=\"x\">\n  <b>1 &amp; 2 &#x41;</b>\n  <c/>\n</A>\n";
+    let root = parse_xml(ok).unwrap();
+    assert_eq!(root.name, "A");
+    assert_eq!(root.attribute("xmlns"), Some("x"));
+    assert_eq!(root.child_text("b"), Some("1 & 2 A"));
+    for (broken, expected) in [
+        ("<A></A>", "XML declaration"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A><b></A>", "closes"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A><b>x</b>", "ends inside"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A>a & b</A>", "starts no entity"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A>&nbsp;</A>", "unknown entity"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A/><B/>", "after the root"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A x=1/>", "quoted"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A x=\"1\" x=\"2\"/>", "twice"),
+        ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A>text<b/></A>", "mixes"),
+        ("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<A/>", "UTF-8"),
+    ] {
+        let error = parse_xml(broken).expect_err(broken);
+        assert!(error.contains(expected), "{broken:?}: {error}");
+    }
+    let error = parse_xml("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<A>\n  <b>\n</A>").unwrap_err();
+    assert!(error.starts_with("4:1:"), "the error points at the closing tag: {error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sfdx_project_json_names_a_default_package_directory_that_exists() {
+    let project = project();
+    let dirs = project["packageDirectories"].as_array().expect("packageDirectories is an array");
+    assert!(!dirs.is_empty(), "sfdx-project.json names no package directory");
+    let defaults = dirs.iter().filter(|d| d["default"] == true).count();
+    assert_eq!(defaults, 1, "exactly one package directory must be the default: {dirs:?}");
+    for dir in dirs {
+        let path = dir["path"].as_str().expect("every package directory has a path");
+        assert!(
+            !Path::new(path).is_absolute() && !path.split('/').any(|p| p == ".."),
+            "package directory {path} must lie inside salesforce/"
+        );
+        assert!(salesforce_dir().join(path).is_dir(), "package directory salesforce/{path} does not exist");
+    }
+    let version = project["sourceApiVersion"].as_str().expect("sfdx-project.json: sourceApiVersion is a string");
+    let major = version.strip_suffix(".0").and_then(|m| m.parse::<u32>().ok());
+    assert!(major.is_some_and(|m| m >= 59), "sourceApiVersion {version:?} is not a version such as \"62.0\"");
+}
+
+/// Every file under the package directories, recursively.
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// A source file's metadata type and component name, as package.xml lists them: a custom
+/// field is named after its object (`Case.Tier__c`), everything else after its file.
+fn component(file: &Path) -> Option<(&'static str, String)> {
+    let name = file.file_name()?.to_str()?;
+    let (suffix, kind) = METADATA_TYPES.iter().find(|(suffix, _)| name.ends_with(suffix))?;
+    let stem = name.strip_suffix(suffix)?;
+    if *kind == "CustomField" {
+        let object = file.parent()?.parent()?.file_name()?.to_str()?;
+        Some((kind, format!("{object}.{stem}")))
+    } else {
+        Some((kind, stem.to_string()))
+    }
+}
+
+fn metadata_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in package_directories() {
+        files_under(&dir, &mut files);
+    }
+    files.retain(|f| f.to_string_lossy().ends_with("-meta.xml"));
+    files.sort();
+    files
+}
+
+#[test]
+fn every_metadata_file_is_well_formed_xml_of_its_type() {
+    let files = metadata_files();
+    assert!(files.iter().any(|f| *f == permission_set_path()), "{} is missing", permission_set_path().display());
+    let mut problems = String::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let Some((suffix, kind)) = METADATA_TYPES.iter().find(|(suffix, _)| name.ends_with(suffix)) else {
+            writeln!(
+                problems,
+                "{}: a metadata type this test does not know (add it to METADATA_TYPES)",
+                file.display()
+            )
+            .unwrap();
+            continue;
+        };
+        let root = match parse_file(file) {
+            Ok(root) => root,
+            Err(e) => {
+                writeln!(problems, "{e}").unwrap();
+                continue;
+            }
+        };
+        if root.name != *kind {
+            writeln!(problems, "{}: the root element is <{}>, not <{kind}>", file.display(), root.name).unwrap();
+        }
+        if root.attribute("xmlns") != Some(METADATA_NAMESPACE) {
+            writeln!(problems, "{}: the root element must declare xmlns=\"{METADATA_NAMESPACE}\"", file.display())
+                .unwrap();
+        }
+        // A source-format component's name is its file name; a fullName inside must agree.
+        let stem = name.strip_suffix(suffix).unwrap_or_default();
+        if let Some(full_name) = root.child_text("fullName")
+            && full_name != stem
+        {
+            writeln!(problems, "{}: fullName {full_name} is not the file's name {stem}", file.display()).unwrap();
+        }
+    }
+    assert!(problems.is_empty(), "malformed metadata:\n{problems}");
+}
+
+#[test]
+fn topics_are_enabled_for_case() {
+    let path = default_package_directory().join("main/default/topicsForObjects/Case.topicsForObjects-meta.xml");
+    let root = parse_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(root.child_text("entityApiName"), Some("Case"));
+    assert!(boolean(&root, "enableTopics"), "casebridge assigns topics to cases: enableTopics must be true");
+}
+
+fn boolean(element: &Element, field: &str) -> bool {
+    match element.child_text(field) {
+        Some("true") => true,
+        Some("false") => false,
+        other => panic!("<{}>: <{field}> must appear once, true or false, not {other:?}", element.name),
+    }
+}
+
+#[test]
+fn the_agent_permission_set_grants_only_what_casebridge_needs() {
+    let root = parse_file(&permission_set_path()).unwrap_or_else(|e| panic!("{e}"));
+    for child in &root.children {
+        assert!(
+            PERMISSION_SET_ELEMENTS.contains(&child.name.as_str()),
+            "<{}> is not an element this permission set should hold",
+            child.name
+        );
+    }
+    let label = root.child_text("label").expect("the permission set has one label");
+    assert!(!label.is_empty() && label.chars().count() <= 80, "label {label:?}: 1 to 80 characters");
+    let description = root.child_text("description").expect("the permission set has one description");
+    assert!(description.chars().count() <= 255, "the description is longer than Salesforce's 255 characters");
+    assert!(!boolean(&root, "hasActivationRequired"), "the agent user's permissions must not need session activation");
+    assert!(root.child_text("license").is_none(), "no license: the permission set must fit the agent user's own");
+
+    let mut granted: Vec<(&str, bool, bool, bool)> = Vec::new();
+    for p in root.children_named("objectPermissions") {
+        for field in &p.children {
+            assert!(OBJECT_PERMISSION_FIELDS.contains(&field.name.as_str()), "objectPermissions: <{}>?", field.name);
+        }
+        let object = p.child_text("object").expect("every objectPermissions names one object");
+        if let Some((_, why)) = NOT_GRANTABLE.iter().find(|(o, _)| *o == object) {
+            panic!("objectPermissions names {object}, which a permission set cannot grant: {why}");
+        }
+        assert!(
+            GRANTABLE_OBJECTS.contains(&object),
+            "objectPermissions names {object}, which is not among the objects casebridge needs: {GRANTABLE_OBJECTS:?}"
+        );
+        assert!(!granted.iter().any(|(o, ..)| *o == object), "{object} is granted twice");
+        let (read, create, edit, delete) =
+            (boolean(p, "allowRead"), boolean(p, "allowCreate"), boolean(p, "allowEdit"), boolean(p, "allowDelete"));
+        if create || edit {
+            assert!(read, "{object}: create and edit need read");
+        }
+        assert!(!delete, "{object}: casebridge never deletes records");
+        assert!(
+            !boolean(p, "viewAllRecords") && !boolean(p, "modifyAllRecords"),
+            "{object}: View All and Modify All are more than the agent user needs"
+        );
+        granted.push((object, read, create, edit));
+    }
+    let grant = |object: &str| granted.iter().find(|(o, ..)| *o == object).map(|&(_, r, c, e)| (r, c, e));
+    assert_eq!(grant("Case"), Some((true, false, true)), "Case: read and edit (comments, emails, owner, fields)");
+    assert_eq!(grant("Contact"), Some((true, false, false)), "Contact: read only");
+    assert_eq!(grant("Account"), Some((true, false, false)), "Account: read only");
+
+    let mut permissions = Vec::new();
+    for p in root.children_named("userPermissions") {
+        let name = p.child_text("name").expect("every userPermissions has one name");
+        assert!(USER_PERMISSIONS.contains(&name), "user permission {name} is not one casebridge needs");
+        assert!(boolean(p, "enabled"), "user permission {name} is listed but not enabled");
+        permissions.push(name);
+    }
+    for needed in USER_PERMISSIONS {
+        assert!(permissions.contains(needed), "the permission set lacks the {needed} user permission");
+    }
+
+    for p in root.children_named("fieldPermissions") {
+        let field = p.child_text("field").expect("every fieldPermissions names one field");
+        let object = field.split('.').next().unwrap_or_default();
+        assert!(GRANTABLE_OBJECTS.contains(&object), "fieldPermissions on {field}: not an object casebridge uses");
+        assert!(boolean(p, "readable") || !boolean(p, "editable"), "{field}: editable needs readable");
+    }
+}
+
+/// The `field:` of every outbound mapping in a mappings file (block-style YAML, as the shipped
+/// files are written).
+fn outbound_fields(yaml: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut outbound_indent = None;
+    for line in yaml.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if let Some(key_indent) = outbound_indent
+            && (indent < key_indent || (indent == key_indent && !trimmed.starts_with('-')))
+        {
+            outbound_indent = None;
+        }
+        if let Some(rest) = trimmed.strip_prefix("outbound:") {
+            let rest = rest.trim();
+            assert!(
+                rest.is_empty() || rest == "[]",
+                "write outbound mappings as a block list so this test can read them: {line}"
+            );
+            outbound_indent = Some(indent);
+            continue;
+        }
+        if outbound_indent.is_some()
+            && let Some(field) = trimmed.trim_start_matches("- ").strip_prefix("field:")
+        {
+            fields.push(field.trim().trim_matches(['"', '\'']).to_string());
+        }
+    }
+    fields
+}
+
+#[test]
+fn every_custom_case_field_the_shipped_rules_write_is_shipped_with_field_permissions() {
+    assert_eq!(
+        outbound_fields(
+            "kind: mappings\noutbound:\n  - field: Tier__c\n    from: tier\n  - from: x\n    field: Status\ninbound: []\n"
+        ),
+        ["Tier__c", "Status"]
+    );
+    let permission_set = parse_file(&permission_set_path()).unwrap_or_else(|e| panic!("{e}"));
+    let rules = repo().join("rules");
+    let mut checked = 0;
+    for entry in fs::read_dir(&rules).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let yaml = fs::read_to_string(&path).unwrap();
+        if !yaml.lines().any(|l| l.trim() == "kind: mappings") {
+            continue;
+        }
+        checked += 1;
+        for field in outbound_fields(&yaml).into_iter().filter(|f| f.ends_with("__c")) {
+            let metadata =
+                default_package_directory().join(format!("main/default/objects/Case/fields/{field}.field-meta.xml"));
+            assert!(metadata.is_file(), "{} writes Case.{field}: ship it as {}", path.display(), metadata.display());
+            let qualified = format!("Case.{field}");
+            let editable = permission_set
+                .children_named("fieldPermissions")
+                .any(|p| p.child_text("field") == Some(qualified.as_str()) && boolean(p, "editable"));
+            assert!(editable, "{} writes Case.{field}: the permission set must make it editable", path.display());
+        }
+    }
+    assert!(checked > 0, "no mappings file found in {}", rules.display());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Salesforce CLI's own conversion, offline.
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| {
+        use std::os::unix::fs::PermissionsExt as _;
+        candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Copies a folder, leaving out the CLI's local state (`.sf`, `.sfdx`).
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == ".sf" || name == ".sfdx" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_salesforce_cli_converts_the_metadata_offline() {
+    let Some(sf) = on_path("sf") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Salesforce CLI (`sf`) is not on PATH, and CI is set: CI must install it (.ci/run \
+             does, with npm)"
+        );
+        // Straight to the terminal, past the test harness's capture, so the skip is seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "salesforce_metadata: `sf` is not on PATH; skipped `sf project convert source` \
+             (.ci/run shows how to install it with npm)"
+        );
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let project = scratch.path().join("salesforce");
+    copy_dir(&salesforce_dir(), &project);
+    let output_dir = scratch.path().join("mdapi");
+    let log_path = scratch.path().join("sf.log");
+    let log = fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(&sf)
+        .args(["project", "convert", "source", "--root-dir", "force-app", "--output-dir"])
+        .arg(&output_dir)
+        .current_dir(&project)
+        // Nothing but the conversion: no telemetry, no update check or self-update, no colour.
+        .env("SF_DISABLE_TELEMETRY", "true")
+        .env("SF_AUTOUPDATE_DISABLE", "true")
+        .env("SF_DISABLE_AUTOUPDATE", "true")
+        .env("SF_SKIP_NEW_VERSION_CHECK", "true")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", sf.display()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > CLI_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`sf project convert source` ran longer than {CLI_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "`sf project convert source` failed ({status}); if the CLI itself crashed, check that it \
+         supports this Node.js version:\n{output}"
+    );
+
+    let manifest = parse_file(&output_dir.join("package.xml")).unwrap_or_else(|e| panic!("{e}\n{output}"));
+    assert_eq!(manifest.name, "Package");
+    assert_eq!(manifest.attribute("xmlns"), Some(METADATA_NAMESPACE));
+    let members = |kind: &str| -> Vec<String> {
+        let mut members: Vec<String> = manifest
+            .children_named("types")
+            .filter(|t| t.child_text("name") == Some(kind))
+            .flat_map(|t| t.children_named("members"))
+            .map(|m| m.text.trim().to_string())
+            .collect();
+        members.sort();
+        members
+    };
+    let mut shipped: Vec<(&str, String)> = metadata_files().iter().filter_map(|f| component(f.as_path())).collect();
+    shipped.sort();
+    shipped.dedup();
+    let mut kinds: Vec<&str> = shipped.iter().map(|(kind, _)| *kind).collect();
+    kinds.dedup();
+    for kind in kinds {
+        let expected: Vec<String> = shipped.iter().filter(|(k, _)| *k == kind).map(|(_, name)| name.clone()).collect();
+        assert_eq!(members(kind), expected, "package.xml's {kind} members are the shipped {kind} components");
+    }
+    for listed in manifest.children_named("types").filter_map(|t| t.child_text("name")) {
+        assert!(
+            shipped.iter().any(|(kind, _)| *kind == listed),
+            "package.xml lists {listed}, which salesforce/ does not ship"
+        );
+    }
+    assert_eq!(
+        members("PermissionSet"),
+        [PERMISSION_SET],
+        "package.xml:\n{}",
+        fs::read_to_string(output_dir.join("package.xml")).unwrap()
+    );
+    assert_eq!(
+        manifest.child_text("version"),
+        project_version().as_deref(),
+        "package.xml's version is sfdx-project.json's sourceApiVersion"
+    );
+    let converted = output_dir.join(format!("permissionsets/{PERMISSION_SET}.permissionset"));
+    let converted = parse_file(&converted).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(converted.name, "PermissionSet");
+}
+
+fn project_version() -> Option<String> {
+    project()["sourceApiVersion"].as_str().map(str::to_string)
+}

@@ -1,0 +1,273 @@
+//! The rule sandbox under attack. Rule sets are edited by admins, but a sandbox that leaks
+//! is no sandbox: each named attack below, in each place a rule set holds code or paths
+//! (conditions, hooks, mapping expressions, scripts, templates, reasons, fixtures), must end
+//! in a clear error or a bounded evaluation — never a file read from outside the folder, a
+//! hang, a stack overflow, or unbounded time, memory or log output.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use casebridge::agent::{Agent, AgentAnswer};
+use casebridge::decide;
+use casebridge::rules::{RuleSet, testing};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A folder with the shipped rules, ready to be changed by an attack.
+fn shipped_rules() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    copy(&root().join("rules"), &rules);
+    (dir, rules)
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() { copy(&e.path(), &target) } else { std::fs::copy(e.path(), target).map(|_| ()).unwrap() }
+    }
+}
+
+/// Loads on another thread, so an attack that hangs fails the test instead of the suite.
+fn load_within(rules: &Path, limit: Duration) -> Result<RuleSet, String> {
+    let rules = rules.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result =
+            RuleSet::load(&rules).map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+        let _ = tx.send(result);
+    });
+    rx.recv_timeout(limit).expect("loading hung")
+}
+
+fn refused(name: &str, rules: &Path, expected: &str) {
+    match load_within(rules, Duration::from_secs(10)) {
+        Ok(_) => panic!("attack {name}: the rule set loaded"),
+        Err(e) => assert!(e.contains(expected), "attack {name}: expected {expected:?} in:\n{e}"),
+    }
+}
+
+const EMAIL: &str = "kind: email\ntemplates:\n  - name: default\n    subject: \"Re: {{case.subject}}\"\n";
+
+/// Paths a rule set names: each must stay inside the folder and be a small regular file.
+#[test]
+fn attacks_on_paths() {
+    let attacks: &[(&str, &str, &str)] = &[
+        ("template_absolute_etc_passwd", "text_file: /etc/passwd", "outside the rules folder"),
+        ("template_proc_self_environ", "text_file: /proc/self/environ", "outside the rules folder"),
+        ("template_climbs_with_dot_dot", "text_file: ../../../../etc/passwd", "outside the rules folder"),
+        ("template_climbs_inside_then_out", "html_file: templates/../../secret.hbs", "outside the rules folder"),
+    ];
+    for (name, line, expected) in attacks {
+        let (_dir, rules) = shipped_rules();
+        std::fs::write(rules.join("email.yaml"), format!("{EMAIL}    {line}\n")).unwrap();
+        refused(name, &rules, expected);
+    }
+}
+
+#[test]
+fn attacks_with_links_and_special_files() {
+    let (dir, rules) = shipped_rules();
+    std::fs::write(dir.path().join("secret.hbs"), "root:x:0:0").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.hbs"), rules.join("templates/leak.hbs")).unwrap();
+    std::fs::write(rules.join("email.yaml"), format!("{EMAIL}    text_file: templates/leak.hbs\n")).unwrap();
+    refused("template_symlink_out_of_the_folder", &rules, "links outside the rules folder");
+
+    let (_dir, rules) = shipped_rules();
+    std::os::unix::fs::symlink("/dev/zero", rules.join("zero.yaml")).unwrap();
+    refused("rule_file_linked_to_dev_zero", &rules, "links outside the rules folder");
+
+    let (_dir, rules) = shipped_rules();
+    assert!(std::process::Command::new("mkfifo").arg(rules.join("pipe.yaml")).status().unwrap().success());
+    refused("rule_file_is_a_fifo", &rules, "not a regular file");
+
+    let (_dir, rules) = shipped_rules();
+    assert!(std::process::Command::new("mkfifo").arg(rules.join("templates/pipe.hbs")).status().unwrap().success());
+    std::fs::write(rules.join("email.yaml"), format!("{EMAIL}    text_file: templates/pipe.hbs\n")).unwrap();
+    refused("template_is_a_fifo", &rules, "not a regular file");
+
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("huge.yaml"), format!("kind: topics\ntopics: []\n#{}\n", "x".repeat(300_000))).unwrap();
+    refused("rule_file_too_large", &rules, "larger than 256 KiB");
+
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("binary.rhai"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    refused("rule_file_not_utf8", &rules, "not UTF-8");
+
+    let (_dir, rules) = shipped_rules();
+    let tests = std::fs::read_to_string(rules.join("tests/default-rules.yaml")).unwrap();
+    let first = tests.find("fixture: fixtures/").unwrap() + "fixture: ".len();
+    let end = first + tests[first..].find(".json").unwrap() + 5;
+    std::fs::write(rules.join("tests/default-rules.yaml"), format!("{}/etc/passwd{}", &tests[..first], &tests[end..]))
+        .unwrap();
+    refused("fixture_outside_the_folder", &rules, "outside the rules folder");
+}
+
+/// Nesting in each language a rule set holds: bounded at load, never a stack overflow.
+#[test]
+fn attacks_by_nesting() {
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("deep.yaml"), format!("kind: topics\ntopics: {}\n", "[".repeat(10_000))).unwrap();
+    refused("yaml_nested_10000_deep", &rules, "nested too deeply");
+
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("templates/reply.txt.hbs"), "{{#if reply}}\n".repeat(5_000)).unwrap();
+    refused("template_file_5000_nested_ifs", &rules, "templates/reply.txt.hbs:33:");
+
+    let (_dir, rules) = shipped_rules();
+    let reason = "{{#if case}}".repeat(2_000);
+    let handover = format!("kind: handover\nrules:\n  - name: deep\n    when: \"false\"\n    reason: \"{reason}\"\n");
+    std::fs::write(rules.join("handover.yaml"), handover).unwrap();
+    refused("reason_template_2000_nested_ifs", &rules, "nest 33 deep");
+
+    let (_dir, rules) = shipped_rules();
+    let condition = format!("{}true{}", "(".repeat(5_000), ")".repeat(5_000));
+    std::fs::write(
+        rules.join("handover.yaml"),
+        format!("kind: handover\nrules:\n  - name: deep\n    when: \"{condition}\"\n    reason: r\n"),
+    )
+    .unwrap();
+    refused("condition_5000_nested_parentheses", &rules, "handover.yaml:4:");
+
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("deep.rhai"), format!("fn f() {{ {} 1 {} }}\n", "{".repeat(5_000), "}".repeat(5_000)))
+        .unwrap();
+    refused("script_5000_nested_blocks", &rules, "deep.rhai:");
+
+    let (_dir, rules) = shipped_rules();
+    let subexpressions = format!("{{{{lower {}reply{}}}}}", "(lower ".repeat(100), ")".repeat(100));
+    std::fs::write(rules.join("templates/reply.txt.hbs"), subexpressions).unwrap();
+    refused("template_100_nested_subexpressions", &rules, "templates/reply.txt.hbs:1:");
+}
+
+/// Compile-time size: functions and code an attacker can pile up.
+#[test]
+fn attacks_by_volume_at_compile_time() {
+    let (_dir, rules) = shipped_rules();
+    let many: String = (0..300).map(|i| format!("fn f{i}() {{ {i} }}\n")).collect();
+    std::fs::write(rules.join("many.rhai"), many).unwrap();
+    refused("script_300_functions", &rules, "many.rhai:");
+
+    let (_dir, rules) = shipped_rules();
+    let tiny: String = (0..45_000).map(|i| format!("fn g{i}(){{}}\n")).collect();
+    std::fs::write(rules.join("tiny.rhai"), tiny).unwrap();
+    let started = Instant::now();
+    refused("script_45000_tiny_functions", &rules, "tiny.rhai");
+    assert!(started.elapsed() < Duration::from_secs(3), "refused before compiling: {:?}", started.elapsed());
+}
+
+/// Runs one condition (with the attack's helper script) against a shipped fixture, and
+/// returns the decision's error detail and how long it took.
+async fn evaluate(script: &str, condition: &str) -> (String, Duration) {
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("attack.rhai"), script).unwrap();
+    std::fs::write(
+        rules.join("handover.yaml"),
+        format!("kind: handover\nrules:\n  - name: attack\n    when: {condition}\n    reason: r\n"),
+    )
+    .unwrap();
+    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
+    let started = Instant::now();
+    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
+    let elapsed = started.elapsed();
+    let error = decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default();
+    (error, elapsed)
+}
+
+/// Run-time attacks: each is stopped within the budget (250 ms, plus one host call), with
+/// an error the decision's trace shows.
+#[tokio::test]
+async fn attacks_at_run_time() {
+    let lets: String = (0..1_000).map(|i| format!("let v{i} = {i};\n")).collect();
+    let many_variables = format!("fn many() {{\n{lets}false }}");
+    let attacks: &[(&str, &str, &str, &str)] = &[
+        ("endless_loop", "fn spin() { loop { } }", "spin()", "too many operations"),
+        (
+            "matches_on_a_long_text_in_a_loop",
+            "fn slow() { let s = \"ab\"; while s.len() < 200000 { s += s; } for i in 0..100000 { matches(s, \"a.*z\"); } false }",
+            "slow()",
+            "wall-clock",
+        ),
+        (
+            "contains_any_with_a_long_list",
+            "fn slow() { let s = \"ab\"; while s.len() < 200000 { s += s; } let w = []; for i in 0..4000 { w.push(`zz${i}`); } for i in 0..1000 { contains_any(s, w); } false }",
+            "slow()",
+            "wall-clock",
+        ),
+        ("recursion_without_end", "fn down(n) { down(n + 1) }", "down(0)", "stack"),
+        ("a_thousand_variables", &many_variables, "many()", "variables"),
+        (
+            "a_huge_array_of_strings",
+            "fn big() { let s = \"x\"; while s.len() < 100000 { s += s; } let a = []; for i in 0..5000 { a.push(s); } false }",
+            "big()",
+            "too large",
+        ),
+        ("a_string_doubling_forever", "fn grow() { let s = \"x\"; loop { s += s; } }", "grow()", "too large"),
+        ("sleep", "fn nap() { sleep(10) }", "nap()", "sleep"),
+        ("a_bad_pattern", "fn bad() { matches(\"x\", \"(\") }", "bad()", "bad regular expression"),
+        (
+            "a_huge_pattern",
+            "fn huge() { let p = \"a\"; while p.len() < 5000 { p += p; } matches(\"x\", p) }",
+            "huge()",
+            "longer than 1000",
+        ),
+    ];
+    for (name, script, condition, expected) in attacks {
+        let (error, elapsed) = evaluate(script, condition).await;
+        assert!(
+            error.to_lowercase().contains(&expected.to_lowercase()),
+            "attack {name}: expected {expected:?} in {error:?}"
+        );
+        assert!(elapsed < Duration::from_secs(2), "attack {name} ran {elapsed:?}");
+    }
+}
+
+/// Code that tries to leave the sandbox is refused when the rule set loads.
+#[test]
+fn attacks_that_try_to_escape() {
+    let attacks: &[(&str, &str, &str)] = &[
+        ("eval_in_a_script", "fn f() { eval(\"1\") }", "attack.rhai"),
+        ("import_a_file", "import \"/etc/passwd\" as p;\nfn f() { 1 }", "attack.rhai"),
+        ("unknown_function_in_a_hook", "fn handover(c) { open_file(\"/etc/passwd\") }", "open_file"),
+    ];
+    for (name, script, expected) in attacks {
+        let (_dir, rules) = shipped_rules();
+        std::fs::write(rules.join("attack.rhai"), script).unwrap();
+        refused(name, &rules, expected);
+    }
+    // A reason template that names a partial: handlebars never reads one from disk.
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: partial\n    when: \"true\"\n    reason: \"{{> /etc/passwd}}\"\n",
+    )
+    .unwrap();
+    refused("partial_naming_a_system_file", &rules, "handover.yaml:5:");
+}
+
+/// print() and debug() reach the log a few short lines at a time.
+#[test]
+fn attack_print_flood_is_cut() {
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("noisy.rhai"), "fn noisy() { let s = \"x\"; while s.len() < 10000 { s += s; } for i in 0..100000 { print(s); debug(s); } false }\n")
+        .unwrap();
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: noisy\n    when: noisy()\n    reason: r\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_casebridge"))
+        .args(["rules", "explain"])
+        .arg(root().join("rules/tests/fixtures/billing-question.json"))
+        .arg("--rules")
+        .arg(&rules)
+        .env("CASEBRIDGE_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(out.stderr.len() < 16 * 1024, "print flood reached the log: {} bytes", out.stderr.len());
+}
