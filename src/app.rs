@@ -175,6 +175,21 @@ pub fn check_against_org(org: &OrgSchema, set: &RuleSet, dir: &Path) -> Result<(
     )))
 }
 
+/// Everything `run` checks before it signs in: every secret readable, the agent and SMTP
+/// settings usable, the rule set valid.
+pub fn check_offline(config: &Config, base: &Path) -> Result<(), AppError> {
+    if let Some(admin) = &config.admin {
+        admin.token.read("admin.token", base)?;
+    }
+    if let Some(key) = &config.credentials_key {
+        key.read("credentials_key", base)?;
+    }
+    agent(config, base)?;
+    mailer(config, base)?;
+    rules(config, base)?;
+    Ok(())
+}
+
 /// Assembles the daemon: loads the agent and the rule set, signs in, checks the rules
 /// against the org, opens the store, resolves the agent user and handover target. The
 /// reloader swaps in new rule sets. The store is opened last, so a start refused for bad

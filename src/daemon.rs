@@ -65,7 +65,12 @@ pub struct CaseEvent {
     pub case_id: String,
     pub case_number: String,
     pub kind: EventKind,
+    /// What happened, for people watching (the demo): may quote the reply's first line or
+    /// the handover reason, so it never goes to the log.
     pub detail: String,
+    /// What happened without any message text or customer data: ids, rules, targets,
+    /// sizes. This is what the log gets.
+    pub summary: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -351,6 +356,7 @@ impl Daemon {
                     case_id: e.case_id.clone(),
                     case_number: String::new(),
                     kind: EventKind::Unreadable,
+                    summary: "the case cannot be read (see casebridge errors)".into(),
                     detail: e.problem,
                 });
                 return Ok(());
@@ -366,17 +372,19 @@ impl Daemon {
             }
             None => fresh,
         };
-        let event = |conv: &Conversation, kind: EventKind, detail: String| CaseEvent {
+        let event = |conv: &Conversation, kind: EventKind, detail: String, summary: String| CaseEvent {
             case_id: conv.case_id.clone(),
             case_number: conv.case_number.clone(),
             kind,
             detail,
+            summary,
         };
 
         if !id::same(&conv.owner_id, &self.agent_user.id) {
             if conv.state == ConversationState::Open {
                 conv.state = ConversationState::AssignedAway { owner_id: conv.owner_id.clone() };
-                report.events.push(event(&conv, EventKind::AssignedAway, format!("now owned by {}", conv.owner_id)));
+                let detail = format!("now owned by {}", conv.owner_id);
+                report.events.push(event(&conv, EventKind::AssignedAway, detail.clone(), detail));
             }
             conv.retry_at = None;
             self.store.commit(&conv, Vec::new())?;
@@ -395,7 +403,7 @@ impl Daemon {
                     Ok(_) => {}
                     Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
                 }
-                report.events.push(event(&conv, EventKind::Closed, "the case is closed".into()));
+                report.events.push(event(&conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
             }
             conv.retry_at = None;
             self.store.commit(&conv, actions)?;
@@ -403,7 +411,8 @@ impl Daemon {
         }
         if conv.state != ConversationState::Open {
             conv.state = ConversationState::Open;
-            report.events.push(event(&conv, EventKind::Resumed, "assigned back to the agent user".into()));
+            let detail = "assigned back to the agent user".to_string();
+            report.events.push(event(&conv, EventKind::Resumed, detail.clone(), detail));
         }
         let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
         if unanswered.is_empty() {
@@ -424,11 +433,8 @@ impl Daemon {
                 let wait = ChronoDuration::seconds((30i64 << conv.agent_failures.min(6)).min(1800));
                 conv.retry_at = Some(Utc::now() + wait);
                 self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
-                report.events.push(event(
-                    &conv,
-                    EventKind::AgentFailed,
-                    format!("{e}; trying again in {}s", wait.num_seconds()),
-                ));
+                let detail = format!("{e}; trying again in {}s", wait.num_seconds());
+                report.events.push(event(&conv, EventKind::AgentFailed, detail.clone(), detail));
                 self.store.commit(&conv, Vec::new())?;
                 return Ok(());
             }
@@ -472,12 +478,10 @@ impl Daemon {
         if let Some(reply) = &decision.reply {
             self.metrics.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             conv.replies_sent += 1;
-            let detail = format!(
-                "{}{tagged} ({})",
-                first_line(reply),
-                decision.agent.as_ref().map_or("", |a| a.backend.as_str())
-            );
-            report.events.push(event(&conv, EventKind::Replied, detail));
+            let backend = decision.agent.as_ref().map_or("", |a| a.backend.as_str());
+            let detail = format!("{}{tagged} ({backend})", first_line(reply));
+            let summary = format!("replied, {} characters{tagged} ({backend})", reply.chars().count());
+            report.events.push(event(&conv, EventKind::Replied, detail, summary));
         }
         if let Some(h) = &decision.handover {
             let target_id = actions
@@ -489,10 +493,12 @@ impl Daemon {
                 .unwrap_or_default();
             conv.state = ConversationState::HandedOver { target_id: target_id.clone(), reason: h.reason.clone() };
             self.metrics.handover(&self.target_name(&target_id), &h.rule);
+            let target = self.target_name(&target_id);
             report.events.push(event(
                 &conv,
                 EventKind::HandedOver,
-                format!("to {} by rule {}: {}{tagged}", self.target_name(&target_id), h.rule, h.reason),
+                format!("to {target} by rule {}: {}{tagged}", h.rule, h.reason),
+                format!("handed over to {target} by rule {}{tagged}", h.rule),
             ));
         }
         conv.push_decision(decision);
@@ -654,7 +660,7 @@ fn first_line(text: &str) -> String {
 
 fn log_cycle(report: &CycleReport) {
     for e in &report.events {
-        tracing::info!(case = %e.case_number, kind = ?e.kind, "{}", e.detail);
+        tracing::info!(case_id = %e.case_id, case_number = %e.case_number, kind = ?e.kind, "{}", e.summary);
     }
     // Quiet when nothing happened: an idle poll re-reads the overlap window every cycle.
     if !report.events.is_empty() || report.executed.done > 0 || report.executed.failed > 0 {

@@ -239,7 +239,9 @@ async fn main() -> ExitCode {
     // tokens, secrets or whole message bodies.
     let filter = std::env::var("CASEBRIDGE_LOG").unwrap_or_else(|_| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never into files or journals.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     if std::env::var("CASEBRIDGE_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -305,6 +307,14 @@ async fn run_daemon(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Every secret is read before anything starts, so a bad one leaves nothing behind.
+    let admin_token = match config.admin.as_ref().map(|a| a.token.read("admin.token", &base)).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (daemon, reloader) = match app::daemon(&config, &base).await {
         Ok(d) => d,
         Err(e) => {
@@ -327,14 +337,7 @@ async fn run_daemon(path: &Path) -> ExitCode {
     tracing::info!(rules = %reloader.status().active, "Rule set loaded.");
     let mut daemon = daemon;
     daemon.report_status(status_path(&config, &base), Some(reloader.clone()));
-    if let Some(admin) = &config.admin {
-        let token = match admin.token.read("admin.token", &base) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    if let (Some(admin), Some(token)) = (&config.admin, admin_token) {
         let state = casebridge::admin::AdminState::for_daemon(&daemon, Some(reloader.clone()), token);
         match casebridge::admin::serve(admin.listen, state, wait_for_shutdown()).await {
             Ok(addr) => tracing::info!(%addr, "Admin server listening."),
@@ -365,10 +368,21 @@ async fn run_setup(what: SetupCommand) -> ExitCode {
             config.clone()
         }
     };
-    let (config, _, client) = match config_and_client(&path) {
+    let (config, base, client) = match config_and_client(&path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // `setup check` checks what `run` would refuse before it signs in: every secret, the
+    // agent, SMTP and the rule set (bad input, exit 2, the same as from `run`).
+    if matches!(what, SetupCommand::Check { .. }) {
+        match app::check_offline(&config, &base) {
+            Ok(()) => out!("ok  secrets, agent, SMTP settings and rule set"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    }
     let result = match what {
         SetupCommand::Users { .. } => setup::users(&client).await.map(|users| {
             out!("{:<20} {:<28} USERNAME", "ID", "NAME");

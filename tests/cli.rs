@@ -99,7 +99,9 @@ fn demo_config(dir: &std::path::Path, url: &str, target: &str) -> std::path::Pat
     std::fs::write(dir.join("refresh"), "demo-refresh-token").unwrap();
     let text = format!(
         "org:\n  login_url: {url}\n  auth: {{grant: refresh_token, client_id: casebridge-demo, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
-         agent_user: fin@acme.example\nhandover: {{default_target: {target}}}\nstore_path: store\n"
+         agent_user: fin@acme.example\nhandover: {{default_target: {target}}}\nstore_path: store\n\
+         agent: {{backend: knowledge_base, dir: {root}/examples/demo/help-center}}\nrules_dir: {root}/rules\n",
+        root = env!("CARGO_MANIFEST_DIR")
     );
     let path = dir.join("casebridge.yaml");
     std::fs::write(&path, text).unwrap();
@@ -173,7 +175,11 @@ async fn record_writes_a_scrubbed_fixture_that_rules_can_explain() {
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(dir.path(), sim.url(), "Tier 2 Support");
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules/b2b-hardware");
-    let text = std::fs::read_to_string(&config).unwrap() + format!("rules_dir: {}\n", rules.display()).as_str();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        &format!("rules_dir: {}/rules", env!("CARGO_MANIFEST_DIR")),
+        &format!("rules_dir: {}", rules.display()),
+    );
     std::fs::write(&config, text).unwrap();
     let fixture = dir.path().join("gripper.json");
     let case_id = sim.id_of("reset_case").unwrap();

@@ -310,4 +310,52 @@ async fn logs_are_json_on_request_and_never_carry_secrets_or_message_bodies() {
     }
     // Customer messages are not logged whole (the demo help centre's questions here).
     assert!(!stderr.contains("Does it need lubrication?"), "a message body was logged");
+    // Nor are the agent's replies: not even their first line.
+    let reply_starts: Vec<String> = sim.with_org(|org| {
+        org.all("CaseComment")
+            .filter_map(|c| c.str("CommentBody").map(|b| b.chars().take(30).collect::<String>()))
+            .filter(|b| b.len() >= 20)
+            .collect()
+    });
+    assert!(!reply_starts.is_empty());
+    for start in &reply_starts {
+        assert!(!stderr.contains(start.as_str()), "a reply was logged: {start:?}");
+    }
+    for line in &lines {
+        // One `message` key a line (a field named `message` used to repeat it).
+        assert_eq!(line.matches("\"message\"").count(), 1, "{line}");
+        // `case_id` is always the case's Id, never its number.
+        let parsed: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(id) = parsed["fields"]["case_id"].as_str() {
+            assert!(id.starts_with("500") && id.len() == 18, "{line}");
+        }
+        assert!(parsed["fields"].get("case").is_none(), "{line}");
+        assert!(!line.contains('\u{1b}'), "colour escapes in a log file: {line}");
+    }
+}
+
+#[tokio::test]
+async fn text_logs_into_a_file_carry_no_colour_escapes() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, "100ms");
+    let cases = create_cases(&sim, 1, "plain");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("CASEBRIDGE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cases.iter().all(|c| replies(&sim).contains_key(c)) {
+        assert!(Instant::now() < deadline, "the case was answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(terminate(&mut child).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("casebridge is running."), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour escapes written to a pipe: {stderr}");
 }

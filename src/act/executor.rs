@@ -294,10 +294,10 @@ impl Executor {
     /// Records a sync error for the entry and takes it out of the outbox.
     fn fail(&self, entry: &OutboxEntry, code: &str, message: &str) -> Result<(), StoreError> {
         tracing::warn!(
-            case = entry.action.case_id(),
+            case_id = entry.action.case_id(),
             operation = entry.action.operation(),
             code,
-            message,
+            reason = message,
             "Action failed."
         );
         if let Some(m) = &self.metrics {

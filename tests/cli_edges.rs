@@ -1,0 +1,134 @@
+//! The command line at its edges, each found by a new user: output into a closed pipe,
+//! flags with values it does not know, read-only commands beside a running daemon, a start
+//! refused for bad input (exit 2, nothing left behind), status of a stopped daemon.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use casebridge::sim::{SimOptions, Simulator};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_casebridge"))
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn sim() -> Simulator {
+    let seed = casebridge::sim::seed::load_file(&root().join("tests/fixtures/org.yaml")).unwrap();
+    Simulator::start("127.0.0.1:0".parse().unwrap(), seed, SimOptions::default()).await.unwrap()
+}
+
+fn config(dir: &Path, sim: &Simulator, extra: &str) -> PathBuf {
+    std::fs::write(dir.join("secret"), "test-secret").unwrap();
+    std::fs::write(dir.join("refresh"), "agent-refresh-token").unwrap();
+    let text = format!(
+        "org:\n  login_url: {}\n  auth: {{grant: refresh_token, client_id: test-app, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
+         agent_user: agent@test.example\nhandover: {{default_target: Support Queue}}\npoll: {{interval: 100ms}}\n\
+         agent: {{backend: knowledge_base, dir: {}}}\nstore_path: store\nrules_dir: {}\n{extra}",
+        sim.url(),
+        root().join("examples/demo/help-center").display(),
+        root().join("tests/fixtures/rules").display()
+    );
+    let path = dir.join("casebridge.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `casebridge rules test | head -1`: the reader goes away after one line.
+    let mut child = bin()
+        .args(["rules", "test"])
+        .arg(root().join("rules"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(status.code(), Some(101), "{stderr}");
+}
+
+#[test]
+fn an_unknown_test_format_is_refused() {
+    let out = bin().args(["rules", "test", "--format", "xml"]).arg(root().join("rules")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid value 'xml'") && stderr.contains("junit"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_refused_for_bad_input_exits_2_and_leaves_nothing_behind() {
+    let sim = sim().await;
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "missing_secret_file",
+            "smtp: {host: 127.0.0.1, security: none, from: a@b.example, username: u, password: {file: no-such-password}}\n",
+            "no-such-password",
+        ),
+        ("unset_variable", "admin: {token: {env: CASEBRIDGE_TEST_UNSET_TOKEN}}\n", "CASEBRIDGE_TEST_UNSET_TOKEN"),
+        ("missing_rules_dir", "", "is not a folder"),
+    ];
+    for (name, extra, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(dir.path(), &sim, extra);
+        if *name == "missing_rules_dir" {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let start = text.find("rules_dir:").unwrap();
+            let end = start + text[start..].find('\n').unwrap();
+            std::fs::write(&path, format!("{}rules_dir: no-such-rules{}", &text[..start], &text[end..])).unwrap();
+        }
+        let out =
+            bin().args(["run", "--config"]).arg(&path).env_remove("CASEBRIDGE_TEST_UNSET_TOKEN").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().starts_with("store")), "{name}: {left:?}");
+        // `setup check` says the same with the same code.
+        let out = bin().args(["setup", "check", "--config"]).arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(expected), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_commands_work_beside_a_running_daemon() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &sim, "");
+    let mut daemon = bin().args(["run", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap();
+    let status_file = dir.path().join("store.status.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !status_file.exists() {
+        assert!(Instant::now() < deadline, "the daemon wrote no status");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = bin().args(["status", "--config"]).arg(&path).output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("is running"));
+    let errors = bin().args(["errors", "--config"]).arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&errors.stdout);
+    assert!(errors.status.success(), "{stdout}{}", String::from_utf8_lossy(&errors.stderr));
+    assert!(stdout.contains("from the running daemon's status"), "{stdout}");
+    let check = bin().args(["setup", "check", "--config"]).arg(&path).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+    assert!(daemon.wait().unwrap().success());
+    // Stopped: status still shows the last cycle, and says it is not running, exit 1.
+    let status = bin().args(["status", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("is NOT running"));
+    // And `errors` reads the store itself now.
+    let errors = bin().args(["errors", "--config"]).arg(&path).output().unwrap();
+    assert!(errors.status.success());
+    assert!(!String::from_utf8_lossy(&errors.stdout).contains("from the running daemon"));
+}
