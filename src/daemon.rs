@@ -305,6 +305,7 @@ impl Daemon {
         let mut pages = self.client.query::<Json>(soql);
         while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
             for row in page {
+                let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
                 report.rows += 1;
                 if let Some(stamp) = row["SystemModstamp"].as_str().and_then(crate::salesforce::soql::parse_datetime) {
                     newest = newest.max(stamp);
@@ -324,7 +325,7 @@ impl Daemon {
         let due = self.store.due_retries(Utc::now())?;
         for chunk in due.chunks(200) {
             let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
-            match self.client.query::<Json>(soql).collect_all().await {
+            match self.client.query_with_children(soql).await {
                 Ok(rows) => {
                     for row in rows {
                         self.process_row(&row, true, report).await?;

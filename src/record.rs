@@ -36,7 +36,7 @@ pub async fn record(
         return Err(RecordError::NotACase(case_id.to_string()));
     }
     let soql = case_query(extra_fields, Filter::eq("Id", case_id));
-    let rows: Vec<Json> = client.query(soql).collect_all().await?;
+    let rows: Vec<Json> = client.query_with_children(soql).await?;
     let case = rows.into_iter().next().ok_or_else(|| RecordError::NotFound(case_id.to_string()))?;
     Ok(json!({ "agent_user_id": agent_user_id, "case": case }))
 }

@@ -455,6 +455,10 @@ fn token(state: &Shared, method: &Method, path: &str, query: &str, headers: &Hea
     respond(status, Some(body), Vec::new(), None)
 }
 
+/// The authorization request's parameters the sign-in form carries through.
+const AUTHORIZE_PARAMS: [&str; 7] =
+    ["response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method"];
+
 /// The web-server flow's authorization page: a sign-in form that redirects back with a code.
 fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Response {
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
@@ -463,9 +467,14 @@ fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Resp
         r.headers_mut().insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
         r
     };
+    // Salesforce answers a request the app's PKCE policy refuses with a bare form-encoded body.
+    let refused = |body: &str| (StatusCode::BAD_REQUEST, body.to_string()).into_response();
     if method == Method::GET {
         let params = api::parse_query_string(query);
-        let hidden: String = ["response_type", "client_id", "redirect_uri", "state", "scope"]
+        if let Err(body) = lock(state).auth.check_authorization_request(&params) {
+            return refused(body);
+        }
+        let hidden: String = AUTHORIZE_PARAMS
             .iter()
             .map(|k| {
                 format!(
@@ -502,6 +511,7 @@ fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Resp
             }
             r
         }
+        Err(message) if message == auth::MISSING_CODE_CHALLENGE => refused(&message),
         Err(message) => html(StatusCode::BAD_REQUEST, format!("<!doctype html><p>{}</p>", escape(&message))),
     }
 }
