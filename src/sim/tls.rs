@@ -83,10 +83,17 @@ impl Tls {
     }
 
     /// Writes the authority's certificate to `casebridge-sim-PORT-ca.pem` in `dir` and
-    /// returns the file's path.
+    /// returns the file's path. A file left there by an earlier run on the same port is
+    /// replaced, never written through (it could be a link planted in a shared `/tmp`).
     pub fn write_ca(&self, dir: &Path, port: u16) -> std::io::Result<PathBuf> {
+        use std::io::Write;
         let path = dir.join(format!("casebridge-sim-{port}-ca.pem"));
-        std::fs::write(&path, &self.ca_pem)?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        file.write_all(self.ca_pem.as_bytes())?;
         Ok(path)
     }
 
@@ -161,8 +168,13 @@ mod tests {
         let tls = Tls::generate().unwrap();
         assert!(tls.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"), "{}", tls.ca_pem);
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("elsewhere"), "keep").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("casebridge-sim-4443-ca.pem"))
+            .unwrap();
         let path = tls.write_ca(dir.path(), 4443).unwrap();
         assert!(path.ends_with("casebridge-sim-4443-ca.pem"));
         assert_eq!(std::fs::read_to_string(path).unwrap(), tls.ca_pem);
+        assert_eq!(std::fs::read_to_string(dir.path().join("elsewhere")).unwrap(), "keep", "a link is not followed");
     }
 }
