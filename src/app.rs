@@ -32,6 +32,8 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    Setup(#[from] crate::setup::SetupError),
     #[error("smtp: {0}")]
     Smtp(String),
     #[error("{0}")]

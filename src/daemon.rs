@@ -107,6 +107,10 @@ pub struct Daemon {
     default_target: Target,
     /// Handover targets named by rules, resolved to ids.
     targets: HashMap<String, String>,
+    /// Cases whose latest stamp was only the echo of our own reply, by that stamp: skipped
+    /// by the next polls without reading their child pages. Entries go once the cursor
+    /// passes them.
+    echoes: HashMap<String, DateTime<Utc>>,
     /// Where the status for `casebridge status` is written after each cycle.
     status_file: Option<std::path::PathBuf>,
     reloader: Option<Arc<crate::rules::watch::Reloader>>,
@@ -145,6 +149,7 @@ impl Daemon {
             agent_user,
             default_target,
             targets: HashMap::new(),
+            echoes: HashMap::new(),
             status_file: None,
             reloader: None,
             metrics,
@@ -299,32 +304,51 @@ impl Daemon {
         case_query(&self.rules.load().case_fields(), filter)
     }
 
+    /// Reads what changed since the cursor. The cursor is a watermark: every change
+    /// stamped at or before it has been seen. It advances to the newest stamp seen, but
+    /// never past `overlap` before this poll began, since Salesforce may still commit
+    /// writes stamped a little in the past; so after a burst the next polls re-read only
+    /// the burst's last `overlap` (plus the second it ends in), and an idle poll reads
+    /// nothing (one API call).
     async fn poll(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let now = Utc::now();
+        let started = Utc::now();
+        let overlap = ChronoDuration::from_std(self.settings.overlap).unwrap_or(ChronoDuration::minutes(1));
         let cursor = self.store.cursor()?.map(|c| c.modstamp).unwrap_or_else(|| {
-            now - ChronoDuration::from_std(self.settings.initial_lookback).unwrap_or(ChronoDuration::days(1))
+            started - ChronoDuration::from_std(self.settings.initial_lookback).unwrap_or(ChronoDuration::days(1))
         });
-        let since = cursor - ChronoDuration::from_std(self.settings.overlap).unwrap_or(ChronoDuration::minutes(1));
         // The agent user's cases, and the recently active open conversations whichever owner
         // they have now: a case someone re-assigned away comes back with its new owner and
         // is recorded as such, at no extra API call.
         let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
         let watched = self.store.recently_open(WATCHED_OPEN)?;
         let scope = if watched.is_empty() { owned } else { owned.or(Filter::is_in("Id", watched)) };
-        let soql = self.poll_query(Filter::gt("SystemModstamp", since).and(scope));
+        let soql = self.poll_query(Filter::gt("SystemModstamp", cursor).and(scope));
         let mut newest = cursor;
         let mut pages = self.client.query::<Json>(soql);
         while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
             for row in page {
                 report.rows += 1;
-                if let Some(stamp) = row["SystemModstamp"].as_str().and_then(crate::salesforce::soql::parse_datetime) {
+                let stamp = row["SystemModstamp"].as_str().and_then(crate::salesforce::soql::parse_datetime);
+                if let Some(stamp) = stamp {
                     newest = newest.max(stamp);
                 }
+                // Seen at this stamp already (the overlap): no child pages, no decision.
+                if let (Some(id), Some(stamp)) = (row["Id"].as_str(), stamp)
+                    && (self.echoes.get(id).is_some_and(|echo| *echo >= stamp)
+                        || self.store.conversation(id)?.is_some_and(|c| c.modstamp >= stamp))
+                {
+                    continue;
+                }
+                let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
                 self.process_row(&row, false, report).await?;
             }
         }
-        if newest > cursor {
-            self.store.set_cursor(Cursor { modstamp: newest })?;
+        // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
+        // rest of the newest row's second only when that second is older than the overlap.
+        let watermark = ceil_second(newest).min(floor_second(started - overlap)).max(cursor);
+        self.echoes.retain(|_, stamp| *stamp > watermark);
+        if watermark > cursor {
+            self.store.set_cursor(Cursor { modstamp: watermark })?;
         }
         Ok(())
     }
@@ -335,7 +359,7 @@ impl Daemon {
         let due = self.store.due_retries(Utc::now())?;
         for chunk in due.chunks(200) {
             let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
-            match self.client.query::<Json>(soql).collect_all().await {
+            match self.client.query_with_children(soql).await {
                 Ok(rows) => {
                     for row in rows {
                         self.process_row(&row, true, report).await?;
@@ -365,6 +389,11 @@ impl Daemon {
         let mut conv = match self.store.conversation(&fresh.case_id)? {
             Some(mut stored) => {
                 if !force && fresh.modstamp <= stored.modstamp {
+                    return Ok(());
+                }
+                if !force && only_our_own_echo(&stored, &fresh) {
+                    // Our reply bumped the case's stamp; nothing to decide or to keep.
+                    self.echoes.insert(fresh.case_id.clone(), fresh.modstamp);
                     return Ok(());
                 }
                 stored.merge(fresh);
@@ -560,13 +589,24 @@ impl Daemon {
         if let Some(h) = &decision.handover {
             let (owner_id, note) = match self.resolve_target(&h.target).await {
                 Ok(id) => (id, h.reason.clone()),
-                Err(e) => (
-                    self.default_target.id.clone(),
-                    format!(
-                        "{}\n(The rule's target {:?} could not be used: {e}; handed to the default target.)",
-                        h.reason, h.target
-                    ),
-                ),
+                Err(e) => {
+                    // The customer still gets a person (the default target), and the admin
+                    // a sync error saying which rule names a target the org does not have.
+                    let problem =
+                        format!("rule {} names handover target {:?}, which cannot be used: {e}", h.rule, h.target);
+                    if let Err(store) =
+                        self.record_error(Some(&case_id), "handover", "HANDOVER_TARGET_NOT_FOUND", &problem)
+                    {
+                        tracing::warn!(error = %store, "Cannot record a sync error.");
+                    }
+                    (
+                        self.default_target.id.clone(),
+                        format!(
+                            "{}\n(The rule's target {:?} could not be used: {e}; handed to the default target.)",
+                            h.reason, h.target
+                        ),
+                    )
+                }
             };
             actions.push(Action::InternalNote {
                 case_id: case_id.clone(),
@@ -623,6 +663,27 @@ impl Daemon {
             })
             .map(|_| ())
     }
+}
+
+fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+}
+
+fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = floor_second(t);
+    if floor == t { t } else { floor + ChronoDuration::seconds(1) }
+}
+
+/// Whether `fresh` differs from `stored` only by parts our own agent user wrote (the echo
+/// of our replies), with the same owner and status: nothing to decide, nothing to store.
+fn only_our_own_echo(stored: &Conversation, fresh: &Conversation) -> bool {
+    let known: std::collections::BTreeSet<&str> = stored.parts.iter().map(|p| p.id.as_str()).collect();
+    let new_parts: Vec<_> = fresh.parts.iter().filter(|p| !known.contains(p.id.as_str())).collect();
+    !new_parts.is_empty()
+        && new_parts.iter().all(|p| p.author == crate::conversation::AuthorKind::Bot)
+        && stored.owner_id == fresh.owner_id
+        && stored.status == fresh.status
+        && stored.state == ConversationState::Open
 }
 
 /// The query that reads cases with everything a conversation is built from: the standard

@@ -140,6 +140,13 @@ enum Command {
         /// Query rows per page before `nextRecordsUrl` (1 to 2000).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u16).range(1..=2000))]
         batch_size: u16,
+        /// Serve HTTPS with a certificate made at start for localhost, 127.0.0.1 and ::1.
+        /// The certificate of the authority that signed it is written to the system's
+        /// temporary directory ($TMPDIR, else /tmp) as casebridge-sim-PORT-ca.pem, removed on
+        /// exit; its path is printed on the second line. Trust it with REQUESTS_CA_BUNDLE,
+        /// NODE_EXTRA_CA_CERTS, SSL_CERT_FILE or curl --cacert.
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -257,7 +264,9 @@ async fn main() -> ExitCode {
         Command::Status { config } => show_status(&config),
         Command::Auth { what } => run_auth(what).await,
         Command::Record { case_id, config, out, scrub } => record_case(&case_id, &config, out.as_deref(), scrub).await,
-        Command::Sim { listen, org, batch_size } => run_sim(listen, org, batch_size as usize).await,
+        Command::Sim { listen, org, batch_size, tls } => {
+            run_sim(listen, org, SimOptions { batch_size: batch_size as usize, tls }).await
+        }
     }
 }
 
@@ -790,7 +799,7 @@ fn read_status(file: &Path) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
-async fn run_sim(listen: SocketAddr, org: Option<PathBuf>, batch_size: usize) -> ExitCode {
+async fn run_sim(listen: SocketAddr, org: Option<PathBuf>, options: SimOptions) -> ExitCode {
     let loaded = match &org {
         Some(path) => sim::seed::load_file(path),
         None => sim::seed::load(sim::DEMO_ORG, "built-in demo org"),
@@ -804,15 +813,18 @@ async fn run_sim(listen: SocketAddr, org: Option<PathBuf>, batch_size: usize) ->
         }
     };
     let source = org.as_ref().map_or("built-in demo org".to_string(), |p| p.display().to_string());
-    let simulator = match Simulator::start(listen, seed, SimOptions { batch_size }).await {
+    let simulator = match Simulator::start(listen, seed, options).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot listen on {listen}: {e}");
+            eprintln!("error: cannot start the simulator on {listen}: {e}");
             eprintln!("hint: is another process using that port? Port 0 picks a free one.");
             return ExitCode::from(1);
         }
     };
     out!("casebridge sim listening on {}", simulator.url());
+    if let Some(path) = simulator.ca_file() {
+        out!("casebridge sim certificate authority: {}", path.display());
+    }
     tracing::info!(org = %source, "Simulator ready; press Ctrl-C to stop.");
     wait_for_shutdown().await;
     simulator.stop().await;

@@ -36,7 +36,7 @@ pub async fn record(
         return Err(RecordError::NotACase(case_id.to_string()));
     }
     let soql = case_query(extra_fields, Filter::eq("Id", case_id));
-    let rows: Vec<Json> = client.query(soql).collect_all().await?;
+    let rows: Vec<Json> = client.query_with_children(soql).await?;
     let case = rows.into_iter().next().ok_or_else(|| RecordError::NotFound(case_id.to_string()))?;
     Ok(json!({ "agent_user_id": agent_user_id, "case": case }))
 }
@@ -114,13 +114,32 @@ fn collect(value: &Json, people: &mut Pseudonyms) {
     }
 }
 
+/// Fields that say what a record is, never who: left as they are.
+const STRUCTURAL_FIELDS: &[&str] =
+    &["CaseNumber", "url", "nextRecordsUrl", "type", "Status", "Origin", "Priority", "MessageIdentifier"];
+
 fn rewrite(value: &mut Json, people: &Pseudonyms) {
     match value {
         Json::String(s) => *s = scrub_text(s, people),
-        Json::Object(map) => map.values_mut().for_each(|v| rewrite(v, people)),
+        Json::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let structural = STRUCTURAL_FIELDS.contains(&k.as_str()) || k.ends_with("Id");
+                if !(structural && v.is_string()) {
+                    rewrite(v, people);
+                }
+            }
+        }
         Json::Array(items) => items.iter_mut().for_each(|v| rewrite(v, people)),
         _ => {}
     }
+}
+
+/// Whether digits found by the phone pattern look like a phone number rather than a case
+/// number, an order number or a version: a leading `+`, separators, or ten digits or more.
+fn looks_like_phone(found: &str) -> bool {
+    let digits = found.chars().filter(char::is_ascii_digit).count();
+    let separated = found.chars().any(|c| matches!(c, ' ' | '(' | ')' | '-' | '.'));
+    found.starts_with('+') || (separated && digits >= 9 && !found.contains('.')) || digits >= 10
 }
 
 fn scrub_text(text: &str, people: &Pseudonyms) -> String {
@@ -132,7 +151,14 @@ fn scrub_text(text: &str, people: &Pseudonyms) -> String {
             people.emails.get(&c[0].to_lowercase()).cloned().unwrap_or_else(|| "someone@example.com".into())
         })
         .into_owned();
-    out = phone_regex().replace_all(&out, "+1 555 0100").into_owned();
+    out = phone_regex()
+        .replace_all(
+            &out,
+            |c: &regex::Captures| {
+                if looks_like_phone(&c[0]) { "+1 555 0100".to_string() } else { c[0].to_string() }
+            },
+        )
+        .into_owned();
     // Longest names first, so "Jane Doe" is replaced before "Jane".
     let mut names: Vec<(&String, &String)> = people.names.iter().collect();
     names.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
@@ -152,7 +178,9 @@ mod tests {
         let mut f = json!({
             "agent_user_id": "005Dn0000000003IAA",
             "case": {
-                "Id": "500Dn000000000IIAQ", "CreatedDate": "2026-11-20T09:00:00.000+0000",
+                "Id": "500Dn000000000IIAQ", "CreatedDate": "2026-11-20T09:00:00.000+0000", "CaseNumber": "00001026",
+                "attributes": { "type": "Case", "url": "/services/data/v62.0/sobjects/Case/500Dn000000000IIAQ" },
+                "Subject": "Case 00001026: error 1234-5678 after firmware 2.10.4 (order 123456789)",
                 "SuppliedName": "Jane Doe", "SuppliedEmail": "jane@customer.example",
                 "Description": "Jane here. Call me on +44 20 7946 0958 or mail jane@customer.example.",
                 "Contact": { "Name": "Jane Doe", "Email": "Jane@Customer.example" },
@@ -171,6 +199,10 @@ mod tests {
         assert_eq!(f["case"]["Description"], "Person1 here. Call me on +1 555 0100 or mail person1@example.com.");
         assert_eq!(f["case"]["Account"]["Name"], "Globex", "companies are not people");
         assert_eq!(f["case"]["Id"], "500Dn000000000IIAQ");
+        // Case numbers, record URLs, error codes, versions and order numbers are not phones.
+        assert_eq!(f["case"]["CaseNumber"], "00001026");
+        assert_eq!(f["case"]["attributes"]["url"], "/services/data/v62.0/sobjects/Case/500Dn000000000IIAQ");
+        assert_eq!(f["case"]["Subject"], "Case 00001026: error 1234-5678 after firmware 2.10.4 (order 123456789)");
         assert_eq!(f["case"]["CreatedDate"], "2026-11-20T09:00:00.000+0000");
     }
 }

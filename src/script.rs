@@ -158,10 +158,24 @@ pub struct ScriptError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The script function the error happened in, if any (line and column are then in
+    /// that function's script).
+    pub function: Option<String>,
 }
 
 impl ScriptError {
     fn from_eval(file: &str, err: &EvalAltResult) -> ScriptError {
+        // An error inside a script function is placed in that function's file.
+        let mut file = file;
+        let mut err = err;
+        let mut function = None;
+        while let EvalAltResult::ErrorInFunctionCall(name, source, inner, _) = err {
+            if !source.is_empty() {
+                file = source;
+            }
+            function = Some(name.clone());
+            err = inner;
+        }
         let pos = err.position();
         let message = match err {
             EvalAltResult::ErrorTerminated(reason, _) => format!("script stopped: {reason}"),
@@ -173,6 +187,7 @@ impl ScriptError {
             line: pos.line().unwrap_or(0),
             column: pos.position().unwrap_or(0),
             message,
+            function,
         }
     }
 }
@@ -185,6 +200,7 @@ pub fn compile_file(engine: &Engine, path: &Path) -> Result<AST, ScriptError> {
         line: 0,
         column: 0,
         message: format!("cannot read: {e}"),
+        function: None,
     })?;
     compile(engine, &source, &file)
 }
@@ -198,6 +214,7 @@ pub fn compile(engine: &Engine, source: &str, file: &str) -> Result<AST, ScriptE
             line: pos.line().unwrap_or(0),
             column: pos.position().unwrap_or(0),
             message: e.err_type().to_string(),
+            function: None,
         }
     })?;
     ast.set_source(file);

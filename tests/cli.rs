@@ -241,4 +241,17 @@ async fn rules_check_with_a_config_checks_mappings_against_the_orgs_fields() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("mappings.yaml:4:") && stderr.contains("did you mean Support_Tier__c?"), "{stderr}");
     assert!(stderr.contains("mappings.yaml:6:") && stderr.contains("Case.CaseNumber is read-only"), "{stderr}");
+
+    // A handover target the org does not have: refused where it is written, with a suggestion.
+    std::fs::remove_file(rules.join("mappings.yaml")).unwrap();
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: escalate\n    when: asks_for_human(last_message)\n    target: Tier 3 Support\n    reason: r\n",
+    )
+    .unwrap();
+    let bad = casebridge(&["rules", "check", rules.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("handover.yaml:5:") && stderr.contains("\"Tier 3 Support\""), "{stderr}");
+    assert!(stderr.contains("did you mean Tier 2 Support?"), "{stderr}");
 }

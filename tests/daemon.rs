@@ -245,3 +245,86 @@ async fn mappings_read_case_fields_and_write_back_on_close() {
     let case: Value = admin.get("Case", &case_id, Some(&["Score__c"])).await.unwrap();
     assert_eq!(case["Score__c"], json!(10.0), "the close-time mapping wrote the field");
 }
+
+/// A case whose newest customer comment is the 450th: past the first page of its comment
+/// subquery (200), so the daemon must follow the child result's `nextRecordsUrl` to see it.
+#[tokio::test]
+async fn a_long_case_is_read_to_its_newest_comment() {
+    use casebridge::sim::org::WriteCtx;
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    let (admin_id, jane_id) = (sim.id_of("admin").unwrap(), sim.id_of("jane_portal").unwrap());
+    let (agent_id, contact_id) = (sim.id_of("agent").unwrap(), sim.id_of("jane").unwrap());
+    let start = chrono::Utc::now() - chrono::Duration::hours(2);
+    let case_id = sim.with_org(|org| {
+        let at = |user: &str, seconds: i64| WriteCtx {
+            user_id: user.to_string(),
+            now: start + chrono::Duration::seconds(seconds),
+            allow_system_fields: false,
+        };
+        let case = json!({ "Subject": "Gripper", "Description": "How do I recalibrate the gripper?",
+            "OwnerId": agent_id, "ContactId": contact_id, "Origin": "Web" });
+        let case_id = org.create("Case", case.as_object().unwrap(), &at(&admin_id, 0)).unwrap();
+        // A human agent has answered the description many times over…
+        for n in 1..450 {
+            let note = json!({ "ParentId": case_id, "CommentBody": format!("Still looking ({n})."), "IsPublished": true });
+            org.create("CaseComment", note.as_object().unwrap(), &at(&admin_id, n)).unwrap();
+        }
+        // …and the customer's newest comment is the 450th.
+        let last = json!({ "ParentId": case_id, "CommentBody": "Now the firmware update fails with error E42.", "IsPublished": true });
+        org.create("CaseComment", last.as_object().unwrap(), &at(&jane_id, 450)).unwrap();
+        case_id
+    });
+
+    let before = sim.api_requests().len();
+    let report = daemon.cycle().await.unwrap();
+    let cycle: Vec<_> = sim.api_requests()[before..].to_vec();
+    assert!(report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::Replied), "{:?}", report.events);
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let all = comments(&admin, &case_id).await;
+    assert_eq!(all.len(), 451);
+    assert_eq!(all[450]["CreatedById"], json!(agent_id));
+    assert!(all[450]["CommentBody"].as_str().unwrap().contains("E42"), "{}", all[450]["CommentBody"]);
+
+    // Paging implies one query and two child pages (200 inline, then 200 and 50).
+    let soql = |q: &str| url::form_urlencoded::parse(q.as_bytes()).map(|(_, v)| v.into_owned()).collect::<String>();
+    let reads: Vec<String> = cycle
+        .iter()
+        .filter(|r| r.path.contains("/query/01g") || soql(&r.query).contains("FROM Case "))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert!(reads[0].ends_with("/query") && reads[1..].iter().all(|p| p.contains("/query/01g")), "{reads:?}");
+    assert_eq!(report.api_calls as usize, cycle.len(), "the cycle counts the child pages it read");
+
+    // `casebridge record` reads every comment too.
+    let fixture = casebridge::record::record(&admin, &case_id, &agent_id, &[]).await.unwrap();
+    let recorded = &fixture["case"]["CaseComments"];
+    assert_eq!((recorded["records"].as_array().unwrap().len(), recorded["done"].clone()), (451, json!(true)));
+}
+
+#[tokio::test]
+async fn a_handover_target_the_org_lacks_is_a_sync_error_and_the_case_still_reaches_a_person() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules");
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    std::fs::write(
+        rules_dir.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: escalate\n    when: \"true\"\n    target: Tier 3 Support\n    reason: Needs a person.\n",
+    )
+    .unwrap();
+    let set = casebridge::rules::RuleSet::load(&rules_dir).unwrap();
+    let rules = casebridge::decide::shared(Box::new(set));
+    let mut daemon = start_daemon_full(&sim, dir.path(), None, demo_kb(), rules).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let case_id = new_case(&admin, &sim, json!({ "Subject": "Help", "Description": "Anything" })).await;
+    daemon.cycle().await.unwrap();
+    let errors = daemon.store().sync_errors().unwrap();
+    let error = errors.iter().find(|e| e.code == "HANDOVER_TARGET_NOT_FOUND").expect("a sync error names the target");
+    assert_eq!(error.case_id.as_deref(), Some(case_id.as_str()));
+    assert!(error.message.contains("escalate") && error.message.contains("Tier 3 Support"), "{}", error.message);
+    let owner: Value = admin.get("Case", &case_id, Some(&["OwnerId"])).await.unwrap();
+    assert_eq!(owner["OwnerId"], json!(sim.id_of("support_queue").unwrap_or_default()), "{owner}");
+}

@@ -322,3 +322,37 @@ fn rule_evaluation_does_not_stall_the_async_workers() {
         assert!(during >= 3, "the ticker ran {during} times during a {took:?} decision");
     });
 }
+
+#[tokio::test]
+async fn a_run_time_rule_error_names_the_rule_files_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("helpers.rhai"), "fn ratio(x) {\n  let zero = 0;\n  x / zero\n}\n").unwrap();
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: in_expression\n    when: turns / 0 > 1\n    reason: r\n",
+    )
+    .unwrap();
+    let set = RuleSet::load(&rules).unwrap();
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
+    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
+    let error = decision.trace.0.iter().find(|t| t.stage == "error").unwrap();
+    // `turns / 0` sits at line 4, column 11; it used to read `handover.yaml:4:1:1`.
+    assert!(error.detail.contains("handover.yaml:4:17:"), "{}", error.detail);
+
+    std::fs::write(
+        rules.join("handover.yaml"),
+        "kind: handover\nrules:\n  - name: in_script\n    when: ratio(turns) > 1\n    reason: r\n",
+    )
+    .unwrap();
+    let set = RuleSet::load(&rules).unwrap();
+    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
+    let error = decision.trace.0.iter().find(|t| t.stage == "error").unwrap();
+    assert!(
+        error.detail.contains("helpers.rhai:3:"),
+        "an error in a script function is placed in the script: {}",
+        error.detail
+    );
+}

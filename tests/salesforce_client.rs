@@ -183,7 +183,7 @@ async fn query_with_relationships_children_and_escaped_literals() {
 
 #[tokio::test]
 async fn paging_reads_thousands_of_rows_one_page_at_a_time() {
-    let sim = start_sim(SimOptions { batch_size: 500 }).await;
+    let sim = start_sim(SimOptions { batch_size: 500, ..Default::default() }).await;
     let admin = sim.id_of("admin").unwrap();
     sim.with_org(|org| {
         let ctx =

@@ -382,3 +382,131 @@ async fn composite_refuses_duplicate_references_and_resolves_query_paths() {
         "/services/data/v59.0/sobjects/Case/".len() + 18
     );
 }
+
+#[tokio::test]
+async fn semi_joins_and_anti_joins_filter_by_a_subquery() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let case_queues =
+        "SELECT Name FROM Group WHERE Id IN (SELECT QueueId FROM QueueSobject WHERE SobjectType = 'Case')";
+    assert_eq!(api.column(case_queues, "Name").await, vec![json!("Support Queue")]);
+    let others = "SELECT Name FROM Group WHERE Type = 'Queue' AND Id NOT IN (SELECT QueueId FROM QueueSobject WHERE SobjectType = 'Case')";
+    assert_eq!(api.column(others, "Name").await, vec![json!("Lead Queue")]);
+    // A reference field on the left, and two joins in one WHERE.
+    api.create("Account", json!({ "Name": "Lonely Ltd" })).await;
+    let lonely = "SELECT Name FROM Account WHERE Id NOT IN (SELECT AccountId FROM Contact) \
+         AND Id NOT IN (SELECT AccountId FROM Case)";
+    assert_eq!(api.column(lonely, "Name").await, vec![json!("Lonely Ltd")]);
+    let with_cases =
+        "SELECT LastName FROM Contact WHERE AccountId IN (SELECT AccountId FROM Case WHERE IsClosed = false)";
+    assert_eq!(api.column(with_cases, "LastName").await, vec![json!("Doe")]);
+}
+
+#[tokio::test]
+async fn semi_join_restrictions_are_refused_as_salesforce_refuses_them() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let sub = "(SELECT QueueId FROM QueueSobject)";
+    let refused = [
+        (format!("SELECT Id FROM Group WHERE Type = 'Queue' OR Id IN {sub}"), "not allowed with the 'OR' operator"),
+        (
+            format!("SELECT Id FROM Group WHERE Type = 'Queue' AND (Name = 'x' OR Id IN {sub})"),
+            "only allowed at the top level WHERE expressions",
+        ),
+        (format!("SELECT Id FROM Group WHERE NOT Id IN {sub}"), "only allowed at the top level WHERE expressions"),
+        (
+            "SELECT Id FROM Group WHERE Id IN (SELECT QueueId FROM QueueSobject WHERE QueueId IN (SELECT Id FROM Group))"
+                .to_string(),
+            "Nesting of semi join sub-selects is not supported",
+        ),
+        (
+            format!("SELECT Id FROM Group WHERE Id IN {sub} AND Id IN {sub} AND Id NOT IN {sub}"),
+            "Maximum 2 semi join sub-selects are allowed",
+        ),
+        (
+            "SELECT Id FROM Account WHERE Id IN (SELECT LastName FROM Contact)".to_string(),
+            "semi join sub selects can only query id fields, cannot use: 'LastName'",
+        ),
+        (
+            "SELECT Id FROM Account WHERE Id IN (SELECT Account.Id FROM Contact)".to_string(),
+            "semi join sub selects can only query id fields, cannot use: 'Account.Id'",
+        ),
+        (
+            "SELECT Id FROM Account WHERE Name IN (SELECT AccountId FROM Contact)".to_string(),
+            "only supported on id or reference fields, cannot use: 'Name'",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE Account.Id IN (SELECT AccountId FROM Case)".to_string(),
+            "only supported on id or reference fields, cannot use: 'Account.Id'",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE Id IN (SELECT WhoId FROM Task)".to_string(),
+            "Row:1:Column:55\nEntity 'Task' is not supported for semi join inner selects",
+        ),
+        ("SELECT Id FROM Contact WHERE Id IN (SELECT Id FROM Contact)".to_string(), "same object type"),
+        ("SELECT Id FROM Contact WHERE Id IN (SELECT AccountId FROM Case)".to_string(), "same object type"),
+        (
+            "SELECT Id, (SELECT Id FROM CaseComments WHERE ParentId IN (SELECT Id FROM Case)) FROM Case".to_string(),
+            "only allowed at the top level WHERE expressions",
+        ),
+        (format!("SELECT Id FROM Group WHERE Id IN {} LIMIT 1", &sub.replace(')', " LIMIT 5)")), "unexpected token: LIMIT"),
+    ];
+    for (soql, message) in refused {
+        let a = api.query(&soql).await;
+        assert_eq!((a.status, error_code(&a)), (400, "MALFORMED_QUERY"), "{soql}: {}", a.body);
+        let text = a.body[0]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{soql}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn child_subqueries_page_past_200_and_make_parent_batches_smaller() {
+    use casebridge::sim::org::WriteCtx;
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let agent = sim.id_of("agent").unwrap();
+    let cases: Vec<String> = sim.with_org(|org| {
+        let ctx = WriteCtx { user_id: agent.clone(), now: chrono::Utc::now(), allow_system_fields: false };
+        (0..12)
+            .map(|i| {
+                let fields = json!({ "Subject": format!("Long {i:02}") });
+                let case = org.create("Case", fields.as_object().unwrap(), &ctx).unwrap();
+                for n in 0..if i == 0 { 450 } else { 250 } {
+                    let body = json!({ "ParentId": case, "CommentBody": format!("c{n:03}") });
+                    org.create("CaseComment", body.as_object().unwrap(), &ctx).unwrap();
+                }
+                case
+            })
+            .collect()
+    });
+    let one = format!(
+        "SELECT Id, (SELECT CommentBody FROM CaseComments ORDER BY CommentBody) FROM Case WHERE Id = '{}'",
+        cases[0]
+    );
+    let first = api.query(&one).await;
+    let comments = &first.body["records"][0]["CaseComments"];
+    assert_eq!((comments["totalSize"].clone(), comments["done"].clone()), (json!(450), json!(false)));
+    assert_eq!(comments["records"].as_array().unwrap().len(), 200);
+    assert_eq!(first.body["done"], true, "the parent result itself is complete");
+    let next = comments["nextRecordsUrl"].as_str().unwrap();
+    assert!(next.starts_with("/services/data/v59.0/query/01g") && next.ends_with("-200"), "{next}");
+    let second = api.get(next).await;
+    assert_eq!(second.body["records"][0]["CommentBody"], "c200");
+    let third = api.get(second.body["nextRecordsUrl"].as_str().unwrap()).await;
+    assert_eq!((third.body["done"].clone(), third.body["records"].as_array().unwrap().len()), (json!(true), 50));
+    assert_eq!(third.body["records"][49]["CommentBody"], "c449");
+
+    // Children count toward the batch: 11 cases of 201 inline records leave 9 a batch.
+    let many = "SELECT Id, (SELECT Id FROM CaseComments) FROM Case WHERE Subject LIKE 'Long%' ORDER BY Subject";
+    let page = api.query(many).await;
+    assert_eq!((page.body["totalSize"].clone(), page.body["records"].as_array().unwrap().len()), (json!(12), 9));
+    let child = page.body["records"][0]["CaseComments"]["nextRecordsUrl"].as_str().unwrap().to_string();
+    let rest = api.get(page.body["nextRecordsUrl"].as_str().unwrap()).await;
+    assert_eq!((rest.body["done"].clone(), rest.body["records"].as_array().unwrap().len()), (json!(true), 3));
+    let stale = api.get(&child).await;
+    assert_eq!(
+        (stale.status, error_code(&stale)),
+        (400, "INVALID_QUERY_LOCATOR"),
+        "the next parent page invalidates it"
+    );
+}

@@ -100,6 +100,10 @@ fn locate(text: &str, needle: &str) -> (usize, usize) {
 struct Expr {
     ast: AST,
     text: String,
+    /// Where the expression starts in its rule file, to place run-time errors.
+    file: String,
+    line: usize,
+    column: usize,
 }
 
 struct Inbound {
@@ -124,6 +128,8 @@ struct HandoverRule {
     stage: Stage,
     when: Expr,
     target: String,
+    /// Where the target is written, for checks against the org.
+    target_origin: LoadError,
     /// The reason's template name in the text registry.
     reason: String,
 }
@@ -177,6 +183,8 @@ pub struct RuleSet {
     /// The scripts' functions, and which hooks they define.
     functions: AST,
     hooks: Hooks,
+    /// Which script file defines each function, to place run-time errors.
+    function_files: BTreeMap<String, String>,
     /// Case fields the mappings read (added to the poll query).
     pub case_fields: BTreeSet<String>,
     pub files: Vec<String>,
@@ -248,9 +256,15 @@ impl RuleSet {
         let engine = host::rules_engine(&limits);
         // Scripts first: their functions are available to every expression.
         let mut functions = AST::empty();
+        let mut function_files = BTreeMap::new();
         for (p, text) in texts.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "rhai")) {
             match script::compile(&engine, text, &display(p)) {
-                Ok(ast) => functions = functions.merge(&ast.clone_functions_only()),
+                Ok(ast) => {
+                    for f in ast.iter_functions() {
+                        function_files.insert(f.name.to_string(), display(p));
+                    }
+                    functions = functions.merge(&ast.clone_functions_only())
+                }
                 Err(e) => {
                     errors.push(LoadError::at(&e.file, text, e.line, e.column, format!("script error: {}", e.message)))
                 }
@@ -289,9 +303,9 @@ impl RuleSet {
                         return None;
                     }
                     let mut ast = functions.merge(&ast);
-                    let (line, _) = locate(text, expr);
-                    ast.set_source(format!("{file}:{line}"));
-                    Some(Expr { ast, text: expr.to_string() })
+                    let (line, column) = locate(text, expr);
+                    ast.set_source(file);
+                    Some(Expr { ast, text: expr.to_string(), file: file.to_string(), line, column })
                 }
                 Err(e) => {
                     let (line, col) = locate(text, expr);
@@ -317,6 +331,7 @@ impl RuleSet {
             tests: Vec::new(),
             functions: AST::empty(),
             hooks: Hooks::default(),
+            function_files: BTreeMap::new(),
             case_fields: BTreeSet::new(),
             files: texts.iter().map(|(p, _)| p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned()).collect(),
         };
@@ -482,11 +497,13 @@ impl RuleSet {
                         }
                         origins.insert(reason.clone(), origin);
                         if let Some(when) = when {
+                            let target_origin = LoadError::near(&file, text, &format!("target: {}", r.target), "");
                             set.handover.push(HandoverRule {
                                 name: r.name,
                                 stage: r.stage,
                                 when,
                                 target: r.target,
+                                target_origin,
                                 reason,
                             });
                         }
@@ -678,8 +695,18 @@ impl RuleSet {
             topics: script::defines(&functions, "topics", 1),
         };
         set.functions = functions;
+        set.function_files = function_files;
         set.engine = Arc::new(engine);
         Ok(set)
+    }
+
+    /// Every handover target the rules name (not `default`), with where it is written.
+    pub fn handover_targets(&self) -> Vec<(&str, &LoadError)> {
+        self.handover
+            .iter()
+            .filter(|r| r.target != crate::decide::DEFAULT_TARGET)
+            .map(|r| (r.target.as_str(), &r.target_origin))
+            .collect()
     }
 
     /// Every field the mappings read or write, for checks against the org.
@@ -785,7 +812,27 @@ impl RuleSet {
         let len = scope.len();
         let result = script::eval(&self.engine, &expr.ast, &self.limits, scope);
         scope.rewind(len);
-        result.map_err(|e| RuleError { rule: rule.to_string(), message: format!("{e} (in `{}`)", expr.text) })
+        result.map_err(|e| {
+            // A position inside the expression is placed in its rule file; one inside a
+            // script function in that function's script.
+            let script = e.function.as_ref().and_then(|f| self.function_files.get(f));
+            if let Some(script) = script {
+                return RuleError {
+                    rule: rule.to_string(),
+                    message: format!("{script}:{}:{}: {} (in `{}`)", e.line, e.column, e.message, expr.text),
+                };
+            }
+            let (line, column) = if e.file == expr.file && e.line > 0 {
+                let column = if e.line == 1 { expr.column + e.column.saturating_sub(1) } else { e.column };
+                (expr.line + e.line - 1, column)
+            } else {
+                (e.line, e.column)
+            };
+            RuleError {
+                rule: rule.to_string(),
+                message: format!("{}:{line}:{column}: {} (in `{}`)", e.file, e.message, expr.text),
+            }
+        })
     }
 
     fn eval_bool(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<bool, RuleError> {

@@ -2,31 +2,48 @@
 //! mapping reads must exist (following relationships such as `Account.Name`), and every
 //! field an outbound mapping writes must exist on Case and be updateable. A mapping that
 //! Salesforce would refuse is reported when the rule set loads, not when a case fails.
-//! The metadata is fetched once; checks are then immediate, so hot reloads use them too.
+//! Every handover target a rule names must be a queue that supports Case or an active user
+//! who can own cases. The metadata and the targets are fetched once; checks are then
+//! immediate, so hot reloads use them too.
 
 use std::collections::HashMap;
 
 use super::{LoadError, RuleSet};
 use crate::salesforce::client::SObjectDescribe;
-use crate::salesforce::{Client, SalesforceError};
+use crate::salesforce::{Client, id};
+use crate::setup::{self, SetupError, Target, TargetKind};
 
 /// The describes of the objects casebridge maps.
 #[derive(Debug, Clone)]
 pub struct OrgSchema {
     objects: HashMap<String, SObjectDescribe>,
+    /// Queues that support Case and users who can own cases.
+    targets: Vec<Target>,
 }
 
 /// The objects whose fields mappings can reach from a case.
 const OBJECTS: &[&str] = &["Case", "Contact", "Account", "User"];
 
 impl OrgSchema {
-    /// Fetches the describes (one API call per object).
-    pub async fn fetch(client: &Client) -> Result<OrgSchema, SalesforceError> {
+    /// Fetches the describes (one API call per object) and the possible handover targets.
+    pub async fn fetch(client: &Client) -> Result<OrgSchema, SetupError> {
         let mut objects = HashMap::new();
         for name in OBJECTS {
-            objects.insert(name.to_lowercase(), client.describe(name).await?);
+            objects.insert(name.to_lowercase(), client.describe(name).await.map_err(SetupError::from)?);
         }
-        Ok(OrgSchema { objects })
+        let mut targets = setup::queues(client).await?;
+        targets.extend(setup::users(client).await?);
+        Ok(OrgSchema { objects, targets })
+    }
+
+    /// Whether a rule's target names a queue (Id, name or developer name) or user (Id or
+    /// username) that can take cases, as the daemon resolves it.
+    fn knows_target(&self, target: &str) -> bool {
+        self.targets.iter().any(|t| {
+            id::same(&t.id, target)
+                || t.handle.eq_ignore_ascii_case(target)
+                || (t.kind == TargetKind::Queue && t.name.eq_ignore_ascii_case(target))
+        })
     }
 
     /// The rule set's problems with this org, each at its mapping.
@@ -37,6 +54,19 @@ impl OrgSchema {
             if let Some(message) = problem {
                 let mut e = m.origin.clone();
                 e.message = message;
+                errors.push(e);
+            }
+        }
+        for (target, origin) in set.handover_targets() {
+            if !self.knows_target(target) {
+                let names = self.targets.iter().flat_map(|t| [t.name.as_str(), t.handle.as_str()]);
+                let hint = crate::spelling::closest(names, target, 3)
+                    .map(|n| format!("; did you mean {n}?"))
+                    .unwrap_or_default();
+                let mut e = origin.clone();
+                e.message = format!(
+                    "handover target {target:?} is not a queue that supports cases or a user who can own them in this org{hint} (casebridge setup queues / setup users list them)"
+                );
                 errors.push(e);
             }
         }

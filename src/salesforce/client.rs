@@ -603,7 +603,11 @@ impl Client {
         Ok(r.composite_response)
     }
 
-    async fn query_page(&self, first: Option<(&str, bool)>, next_url: Option<&str>) -> Result<QueryResult<Json>> {
+    pub(super) async fn query_page(
+        &self,
+        first: Option<(&str, bool)>,
+        next_url: Option<&str>,
+    ) -> Result<QueryResult<Json>> {
         match (first, next_url) {
             (Some((soql, all)), _) => {
                 self.send_json(Method::GET, if all { "queryAll" } else { "query" }, &[("q", soql)], None).await

@@ -1,12 +1,14 @@
 //! The Salesforce REST API client casebridge uses: OAuth sign-in ([`auth`]), safe SOQL
 //! ([`soql`]), record ids ([`id`]), typed errors ([`error`]) and the client itself
-//! ([`client`]) with paging, sObjects, composite, describe and limits.
+//! ([`client`]) with paging, sObjects, composite, describe and limits, and child subquery
+//! results read past their first page ([`children`]).
 //!
 //! No maintained Rust Salesforce client covers what we need (paging through
 //! `nextRecordsUrl`, composite, typed errors), so this is a thin layer over reqwest for the
 //! dozen endpoints we use.
 
 pub mod auth;
+mod children;
 pub mod client;
 pub mod error;
 pub mod id;

@@ -1,11 +1,12 @@
 //! REST routing under `/services/data/vNN.0/`: one `dispatch` function serves both
 //! top-level requests and composite subrequests, so the two cannot drift apart.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use chrono::Utc;
 use serde_json::{Map, Value as Json, json};
 
+use super::cursors::Cursors;
 use super::error::ApiError;
 use super::org::{Org, WriteCtx};
 use super::schema::ObjectDef;
@@ -45,6 +46,12 @@ pub struct Data {
     pub batch_size: usize,
 }
 
+impl Data {
+    pub fn new(org: Org, batch_size: usize) -> Data {
+        Data { org, cursors: Cursors::default(), batch_size }
+    }
+}
+
 /// One API request, already authenticated.
 pub struct Request<'a> {
     pub method: &'a str,
@@ -72,10 +79,7 @@ pub fn dispatch(data: &mut Data, req: Request<'_>) -> Reply {
             };
             let batch = req.batch_size.unwrap_or(data.batch_size).min(data.batch_size).max(1);
             match soql::execute(&data.org, q, all, req.version) {
-                Ok(rows) => Reply::json(
-                    200,
-                    data.cursors.first_page(rows.total_size, rows.records, batch, req.segments[0], req.version),
-                ),
+                Ok(rows) => Reply::json(200, data.cursors.first_page(rows, batch, req.segments[0], req.version)),
                 Err(QueryFailure { code, message }) => Reply::error(ApiError::new(400, code, message)),
             }
         }
@@ -494,71 +498,4 @@ fn describe(def: &ObjectDef, version: &str) -> Json {
     out["childRelationships"] = Json::Array(children);
     out["recordTypeInfos"] = json!([]);
     out
-}
-
-/// Open query cursors: the rows not yet returned, behind a locator in `nextRecordsUrl`.
-#[derive(Default)]
-pub struct Cursors {
-    open: HashMap<String, Cursor>,
-    /// Oldest first; the oldest cursor is dropped past [`Cursors::MAX_OPEN`].
-    order: VecDeque<String>,
-    next: u64,
-}
-
-struct Cursor {
-    total_size: usize,
-    records: Vec<Json>,
-    batch: usize,
-}
-
-impl Cursors {
-    const MAX_OPEN: usize = 100;
-
-    fn first_page(
-        &mut self,
-        total_size: usize,
-        mut records: Vec<Json>,
-        batch: usize,
-        endpoint: &str,
-        version: &str,
-    ) -> Json {
-        if records.len() <= batch {
-            return json!({ "totalSize": total_size, "done": true, "records": records });
-        }
-        let rest = records.split_off(batch);
-        self.next += 1;
-        let locator = format!("01gDn0{:012}", self.next);
-        let next_url = format!("/services/data/v{version}/{endpoint}/{locator}-{batch}");
-        // Keep the full list with the returned rows blanked, so offsets in locators stay
-        // absolute as Salesforce's do.
-        let mut stored = vec![Json::Null; batch];
-        stored.extend(rest);
-        self.open.insert(locator.clone(), Cursor { total_size, records: stored, batch });
-        self.order.push_back(locator);
-        while self.order.len() > Self::MAX_OPEN {
-            if let Some(old) = self.order.pop_front() {
-                self.open.remove(&old);
-            }
-        }
-        json!({ "totalSize": total_size, "done": false, "nextRecordsUrl": next_url, "records": records })
-    }
-
-    fn next_page(&mut self, locator: &str, endpoint: &str, version: &str) -> Option<Json> {
-        let (key, offset) = locator.rsplit_once('-')?;
-        let offset: usize = offset.parse().ok()?;
-        let cursor = self.open.get_mut(key)?;
-        if offset >= cursor.records.len() {
-            return None;
-        }
-        let end = (offset + cursor.batch).min(cursor.records.len());
-        let page: Vec<Json> = cursor.records[offset..end].iter_mut().map(std::mem::take).collect();
-        let total_size = cursor.total_size;
-        if end == cursor.records.len() {
-            self.open.remove(key);
-            self.order.retain(|k| k != key);
-            return Some(json!({ "totalSize": total_size, "done": true, "records": page }));
-        }
-        let next_url = format!("/services/data/v{version}/{endpoint}/{key}-{end}");
-        Some(json!({ "totalSize": total_size, "done": false, "nextRecordsUrl": next_url, "records": page }))
-    }
 }

@@ -1,6 +1,10 @@
 //! The simulator's OAuth token endpoint and access tokens: the password, refresh-token,
 //! client-credentials and JWT bearer grants, answered with Salesforce's token response or
-//! its `{"error": ..., "error_description": ...}` refusals.
+//! its `{"error": ..., "error_description": ...}` refusals; and the web-server flow's
+//! authorization codes, with PKCE: a `code_challenge` sent with the authorization request
+//! is always verified against the token request's `code_verifier`
+//! (`BASE64URL(SHA256(code_verifier))`), and an app that requires PKCE refuses an
+//! authorization request without one.
 
 use std::collections::HashMap;
 
@@ -41,9 +45,22 @@ pub struct Auth {
     passwords: HashMap<String, (String, String)>,
     /// Access token → user id.
     tokens: HashMap<String, String>,
-    /// Authorization code → (client id, user id, redirect URI); each used once.
-    codes: HashMap<String, (String, String, String)>,
+    /// Authorization codes, each used once.
+    codes: HashMap<String, AuthCode>,
 }
+
+/// What an authorization code was issued for.
+struct AuthCode {
+    client_id: String,
+    user_id: String,
+    redirect_uri: String,
+    /// The PKCE `code_challenge` of the authorization request, if it sent one.
+    code_challenge: Option<String>,
+}
+
+/// Salesforce's answer to an authorization request without a `code_challenge` when the app
+/// requires PKCE (a plain-text body, not a redirect).
+pub const MISSING_CODE_CHALLENGE: &str = "error=invalid_request&error_description=missing required code challenge";
 
 impl Auth {
     pub fn new(apps: Vec<ConnectedApp>, passwords: HashMap<String, (String, String)>) -> Auth {
@@ -103,17 +120,23 @@ impl Auth {
             }
             "authorization_code" => {
                 self.client(field("client_id"), Some(field("client_secret")))?;
-                let (client_id, user_id, redirect_uri) = self.codes.remove(field("code")).ok_or(OAuthError::new(
+                let code = self.codes.remove(field("code")).ok_or(OAuthError::new(
                     400,
                     "invalid_grant",
                     "invalid authorization code",
                 ))?;
-                if client_id != field("client_id") || redirect_uri != field("redirect_uri") {
+                if code.client_id != field("client_id") || code.redirect_uri != field("redirect_uri") {
                     return Err(OAuthError::new(400, "invalid_grant", "redirect_uri must match configuration"));
                 }
+                if let Some(challenge) = &code.code_challenge
+                    && !verifies(challenge, field("code_verifier"))
+                {
+                    return Err(OAuthError::new(400, "invalid_grant", "invalid code verifier"));
+                }
+                let user_id = code.user_id;
                 let username = org.get(&user_id).and_then(|u| u.str("Username")).unwrap_or_default().to_string();
                 let refresh = random_token(64);
-                if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == client_id) {
+                if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == code.client_id) {
                     app.refresh_tokens.push(super::seed::SeedRefreshToken { token: refresh.clone(), username });
                 }
                 issued_refresh = Some(refresh);
@@ -145,6 +168,17 @@ impl Auth {
         self.apps.iter().flat_map(|a| a.refresh_tokens.iter().map(|t| t.token.clone())).collect()
     }
 
+    /// Checks an authorization request before the sign-in page is shown: an app that
+    /// requires PKCE refuses a request without a `code_challenge`.
+    pub fn check_authorization_request(&self, params: &HashMap<String, String>) -> Result<(), &'static str> {
+        let field = |k: &str| params.get(k).map(String::as_str).unwrap_or_default();
+        let app = self.apps.iter().find(|a| a.client_id == field("client_id"));
+        if app.is_some_and(|a| a.require_pkce) && field("code_challenge").is_empty() {
+            return Err(MISSING_CODE_CHALLENGE);
+        }
+        Ok(())
+    }
+
     /// The authorization page's form submission: signs the user in and returns where to
     /// send the browser (the redirect URI with `code` and `state`), or what went wrong.
     pub fn authorize(&mut self, form: &HashMap<String, String>) -> Result<String, String> {
@@ -155,6 +189,7 @@ impl Auth {
         if !self.apps.iter().any(|a| a.client_id == field("client_id")) {
             return Err("error=invalid_client_id: client identifier invalid".into());
         }
+        self.check_authorization_request(form)?;
         let redirect = field("redirect_uri");
         // The simulator only calls back to this machine.
         let loopback =
@@ -171,7 +206,16 @@ impl Auth {
             return Err("Please check your username and password.".into());
         }
         let code = random_token(40);
-        self.codes.insert(code.clone(), (field("client_id").to_string(), user_id, redirect.to_string()));
+        let challenge = Some(field("code_challenge")).filter(|c| !c.is_empty()).map(str::to_string);
+        self.codes.insert(
+            code.clone(),
+            AuthCode {
+                client_id: field("client_id").to_string(),
+                user_id,
+                redirect_uri: redirect.to_string(),
+                code_challenge: challenge,
+            },
+        );
         let sep = if redirect.contains('?') { '&' } else { '?' };
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("code", &code)
@@ -244,8 +288,36 @@ fn active_user(org: &Org, username: &str) -> Result<String, OAuthError> {
         .ok_or(OAuthError::new(400, "invalid_grant", "user hasn't approved this consumer"))
 }
 
+/// Whether `verifier` proves `challenge`: `BASE64URL(SHA256(verifier)) == challenge`, the
+/// only method Salesforce documents for its web-server flow.
+fn verifies(challenge: &str, verifier: &str) -> bool {
+    use base64::Engine;
+    if verifier.is_empty() {
+        return false;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()) == challenge
+}
+
 fn random_token(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._";
     let mut rng = rand::rng();
     (0..len).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifies_the_rfc_7636_example() {
+        // RFC 7636, appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(verifies("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", verifier));
+        assert!(!verifies(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK"
+        ));
+        assert!(!verifies("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", ""));
+    }
 }

@@ -7,21 +7,26 @@
 //! - [`seed`]: org seed files (YAML).
 //! - [`soql`]: the SOQL subset: parser and evaluator.
 //! - [`api`]: REST routing under `/services/data/vNN.0/`, composite included.
+//! - [`cursors`]: query locators, paging parents and their child subqueries.
 //! - [`auth`]: the OAuth token endpoint.
+//! - [`tls`]: HTTPS with a certificate made at start (`--tls`).
 //! - this module: the HTTP server, API-usage accounting, injected faults, and the
 //!   `/__sim/` control API that tests and benchmarks use.
 
 pub mod api;
 pub mod auth;
+pub mod cursors;
 pub mod error;
 pub mod org;
 pub mod schema;
 pub mod seed;
 pub mod soql;
+pub mod tls;
 pub mod value;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -54,11 +59,14 @@ pub const API_VERSIONS: &[&str] = &["58.0", "59.0", "60.0", "61.0", "62.0"];
 pub struct SimOptions {
     /// Query rows per page (Salesforce's default and maximum is 2,000).
     pub batch_size: usize,
+    /// Serve HTTPS with a certificate made at start (see [`tls`]); the authority's
+    /// certificate is written to the system's temporary directory.
+    pub tls: bool,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
-        SimOptions { batch_size: 2000 }
+        SimOptions { batch_size: 2000, tls: false }
     }
 }
 
@@ -120,6 +128,8 @@ fn lock(state: &Shared) -> MutexGuard<'_, SimState> {
 /// A running simulator. Dropping it stops the server.
 pub struct Simulator {
     url: String,
+    /// With `--tls`: the authority's certificate, PEM, and the file it was written to.
+    ca: Option<(String, PathBuf)>,
     state: Shared,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -130,10 +140,19 @@ impl Simulator {
     pub async fn start(addr: SocketAddr, seed: Seed, options: SimOptions) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
-        let url = format!("http://{host}:{}", local.port());
+        let host = match local.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let tls = match options.tls {
+            true => Some(tls::Tls::generate().map_err(std::io::Error::other)?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{host}:{}", local.port());
         let state: Shared = Arc::new(Mutex::new(SimState {
-            data: Data { org: seed.org, cursors: Default::default(), batch_size: options.batch_size.clamp(1, 2000) },
+            data: Data::new(seed.org, options.batch_size.clamp(1, 2000)),
             auth: Auth::new(seed.apps, seed.passwords),
             faults: Faults::default(),
             seed_daily_limit: seed.daily_api_limit,
@@ -145,18 +164,35 @@ impl Simulator {
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "Simulator server stopped with an error.");
+        let stopped = async {
+            let _ = rx.await;
+        };
+        let (task, ca) = match tls {
+            Some(tls) => {
+                let path = tls.write_ca(&std::env::temp_dir(), local.port())?;
+                let server = axum::serve(tls.listen(listener)?, app).with_graceful_shutdown(stopped);
+                (tokio::spawn(log_failure(server)), Some((tls.ca_pem, path)))
             }
-        });
-        Ok(Simulator { url, state, shutdown: Some(tx), task: Some(task) })
+            None => {
+                let server = axum::serve(listener, app).with_graceful_shutdown(stopped);
+                (tokio::spawn(log_failure(server)), None)
+            }
+        };
+        Ok(Simulator { url, ca, state, shutdown: Some(tx), task: Some(task) })
     }
 
-    /// `http://HOST:PORT`, the instance URL clients talk to.
+    /// With TLS: the PEM certificate of the authority that signed the server's
+    /// certificate, for clients to trust.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(|(pem, _)| pem.as_str())
+    }
+
+    /// With TLS: the file holding [`Simulator::ca_pem`] (removed when the simulator stops).
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca.as_ref().map(|(_, path)| path.as_path())
+    }
+
+    /// `http://HOST:PORT` (`https://` with TLS), the instance URL clients talk to.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -197,6 +233,15 @@ impl Drop for Simulator {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some((_, path)) = &self.ca {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn log_failure(server: impl std::future::IntoFuture<Output = std::io::Result<()>>) {
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "Simulator server stopped with an error.");
     }
 }
 
@@ -410,6 +455,10 @@ fn token(state: &Shared, method: &Method, path: &str, query: &str, headers: &Hea
     respond(status, Some(body), Vec::new(), None)
 }
 
+/// The authorization request's parameters the sign-in form carries through.
+const AUTHORIZE_PARAMS: [&str; 7] =
+    ["response_type", "client_id", "redirect_uri", "state", "scope", "code_challenge", "code_challenge_method"];
+
 /// The web-server flow's authorization page: a sign-in form that redirects back with a code.
 fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Response {
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
@@ -418,9 +467,14 @@ fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Resp
         r.headers_mut().insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
         r
     };
+    // Salesforce answers a request the app's PKCE policy refuses with a bare form-encoded body.
+    let refused = |body: &str| (StatusCode::BAD_REQUEST, body.to_string()).into_response();
     if method == Method::GET {
         let params = api::parse_query_string(query);
-        let hidden: String = ["response_type", "client_id", "redirect_uri", "state", "scope"]
+        if let Err(body) = lock(state).auth.check_authorization_request(&params) {
+            return refused(body);
+        }
+        let hidden: String = AUTHORIZE_PARAMS
             .iter()
             .map(|k| {
                 format!(
@@ -457,6 +511,7 @@ fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Resp
             }
             r
         }
+        Err(message) if message == auth::MISSING_CODE_CHALLENGE => refused(&message),
         Err(message) => html(StatusCode::BAD_REQUEST, format!("<!doctype html><p>{}</p>", escape(&message))),
     }
 }

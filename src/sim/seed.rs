@@ -76,6 +76,10 @@ pub struct ConnectedApp {
     /// The same, read from a file relative to the seed file.
     #[serde(default)]
     pub jwt_public_key_file: Option<std::path::PathBuf>,
+    /// The web-server flow must use PKCE ("Require Proof Key for Code Exchange"): the
+    /// authorization request must carry a `code_challenge`.
+    #[serde(default)]
+    pub require_pkce: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

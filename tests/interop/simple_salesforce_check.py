@@ -1,10 +1,14 @@
 """Drives the casebridge simulator with simple-salesforce, a third-party Salesforce client.
 
-Usage: python3 simple_salesforce_check.py http://127.0.0.1:PORT
+Usage: REQUESTS_CA_BUNDLE=CA.pem python3 simple_salesforce_check.py https://127.0.0.1:PORT
+(the simulator started with --tls; CA.pem is the certificate authority it printed).
 Exits 0 when every check passes; otherwise prints the failed check and exits 1.
 """
 import json
+import os
+import ssl
 import sys
+import urllib.request
 
 import requests
 from simple_salesforce import Salesforce
@@ -16,17 +20,6 @@ from simple_salesforce.exceptions import (
 
 BASE = sys.argv[1].rstrip("/")
 VERSION = "59.0"
-
-
-class LoopbackSession(requests.Session):
-    """simple-salesforce builds https:// URLs from the instance host (for SObject calls and
-    nextRecordsUrl pages); the simulator speaks plain HTTP on loopback."""
-
-    def request(self, method, url, *args, **kwargs):
-        host = BASE.split("://", 1)[1]
-        if url.startswith("https://" + host):
-            url = "http://" + url[len("https://"):]
-        return super().request(method, url, *args, **kwargs)
 
 
 def sign_in():
@@ -43,14 +36,8 @@ def sign_in():
     )
     token.raise_for_status()
     body = token.json()
-    sf = Salesforce(
-        instance_url=body["instance_url"],
-        session_id=body["access_token"],
-        session=LoopbackSession(),
-        version=VERSION,
-    )
-    sf.base_url = BASE + "/services/data/v" + VERSION + "/"
-    return sf
+    check(body["instance_url"] == BASE, "the token response names the https instance URL")
+    return Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], version=VERSION)
 
 
 def check(condition, what):
@@ -60,8 +47,21 @@ def check(condition, what):
     print("ok: " + what)
 
 
+def strict_tls():
+    """Python 3.13 verifies strictly by default (VERIFY_X509_STRICT); so must the certificate."""
+    context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    for host in ["127.0.0.1", "localhost"]:
+        url = BASE.replace("127.0.0.1", host) + "/services/data"
+        with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+            check(answer.status == 200, "strict TLS verification accepts the certificate for " + host)
+
+
 def main():
+    check(BASE.startswith("https://"), "the simulator serves https")
+    strict_tls()
     sf = sign_in()
+    check(sf.base_url.startswith("https://"), "simple-salesforce builds https URLs, unpatched")
 
     # Composite through restful(): 18 calls of 25 creates each, one account for all.
     account = sf.Account.create({"Name": "Interop Account"})

@@ -4,11 +4,13 @@
 //! nested parent objects (or `null`), and child subqueries as nested query results.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value as Json, json};
 
 use super::parse::{CmpOp, Cond, Literal, Name, OrderItem, Query, RelativeDate, SelectItem};
+use super::semijoin;
 use crate::salesforce::id;
 use crate::sim::org::{Org, Record};
 use crate::sim::schema::{FieldType, ObjectDef, Schema};
@@ -42,26 +44,30 @@ enum Column {
 
 /// A field reached from the queried object through zero or more parent relationships.
 #[derive(Debug, Clone)]
-struct Path {
+pub(super) struct Path {
     /// (reference field, relationship name) per hop.
-    hops: Vec<(String, String)>,
-    field: String,
-    kind: FieldType,
+    pub(super) hops: Vec<(String, String)>,
+    pub(super) field: String,
+    pub(super) kind: FieldType,
 }
 
 #[derive(Debug, Clone)]
-enum Filter {
+pub(super) enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
     Compare(Path, CmpOp, Operand),
     In(Path, bool, Vec<Operand>),
     Like(Path, String),
+    /// `IN (SELECT ...)`, or `NOT IN` when negated; see [`semijoin`].
+    SemiJoin(Path, bool, Box<semijoin::SubSelect>),
+    /// A semi-join whose subquery has run: the Ids it selected.
+    InSet(Path, bool, HashSet<String>),
 }
 
 /// A literal converted to the type of the field it is compared with.
 #[derive(Debug, Clone)]
-enum Operand {
+pub(super) enum Operand {
     Null,
     Value(Value),
     /// A day range [start, end) such as `TODAY` or `LAST_N_DAYS:7`, or a date compared
@@ -74,15 +80,23 @@ const RELATIONSHIP_HINT: &str = "If you are attempting to use a custom relations
 
 /// Checks a parsed query against the schema.
 pub fn check(schema: &Schema, query: &Query) -> Result<Checked, QueryError> {
-    let object = schema.object(&query.from.text).ok_or_else(|| QueryError {
-        offset: query.from.offset,
+    let object = object_named(schema, &query.from)?;
+    if let Some(filter) = &query.filter {
+        semijoin::check_placement(filter)?;
+    }
+    check_on(schema, object, query)
+}
+
+/// The object a `FROM` names, or Salesforce's `INVALID_TYPE`.
+pub(super) fn object_named<'a>(schema: &'a Schema, name: &Name) -> Result<&'a ObjectDef, QueryError> {
+    schema.object(&name.text).ok_or_else(|| QueryError {
+        offset: name.offset,
         code: "INVALID_TYPE",
         message: format!(
             "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.",
-            query.from.text
+            name.text
         ),
-    })?;
-    check_on(schema, object, query)
+    })
 }
 
 fn check_on(schema: &Schema, object: &ObjectDef, query: &Query) -> Result<Checked, QueryError> {
@@ -113,6 +127,7 @@ fn check_on(schema: &Schema, object: &ObjectDef, query: &Query) -> Result<Checke
                     ),
                 })?;
                 let child = schema.object(&rel.child_object).expect("schema child relationships are consistent");
+                semijoin::refuse_in_subquery(sub.filter.as_ref(), false)?;
                 select.push(Column::Children {
                     relationship: rel.name.clone(),
                     child_object: child.name.clone(),
@@ -150,7 +165,7 @@ fn check_on(schema: &Schema, object: &ObjectDef, query: &Query) -> Result<Checke
     })
 }
 
-fn resolve(schema: &Schema, object: &ObjectDef, name: &Name) -> Result<Path, QueryError> {
+pub(super) fn resolve(schema: &Schema, object: &ObjectDef, name: &Name) -> Result<Path, QueryError> {
     let parts: Vec<&str> = name.parts().collect();
     let mut current: Vec<&ObjectDef> = vec![object];
     let mut hops = Vec::new();
@@ -172,7 +187,7 @@ fn resolve(schema: &Schema, object: &ObjectDef, name: &Name) -> Result<Path, Que
     Ok(Path { hops, field: field.name.clone(), kind: field.kind })
 }
 
-fn check_cond(schema: &Schema, object: &ObjectDef, cond: &Cond) -> Result<Filter, QueryError> {
+pub(super) fn check_cond(schema: &Schema, object: &ObjectDef, cond: &Cond) -> Result<Filter, QueryError> {
     let all = |cs: &[Cond]| cs.iter().map(|c| check_cond(schema, object, c)).collect::<Result<Vec<_>, _>>();
     Ok(match cond {
         Cond::And(cs) => Filter::And(all(cs)?),
@@ -188,6 +203,7 @@ fn check_cond(schema: &Schema, object: &ObjectDef, cond: &Cond) -> Result<Filter
             let operands = values.iter().map(|v| operand(&path, field, v)).collect::<Result<_, _>>()?;
             Filter::In(path, *negated, operands)
         }
+        Cond::SemiJoin { field, negated, query } => semijoin::check(schema, object, field, *negated, query)?,
         Cond::Like { field, pattern } => {
             let path = resolve(schema, object, field)?;
             if !path.kind.is_text() && path.kind != FieldType::Id && path.kind != FieldType::Reference {
@@ -270,18 +286,22 @@ fn relative_range(r: RelativeDate) -> Operand {
     Operand::Range(start_of(from), start_of(from + Duration::days(days)))
 }
 
-/// Result rows of a checked query.
+/// Result rows of a checked query. Child subquery results come back whole; paging them
+/// is the query locators' work (see `sim::cursors`).
 pub struct Rows {
     pub total_size: usize,
     pub records: Vec<Json>,
+    /// The row keys that hold child subquery results.
+    pub child_relationships: Vec<String>,
 }
 
 /// Runs a checked query. `all_rows` is `queryAll` (deleted records included).
 pub fn run(org: &Org, query: &Checked, all_rows: bool, version: &str) -> Rows {
+    let filter = query.filter.as_ref().map(|f| semijoin::materialize(org, f));
     let matched: Vec<&Record> = org
         .all(&query.object)
         .filter(|r| all_rows || !r.is_deleted())
-        .filter(|r| query.filter.as_ref().is_none_or(|f| matches(org, r, f)))
+        .filter(|r| filter.as_ref().is_none_or(|f| matches(org, r, f)))
         .collect();
     finish(org, query, matched, all_rows, version)
 }
@@ -295,11 +315,19 @@ fn finish(org: &Org, query: &Checked, mut matched: Vec<&Record>, all_rows: bool,
         Some(n) => after_offset.take(n).collect(),
         None => after_offset.collect(),
     };
+    let child_relationships = query
+        .select
+        .iter()
+        .filter_map(|c| match c {
+            Column::Children { relationship, .. } => Some(relationship.clone()),
+            Column::Field(_) => None,
+        })
+        .collect();
     if query.count_only {
-        return Rows { total_size: limited.len(), records: Vec::new() };
+        return Rows { total_size: limited.len(), records: Vec::new(), child_relationships };
     }
     let records = limited.iter().map(|r| render(org, query, r, all_rows, version)).collect::<Vec<_>>();
-    Rows { total_size: records.len(), records }
+    Rows { total_size: records.len(), records, child_relationships }
 }
 
 fn order(org: &Org, keys: &[(Path, bool, bool)], a: &Record, b: &Record) -> Ordering {
@@ -345,7 +373,7 @@ fn value_at(org: &Org, record: &Record, path: &Path) -> Value {
     current.get(&path.field).clone()
 }
 
-fn matches(org: &Org, record: &Record, filter: &Filter) -> bool {
+pub(super) fn matches(org: &Org, record: &Record, filter: &Filter) -> bool {
     match filter {
         Filter::And(fs) => fs.iter().all(|f| matches(org, record, f)),
         Filter::Or(fs) => fs.iter().any(|f| matches(org, record, f)),
@@ -360,7 +388,15 @@ fn matches(org: &Org, record: &Record, filter: &Filter) -> bool {
             Value::Str(s) => like(&s, pattern),
             _ => false,
         },
+        Filter::SemiJoin(path, negated, sub) => {
+            in_set(&value_at(org, record, path), &semijoin::ids(org, sub)) != *negated
+        }
+        Filter::InSet(path, negated, ids) => in_set(&value_at(org, record, path), ids) != *negated,
     }
+}
+
+fn in_set(value: &Value, ids: &HashSet<String>) -> bool {
+    value.as_str().and_then(id::to_18).is_some_and(|v| ids.contains(&v))
 }
 
 fn compare(v: &Value, op: CmpOp, operand: &Operand) -> bool {

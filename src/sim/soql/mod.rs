@@ -1,9 +1,12 @@
-//! The simulator's SOQL: parse ([`parse`]), check against the schema and run ([`eval`]).
+//! The simulator's SOQL: parse ([`parse`]), check against the schema and run ([`eval`]),
+//! semi-joins and anti-joins included ([`semijoin`]).
 //! Errors come back in Salesforce's form: the offending line, a caret under the token,
 //! `ERROR at Row:R:Column:C`, then what is wrong.
 
 pub mod eval;
+mod lex;
 pub mod parse;
+mod semijoin;
 
 use crate::sim::org::Org;
 

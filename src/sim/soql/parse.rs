@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::lex::{Tok, lex};
 use crate::sim::value::parse_datetime;
 
 /// A syntax error: where, and what Salesforce would say.
@@ -25,6 +26,16 @@ pub struct Query {
     pub order_by: Vec<OrderItem>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
+}
+
+/// Where a `SELECT` stands: the statement, a child subquery in its field list, or the
+/// subquery of a semi-join or anti-join, which selects one field and has no `ORDER BY`,
+/// `LIMIT` or `OFFSET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Top,
+    Child,
+    SemiJoin,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,9 +62,26 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),
-    Compare { field: Name, op: CmpOp, value: Literal },
-    In { field: Name, negated: bool, values: Vec<Literal> },
-    Like { field: Name, pattern: String },
+    Compare {
+        field: Name,
+        op: CmpOp,
+        value: Literal,
+    },
+    In {
+        field: Name,
+        negated: bool,
+        values: Vec<Literal>,
+    },
+    /// `field IN (SELECT ...)` (a semi-join) or `field NOT IN (SELECT ...)` (an anti-join).
+    SemiJoin {
+        field: Name,
+        negated: bool,
+        query: Box<Query>,
+    },
+    Like {
+        field: Name,
+        pattern: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,172 +123,11 @@ pub struct OrderItem {
     pub nulls_last: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Word(String),
-    Str(String),
-    Number(String),
-    DateTime(String),
-    Comma,
-    LParen,
-    RParen,
-    Colon,
-    Op(CmpOp),
-    End,
-}
-
-impl Tok {
-    fn describe(&self) -> String {
-        match self {
-            Tok::Word(w) => w.clone(),
-            Tok::Str(s) => format!("'{s}'"),
-            Tok::Number(n) | Tok::DateTime(n) => n.clone(),
-            Tok::Comma => ",".into(),
-            Tok::LParen => "(".into(),
-            Tok::RParen => ")".into(),
-            Tok::Colon => ":".into(),
-            Tok::Op(op) => match op {
-                CmpOp::Eq => "=",
-                CmpOp::Ne => "!=",
-                CmpOp::Lt => "<",
-                CmpOp::Le => "<=",
-                CmpOp::Gt => ">",
-                CmpOp::Ge => ">=",
-            }
-            .into(),
-            Tok::End => "<EOF>".into(),
-        }
-    }
-
-    fn is_keyword(&self, kw: &str) -> bool {
-        matches!(self, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
-    }
-}
-
-fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
-    let bytes = src.as_bytes();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        let start = i;
-        match c {
-            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-            b',' => {
-                toks.push((Tok::Comma, start));
-                i += 1;
-            }
-            b'(' => {
-                toks.push((Tok::LParen, start));
-                i += 1;
-            }
-            b')' => {
-                toks.push((Tok::RParen, start));
-                i += 1;
-            }
-            b':' => {
-                toks.push((Tok::Colon, start));
-                i += 1;
-            }
-            b'=' => {
-                toks.push((Tok::Op(CmpOp::Eq), start));
-                i += 1;
-            }
-            b'!' if bytes.get(i + 1) == Some(&b'=') => {
-                toks.push((Tok::Op(CmpOp::Ne), start));
-                i += 2;
-            }
-            b'<' => {
-                let (op, len) = match bytes.get(i + 1) {
-                    Some(b'=') => (CmpOp::Le, 2),
-                    Some(b'>') => (CmpOp::Ne, 2),
-                    _ => (CmpOp::Lt, 1),
-                };
-                toks.push((Tok::Op(op), start));
-                i += len;
-            }
-            b'>' => {
-                let (op, len) = if bytes.get(i + 1) == Some(&b'=') { (CmpOp::Ge, 2) } else { (CmpOp::Gt, 1) };
-                toks.push((Tok::Op(op), start));
-                i += len;
-            }
-            b'\'' => {
-                let (s, end) = lex_string(src, i)?;
-                toks.push((Tok::Str(s), start));
-                i = end;
-            }
-            b'0'..=b'9' | b'-' | b'+' | b'.' => {
-                let mut j = i + 1;
-                while j < bytes.len()
-                    && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'.' | b':' | b'-' | b'+'))
-                {
-                    // A '+' or '-' only continues a datetime's offset or a date, never an
-                    // expression; SOQL has no arithmetic.
-                    j += 1;
-                }
-                let text = &src[i..j];
-                let is_date = text.len() >= 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
-                toks.push((if is_date { Tok::DateTime(text.into()) } else { Tok::Number(text.into()) }, start));
-                i = j;
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                let mut j = i + 1;
-                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'.')) {
-                    j += 1;
-                }
-                toks.push((Tok::Word(src[i..j].into()), start));
-                i = j;
-            }
-            _ => {
-                let ch = src[i..].chars().next().unwrap_or('?');
-                return Err(SyntaxError { offset: i, message: format!("unexpected token: '{ch}'") });
-            }
-        }
-    }
-    toks.push((Tok::End, src.len()));
-    Ok(toks)
-}
-
-/// Lexes a quoted string starting at `start` (the opening quote); returns it unescaped and
-/// the offset after the closing quote. `\%` and `\_` stay escaped for LIKE to interpret.
-fn lex_string(src: &str, start: usize) -> Result<(String, usize), SyntaxError> {
-    let mut out = String::new();
-    let mut chars = src[start + 1..].char_indices();
-    while let Some((k, c)) = chars.next() {
-        match c {
-            '\'' => return Ok((out, start + 1 + k + 1)),
-            '\\' => match chars.next() {
-                Some((_, 'n')) => out.push('\n'),
-                Some((_, 'r')) => out.push('\r'),
-                Some((_, 't')) => out.push('\t'),
-                Some((_, 'b')) => out.push('\u{8}'),
-                Some((_, 'f')) => out.push('\u{c}'),
-                Some((_, e @ ('\'' | '"' | '\\'))) => out.push(e),
-                Some((_, e @ ('%' | '_'))) => {
-                    out.push('\\');
-                    out.push(e);
-                }
-                Some((j, e)) => {
-                    return Err(SyntaxError {
-                        offset: start + 1 + j,
-                        message: format!(
-                            "Invalid string literal '\\{e}'. Illegal character sequence '\\{e}' in string literal."
-                        ),
-                    });
-                }
-                None => break,
-            },
-            c => out.push(c),
-        }
-    }
-    Err(SyntaxError { offset: start, message: "unexpected token: unterminated string literal".into() })
-}
-
 /// Parses one SOQL statement.
 pub fn parse(src: &str) -> Result<Query, SyntaxError> {
     let toks = lex(src)?;
     let mut p = Parser { toks, pos: 0 };
-    let q = p.query(false)?;
+    let q = p.query(Kind::Top)?;
     p.expect_end()?;
     Ok(q)
 }
@@ -345,11 +212,14 @@ impl Parser {
         }
     }
 
-    fn query(&mut self, nested: bool) -> Result<Query, SyntaxError> {
+    fn query(&mut self, kind: Kind) -> Result<Query, SyntaxError> {
         self.keyword("SELECT")?;
         let mut select = Vec::new();
         let mut count_only = false;
-        if self.peek().is_keyword("COUNT") && self.toks.get(self.pos + 1).map(|t| &t.0) == Some(&Tok::LParen) {
+        let count_call = self.toks.get(self.pos + 1).map(|t| &t.0) == Some(&Tok::LParen);
+        if kind == Kind::SemiJoin {
+            select.push(SelectItem::Field(self.name()?));
+        } else if self.peek().is_keyword("COUNT") && count_call {
             self.bump();
             self.bump();
             self.expect(Tok::RParen)?;
@@ -357,11 +227,11 @@ impl Parser {
         } else {
             loop {
                 if *self.peek() == Tok::LParen {
-                    if nested {
+                    if kind != Kind::Top {
                         return self.unexpected();
                     }
                     self.bump();
-                    let sub = self.query(true)?;
+                    let sub = self.query(Kind::Child)?;
                     self.expect(Tok::RParen)?;
                     select.push(SelectItem::Subquery(Box::new(sub)));
                 } else {
@@ -378,6 +248,9 @@ impl Parser {
         let from = self.object_name()?;
         let filter = if self.eat_keyword("WHERE") { Some(self.condition()?) } else { None };
         let mut order_by = Vec::new();
+        if kind == Kind::SemiJoin {
+            return Ok(Query { select, count_only, from, filter, order_by, limit: None, offset: None });
+        }
         if self.eat_keyword("ORDER") {
             self.keyword("BY")?;
             loop {
@@ -472,6 +345,11 @@ impl Parser {
         let negated = self.eat_keyword("NOT");
         if self.eat_keyword("IN") {
             self.expect(Tok::LParen)?;
+            if self.peek().is_keyword("SELECT") {
+                let query = Box::new(self.query(Kind::SemiJoin)?);
+                self.expect(Tok::RParen)?;
+                return Ok(Cond::SemiJoin { field, negated, query });
+            }
             let mut values = vec![self.literal()?];
             while *self.peek() == Tok::Comma {
                 self.bump();
@@ -613,6 +491,20 @@ mod tests {
         let q = ok("SELECT Id, (SELECT SobjectType FROM QueueSobjects) FROM Group WHERE Type = 'Queue'");
         assert_eq!(q.from.text, "Group");
         assert_eq!(parse("SELECT Id FROM Group GROUP BY Type").unwrap_err().message, "unexpected token: GROUP");
+    }
+
+    #[test]
+    fn semi_and_anti_joins() {
+        let q = ok("SELECT Id FROM Group WHERE Id IN (SELECT QueueId FROM QueueSobject WHERE SobjectType = 'Case') \
+             AND Id NOT IN (SELECT GroupId FROM GroupMember)");
+        let Some(Cond::And(parts)) = q.filter else { panic!() };
+        assert!(matches!(&parts[0], Cond::SemiJoin { negated: false, query, .. } if query.from.text == "QueueSobject"));
+        assert!(matches!(&parts[1], Cond::SemiJoin { negated: true, query, .. } if query.filter.is_none()));
+        // One selected field, and no ORDER BY, LIMIT or OFFSET in the subquery.
+        let e = parse("SELECT Id FROM Group WHERE Id IN (SELECT QueueId, Id FROM QueueSobject)").unwrap_err();
+        assert_eq!(e.message, "unexpected token: ,");
+        let e = parse("SELECT Id FROM Group WHERE Id IN (SELECT QueueId FROM QueueSobject LIMIT 5)").unwrap_err();
+        assert_eq!(e.message, "unexpected token: LIMIT");
     }
 
     #[test]

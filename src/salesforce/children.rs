@@ -1,0 +1,80 @@
+//! Child subquery results past their first page. Salesforce returns at most about 200
+//! child records per relationship inline; past that the nested result has `done: false`
+//! and its own `nextRecordsUrl`, read through the same Query More Results resource as a
+//! parent's pages. Reading a parent's next page invalidates the child locators of the page
+//! before, so a row's children are completed as soon as the row is read.
+
+use serde_json::{Value as Json, json};
+
+use super::client::{Client, QueryResult};
+use super::error::Result;
+
+impl Client {
+    /// One page of a query result by its `nextRecordsUrl` (parent or child locator).
+    pub async fn query_more(&self, next_records_url: &str) -> Result<QueryResult<Json>> {
+        self.query_page(None, Some(next_records_url)).await
+    }
+
+    /// `row` with every nested child result read to its end: the records of each
+    /// `nextRecordsUrl` page appended, `done: true`, as if all children came at once.
+    /// A row whose children are complete costs no call.
+    pub async fn with_all_children(&self, mut row: Json) -> Result<Json> {
+        let Some(fields) = row.as_object_mut() else { return Ok(row) };
+        for value in fields.values_mut() {
+            let Some(mut next) = unfinished(value) else { continue };
+            let mut more = Vec::new();
+            loop {
+                let page = self.query_more(&next).await?;
+                more.extend(page.records);
+                match page.next_records_url.filter(|_| !page.done) {
+                    Some(url) => next = url,
+                    None => break,
+                }
+            }
+            if let Some(records) = value["records"].as_array_mut() {
+                records.extend(more);
+            }
+            if let Some(result) = value.as_object_mut() {
+                result.remove("nextRecordsUrl");
+                result.insert("done".into(), json!(true));
+            }
+        }
+        Ok(row)
+    }
+
+    /// Every row of a query, each with all its children (see [`Client::with_all_children`]),
+    /// read page by page so that no child locator is read after its parent's next page.
+    pub async fn query_with_children(&self, soql: impl Into<String>) -> Result<Vec<Json>> {
+        let mut pages = self.query::<Json>(soql);
+        let mut rows = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            for row in page {
+                rows.push(self.with_all_children(row).await?);
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The next page's URL of a nested query result that is not done.
+fn unfinished(value: &Json) -> Option<String> {
+    let is_result = value.get("records").is_some_and(Json::is_array) && value.get("totalSize").is_some();
+    let done = value.get("done").and_then(Json::as_bool).unwrap_or(true);
+    (is_result && !done).then(|| value.get("nextRecordsUrl")?.as_str().map(str::to_string)).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unfinished_nested_results_are_followed() {
+        let url = "/services/data/v59.0/query/01gX-200";
+        let open = json!({ "totalSize": 450, "done": false, "nextRecordsUrl": url, "records": [] });
+        assert_eq!(unfinished(&open).as_deref(), Some(url));
+        assert_eq!(unfinished(&json!({ "totalSize": 2, "done": true, "records": [] })), None);
+        assert_eq!(unfinished(&json!(null)), None);
+        // A parent relationship is an object too, but not a query result.
+        assert_eq!(unfinished(&json!({ "attributes": {}, "done": false, "nextRecordsUrl": url })), None);
+    }
+}

@@ -1,0 +1,51 @@
+//! Work the daemon does for nothing: after a burst, idle polls must cost one API call and
+//! constant work, whatever came before (the overlap is anchored at the poll's time, not at
+//! the newest row), and our own replies' echo is not decided or stored again.
+
+mod common;
+
+use std::time::Duration;
+
+use casebridge::daemon::{Daemon, DaemonSettings};
+use casebridge::sim::SimOptions;
+use common::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_cycles_after_a_burst_cost_one_call_and_read_no_rows() {
+    // Small pages, so that re-reading the burst would show as extra calls.
+    let sim = start_sim(SimOptions { batch_size: 25, ..Default::default() }).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let agent = sim.id_of("agent").unwrap();
+    for i in 0..120 {
+        let body = json!({ "Subject": format!("Burst {i}"), "Description": "How do I recalibrate the gripper?", "OwnerId": agent, "Origin": "Web" });
+        admin.create("Case", &body).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let settings = DaemonSettings {
+        poll_interval: Duration::from_millis(50),
+        overlap: Duration::from_millis(300),
+        initial_lookback: Duration::from_secs(3600),
+        reply_channel: Default::default(),
+        email_from: None,
+        agent_user: "agent@test.example".into(),
+        default_target: "Support Queue".into(),
+    };
+    let store = casebridge::store::Store::open(&dir.path().join("store")).unwrap();
+    let rules = casebridge::decide::shared(Box::new(casebridge::decide::BuiltinRules::new("Acme Support")));
+    let mut daemon = Daemon::new(agent_client(&sim), store, demo_kb(), rules, None, settings).await.unwrap();
+
+    let burst = daemon.cycle().await.unwrap();
+    assert_eq!(burst.events.len(), 120, "every case of the burst is answered");
+    let conversations = daemon.store().conversation_count();
+    // The next poll sees our 120 replies' echo (the cases' stamps moved): read, not decided.
+    let echo = daemon.cycle().await.unwrap();
+    assert!(echo.events.is_empty(), "{:?}", echo.events);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    daemon.cycle().await.unwrap();
+    for _ in 0..3 {
+        let idle = daemon.cycle().await.unwrap();
+        assert_eq!((idle.api_calls, idle.rows), (1, 0), "an idle cycle is one call and reads nothing");
+    }
+    assert_eq!(daemon.store().conversation_count(), conversations);
+}
