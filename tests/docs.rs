@@ -1,0 +1,477 @@
+//! The documentation is a test. Every command in the README and `rules/README.md` runs here
+//! as written (optional `[...]` parts each way, placeholders such as `FILE` or `500...`
+//! filled in), in a copy of the repository's examples and rules; every config snippet and
+//! org seed parses; every `CASEBRIDGE_*` variable the docs and examples name is one the
+//! binary reads, a setting's override, or a secret a snippet names; and the examples load.
+//! A command the harness does not know how to run fails the test, so docs cannot drift.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use casebridge::config::Config;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+const DOCS: &[&str] = &["README.md", "rules/README.md"];
+
+/// A code block of a document: fenced (with its language) or indented by four spaces.
+struct Block {
+    doc: &'static str,
+    lang: String,
+    text: String,
+}
+
+fn blocks(doc: &'static str) -> Vec<Block> {
+    let text = std::fs::read_to_string(root().join(doc)).unwrap();
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    let mut previous_blank = true;
+    while let Some(line) = lines.next() {
+        if let Some(lang) = line.strip_prefix("```") {
+            let mut body = String::new();
+            for l in lines.by_ref() {
+                if l.starts_with("```") {
+                    break;
+                }
+                body += l;
+                body.push('\n');
+            }
+            out.push(Block { doc, lang: lang.trim().to_string(), text: body });
+        } else if previous_blank && line.starts_with("    ") && !line.trim().is_empty() {
+            let mut body = format!("{}\n", &line[4..]);
+            while lines.peek().is_some_and(|l| l.starts_with("    ")) {
+                body += &lines.next().unwrap()[4..];
+                body.push('\n');
+            }
+            out.push(Block { doc, lang: "sh".into(), text: body });
+        }
+        previous_blank = line.trim().is_empty();
+    }
+    out
+}
+
+/// The commands of a shell block: continuations joined, comments dropped.
+fn commands(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = strip_comment(line);
+        if let Some(head) = line.trim_end().strip_suffix('\\') {
+            current += head;
+            continue;
+        }
+        current += &line;
+        if !current.trim().is_empty() {
+            out.push(current.trim().to_string());
+        }
+        current.clear();
+    }
+    out
+}
+
+/// A line without its `# comment` (a `#` outside quotes, after a space).
+fn strip_comment(line: &str) -> String {
+    let mut quoted = None;
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match (c, quoted) {
+            ('"' | '\'', None) => quoted = Some(c),
+            (q, Some(open)) if q == open => quoted = None,
+            ('#', None) if previous.is_whitespace() => return line[..i].to_string(),
+            _ => {}
+        }
+        previous = c;
+    }
+    line.to_string()
+}
+
+/// `a [--x X] [--f json|junit]` → `a`, `a --x X`, `a --f json`, `a --f junit`.
+fn variants(command: &str) -> Vec<String> {
+    let Some(open) = command.find('[') else { return vec![command.to_string()] };
+    let close = open + command[open..].find(']').unwrap();
+    let (before, inner, after) = (&command[..open], &command[open + 1..close], &command[close + 1..]);
+    let mut out: Vec<String> = variants(&format!("{}{}", before.trim_end(), after)).into_iter().collect();
+    // Alternatives inside an optional part: `--format json|junit`.
+    let (flag, values) = inner.rsplit_once(' ').unwrap_or(("", inner));
+    for value in values.split('|') {
+        let part = if flag.is_empty() { value.to_string() } else { format!("{flag} {value}") };
+        if let Some(first) = variants(&format!("{before}{part}{after}")).into_iter().next() {
+            out.push(first);
+        }
+    }
+    out
+}
+
+/// Splits a command into words, honouring double and single quotes.
+fn words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = None;
+    let mut any = false;
+    for c in command.chars() {
+        match (c, quoted) {
+            ('"' | '\'', None) => {
+                quoted = Some(c);
+                any = true;
+            }
+            (q, Some(open)) if q == open => quoted = None,
+            (c, None) if c.is_whitespace() => {
+                if any {
+                    out.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            (c, _) => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(word);
+    }
+    out
+}
+
+/// A scratch copy of what the docs' commands read and write.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in ["examples", "rules", "schema"] {
+        copy(&root().join(folder), &dir.path().join(folder));
+    }
+    dir
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() { copy(&e.path(), &target) } else { std::fs::copy(e.path(), target).map(|_| ()).unwrap() }
+    }
+}
+
+/// A long-running command (`sim`, `run`), stopped with SIGTERM when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+struct Runner {
+    dir: tempfile::TempDir,
+    running: Vec<Running>,
+    ran: Vec<String>,
+}
+
+impl Runner {
+    fn bin(&self, args: &[String]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_casebridge"));
+        c.args(args).current_dir(self.dir.path()).env("CASEBRIDGE_LOG", "warn");
+        c
+    }
+
+    /// Runs one documented command; `cargo run --release --` is the same binary.
+    fn run(&mut self, doc: &str, command: &str) {
+        let command = command.replace("cargo run --release -- ", "casebridge ");
+        let mut args = words(&command);
+        match args.first().map(String::as_str) {
+            Some("casebridge") => {}
+            Some("cargo") if command == "cargo test" => return, // the command running this test
+            Some("cargo") if command.starts_with("cargo install --path . --locked") => {
+                // Installing builds a release binary (minutes); what can fail is the lock.
+                let ok = Command::new(env!("CARGO"))
+                    .args(["metadata", "--locked", "--format-version", "1", "--no-deps"])
+                    .current_dir(root())
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(ok.success(), "{doc}: Cargo.lock is not current, so `{command}` fails");
+                return;
+            }
+            _ => panic!("{doc}: the docs harness does not know how to run `{command}`; teach it"),
+        }
+        args.remove(0);
+        self.ran.push(command.clone());
+        match args.first().map(String::as_str) {
+            Some("sim") => self.start(&args, "casebridge sim listening on", &command),
+            Some("run") => {
+                let status = self.dir.path().join("examples/demo/casebridge-demo.db.status.json");
+                self.start(&args, "", &command);
+                wait_for(&command, || status.exists());
+            }
+            Some("demo") => {
+                let out = self.bin(&args).output().unwrap();
+                assert!(out.status.success(), "{doc}: `{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(String::from_utf8_lossy(&out.stdout).contains("handed over"), "{doc}: `{command}`");
+            }
+            _ => {
+                let out = self.bin(&args).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{doc}: `{command}` exited {:?}:\n{}{}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
+    fn start(&mut self, args: &[String], ready: &str, command: &str) {
+        let mut child = self.bin(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        if !ready.is_empty() {
+            let mut line = String::new();
+            BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+            assert!(line.starts_with(ready), "`{command}` printed {line:?}");
+        }
+        self.running.push(Running(child));
+    }
+
+    fn stop_all(&mut self) {
+        while let Some(r) = self.running.pop() {
+            drop(r);
+        }
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Fills the docs' placeholders: `FILE` (an org seed), `N`, `F`, `500...` (a case Id).
+fn fill(command: &str, case_id: &str) -> String {
+    command
+        .replace("--org FILE", "--org examples/demo/org.yaml")
+        .replace("--batch-size N", "--batch-size 100")
+        .replace("--filter F", "--filter billing")
+        .replace("500...", case_id)
+}
+
+/// The demo config as `casebridge.yaml` in the workspace, for the commands that name it.
+fn write_workspace_config(dir: &Path) {
+    let text = std::fs::read_to_string(dir.join("examples/demo/casebridge.yaml")).unwrap();
+    let text = text
+        .replace("{file: secrets/", "{file: examples/demo/secrets/")
+        .replace("dir: help-center", "dir: examples/demo/help-center")
+        .replace("rules_dir: ../../rules", "rules_dir: rules")
+        .replace("store_path: casebridge-demo.db", "store_path: casebridge.db");
+    std::fs::write(dir.join("casebridge.yaml"), text).unwrap();
+}
+
+#[test]
+fn every_documented_command_runs_as_written() {
+    let mut runner = Runner { dir: workspace(), running: Vec::new(), ran: Vec::new() };
+    write_workspace_config(runner.dir.path());
+    let mut shell_blocks = Vec::new();
+    for doc in DOCS {
+        for block in blocks(doc).into_iter().filter(|b| b.lang == "sh") {
+            let lines = commands(&block.text);
+            // Blocks that are shell scripts (variables, pipes, curl) run through bash.
+            if lines.iter().any(|l| l.contains("curl ") || l.contains('|') && !l.contains('[')) {
+                shell_blocks.push(block);
+                continue;
+            }
+            for line in lines {
+                // The case for `record` exists once a simulator runs (the block before starts one).
+                let case_id = std::env::var("DOCS_CASE_ID").unwrap_or_else(|_| demo_case_id());
+                for variant in variants(&fill(&line, &case_id)) {
+                    runner.run(block.doc, &variant);
+                }
+            }
+        }
+    }
+    runner.stop_all();
+    for block in shell_blocks {
+        run_script(&runner, &block);
+    }
+    println!("ran: {:#?}", runner.ran);
+    for expected in [
+        "demo",
+        "sim --listen",
+        "setup check",
+        "run --config",
+        "status",
+        "errors",
+        "rules check",
+        "rules test",
+        "rules explain",
+        "record",
+    ] {
+        assert!(runner.ran.iter().any(|c| c.contains(expected)), "no documented `{expected}` ran: {:?}", runner.ran);
+    }
+}
+
+/// A case Id of the demo org served on 127.0.0.1:8080 by the documented `sim` command.
+fn demo_case_id() -> String {
+    let out = Command::new("curl").args(["-s", "http://127.0.0.1:8080/__sim/keys"]).output();
+    let keys: serde_json::Value =
+        out.ok().and_then(|o| serde_json::from_slice(&o.stdout).ok()).unwrap_or(serde_json::Value::Null);
+    keys.as_object()
+        .and_then(|m| m.values().filter_map(|v| v.as_str()).find(|v| v.starts_with("500")).map(str::to_string))
+        .unwrap_or_else(|| "500000000000000AAA".into())
+}
+
+/// Runs a documented shell script with bash, `casebridge` and `cargo run --release --`
+/// being the built binary, and stops what it left running.
+fn run_script(runner: &Runner, block: &Block) {
+    for tool in ["bash", "curl", "jq"] {
+        assert!(
+            Command::new("which").arg(tool).output().unwrap().status.success(),
+            "{tool} is needed (.ci/run installs it)"
+        );
+    }
+    let bin_dir = runner.dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_casebridge"), bin_dir.join("casebridge")).ok();
+    let script = block.text.replace("cargo run --release -- ", "casebridge ");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("bash")
+        .args(["-c", &format!("set -eo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n{script}")])
+        .current_dir(runner.dir.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: the script failed:\n{script}\n{stdout}{}",
+        block.doc,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"records\""), "{}: the script's query printed {stdout}", block.doc);
+}
+
+/// Every YAML block parses as what it shows: a config (alone or as a fragment of one), a
+/// rule file, or an org seed.
+#[test]
+fn every_documented_yaml_snippet_parses() {
+    let minimal = "org:\n  auth: {grant: refresh_token, client_id: a, refresh_token: {env: X}}\nagent_user: a\nhandover: {default_target: q}\n";
+    for doc in DOCS.iter().chain(["docs/salesforce-setup.md"].iter()) {
+        for block in blocks(doc).into_iter().filter(|b| b.lang == "yaml") {
+            if block.text.contains("users:") || block.text.contains("connected_apps:") {
+                let dir = tempfile::tempdir().unwrap();
+                std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+                std::fs::copy(root().join("tests/fixtures/jwt-test-key.pub.pem"), dir.path().join("keys/app.pub.pem"))
+                    .unwrap();
+                std::fs::write(dir.path().join("org.yaml"), &block.text).unwrap();
+                casebridge::sim::seed::load_file(&dir.path().join("org.yaml"))
+                    .unwrap_or_else(|e| panic!("{doc}: the org seed does not load: {e}\n{}", block.text));
+            } else {
+                let fragment = block.text.starts_with("org:") && !block.text.contains("agent_user");
+                let text =
+                    if fragment { config_with(minimal, &block.text) } else { format!("{minimal}{}", block.text) };
+                Config::parse(&text, doc, &[])
+                    .unwrap_or_else(|e| panic!("{doc}: the config snippet does not parse: {e}\n{}", block.text));
+            }
+        }
+    }
+}
+
+/// `minimal` with its `org:` section replaced by the snippet's.
+fn config_with(minimal: &str, org: &str) -> String {
+    let rest: String = minimal.lines().skip(2).map(|l| format!("{l}\n")).collect();
+    format!("{org}{rest}")
+}
+
+/// Config snippets written inline in the prose (`admin: {listen: ..., token: {env: ...}}`)
+/// parse, and every `CASEBRIDGE_*` name means something to the binary.
+#[test]
+fn every_documented_setting_and_variable_is_real() {
+    let minimal = "org:\n  auth: {grant: refresh_token, client_id: a, refresh_token: {env: X}}\nagent_user: a\nhandover: {default_target: q}\n";
+    let mut secrets = Vec::new();
+    let mut sources = Vec::new();
+    for doc in DOCS {
+        sources.push((doc.to_string(), std::fs::read_to_string(root().join(doc)).unwrap()));
+    }
+    for e in walk(&root().join("examples")).into_iter().chain(walk(&root().join("docs"))) {
+        if let Ok(text) = std::fs::read_to_string(&e) {
+            sources.push((e.display().to_string(), text));
+        }
+    }
+    for (doc, text) in &sources {
+        for span in text.split('`').skip(1).step_by(2) {
+            let top = span.split(':').next().unwrap_or("");
+            if span.contains(": {") && ["admin", "poll", "agent", "smtp", "reply", "org"].contains(&top) {
+                Config::parse(&format!("{minimal}{span}\n"), doc, &[])
+                    .unwrap_or_else(|e| panic!("{doc}: `{span}` does not parse: {e}"));
+            }
+        }
+        for cap in text.split("{env: ").skip(1) {
+            secrets.push(cap.split('}').next().unwrap_or("").trim().to_string());
+        }
+    }
+    let known =
+        ["CASEBRIDGE_CONFIG", "CASEBRIDGE_LOG", "CASEBRIDGE_LOG_FORMAT", "CASEBRIDGE_SIM_LISTEN", "CASEBRIDGE_SIM_ORG"];
+    for (doc, text) in &sources {
+        for (i, _) in text.match_indices("CASEBRIDGE_") {
+            let name: String =
+                text[i..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            if name == "CASEBRIDGE__" {
+                continue; // the prefix itself, in prose
+            }
+            let setting =
+                name.strip_prefix(casebridge::config::ENV_PREFIX).map(|s| s.to_lowercase().replace("__", "."));
+            let ok = known.contains(&name.as_str())
+                || setting.as_ref().is_some_and(|s| casebridge::config::setting_paths().contains(s))
+                || secrets.contains(&name);
+            assert!(
+                ok,
+                "{doc}: {name} is neither read by casebridge, a setting's override, nor a secret a snippet names"
+            );
+            let src = root().join("src/main.rs");
+            if known.contains(&name.as_str()) {
+                assert!(std::fs::read_to_string(&src).unwrap().contains(&format!("\"{name}\"")), "{name} is not read");
+            }
+        }
+    }
+    // The documented override really sets the setting.
+    let vars = vec![("CASEBRIDGE__POLL__INTERVAL".to_string(), "30s".to_string())];
+    let c = Config::parse(minimal, "c.yaml", &vars).unwrap();
+    assert_eq!(c.poll.interval, Duration::from_secs(30));
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// The examples load as casebridge reads them.
+#[test]
+fn the_examples_load() {
+    let config = root().join("examples/demo/casebridge.yaml");
+    let c = Config::parse(&std::fs::read_to_string(&config).unwrap(), "casebridge.yaml", &[]).unwrap();
+    let base = config.parent().unwrap();
+    assert!(base.join(&c.rules_dir).is_dir() && casebridge::rules::RuleSet::load(&base.join(&c.rules_dir)).is_ok());
+    c.credentials(base).expect("the demo's secret files exist");
+    casebridge::sim::seed::load_file(&root().join("examples/demo/org.yaml")).unwrap();
+    for set in ["b2b-hardware", "saas-self-serve"] {
+        casebridge::rules::RuleSet::load(&root().join("examples/rules").join(set))
+            .unwrap_or_else(|e| panic!("{set}: {}", e[0]));
+    }
+    // The systemd unit's command, and the container's (its config comes from CASEBRIDGE_CONFIG).
+    let unit = std::fs::read_to_string(root().join("examples/deploy/casebridge.service")).unwrap();
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+    let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    assert_eq!(args[..2], ["run", "--config"], "{exec}");
+    let out = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+        .arg("run")
+        .env("CASEBRIDGE_CONFIG", "/nonexistent/c.yaml")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.yaml"), "`run` reads CASEBRIDGE_CONFIG");
+}
