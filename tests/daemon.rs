@@ -328,3 +328,36 @@ async fn a_handover_target_the_org_lacks_is_a_sync_error_and_the_case_still_reac
     let owner: Value = admin.get("Case", &case_id, Some(&["OwnerId"])).await.unwrap();
     assert_eq!(owner["OwnerId"], json!(sim.id_of("support_queue").unwrap_or_default()), "{owner}");
 }
+
+#[tokio::test]
+async fn an_email_reply_decided_without_smtp_is_sent_once_smtp_is_configured_and_retried() {
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let case_id = new_case(
+        &admin,
+        &sim,
+        json!({ "Subject": "Firmware update failed", "Description": "The update fails with error E42.", "Origin": "Email", "SuppliedEmail": "jane@customer.example" }),
+    )
+    .await;
+    // No SMTP server configured: the email reply becomes a sync error, with its action.
+    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    daemon.cycle().await.unwrap();
+    let error = daemon.store().sync_errors().unwrap().into_iter().find(|e| e.code == "SMTP_NOT_CONFIGURED").unwrap();
+    drop(daemon);
+
+    // SMTP configured (a restart with the new config), and the admin retries the error.
+    let smtp = SmtpSink::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut daemon = start_daemon(&sim, dir.path(), Some(smtp.addr())).await;
+    daemon.store().retry_error(error.id).unwrap().expect("the error exists");
+    daemon.cycle().await.unwrap();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "the email went out");
+    assert_eq!(mails[0].from, "support@acme.example", "with the sender configured now");
+    assert_eq!(mails[0].to, ["jane@customer.example"]);
+    assert!(daemon.store().sync_errors().unwrap().iter().all(|e| e.id != error.id), "the retried error is resolved");
+    let soql = format!("SELECT FromAddress FROM EmailMessage WHERE ParentId = '{case_id}' AND Incoming = false");
+    let records: Vec<Value> = admin.query(soql).collect_all().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["FromAddress"], "support@acme.example");
+}
