@@ -118,3 +118,43 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
         404
     );
 }
+
+#[tokio::test]
+async fn readiness_and_status_say_when_the_rules_on_disk_are_broken() {
+    use casebridge::rules::RuleSet;
+    use casebridge::rules::watch::Reloader;
+    let sim = start_sim(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("topics.yaml"), "kind: topics\ntopics:\n  - name: Billing\n    keywords: [invoice]\n")
+        .unwrap();
+    let set = RuleSet::load(&rules).unwrap();
+    let hash = set.hash.clone();
+    let shared = casebridge::decide::shared(Box::new(set));
+    let mut daemon = start_daemon_full(&sim, dir.path(), None, demo_kb(), shared.clone()).await;
+    let reloader =
+        std::sync::Arc::new(Reloader::new(&rules, shared, hash.clone(), casebridge::script::Limits::default()));
+    daemon.report_status(dir.path().join("status.json"), Some(reloader.clone()));
+    daemon.cycle().await.unwrap();
+    let state = AdminState::for_daemon(&daemon, Some(reloader.clone()), Secret::new("t"));
+    let addr = serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
+    let http = reqwest::Client::new();
+    let ready = http.get(format!("http://{addr}/readyz")).bearer_auth("t").send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // A broken edit: the running rule set stays, and readiness and status say so.
+    std::fs::write(rules.join("topics.yaml"), "kind: topics\ntopics: [\n").unwrap();
+    assert!(reloader.reload().is_err());
+    daemon.cycle().await.unwrap();
+    let ready = http.get(format!("http://{addr}/readyz")).bearer_auth("t").send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    let problems = body["problems"].to_string();
+    assert!(problems.contains("do not load") && problems.contains(&hash), "{body}");
+    let status: Value =
+        http.get(format!("http://{addr}/api/status")).bearer_auth("t").send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["rules"]["on_disk"], "broken", "{status}");
+    assert!(status["rules"]["last_errors"][0].as_str().unwrap().contains("topics.yaml:"), "{status}");
+    assert_eq!(status["rules"]["active"], json!(hash));
+}
