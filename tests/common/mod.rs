@@ -104,7 +104,19 @@ pub async fn start_daemon_full(
 ) -> casebridge::daemon::Daemon {
     use casebridge::act::email::{Mailer, SmtpSecurity, SmtpSettings};
     use casebridge::daemon::{Daemon, DaemonSettings};
-    let store = casebridge::store::Store::open(&dir.join("store")).unwrap();
+    // A store just dropped by an earlier daemon in the same test may still be locked by
+    // sled's flusher thread for a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match casebridge::store::Store::open(&dir.join("store")) {
+            Ok(s) => break s,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot open the store: {e}"),
+        }
+    };
     let mailer = smtp.map(|addr| {
         Mailer::new(&SmtpSettings {
             host: addr.ip().to_string(),
