@@ -6,6 +6,16 @@
 //!    cases, in cases per second.
 //! 3. The daemon's resident memory (a `casebridge run` process) while idle and while holding
 //!    100,000 conversations (`BENCH_CONVERSATIONS` to change).
+//! 4. `idle`: the API calls and rows of each cycle after a 10,000-case burst, in-process
+//!    (`Daemon::cycle`): right after the burst while the overlap still covers it, then idle
+//!    cycles once it has passed; with a 2 s overlap, and with the default 60 s overlap polled
+//!    every 10 s as the example config does.
+//! 5. `cpu`: idle CPU seconds per minute of a `casebridge run` process (release binary, the
+//!    demo org and the shipped `rules/`, as `examples/demo/casebridge.yaml`) after it has
+//!    handled a burst of 1,000 cases and then 10,000 in all, three minutes each: the first
+//!    (the default 60 s overlap still covers the burst), and the idle ones after it; with
+//!    `poll.interval` 10 s (the example config's) and 1 s (`BENCH_CPU_INTERVALS`,
+//!    `BENCH_CPU_BURSTS` to change).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -40,8 +50,12 @@ async fn sim() -> Simulator {
 }
 
 fn create_cases(sim: &Simulator, n: usize) {
+    create_cases_owned_by(sim, "agent", n)
+}
+
+fn create_cases_owned_by(sim: &Simulator, owner: &str, n: usize) {
     let admin = sim.id_of("admin").unwrap();
-    let agent = sim.id_of("agent").unwrap();
+    let agent = sim.id_of(owner).unwrap();
     sim.with_org(|org| {
         let ctx = WriteCtx { user_id: admin, now: Utc::now(), allow_system_fields: false };
         for i in 0..n {
@@ -61,6 +75,10 @@ fn agent_replies(sim: &Simulator) -> usize {
 }
 
 async fn daemon(sim: &Simulator, dir: &Path) -> Daemon {
+    daemon_with_overlap(sim, dir, Duration::from_secs(60)).await
+}
+
+async fn daemon_with_overlap(sim: &Simulator, dir: &Path, overlap: Duration) -> Daemon {
     let credentials = Credentials::RefreshToken {
         client_id: "test-app".into(),
         client_secret: Some(Secret::new("test-secret")),
@@ -70,7 +88,7 @@ async fn daemon(sim: &Simulator, dir: &Path) -> Daemon {
     let kb = KnowledgeBase::load(&root().join("examples/demo/help-center"), "https://help.example", 0.35).unwrap();
     let settings = DaemonSettings {
         poll_interval: Duration::from_millis(10),
-        overlap: Duration::from_secs(60),
+        overlap,
         initial_lookback: Duration::from_secs(3600),
         reply_channel: Default::default(),
         email_from: None,
@@ -216,6 +234,167 @@ async fn memory(n: usize) {
     );
 }
 
+/// One cycle's cost, as the daemon counts it and as the simulator does.
+async fn measured_cycle(sim: &Simulator, d: &mut Daemon) -> (u64, u64, usize, Duration) {
+    let before = api_requests(sim).await;
+    let t = Instant::now();
+    let r = d.cycle().await.unwrap();
+    let took = t.elapsed();
+    (r.api_calls, api_requests(sim).await - before, r.rows, took)
+}
+
+/// API calls and rows of each cycle after a burst of `n` cases: while `overlap` still
+/// covers the burst (a cycle every `every`), then idle cycles once it has passed.
+async fn idle_after_burst(n: usize, overlap: Duration, every: Duration) {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = daemon_with_overlap(&sim, dir.path(), overlap).await;
+    d.cycle().await.unwrap(); // the fixture's own case
+    let base = agent_replies(&sim);
+    create_cases(&sim, n);
+    let started = Instant::now();
+    let (mut cycles, mut calls, mut rows) = (0, 0, 0);
+    while agent_replies(&sim) < base + n {
+        let r = d.cycle().await.unwrap();
+        cycles += 1;
+        calls += r.api_calls;
+        rows += r.rows;
+    }
+    println!(
+        "after a {n}-case burst, overlap {overlap:?}: the burst answered in {cycles} cycles, {calls} calls, {rows} rows read, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let answered = Instant::now();
+    println!(
+        "  cycles right after it, one every {every:?} (calls by the daemon / by the simulator, rows read, cycle time):"
+    );
+    while answered.elapsed() < overlap + Duration::from_secs(2) + every * 2 {
+        let at = answered.elapsed();
+        let (calls, sim_calls, rows, took) = measured_cycle(&sim, &mut d).await;
+        println!(
+            "    +{:>5.1} s: {calls} / {sim_calls} calls, {rows} rows, {:.1} ms",
+            at.as_secs_f64(),
+            took.as_secs_f64() * 1e3
+        );
+        tokio::time::sleep(every.saturating_sub(answered.elapsed() - at)).await;
+    }
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(measured_cycle(&sim, &mut d).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut times: Vec<Duration> = idle.iter().map(|c| c.3).collect();
+    times.sort();
+    println!(
+        "  idle cycles once the overlap has passed: {} cycles, calls per cycle {}..{} (the simulator counted {}..{}), rows read {}..{}, cycle time median {:.2} ms, max {:.2} ms",
+        idle.len(),
+        idle.iter().map(|c| c.0).min().unwrap(),
+        idle.iter().map(|c| c.0).max().unwrap(),
+        idle.iter().map(|c| c.1).min().unwrap(),
+        idle.iter().map(|c| c.1).max().unwrap(),
+        idle.iter().map(|c| c.2).min().unwrap(),
+        idle.iter().map(|c| c.2).max().unwrap(),
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+    );
+}
+
+/// User plus system CPU time of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is the first, utime the 12th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    // SAFETY: sysconf only reads a system constant.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Bench cases the demo's agent user has dealt with: answered, or handed to someone else.
+fn handled(sim: &Simulator) -> usize {
+    let agent = sim.id_of("fin").unwrap();
+    sim.with_org(|org| {
+        let answered: std::collections::HashSet<&str> = org
+            .all("CaseComment")
+            .filter(|c| c.str("CreatedById") == Some(agent.as_str()) && c.get("IsPublished") == &Value::Bool(true))
+            .filter_map(|c| c.str("ParentId"))
+            .collect();
+        org.all("Case")
+            .filter(|c| c.str("Subject").is_some_and(|s| s.starts_with("Question ")))
+            .filter(|c| c.str("OwnerId") != Some(agent.as_str()) || c.str("Id").is_some_and(|id| answered.contains(id)))
+            .count()
+    })
+}
+
+/// Idle CPU of a `casebridge run` process with the example config's settings (the demo org,
+/// the shipped rules, the knowledge base agent) at `interval`, after bursts of cases.
+async fn idle_cpu(interval: &str, bursts: &[usize]) {
+    let seed = seed::load_file(&root().join("examples/demo/org.yaml")).unwrap();
+    let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), seed, SimOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "demo-secret").unwrap();
+    std::fs::write(dir.path().join("refresh"), "demo-refresh-token").unwrap();
+    let config = format!(
+        "org:\n  login_url: {}\n  auth: {{grant: refresh_token, client_id: casebridge-demo, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
+         agent_user: fin@acme.example\nhandover: {{default_target: Tier 2 Support}}\npoll: {{interval: {interval}}}\n\
+         agent: {{backend: knowledge_base, dir: {}, base_url: https://help.acme-robotics.example/articles, min_confidence: 0.35}}\n\
+         store_path: store\nrules_dir: {}\n",
+        sim.url(),
+        root().join("examples/demo/help-center").display(),
+        root().join("rules").display()
+    );
+    std::fs::write(dir.path().join("casebridge.yaml"), config).unwrap();
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Guard(
+        std::process::Command::new(env!("CARGO_BIN_EXE_casebridge"))
+            .args(["run", "--config"])
+            .arg(dir.path().join("casebridge.yaml"))
+            .env("CASEBRIDGE_LOG", "error")
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let started = Instant::now();
+    while !sim.api_requests().iter().any(|r| r.path.ends_with("/query")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the daemon did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut created = 0;
+    for &total in bursts {
+        create_cases_owned_by(&sim, "fin", total - created);
+        created = total;
+        let burst = Instant::now();
+        while handled(&sim) < total {
+            assert!(burst.elapsed() < Duration::from_secs(1800), "the burst took too long");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let took = burst.elapsed().as_secs_f64();
+        let mut minutes = Vec::new();
+        for _ in 0..3 {
+            let (cpu, calls) = (cpu_seconds(pid), sim.api_requests().len());
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            minutes.push(format!(
+                "{:.2} CPU s ({} API calls)",
+                cpu_seconds(pid) - cpu,
+                sim.api_requests().len() - calls
+            ));
+        }
+        println!(
+            "idle CPU of `casebridge run` (poll.interval {interval}, shipped rules/, demo org) holding {total} handled cases (handled in {took:.0} s), \
+             minute by minute after (the first while the 60 s overlap still covers the burst): {}; RSS {:.1} MiB",
+            minutes.join(", "),
+            rss_kib(pid) as f64 / 1024.0
+        );
+    }
+    drop(child);
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes flags such as --bench; only an explicit filter word selects.
@@ -231,5 +410,19 @@ async fn main() {
     }
     if run("memory") {
         memory(conversations).await;
+    }
+    if run("idle") {
+        idle_after_burst(10_000, Duration::from_secs(2), Duration::from_millis(250)).await;
+        idle_after_burst(10_000, Duration::from_secs(60), Duration::from_secs(10)).await;
+    }
+    if run("cpu") {
+        let bursts: Vec<usize> = std::env::var("BENCH_CPU_BURSTS")
+            .unwrap_or_else(|_| "1000,10000".into())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        for interval in std::env::var("BENCH_CPU_INTERVALS").unwrap_or_else(|_| "10s,1s".into()).split(',') {
+            idle_cpu(interval.trim(), &bursts).await;
+        }
     }
 }
