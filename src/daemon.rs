@@ -332,15 +332,17 @@ impl Daemon {
                 if let Some(stamp) = stamp {
                     newest = newest.max(stamp);
                 }
+                let id = row["Id"].as_str().unwrap_or_default();
+                let stored = self.store.conversation(id)?;
                 // Seen at this stamp already (the overlap): no child pages, no decision.
-                if let (Some(id), Some(stamp)) = (row["Id"].as_str(), stamp)
+                if let Some(stamp) = stamp
                     && (self.echoes.get(id).is_some_and(|echo| *echo >= stamp)
-                        || self.store.conversation(id)?.is_some_and(|c| c.modstamp >= stamp))
+                        || stored.as_ref().is_some_and(|c| c.modstamp >= stamp))
                 {
                     continue;
                 }
                 let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
-                self.process_row(&row, false, report).await?;
+                self.process_row(&row, stored, false, report).await?;
             }
         }
         // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
@@ -362,7 +364,8 @@ impl Daemon {
             match self.client.query_with_children(soql).await {
                 Ok(rows) => {
                     for row in rows {
-                        self.process_row(&row, true, report).await?;
+                        let stored = self.store.conversation(row["Id"].as_str().unwrap_or_default())?;
+                        self.process_row(&row, stored, true, report).await?;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "Cannot re-read conversations due for a retry."),
@@ -371,7 +374,15 @@ impl Daemon {
         Ok(())
     }
 
-    async fn process_row(&mut self, row: &Json, force: bool, report: &mut CycleReport) -> Result<(), DaemonError> {
+    /// Builds the row's conversation on what the store holds for it (`stored`, read by the
+    /// caller), decides and commits. Without `force`, a row no newer than the store's is skipped.
+    async fn process_row(
+        &mut self,
+        row: &Json,
+        stored: Option<Conversation>,
+        force: bool,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
         let fresh = match conversation::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
             Ok(c) => c,
             Err(e) => {
@@ -386,7 +397,7 @@ impl Daemon {
                 return Ok(());
             }
         };
-        let mut conv = match self.store.conversation(&fresh.case_id)? {
+        let mut conv = match stored {
             Some(mut stored) => {
                 if !force && fresh.modstamp <= stored.modstamp {
                     return Ok(());

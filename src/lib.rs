@@ -17,6 +17,7 @@ pub mod act;
 pub mod admin;
 pub mod agent;
 pub mod app;
+pub mod bounded_file;
 pub mod config;
 pub mod conversation;
 pub mod daemon;

@@ -795,7 +795,7 @@ fn list_errors(path: &Path) -> ExitCode {
 
 /// The status file the daemon writes after each cycle, if there is one.
 fn read_status(file: &Path) -> Option<serde_json::Value> {
-    let text = casebridge::config::read_small_file(file, 16 << 20).ok()?;
+    let text = casebridge::bounded_file::read(file, 16 << 20).ok()?;
     serde_json::from_str(&text).ok()
 }
 

@@ -53,7 +53,7 @@ pub fn sidecar(store: &Path, suffix: &str) -> PathBuf {
 /// The sealed credentials `casebridge auth login` stored for `store`, without opening it.
 pub fn read_credentials(store: &Path) -> Result<Option<crate::vault::StoredCredentials>> {
     let path = credentials_path(store);
-    match crate::config::read_small_file(&path, 64 * 1024) {
+    match crate::bounded_file::read(&path, 64 * 1024) {
         Ok(text) => decode(b"credentials", text.as_bytes()).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(StoreError::Io { path: path.display().to_string(), source }),

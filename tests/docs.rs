@@ -5,16 +5,15 @@
 //! binary reads, a setting's override, or a secret a snippet names; and the examples load.
 //! A command the harness does not know how to run fails the test, so docs cannot drift.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use casebridge::config::Config;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{copy_dir, root, walk};
 
 const DOCS: &[&str] = &["README.md", "rules/README.md"];
 
@@ -141,17 +140,9 @@ fn words(command: &str) -> Vec<String> {
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for folder in ["examples", "rules", "schema"] {
-        copy(&root().join(folder), &dir.path().join(folder));
+        copy_dir(&root().join(folder), &dir.path().join(folder));
     }
     dir
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() { copy(&e.path(), &target) } else { std::fs::copy(e.path(), target).map(|_| ()).unwrap() }
-    }
 }
 
 /// A long-running command (`sim`, `run`), stopped with SIGTERM when dropped.
@@ -439,15 +430,6 @@ fn every_documented_setting_and_variable_is_real() {
     let vars = vec![("CASEBRIDGE__POLL__INTERVAL".to_string(), "30s".to_string())];
     let c = Config::parse(minimal, "c.yaml", &vars).unwrap();
     assert_eq!(c.poll.interval, Duration::from_secs(30));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
 }
 
 /// The examples load as casebridge reads them.

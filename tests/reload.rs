@@ -1,7 +1,9 @@
 //! Hot reload as an admin meets it: each named edit to a running rule set, and what the
 //! reloader does (and does not do) about it.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,26 +11,7 @@ use casebridge::decide;
 use casebridge::rules::RuleSet;
 use casebridge::rules::watch::{OnDisk, Reloader, watch};
 use casebridge::script::Limits;
-
-fn copy_rules(to: &Path) -> PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let dest = to.join("rules");
-    for entry in walk(&from) {
-        let target = dest.join(entry.strip_prefix(&from).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &target).unwrap();
-    }
-    dest
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
-}
+use common::{copy_rules, walk};
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,7 +1,8 @@
 //! The rule engine from the outside: the shipped rule set and its tests, errors with their
 //! place, sandboxed scripts failing safely, hot reload, and the `casebridge rules` commands.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,31 +13,7 @@ use casebridge::rules::RuleSet;
 use casebridge::rules::testing;
 use casebridge::rules::watch::{Reloader, watch};
 use casebridge::script::Limits;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A copy of the shipped rule set to edit.
-fn copy_rules(to: &Path) -> PathBuf {
-    let dest = to.join("rules");
-    for entry in walk(&root().join("rules")) {
-        let rel = entry.strip_prefix(root().join("rules")).unwrap();
-        let target = dest.join(rel);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &target).unwrap();
-    }
-    dest
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
-}
+use common::{copy_rules, root};
 
 fn casebridge(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_casebridge")).args(args).output().unwrap()

@@ -4,31 +4,22 @@
 //! in a clear error or a bounded evaluation — never a file read from outside the folder, a
 //! hang, a stack overflow, or unbounded time, memory or log output.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use casebridge::agent::{Agent, AgentAnswer};
 use casebridge::decide;
 use casebridge::rules::{RuleSet, testing};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{copy_dir, root};
 
 /// A folder with the shipped rules, ready to be changed by an attack.
 fn shipped_rules() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules");
-    copy(&root().join("rules"), &rules);
+    copy_dir(&root().join("rules"), &rules);
     (dir, rules)
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() { copy(&e.path(), &target) } else { std::fs::copy(e.path(), target).map(|_| ()).unwrap() }
-    }
 }
 
 /// Loads on another thread, so an attack that hangs fails the test instead of the suite.

@@ -50,17 +50,8 @@ impl Config {
     /// Reads, overrides from the environment, and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
-        if !meta.is_file() {
-            return Err(ConfigError::Read { path: file, source: std::io::Error::other("not a regular file") });
-        }
-        if meta.len() > MAX_CONFIG_BYTES as u64 {
-            return Err(ConfigError::Read {
-                path: file,
-                source: std::io::Error::other(format!("larger than {} KiB", MAX_CONFIG_BYTES / 1024)),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+        let text = crate::bounded_file::read(path, MAX_CONFIG_BYTES as u64)
+            .map_err(|source| ConfigError::Read { path: file.clone(), source })?;
         let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with(FAMILY_PREFIX)).collect();
         Self::parse(&text, &file, &env)
     }

@@ -183,7 +183,7 @@ impl SecretRef {
             },
             (None, Some(file)) => {
                 let full = base.join(file);
-                let text = read_small_file(&full, MAX_SECRET_BYTES)
+                let text = crate::bounded_file::read(&full, MAX_SECRET_BYTES)
                     .map_err(|e| problem(format!("cannot read {}: {e}", full.display())))?;
                 if text.trim().is_empty() {
                     return Err(problem(format!("{} is empty", full.display())));
@@ -197,18 +197,6 @@ impl SecretRef {
 
 /// A secret file larger than this is refused (a PEM private key is about 3 KiB).
 pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
-
-/// Reads a regular file of at most `max` bytes (never a FIFO, a device or a huge file).
-pub fn read_small_file(path: &Path, max: u64) -> std::io::Result<String> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
-    }
-    std::fs::read_to_string(path)
-}
 
 /// The default handover target.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

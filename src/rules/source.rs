@@ -3,7 +3,6 @@
 //! is a regular file (a FIFO would hang the reload, a link to `/dev/zero` would never end),
 //! and has a size cap. The content hash of what was read is the rule set's identity.
 
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
@@ -147,27 +146,12 @@ pub fn resolve_inside(root: &Path, naming_file: &Path, relative: &Path) -> Resul
     Ok(resolved)
 }
 
-/// Reads a regular file of at most `max` bytes. The file is opened without blocking and
-/// checked after opening, so a FIFO or device swapped in is refused, never waited on.
+/// Reads a regular file of at most `max` bytes (see [`crate::bounded_file`]).
 pub fn read_regular(path: &Path, max: u64) -> Result<String, String> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.is_file() {
-        return Err("not a regular file (a rule set reads only regular files)".into());
-    }
-    if meta.len() > max {
-        return Err(format!("larger than {} KiB (the limit for this kind of file)", max / 1024));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > max {
-        return Err(format!("larger than {} KiB (the limit for this kind of file)", max / 1024));
-    }
-    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+    crate::bounded_file::read(path, max).map_err(|e| match e.kind() {
+        std::io::ErrorKind::Other | std::io::ErrorKind::InvalidData => e.to_string(),
+        _ => format!("cannot read: {e}"),
+    })
 }
 
 /// FNV-1a over every file's relative path and content: the rule set's identity.

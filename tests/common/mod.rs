@@ -145,3 +145,34 @@ pub async fn start_daemon_full(
 pub fn user_client(sim: &Simulator, username: &str, password: &str) -> Client {
     client_with(sim, password_credentials(username, password))
 }
+
+/// The repository's root.
+pub fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// Copies a folder and everything under it.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for file in walk(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+/// A copy of the shipped rule set in `to/rules`, to edit.
+pub fn copy_rules(to: &std::path::Path) -> PathBuf {
+    let dest = to.join("rules");
+    copy_dir(&root().join("rules"), &dest);
+    dest
+}
