@@ -230,6 +230,11 @@ fn attacks() -> Vec<Attack> {
             format!("fn attack() {{ let s = \"éa\"; while s.len() < 131072 {{ s += s; }} for i in 0..1000 {{ matches(s, \"{WORST_PATTERN}\"); }} false }}"),
         ),
         a(
+            "matches_pattern_the_dfa_gives_up_on",
+            "matches() in a loop: the pattern (?s:.){1,800}a(?s:.){1,800}zz over a 196,608-byte text of \"éa\" (the lazy DFA gives up from its second search)",
+            format!("fn attack() {{ let s = \"éa\"; while s.len() < 131072 {{ s += s; }} for i in 0..1000 {{ matches(s, \"{GIVES_UP_PATTERN}\"); }} false }}"),
+        ),
+        a(
             "contains_any_4096_words_once",
             "one contains_any call: 4,096 words of 63 bytes, none present, over a 256 KiB text",
             format!(
@@ -274,6 +279,9 @@ fn attacks() -> Vec<Attack> {
 /// text with a two-byte character (found by trying: its lazy DFA gives up, and the
 /// fallback runs in time proportional to the pattern's size times the text's).
 const WORST_PATTERN: &str = "(?s:.){1,450}a(?s:.){1,450}zz";
+
+/// A pattern that makes the lazy DFA give up over that text, even with a 2 MiB cache.
+const GIVES_UP_PATTERN: &str = "(?s:.){1,800}a(?s:.){1,800}zz";
 
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -328,22 +336,28 @@ fn attack(name: &str) {
         if reset { String::new() } else { format!(" (VmHWM not reset: {hwm} KiB before)") },
     );
     if name.starts_with("matches_one_call_worst") {
-        // The same search alone, as `matches()` builds it (rules/host.rs), call after call.
-        let re = regex::RegexBuilder::new(WORST_PATTERN)
-            .size_limit(1 << 20)
-            .dfa_size_limit(1 << 20)
-            .nest_limit(64)
-            .build()
-            .unwrap();
+        // The same search alone, call after call: as `matches()` runs it (rules/pattern.rs),
+        // and as the regex crate runs it with a 1 MiB lazy-DFA cache (what `matches()` did).
         let text = "éa".repeat(65_536);
-        let calls: Vec<String> = (0..8)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(re.is_match(&text));
-                format!("{:.0}", t.elapsed().as_secs_f64() * 1000.0)
-            })
-            .collect();
-        println!("(the same search outside Rhai, 8 calls in a row on one compiled pattern: {} ms)", calls.join(", "));
+        let time = |search: &dyn Fn() -> String| -> String {
+            let calls: Vec<String> = (0..8)
+                .map(|_| {
+                    let t = Instant::now();
+                    let outcome = search();
+                    format!("{:.0}{outcome}", t.elapsed().as_secs_f64() * 1000.0)
+                })
+                .collect();
+            calls.join(", ")
+        };
+        let ours = casebridge::rules::pattern::Pattern::new(WORST_PATTERN).unwrap();
+        let ours = time(&|| if ours.is_match(&text).is_ok() { String::new() } else { " (refused)".into() });
+        let crate_re =
+            regex::RegexBuilder::new(WORST_PATTERN).size_limit(1 << 20).dfa_size_limit(1 << 20).build().unwrap();
+        let crate_re = time(&|| {
+            std::hint::black_box(crate_re.is_match(&text));
+            String::new()
+        });
+        println!("(the same search outside Rhai, 8 calls in a row, ms: matches() {ours}; the regex crate {crate_re})");
     }
 }
 

@@ -172,13 +172,17 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
     };
     // Each later stage sees what the earlier ones decided.
     let mut view = conversation.clone();
+    // All the rule evaluations below share one wall-clock budget.
+    let mut budget = crate::script::DecisionBudget::default();
     let outcome: Result<(), RuleError> = blocking(|| {
-        decision.attributes = rules.inbound(&view, &mut trace)?;
-        view.attributes.extend(decision.attributes.clone());
-        decision.topics = rules.topics(&view, &mut trace)?;
-        view.topics.extend(decision.topics.iter().cloned());
-        decision.handover = rules.handover_before(&view, &mut trace)?;
-        Ok(())
+        budget.spend(|| {
+            decision.attributes = rules.inbound(&view, &mut trace)?;
+            view.attributes.extend(decision.attributes.clone());
+            decision.topics = rules.topics(&view, &mut trace)?;
+            view.topics.extend(decision.topics.iter().cloned());
+            decision.handover = rules.handover_before(&view, &mut trace)?;
+            Ok(())
+        })
     });
     if let Err(e) = outcome {
         return Ok(fallback(decision, trace, e));
@@ -196,7 +200,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             },
             started,
         );
-        match blocking(|| rules.handover_after(&view, &answer, &mut trace)) {
+        match blocking(|| budget.spend(|| rules.handover_after(&view, &answer, &mut trace))) {
             Ok(h) => decision.handover = h,
             Err(e) => return Ok(fallback(decision, trace, e)),
         }
@@ -205,7 +209,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         {
             decision.reply = Some(text.clone());
             if view.is_email_origin() && view.customer_email.is_some() {
-                match blocking(|| rules.email(&view, text, &mut trace)) {
+                match blocking(|| budget.spend(|| rules.email(&view, text, &mut trace))) {
                     Ok(email) => decision.email = Some(email),
                     Err(e) => return Ok(fallback(decision, trace, e)),
                 }
@@ -214,7 +218,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         decision.agent = Some(answer);
     }
     let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
-    match blocking(|| rules.outbound(&view, moment, &mut trace)) {
+    match blocking(|| budget.spend(|| rules.outbound(&view, moment, &mut trace))) {
         Ok(fields) => decision.field_updates = fields,
         Err(e) => return Ok(fallback(decision, trace, e)),
     }

@@ -6,16 +6,22 @@
 //! - [`conversation`]: cases become conversations; authors classified.
 //! - [`decide`]: the rules and the agent make a decision, with a trace.
 //! - [`agent`]: the AI agent backends (knowledge base, OpenAI-compatible, Rhai script).
-//! - [`script`]: the Rhai sandbox every admin script runs in.
+//! - [`script`]: the Rhai sandbox every admin script runs in ([`alloc_meter`] counts what
+//!   an evaluation holds).
 //! - [`act`]: actions, the outbox executor (composite batches), SMTP.
 //! - [`store`]: conversations, cursor, outbox and sync errors in sled.
 //! - [`config`]: the daemon's configuration file.
 //! - [`sim`]: a local Salesforce org simulator, the ground every test and the demo run on.
 //! - [`smtp_sink`]: a local SMTP server for the demo and tests.
 
+/// Counting allocations lets the script sandbox bound what one evaluation holds.
+#[global_allocator]
+static ALLOCATOR: alloc_meter::CountingAllocator = alloc_meter::CountingAllocator;
+
 pub mod act;
 pub mod admin;
 pub mod agent;
+pub mod alloc_meter;
 pub mod app;
 pub mod bounded_file;
 pub mod config;

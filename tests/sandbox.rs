@@ -176,6 +176,10 @@ async fn evaluate(script: &str, condition: &str) -> (String, Duration) {
 async fn attacks_at_run_time() {
     let lets: String = (0..1_000).map(|i| format!("let v{i} = {i};\n")).collect();
     let many_variables = format!("fn many() {{\n{lets}false }}");
+    let strings: String = (0..62).map(|i| format!("let s{i} = s + \"{i}\";\n")).collect();
+    let strings_at_every_level = format!(
+        "fn level(n, s) {{\n{strings} level(n + 1, s) }}\nfn attack() {{ let s = \"x\"; while s.len() < 100000 {{ s += s; }} level(0, s) }}"
+    );
     let attacks: &[(&str, &str, &str, &str)] = &[
         ("endless_loop", "fn spin() { loop { } }", "spin()", "too many operations"),
         (
@@ -207,6 +211,25 @@ async fn attacks_at_run_time() {
             "huge()",
             "longer than 1000",
         ),
+        ("strings_at_every_call_level", &strings_at_every_level, "attack()", "holds more than 32 MiB"),
+        (
+            "map_keys_of_128_kib",
+            "fn attack() { let s = \"x\"; while s.len() < 100000 { s += s; } let m = #{}; for i in 0..4096 { m[`${i}` + s] = i; } false }",
+            "attack()",
+            "holds more than 32 MiB",
+        ),
+        (
+            "replace_building_64_gib",
+            "fn attack() { let s = \"x\"; while s.len() < 200000 { s += s; } s.replace(\"x\", s); false }",
+            "attack()",
+            "too large",
+        ),
+        (
+            "a_crafted_pattern_over_a_long_text",
+            "fn attack() { let s = \"éa\"; while s.len() < 131072 { s += s; } for i in 0..10 { matches(s, \"(?s:.){1,800}a(?s:.){1,800}zz\"); } false }",
+            "attack()",
+            "too costly over a text of 196608 bytes",
+        ),
     ];
     for (name, script, condition, expected) in attacks {
         let (error, elapsed) = evaluate(script, condition).await;
@@ -216,6 +239,28 @@ async fn attacks_at_run_time() {
         );
         assert!(elapsed < Duration::from_secs(2), "attack {name} ran {elapsed:?}");
     }
+}
+
+/// Conditions that are each within the evaluation's budget share the decision's: forty
+/// topic conditions busy for 230 ms each stop after one second, not nine.
+#[tokio::test]
+async fn attack_many_slow_conditions_share_one_budget() {
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(rules.join("attack.rhai"), "fn busy() { let s = \"x\"; while s.len() < 100000 { s += s; } let t = timestamp(); while t.elapsed < 0.23 { let c = \"1\" + s; } false }",
+    )
+    .unwrap();
+    let topics: String = (0..40).map(|i| format!("  - name: busy{i}\n    when: busy()\n")).collect();
+    std::fs::write(rules.join("topics.yaml"), format!("kind: topics\ntopics:\n{topics}")).unwrap();
+    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
+    let started = Instant::now();
+    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
+    let elapsed = started.elapsed();
+    let error = decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default();
+    assert!(error.contains("wall-clock budget of the decision exceeded"), "{error:?}");
+    assert!(elapsed < Duration::from_millis(1_600), "{elapsed:?}");
+    assert_eq!(decision.handover.expect("handed over").rule, "fallback");
 }
 
 /// Code that tries to leave the sandbox is refused when the rule set loads.

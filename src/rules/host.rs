@@ -1,23 +1,23 @@
 //! The host functions rule expressions and scripts call (`asks_for_human`, `contains_any`,
 //! `matches`, business hours), each within the evaluation's deadline: the engine checks
 //! the clock only between its own operations, so a helper that can take long on a long
-//! text checks it itself. Regular expressions are compiled once, with size limits, and kept.
+//! text checks it itself. Regular expressions are compiled once, with size limits, and kept;
+//! their cost over a long text is bounded too ([`super::pattern`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::Utc;
-use regex::{Regex, RegexBuilder};
 use rhai::{Engine, EvalAltResult};
 
-use crate::script::{self, Limits, check_deadline};
+use super::pattern::Pattern;
+use crate::script::{self, Limits, check_budget};
 
 /// The longest pattern `matches()` takes.
 pub const MAX_PATTERN_CHARS: usize = 1_000;
-/// The most compiled patterns kept (the cache is emptied when full).
-const CACHED_PATTERNS: usize = 256;
-/// Bytes a compiled pattern may take (the regex crate's size limit).
-const PATTERN_BYTES: usize = 1 << 20;
+/// The most compiled patterns kept (the cache is emptied when full): each keeps up to
+/// two lazy-DFA caches of 2 MiB.
+const CACHED_PATTERNS: usize = 64;
 
 type Host = Result<bool, Box<EvalAltResult>>;
 
@@ -25,14 +25,14 @@ type Host = Result<bool, Box<EvalAltResult>>;
 pub fn rules_engine(limits: &Limits) -> Engine {
     let mut engine = script::sandboxed_engine(limits);
     engine.register_fn("asks_for_human", |text: &str| -> Host {
-        check_deadline()?;
+        check_budget()?;
         Ok(crate::decide::asks_for_human(text))
     });
     engine.register_fn("contains_any", contains_any);
     engine.register_fn("matches", |text: &str, pattern: &str| -> Host {
-        check_deadline()?;
+        check_budget()?;
         let re = compiled(pattern).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
-        Ok(re.is_match(text))
+        re.is_match(text).map_err(Into::into)
     });
     // Business hours at a fixed UTC offset (hours, e.g. 1 or -5), Monday to Friday.
     engine.register_fn("business_hours", |offset: rhai::INT, from: rhai::INT, to: rhai::INT| {
@@ -45,10 +45,10 @@ pub fn rules_engine(limits: &Limits) -> Engine {
 
 /// Whether `text` contains any of `words`, ignoring case; the deadline is checked per word.
 fn contains_any(text: &str, words: rhai::Array) -> Host {
-    check_deadline()?;
+    check_budget()?;
     let lower = text.to_lowercase();
     for w in words {
-        check_deadline()?;
+        check_budget()?;
         if w.into_string().is_ok_and(|w| !w.is_empty() && lower.contains(&w.to_lowercase())) {
             return Ok(true);
         }
@@ -57,8 +57,8 @@ fn contains_any(text: &str, words: rhai::Array) -> Host {
 }
 
 /// A pattern compiled once (with size limits), shared by every later call.
-pub fn compiled(pattern: &str) -> Result<Arc<Regex>, String> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Regex>>>> = OnceLock::new();
+pub fn compiled(pattern: &str) -> Result<Arc<Pattern>, String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Pattern>>>> = OnceLock::new();
     if pattern.chars().count() > MAX_PATTERN_CHARS {
         return Err(format!("bad regular expression: longer than {MAX_PATTERN_CHARS} characters"));
     }
@@ -66,14 +66,7 @@ pub fn compiled(pattern: &str) -> Result<Arc<Regex>, String> {
     if let Some(re) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
         return Ok(re.clone());
     }
-    let re = Arc::new(
-        RegexBuilder::new(pattern)
-            .size_limit(PATTERN_BYTES)
-            .dfa_size_limit(PATTERN_BYTES)
-            .nest_limit(64)
-            .build()
-            .map_err(|e| format!("bad regular expression: {e}"))?,
-    );
+    let re = Arc::new(Pattern::new(pattern)?);
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= CACHED_PATTERNS {
         cache.clear();

@@ -12,6 +12,7 @@ mod calls;
 pub mod files;
 mod host;
 pub mod org;
+pub mod pattern;
 pub mod source;
 pub mod templates;
 pub mod testing;
@@ -137,7 +138,7 @@ struct HandoverRule {
 struct Topic {
     name: String,
     keywords: Vec<Regex>,
-    regex: Option<Arc<Regex>>,
+    regex: Option<Arc<pattern::Pattern>>,
     when: Option<Expr>,
 }
 
@@ -1053,7 +1054,15 @@ impl Rules for RuleSet {
         for t in &self.topics {
             let started = Instant::now();
             let keyword = t.keywords.iter().find(|k| texts.iter().any(|x| k.is_match(x)));
-            let regex = t.regex.as_ref().is_some_and(|r| texts.iter().any(|x| r.is_match(x)));
+            let regex = match &t.regex {
+                Some(r) => texts.iter().try_fold(false, |found, x| Ok(found || r.is_match(x)?)).map_err(
+                    |message: String| RuleError {
+                        rule: format!("topic {}", t.name),
+                        message: format!("regex: {message}"),
+                    },
+                )?,
+                None => false,
+            };
             let when = match &t.when {
                 Some(w) => self.eval_bool(w, &mut scope, &format!("topic {}", t.name))?,
                 None => false,
