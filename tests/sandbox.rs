@@ -263,6 +263,27 @@ async fn attack_many_slow_conditions_share_one_budget() {
     assert_eq!(decision.handover.expect("handed over").rule, "fallback");
 }
 
+/// A reason template that multiplies the case's data (each inside each) stops at the cap
+/// on what one rendering writes, instead of building megabytes per decision.
+#[tokio::test]
+async fn attack_a_template_that_squares_the_case() {
+    let (_dir, rules) = shipped_rules();
+    let each = "{{#each case.fields}}{{#each ../case.fields}}{{#each ../../case.fields}}{{#each ../../../case.fields}}{{../../../../conversation.last_message}}{{/each}}{{/each}}{{/each}}{{/each}}";
+    std::fs::write(
+        rules.join("handover.yaml"),
+        format!("kind: handover\nrules:\n  - name: square\n    when: \"true\"\n    reason: \"{each}\"\n"),
+    )
+    .unwrap();
+    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
+    let started = Instant::now();
+    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
+    let error = decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default();
+    assert!(error.contains("longer than 131072 bytes"), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
 /// Code that tries to leave the sandbox is refused when the rule set loads.
 #[test]
 fn attacks_that_try_to_escape() {

@@ -863,10 +863,8 @@ impl RuleSet {
             let fired = self.eval_bool(&rule.when, &mut scope, &rule.name)?;
             trace.record(stage_name, &rule.name, fired, format!("when: {}", rule.when.text), started);
             if fired {
-                let reason = self
-                    .text
-                    .render(&rule.reason, &template_context(conversation, None))
-                    .map_err(|e| RuleError { rule: rule.name.clone(), message: e.to_string() })?;
+                let reason = templates::render(&self.text, &rule.reason, &template_context(conversation, None))
+                    .map_err(|message| RuleError { rule: rule.name.clone(), message })?;
                 return Ok(Some(Handover { target: rule.target.clone(), reason, rule: rule.name.clone() }));
             }
         }
@@ -1121,9 +1119,8 @@ impl Rules for RuleSet {
                 continue;
             }
             let render = |registry: &handlebars::Handlebars, name: &str| {
-                registry
-                    .render(name, &context)
-                    .map_err(|e| RuleError { rule: format!("email template {}", t.name), message: e.to_string() })
+                templates::render(registry, name, &context)
+                    .map_err(|message| RuleError { rule: format!("email template {}", t.name), message })
             };
             let subject = render(&self.text, &t.subject)?;
             let html = t.html.as_ref().map(|n| render(&self.html, n)).transpose()?;

@@ -1,7 +1,49 @@
-//! A bound on how deeply a handlebars template nests, checked before handlebars parses it:
-//! rendering recurses once per block and per subexpression, so a template of thousands of
-//! nested `{{#if}}` would overflow the stack of whatever thread renders it (the daemon's,
-//! on reload). Real templates nest two or three levels.
+//! Bounds on handlebars templates. How deeply a template nests is checked before handlebars
+//! parses it: rendering recurses once per block and per subexpression, so a template of
+//! thousands of nested `{{#if}}` would overflow the stack of whatever thread renders it
+//! (the daemon's, on reload); real templates nest two or three levels. What one rendering
+//! writes is capped as it is written ([`render`]): `{{#each parts}}{{#each ../parts}}` over
+//! a long case would otherwise build a text the square of the case's size.
+
+use std::io::Write;
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+/// The most bytes one rendering may write: Salesforce's cap on an email body
+/// (`EmailMessage.TextBody`, 131,072 characters), the longest text a template makes.
+pub const MAX_RENDERED_BYTES: usize = 131_072;
+
+/// Renders a registered template, stopping with an error once it has written more than
+/// [`MAX_RENDERED_BYTES`].
+pub fn render(registry: &Handlebars, name: &str, data: &impl Serialize) -> Result<String, String> {
+    let mut out = Capped(Vec::new());
+    match registry.render_to_write(name, data, &mut out) {
+        Ok(()) => String::from_utf8(out.0).map_err(|e| e.to_string()),
+        Err(_) if out.0.len() > MAX_RENDERED_BYTES => {
+            Err(format!("the rendered text is longer than {MAX_RENDERED_BYTES} bytes"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A buffer that refuses to grow past the cap (keeping one byte more, to tell why).
+struct Capped(Vec<u8>);
+
+impl Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.0.resize(MAX_RENDERED_BYTES + 1, 0);
+            return Err(std::io::Error::other("rendered text too long"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Blocks (`{{#...}}`) plus subexpressions (`(...)` inside a mustache) nested at once.
 pub const MAX_NESTING: usize = 32;
@@ -54,6 +96,19 @@ pub fn too_deep(template: &str) -> Option<(usize, usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rendering_stops_at_the_cap() {
+        let mut registry = Handlebars::new();
+        registry
+            .register_template_string("square", "{{#each parts}}{{#each ../parts}}{{this}}{{/each}}{{/each}}")
+            .unwrap();
+        let parts = vec!["x".repeat(1_000); 1_000];
+        let e = render(&registry, "square", &serde_json::json!({ "parts": parts })).unwrap_err();
+        assert!(e.contains("longer than 131072 bytes"), "{e}");
+        let few = vec!["x".repeat(10); 10];
+        assert_eq!(render(&registry, "square", &serde_json::json!({ "parts": few })).unwrap().len(), 1_000);
+    }
 
     #[test]
     fn ordinary_templates_pass() {
