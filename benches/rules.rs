@@ -16,8 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use casebridge::agent::{Agent, AgentAnswer};
+use casebridge::agent::Agent;
+
 use casebridge::decide;
+use casebridge::model::AgentAnswer;
 use casebridge::rules::RuleSet;
 use casebridge::rules::testing::load_fixture;
 use casebridge::rules::watch::{Reloader, watch};

@@ -33,7 +33,7 @@ pub enum AppError {
     #[error(transparent)]
     Daemon(#[from] DaemonError),
     #[error(transparent)]
-    Setup(#[from] crate::setup::SetupError),
+    Setup(#[from] crate::salesforce::directory::SetupError),
     #[error("smtp: {0}")]
     Smtp(String),
     #[error("{0}")]
@@ -67,8 +67,8 @@ pub fn client(config: &Config, base: &Path) -> Result<Client, AppError> {
                     )
                 })?
                 .read("credentials_key", base)?;
-            let vault =
-                crate::vault::Vault::from_key(&key).map_err(|e| AppError::Rules(format!("credentials_key: {e}")))?;
+            let vault = crate::auth::vault::Vault::from_key(&key)
+                .map_err(|e| AppError::Rules(format!("credentials_key: {e}")))?;
             let stored = crate::store::read_credentials(&base.join(&config.store_path))?.ok_or_else(|| {
                 AppError::Rules("no stored credentials: run `casebridge auth login --config ...` first".into())
             })?;

@@ -19,13 +19,16 @@ use serde_json::Value as Json;
 
 use crate::act::email::{Mailer, new_message_id};
 use crate::act::executor::{Executor, RoundReport};
-use crate::act::{Action, COMMENT_BODY_MAX_BYTES, FEED_BODY_MAX_CHARS, OutgoingEmail, ReplyChannel, split_reply};
 use crate::agent::Agent;
-use crate::conversation::{self, Authors, Conversation, ConversationState, PartKind, fields};
-use crate::decide::{self, DEFAULT_TARGET, DecideError, Decision, RuleError, SharedRules};
+use crate::channels::cases::build::fields;
+use crate::channels::cases::build::{self, Authors};
+use crate::decide::{self, DecideError, SharedRules};
+use crate::model::{Action, COMMENT_BODY_MAX_BYTES, FEED_BODY_MAX_CHARS, OutgoingEmail, ReplyChannel, split_reply};
+use crate::model::{Conversation, ConversationState, PartKind};
+use crate::model::{DEFAULT_TARGET, Decision, RuleError};
+use crate::salesforce::directory::{self, SetupError, Target};
 use crate::salesforce::soql::{Filter, Select};
 use crate::salesforce::{Client, SalesforceError, id};
-use crate::setup::{self, SetupError, Target};
 use crate::store::{Cursor, Store, StoreError, SyncError};
 
 /// How many recently active open conversations the poll also watches for re-assignment.
@@ -114,7 +117,7 @@ pub struct Daemon {
     /// Where the status for `casebridge status` is written after each cycle.
     status_file: Option<std::path::PathBuf>,
     reloader: Option<Arc<crate::rules::watch::Reloader>>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::report::metrics::Metrics>,
     /// The org as the session reported it: instance URL and org id.
     org: (String, String),
     /// The latest status, for the admin server.
@@ -132,11 +135,11 @@ impl Daemon {
         mailer: Option<Mailer>,
         settings: DaemonSettings,
     ) -> Result<Daemon, DaemonError> {
-        let agent_user = setup::agent_user(&client, &settings.agent_user).await?;
+        let agent_user = directory::agent_user(&client, &settings.agent_user).await?;
         let session = client.session().await.map_err(SetupError::from)?;
         let org = (session.instance_url.clone(), session.org_id().unwrap_or_default().to_string());
-        let default_target = setup::handover_target(&client, &settings.default_target).await?;
-        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let default_target = directory::handover_target(&client, &settings.default_target).await?;
+        let metrics = Arc::new(crate::report::metrics::Metrics::default());
         let mut executor = Executor::new(client.clone(), store.clone(), mailer, agent_user.id.clone());
         executor.set_metrics(metrics.clone());
         Ok(Daemon {
@@ -174,7 +177,7 @@ impl Daemon {
         &self.client
     }
 
-    pub fn metrics(&self) -> Arc<crate::metrics::Metrics> {
+    pub fn metrics(&self) -> Arc<crate::report::metrics::Metrics> {
         self.metrics.clone()
     }
 
@@ -383,7 +386,7 @@ impl Daemon {
         force: bool,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
-        let fresh = match conversation::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
+        let fresh = match build::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
             Ok(c) => c,
             Err(e) => {
                 self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?;
@@ -435,8 +438,8 @@ impl Daemon {
             if conv.state != ConversationState::Closed {
                 conv.state = ConversationState::Closed;
                 // Mappings configured `on: [close]` write their fields now.
-                let mut trace = decide::Trace::default();
-                match self.rules.load().outbound(&conv, decide::Moment::Close, &mut trace) {
+                let mut trace = crate::model::Trace::default();
+                match self.rules.load().outbound(&conv, crate::model::Moment::Close, &mut trace) {
                     Ok(fields) if !fields.is_empty() => {
                         actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
                     }
@@ -643,7 +646,7 @@ impl Daemon {
         if let Some(id) = self.targets.get(target) {
             return Ok(id.clone());
         }
-        let resolved = setup::handover_target(&self.client, target).await?;
+        let resolved = directory::handover_target(&self.client, target).await?;
         self.targets.insert(target.to_string(), resolved.id.clone());
         Ok(resolved.id)
     }
@@ -691,7 +694,7 @@ fn only_our_own_echo(stored: &Conversation, fresh: &Conversation) -> bool {
     let known: std::collections::BTreeSet<&str> = stored.parts.iter().map(|p| p.id.as_str()).collect();
     let new_parts: Vec<_> = fresh.parts.iter().filter(|p| !known.contains(p.id.as_str())).collect();
     !new_parts.is_empty()
-        && new_parts.iter().all(|p| p.author == crate::conversation::AuthorKind::Bot)
+        && new_parts.iter().all(|p| p.author == crate::model::AuthorKind::Bot)
         && stored.owner_id == fresh.owner_id
         && stored.status == fresh.status
         && stored.state == ConversationState::Open

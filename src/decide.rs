@@ -1,5 +1,5 @@
 //! Deciding what to do about a conversation: the rules and the agent turn it into a
-//! [`Decision`] — attributes, topics, an optional reply (and email), an optional handover,
+//! [`Decision`](crate::model::Decision) — attributes, topics, an optional reply (and email), an optional handover,
 //! field updates — with a trace of every rule evaluated.
 //!
 //! The decision points sit behind one interface, [`Rules`], which the rule engine fills in
@@ -12,91 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::agent::{Agent, AgentAnswer, AgentError};
-use crate::conversation::Conversation;
-
-/// The handover target that means "the default target from the configuration".
-pub const DEFAULT_TARGET: &str = "default";
-
-/// Hand the case to a human or queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Handover {
-    /// A user or queue by name or id, or [`DEFAULT_TARGET`].
-    pub target: String,
-    /// Becomes the internal note on the case.
-    pub reason: String,
-    /// The rule that decided it.
-    pub rule: String,
-}
-
-/// An email reply, rendered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RenderedEmail {
-    pub subject: String,
-    pub text: String,
-    pub html: Option<String>,
-}
-
-/// One rule evaluation, for the decision trace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceEntry {
-    pub stage: String,
-    pub rule: String,
-    pub fired: bool,
-    pub detail: String,
-    pub micros: u64,
-}
-
-/// The trace being written during a decision.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Trace(pub Vec<TraceEntry>);
-
-impl Trace {
-    pub fn record(&mut self, stage: &str, rule: &str, fired: bool, detail: impl Into<String>, started: Instant) {
-        self.0.push(TraceEntry {
-            stage: stage.into(),
-            rule: rule.into(),
-            fired,
-            detail: detail.into(),
-            micros: started.elapsed().as_micros() as u64,
-        });
-    }
-}
-
-/// When outbound mappings run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Moment {
-    Sync,
-    Handover,
-    Close,
-}
-
-/// What the rules and the agent decided for one conversation update.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Decision {
-    pub attributes: BTreeMap<String, Json>,
-    pub topics: BTreeSet<String>,
-    pub reply: Option<String>,
-    pub email: Option<RenderedEmail>,
-    pub handover: Option<Handover>,
-    pub field_updates: BTreeMap<String, Json>,
-    pub agent: Option<AgentAnswer>,
-    pub trace: Trace,
-    /// The rule set that decided (its content hash, or `builtin`).
-    pub rules: String,
-}
-
-/// A rule that failed while running, named for the admin.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("rule {rule} failed: {message}")]
-pub struct RuleError {
-    pub rule: String,
-    pub message: String,
-}
+use crate::agent::{Agent, AgentError};
+use crate::model::{
+    AgentAnswer, Conversation, DEFAULT_TARGET, Decision, Handover, Moment, RenderedEmail, RuleError, Trace, TraceEntry,
+};
 
 /// The decision points an admin controls.
 pub trait Rules: Send + Sync {

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use casebridge::config::Config;
+use casebridge::salesforce::directory;
 use casebridge::sim::{self, SimOptions, Simulator};
-use casebridge::{app, demo, setup, store};
+use casebridge::{app, demo, store};
 
 /// Prints a line to standard output. A reader that went away (`casebridge ... | head`) ends
 /// the command quietly with success, as Unix tools do, instead of a panic.
@@ -347,8 +348,8 @@ async fn run_daemon(path: &Path) -> ExitCode {
     let mut daemon = daemon;
     daemon.report_status(status_path(&config, &base), Some(reloader.clone()));
     if let (Some(admin), Some(token)) = (&config.admin, admin_token) {
-        let state = casebridge::admin::AdminState::for_daemon(&daemon, Some(reloader.clone()), token);
-        match casebridge::admin::serve(admin.listen, state, wait_for_shutdown()).await {
+        let state = casebridge::report::admin::AdminState::for_daemon(&daemon, Some(reloader.clone()), token);
+        match casebridge::report::admin::serve(admin.listen, state, wait_for_shutdown()).await {
             Ok(addr) => tracing::info!(%addr, "Admin server listening."),
             Err(e) => {
                 eprintln!("error: the admin server cannot listen on {}: {e}", admin.listen);
@@ -393,13 +394,13 @@ async fn run_setup(what: SetupCommand) -> ExitCode {
         }
     }
     let result = match what {
-        SetupCommand::Users { .. } => setup::users(&client).await.map(|users| {
+        SetupCommand::Users { .. } => directory::users(&client).await.map(|users| {
             out!("{:<20} {:<28} USERNAME", "ID", "NAME");
             for u in users {
                 out!("{:<20} {:<28} {}", u.id, u.name, u.handle);
             }
         }),
-        SetupCommand::Queues { .. } => setup::queues(&client).await.map(|queues| {
+        SetupCommand::Queues { .. } => directory::queues(&client).await.map(|queues| {
             out!("{:<20} {:<28} DEVELOPER NAME", "ID", "NAME");
             for q in queues {
                 out!("{:<20} {:<28} {}", q.id, q.name, q.handle);
@@ -416,16 +417,16 @@ async fn run_setup(what: SetupCommand) -> ExitCode {
     }
 }
 
-async fn check(client: &casebridge::salesforce::Client, config: &Config) -> Result<(), setup::SetupError> {
+async fn check(client: &casebridge::salesforce::Client, config: &Config) -> Result<(), directory::SetupError> {
     let session = client.session().await?;
     out!("ok  signed in to {} as {}", session.instance_url, session.user_id().unwrap_or("?"));
     let limits = client.limits().await?;
     if let Some(daily) = limits.get("DailyApiRequests") {
         out!("ok  API requests left today: {} of {}", daily.remaining, daily.max);
     }
-    let agent = setup::agent_user(client, &config.agent_user).await?;
+    let agent = directory::agent_user(client, &config.agent_user).await?;
     out!("ok  agent user: {} ({}, {})", agent.name, agent.handle, agent.id);
-    let target = setup::handover_target(client, &config.handover.default_target).await?;
+    let target = directory::handover_target(client, &config.handover.default_target).await?;
     out!("ok  handover target: {} ({:?}, {})", target.name, target.kind, target.id);
     Ok(())
 }
@@ -534,7 +535,7 @@ async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scru
     // The fields the rule set maps, so the fixture holds what the rules read.
     let extra: Vec<String> =
         app::rules(&config, &base).map(|r| r.case_fields.into_iter().collect()).unwrap_or_default();
-    let agent = match setup::agent_user(&client, &config.agent_user).await {
+    let agent = match directory::agent_user(&client, &config.agent_user).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -573,7 +574,7 @@ async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scru
 async fn run_auth(what: AuthCommand) -> ExitCode {
     let (config_path, callback) = match what {
         AuthCommand::Keygen => {
-            out!("{}", casebridge::vault::Vault::generate_key());
+            out!("{}", casebridge::auth::vault::Vault::generate_key());
             return ExitCode::SUCCESS;
         }
         AuthCommand::Login { config, callback } => (config, callback),
@@ -594,7 +595,7 @@ async fn run_auth(what: AuthCommand) -> ExitCode {
         }
     };
     let vault = match config.credentials_key.as_ref().map(|k| k.read("credentials_key", &base)) {
-        Some(Ok(key)) => match casebridge::vault::Vault::from_key(&key) {
+        Some(Ok(key)) => match casebridge::auth::vault::Vault::from_key(&key) {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("error: credentials_key: {e}");
@@ -619,14 +620,14 @@ async fn run_auth(what: AuthCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let request = casebridge::login::LoginRequest {
+    let request = casebridge::auth::login::LoginRequest {
         login_url: config.org.login_url.clone(),
         client_id: client_id.clone(),
         client_secret: secret,
         callback,
-        scopes: casebridge::sim::auth::SCOPES.to_string(),
+        scopes: casebridge::salesforce::auth::SCOPES.to_string(),
     };
-    let (address, finish) = match casebridge::login::start(request.clone()).await {
+    let (address, finish) = match casebridge::auth::login::start(request.clone()).await {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
@@ -636,7 +637,7 @@ async fn run_auth(what: AuthCommand) -> ExitCode {
     out!("Open this address in a browser and allow casebridge:");
     out!("{address}");
     match finish.await {
-        Ok((refresh, user)) => match casebridge::login::save(&store, &vault, &request, &refresh, user.clone()) {
+        Ok((refresh, user)) => match casebridge::auth::login::save(&store, &vault, &request, &refresh, user.clone()) {
             Ok(()) => {
                 out!(
                     "Signed in as {}; the credentials are stored, sealed, in {}.",

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::act::Action;
-use crate::conversation::Conversation;
+use crate::model::Action;
+use crate::model::Conversation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,7 +51,7 @@ pub fn sidecar(store: &Path, suffix: &str) -> PathBuf {
 }
 
 /// The sealed credentials `casebridge auth login` stored for `store`, without opening it.
-pub fn read_credentials(store: &Path) -> Result<Option<crate::vault::StoredCredentials>> {
+pub fn read_credentials(store: &Path) -> Result<Option<crate::auth::vault::StoredCredentials>> {
     let path = credentials_path(store);
     match crate::bounded_file::read(&path, 64 * 1024) {
         Ok(text) => decode(b"credentials", text.as_bytes()).map(Some),
@@ -187,8 +187,8 @@ fn activity_key(c: &Conversation) -> Vec<u8> {
 }
 
 /// The name of a conversation's state, as the admin API filters by it.
-pub fn state_name(state: &crate::conversation::ConversationState) -> &'static str {
-    use crate::conversation::ConversationState as S;
+pub fn state_name(state: &crate::model::ConversationState) -> &'static str {
+    use crate::model::ConversationState as S;
     match state {
         S::Open => "open",
         S::HandedOver { .. } => "handed_over",
@@ -562,12 +562,12 @@ impl Store {
 
     /// Saves the credentials `casebridge auth login` obtained (already sealed), in a file
     /// beside the store (see [`read_credentials`]).
-    pub fn set_credentials(&self, credentials: &crate::vault::StoredCredentials) -> Result<()> {
+    pub fn set_credentials(&self, credentials: &crate::auth::vault::StoredCredentials) -> Result<()> {
         write_private(&credentials_path(&self.path), &encode(credentials))
             .map_err(|source| StoreError::Io { path: credentials_path(&self.path).display().to_string(), source })
     }
 
-    pub fn credentials(&self) -> Result<Option<crate::vault::StoredCredentials>> {
+    pub fn credentials(&self) -> Result<Option<crate::auth::vault::StoredCredentials>> {
         match read_credentials(&self.path)? {
             Some(c) => Ok(Some(c)),
             // Stores from before the credentials file kept them in the meta tree.
@@ -595,7 +595,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::{Authors, ConversationState, from_case_row};
+    use crate::channels::cases::build::{Authors, from_case_row};
+    use crate::model::ConversationState;
 
     fn conversation(id: &str, stamp: &str) -> Conversation {
         let row = serde_json::json!({

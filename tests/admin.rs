@@ -3,9 +3,9 @@
 
 mod common;
 
-use casebridge::act::Action;
-use casebridge::admin::{AdminState, serve};
-use casebridge::salesforce::Secret;
+use casebridge::model::Action;
+use casebridge::model::Secret;
+use casebridge::report::admin::{AdminState, serve};
 use casebridge::sim::SimOptions;
 use common::*;
 use serde_json::{Value, json};

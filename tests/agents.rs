@@ -12,7 +12,7 @@ use casebridge::agent::Agent;
 use casebridge::agent::openai::OpenAiAgent;
 use casebridge::agent::script::ScriptAgent;
 use casebridge::daemon::EventKind;
-use casebridge::salesforce::Secret;
+use casebridge::model::Secret;
 use casebridge::script::Limits;
 use casebridge::sim::SimOptions;
 use common::*;

@@ -193,7 +193,7 @@ async fn a_case_reassigned_away_is_left_alone_and_resumes_when_assigned_back() {
         report.events
     );
     let conv = daemon.store().conversation(&case_id).unwrap().unwrap();
-    assert!(matches!(conv.state, casebridge::conversation::ConversationState::AssignedAway { .. }));
+    assert!(matches!(conv.state, casebridge::model::ConversationState::AssignedAway { .. }));
 
     // Assigned back: the unanswered question gets its reply.
     admin.update("Case", &case_id, &json!({ "OwnerId": agent_id })).await.unwrap();

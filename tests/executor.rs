@@ -4,7 +4,7 @@
 mod common;
 
 use casebridge::act::executor::Executor;
-use casebridge::act::{Action, ReplyChannel};
+use casebridge::model::{Action, ReplyChannel};
 use casebridge::salesforce::Client;
 use casebridge::sim::SimOptions;
 use casebridge::store::{EntryStatus, Store};
@@ -139,7 +139,7 @@ async fn an_email_reply_without_smtp_is_a_sync_error_not_a_silent_drop() {
     store
         .enqueue(Action::SendEmail {
             case_id: sim.id_of("case1").unwrap(),
-            email: casebridge::act::OutgoingEmail {
+            email: casebridge::model::OutgoingEmail {
                 from: "support@acme.example".into(),
                 to: "jane@customer.example".into(),
                 subject: "Re: fire".into(),

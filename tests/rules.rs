@@ -7,8 +7,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use casebridge::agent::{Agent, AgentAnswer};
+use casebridge::agent::Agent;
+
 use casebridge::decide;
+use casebridge::model::AgentAnswer;
 use casebridge::rules::RuleSet;
 use casebridge::rules::testing;
 use casebridge::rules::watch::{Reloader, watch};

@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
+use casebridge::model::Secret;
 use casebridge::salesforce::client::{COMPOSITE_MAX, QueryResult};
 use casebridge::salesforce::soql::{Filter, Select, like_literal};
-use casebridge::salesforce::{ClientConfig, Credentials, SalesforceError, Secret, SubRequest};
+use casebridge::salesforce::{ClientConfig, Credentials, SalesforceError, SubRequest};
 use casebridge::sim::SimOptions;
 use chrono::{Duration as ChronoDuration, Utc};
 use common::*;

@@ -9,8 +9,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use casebridge::agent::{Agent, AgentAnswer};
+use casebridge::agent::Agent;
+
 use casebridge::decide;
+use casebridge::model::AgentAnswer;
 use casebridge::rules::{RuleSet, testing};
 use common::{copy_dir, root};
 

@@ -8,8 +8,8 @@ use lettre::message::{Mailbox, MultiPart, header};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::OutgoingEmail;
-use crate::salesforce::Secret;
+use crate::model::OutgoingEmail;
+use crate::model::Secret;
 
 /// How to reach the SMTP server.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use chrono::{Duration as ChronoDuration, Utc};
 use serde_json::{Value as Json, json};
 
 use super::email::Mailer;
-use super::{Action, ReplyChannel};
+use crate::model::{Action, ReplyChannel};
 use crate::salesforce::client::COMPOSITE_MAX;
 use crate::salesforce::soql::{Filter, Select};
 use crate::salesforce::{Client, SalesforceError, SubRequest};
@@ -46,7 +46,7 @@ pub struct Executor {
     mailer: Option<Mailer>,
     agent_user_id: String,
     topic_ids: HashMap<String, String>,
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
 }
 
 /// How one entry's attempt ended.
@@ -63,7 +63,7 @@ impl Executor {
     }
 
     /// Counts sync errors by code.
-    pub fn set_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+    pub fn set_metrics(&mut self, metrics: std::sync::Arc<crate::report::metrics::Metrics>) {
         self.metrics = Some(metrics);
     }
 

@@ -10,7 +10,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::{AgentAnswer, AgentError, Source};
+use super::AgentError;
+use crate::model::{AgentAnswer, Source};
 
 const K1: f64 = 1.2;
 const B: f64 = 0.75;

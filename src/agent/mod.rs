@@ -9,41 +9,7 @@ pub mod kb;
 pub mod openai;
 pub mod script;
 
-use serde::{Deserialize, Serialize};
-
-use crate::conversation::{AuthorKind, Conversation};
-
-/// A help article the answer drew on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Source {
-    pub title: String,
-    pub url: String,
-}
-
-/// What the agent made of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentAnswer {
-    /// The reply, or `None` when the agent cannot help.
-    pub text: Option<String>,
-    /// 0 to 1.
-    pub confidence: f64,
-    pub sources: Vec<Source>,
-    pub backend: String,
-    /// Why it could not help, for the decision trace.
-    pub note: Option<String>,
-}
-
-impl AgentAnswer {
-    pub fn cannot_help(backend: &str, confidence: f64, why: &str) -> AgentAnswer {
-        AgentAnswer {
-            text: None,
-            confidence,
-            sources: Vec::new(),
-            backend: backend.to_string(),
-            note: Some(why.to_string()),
-        }
-    }
-}
+use crate::model::{AgentAnswer, AuthorKind, Conversation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use super::{AgentAnswer, AgentError};
-use crate::conversation::{AuthorKind, Conversation};
-use crate::salesforce::Secret;
+use super::AgentError;
+use crate::model::AgentAnswer;
+use crate::model::Secret;
+use crate::model::{AuthorKind, Conversation};
 
 /// What the model answers when it cannot help.
 pub const CANNOT_HELP: &str = "CANNOT_HELP";

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use rhai::{AST, Dynamic, Engine};
 
-use super::{AgentAnswer, AgentError};
-use crate::conversation::Conversation;
+use super::AgentError;
+use crate::model::AgentAnswer;
+use crate::model::Conversation;
 use crate::script::{self, Limits};
 
 pub struct ScriptAgent {

@@ -20,9 +20,10 @@ pub use self::load::{ConfigError, ENV_PREFIX, MAX_CONFIG_BYTES, env_name, settin
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::act::ReplyChannel;
 use crate::act::email::SmtpSecurity;
-use crate::salesforce::{Credentials, Secret};
+use crate::model::ReplyChannel;
+use crate::model::Secret;
+use crate::salesforce::Credentials;
 
 /// casebridge's configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
-use crate::act::ReplyChannel;
+use crate::model::ReplyChannel;
 
 const MINIMAL: &str = "
 org:

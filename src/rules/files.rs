@@ -94,11 +94,11 @@ pub struct OutboundMapping {
     pub expr: Option<String>,
     /// When to write: `sync` (every update), `handover`, `close`. Default: all three.
     #[serde(default = "all_moments")]
-    pub on: Vec<crate::decide::Moment>,
+    pub on: Vec<crate::model::Moment>,
 }
 
-fn all_moments() -> Vec<crate::decide::Moment> {
-    use crate::decide::Moment;
+fn all_moments() -> Vec<crate::model::Moment> {
+    use crate::model::Moment;
     vec![Moment::Sync, Moment::Handover, Moment::Close]
 }
 
@@ -130,7 +130,7 @@ pub struct HandoverRule {
 }
 
 fn default_target() -> String {
-    crate::decide::DEFAULT_TARGET.into()
+    crate::model::DEFAULT_TARGET.into()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]

@@ -29,9 +29,10 @@ use rhai::{AST, Dynamic, Engine, Scope};
 use serde_json::{Value as Json, json};
 
 use self::files::{Kind, Stage};
-use crate::agent::AgentAnswer;
-use crate::conversation::{AuthorKind, Conversation};
-use crate::decide::{Handover, Moment, RenderedEmail, RuleError, Rules, Trace};
+use crate::decide::Rules;
+use crate::model::AgentAnswer;
+use crate::model::{AuthorKind, Conversation};
+use crate::model::{Handover, Moment, RenderedEmail, RuleError, Trace};
 use crate::script::{self, Limits};
 
 /// A problem in a rule file, with where it is and what the line says.
@@ -705,7 +706,7 @@ impl RuleSet {
     pub fn handover_targets(&self) -> Vec<(&str, &LoadError)> {
         self.handover
             .iter()
-            .filter(|r| r.target != crate::decide::DEFAULT_TARGET)
+            .filter(|r| r.target != crate::model::DEFAULT_TARGET)
             .map(|r| (r.target.as_str(), &r.target_origin))
             .collect()
     }
@@ -797,7 +798,7 @@ impl RuleSet {
         };
         if let Some(reason) = value.clone().try_cast::<String>() {
             return Ok(Some(Handover {
-                target: crate::decide::DEFAULT_TARGET.into(),
+                target: crate::model::DEFAULT_TARGET.into(),
                 reason,
                 rule: format!("fn {name}"),
             }));
@@ -805,7 +806,7 @@ impl RuleSet {
         let map = value.try_cast::<rhai::Map>().ok_or_else(bad)?;
         let get = |k: &str| map.get(k).and_then(|v| v.clone().try_cast::<String>());
         let reason = get("reason").ok_or_else(bad)?;
-        let target = get("target").unwrap_or_else(|| crate::decide::DEFAULT_TARGET.into());
+        let target = get("target").unwrap_or_else(|| crate::model::DEFAULT_TARGET.into());
         Ok(Some(Handover { target, reason, rule: format!("fn {name}") }))
     }
 
@@ -968,7 +969,7 @@ fn sample_context() -> Json {
             parts: Vec::new(),
             attributes: Default::default(),
             topics: Default::default(),
-            state: crate::conversation::ConversationState::Open,
+            state: crate::model::ConversationState::Open,
             handled: Default::default(),
             replies_sent: 0,
             created_at: Utc::now(),
@@ -1126,7 +1127,7 @@ impl Rules for RuleSet {
             let html = t.html.as_ref().map(|n| render(&self.html, n)).transpose()?;
             let text = match (&t.text, &html) {
                 (Some(n), _) => render(&self.text, n)?,
-                (None, Some(h)) => crate::conversation::html_to_text(h),
+                (None, Some(h)) => crate::model::text::html_to_text(h),
                 (None, None) => reply.to_string(),
             };
             trace.record("email", &t.name, true, format!("subject: {subject}"), started);

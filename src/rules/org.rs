@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use super::{LoadError, RuleSet};
 use crate::salesforce::client::SObjectDescribe;
+use crate::salesforce::directory::{self, SetupError, Target, TargetKind};
 use crate::salesforce::{Client, id};
-use crate::setup::{self, SetupError, Target, TargetKind};
 
 /// The describes of the objects casebridge maps.
 #[derive(Debug, Clone)]
@@ -31,8 +31,8 @@ impl OrgSchema {
         for name in OBJECTS {
             objects.insert(name.to_lowercase(), client.describe(name).await.map_err(SetupError::from)?);
         }
-        let mut targets = setup::queues(client).await?;
-        targets.extend(setup::users(client).await?);
+        let mut targets = directory::queues(client).await?;
+        targets.extend(directory::users(client).await?);
         Ok(OrgSchema { objects, targets })
     }
 

@@ -15,9 +15,12 @@ use serde_json::{Value as Json, json};
 
 use super::files::{AgentStub, Expectations};
 use super::{LoadedTest, RuleSet};
-use crate::agent::{Agent, AgentAnswer};
-use crate::conversation::{self, Authors, Conversation};
-use crate::decide::{self, Decision};
+use crate::agent::Agent;
+use crate::channels::cases::build::{self, Authors};
+use crate::decide;
+use crate::model::AgentAnswer;
+use crate::model::Conversation;
+use crate::model::Decision;
 
 /// Reads a fixture file into a conversation.
 pub fn load_fixture(path: &Path) -> Result<Conversation, String> {
@@ -31,7 +34,7 @@ pub fn parse_fixture(text: &str, name: &str) -> Result<Conversation, String> {
     let fixture: Json = serde_json::from_str(text).map_err(|e| format!("{name}:{}:{}: {e}", e.line(), e.column()))?;
     let agent_user_id = fixture["agent_user_id"].as_str().unwrap_or_default();
     let case = if fixture.get("case").is_some() { &fixture["case"] } else { &fixture };
-    conversation::from_case_row(case, &Authors { agent_user_id }).map_err(|e| format!("{name}: {e}"))
+    build::from_case_row(case, &Authors { agent_user_id }).map_err(|e| format!("{name}: {e}"))
 }
 
 fn stub_answer(stub: &AgentStub) -> AgentAnswer {

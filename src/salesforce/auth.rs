@@ -2,31 +2,14 @@
 //! and JWT bearer grants (and the password grant, for the simulator and scripts).
 //! Produces a [`Session`]: an access token and the instance URL to use it against.
 
-use std::fmt;
-
 use serde::Deserialize;
 
 use super::error::{Result, SalesforceError};
+use crate::model::Secret;
 
-/// A secret string whose `Debug` output never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// The OAuth scopes casebridge asks for: the REST API, and a refresh token that keeps
+/// working while nobody is signed in.
+pub const SCOPES: &str = "api refresh_token offline_access";
 
 /// How the client signs in.
 #[derive(Debug, Clone)]

@@ -10,10 +10,11 @@
 pub mod auth;
 mod children;
 pub mod client;
+pub mod directory;
 pub mod error;
 pub mod id;
 pub mod soql;
 
-pub use auth::{Credentials, Secret, Session};
+pub use auth::{Credentials, Session};
 pub use client::{ApiUsage, Client, ClientConfig, QueryPages, QueryResult, RetryPolicy, SubRequest, SubResponse};
 pub use error::{ApiErrorItem, SalesforceError};

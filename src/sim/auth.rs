@@ -37,7 +37,7 @@ impl OAuthError {
 /// The audiences a JWT bearer assertion may name besides the simulator's own URL.
 const LOGIN_AUDIENCES: &[&str] = &["https://login.salesforce.com", "https://test.salesforce.com"];
 
-pub const SCOPES: &str = "api refresh_token offline_access";
+pub use crate::salesforce::auth::SCOPES;
 
 /// Issued tokens and the apps and passwords that may obtain them.
 pub struct Auth {

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use casebridge::salesforce::{Client, ClientConfig, Credentials, RetryPolicy, Secret};
+use casebridge::model::Secret;
+use casebridge::salesforce::{Client, ClientConfig, Credentials, RetryPolicy};
 use casebridge::sim::{SimOptions, Simulator, seed};
 
 pub fn fixture(name: &str) -> PathBuf {

@@ -9,7 +9,7 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use rand::RngCore;
 
-use crate::salesforce::Secret;
+use crate::model::Secret;
 
 pub struct Vault {
     cipher: ChaCha20Poly1305,

@@ -15,9 +15,9 @@ use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::salesforce::Secret;
+use crate::auth::vault::{StoredCredentials, Vault};
+use crate::model::Secret;
 use crate::store::Store;
-use crate::vault::{StoredCredentials, Vault};
 
 /// What the flow needs.
 #[derive(Clone)]

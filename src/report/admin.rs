@@ -26,10 +26,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::conversation::Conversation;
-use crate::metrics::Metrics;
+use crate::model::Conversation;
+use crate::model::Secret;
+use crate::report::metrics::Metrics;
 use crate::rules::watch::Reloader;
-use crate::salesforce::Secret;
 use crate::store::Store;
 
 /// What the admin server reads.

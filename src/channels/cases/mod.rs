@@ -1,0 +1,3 @@
+//! The Salesforce Cases channel: a case assigned to the agent user is a conversation.
+
+pub mod build;

@@ -1,0 +1,190 @@
+//! A conversation: a customer's exchange with support, whichever channel it came by, as
+//! the later stages see it — its parts (messages) with their authors classified as the
+//! customer, a human agent, or our own agent user (`bot`), its attributes and topics, and
+//! the decisions made about it. Parts written by the agent user are never answered, or
+//! casebridge would loop on its own writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// Who wrote a part, in the words of the design: `user` is the customer, `admin` a human
+/// agent, `bot` our own agent user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKind {
+    User,
+    Admin,
+    Bot,
+}
+
+/// Where a part came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartKind {
+    /// The case's subject and description.
+    Opening,
+    Comment,
+    Email,
+    FeedPost,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// The Salesforce record id (the case id for the opening message).
+    pub id: String,
+    pub kind: PartKind,
+    pub author: AuthorKind,
+    pub author_id: Option<String>,
+    pub author_name: Option<String>,
+    /// Plain text (HTML email bodies are converted).
+    pub body: String,
+    pub public: bool,
+    pub created_at: DateTime<Utc>,
+    /// For emails: the Message-ID, so replies can thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// Where a conversation stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ConversationState {
+    /// Owned by the agent user: the AI answers.
+    Open,
+    /// casebridge handed it to a human or queue.
+    HandedOver {
+        target_id: String,
+        reason: String,
+    },
+    /// Someone else re-assigned it away from the agent user; answering stops until it is
+    /// assigned back.
+    AssignedAway {
+        owner_id: String,
+    },
+    Closed,
+}
+
+/// A case's contact, as the poll query reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ContactInfo {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A case's account, as the poll query reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AccountInfo {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// A conversation: one case and everything casebridge knows and decided about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub case_id: String,
+    pub case_number: String,
+    pub subject: String,
+    pub origin: Option<String>,
+    pub status: Option<String>,
+    pub owner_id: String,
+    pub contact: Option<ContactInfo>,
+    pub account: Option<AccountInfo>,
+    /// The customer's address for email replies (the contact's, or the web-to-case one).
+    pub customer_email: Option<String>,
+    /// The case's fields as last read (for attribute mappings).
+    pub case_fields: BTreeMap<String, Json>,
+    pub parts: Vec<Part>,
+    pub attributes: BTreeMap<String, Json>,
+    pub topics: BTreeSet<String>,
+    pub state: ConversationState,
+    /// Customer parts that have been answered, handed over, or seen by a human.
+    pub handled: BTreeSet<String>,
+    pub replies_sent: u32,
+    pub created_at: DateTime<Utc>,
+    /// The case's `SystemModstamp` when last read.
+    pub modstamp: DateTime<Utc>,
+    /// When the agent failed, the conversation is tried again from this time.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub agent_failures: u32,
+    /// The latest decisions, newest last (at most [`Conversation::MAX_DECISIONS`]).
+    #[serde(default)]
+    pub decisions: Vec<super::Decision>,
+}
+
+impl Conversation {
+    /// How many decisions (with their traces) are kept per conversation.
+    pub const MAX_DECISIONS: usize = 10;
+
+    pub fn is_closed(&self) -> bool {
+        self.case_fields.get("IsClosed").and_then(|v| v.as_bool()).unwrap_or(false)
+            || self.status.as_deref() == Some("Closed")
+    }
+
+    pub fn push_decision(&mut self, decision: super::Decision) {
+        self.decisions.push(decision);
+        let excess = self.decisions.len().saturating_sub(Self::MAX_DECISIONS);
+        self.decisions.drain(..excess);
+    }
+
+    /// Whether the case came in by email, so replies must also be emailed.
+    pub fn is_email_origin(&self) -> bool {
+        self.origin.as_deref() == Some("Email")
+            || self.parts.iter().any(|p| p.kind == PartKind::Email && p.author == AuthorKind::User)
+    }
+
+    /// Customer parts nobody has answered yet, oldest first.
+    pub fn unanswered(&self) -> Vec<&Part> {
+        // A public answer from a human also answers what came before it.
+        let last_human =
+            self.parts.iter().filter(|p| p.author == AuthorKind::Admin && p.public).map(|p| p.created_at).max();
+        self.parts
+            .iter()
+            .filter(|p| p.author == AuthorKind::User && !self.handled.contains(&p.id))
+            .filter(|p| last_human.is_none_or(|h| p.created_at > h))
+            .collect()
+    }
+
+    /// The latest customer message, for rules and the agent.
+    pub fn last_customer_message(&self) -> Option<&Part> {
+        self.parts.iter().rev().find(|p| p.author == AuthorKind::User)
+    }
+
+    /// The customer's turns so far.
+    pub fn customer_turns(&self) -> usize {
+        self.parts.iter().filter(|p| p.author == AuthorKind::User).count()
+    }
+
+    /// The email to reply to: the latest incoming email part.
+    pub fn last_incoming_email(&self) -> Option<&Part> {
+        self.parts.iter().rev().find(|p| p.kind == PartKind::Email && p.author == AuthorKind::User)
+    }
+
+    /// Merges a freshly read case into the stored conversation: new parts are added
+    /// (deduplicated by id), case fields refreshed; decisions already made are kept.
+    pub fn merge(&mut self, fresh: Conversation) {
+        let known: BTreeSet<String> = self.parts.iter().map(|p| p.id.clone()).collect();
+        for part in fresh.parts {
+            if !known.contains(&part.id) {
+                self.parts.push(part);
+            }
+        }
+        self.parts.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        self.case_number = fresh.case_number;
+        self.subject = fresh.subject;
+        self.origin = fresh.origin;
+        self.status = fresh.status;
+        self.owner_id = fresh.owner_id;
+        self.contact = fresh.contact;
+        self.account = fresh.account;
+        self.customer_email = fresh.customer_email;
+        self.case_fields = fresh.case_fields;
+        self.modstamp = fresh.modstamp;
+    }
+}

@@ -1,0 +1,121 @@
+//! A decision: what the rules and the agent decided about one conversation update
+//! (attributes, topics, a reply and its email, a handover, field updates), with the trace of
+//! every rule evaluated and the agent's answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// The handover target that means "the default target from the configuration".
+pub const DEFAULT_TARGET: &str = "default";
+
+/// Hand the case to a human or queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handover {
+    /// A user or queue by name or id, or [`DEFAULT_TARGET`].
+    pub target: String,
+    /// Becomes the internal note on the case.
+    pub reason: String,
+    /// The rule that decided it.
+    pub rule: String,
+}
+
+/// An email reply, rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// One rule evaluation, for the decision trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    pub stage: String,
+    pub rule: String,
+    pub fired: bool,
+    pub detail: String,
+    pub micros: u64,
+}
+
+/// The trace being written during a decision.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace(pub Vec<TraceEntry>);
+
+impl Trace {
+    pub fn record(&mut self, stage: &str, rule: &str, fired: bool, detail: impl Into<String>, started: Instant) {
+        self.0.push(TraceEntry {
+            stage: stage.into(),
+            rule: rule.into(),
+            fired,
+            detail: detail.into(),
+            micros: started.elapsed().as_micros() as u64,
+        });
+    }
+}
+
+/// When outbound mappings run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Moment {
+    Sync,
+    Handover,
+    Close,
+}
+
+/// What the rules and the agent decided for one conversation update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub attributes: BTreeMap<String, Json>,
+    pub topics: BTreeSet<String>,
+    pub reply: Option<String>,
+    pub email: Option<RenderedEmail>,
+    pub handover: Option<Handover>,
+    pub field_updates: BTreeMap<String, Json>,
+    pub agent: Option<AgentAnswer>,
+    pub trace: Trace,
+    /// The rule set that decided (its content hash, or `builtin`).
+    pub rules: String,
+}
+
+/// A rule that failed while running, named for the admin.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rule {rule} failed: {message}")]
+pub struct RuleError {
+    pub rule: String,
+    pub message: String,
+}
+
+/// A help article the answer drew on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub title: String,
+    pub url: String,
+}
+
+/// What the agent made of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentAnswer {
+    /// The reply, or `None` when the agent cannot help.
+    pub text: Option<String>,
+    /// 0 to 1.
+    pub confidence: f64,
+    pub sources: Vec<Source>,
+    pub backend: String,
+    /// Why it could not help, for the decision trace.
+    pub note: Option<String>,
+}
+
+impl AgentAnswer {
+    pub fn cannot_help(backend: &str, confidence: f64, why: &str) -> AgentAnswer {
+        AgentAnswer {
+            text: None,
+            confidence,
+            sources: Vec::new(),
+            backend: backend.to_string(),
+            note: Some(why.to_string()),
+        }
+    }
+}

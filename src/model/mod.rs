@@ -1,0 +1,14 @@
+//! The model: plain data every stage shares, with no I/O — conversations and their parts,
+//! decisions with their traces, actions for the outbox, secrets that never print. Data flows one way through the
+//! stages; the model is what flows.
+
+pub mod action;
+pub mod conversation;
+pub mod decision;
+pub mod secret;
+pub mod text;
+
+pub use action::*;
+pub use conversation::*;
+pub use decision::*;
+pub use secret::Secret;
