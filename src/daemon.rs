@@ -20,14 +20,14 @@ use serde_json::Value as Json;
 use crate::act::email::{Mailer, new_message_id};
 use crate::act::executor::{Executor, RoundReport};
 use crate::agent::Agent;
-use crate::channels::cases::build::fields;
 use crate::channels::cases::build::{self, Authors};
+use crate::channels::cases::query::case_query;
 use crate::decide::{self, DecideError, SharedRules};
 use crate::model::{Action, COMMENT_BODY_MAX_BYTES, FEED_BODY_MAX_CHARS, OutgoingEmail, ReplyChannel, split_reply};
 use crate::model::{Conversation, ConversationState, PartKind};
 use crate::model::{DEFAULT_TARGET, Decision, RuleError};
 use crate::salesforce::directory::{self, SetupError, Target};
-use crate::salesforce::soql::{Filter, Select};
+use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError, id};
 use crate::store::{Cursor, Store, StoreError, SyncError};
 
@@ -179,6 +179,21 @@ impl Daemon {
 
     pub fn metrics(&self) -> Arc<crate::report::metrics::Metrics> {
         self.metrics.clone()
+    }
+
+    /// What the admin server reads of this daemon.
+    pub fn admin_state(
+        &self,
+        reloader: Option<Arc<crate::rules::watch::Reloader>>,
+        token: crate::model::Secret,
+    ) -> crate::report::admin::AdminState {
+        crate::report::admin::AdminState {
+            store: self.store().clone(),
+            metrics: self.metrics(),
+            status: self.status_snapshot(),
+            reloader,
+            token,
+        }
     }
 
     /// The latest status (as `casebridge status` shows it), updated after every cycle.
@@ -698,30 +713,6 @@ fn only_our_own_echo(stored: &Conversation, fresh: &Conversation) -> bool {
         && stored.owner_id == fresh.owner_id
         && stored.status == fresh.status
         && stored.state == ConversationState::Open
-}
-
-/// The query that reads cases with everything a conversation is built from: the standard
-/// fields, `extra` fields the rules map, and comments, emails and text posts. The daemon
-/// polls with it and `casebridge record` writes fixtures with it, so the two agree.
-pub fn case_query(extra: &[String], filter: Filter) -> String {
-    let mut case_fields: Vec<String> = fields::CASE.iter().map(|f| f.to_string()).collect();
-    for f in extra {
-        if !case_fields.iter().any(|c| c.eq_ignore_ascii_case(f)) {
-            case_fields.push(f.clone());
-        }
-    }
-    Select::new(case_fields, "Case")
-        .with_children(Select::new(fields::COMMENT.iter().copied(), "CaseComments").order_by("CreatedDate", false))
-        .with_children(Select::new(fields::EMAIL.iter().copied(), "EmailMessages").order_by("CreatedDate", false))
-        .with_children(
-            Select::new(fields::FEED.iter().copied(), "Feeds")
-                .filter(Filter::eq("Type", "TextPost"))
-                .order_by("CreatedDate", false),
-        )
-        .filter(filter)
-        .order_by("SystemModstamp", false)
-        .build()
-        .expect("the case query is built from checked names")
 }
 
 fn first_line(text: &str) -> String {

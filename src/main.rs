@@ -348,7 +348,7 @@ async fn run_daemon(path: &Path) -> ExitCode {
     let mut daemon = daemon;
     daemon.report_status(status_path(&config, &base), Some(reloader.clone()));
     if let (Some(admin), Some(token)) = (&config.admin, admin_token) {
-        let state = casebridge::report::admin::AdminState::for_daemon(&daemon, Some(reloader.clone()), token);
+        let state = daemon.admin_state(Some(reloader.clone()), token);
         match casebridge::report::admin::serve(admin.listen, state, wait_for_shutdown()).await {
             Ok(addr) => tracing::info!(%addr, "Admin server listening."),
             Err(e) => {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::{Value as Json, json};
 
-use crate::daemon::case_query;
+use crate::channels::cases::query::case_query;
 use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError, id};
 

@@ -51,7 +51,7 @@ pub fn sidecar(store: &Path, suffix: &str) -> PathBuf {
 }
 
 /// The sealed credentials `casebridge auth login` stored for `store`, without opening it.
-pub fn read_credentials(store: &Path) -> Result<Option<crate::auth::vault::StoredCredentials>> {
+pub fn read_credentials(store: &Path) -> Result<Option<crate::model::StoredCredentials>> {
     let path = credentials_path(store);
     match crate::bounded_file::read(&path, 64 * 1024) {
         Ok(text) => decode(b"credentials", text.as_bytes()).map(Some),
@@ -562,12 +562,12 @@ impl Store {
 
     /// Saves the credentials `casebridge auth login` obtained (already sealed), in a file
     /// beside the store (see [`read_credentials`]).
-    pub fn set_credentials(&self, credentials: &crate::auth::vault::StoredCredentials) -> Result<()> {
+    pub fn set_credentials(&self, credentials: &crate::model::StoredCredentials) -> Result<()> {
         write_private(&credentials_path(&self.path), &encode(credentials))
             .map_err(|source| StoreError::Io { path: credentials_path(&self.path).display().to_string(), source })
     }
 
-    pub fn credentials(&self) -> Result<Option<crate::auth::vault::StoredCredentials>> {
+    pub fn credentials(&self) -> Result<Option<crate::model::StoredCredentials>> {
         match read_credentials(&self.path)? {
             Some(c) => Ok(Some(c)),
             // Stores from before the credentials file kept them in the meta tree.

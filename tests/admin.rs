@@ -5,7 +5,7 @@ mod common;
 
 use casebridge::model::Action;
 use casebridge::model::Secret;
-use casebridge::report::admin::{AdminState, serve};
+use casebridge::report::admin::serve;
 use casebridge::sim::SimOptions;
 use common::*;
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
         .unwrap();
     daemon.cycle().await.unwrap();
 
-    let state = AdminState::for_daemon(&daemon, None, Secret::new("s3cret-token"));
+    let state = daemon.admin_state(None, Secret::new("s3cret-token"));
     let addr = serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
@@ -137,7 +137,7 @@ async fn readiness_and_status_say_when_the_rules_on_disk_are_broken() {
         std::sync::Arc::new(Reloader::new(&rules, shared, hash.clone(), casebridge::script::Limits::default()));
     daemon.report_status(dir.path().join("status.json"), Some(reloader.clone()));
     daemon.cycle().await.unwrap();
-    let state = AdminState::for_daemon(&daemon, Some(reloader.clone()), Secret::new("t"));
+    let state = daemon.admin_state(Some(reloader.clone()), Secret::new("t"));
     let addr = serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
     let http = reqwest::Client::new();
     let ready = http.get(format!("http://{addr}/readyz")).bearer_auth("t").send().await.unwrap();

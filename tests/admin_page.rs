@@ -9,7 +9,7 @@ use std::process::Command;
 
 use casebridge::model::Action;
 use casebridge::model::Secret;
-use casebridge::report::admin::{AdminState, serve};
+use casebridge::report::admin::serve;
 use casebridge::sim::SimOptions;
 use common::*;
 use serde_json::json;
@@ -39,7 +39,7 @@ async fn the_page_shows_status_errors_conversations_and_traces_in_a_browser() {
     bad.insert("Product__c".to_string(), json!("Spaceship"));
     daemon.store().enqueue(Action::UpdateFields { case_id: case.clone(), fields: bad }).unwrap();
     daemon.cycle().await.unwrap();
-    let state = AdminState::for_daemon(&daemon, None, Secret::new("page-token"));
+    let state = daemon.admin_state(None, Secret::new("page-token"));
     let addr = serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
     let open = |url: &str| {
         let profile = tempfile::tempdir().unwrap();

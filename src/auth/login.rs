@@ -15,8 +15,9 @@ use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::auth::vault::{StoredCredentials, Vault};
+use crate::auth::vault::Vault;
 use crate::model::Secret;
+use crate::model::StoredCredentials;
 use crate::store::Store;
 
 /// What the flow needs.

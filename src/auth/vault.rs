@@ -62,17 +62,6 @@ impl Vault {
     }
 }
 
-/// What `casebridge auth login` stores: the sign-in, with its secrets sealed.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct StoredCredentials {
-    pub login_url: String,
-    pub client_id: String,
-    pub sealed_client_secret: Option<String>,
-    pub sealed_refresh_token: String,
-    pub user_id: Option<String>,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,4 +11,4 @@ pub mod text;
 pub use action::*;
 pub use conversation::*;
 pub use decision::*;
-pub use secret::Secret;
+pub use secret::{Secret, StoredCredentials};

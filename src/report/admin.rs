@@ -42,19 +42,6 @@ pub struct AdminState {
     pub token: Secret,
 }
 
-impl AdminState {
-    /// What the admin server reads of a daemon.
-    pub fn for_daemon(daemon: &crate::daemon::Daemon, reloader: Option<Arc<Reloader>>, token: Secret) -> AdminState {
-        AdminState {
-            store: daemon.store().clone(),
-            metrics: daemon.metrics(),
-            status: daemon.status_snapshot(),
-            reloader,
-            token,
-        }
-    }
-}
-
 /// The admin router (for tests and the daemon alike).
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()

@@ -1,3 +1,4 @@
 //! The Salesforce Cases channel: a case assigned to the agent user is a conversation.
 
 pub mod build;
+pub mod query;
