@@ -17,15 +17,14 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::act::email::{Mailer, new_message_id};
+use crate::act::email::Mailer;
 use crate::act::executor::{Executor, RoundReport};
+use crate::act::plan::{HandoverTo, ReplySettings, plan};
 use crate::agent::Agent;
 use crate::channels::cases::build::{self, Authors};
 use crate::channels::cases::query::case_query;
 use crate::decide::{self, DecideError, SharedRules};
-use crate::model::{Action, COMMENT_BODY_MAX_BYTES, FEED_BODY_MAX_CHARS, OutgoingEmail, ReplyChannel, split_reply};
-use crate::model::{Conversation, ConversationState, PartKind};
-use crate::model::{DEFAULT_TARGET, Decision, RuleError};
+use crate::model::{Action, Conversation, ConversationState, DEFAULT_TARGET, Decision, ReplyChannel, RuleError};
 use crate::salesforce::directory::{self, SetupError, Target};
 use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError, id};
@@ -430,23 +429,38 @@ impl Daemon {
             }
             None => fresh,
         };
-        let event = |conv: &Conversation, kind: EventKind, detail: String, summary: String| CaseEvent {
-            case_id: conv.case_id.clone(),
-            case_number: conv.case_number.clone(),
-            kind,
-            detail,
-            summary,
+        let Some(unanswered) = self.settle(&mut conv, report)? else {
+            return Ok(());
         };
+        let Some(decision) = self.decide(&mut conv, report).await? else {
+            return Ok(());
+        };
+        let handover = match &decision.handover {
+            Some(h) => Some(self.handover_to(&conv.case_id, h).await),
+            None => None,
+        };
+        let replies =
+            ReplySettings { channel: self.settings.reply_channel, email_from: self.settings.email_from.as_deref() };
+        let actions = plan(&conv, &decision, replies, handover);
+        self.apply(conv, decision, actions, unanswered, report)
+    }
 
+    /// Settles a conversation that needs no decision (assigned away, closed, nothing new)
+    /// and commits it; otherwise returns the ids of the parts to answer.
+    fn settle(
+        &mut self,
+        conv: &mut Conversation,
+        report: &mut CycleReport,
+    ) -> Result<Option<Vec<String>>, DaemonError> {
         if !id::same(&conv.owner_id, &self.agent_user.id) {
             if conv.state == ConversationState::Open {
                 conv.state = ConversationState::AssignedAway { owner_id: conv.owner_id.clone() };
                 let detail = format!("now owned by {}", conv.owner_id);
-                report.events.push(event(&conv, EventKind::AssignedAway, detail.clone(), detail));
+                report.events.push(event(conv, EventKind::AssignedAway, detail.clone(), detail));
             }
             conv.retry_at = None;
-            self.store.commit(&conv, Vec::new())?;
-            return Ok(());
+            self.store.commit(conv, Vec::new())?;
+            return Ok(None);
         }
         if conv.is_closed() {
             let mut actions = Vec::new();
@@ -454,47 +468,56 @@ impl Daemon {
                 conv.state = ConversationState::Closed;
                 // Mappings configured `on: [close]` write their fields now.
                 let mut trace = crate::model::Trace::default();
-                match self.rules.load().outbound(&conv, crate::model::Moment::Close, &mut trace) {
+                match self.rules.load().outbound(conv, crate::model::Moment::Close, &mut trace) {
                     Ok(fields) if !fields.is_empty() => {
                         actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
                     }
                     Ok(_) => {}
                     Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
                 }
-                report.events.push(event(&conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
+                report.events.push(event(conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
             }
             conv.retry_at = None;
-            self.store.commit(&conv, actions)?;
-            return Ok(());
+            self.store.commit(conv, actions)?;
+            return Ok(None);
         }
         if conv.state != ConversationState::Open {
             conv.state = ConversationState::Open;
             let detail = "assigned back to the agent user".to_string();
-            report.events.push(event(&conv, EventKind::Resumed, detail.clone(), detail));
+            report.events.push(event(conv, EventKind::Resumed, detail.clone(), detail));
         }
         let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
         if unanswered.is_empty() {
             conv.retry_at = None;
-            self.store.commit(&conv, Vec::new())?;
-            return Ok(());
+            self.store.commit(conv, Vec::new())?;
+            return Ok(None);
         }
+        Ok(Some(unanswered))
+    }
 
+    /// Decides a conversation. An agent that failed for now leaves it to be tried again
+    /// later (committed, no decision); one that failed for good is a handover.
+    async fn decide(
+        &mut self,
+        conv: &mut Conversation,
+        report: &mut CycleReport,
+    ) -> Result<Option<Decision>, DaemonError> {
         let rules = self.rules.load_full();
         let decide_started = std::time::Instant::now();
-        let decided = decide::decide(rules.as_ref().as_ref(), &self.agent, &conv).await;
+        let decided = decide::decide(rules.as_ref().as_ref(), &self.agent, conv).await;
         self.metrics.decision_seconds(decide_started.elapsed().as_secs_f64());
         self.metrics.cases_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let decision = match decided {
-            Ok(d) => d,
+        match decided {
+            Ok(d) => Ok(Some(d)),
             Err(DecideError::Agent(e)) if e.is_transient() => {
                 conv.agent_failures += 1;
                 let wait = ChronoDuration::seconds((30i64 << conv.agent_failures.min(6)).min(1800));
                 conv.retry_at = Some(Utc::now() + wait);
                 self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
                 let detail = format!("{e}; trying again in {}s", wait.num_seconds());
-                report.events.push(event(&conv, EventKind::AgentFailed, detail.clone(), detail));
-                self.store.commit(&conv, Vec::new())?;
-                return Ok(());
+                report.events.push(event(conv, EventKind::AgentFailed, detail.clone(), detail));
+                self.store.commit(conv, Vec::new())?;
+                Ok(None)
             }
             Err(DecideError::Agent(e)) => {
                 self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
@@ -509,11 +532,22 @@ impl Daemon {
                     trace: Default::default(),
                     rules: rules.id(),
                 };
-                decide::fallback(base, Default::default(), RuleError { rule: "agent".into(), message: e.to_string() })
+                let error = RuleError { rule: "agent".into(), message: e.to_string() };
+                Ok(Some(decide::fallback(base, Default::default(), error)))
             }
-        };
+        }
+    }
 
-        let actions = self.actions_for(&conv, &decision).await;
+    /// Applies a decision to its conversation (answered parts, attributes, topics, state),
+    /// reports it, and commits the conversation with the decision's actions.
+    fn apply(
+        &mut self,
+        mut conv: Conversation,
+        decision: Decision,
+        actions: Vec<Action>,
+        unanswered: Vec<String>,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
         let new_topics: Vec<&str> =
             decision.topics.iter().filter(|t| !conv.topics.contains(*t)).map(String::as_str).collect();
         let tagged =
@@ -527,12 +561,12 @@ impl Daemon {
                 &format!("{}: {}", error.rule, error.detail),
             )?;
         }
+        self.metrics.topics_assigned.fetch_add(new_topics.len() as u64, std::sync::atomic::Ordering::Relaxed);
         conv.handled.extend(unanswered);
         conv.attributes.extend(decision.attributes.clone());
         conv.topics.extend(decision.topics.iter().cloned());
         conv.retry_at = None;
         conv.agent_failures = 0;
-        self.metrics.topics_assigned.fetch_add(new_topics.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if let Some(reply) = &decision.reply {
             self.metrics.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             conv.replies_sent += 1;
@@ -550,8 +584,8 @@ impl Daemon {
                 })
                 .unwrap_or_default();
             conv.state = ConversationState::HandedOver { target_id: target_id.clone(), reason: h.reason.clone() };
-            self.metrics.handover(&self.target_name(&target_id), &h.rule);
             let target = self.target_name(&target_id);
+            self.metrics.handover(&target, &h.rule);
             report.events.push(event(
                 &conv,
                 EventKind::HandedOver,
@@ -564,86 +598,29 @@ impl Daemon {
         Ok(())
     }
 
-    /// The actions that carry out a decision, in the order Salesforce should see them:
-    /// replies first (the agent user may lose access once the case changes owner), then
-    /// email, topics and fields, and the re-assignment last.
-    async fn actions_for(&mut self, conv: &Conversation, decision: &Decision) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let case_id = conv.case_id.clone();
-        if let Some(reply) = &decision.reply {
-            let pieces = match self.settings.reply_channel {
-                ReplyChannel::Comment => split_reply(reply, COMMENT_BODY_MAX_BYTES),
-                // Feed bodies are limited in characters; four bytes a character keeps it safe.
-                ReplyChannel::Feed => split_reply(reply, FEED_BODY_MAX_CHARS),
-            };
-            for body in pieces {
-                actions.push(Action::PostReply {
-                    case_id: case_id.clone(),
-                    body,
-                    channel: self.settings.reply_channel,
-                });
-            }
-            if let (Some(email), Some(to)) = (&decision.email, &conv.customer_email) {
-                let from = self.settings.email_from.clone().unwrap_or_default();
-                let domain = from.rsplit('@').next().unwrap_or("casebridge.local").trim_end_matches('>').to_string();
-                let references: Vec<String> = conv
-                    .parts
-                    .iter()
-                    .filter(|p| p.kind == PartKind::Email)
-                    .filter_map(|p| p.message_id.clone())
-                    .collect();
-                actions.push(Action::SendEmail {
-                    case_id: case_id.clone(),
-                    email: OutgoingEmail {
-                        from,
-                        to: to.clone(),
-                        subject: email.subject.clone(),
-                        text: email.text.clone(),
-                        html: email.html.clone(),
-                        message_id: new_message_id(&domain),
-                        in_reply_to: conv.last_incoming_email().and_then(|p| p.message_id.clone()),
-                        references,
-                        smtp_accepted: false,
-                    },
-                });
-            }
-        }
-        let new_topics: Vec<String> = decision.topics.iter().filter(|t| !conv.topics.contains(*t)).cloned().collect();
-        if !new_topics.is_empty() {
-            actions.push(Action::AssignTopics { case_id: case_id.clone(), topics: new_topics });
-        }
-        if !decision.field_updates.is_empty() {
-            actions.push(Action::UpdateFields { case_id: case_id.clone(), fields: decision.field_updates.clone() });
-        }
-        if let Some(h) = &decision.handover {
-            let (owner_id, note) = match self.resolve_target(&h.target).await {
-                Ok(id) => (id, h.reason.clone()),
-                Err(e) => {
-                    // The customer still gets a person (the default target), and the admin
-                    // a sync error saying which rule names a target the org does not have.
-                    let problem =
-                        format!("rule {} names handover target {:?}, which cannot be used: {e}", h.rule, h.target);
-                    if let Err(store) =
-                        self.record_error(Some(&case_id), "handover", "HANDOVER_TARGET_NOT_FOUND", &problem)
-                    {
-                        tracing::warn!(error = %store, "Cannot record a sync error.");
-                    }
-                    (
-                        self.default_target.id.clone(),
-                        format!(
-                            "{}\n(The rule's target {:?} could not be used: {e}; handed to the default target.)",
-                            h.reason, h.target
-                        ),
-                    )
+    /// Where a decision's handover goes: the rule's target when the org has it, else the
+    /// default target with a note saying why (and a sync error for the admin).
+    async fn handover_to(&mut self, case_id: &str, handover: &crate::model::Handover) -> HandoverTo {
+        match self.resolve_target(&handover.target).await {
+            Ok(owner_id) => HandoverTo { owner_id, note: handover.reason.clone() },
+            Err(e) => {
+                let problem = format!(
+                    "rule {} names handover target {:?}, which cannot be used: {e}",
+                    handover.rule, handover.target
+                );
+                if let Err(store) = self.record_error(Some(case_id), "handover", "HANDOVER_TARGET_NOT_FOUND", &problem)
+                {
+                    tracing::warn!(error = %store, "Cannot record a sync error.");
                 }
-            };
-            actions.push(Action::InternalNote {
-                case_id: case_id.clone(),
-                body: format!("casebridge handed this case over (rule {}): {note}", h.rule),
-            });
-            actions.push(Action::Reassign { case_id, owner_id });
+                HandoverTo {
+                    owner_id: self.default_target.id.clone(),
+                    note: format!(
+                        "{}\n(The rule's target {:?} could not be used: {e}; handed to the default target.)",
+                        handover.reason, handover.target
+                    ),
+                }
+            }
         }
-        actions
     }
 
     /// A target's name for people, where it is known.
@@ -692,6 +669,11 @@ impl Daemon {
             })
             .map(|_| ())
     }
+}
+
+/// A case's event for the cycle report.
+fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> CaseEvent {
+    CaseEvent { case_id: conv.case_id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
 }
 
 fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
