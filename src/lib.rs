@@ -11,7 +11,8 @@
 //! - [`act`]: actions, the outbox executor (composite batches), SMTP.
 //! - [`store`]: conversations, cursor, outbox and sync errors in sled.
 //! - [`config`]: the daemon's configuration file.
-//! - [`sim`]: a local Salesforce org simulator, the ground every test and the demo run on.
+//! - [`sim`]: a local Salesforce org simulator, the ground every test and the demo run on
+//!   (the `sim` feature, on by default, with [`smtp_sink`] and [`demo`]).
 //! - [`smtp_sink`]: a local SMTP server for the demo and tests.
 
 /// Counting allocations lets the script sandbox bound what one evaluation holds.
@@ -28,6 +29,7 @@ pub mod channels;
 pub mod config;
 pub mod daemon;
 pub mod decide;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod model;
 pub mod record;
@@ -35,7 +37,9 @@ pub mod report;
 pub mod rules;
 pub mod salesforce;
 pub mod script;
+#[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "sim")]
 pub mod smtp_sink;
 pub mod spelling;
 pub mod store;

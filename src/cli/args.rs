@@ -32,6 +32,7 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
+    #[cfg(feature = "sim")]
     /// Play a short scenario on a built-in simulated org and print what the daemon does.
     ///
     /// Example: casebridge demo
@@ -96,6 +97,7 @@ pub(crate) enum Command {
         #[arg(long, env = "CASEBRIDGE_CONFIG")]
         config: PathBuf,
     },
+    #[cfg(feature = "sim")]
     /// Serve a simulated Salesforce org over the REST API, for tests, demos and trying
     /// Salesforce clients without a real org.
     ///

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use casebridge::app;
 use casebridge::config::Config;
-use casebridge::sim::SimOptions;
 
 /// Prints a line to standard output. A reader that went away (`casebridge ... | head`) ends
 /// the command quietly with success, as Unix tools do, instead of a panic.
@@ -35,6 +34,7 @@ mod record;
 mod rules;
 mod run;
 mod setup;
+#[cfg(feature = "sim")]
 mod sim;
 mod status;
 
@@ -43,6 +43,7 @@ pub(crate) use args::*;
 /// Runs the subcommand.
 pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
+        #[cfg(feature = "sim")]
         Command::Demo => run::run_demo().await,
         Command::Run { config } => run::run_daemon(&config).await,
         Command::Setup { what } => setup::run_setup(what).await,
@@ -53,8 +54,9 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
         Command::Record { case_id, config, out, scrub } => {
             record::record_case(&case_id, &config, out.as_deref(), scrub).await
         }
+        #[cfg(feature = "sim")]
         Command::Sim { listen, org, batch_size, tls } => {
-            sim::run_sim(listen, org, SimOptions { batch_size: batch_size as usize, tls }).await
+            sim::run_sim(listen, org, casebridge::sim::SimOptions { batch_size: batch_size as usize, tls }).await
         }
     }
 }

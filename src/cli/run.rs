@@ -3,12 +3,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use casebridge::{app, demo};
+use casebridge::app;
 
 use super::*;
 
+#[cfg(feature = "sim")]
 pub(crate) async fn run_demo() -> ExitCode {
-    match demo::run(&mut std::io::stdout()).await {
+    match casebridge::demo::run(&mut std::io::stdout()).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e)
             if e.chain().any(|c| {
