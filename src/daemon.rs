@@ -25,6 +25,7 @@ use crate::channels::cases::build::{self, Authors};
 use crate::channels::cases::query::case_query;
 use crate::decide::{self, DecideError, SharedRules};
 use crate::model::{Action, Conversation, ConversationState, DEFAULT_TARGET, Decision, ReplyChannel, RuleError};
+use crate::report::status::{LastCycle, Org, RECENT_ERRORS_IN_STATUS, Status};
 use crate::salesforce::directory::{self, SetupError, Target};
 use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError, id};
@@ -32,9 +33,6 @@ use crate::store::{Cursor, Store, StoreError, SyncError};
 
 /// How many recently active open conversations the poll also watches for re-assignment.
 const WATCHED_OPEN: usize = 100;
-/// The newest sync errors written into the status file, for `casebridge errors` while the
-/// daemon holds the store.
-pub const RECENT_ERRORS_IN_STATUS: usize = 200;
 
 /// How the daemon behaves (from the config).
 #[derive(Debug, Clone)]
@@ -120,7 +118,7 @@ pub struct Daemon {
     /// The org as the session reported it: instance URL and org id.
     org: (String, String),
     /// The latest status, for the admin server.
-    status_snapshot: Arc<std::sync::Mutex<serde_json::Value>>,
+    status_snapshot: Arc<std::sync::Mutex<Option<Status>>>,
 }
 
 impl Daemon {
@@ -156,7 +154,7 @@ impl Daemon {
             reloader: None,
             metrics,
             org,
-            status_snapshot: Arc::new(std::sync::Mutex::new(serde_json::Value::Null)),
+            status_snapshot: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
@@ -196,7 +194,7 @@ impl Daemon {
     }
 
     /// The latest status (as `casebridge status` shows it), updated after every cycle.
-    pub fn status_snapshot(&self) -> Arc<std::sync::Mutex<serde_json::Value>> {
+    pub fn status_snapshot(&self) -> Arc<std::sync::Mutex<Option<Status>>> {
         self.status_snapshot.clone()
     }
 
@@ -207,43 +205,39 @@ impl Daemon {
     }
 
     /// What `casebridge status` shows (and `casebridge errors`, while the daemon runs).
-    pub fn status(&self, last: &CycleReport) -> serde_json::Value {
-        serde_json::json!({
-            "pid": std::process::id(),
-            "org": { "instance_url": self.org.0, "org_id": self.org.1 },
-            "updated_at": Utc::now(),
-            "agent_user": self.agent_user,
-            "handover_target": self.default_target,
-            "cursor": self.store.cursor().ok().flatten().map(|c| c.modstamp),
-            "last_cycle": {
-                "rows": last.rows,
-                "events": last.events.len(),
-                "actions_done": last.executed.done,
-                "actions_failed": last.executed.failed,
-                "api_calls": last.api_calls,
-                "poll_error": last.poll_error,
+    pub fn status(&self, last: &CycleReport) -> Status {
+        Status {
+            pid: std::process::id(),
+            org: Org { instance_url: self.org.0.clone(), org_id: self.org.1.clone() },
+            updated_at: Utc::now(),
+            agent_user: self.agent_user.clone(),
+            handover_target: self.default_target.clone(),
+            cursor: self.store.cursor().ok().flatten().map(|c| c.modstamp),
+            last_cycle: LastCycle {
+                rows: last.rows,
+                events: last.events.len(),
+                actions_done: last.executed.done,
+                actions_failed: last.executed.failed,
+                api_calls: last.api_calls,
+                poll_error: last.poll_error.clone(),
             },
-            "api_usage": self.client.api_usage(),
-            "conversations": self.store.conversation_count(),
-            "outbox_pending": self.store.outbox_len(),
-            "sync_errors": self.store.sync_error_count(),
-            // For `casebridge errors` while the daemon holds the store.
-            "recent_sync_errors": self.store.recent_sync_errors(RECENT_ERRORS_IN_STATUS).unwrap_or_default(),
-            "rules": self.reloader.as_ref().map(|r| serde_json::json!(r.status())),
-        })
+            api_usage: self.client.api_usage(),
+            conversations: self.store.conversation_count(),
+            outbox_pending: self.store.outbox_len(),
+            sync_errors: self.store.sync_error_count(),
+            recent_sync_errors: self.store.recent_sync_errors(RECENT_ERRORS_IN_STATUS).unwrap_or_default(),
+            rules: self.reloader.as_ref().map(|r| r.status()),
+        }
     }
 
     fn write_status(&self, last: &CycleReport) {
         let status = self.status(last);
-        *self.status_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = status;
-        let Some(path) = &self.status_file else { return };
-        // Written beside and renamed over, so a reader never sees half a file.
-        let tmp = path.with_extension("tmp");
-        let text = serde_json::to_string_pretty(&*self.status_snapshot.lock().unwrap_or_else(|p| p.into_inner()))
-            .unwrap_or_default();
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+        if let Some(path) = &self.status_file
+            && let Err(e) = status.write(path)
+        {
             tracing::warn!(error = %e, path = %path.display(), "Cannot write the status file.");
         }
+        *self.status_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
     }
 
     /// Runs cycles until `shutdown` resolves. Cancelling a cycle half-way is safe: every

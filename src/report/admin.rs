@@ -29,6 +29,7 @@ use serde_json::{Value as Json, json};
 use crate::model::Conversation;
 use crate::model::Secret;
 use crate::report::metrics::Metrics;
+use crate::report::status::Status;
 use crate::rules::watch::Reloader;
 use crate::store::Store;
 
@@ -37,7 +38,8 @@ use crate::store::Store;
 pub struct AdminState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
-    pub status: Arc<Mutex<Json>>,
+    /// The daemon's status as of its last cycle (`None` before the first).
+    pub status: Arc<Mutex<Option<Status>>>,
     pub reloader: Option<Arc<Reloader>>,
     pub token: Secret,
 }
@@ -122,10 +124,10 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     let reload = state.reloader.as_ref().map(|r| r.status());
     let rules = reload.as_ref().map(|r| r.active.clone()).unwrap_or_default();
     let mut problems = Vec::new();
-    if status.is_null() {
-        problems.push("no poll has finished yet".to_string());
-    } else if let Some(e) = status["last_cycle"]["poll_error"].as_str() {
-        problems.push(format!("the org was not reachable at the last poll: {e}"));
+    match status.as_ref().map(|s| &s.last_cycle.poll_error) {
+        None => problems.push("no poll has finished yet".to_string()),
+        Some(Some(e)) => problems.push(format!("the org was not reachable at the last poll: {e}")),
+        Some(None) => {}
     }
     if state.reloader.is_some() && rules.is_empty() {
         problems.push("no rule set is loaded".into());

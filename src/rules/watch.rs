@@ -25,7 +25,7 @@ use crate::decide::SharedRules;
 use crate::script::Limits;
 
 /// Whether the rule files on disk are the ones running.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnDisk {
     /// The files on disk are the running rule set.
@@ -36,7 +36,7 @@ pub enum OnDisk {
 }
 
 /// What admins (and the admin API) see of reloads.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ReloadStatus {
     /// The content hash of the running rule set.
     pub active: String,

@@ -9,7 +9,7 @@ use crate::salesforce::soql::{Filter, Select};
 use crate::salesforce::{Client, SalesforceError, id};
 
 /// A user or queue that can own cases.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Target {
     pub id: String,
     pub name: String,
@@ -18,7 +18,7 @@ pub struct Target {
     pub handle: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     User,
