@@ -13,7 +13,9 @@ pub mod client;
 pub mod directory;
 pub mod error;
 pub mod id;
+mod pages;
 pub mod soql;
+mod types;
 
 pub use auth::{Credentials, Session};
 pub use client::{ApiUsage, Client, ClientConfig, QueryPages, QueryResult, RetryPolicy, SubRequest, SubResponse};

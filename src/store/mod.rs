@@ -19,6 +19,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::model::Action;
 use crate::model::Conversation;
 
+mod sidecar;
+mod sync_errors;
+
+use sidecar::write_private;
+pub use sidecar::{credentials_path, read_credentials, sidecar};
+pub use sync_errors::{ERROR_HISTORY, ErrorEvent, SyncError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -36,43 +43,6 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// The sealed credentials live in a file beside the store, not in it: commands that sign
-/// in (`setup`, `record`, `rules check --config`) read them while the daemon holds the
-/// store's lock.
-pub fn credentials_path(store: &Path) -> PathBuf {
-    sidecar(store, "credentials.json")
-}
-
-/// `casebridge.db` → `casebridge.db.{suffix}`, beside it.
-pub fn sidecar(store: &Path, suffix: &str) -> PathBuf {
-    let name = store.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "casebridge.db".into());
-    store.with_file_name(format!("{name}.{suffix}"))
-}
-
-/// The sealed credentials `casebridge auth login` stored for `store`, without opening it.
-pub fn read_credentials(store: &Path) -> Result<Option<crate::model::StoredCredentials>> {
-    let path = credentials_path(store);
-    match crate::bounded_file::read(&path, 64 * 1024) {
-        Ok(text) => decode(b"credentials", text.as_bytes()).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StoreError::Io { path: path.display().to_string(), source }),
-    }
-}
-
-/// Writes a file only its owner can read, atomically (a temporary file renamed over it).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
 
 /// Where polling resumes: the newest `SystemModstamp` already processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,42 +76,6 @@ pub struct OutboxEntry {
     #[serde(default)]
     pub retry_of: Option<u64>,
 }
-
-/// Something Salesforce (or SMTP, or the agent) refused, kept for admins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SyncError {
-    pub id: u64,
-    pub case_id: Option<String>,
-    /// What was being done: `post_reply`, `reassign`, `poll`, `agent`, ...
-    pub operation: String,
-    /// Salesforce's `errorCode` (or `SMTP_ERROR`, `AGENT_ERROR`, ...).
-    pub code: String,
-    pub message: String,
-    pub attempts: u32,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
-    /// The action that failed, so an admin can retry it.
-    pub action: Option<Action>,
-    /// How often an admin retried it, and when last.
-    #[serde(default)]
-    pub retries: u32,
-    #[serde(default)]
-    pub last_retry: Option<DateTime<Utc>>,
-    /// Earlier failures of the same error, oldest first (at most [`ERROR_HISTORY`]).
-    #[serde(default)]
-    pub history: Vec<ErrorEvent>,
-}
-
-/// One earlier failure kept in a sync error's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorEvent {
-    pub at: DateTime<Utc>,
-    pub code: String,
-    pub message: String,
-}
-
-/// How many earlier failures a sync error keeps.
-pub const ERROR_HISTORY: usize = 10;
 
 /// The store.
 #[derive(Clone)]
@@ -318,24 +252,6 @@ impl Store {
         self.conversation_count.load(std::sync::atomic::Ordering::Relaxed) as usize
     }
 
-    /// The `limit` newest sync errors, newest first.
-    pub fn recent_sync_errors(&self, limit: usize) -> Result<Vec<SyncError>> {
-        self.errors
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item?;
-                decode(&k, &v)
-            })
-            .collect()
-    }
-
-    /// How many sync errors are kept.
-    pub fn sync_error_count(&self) -> usize {
-        self.errors.len()
-    }
-
     pub fn cursor(&self) -> Result<Option<Cursor>> {
         self.meta.get(CURSOR_KEY)?.map(|v| decode(CURSOR_KEY, &v)).transpose()
     }
@@ -474,74 +390,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records a sync error; an error of the same case, operation and code is counted on
-    /// the existing record instead of repeated.
-    /// Records a failure: as a new sync error, or on the one it repeats (the same `id`, or
-    /// the same case, operation and code), keeping that one's history.
-    pub fn record_error(&self, mut error: SyncError) -> Result<u64> {
-        let same = |existing: &SyncError| {
-            if error.id != 0 {
-                existing.id == error.id
-            } else {
-                existing.case_id == error.case_id
-                    && existing.operation == error.operation
-                    && existing.code == error.code
-            }
-        };
-        let previous = self.sync_errors()?.into_iter().find(same);
-        match previous {
-            Some(existing) => {
-                error.id = existing.id;
-                error.first_seen = existing.first_seen;
-                error.attempts = existing.attempts + error.attempts.max(1);
-                error.retries = existing.retries;
-                error.last_retry = existing.last_retry;
-                error.history = existing.history;
-                error.history.push(ErrorEvent {
-                    at: existing.last_seen,
-                    code: existing.code,
-                    message: existing.message,
-                });
-                let excess = error.history.len().saturating_sub(ERROR_HISTORY);
-                error.history.drain(..excess);
-            }
-            None => error.id = 0,
-        }
-        if error.id == 0 {
-            error.id = self.db.generate_id()? + 1;
-        }
-        self.errors.insert(error.id.to_be_bytes(), encode(&error))?;
-        self.db.flush()?;
-        Ok(error.id)
-    }
-
-    pub fn sync_errors(&self) -> Result<Vec<SyncError>> {
-        read_all(&self.errors).collect()
-    }
-
-    pub fn remove_error(&self, id: u64) -> Result<Option<SyncError>> {
-        let removed = self.errors.remove(id.to_be_bytes())?;
-        self.db.flush()?;
-        removed.map(|v| decode(b"sync_error", &v)).transpose()
-    }
-
     /// Queues an action outside a decision.
     pub fn enqueue(&self, action: Action) -> Result<u64> {
         self.enqueue_entry(action, None)
-    }
-
-    /// An admin's retry of sync error `error_id`: its action is queued again, and the error
-    /// stays (marked retried) until the action succeeds.
-    /// `None` when there is no such error; the queued entry's id is `None` when the error
-    /// was not about an action.
-    pub fn retry_error(&self, error_id: u64) -> Result<Option<(Option<u64>, SyncError)>> {
-        let Some(mut error) = self.sync_errors()?.into_iter().find(|e| e.id == error_id) else { return Ok(None) };
-        let Some(action) = error.action.clone() else { return Ok(Some((None, error))) };
-        error.retries += 1;
-        error.last_retry = Some(Utc::now());
-        self.errors.insert(error.id.to_be_bytes(), encode(&error))?;
-        let entry = self.enqueue_entry(action, Some(error_id))?;
-        Ok(Some((Some(entry), error)))
     }
 
     fn enqueue_entry(&self, action: Action, retry_of: Option<u64>) -> Result<u64> {
