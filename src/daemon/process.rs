@@ -1,0 +1,322 @@
+//! One updated case through the stages: build its conversation, settle it when no decision
+//! is needed (assigned away, closed, nothing new), decide, plan the actions, and commit the
+//! conversation with them in one store transaction.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::Value as Json;
+
+use super::{CaseEvent, CycleReport, Daemon, DaemonError, EventKind};
+use crate::act::plan::{HandoverTo, ReplySettings, plan};
+use crate::channels::cases::build::{self, Authors};
+use crate::decide::{self, DecideError};
+use crate::model::{Action, Conversation, ConversationState, DEFAULT_TARGET, Decision, RuleError};
+use crate::salesforce::directory::{self, SetupError};
+use crate::salesforce::id;
+use crate::store::{StoreError, SyncError};
+
+impl Daemon {
+    /// Builds the row's conversation on what the store holds for it (`stored`, read by the
+    /// caller), decides and commits. Without `force`, a row no newer than the store's is skipped.
+    pub(super) async fn process_row(
+        &mut self,
+        row: &Json,
+        stored: Option<Conversation>,
+        force: bool,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let fresh = match build::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
+            Ok(c) => c,
+            Err(e) => {
+                self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?;
+                report.events.push(CaseEvent {
+                    case_id: e.case_id.clone(),
+                    case_number: String::new(),
+                    kind: EventKind::Unreadable,
+                    summary: "the case cannot be read (see casebridge errors)".into(),
+                    detail: e.problem,
+                });
+                return Ok(());
+            }
+        };
+        let mut conv = match stored {
+            Some(mut stored) => {
+                if !force && fresh.modstamp <= stored.modstamp {
+                    return Ok(());
+                }
+                if !force && only_our_own_echo(&stored, &fresh) {
+                    // Our reply bumped the case's stamp; nothing to decide or to keep.
+                    self.echoes.insert(fresh.case_id.clone(), fresh.modstamp);
+                    return Ok(());
+                }
+                stored.merge(fresh);
+                stored
+            }
+            None => fresh,
+        };
+        let Some(unanswered) = self.settle(&mut conv, report)? else {
+            return Ok(());
+        };
+        let Some(decision) = self.decide(&mut conv, report).await? else {
+            return Ok(());
+        };
+        let handover = match &decision.handover {
+            Some(h) => Some(self.handover_to(&conv.case_id, h).await),
+            None => None,
+        };
+        let replies =
+            ReplySettings { channel: self.settings.reply_channel, email_from: self.settings.email_from.as_deref() };
+        let actions = plan(&conv, &decision, replies, handover);
+        self.apply(conv, decision, actions, unanswered, report)
+    }
+
+    /// Settles a conversation that needs no decision (assigned away, closed, nothing new)
+    /// and commits it; otherwise returns the ids of the parts to answer.
+    fn settle(
+        &mut self,
+        conv: &mut Conversation,
+        report: &mut CycleReport,
+    ) -> Result<Option<Vec<String>>, DaemonError> {
+        if !id::same(&conv.owner_id, &self.agent_user.id) {
+            if conv.state == ConversationState::Open {
+                conv.state = ConversationState::AssignedAway { owner_id: conv.owner_id.clone() };
+                let detail = format!("now owned by {}", conv.owner_id);
+                report.events.push(event(conv, EventKind::AssignedAway, detail.clone(), detail));
+            }
+            conv.retry_at = None;
+            self.store.commit(conv, Vec::new())?;
+            return Ok(None);
+        }
+        if conv.is_closed() {
+            let mut actions = Vec::new();
+            if conv.state != ConversationState::Closed {
+                conv.state = ConversationState::Closed;
+                // Mappings configured `on: [close]` write their fields now.
+                let mut trace = crate::model::Trace::default();
+                match self.rules.load().outbound(conv, crate::model::Moment::Close, &mut trace) {
+                    Ok(fields) if !fields.is_empty() => {
+                        actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
+                }
+                report.events.push(event(conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
+            }
+            conv.retry_at = None;
+            self.store.commit(conv, actions)?;
+            return Ok(None);
+        }
+        if conv.state != ConversationState::Open {
+            conv.state = ConversationState::Open;
+            let detail = "assigned back to the agent user".to_string();
+            report.events.push(event(conv, EventKind::Resumed, detail.clone(), detail));
+        }
+        let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
+        if unanswered.is_empty() {
+            conv.retry_at = None;
+            self.store.commit(conv, Vec::new())?;
+            return Ok(None);
+        }
+        Ok(Some(unanswered))
+    }
+
+    /// Decides a conversation. An agent that failed for now leaves it to be tried again
+    /// later (committed, no decision); one that failed for good is a handover.
+    async fn decide(
+        &mut self,
+        conv: &mut Conversation,
+        report: &mut CycleReport,
+    ) -> Result<Option<Decision>, DaemonError> {
+        let rules = self.rules.load_full();
+        let decide_started = std::time::Instant::now();
+        let decided = decide::decide(rules.as_ref().as_ref(), &self.agent, conv).await;
+        self.metrics.decision_seconds(decide_started.elapsed().as_secs_f64());
+        self.metrics.cases_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match decided {
+            Ok(d) => Ok(Some(d)),
+            Err(DecideError::Agent(e)) if e.is_transient() => {
+                conv.agent_failures += 1;
+                let wait = ChronoDuration::seconds((30i64 << conv.agent_failures.min(6)).min(1800));
+                conv.retry_at = Some(Utc::now() + wait);
+                self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
+                let detail = format!("{e}; trying again in {}s", wait.num_seconds());
+                report.events.push(event(conv, EventKind::AgentFailed, detail.clone(), detail));
+                self.store.commit(conv, Vec::new())?;
+                Ok(None)
+            }
+            Err(DecideError::Agent(e)) => {
+                self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
+                let base = Decision {
+                    attributes: Default::default(),
+                    topics: Default::default(),
+                    reply: None,
+                    email: None,
+                    handover: None,
+                    field_updates: Default::default(),
+                    agent: None,
+                    trace: Default::default(),
+                    rules: rules.id(),
+                };
+                let error = RuleError { rule: "agent".into(), message: e.to_string() };
+                Ok(Some(decide::fallback(base, Default::default(), error)))
+            }
+        }
+    }
+
+    /// Applies a decision to its conversation (answered parts, attributes, topics, state),
+    /// reports it, and commits the conversation with the decision's actions.
+    fn apply(
+        &mut self,
+        mut conv: Conversation,
+        decision: Decision,
+        actions: Vec<Action>,
+        unanswered: Vec<String>,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let new_topics: Vec<&str> =
+            decision.topics.iter().filter(|t| !conv.topics.contains(*t)).map(String::as_str).collect();
+        let tagged =
+            if new_topics.is_empty() { String::new() } else { format!(" [topics: {}]", new_topics.join(", ")) };
+        if let Some(error) = decision.trace.0.iter().find(|t| t.stage == "error") {
+            // A rule failed: the case was handed over (the fallback), and admins see why.
+            self.record_error(
+                Some(&conv.case_id),
+                "rules",
+                "RULE_ERROR",
+                &format!("{}: {}", error.rule, error.detail),
+            )?;
+        }
+        self.metrics.topics_assigned.fetch_add(new_topics.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        conv.handled.extend(unanswered);
+        conv.attributes.extend(decision.attributes.clone());
+        conv.topics.extend(decision.topics.iter().cloned());
+        conv.retry_at = None;
+        conv.agent_failures = 0;
+        if let Some(reply) = &decision.reply {
+            self.metrics.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            conv.replies_sent += 1;
+            let backend = decision.agent.as_ref().map_or("", |a| a.backend.as_str());
+            let detail = format!("{}{tagged} ({backend})", first_line(reply));
+            let summary = format!("replied, {} characters{tagged} ({backend})", reply.chars().count());
+            report.events.push(event(&conv, EventKind::Replied, detail, summary));
+        }
+        if let Some(h) = &decision.handover {
+            let target_id = actions
+                .iter()
+                .find_map(|a| match a {
+                    Action::Reassign { owner_id, .. } => Some(owner_id.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            conv.state = ConversationState::HandedOver { target_id: target_id.clone(), reason: h.reason.clone() };
+            let target = self.target_name(&target_id);
+            self.metrics.handover(&target, &h.rule);
+            report.events.push(event(
+                &conv,
+                EventKind::HandedOver,
+                format!("to {target} by rule {}: {}{tagged}", h.rule, h.reason),
+                format!("handed over to {target} by rule {}{tagged}", h.rule),
+            ));
+        }
+        conv.push_decision(decision);
+        self.store.commit(&conv, actions)?;
+        Ok(())
+    }
+
+    /// Where a decision's handover goes: the rule's target when the org has it, else the
+    /// default target with a note saying why (and a sync error for the admin).
+    async fn handover_to(&mut self, case_id: &str, handover: &crate::model::Handover) -> HandoverTo {
+        match self.resolve_target(&handover.target).await {
+            Ok(owner_id) => HandoverTo { owner_id, note: handover.reason.clone() },
+            Err(e) => {
+                let problem = format!(
+                    "rule {} names handover target {:?}, which cannot be used: {e}",
+                    handover.rule, handover.target
+                );
+                if let Err(store) = self.record_error(Some(case_id), "handover", "HANDOVER_TARGET_NOT_FOUND", &problem)
+                {
+                    tracing::warn!(error = %store, "Cannot record a sync error.");
+                }
+                HandoverTo {
+                    owner_id: self.default_target.id.clone(),
+                    note: format!(
+                        "{}\n(The rule's target {:?} could not be used: {e}; handed to the default target.)",
+                        handover.reason, handover.target
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A target's name for people, where it is known.
+    fn target_name(&self, id: &str) -> String {
+        if id == self.default_target.id {
+            return self.default_target.name.clone();
+        }
+        self.targets.iter().find(|(_, v)| v.as_str() == id).map_or_else(|| id.to_string(), |(k, _)| k.clone())
+    }
+
+    async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {
+        if target == DEFAULT_TARGET {
+            return Ok(self.default_target.id.clone());
+        }
+        if let Some(id) = self.targets.get(target) {
+            return Ok(id.clone());
+        }
+        let resolved = directory::handover_target(&self.client, target).await?;
+        self.targets.insert(target.to_string(), resolved.id.clone());
+        Ok(resolved.id)
+    }
+
+    pub(super) fn record_error(
+        &self,
+        case_id: Option<&str>,
+        operation: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.metrics.sync_error(code);
+        let now: DateTime<Utc> = Utc::now();
+        self.store
+            .record_error(SyncError {
+                id: 0,
+                case_id: case_id.map(str::to_string),
+                operation: operation.into(),
+                code: code.into(),
+                message: message.into(),
+                attempts: 1,
+                first_seen: now,
+                last_seen: now,
+                action: None,
+                retries: 0,
+                last_retry: None,
+                history: Vec::new(),
+            })
+            .map(|_| ())
+    }
+}
+
+/// A case's event for the cycle report.
+fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> CaseEvent {
+    CaseEvent { case_id: conv.case_id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
+}
+
+/// Whether `fresh` differs from `stored` only by parts our own agent user wrote (the echo
+/// of our replies), with the same owner and status: nothing to decide, nothing to store.
+fn only_our_own_echo(stored: &Conversation, fresh: &Conversation) -> bool {
+    let known: std::collections::BTreeSet<&str> = stored.parts.iter().map(|p| p.id.as_str()).collect();
+    let new_parts: Vec<_> = fresh.parts.iter().filter(|p| !known.contains(p.id.as_str())).collect();
+    !new_parts.is_empty()
+        && new_parts.iter().all(|p| p.author == crate::model::AuthorKind::Bot)
+        && stored.owner_id == fresh.owner_id
+        && stored.status == fresh.status
+        && stored.state == ConversationState::Open
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > 80 {
+        format!("{}…", line.chars().take(80).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
