@@ -75,45 +75,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
     writeln!(out, "  rules                     the shipped rules/ ({} files)", SHIPPED_RULES.len())?;
     writeln!(out)?;
 
-    let daemon_client = Client::new(ClientConfig::new(
-        sim.url(),
-        Credentials::RefreshToken {
-            client_id: "casebridge-demo".into(),
-            client_secret: Some(Secret::new("demo-secret")),
-            refresh_token: Secret::new("demo-refresh-token"),
-        },
-    ))?;
-    let mailer = Mailer::new(&SmtpSettings {
-        host: smtp.addr().ip().to_string(),
-        port: smtp.addr().port(),
-        security: SmtpSecurity::None,
-        username: None,
-        password: None,
-        timeout: std::time::Duration::from_secs(5),
-        from: "Acme Robotics Support <support@acme-robotics.example>".into(),
-    })?;
-    let settings = DaemonSettings {
-        poll_interval: std::time::Duration::from_secs(1),
-        overlap: std::time::Duration::from_secs(60),
-        initial_lookback: std::time::Duration::from_secs(24 * 3600),
-        reply_channel: Default::default(),
-        email_from: Some("Acme Robotics Support <support@acme-robotics.example>".into()),
-        agent_user: "fin@acme.example".into(),
-        default_target: "Tier 2 Support".into(),
-    };
-    let kb = KnowledgeBase::from_articles(HELP_CENTER, "https://help.acme-robotics.example/articles", 0.35);
-    let store = Store::open(&dir.path().join("store"))?;
-    let rules_dir = dir.path().join("rules");
-    for (name, text) in SHIPPED_RULES {
-        let path = rules_dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap_or(&rules_dir))?;
-        std::fs::write(path, text)?;
-    }
-    let rule_set =
-        crate::rules::RuleSet::load(&rules_dir).map_err(|e| anyhow::anyhow!("the shipped rules: {}", e[0]))?;
-    let rules_hash = rule_set.hash.clone();
-    let rules = crate::decide::shared(Box::new(rule_set));
-    let mut daemon = Daemon::new(daemon_client, store, Agent::KnowledgeBase(kb), rules, Some(mailer), settings).await?;
+    let (mut daemon, rules_hash) = start_daemon(&sim, &smtp, dir.path()).await?;
     writeln!(
         out,
         "The agent user is {} ({}); handovers go to the queue \"{}\"; rule set {rules_hash}.\n",
@@ -172,6 +134,59 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
     summary.emails = smtp.mails().len();
     summary.sync_errors = daemon.store().sync_errors()?.len();
     summary.cases_seen = daemon.store().conversation_count();
+    print_summary(out, &summary, &smtp, started)?;
+    writeln!(out, "\nNext: `casebridge sim --org examples/demo/org.yaml` serves this org for any Salesforce client;")?;
+    writeln!(out, "`casebridge run --config examples/demo/casebridge.yaml` runs the daemon against it.")?;
+    sim.stop().await;
+    Ok(summary)
+}
+
+/// The daemon the demo runs: the shipped rules (written to `dir`), the demo help centre,
+/// the simulator's org and the SMTP sink. Returns it with its rule set's hash.
+async fn start_daemon(sim: &Simulator, smtp: &SmtpSink, dir: &std::path::Path) -> anyhow::Result<(Daemon, String)> {
+    let daemon_client = Client::new(ClientConfig::new(
+        sim.url(),
+        Credentials::RefreshToken {
+            client_id: "casebridge-demo".into(),
+            client_secret: Some(Secret::new("demo-secret")),
+            refresh_token: Secret::new("demo-refresh-token"),
+        },
+    ))?;
+    let mailer = Mailer::new(&SmtpSettings {
+        host: smtp.addr().ip().to_string(),
+        port: smtp.addr().port(),
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        timeout: std::time::Duration::from_secs(5),
+        from: "Acme Robotics Support <support@acme-robotics.example>".into(),
+    })?;
+    let settings = DaemonSettings {
+        poll_interval: std::time::Duration::from_secs(1),
+        overlap: std::time::Duration::from_secs(60),
+        initial_lookback: std::time::Duration::from_secs(24 * 3600),
+        reply_channel: Default::default(),
+        email_from: Some("Acme Robotics Support <support@acme-robotics.example>".into()),
+        agent_user: "fin@acme.example".into(),
+        default_target: "Tier 2 Support".into(),
+    };
+    let kb = KnowledgeBase::from_articles(HELP_CENTER, "https://help.acme-robotics.example/articles", 0.35);
+    let store = Store::open(&dir.join("store"))?;
+    let rules_dir = dir.join("rules");
+    for (name, text) in SHIPPED_RULES {
+        let path = rules_dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap_or(&rules_dir))?;
+        std::fs::write(path, text)?;
+    }
+    let rule_set =
+        crate::rules::RuleSet::load(&rules_dir).map_err(|e| anyhow::anyhow!("the shipped rules: {}", e[0]))?;
+    let rules_hash = rule_set.hash.clone();
+    let rules = crate::decide::shared(Box::new(rule_set));
+    let daemon = Daemon::new(daemon_client, store, Agent::KnowledgeBase(kb), rules, Some(mailer), settings).await?;
+    Ok((daemon, rules_hash))
+}
+
+fn print_summary(out: &mut impl Write, summary: &DemoSummary, smtp: &SmtpSink, started: Instant) -> anyhow::Result<()> {
     writeln!(out, "Summary")?;
     writeln!(out, "  cases handled            {}", summary.cases_seen)?;
     writeln!(out, "  AI replies posted        {}", summary.replies)?;
@@ -194,10 +209,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
             writeln!(out, "  {line}")?;
         }
     }
-    writeln!(out, "\nNext: `casebridge sim --org examples/demo/org.yaml` serves this org for any Salesforce client;")?;
-    writeln!(out, "`casebridge run --config examples/demo/casebridge.yaml` runs the daemon against it.")?;
-    sim.stop().await;
-    Ok(summary)
+    Ok(())
 }
 
 fn step(out: &mut impl Write, n: usize, text: &str) -> std::io::Result<()> {

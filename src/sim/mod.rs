@@ -307,76 +307,77 @@ async fn process(state: Shared, method: Method, uri: Uri, headers: HeaderMap, bo
     let user_id = bearer.and_then(|t| st.auth.user_for(t)).map(str::to_string);
     let limit = st.faults.daily_api_limit.unwrap_or(st.seed_daily_limit);
 
-    let reply = if user_id.is_none() {
-        Reply { status: 401, body: Some(ApiError::invalid_session().body()), headers: Vec::new() }
-    } else if st.faults.error_rate > 0.0 && rand::rng().random_bool(st.faults.error_rate.clamp(0.0, 1.0)) {
-        Reply {
-            status: 503,
-            body: Some(
-                ApiError::new(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable, try again later").body(),
-            ),
-            headers: Vec::new(),
-        }
-    } else if st.api_usage >= limit {
-        Reply {
-            status: 403,
-            body: Some(ApiError::new(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.").body()),
-            headers: Vec::new(),
-        }
-    } else {
-        st.api_usage += 1;
-        let user_id = user_id.clone().unwrap_or_default();
-        let body_json = if body.is_empty() {
-            None
-        } else {
-            match serde_json::from_slice::<Json>(&body) {
-                Ok(j) => Some(j),
-                Err(e) => {
-                    let r = Reply {
-                        status: 400,
-                        body: Some(
-                            ApiError::new(
-                                400,
-                                "JSON_PARSER_ERROR",
-                                format!("Unexpected character at [line:{}, column:{}]", e.line(), e.column()),
-                            )
-                            .body(),
-                        ),
-                        headers: Vec::new(),
-                    };
-                    return finish_api(st, &method, &path, &query, user_id, r, limit);
-                }
+    let reply = match refusal(st, user_id.is_some(), limit) {
+        Some(refused) => refused,
+        None => {
+            st.api_usage += 1;
+            let user_id = user_id.clone().unwrap_or_default();
+            let body_json = match parse_body(&body) {
+                Ok(j) => j,
+                Err(r) => return finish_api(st, &method, &path, &query, user_id, r, limit),
+            };
+            let params = api::parse_query_string(&query);
+            let usage = (st.api_usage, limit);
+            let reply = api::dispatch(
+                &mut st.data,
+                Request {
+                    method: method.as_str(),
+                    segments: if rest.is_empty() { Vec::new() } else { rest.split('/').collect() },
+                    version: &version,
+                    query: &params,
+                    body: body_json,
+                    user_id: &user_id,
+                    batch_size: batch_size(&headers),
+                    usage,
+                },
+            );
+            st.calls_since_expiry += 1;
+            if st.faults.expire_sessions_every > 0 && st.calls_since_expiry >= st.faults.expire_sessions_every {
+                st.calls_since_expiry = 0;
+                st.auth.expire_all();
             }
-        };
-        let params = api::parse_query_string(&query);
-        let batch_size = headers
-            .get("sforce-query-options")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("batchSize=")))
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .map(|n| n.clamp(200, 2000));
-        let usage = (st.api_usage, limit);
-        let reply = api::dispatch(
-            &mut st.data,
-            Request {
-                method: method.as_str(),
-                segments: if rest.is_empty() { Vec::new() } else { rest.split('/').collect() },
-                version: &version,
-                query: &params,
-                body: body_json,
-                user_id: &user_id,
-                batch_size,
-                usage,
-            },
-        );
-        st.calls_since_expiry += 1;
-        if st.faults.expire_sessions_every > 0 && st.calls_since_expiry >= st.faults.expire_sessions_every {
-            st.calls_since_expiry = 0;
-            st.auth.expire_all();
+            reply
         }
-        reply
     };
     finish_api(st, &method, &path, &query, user_id.unwrap_or_default(), reply, limit)
+}
+
+/// Why a call is refused before it is served, as Salesforce would: no session, an injected
+/// fault, or the daily request limit spent.
+fn refusal(st: &SimState, authenticated: bool, limit: u64) -> Option<Reply> {
+    if !authenticated {
+        return Some(Reply { status: 401, body: Some(ApiError::invalid_session().body()), headers: Vec::new() });
+    }
+    if st.faults.error_rate > 0.0 && rand::rng().random_bool(st.faults.error_rate.clamp(0.0, 1.0)) {
+        let error = ApiError::new(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable, try again later");
+        return Some(Reply { status: 503, body: Some(error.body()), headers: Vec::new() });
+    }
+    if st.api_usage >= limit {
+        let error = ApiError::new(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.");
+        return Some(Reply { status: 403, body: Some(error.body()), headers: Vec::new() });
+    }
+    None
+}
+
+/// The request's JSON body, or Salesforce's `JSON_PARSER_ERROR` reply.
+fn parse_body(body: &[u8]) -> Result<Option<Json>, Reply> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Json>(body).map(Some).map_err(|e| {
+        let message = format!("Unexpected character at [line:{}, column:{}]", e.line(), e.column());
+        Reply { status: 400, body: Some(ApiError::new(400, "JSON_PARSER_ERROR", message).body()), headers: Vec::new() }
+    })
+}
+
+/// The page size a client asked for (`Sforce-Query-Options: batchSize=N`), within 200..=2000.
+fn batch_size(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get("sforce-query-options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("batchSize=")))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .map(|n| n.clamp(200, 2000))
 }
 
 fn finish_api(

@@ -109,6 +109,58 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         created_at,
         message_id: None,
     });
+    parts.extend(child_parts(row, authors));
+    drop_copied_description(&mut parts, &description);
+    parts.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+
+    let contact = row["Contact"].as_object().map(|_| ContactInfo {
+        id: text(&row["ContactId"]).unwrap_or_default(),
+        name: text(&row["Contact"]["Name"]),
+        email: text(&row["Contact"]["Email"]),
+    });
+    let account = row["Account"]
+        .as_object()
+        .map(|_| AccountInfo { id: text(&row["AccountId"]).unwrap_or_default(), name: text(&row["Account"]["Name"]) });
+    let customer_email = contact.as_ref().and_then(|c| c.email.clone()).or_else(|| text(&row["SuppliedEmail"]));
+    let case_fields = row
+        .as_object()
+        .map(|m| {
+            m.iter().filter(|(k, _)| !matches!(k.as_str(), "attributes" | "CaseComments" | "EmailMessages" | "Feeds"))
+        })
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Conversation {
+        case_number: text(&row["CaseNumber"]).unwrap_or_default(),
+        subject,
+        origin: text(&row["Origin"]),
+        status: text(&row["Status"]),
+        owner_id: text(&row["OwnerId"]).unwrap_or_default(),
+        contact,
+        account,
+        customer_email,
+        case_fields,
+        parts,
+        attributes: BTreeMap::new(),
+        topics: BTreeSet::new(),
+        state: ConversationState::Open,
+        handled: BTreeSet::new(),
+        replies_sent: 0,
+        created_at,
+        modstamp,
+        retry_at: None,
+        agent_failures: 0,
+        decisions: Vec::new(),
+        case_id,
+    })
+}
+
+/// The case's comments, emails and text posts as parts.
+fn child_parts(row: &Json, authors: &Authors<'_>) -> Vec<Part> {
+    let text = |v: &Json| v.as_str().map(str::to_string);
+    let date = |v: &Json| v.as_str().and_then(parse_datetime);
+    let mut parts = Vec::new();
     for c in children(&row["CaseComments"]) {
         let Some(at) = date(&c["CreatedDate"]) else { continue };
         parts.push(Part {
@@ -160,10 +212,14 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
             message_id: None,
         });
     }
-    // Email-to-Case copies the first email's text into the Description: that message is the
-    // email, not a second one.
+    parts
+}
+
+/// Email-to-Case copies the first email's text into the Description: that message is the
+/// email, not a second one, so the opening part goes.
+fn drop_copied_description(parts: &mut Vec<Part>, description: &str) {
     let squash = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
-    let described = squash(&description);
+    let described = squash(description);
     if !described.is_empty()
         && parts
             .iter()
@@ -171,49 +227,6 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
     {
         parts.retain(|p| p.kind != PartKind::Opening);
     }
-    parts.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-
-    let contact = row["Contact"].as_object().map(|_| ContactInfo {
-        id: text(&row["ContactId"]).unwrap_or_default(),
-        name: text(&row["Contact"]["Name"]),
-        email: text(&row["Contact"]["Email"]),
-    });
-    let account = row["Account"]
-        .as_object()
-        .map(|_| AccountInfo { id: text(&row["AccountId"]).unwrap_or_default(), name: text(&row["Account"]["Name"]) });
-    let customer_email = contact.as_ref().and_then(|c| c.email.clone()).or_else(|| text(&row["SuppliedEmail"]));
-    let case_fields = row
-        .as_object()
-        .map(|m| {
-            m.iter().filter(|(k, _)| !matches!(k.as_str(), "attributes" | "CaseComments" | "EmailMessages" | "Feeds"))
-        })
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Ok(Conversation {
-        case_number: text(&row["CaseNumber"]).unwrap_or_default(),
-        subject,
-        origin: text(&row["Origin"]),
-        status: text(&row["Status"]),
-        owner_id: text(&row["OwnerId"]).unwrap_or_default(),
-        contact,
-        account,
-        customer_email,
-        case_fields,
-        parts,
-        attributes: BTreeMap::new(),
-        topics: BTreeSet::new(),
-        state: ConversationState::Open,
-        handled: BTreeSet::new(),
-        replies_sent: 0,
-        created_at,
-        modstamp,
-        retry_at: None,
-        agent_failures: 0,
-        decisions: Vec::new(),
-        case_id,
-    })
 }
 
 fn children(value: &Json) -> impl Iterator<Item = &Json> {
