@@ -184,128 +184,154 @@ fn build(file: SeedFile) -> Result<Seed, String> {
             schema.add_custom_field(object, spec).map_err(|e| format!("custom_fields.{object}: {e}"))?;
         }
     }
-    let mut org = Org::new(schema);
-    let now = Utc::now();
-    let mut keys: HashMap<String, String> = HashMap::new();
-    let mut passwords = HashMap::new();
+    let mut seeding = Seeding { org: Org::new(schema), keys: HashMap::new(), now: Utc::now() };
     if file.users.is_empty() {
         return Err("users: at least one user is needed".into());
     }
-
     // Users come first: everything else is created by, or owned by, a user. The first user
     // creates itself, as an org's first admin does.
-    let mut ctx = WriteCtx { user_id: String::new(), now, allow_system_fields: true };
-    for (i, u) in file.users.iter().enumerate() {
-        let mut body = Map::new();
-        body.insert("Username".into(), Json::String(u.username.clone()));
-        body.insert("LastName".into(), Json::String(u.last_name.clone()));
-        if let Some(f) = &u.first_name {
-            body.insert("FirstName".into(), Json::String(f.clone()));
-        }
-        if let Some(e) = &u.email {
-            body.insert("Email".into(), Json::String(e.clone()));
-        }
-        body.insert("UserType".into(), Json::String(u.user_type.clone()));
-        body.insert("IsActive".into(), Json::Bool(u.is_active));
-        body.insert("Alias".into(), Json::String(u.key.chars().take(8).collect()));
-        let id = org
-            .create("User", &body, &ctx)
-            .map_err(|e| format!("users[{i}] ({}): {}: {}", u.username, e.code, e.message))?;
-        if ctx.user_id.is_empty() {
-            ctx.user_id = id.clone();
-        }
-        insert_key(&mut keys, &u.key, &id)?;
-        if let Some(p) = &u.password {
-            passwords.insert(u.username.to_ascii_lowercase(), (id.clone(), p.clone()));
-        }
-    }
-
-    for (i, q) in file.queues.iter().enumerate() {
-        let mut body = Map::new();
-        body.insert("Name".into(), Json::String(q.name.clone()));
-        body.insert("Type".into(), Json::String("Queue".into()));
-        body.insert(
-            "DeveloperName".into(),
-            Json::String(q.developer_name.clone().unwrap_or_else(|| q.name.replace(' ', "_"))),
-        );
-        if let Some(e) = &q.email {
-            body.insert("Email".into(), Json::String(e.clone()));
-        }
-        let id = org
-            .create("Group", &body, &ctx)
-            .map_err(|e| format!("queues[{i}] ({}): {}: {}", q.name, e.code, e.message))?;
-        for object in &q.supports {
-            let mut qs = Map::new();
-            qs.insert("QueueId".into(), Json::String(id.clone()));
-            qs.insert("SobjectType".into(), Json::String(object.clone()));
-            org.create("QueueSobject", &qs, &ctx).map_err(|e| format!("queues[{i}]: {}: {}", e.code, e.message))?;
-        }
-        insert_key(&mut keys, &q.key, &id)?;
-    }
-
+    let mut ctx = WriteCtx { user_id: String::new(), now: seeding.now, allow_system_fields: true };
+    let passwords = seeding.users(&file.users, &mut ctx)?;
+    seeding.queues(&file.queues, &ctx)?;
     for (object, list) in &file.records {
         let object = object.as_str().ok_or("records: object names must be strings")?;
         let list = list.as_sequence().ok_or_else(|| format!("records.{object}: expected a list of records"))?;
         for (i, item) in list.iter().enumerate() {
-            let at = format!("records.{object}[{i}]");
-            let json: Json = serde_json::to_value(item).map_err(|e| format!("{at}: {e}"))?;
-            let Json::Object(fields) = json else { return Err(format!("{at}: expected a mapping of fields")) };
-            let mut body = Map::new();
-            let mut record_ctx = ctx.clone();
-            let mut key = None;
-            for (name, value) in fields {
-                match name.as_str() {
-                    "_key" => {
-                        key = Some(value.as_str().ok_or_else(|| format!("{at}: _key must be a string"))?.to_string())
-                    }
-                    "_created" => {
-                        let text = value.as_str().ok_or_else(|| format!("{at}: _created must be a string"))?;
-                        record_ctx.now = relative_time(text, now).ok_or_else(|| {
-                            format!("{at}: _created: expected -30m, -2h, -3d or a datetime, found '{text}'")
-                        })?;
-                    }
-                    "_created_by" => {
-                        let r = value.as_str().unwrap_or_default();
-                        record_ctx.user_id = resolve_key(&keys, r).map_err(|e| format!("{at}: _created_by: {e}"))?;
-                    }
-                    _ if name.starts_with('_') => return Err(format!("{at}: unknown seed directive '{name}'")),
-                    _ => {
-                        let value = match value.as_str() {
-                            Some(s) if s.starts_with('@') => {
-                                Json::String(resolve_key(&keys, s).map_err(|e| format!("{at}.{name}: {e}"))?)
-                            }
-                            _ => value,
-                        };
-                        body.insert(name, value);
-                    }
-                }
-            }
-            let id = org.create(object, &body, &record_ctx).map_err(|e| format!("{at}: {}: {}", e.code, e.message))?;
-            if let Some(k) = key {
-                insert_key(&mut keys, &k, &id)?;
-            }
+            seeding.record(object, &format!("records.{object}[{i}]"), item, &ctx)?;
         }
     }
-
-    // Portal users are linked to their contacts once the contacts exist.
-    for (i, u) in file.users.iter().enumerate() {
-        if let Some(contact) = &u.contact {
-            let contact_id = resolve_key(&keys, contact).map_err(|e| format!("users[{i}].contact: {e}"))?;
-            let mut body = Map::new();
-            body.insert("ContactId".into(), Json::String(contact_id));
-            org.update("User", &keys[&u.key], &body, &ctx)
-                .map_err(|e| format!("users[{i}].contact: {}: {}", e.code, e.message))?;
-        }
-    }
-
+    seeding.link_portal_users(&file.users, &ctx)?;
     Ok(Seed {
-        org,
+        org: seeding.org,
         name: file.org.name,
         daily_api_limit: file.org.daily_api_limit,
         apps: file.connected_apps,
         passwords,
-        keys,
+        keys: seeding.keys,
     })
+}
+
+/// An org being seeded, with the `@key`s given so far.
+struct Seeding {
+    org: Org,
+    keys: HashMap<String, String>,
+    now: DateTime<Utc>,
+}
+
+impl Seeding {
+    /// Creates the users; returns the passwords of those that have one.
+    fn users(&mut self, users: &[SeedUser], ctx: &mut WriteCtx) -> Result<HashMap<String, (String, String)>, String> {
+        let (org, keys) = (&mut self.org, &mut self.keys);
+        let mut passwords = HashMap::new();
+        for (i, u) in users.iter().enumerate() {
+            let mut body = Map::new();
+            body.insert("Username".into(), Json::String(u.username.clone()));
+            body.insert("LastName".into(), Json::String(u.last_name.clone()));
+            if let Some(f) = &u.first_name {
+                body.insert("FirstName".into(), Json::String(f.clone()));
+            }
+            if let Some(e) = &u.email {
+                body.insert("Email".into(), Json::String(e.clone()));
+            }
+            body.insert("UserType".into(), Json::String(u.user_type.clone()));
+            body.insert("IsActive".into(), Json::Bool(u.is_active));
+            body.insert("Alias".into(), Json::String(u.key.chars().take(8).collect()));
+            let id = org
+                .create("User", &body, ctx)
+                .map_err(|e| format!("users[{i}] ({}): {}: {}", u.username, e.code, e.message))?;
+            if ctx.user_id.is_empty() {
+                ctx.user_id = id.clone();
+            }
+            insert_key(keys, &u.key, &id)?;
+            if let Some(p) = &u.password {
+                passwords.insert(u.username.to_ascii_lowercase(), (id.clone(), p.clone()));
+            }
+        }
+        Ok(passwords)
+    }
+
+    fn queues(&mut self, queues: &[SeedQueue], ctx: &WriteCtx) -> Result<(), String> {
+        let (org, keys) = (&mut self.org, &mut self.keys);
+        for (i, q) in queues.iter().enumerate() {
+            let mut body = Map::new();
+            body.insert("Name".into(), Json::String(q.name.clone()));
+            body.insert("Type".into(), Json::String("Queue".into()));
+            body.insert(
+                "DeveloperName".into(),
+                Json::String(q.developer_name.clone().unwrap_or_else(|| q.name.replace(' ', "_"))),
+            );
+            if let Some(e) = &q.email {
+                body.insert("Email".into(), Json::String(e.clone()));
+            }
+            let id = org
+                .create("Group", &body, ctx)
+                .map_err(|e| format!("queues[{i}] ({}): {}: {}", q.name, e.code, e.message))?;
+            for object in &q.supports {
+                let mut qs = Map::new();
+                qs.insert("QueueId".into(), Json::String(id.clone()));
+                qs.insert("SobjectType".into(), Json::String(object.clone()));
+                org.create("QueueSobject", &qs, ctx).map_err(|e| format!("queues[{i}]: {}: {}", e.code, e.message))?;
+            }
+            insert_key(keys, &q.key, &id)?;
+        }
+        Ok(())
+    }
+
+    /// Creates one record of `records:`, with its seed directives (`_key`, `_created`,
+    /// `_created_by`) applied and `@key` references resolved.
+    fn record(&mut self, object: &str, at: &str, item: &serde_yaml::Value, ctx: &WriteCtx) -> Result<(), String> {
+        let (org, keys, now) = (&mut self.org, &mut self.keys, self.now);
+        let json: Json = serde_json::to_value(item).map_err(|e| format!("{at}: {e}"))?;
+        let Json::Object(fields) = json else { return Err(format!("{at}: expected a mapping of fields")) };
+        let mut body = Map::new();
+        let mut record_ctx = ctx.clone();
+        let mut key = None;
+        for (name, value) in fields {
+            match name.as_str() {
+                "_key" => key = Some(value.as_str().ok_or_else(|| format!("{at}: _key must be a string"))?.to_string()),
+                "_created" => {
+                    let text = value.as_str().ok_or_else(|| format!("{at}: _created must be a string"))?;
+                    record_ctx.now = relative_time(text, now).ok_or_else(|| {
+                        format!("{at}: _created: expected -30m, -2h, -3d or a datetime, found '{text}'")
+                    })?;
+                }
+                "_created_by" => {
+                    let r = value.as_str().unwrap_or_default();
+                    record_ctx.user_id = resolve_key(keys, r).map_err(|e| format!("{at}: _created_by: {e}"))?;
+                }
+                _ if name.starts_with('_') => return Err(format!("{at}: unknown seed directive '{name}'")),
+                _ => {
+                    let value = match value.as_str() {
+                        Some(s) if s.starts_with('@') => {
+                            Json::String(resolve_key(keys, s).map_err(|e| format!("{at}.{name}: {e}"))?)
+                        }
+                        _ => value,
+                    };
+                    body.insert(name, value);
+                }
+            }
+        }
+        let id = org.create(object, &body, &record_ctx).map_err(|e| format!("{at}: {}: {}", e.code, e.message))?;
+        if let Some(k) = key {
+            insert_key(keys, &k, &id)?;
+        }
+        Ok(())
+    }
+
+    /// Portal users are linked to their contacts once the contacts exist.
+    fn link_portal_users(&mut self, users: &[SeedUser], ctx: &WriteCtx) -> Result<(), String> {
+        let (org, keys) = (&mut self.org, &self.keys);
+        for (i, u) in users.iter().enumerate() {
+            if let Some(contact) = &u.contact {
+                let contact_id = resolve_key(keys, contact).map_err(|e| format!("users[{i}].contact: {e}"))?;
+                let mut body = Map::new();
+                body.insert("ContactId".into(), Json::String(contact_id));
+                org.update("User", &keys[&u.key], &body, ctx)
+                    .map_err(|e| format!("users[{i}].contact: {}: {}", e.code, e.message))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn insert_key(keys: &mut HashMap<String, String>, key: &str, id: &str) -> Result<(), String> {
