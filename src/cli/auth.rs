@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use casebridge::store;
 
-use super::*;
+use super::args::AuthCommand;
+use super::load_config;
 
 pub(crate) async fn run_auth(what: AuthCommand) -> ExitCode {
     let (config_path, callback) = match what {

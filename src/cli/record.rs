@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use casebridge::app;
 use casebridge::salesforce::directory;
 
-use super::*;
+use super::config_and_client;
 
 pub(crate) async fn record_case(case_id: &str, config_path: &Path, out: Option<&Path>, scrub: bool) -> ExitCode {
     let (config, base, client) = match config_and_client(config_path) {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use casebridge::app;
 
-use super::*;
+use super::args::{RulesCommand, TestFormat};
+use super::load_config;
 
 /// Loads a rule set, printing every problem (with a caret) when it does not load.
 pub(crate) fn load_rules(dir: &Path) -> Result<casebridge::rules::RuleSet, ExitCode> {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use casebridge::app;
 
-use super::*;
+use super::load_config;
 
 #[cfg(feature = "sim")]
 pub(crate) async fn run_demo() -> ExitCode {

@@ -7,7 +7,8 @@ use casebridge::app;
 use casebridge::config::Config;
 use casebridge::salesforce::directory;
 
-use super::*;
+use super::args::SetupCommand;
+use super::config_and_client;
 
 pub(crate) async fn run_setup(what: SetupCommand) -> ExitCode {
     let path = match &what {

@@ -7,7 +7,7 @@ use casebridge::config::Config;
 use casebridge::report::status::Status;
 use casebridge::store;
 
-use super::*;
+use super::load_config;
 
 /// Where the daemon writes its status: beside its store.
 pub(crate) fn status_path(config: &Config, base: &Path) -> PathBuf {
