@@ -13,6 +13,7 @@ use casebridge::agent::Agent;
 
 use casebridge::decide;
 use casebridge::model::AgentAnswer;
+use casebridge::model::{Conversation, Decision};
 use casebridge::rules::{RuleSet, testing};
 use common::{copy_dir, root};
 
@@ -162,14 +163,25 @@ async fn evaluate(script: &str, condition: &str) -> (String, Duration) {
         format!("kind: handover\nrules:\n  - name: attack\n    when: {condition}\n    reason: r\n"),
     )
     .unwrap();
-    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
-    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let (decision, elapsed) = decide_billing_question(&rules, |_| {}).await;
+    (error_of(&decision), elapsed)
+}
+
+/// Decides the shipped `billing-question` fixture (changed by `change`) with the rule set
+/// in `rules` and an agent that cannot help; returns the decision and how long it took.
+async fn decide_billing_question(rules: &Path, change: impl FnOnce(&mut Conversation)) -> (Decision, Duration) {
+    let set = RuleSet::load(rules).unwrap_or_else(|e| panic!("{}", e[0]));
+    let mut conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    change(&mut conversation);
     let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
     let started = Instant::now();
     let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
-    let elapsed = started.elapsed();
-    let error = decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default();
-    (error, elapsed)
+    (decision, started.elapsed())
+}
+
+/// The rule error a decision's trace shows, if any.
+fn error_of(decision: &Decision) -> String {
+    decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default()
 }
 
 /// Run-time attacks: each is stopped within the budget (250 ms, plus one host call), with
@@ -253,13 +265,8 @@ async fn attack_many_slow_conditions_share_one_budget() {
     .unwrap();
     let topics: String = (0..40).map(|i| format!("  - name: busy{i}\n    when: busy()\n")).collect();
     std::fs::write(rules.join("topics.yaml"), format!("kind: topics\ntopics:\n{topics}")).unwrap();
-    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
-    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
-    let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
-    let started = Instant::now();
-    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
-    let elapsed = started.elapsed();
-    let error = decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default();
+    let (decision, elapsed) = decide_billing_question(&rules, |_| {}).await;
+    let error = error_of(&decision);
     assert!(error.contains("wall-clock budget of the decision exceeded"), "{error:?}");
     assert!(elapsed < Duration::from_millis(1_600), "{elapsed:?}");
     assert_eq!(decision.handover.expect("handed over").rule, "fallback");
@@ -276,14 +283,34 @@ async fn attack_a_template_that_squares_the_case() {
         format!("kind: handover\nrules:\n  - name: square\n    when: \"true\"\n    reason: \"{each}\"\n"),
     )
     .unwrap();
-    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
-    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
-    let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
-    let started = Instant::now();
-    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
-    let error = decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default();
+    let (decision, elapsed) = decide_billing_question(&rules, |_| {}).await;
+    let error = error_of(&decision);
     assert!(error.contains("longer than 131072 bytes"), "{error:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
+
+/// A topic `regex:` too costly for a long message is a rule error naming the topic (the
+/// case is handed over), never a second-long search on every decision.
+#[tokio::test]
+async fn attack_a_topic_regex_too_costly_for_a_long_message() {
+    let (_dir, rules) = shipped_rules();
+    std::fs::write(
+        rules.join("topics.yaml"),
+        "kind: topics\ntopics:\n  - name: costly\n    regex: \"(?s:.){1,800}a(?s:.){1,800}zz\"\n",
+    )
+    .unwrap();
+    let long = "éa".repeat(65_536);
+    let mut outcomes = Vec::new();
+    // The lazy DFA gives up from its second search of the pattern, once its cache is full.
+    for _ in 0..3 {
+        let (decision, elapsed) =
+            decide_billing_question(&rules, |c| c.parts.last_mut().unwrap().body = long.clone()).await;
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+        outcomes.extend(decision.trace.0.into_iter().filter(|t| t.stage == "error"));
+    }
+    let refused = outcomes.first().expect("the costly search was refused");
+    assert_eq!(refused.rule, "topic costly");
+    assert!(refused.detail.contains("too costly over a text of 196608 bytes"), "{}", refused.detail);
 }
 
 /// Code that tries to leave the sandbox is refused when the rule set loads.

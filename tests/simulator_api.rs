@@ -26,21 +26,7 @@ struct Answer {
 impl Api {
     async fn sign_in(sim: &casebridge::sim::Simulator) -> Api {
         let http = reqwest::Client::new();
-        let token: Value = http
-            .post(format!("{}/services/oauth2/token", sim.url()))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "test-app"),
-                ("client_secret", "test-secret"),
-                ("username", "agent@test.example"),
-                ("password", "agent-pw"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = password_token(&http, sim.url()).await;
         Api { base: sim.url().to_string(), token: token["access_token"].as_str().unwrap().to_string(), http }
     }
 

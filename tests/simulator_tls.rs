@@ -14,23 +14,6 @@ fn trusting(ca_pem: &str) -> reqwest::Client {
     reqwest::Client::builder().add_root_certificate(ca).build().unwrap()
 }
 
-async fn token(http: &reqwest::Client, base: &str) -> Value {
-    http.post(format!("{base}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("client_id", "test-app"),
-            ("client_secret", "test-secret"),
-            ("username", "agent@test.example"),
-            ("password", "agent-pw"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn https_with_a_certificate_for_every_local_name() {
     let sim = start_sim(SimOptions { tls: true, ..Default::default() }).await;
@@ -41,7 +24,7 @@ async fn https_with_a_certificate_for_every_local_name() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), pem);
 
     let http = trusting(&pem);
-    let signed_in = token(&http, sim.url()).await;
+    let signed_in = password_token(&http, sim.url()).await;
     assert_eq!(signed_in["instance_url"], json!(sim.url()), "instance URLs use https");
     assert!(signed_in["id"].as_str().unwrap().starts_with(&format!("{}/id/", sim.url())));
     let rows: Value = http
@@ -74,6 +57,6 @@ async fn https_on_ipv6_loopback() {
         return;
     };
     assert!(sim.url().starts_with("https://[::1]:"), "{}", sim.url());
-    let signed_in = token(&trusting(sim.ca_pem().unwrap()), sim.url()).await;
+    let signed_in = password_token(&trusting(sim.ca_pem().unwrap()), sim.url()).await;
     assert_eq!(signed_in["instance_url"], json!(sim.url()));
 }

@@ -64,7 +64,11 @@ pub(crate) fn list_errors(path: &Path) -> ExitCode {
         }
         // The daemon holds the store: its status file lists the newest errors.
         Err(open_error) => match Status::read(&status_path(&config, &base)) {
-            Some(status) => (status.recent_sync_errors, status.sync_errors, Some(status.updated_at.to_rfc3339())),
+            Some(status) => (
+                status.recent_sync_errors,
+                status.sync_errors,
+                Some(status.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ),
             None => {
                 eprintln!("error: {open_error}");
                 return ExitCode::from(1);

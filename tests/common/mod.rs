@@ -53,6 +53,25 @@ pub fn client_with(sim: &Simulator, credentials: Credentials) -> Client {
 }
 
 /// Reads the simulator's request log through its control API.
+/// Signs in to the simulator's test org as the agent user with the password grant, over
+/// plain HTTP (no casebridge client), and returns the token response.
+pub async fn password_token(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    http.post(format!("{base}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "test-app"),
+            ("client_secret", "test-secret"),
+            ("username", "agent@test.example"),
+            ("password", "agent-pw"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn sim_requests(sim: &Simulator) -> serde_json::Value {
     reqwest::get(format!("{}/__sim/requests", sim.url())).await.unwrap().json().await.unwrap()
 }
