@@ -2,8 +2,9 @@
 //!
 //! 1. Salesforce API calls per processed case update, with 50 cases updated per cycle, and
 //!    the cost of an idle cycle — counted by the simulator.
-//! 2. Throughput of the whole pipeline (poll → decide → store → composite writes) on 10,000
-//!    cases, in cases per second.
+//! 2. Throughput of the whole pipeline (poll → decide → store → composite writes), with the
+//!    shipped rule set and the knowledge-base agent, in cases per second: at 1, 50 and
+//!    1,000 new cases a cycle, and on a burst of 10,000.
 //! 3. The daemon's resident memory (a `casebridge run` process) while idle and while holding
 //!    100,000 conversations (`BENCH_CONVERSATIONS` to change).
 //! 4. `idle`: the API calls and rows of each cycle after a 10,000-case burst, in-process
@@ -23,8 +24,8 @@ use std::time::{Duration, Instant};
 use casebridge::agent::Agent;
 use casebridge::agent::kb::KnowledgeBase;
 use casebridge::daemon::{Daemon, DaemonSettings};
-use casebridge::decide::BuiltinRules;
 use casebridge::model::Secret;
+use casebridge::rules::RuleSet;
 use casebridge::salesforce::{Client, ClientConfig, Credentials};
 use casebridge::sim::org::WriteCtx;
 use casebridge::sim::value::Value;
@@ -101,7 +102,7 @@ async fn daemon_with_overlap(sim: &Simulator, dir: &Path, overlap: Duration) -> 
         client,
         store,
         Agent::KnowledgeBase(kb),
-        casebridge::decide::shared(Box::new(BuiltinRules::new("Bench"))),
+        casebridge::decide::shared(Box::new(RuleSet::load(&root().join("rules")).unwrap())),
         None,
         settings,
     )
@@ -137,21 +138,38 @@ async fn calls_per_update() {
     println!("api calls per idle cycle: {idle}");
 }
 
-async fn throughput(n: usize) {
+/// Cases the agent is done with: answered (a public comment by the agent user) or handed
+/// over (no longer owned by it).
+fn cases_done(sim: &Simulator) -> usize {
+    let agent = sim.id_of("agent").unwrap();
+    let handed_over = sim.with_org(|org| org.all("Case").filter(|c| c.str("OwnerId") != Some(agent.as_str())).count());
+    agent_replies(sim) + handed_over
+}
+
+/// `batches` batches of `batch` new cases, each created at once and cycled until done.
+async fn throughput(batch: usize, batches: usize) {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     let mut d = daemon(&sim, dir.path()).await;
     d.cycle().await.unwrap();
-    let base = agent_replies(&sim);
-    create_cases(&sim, n);
+    let mut done = cases_done(&sim);
+    let mut cycles = 0;
     let started = Instant::now();
-    while agent_replies(&sim) < base + n {
-        d.cycle().await.unwrap();
+    for _ in 0..batches {
+        create_cases(&sim, batch);
+        done += batch;
+        while cases_done(&sim) < done {
+            assert!(started.elapsed() < Duration::from_secs(900), "cases left undone");
+            d.cycle().await.unwrap();
+            cycles += 1;
+        }
     }
     let secs = started.elapsed().as_secs_f64();
+    let n = batch * batches;
     println!(
-        "throughput: {n} cases answered in {secs:.1} s = {:.0} cases/s (daemon and simulator in one process)",
-        n as f64 / secs
+        "throughput, {batch} new case(s) a cycle: {n} cases done in {secs:.2} s = {:.0} cases/s ({cycles} cycles, {:.1} ms a cycle; shipped rules, knowledge-base agent, daemon and simulator in one process)",
+        n as f64 / secs,
+        secs * 1000.0 / cycles as f64
     );
 }
 
@@ -407,7 +425,10 @@ async fn main() {
         calls_per_update().await;
     }
     if run("throughput") {
-        throughput(10_000).await;
+        throughput(1, 200).await;
+        throughput(50, 20).await;
+        throughput(1_000, 5).await;
+        throughput(10_000, 1).await;
     }
     if run("memory") {
         memory(conversations).await;

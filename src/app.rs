@@ -212,3 +212,51 @@ pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloade
     let daemon = Daemon::new(client, store, agent, shared, mailer, settings(config)).await?;
     Ok((daemon, reloader))
 }
+
+/// The one shutdown signal every task of a running daemon obeys (the poll loop, the admin
+/// server): triggered once, by a signal or by the daemon stopping, seen by all.
+#[derive(Clone)]
+pub struct Shutdown(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    /// Stops every task waiting on this signal.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the signal is triggered (at once if it already was).
+    pub fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut seen = self.0.subscribe();
+        async move {
+            // An error means the sender is gone, which only happens after shutting down.
+            let _ = seen.wait_for(|stopped| *stopped).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_shutdown_reaches_every_waiter_even_late_ones() {
+        let shutdown = Shutdown::new();
+        let early: Vec<_> = (0..3).map(|_| tokio::spawn(shutdown.wait())).collect();
+        shutdown.trigger();
+        for waiter in early {
+            tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        }
+        // A task that starts waiting after the signal stops at once.
+        tokio::time::timeout(std::time::Duration::from_secs(5), shutdown.wait()).await.unwrap();
+    }
+}

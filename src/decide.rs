@@ -17,6 +17,7 @@ use serde_json::Value as Json;
 use crate::agent::{Agent, AgentError};
 use crate::model::{
     AgentAnswer, Conversation, DEFAULT_TARGET, Decision, Handover, Moment, RenderedEmail, RuleError, Trace, TraceEntry,
+    TraceStage,
 };
 
 /// The decision points an admin controls.
@@ -27,28 +28,28 @@ pub trait Rules: Send + Sync {
     fn case_fields(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Starts one decision over `conversation`. What every stage needs (the script scope,
+    /// the template data) is built once a decision, not once a stage, and the conversation
+    /// is borrowed, not copied.
+    fn evaluate<'r>(&'r self, conversation: &'r Conversation) -> Box<dyn Evaluation + 'r>;
+}
+
+/// The rule evaluations of one decision, stage by stage in the order [`decide`] calls
+/// them. Each stage sees what the earlier ones decided: the attributes and topics, and
+/// after `handover_after` the agent's answer.
+pub trait Evaluation: Send {
     /// Case, contact and account fields → conversation attributes.
-    fn inbound(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
+    fn inbound(&mut self, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
     /// Topics to tag the case with.
-    fn topics(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeSet<String>, RuleError>;
+    fn topics(&mut self, trace: &mut Trace) -> Result<BTreeSet<String>, RuleError>;
     /// Handover decided before the agent answers (a VIP, an angry customer, "a human please").
-    fn handover_before(&self, conversation: &Conversation, trace: &mut Trace) -> Result<Option<Handover>, RuleError>;
+    fn handover_before(&mut self, trace: &mut Trace) -> Result<Option<Handover>, RuleError>;
     /// Handover decided after the agent answered (it could not help).
-    fn handover_after(
-        &self,
-        conversation: &Conversation,
-        answer: &AgentAnswer,
-        trace: &mut Trace,
-    ) -> Result<Option<Handover>, RuleError>;
+    fn handover_after(&mut self, answer: &AgentAnswer, trace: &mut Trace) -> Result<Option<Handover>, RuleError>;
     /// The email for a reply to an email-origin case.
-    fn email(&self, conversation: &Conversation, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError>;
+    fn email(&mut self, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError>;
     /// Conversation attributes → case fields.
-    fn outbound(
-        &self,
-        conversation: &Conversation,
-        moment: Moment,
-        trace: &mut Trace,
-    ) -> Result<BTreeMap<String, Json>, RuleError>;
+    fn outbound(&mut self, moment: Moment, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
 }
 
 /// The running rule set, swapped whole on reload: each decision takes one snapshot, so it
@@ -91,17 +92,14 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         trace: Trace::default(),
         rules: rules.id(),
     };
-    // Each later stage sees what the earlier ones decided.
-    let mut view = conversation.clone();
+    let mut rules = rules.evaluate(conversation);
     // All the rule evaluations below share one wall-clock budget.
     let mut budget = crate::script::DecisionBudget::default();
     let outcome: Result<(), RuleError> = blocking(|| {
         budget.spend(|| {
-            decision.attributes = rules.inbound(&view, &mut trace)?;
-            view.attributes.extend(decision.attributes.clone());
-            decision.topics = rules.topics(&view, &mut trace)?;
-            view.topics.extend(decision.topics.iter().cloned());
-            decision.handover = rules.handover_before(&view, &mut trace)?;
+            decision.attributes = rules.inbound(&mut trace)?;
+            decision.topics = rules.topics(&mut trace)?;
+            decision.handover = rules.handover_before(&mut trace)?;
             Ok(())
         })
     });
@@ -110,9 +108,13 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
     }
     if decision.handover.is_none() {
         let started = Instant::now();
+        // The agent sees what the rules decided so far (not the decision history).
+        let mut view = conversation.without_history();
+        view.attributes.extend(decision.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        view.topics.extend(decision.topics.iter().cloned());
         let answer = agent.answer(&view).await?;
         trace.record(
-            "agent",
+            TraceStage::Agent,
             agent.backend(),
             answer.text.is_some(),
             match &answer.text {
@@ -121,16 +123,17 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             },
             started,
         );
-        match blocking(|| budget.spend(|| rules.handover_after(&view, &answer, &mut trace))) {
+        match blocking(|| budget.spend(|| rules.handover_after(&answer, &mut trace))) {
             Ok(h) => decision.handover = h,
             Err(e) => return Ok(fallback(decision, trace, e)),
         }
+        let by_email = view.is_email_origin() && view.customer_email.is_some();
         if decision.handover.is_none()
             && let Some(text) = &answer.text
         {
             decision.reply = Some(text.clone());
-            if view.is_email_origin() && view.customer_email.is_some() {
-                match blocking(|| budget.spend(|| rules.email(&view, text, &mut trace))) {
+            if by_email {
+                match blocking(|| budget.spend(|| rules.email(text, &mut trace))) {
                     Ok(email) => decision.email = Some(email),
                     Err(e) => return Ok(fallback(decision, trace, e)),
                 }
@@ -139,7 +142,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         decision.agent = Some(answer);
     }
     let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
-    match blocking(|| budget.spend(|| rules.outbound(&view, moment, &mut trace))) {
+    match blocking(|| budget.spend(|| rules.outbound(moment, &mut trace))) {
         Ok(fields) => decision.field_updates = fields,
         Err(e) => return Ok(fallback(decision, trace, e)),
     }
@@ -150,7 +153,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
 /// The documented fallback for a failing rule: no reply, hand over with the error.
 pub fn fallback(mut decision: Decision, mut trace: Trace, error: RuleError) -> Decision {
     trace.0.push(TraceEntry {
-        stage: "error".into(),
+        stage: TraceStage::Error,
         rule: error.rule.clone(),
         fired: true,
         detail: error.message.clone(),
@@ -207,56 +210,14 @@ pub fn asks_for_human(text: &str) -> bool {
     HUMAN_PHRASES.iter().any(|p| lower.contains(p))
 }
 
-impl Rules for BuiltinRules {
-    fn id(&self) -> String {
-        "builtin".into()
-    }
-
-    fn inbound(&self, _: &Conversation, _: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
-        Ok(BTreeMap::new())
-    }
-
-    fn topics(&self, _: &Conversation, _: &mut Trace) -> Result<BTreeSet<String>, RuleError> {
-        Ok(BTreeSet::new())
-    }
-
-    fn handover_before(&self, conversation: &Conversation, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
-        let started = Instant::now();
-        let asked = conversation.unanswered().iter().any(|p| asks_for_human(&p.body));
-        trace.record(
-            "handover_before",
-            "customer_asks_for_a_human",
-            asked,
-            "looks for phrases such as \"human\"",
-            started,
-        );
-        Ok(asked.then(|| Handover {
-            target: DEFAULT_TARGET.into(),
-            reason: "The customer asked to talk to a person.".into(),
-            rule: "customer_asks_for_a_human".into(),
-        }))
-    }
-
-    fn handover_after(
+impl BuiltinRules {
+    /// The built-in email: "Hi {first name}," the reply, the agent's name.
+    pub fn email(
         &self,
-        _: &Conversation,
-        answer: &AgentAnswer,
+        conversation: &Conversation,
+        reply: &str,
         trace: &mut Trace,
-    ) -> Result<Option<Handover>, RuleError> {
-        let started = Instant::now();
-        let cannot = answer.text.is_none();
-        trace.record("handover_after", "agent_cannot_help", cannot, answer.note.clone().unwrap_or_default(), started);
-        Ok(cannot.then(|| Handover {
-            target: DEFAULT_TARGET.into(),
-            reason: format!(
-                "The AI agent could not answer this case ({}).",
-                answer.note.as_deref().unwrap_or("no confident answer")
-            ),
-            rule: "agent_cannot_help".into(),
-        }))
-    }
-
-    fn email(&self, conversation: &Conversation, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError> {
+    ) -> Result<RenderedEmail, RuleError> {
         let started = Instant::now();
         let customer_name = conversation
             .contact
@@ -278,11 +239,73 @@ impl Rules for BuiltinRules {
                 .map_err(|e| RuleError { rule: format!("builtin email {name}"), message: e.to_string() })
         };
         let email = RenderedEmail { subject: render("subject")?, text: render("text")?, html: None };
-        trace.record("email", "builtin", true, format!("subject: {}", email.subject), started);
+        trace.record(TraceStage::Email, "builtin", true, format!("subject: {}", email.subject), started);
         Ok(email)
     }
+}
 
-    fn outbound(&self, _: &Conversation, _: Moment, _: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+impl Rules for BuiltinRules {
+    fn id(&self) -> String {
+        "builtin".into()
+    }
+
+    fn evaluate<'r>(&'r self, conversation: &'r Conversation) -> Box<dyn Evaluation + 'r> {
+        Box::new(BuiltinEvaluation { rules: self, conversation })
+    }
+}
+
+/// One decision under the built-in rules.
+struct BuiltinEvaluation<'r> {
+    rules: &'r BuiltinRules,
+    conversation: &'r Conversation,
+}
+
+impl Evaluation for BuiltinEvaluation<'_> {
+    fn inbound(&mut self, _: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        Ok(BTreeMap::new())
+    }
+
+    fn topics(&mut self, _: &mut Trace) -> Result<BTreeSet<String>, RuleError> {
+        Ok(BTreeSet::new())
+    }
+
+    fn handover_before(&mut self, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
+        let started = Instant::now();
+        let asked = self.conversation.unanswered().iter().any(|p| asks_for_human(&p.body));
+        trace.record(
+            TraceStage::HandoverBefore,
+            "customer_asks_for_a_human",
+            asked,
+            "looks for phrases such as \"human\"",
+            started,
+        );
+        Ok(asked.then(|| Handover {
+            target: DEFAULT_TARGET.into(),
+            reason: "The customer asked to talk to a person.".into(),
+            rule: "customer_asks_for_a_human".into(),
+        }))
+    }
+
+    fn handover_after(&mut self, answer: &AgentAnswer, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
+        let started = Instant::now();
+        let cannot = answer.text.is_none();
+        let note = answer.note.clone().unwrap_or_default();
+        trace.record(TraceStage::HandoverAfter, "agent_cannot_help", cannot, note, started);
+        Ok(cannot.then(|| Handover {
+            target: DEFAULT_TARGET.into(),
+            reason: format!(
+                "The AI agent could not answer this case ({}).",
+                answer.note.as_deref().unwrap_or("no confident answer")
+            ),
+            rule: "agent_cannot_help".into(),
+        }))
+    }
+
+    fn email(&mut self, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError> {
+        self.rules.email(self.conversation, reply, trace)
+    }
+
+    fn outbound(&mut self, _: Moment, _: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
         Ok(BTreeMap::new())
     }
 }

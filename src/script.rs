@@ -358,20 +358,20 @@ pub fn call(
     name: &str,
     args: impl rhai::FuncArgs,
 ) -> Result<Dynamic, ScriptError> {
-    let file = ast.source().unwrap_or("script").to_string();
-    let _running = begin(limits, &file)?;
+    let file = ast.source().unwrap_or("script");
+    let _running = begin(limits, file)?;
     let mut scope = Scope::new();
     engine
         .call_fn_with_options::<Dynamic>(CallFnOptions::new().eval_ast(false), &mut scope, ast, name, args)
-        .map_err(|e| ScriptError::from_eval(&file, &e))
+        .map_err(|e| ScriptError::from_eval(file, &e))
 }
 
 /// Evaluates a compiled expression (merged with the rule set's functions) within the
 /// limits, with the given variables in scope.
 pub fn eval(engine: &Engine, ast: &AST, limits: &Limits, scope: &mut Scope) -> Result<Dynamic, ScriptError> {
-    let file = ast.source().unwrap_or("expression").to_string();
-    let _running = begin(limits, &file)?;
-    engine.eval_ast_with_scope::<Dynamic>(scope, ast).map_err(|e| ScriptError::from_eval(&file, &e))
+    let file = ast.source().unwrap_or("expression");
+    let _running = begin(limits, file)?;
+    engine.eval_ast_with_scope::<Dynamic>(scope, ast).map_err(|e| ScriptError::from_eval(file, &e))
 }
 
 #[cfg(test)]

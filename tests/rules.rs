@@ -98,7 +98,7 @@ async fn a_runaway_script_is_stopped_and_the_case_handed_over() {
     let handover = decision.handover.expect("the documented fallback: hand over");
     assert_eq!((handover.target.as_str(), handover.rule.as_str()), ("default", "fallback"));
     assert!(handover.reason.contains("spins"), "{}", handover.reason);
-    let error = decision.trace.0.iter().find(|t| t.stage == "error").unwrap();
+    let error = decision.trace.0.iter().find(|t| t.stage == casebridge::model::TraceStage::Error).unwrap();
     assert!(error.detail.contains("rules/slow.rhai") || error.detail.contains("handover.yaml"), "{}", error.detail);
     assert!(decision.reply.is_none());
 }
@@ -317,7 +317,7 @@ async fn a_run_time_rule_error_names_the_rule_files_line_and_column() {
     let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
     let agent = Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "unused"));
     let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
-    let error = decision.trace.0.iter().find(|t| t.stage == "error").unwrap();
+    let error = decision.trace.0.iter().find(|t| t.stage == casebridge::model::TraceStage::Error).unwrap();
     // `turns / 0` sits at line 4, column 11; it used to read `handover.yaml:4:1:1`.
     assert!(error.detail.contains("handover.yaml:4:17:"), "{}", error.detail);
 
@@ -328,7 +328,7 @@ async fn a_run_time_rule_error_names_the_rule_files_line_and_column() {
     .unwrap();
     let set = RuleSet::load(&rules).unwrap();
     let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
-    let error = decision.trace.0.iter().find(|t| t.stage == "error").unwrap();
+    let error = decision.trace.0.iter().find(|t| t.stage == casebridge::model::TraceStage::Error).unwrap();
     assert!(
         error.detail.contains("helpers.rhai:3:"),
         "an error in a script function is placed in the script: {}",

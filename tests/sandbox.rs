@@ -181,7 +181,13 @@ async fn decide_billing_question(rules: &Path, change: impl FnOnce(&mut Conversa
 
 /// The rule error a decision's trace shows, if any.
 fn error_of(decision: &Decision) -> String {
-    decision.trace.0.iter().find(|t| t.stage == "error").map(|t| t.detail.clone()).unwrap_or_default()
+    decision
+        .trace
+        .0
+        .iter()
+        .find(|t| t.stage == casebridge::model::TraceStage::Error)
+        .map(|t| t.detail.clone())
+        .unwrap_or_default()
 }
 
 /// Run-time attacks: each is stopped within the budget (250 ms, plus one host call), with
@@ -306,7 +312,7 @@ async fn attack_a_topic_regex_too_costly_for_a_long_message() {
         let (decision, elapsed) =
             decide_billing_question(&rules, |c| c.parts.last_mut().unwrap().body = long.clone()).await;
         assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-        outcomes.extend(decision.trace.0.into_iter().filter(|t| t.stage == "error"));
+        outcomes.extend(decision.trace.0.into_iter().filter(|t| t.stage == casebridge::model::TraceStage::Error));
     }
     let refused = outcomes.first().expect("the costly search was refused");
     assert_eq!(refused.rule, "topic costly");

@@ -60,9 +60,16 @@ pub(crate) async fn run_daemon(path: &Path) -> ExitCode {
     tracing::info!(rules = %reloader.status().active, "Rule set loaded.");
     let mut daemon = daemon;
     daemon.report_status(super::status::status_path(&config, &base), Some(reloader.clone()));
+    // One signal stops every task: the poll loop and the admin server.
+    let shutdown = app::Shutdown::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_shutdown().await;
+        on_signal.trigger();
+    });
     if let (Some(admin), Some(token)) = (&config.admin, admin_token) {
         let state = daemon.admin_state(Some(reloader.clone()), token);
-        match casebridge::report::admin::serve(admin.listen, state, wait_for_shutdown()).await {
+        match casebridge::report::admin::serve(admin.listen, state, shutdown.wait()).await {
             Ok(addr) => tracing::info!(%addr, "Admin server listening."),
             Err(e) => {
                 eprintln!("error: the admin server cannot listen on {}: {e}", admin.listen);
@@ -76,7 +83,10 @@ pub(crate) async fn run_daemon(path: &Path) -> ExitCode {
         interval_s = config.poll.interval.as_secs(),
         "casebridge is running."
     );
-    match daemon.run(wait_for_shutdown()).await {
+    let outcome = daemon.run(shutdown.wait()).await;
+    // A daemon that stopped on an error stops the admin server too.
+    shutdown.trigger();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: casebridge stopped: {e}");

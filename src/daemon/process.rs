@@ -92,7 +92,8 @@ impl Daemon {
                 conv.state = ConversationState::Closed;
                 // Mappings configured `on: [close]` write their fields now.
                 let mut trace = crate::model::Trace::default();
-                match self.rules.load().outbound(conv, crate::model::Moment::Close, &mut trace) {
+                let rules = self.rules.load();
+                match rules.evaluate(conv).outbound(crate::model::Moment::Close, &mut trace) {
                     Ok(fields) if !fields.is_empty() => {
                         actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
                     }
@@ -176,7 +177,7 @@ impl Daemon {
             decision.topics.iter().filter(|t| !conv.topics.contains(*t)).map(String::as_str).collect();
         let tagged =
             if new_topics.is_empty() { String::new() } else { format!(" [topics: {}]", new_topics.join(", ")) };
-        if let Some(error) = decision.trace.0.iter().find(|t| t.stage == "error") {
+        if let Some(error) = decision.trace.0.iter().find(|t| t.stage == crate::model::TraceStage::Error) {
             // A rule failed: the case was handed over (the fallback), and admins see why.
             self.record_error(
                 Some(&conv.case_id),

@@ -127,6 +127,34 @@ impl Conversation {
             || self.status.as_deref() == Some("Closed")
     }
 
+    /// A copy without the decision history (the part that grows), for the stages that
+    /// read the conversation as it is now.
+    pub fn without_history(&self) -> Conversation {
+        Conversation {
+            case_id: self.case_id.clone(),
+            case_number: self.case_number.clone(),
+            subject: self.subject.clone(),
+            origin: self.origin.clone(),
+            status: self.status.clone(),
+            owner_id: self.owner_id.clone(),
+            contact: self.contact.clone(),
+            account: self.account.clone(),
+            customer_email: self.customer_email.clone(),
+            case_fields: self.case_fields.clone(),
+            parts: self.parts.clone(),
+            attributes: self.attributes.clone(),
+            topics: self.topics.clone(),
+            state: self.state.clone(),
+            handled: self.handled.clone(),
+            replies_sent: self.replies_sent,
+            created_at: self.created_at,
+            modstamp: self.modstamp,
+            retry_at: self.retry_at,
+            agent_failures: self.agent_failures,
+            decisions: Vec::new(),
+        }
+    }
+
     pub fn push_decision(&mut self, decision: super::Decision) {
         self.decisions.push(decision);
         let excess = self.decisions.len().saturating_sub(Self::MAX_DECISIONS);

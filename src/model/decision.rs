@@ -30,10 +30,46 @@ pub struct RenderedEmail {
     pub html: Option<String>,
 }
 
+/// Where in a decision a trace entry was made, in the order a decision runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceStage {
+    Inbound,
+    Topics,
+    HandoverBefore,
+    Agent,
+    HandoverAfter,
+    Email,
+    Outbound,
+    /// A rule failed; the decision fell back to a handover.
+    Error,
+}
+
+impl TraceStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceStage::Inbound => "inbound",
+            TraceStage::Topics => "topics",
+            TraceStage::HandoverBefore => "handover_before",
+            TraceStage::Agent => "agent",
+            TraceStage::HandoverAfter => "handover_after",
+            TraceStage::Email => "email",
+            TraceStage::Outbound => "outbound",
+            TraceStage::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for TraceStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One rule evaluation, for the decision trace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceEntry {
-    pub stage: String,
+    pub stage: TraceStage,
     pub rule: String,
     pub fired: bool,
     pub detail: String,
@@ -45,9 +81,9 @@ pub struct TraceEntry {
 pub struct Trace(pub Vec<TraceEntry>);
 
 impl Trace {
-    pub fn record(&mut self, stage: &str, rule: &str, fired: bool, detail: impl Into<String>, started: Instant) {
+    pub fn record(&mut self, stage: TraceStage, rule: &str, fired: bool, detail: impl Into<String>, started: Instant) {
         self.0.push(TraceEntry {
-            stage: stage.into(),
+            stage,
             rule: rule.into(),
             fired,
             detail: detail.into(),

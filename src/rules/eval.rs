@@ -1,79 +1,30 @@
-//! Evaluating a rule set: the Rhai scope a conversation becomes, expressions and hooks
-//! run in the sandbox (their errors placed at the rule's file, line and column), and the
-//! decision points of [`crate::decide::Rules`].
+//! Evaluating a rule set: one [`RuleSetEvaluation`] a decision runs the stages over a scope
+//! and template data built once ([`super::variables`]); expressions and hooks run in the
+//! sandbox, their errors placed at the rule's file, line and column.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
 use std::time::Instant;
 
-use chrono::Utc;
 use rhai::{Dynamic, Scope};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use super::files::Stage;
+use super::variables::{Changed, Variables, View, agent_map, context_of, field_at, hook_view, set_reply, to_dynamic};
 use super::{Expr, RuleSet, templates};
-use crate::decide::Rules;
-use crate::model::{AgentAnswer, AuthorKind, Conversation, Handover, Moment, RenderedEmail, RuleError, Trace};
+use crate::decide::{Evaluation, Rules};
+use crate::model::{
+    AgentAnswer, AuthorKind, Conversation, Handover, Moment, RenderedEmail, RuleError, Trace, TraceStage,
+};
 use crate::script;
 
 impl RuleSet {
-    /// Builds the variables expressions see.
-    fn scope(&self, conversation: &Conversation, agent: Option<&AgentAnswer>) -> Scope<'static> {
-        let mut scope = Scope::new();
-        fn to_dyn<T: serde::Serialize + ?Sized>(value: &T) -> Dynamic {
-            rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT)
-        }
-        scope.push_constant_dynamic("fields", to_dyn(&conversation.case_fields));
-        scope.push_constant_dynamic("attributes", to_dyn(&conversation.attributes));
-        scope.push_constant_dynamic("topics", to_dyn(&conversation.topics));
-        let last = conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default();
-        scope.push_constant("last_message", last);
-        scope.push_constant("turns", conversation.customer_turns() as rhai::INT);
-        scope.push_constant("replies", conversation.replies_sent as rhai::INT);
-        let hours = (Utc::now() - conversation.created_at).num_minutes() as rhai::FLOAT / 60.0;
-        scope.push_constant("hours_open", hours);
-        scope.push_constant("origin", conversation.origin.clone().unwrap_or_default());
-        scope.push_constant("subject", conversation.subject.clone());
-        let agent = match agent {
-            Some(a) => {
-                json!({ "answered": a.text.is_some(), "confidence": a.confidence, "text": a.text.clone().unwrap_or_default() })
-            }
-            None => json!({ "answered": false, "confidence": 0.0, "text": "" }),
-        };
-        scope.push_constant_dynamic("agent", to_dyn(&agent));
-        scope.push_constant_dynamic("value", Dynamic::UNIT);
-        scope
-    }
-
-    /// What hooks receive as `conversation`.
-    fn hook_view(conversation: &Conversation) -> Dynamic {
-        let parts: Vec<Json> = conversation
-            .parts
-            .iter()
-            .map(|p| json!({ "author": p.author, "kind": p.kind, "body": p.body, "public": p.public, "created_at": p.created_at }))
-            .collect();
-        let view = json!({
-            "case_id": conversation.case_id,
-            "case_number": conversation.case_number,
-            "subject": conversation.subject,
-            "origin": conversation.origin,
-            "status": conversation.status,
-            "fields": conversation.case_fields,
-            "attributes": conversation.attributes,
-            "topics": conversation.topics,
-            "parts": parts,
-            "last_message": conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default(),
-            "turns": conversation.customer_turns(),
-            "replies": conversation.replies_sent,
-        });
-        rhai::serde::to_dynamic(&view).unwrap_or(Dynamic::UNIT)
-    }
-
     fn call_hook(
         &self,
         name: &str,
         args: impl rhai::FuncArgs,
         trace: &mut Trace,
-        stage: &str,
+        stage: TraceStage,
     ) -> Result<Dynamic, RuleError> {
         let started = Instant::now();
         let result = script::call(&self.engine, &self.functions, &self.limits, name, args)
@@ -105,7 +56,8 @@ impl RuleSet {
         Ok(Some(Handover { target, reason, rule: format!("fn {name}") }))
     }
 
-    fn eval(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<Dynamic, RuleError> {
+    /// Evaluates `expr`; `rule` names it in errors (formatted only when there is one).
+    fn eval(&self, expr: &Expr, scope: &mut Scope, rule: &dyn Display) -> Result<Dynamic, RuleError> {
         let len = scope.len();
         let result = script::eval(&self.engine, &expr.ast, &self.limits, scope);
         scope.rewind(len);
@@ -132,7 +84,7 @@ impl RuleSet {
         })
     }
 
-    fn eval_bool(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<bool, RuleError> {
+    fn eval_bool(&self, expr: &Expr, scope: &mut Scope, rule: &dyn Display) -> Result<bool, RuleError> {
         let v = self.eval(expr, scope, rule)?;
         v.as_bool().map_err(|t| RuleError {
             rule: rule.to_string(),
@@ -140,96 +92,10 @@ impl RuleSet {
         })
     }
 
-    fn eval_json(&self, expr: &Expr, scope: &mut Scope, rule: &str) -> Result<Json, RuleError> {
+    fn eval_json(&self, expr: &Expr, scope: &mut Scope, rule: &dyn Display) -> Result<Json, RuleError> {
         let v = self.eval(expr, scope, rule)?;
         rhai::serde::from_dynamic(&v).map_err(|e| RuleError { rule: rule.to_string(), message: e.to_string() })
     }
-
-    fn handover_at(
-        &self,
-        stage: Stage,
-        conversation: &Conversation,
-        agent: Option<&AgentAnswer>,
-        trace: &mut Trace,
-    ) -> Result<Option<Handover>, RuleError> {
-        let mut scope = self.scope(conversation, agent);
-        let stage_name = if stage == Stage::Before { "handover_before" } else { "handover_after" };
-        for rule in self.handover.iter().filter(|r| r.stage == stage) {
-            let started = Instant::now();
-            let fired = self.eval_bool(&rule.when, &mut scope, &rule.name)?;
-            trace.record(stage_name, &rule.name, fired, format!("when: {}", rule.when.text), started);
-            if fired {
-                let reason = templates::render(&self.text, &rule.reason, &template_context(conversation, None))
-                    .map_err(|message| RuleError { rule: rule.name.clone(), message })?;
-                return Ok(Some(Handover { target: rule.target.clone(), reason, rule: rule.name.clone() }));
-            }
-        }
-        match (stage, agent) {
-            (Stage::Before, _) if self.hooks.handover => {
-                let value = self.call_hook("handover", (Self::hook_view(conversation),), trace, stage_name)?;
-                self.hook_handover("handover", value)
-            }
-            (Stage::After, Some(a)) if self.hooks.handover_after => {
-                let agent = json!({ "answered": a.text.is_some(), "confidence": a.confidence, "text": a.text.clone().unwrap_or_default() });
-                let agent = rhai::serde::to_dynamic(&agent).unwrap_or(Dynamic::UNIT);
-                let value =
-                    self.call_hook("handover_after", (Self::hook_view(conversation), agent), trace, stage_name)?;
-                self.hook_handover("handover_after", value)
-            }
-            _ => Ok(None),
-        }
-    }
-}
-
-/// What email templates and reasons see.
-pub fn template_context(conversation: &Conversation, reply: Option<&str>) -> Json {
-    let contact_name = conversation.contact.as_ref().and_then(|c| c.name.clone()).unwrap_or_default();
-    let first_name = contact_name.split_whitespace().next().unwrap_or("there").to_string();
-    let reply = reply.unwrap_or_default();
-    let reply_html: String = reply
-        .split("\n\n")
-        .map(|p| format!("<p>{}</p>", html_escape(p).replace('\n', "<br>")))
-        .collect::<Vec<_>>()
-        .join("\n");
-    json!({
-        "case": {
-            "id": conversation.case_id,
-            "number": conversation.case_number,
-            "subject": conversation.subject,
-            "status": conversation.status,
-            "origin": conversation.origin,
-            "fields": conversation.case_fields,
-        },
-        "contact": {
-            "name": if contact_name.is_empty() { "there".to_string() } else { contact_name.clone() },
-            "first_name": first_name,
-            "email": conversation.customer_email,
-        },
-        "account": { "name": conversation.account.as_ref().and_then(|a| a.name.clone()) },
-        "attributes": conversation.attributes,
-        "topics": conversation.topics,
-        "conversation": {
-            "turns": conversation.customer_turns(),
-            "replies": conversation.replies_sent,
-            "last_message": conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default(),
-        },
-        "reply": reply,
-        "reply_html": reply_html,
-    })
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// Reads a field path (`Account.Name`) from the case row.
-fn field_at<'a>(fields: &'a BTreeMap<String, Json>, path: &str) -> Option<&'a Json> {
-    let mut parts = path.split('.');
-    let mut current = fields.get(parts.next()?)?;
-    for part in parts {
-        current = current.get(part)?;
-    }
-    Some(current).filter(|v| !v.is_null())
 }
 
 impl Rules for RuleSet {
@@ -241,49 +107,144 @@ impl Rules for RuleSet {
         self.case_fields.iter().cloned().collect()
     }
 
-    fn inbound(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
-        let mut out = BTreeMap::new();
-        let mut scope = self.scope(conversation, None);
-        for m in &self.inbound {
+    fn evaluate<'r>(&'r self, conversation: &'r Conversation) -> Box<dyn Evaluation + 'r> {
+        Box::new(RuleSetEvaluation {
+            set: self,
+            conversation,
+            attributes: conversation.attributes.clone(),
+            topics: conversation.topics.clone(),
+            answer: None,
+            shared: Shared::default(),
+        })
+    }
+}
+
+/// What the stages of one decision share, each built when first needed and rebuilt only
+/// where a stage changed what it shows.
+#[derive(Default)]
+struct Shared {
+    variables: Option<Variables>,
+    /// The earliest change `variables` does not show yet.
+    stale: Option<Changed>,
+    /// The templates' data, its reply set at each use.
+    context: Option<handlebars::Context>,
+}
+
+impl Shared {
+    fn scope(&mut self, view: View, answer: Option<&Dynamic>) -> &mut Scope<'static> {
+        if let (Some(changed), Some(variables)) = (self.stale.take(), &mut self.variables) {
+            variables.update(changed, view, answer);
+        }
+        self.variables.get_or_insert_with(|| Variables::new(view, answer)).scope()
+    }
+
+    fn context(&mut self, view: View, reply: Option<&str>) -> &handlebars::Context {
+        let context = self.context.get_or_insert_with(|| context_of(view, None).into());
+        set_reply(context.data_mut(), reply);
+        context
+    }
+
+    /// A stage changed the attributes, the topics or the answer.
+    fn changed(&mut self, what: Changed) {
+        self.stale = Some(self.stale.map_or(what, |s| s.min(what)));
+        if what != Changed::Answer {
+            self.context = None;
+        }
+    }
+}
+
+/// The view of a [`RuleSetEvaluation`], borrowing its fields one by one (so that its
+/// `shared` stays free to borrow mutably beside it).
+macro_rules! view {
+    ($evaluation:ident) => {
+        View {
+            conversation: $evaluation.conversation,
+            attributes: &$evaluation.attributes,
+            topics: &$evaluation.topics,
+        }
+    };
+}
+
+/// One decision's evaluation of a rule set.
+struct RuleSetEvaluation<'r> {
+    set: &'r RuleSet,
+    conversation: &'r Conversation,
+    /// The conversation's attributes and topics with those decided so far.
+    attributes: BTreeMap<String, Json>,
+    topics: BTreeSet<String>,
+    /// The agent's answer as expressions see it (`agent`), once there is one.
+    answer: Option<Dynamic>,
+    shared: Shared,
+}
+
+impl RuleSetEvaluation<'_> {
+    fn handover_at(&mut self, stage: Stage, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
+        let set = self.set;
+        let trace_stage = if stage == Stage::Before { TraceStage::HandoverBefore } else { TraceStage::HandoverAfter };
+        for rule in set.handover.iter().filter(|r| r.stage == stage) {
             let started = Instant::now();
-            let raw = m.from.as_deref().and_then(|f| field_at(&conversation.case_fields, f)).cloned();
+            let scope = self.shared.scope(view!(self), self.answer.as_ref());
+            let fired = set.eval_bool(&rule.when, scope, &rule.name)?;
+            trace.record(trace_stage, &rule.name, fired, format!("when: {}", rule.when.text), started);
+            if fired {
+                let reason = templates::render_in(&set.text, &rule.reason, self.shared.context(view!(self), None))
+                    .map_err(|message| RuleError { rule: rule.name.clone(), message })?;
+                return Ok(Some(Handover { target: rule.target.clone(), reason, rule: rule.name.clone() }));
+            }
+        }
+        match (stage, &self.answer) {
+            (Stage::Before, _) if set.hooks.handover => {
+                let value = set.call_hook("handover", (hook_view(view!(self)),), trace, trace_stage)?;
+                set.hook_handover("handover", value)
+            }
+            (Stage::After, Some(answer)) if set.hooks.handover_after => {
+                let args = (hook_view(view!(self)), answer.clone());
+                let value = set.call_hook("handover_after", args, trace, trace_stage)?;
+                set.hook_handover("handover_after", value)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Evaluation for RuleSetEvaluation<'_> {
+    fn inbound(&mut self, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        let set = self.set;
+        let mut out = BTreeMap::new();
+        for m in &set.inbound {
+            let started = Instant::now();
+            let raw = m.from.as_deref().and_then(|f| field_at(&self.conversation.case_fields, f)).cloned();
             let value = match &m.expr {
                 Some(expr) => {
+                    let scope = self.shared.scope(view!(self), self.answer.as_ref());
                     let len = scope.len();
-                    scope.push_dynamic(
-                        "value",
-                        raw.as_ref()
-                            .map(|v| rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT))
-                            .unwrap_or(Dynamic::UNIT),
-                    );
-                    let v = self.eval_json(expr, &mut scope, &format!("attribute {}", m.attribute));
+                    scope.push_dynamic("value", raw.as_ref().map_or(Dynamic::UNIT, to_dynamic));
+                    let v = set.eval_json(expr, scope, &format_args!("attribute {}", m.attribute));
                     scope.rewind(len);
                     Some(v?).filter(|v| !v.is_null())
                 }
                 None => raw,
             };
             let value = value.or_else(|| m.default.clone());
-            trace.record(
-                "inbound",
-                &m.attribute,
-                value.is_some(),
-                format!("{} = {}", m.attribute, value.clone().unwrap_or(Json::Null)),
-                started,
-            );
+            let detail = format!("{} = {}", m.attribute, value.as_ref().unwrap_or(&Json::Null));
+            trace.record(TraceStage::Inbound, &m.attribute, value.is_some(), detail, started);
             if let Some(v) = value {
                 out.insert(m.attribute.clone(), v);
             }
         }
+        self.attributes.extend(out.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.shared.changed(Changed::Attributes);
         Ok(out)
     }
 
-    fn topics(&self, conversation: &Conversation, trace: &mut Trace) -> Result<BTreeSet<String>, RuleError> {
-        let texts: Vec<&str> = std::iter::once(conversation.subject.as_str())
-            .chain(conversation.parts.iter().filter(|p| p.author == AuthorKind::User).map(|p| p.body.as_str()))
+    fn topics(&mut self, trace: &mut Trace) -> Result<BTreeSet<String>, RuleError> {
+        let set = self.set;
+        let view = view!(self);
+        let texts: Vec<&str> = std::iter::once(view.conversation.subject.as_str())
+            .chain(view.conversation.parts.iter().filter(|p| p.author == AuthorKind::User).map(|p| p.body.as_str()))
             .collect();
-        let mut scope = self.scope(conversation, None);
         let mut out = BTreeSet::new();
-        for t in &self.topics {
+        for t in &set.topics {
             let started = Instant::now();
             let keyword = t.keywords.iter().find(|k| texts.iter().any(|x| k.is_match(x)));
             let regex = match &t.regex {
@@ -296,7 +257,10 @@ impl Rules for RuleSet {
                 None => false,
             };
             let when = match &t.when {
-                Some(w) => self.eval_bool(w, &mut scope, &format!("topic {}", t.name))?,
+                Some(w) => {
+                    let scope = self.shared.scope(view, self.answer.as_ref());
+                    set.eval_bool(w, scope, &format_args!("topic {}", t.name))?
+                }
                 None => false,
             };
             let fired = keyword.is_some() || regex || when;
@@ -308,13 +272,13 @@ impl Rules for RuleSet {
                 (_, _, true) => "condition".into(),
                 _ => "no match".into(),
             };
-            trace.record("topics", &t.name, fired, why, started);
+            trace.record(TraceStage::Topics, &t.name, fired, why, started);
             if fired {
                 out.insert(t.name.clone());
             }
         }
-        if self.hooks.topics {
-            let value = self.call_hook("topics", (Self::hook_view(conversation),), trace, "topics")?;
+        if set.hooks.topics {
+            let value = set.call_hook("topics", (hook_view(view),), trace, TraceStage::Topics)?;
             if !value.is_unit() {
                 let names = value.try_cast::<rhai::Array>().ok_or_else(|| RuleError {
                     rule: "script hook topics".into(),
@@ -323,72 +287,72 @@ impl Rules for RuleSet {
                 out.extend(names.into_iter().filter_map(|n| n.try_cast::<String>()));
             }
         }
+        self.topics.extend(out.iter().cloned());
+        self.shared.changed(Changed::Topics);
         Ok(out)
     }
 
-    fn handover_before(&self, conversation: &Conversation, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
-        self.handover_at(Stage::Before, conversation, None, trace)
+    fn handover_before(&mut self, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
+        self.handover_at(Stage::Before, trace)
     }
 
-    fn handover_after(
-        &self,
-        conversation: &Conversation,
-        answer: &AgentAnswer,
-        trace: &mut Trace,
-    ) -> Result<Option<Handover>, RuleError> {
-        self.handover_at(Stage::After, conversation, Some(answer), trace)
+    fn handover_after(&mut self, answer: &AgentAnswer, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
+        self.answer = Some(agent_map(Some(answer)));
+        self.shared.changed(Changed::Answer);
+        self.handover_at(Stage::After, trace)
     }
 
-    fn email(&self, conversation: &Conversation, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError> {
-        let mut scope = self.scope(conversation, None);
-        let context = template_context(conversation, Some(reply));
-        for t in &self.email {
+    fn email(&mut self, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError> {
+        let set = self.set;
+        for t in &set.email {
             let started = Instant::now();
             let chosen = match &t.when {
-                Some(w) => self.eval_bool(w, &mut scope, &format!("email template {}", t.name))?,
+                Some(w) => {
+                    let scope = self.shared.scope(view!(self), self.answer.as_ref());
+                    set.eval_bool(w, scope, &format_args!("email template {}", t.name))?
+                }
                 None => true,
             };
             if !chosen {
-                trace.record("email", &t.name, false, "condition did not hold", started);
+                trace.record(TraceStage::Email, &t.name, false, "condition did not hold", started);
                 continue;
             }
+            let context = self.shared.context(view!(self), Some(reply));
             let render = |registry: &handlebars::Handlebars, name: &str| {
-                templates::render(registry, name, &context)
+                templates::render_in(registry, name, context)
                     .map_err(|message| RuleError { rule: format!("email template {}", t.name), message })
             };
-            let subject = render(&self.text, &t.subject)?;
-            let html = t.html.as_ref().map(|n| render(&self.html, n)).transpose()?;
+            let subject = render(&set.text, &t.subject)?;
+            let html = t.html.as_ref().map(|n| render(&set.html, n)).transpose()?;
             let text = match (&t.text, &html) {
-                (Some(n), _) => render(&self.text, n)?,
+                (Some(n), _) => render(&set.text, n)?,
                 (None, Some(h)) => crate::model::text::html_to_text(h),
                 (None, None) => reply.to_string(),
             };
-            trace.record("email", &t.name, true, format!("subject: {subject}"), started);
+            trace.record(TraceStage::Email, &t.name, true, format!("subject: {subject}"), started);
             return Ok(RenderedEmail { subject, text, html });
         }
         // No template applies: the built-in plain reply.
-        crate::decide::BuiltinRules::new("The support team").email(conversation, reply, trace)
+        crate::decide::BuiltinRules::new("The support team").email(self.conversation, reply, trace)
     }
 
-    fn outbound(
-        &self,
-        conversation: &Conversation,
-        moment: Moment,
-        trace: &mut Trace,
-    ) -> Result<BTreeMap<String, Json>, RuleError> {
+    fn outbound(&mut self, moment: Moment, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        let set = self.set;
         let mut out = BTreeMap::new();
-        let mut scope = self.scope(conversation, None);
-        for m in self.outbound.iter().filter(|m| m.on.contains(&moment)) {
+        for m in set.outbound.iter().filter(|m| m.on.contains(&moment)) {
             let started = Instant::now();
             let value = match (&m.expr, &m.from) {
-                (Some(expr), _) => self.eval_json(expr, &mut scope, &format!("field {}", m.field))?,
-                (None, Some(attr)) => conversation.attributes.get(attr).cloned().unwrap_or(Json::Null),
+                (Some(expr), _) => {
+                    let scope = self.shared.scope(view!(self), self.answer.as_ref());
+                    set.eval_json(expr, scope, &format_args!("field {}", m.field))?
+                }
+                (None, Some(attr)) => self.attributes.get(attr).cloned().unwrap_or(Json::Null),
                 (None, None) => Json::Null,
             };
-            let current = conversation.case_fields.get(&m.field);
+            let current = self.conversation.case_fields.get(&m.field);
             // Write only what changes, so an unchanged case costs no API call.
             let changed = !value.is_null() && current != Some(&value);
-            trace.record("outbound", &m.field, changed, format!("{} = {value}", m.field), started);
+            trace.record(TraceStage::Outbound, &m.field, changed, format!("{} = {value}", m.field), started);
             if changed {
                 out.insert(m.field.clone(), value);
             }

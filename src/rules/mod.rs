@@ -11,13 +11,14 @@
 mod calls;
 mod eval;
 pub mod files;
-mod host;
+pub mod host;
 mod load;
 pub mod org;
 pub mod pattern;
 pub mod source;
 pub mod templates;
 pub mod testing;
+pub mod variables;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,8 +30,8 @@ use regex::Regex;
 use rhai::{AST, Engine};
 use serde_json::Value as Json;
 
-pub use self::eval::template_context;
 use self::files::Stage;
+pub use self::variables::template_context;
 use crate::model::Moment;
 use crate::script::Limits;
 

@@ -17,8 +17,14 @@ pub const MAX_RENDERED_BYTES: usize = 131_072;
 /// Renders a registered template, stopping with an error once it has written more than
 /// [`MAX_RENDERED_BYTES`].
 pub fn render(registry: &Handlebars, name: &str, data: &impl Serialize) -> Result<String, String> {
+    render_in(registry, name, &handlebars::Context::wraps(data).map_err(|e| e.to_string())?)
+}
+
+/// Renders the template `name` in a context made once for several templates (converting
+/// the data is most of the cost of a short template).
+pub fn render_in(registry: &Handlebars, name: &str, context: &handlebars::Context) -> Result<String, String> {
     let mut out = Capped(Vec::new());
-    match registry.render_to_write(name, data, &mut out) {
+    match registry.render_with_context_to_write(name, context, &mut out) {
         Ok(()) => String::from_utf8(out.0).map_err(|e| e.to_string()),
         Err(_) if out.0.len() > MAX_RENDERED_BYTES => {
             Err(format!("the rendered text is longer than {MAX_RENDERED_BYTES} bytes"))

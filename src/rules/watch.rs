@@ -1,8 +1,10 @@
-//! Hot reload. The watcher only notices: it watches the rules *directory* (editors that
+//! Hot reload. The watcher only signals: it watches the rules *directory* (editors that
 //! save by writing a temporary file and renaming it produce no events on a watched file),
 //! keeps only events that change files (never the reads a reload itself makes), debounces,
-//! and asks the [`Reloader`] to look again. A periodic rescan compares file sizes and
-//! modification times (no file is read while nothing changes) in case an event was lost.
+//! and signals the one reload thread, which asks the [`Reloader`] to look again. A periodic
+//! rescan compares file sizes and modification times (no file is read while nothing
+//! changes) in case an event was lost, and signals the same thread. Signals that arrive
+//! while a reload runs fold into one more look, taken after it.
 //!
 //! The reloader hashes what is on disk first: the running rule set's content is nothing to
 //! do, and a broken content already reported is not loaded or logged again. Reloads run
@@ -196,11 +198,14 @@ fn changes_rules(event: &notify_debouncer_full::notify::Event) -> bool {
 /// Watches the reloader's directory: changes are debounced by `debounce`, and the files are
 /// rescanned every `rescan` in case an event was lost.
 pub fn watch(reloader: Arc<Reloader>, debounce: Duration, rescan: Duration) -> Result<Watcher, String> {
-    let on_change = reloader.clone();
+    // One pending signal at most: a signal sent while one waits adds nothing, since the
+    // reload it causes reads the files as they are then.
+    let (signal, signals) = std::sync::mpsc::sync_channel::<()>(1);
+    let on_change = signal.clone();
     let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| match result {
         Ok(events) => {
             if events.iter().any(|e| changes_rules(e)) {
-                let _ = on_change.reload();
+                let _ = on_change.try_send(());
             }
         }
         Err(errors) => {
@@ -215,25 +220,36 @@ pub fn watch(reloader: Arc<Reloader>, debounce: Duration, rescan: Duration) -> R
         .map_err(|e| format!("cannot watch {}: {e}", reloader.dir.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
+    let dir = reloader.dir.clone();
     std::thread::Builder::new()
         .name("rules-rescan".into())
         .spawn(move || {
             let tick = Duration::from_millis(200);
             let mut waited = Duration::ZERO;
-            let mut seen = source::fingerprint(&reloader.dir);
+            let mut seen = source::fingerprint(&dir);
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(tick);
                 waited += tick;
                 if waited >= rescan {
                     waited = Duration::ZERO;
-                    let now = source::fingerprint(&reloader.dir);
+                    let now = source::fingerprint(&dir);
                     if now != seen {
                         seen = now;
-                        let _ = reloader.reload();
+                        let _ = signal.try_send(());
                     }
                 }
             }
         })
         .map_err(|e| format!("cannot start the rescan thread: {e}"))?;
+    // The one thread that reloads, in the order signals came; it ends when both the
+    // watcher and the rescan thread are gone.
+    std::thread::Builder::new()
+        .name("rules-reload".into())
+        .spawn(move || {
+            while signals.recv().is_ok() {
+                let _ = reloader.reload();
+            }
+        })
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
     Ok(Watcher { _debouncer: debouncer, stop })
 }
