@@ -92,10 +92,7 @@ async fn daemon_with_overlap(sim: &Simulator, dir: &Path, overlap: Duration) -> 
         poll_interval: Duration::from_millis(10),
         overlap,
         initial_lookback: Duration::from_secs(3600),
-        reply_channel: Default::default(),
-        email_from: None,
-        agent_user: "agent@test.example".into(),
-        default_target: "Support Queue".into(),
+        ..DaemonSettings::new("agent@test.example", "Support Queue")
     };
     let store = Store::open(&dir.join("store")).unwrap();
     Daemon::new(

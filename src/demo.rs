@@ -163,12 +163,9 @@ async fn start_daemon(sim: &Simulator, smtp: &SmtpSink, dir: &std::path::Path) -
     })?;
     let settings = DaemonSettings {
         poll_interval: std::time::Duration::from_secs(1),
-        overlap: std::time::Duration::from_secs(60),
         initial_lookback: std::time::Duration::from_secs(24 * 3600),
-        reply_channel: Default::default(),
         email_from: Some("Acme Robotics Support <support@acme-robotics.example>".into()),
-        agent_user: "fin@acme.example".into(),
-        default_target: "Tier 2 Support".into(),
+        ..DaemonSettings::new("fin@acme.example", "Tier 2 Support")
     };
     let kb = KnowledgeBase::from_articles(HELP_CENTER, "https://help.acme-robotics.example/articles", 0.35);
     let store = Store::open(&dir.join("store"))?;

@@ -26,10 +26,7 @@ async fn idle_cycles_after_a_burst_cost_one_call_and_read_no_rows() {
         poll_interval: Duration::from_millis(50),
         overlap: Duration::from_millis(300),
         initial_lookback: Duration::from_secs(3600),
-        reply_channel: Default::default(),
-        email_from: None,
-        agent_user: "agent@test.example".into(),
-        default_target: "Support Queue".into(),
+        ..DaemonSettings::new("agent@test.example", "Support Queue")
     };
     let store = casebridge::store::Store::open(&dir.path().join("store")).unwrap();
     let rules = casebridge::decide::shared(Box::new(casebridge::decide::BuiltinRules::new("Acme Support")));

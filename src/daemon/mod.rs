@@ -49,6 +49,24 @@ pub struct DaemonSettings {
     pub default_target: String,
 }
 
+impl DaemonSettings {
+    /// The settings a configuration with only `agent_user` and
+    /// `handover.default_target` gives: the one place settings start from (`run` fills in
+    /// the rest of its configuration; the demo, tests and benchmarks change what they need).
+    pub fn new(agent_user: &str, default_target: &str) -> DaemonSettings {
+        let poll = crate::config::PollConfig::default();
+        DaemonSettings {
+            poll_interval: poll.interval,
+            overlap: poll.overlap,
+            initial_lookback: poll.initial_lookback,
+            reply_channel: ReplyChannel::default(),
+            email_from: None,
+            agent_user: agent_user.to_string(),
+            default_target: default_target.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]

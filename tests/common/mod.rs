@@ -151,12 +151,9 @@ pub async fn start_daemon_full(
     });
     let settings = DaemonSettings {
         poll_interval: std::time::Duration::from_millis(50),
-        overlap: std::time::Duration::from_secs(60),
         initial_lookback: std::time::Duration::from_secs(24 * 3600),
-        reply_channel: Default::default(),
         email_from: smtp.map(|_| "Acme Support <support@acme.example>".to_string()),
-        agent_user: "agent@test.example".into(),
-        default_target: "Support Queue".into(),
+        ..DaemonSettings::new("agent@test.example", "Support Queue")
     };
     Daemon::new(agent_client(sim), store, agent, rules, mailer, settings).await.unwrap()
 }
