@@ -335,3 +335,47 @@ async fn a_run_time_rule_error_names_the_rule_files_line_and_column() {
         error.detail
     );
 }
+
+/// Each stage of a decision sees what the earlier ones decided: the attributes the mappings
+/// set, the topics, the channel, and (from `stage: after` on, outbound mappings included)
+/// the agent's answer.
+#[tokio::test]
+async fn each_stage_sees_what_the_earlier_ones_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "mappings.yaml",
+            "kind: mappings\ninbound:\n  - attribute: tier\n    from: Priority\n    expr: 'if value == \"Medium\" { \"gold\" } else { \"other\" }'\n\
+             outbound:\n  - field: AI_Answered__c\n    expr: agent.answered && agent.confidence > 0.5\n    on: [sync]\n",
+        ),
+        (
+            "topics.yaml",
+            "kind: topics\ntopics:\n  - name: Gold\n    when: attributes.tier == \"gold\" && channel == \"case\"\n",
+        ),
+        (
+            "handover.yaml",
+            "kind: handover\nrules:\n  - name: gold_without_topic\n    when: '!topics.contains(\"Gold\")'\n    reason: r\n\
+             \x20 - name: answered_gold\n    stage: after\n    when: agent.answered && attributes.tier != \"gold\"\n    reason: r\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let set = RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("{}", e[0]));
+    let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    let agent = Agent::Fixed(AgentAnswer {
+        text: Some("See the portal.".into()),
+        confidence: 0.9,
+        sources: Vec::new(),
+        backend: "fixed".into(),
+        note: None,
+    });
+    let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
+    assert_eq!(decision.attributes["tier"], "gold", "{:?}", decision.trace);
+    assert!(decision.topics.contains("Gold"), "{:?}", decision.trace);
+    assert!(decision.handover.is_none(), "{:?}", decision.handover);
+    assert_eq!(decision.reply.as_deref(), Some("See the portal."));
+    assert_eq!(decision.field_updates["AI_Answered__c"], true, "{:?}", decision.trace);
+    let stages: Vec<&str> = decision.trace.0.iter().map(|t| t.stage.as_str()).collect();
+    assert_eq!(stages, ["inbound", "topics", "handover_before", "agent", "handover_after", "outbound"]);
+}

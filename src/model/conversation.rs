@@ -83,9 +83,30 @@ pub struct AccountInfo {
     pub name: Option<String>,
 }
 
+/// Where a conversation takes place: the channel it came in by and its answers go out by.
+/// Rules see it as `channel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A Salesforce Case: its comments, emails and feed posts.
+    #[default]
+    Case,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Case => "case",
+        }
+    }
+}
+
 /// A conversation: one case and everything casebridge knows and decided about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
+    /// Conversations stored before channels existed were all cases.
+    #[serde(default)]
+    pub channel: Channel,
     pub case_id: String,
     pub case_number: String,
     pub subject: String,
@@ -131,6 +152,7 @@ impl Conversation {
     /// read the conversation as it is now.
     pub fn without_history(&self) -> Conversation {
         Conversation {
+            channel: self.channel,
             case_id: self.case_id.clone(),
             case_number: self.case_number.clone(),
             subject: self.subject.clone(),

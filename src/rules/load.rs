@@ -526,6 +526,7 @@ fn read_kind(text: &str) -> Result<Kind, String> {
 fn sample_context() -> Json {
     let mut sample = template_context(
         &Conversation {
+            channel: Default::default(),
             case_id: "500000000000000AAA".into(),
             case_number: "00001000".into(),
             subject: "Sample".into(),

@@ -206,6 +206,7 @@ struct Hooks {
 
 /// Variables every expression sees.
 const VARIABLES: &[&str] = &[
+    "channel",
     "fields",
     "attributes",
     "topics",

@@ -83,6 +83,7 @@ impl Variables {
     pub fn new(view: View, answer: Option<&Dynamic>) -> Variables {
         let conversation = view.conversation;
         let mut scope = Scope::new();
+        scope.push_constant("channel", rhai::ImmutableString::from(conversation.channel.as_str()));
         scope.push_constant_dynamic("fields", map_to_dynamic(&conversation.case_fields));
         let last = conversation.last_customer_message().map(|p| p.body.as_str()).unwrap_or_default();
         scope.push_constant("last_message", rhai::ImmutableString::from(last));
@@ -127,6 +128,7 @@ pub fn hook_view(view: View) -> Dynamic {
         .map(|p| json!({ "author": p.author, "kind": p.kind, "body": p.body, "public": p.public, "created_at": p.created_at }))
         .collect();
     let view = json!({
+        "channel": conversation.channel,
         "case_id": conversation.case_id,
         "case_number": conversation.case_number,
         "subject": conversation.subject,
@@ -154,6 +156,7 @@ pub fn context_of(view: View, reply: Option<&str>) -> Json {
     let contact_name = conversation.contact.as_ref().and_then(|c| c.name.clone()).unwrap_or_default();
     let first_name = contact_name.split_whitespace().next().unwrap_or("there").to_string();
     let mut context = json!({
+        "channel": conversation.channel,
         "case": {
             "id": conversation.case_id,
             "number": conversation.case_number,

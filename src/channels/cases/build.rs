@@ -132,6 +132,7 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Ok(Conversation {
+        channel: crate::model::Channel::Case,
         case_number: text(&row["CaseNumber"]).unwrap_or_default(),
         subject,
         origin: text(&row["Origin"]),
