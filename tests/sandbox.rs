@@ -363,3 +363,39 @@ fn attack_print_flood_is_cut() {
         .unwrap();
     assert!(out.stderr.len() < 16 * 1024, "print flood reached the log: {} bytes", out.stderr.len());
 }
+
+/// A mapping whose value nests arrays deeper than the store could read back is a rule
+/// error naming the mapping's file, line and column; one at the limit is kept and survives
+/// a store round trip.
+#[tokio::test]
+async fn values_nested_too_deep_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("mappings.yaml"),
+        "kind: mappings\ninbound:\n  - attribute: deep\n    expr: nest(levels())\n",
+    )
+    .unwrap();
+    let decide_at = |levels: usize| {
+        let script =
+            format!("fn levels() {{ {levels} }}\nfn nest(n) {{ let a = []; for i in 1..n {{ a = [a]; }} a }}\n");
+        std::fs::write(rules.join("deep.rhai"), script).unwrap();
+        decide_billing_question(&rules, |_| {})
+    };
+    let (kept, _) = decide_at(casebridge::rules::MAX_VALUE_DEPTH).await;
+    assert_eq!(error_of(&kept), "", "{:?}", kept.trace);
+    let mut conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
+    conversation.attributes.extend(kept.attributes.clone());
+    let store = casebridge::store::Store::open(&dir.path().join("store")).unwrap();
+    store.commit(&conversation, Vec::new()).unwrap();
+    let read = store.conversation(&conversation.case_id).unwrap().unwrap();
+    assert_eq!(read.attributes["deep"], kept.attributes["deep"]);
+    // 500: beyond the nesting the store reads back (128).
+    for levels in [casebridge::rules::MAX_VALUE_DEPTH + 1, 500] {
+        let (refused, _) = decide_at(levels).await;
+        let error = error_of(&refused);
+        assert!(error.contains("mappings.yaml:4:") && error.contains("more than 32 levels"), "{levels}: {error}");
+        assert!(refused.attributes.is_empty() && refused.handover.is_some());
+    }
+}

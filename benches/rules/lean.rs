@@ -15,7 +15,7 @@ use std::path::Path;
 use casebridge::model::{AgentAnswer, AuthorKind, Conversation};
 use casebridge::rules::host::rules_engine;
 use casebridge::rules::template_context;
-use casebridge::rules::variables::to_dynamic;
+use casebridge::rules::variables::{agent_map, to_dynamic};
 use casebridge::script::Limits;
 use regex::Regex;
 use rhai::{AST, Dynamic, Engine, Scope};
@@ -59,20 +59,8 @@ impl Lean {
     pub fn load(dir: &Path) -> Lean {
         let engine = rules_engine(&Limits::default());
         let mut names = Scope::new();
-        for v in [
-            "fields",
-            "attributes",
-            "topics",
-            "last_message",
-            "turns",
-            "replies",
-            "hours_open",
-            "origin",
-            "subject",
-            "agent",
-            "value",
-        ] {
-            names.push_dynamic(v, Dynamic::UNIT);
+        for v in casebridge::rules::VARIABLES {
+            names.push_dynamic(*v, Dynamic::UNIT);
         }
         let compile = |e: &Json| e.as_str().map(|e| engine.compile_expression_with_scope(&names, e).unwrap());
         let mappings = yaml(dir, "mappings.yaml");
@@ -176,11 +164,7 @@ impl Lean {
             "topics",
             out.topics.iter().map(|t| Dynamic::from(t.clone())).collect::<Vec<_>>().into(),
         );
-        let mut agent = rhai::Map::new();
-        agent.insert("answered".into(), answer.text.is_some().into());
-        agent.insert("confidence".into(), (answer.confidence as rhai::FLOAT).into());
-        agent.insert("text".into(), answer.text.clone().unwrap_or_default().into());
-        scope.push_constant("agent", agent);
+        scope.push_constant_dynamic("agent", agent_map(Some(answer)));
         let context = handlebars::Context::from(template_context(c, answer.text.as_deref()));
         for (_, when, name) in self.handover.iter().filter(|h| h.0).chain(self.handover.iter().filter(|h| !h.0)) {
             if self.engine.eval_ast_with_scope::<bool>(&mut scope, when).unwrap() {

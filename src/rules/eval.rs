@@ -18,6 +18,22 @@ use crate::model::{
 };
 use crate::script;
 
+/// How deeply arrays and maps may nest in a value a mapping gives (an attribute or a
+/// field): the store reads records back with a nesting limit, and Salesforce fields are flat.
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+/// Whether `value` holds arrays or maps nested more than `levels` deep; it looks no deeper
+/// than that, so a value nested a million deep costs no more than one nested 33 deep.
+fn nested_deeper_than(value: &Dynamic, levels: usize) -> bool {
+    if let Some(array) = value.read_lock::<rhai::Array>() {
+        return levels == 0 || array.iter().any(|v| nested_deeper_than(v, levels - 1));
+    }
+    if let Some(map) = value.read_lock::<rhai::Map>() {
+        return levels == 0 || map.values().any(|v| nested_deeper_than(v, levels - 1));
+    }
+    false
+}
+
 impl RuleSet {
     fn call_hook(
         &self,
@@ -94,6 +110,15 @@ impl RuleSet {
 
     fn eval_json(&self, expr: &Expr, scope: &mut Scope, rule: &dyn Display) -> Result<Json, RuleError> {
         let v = self.eval(expr, scope, rule)?;
+        if nested_deeper_than(&v, MAX_VALUE_DEPTH) {
+            return Err(RuleError {
+                rule: rule.to_string(),
+                message: format!(
+                    "{}:{}:{}: `{}` gave a value nested more than {MAX_VALUE_DEPTH} levels deep (arrays and maps in each other)",
+                    expr.file, expr.line, expr.column, expr.text
+                ),
+            });
+        }
         rhai::serde::from_dynamic(&v).map_err(|e| RuleError { rule: rule.to_string(), message: e.to_string() })
     }
 }

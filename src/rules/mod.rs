@@ -30,6 +30,7 @@ use regex::Regex;
 use rhai::{AST, Engine};
 use serde_json::Value as Json;
 
+pub use self::eval::MAX_VALUE_DEPTH;
 use self::files::Stage;
 pub use self::variables::template_context;
 use crate::model::Moment;
@@ -205,7 +206,7 @@ struct Hooks {
 }
 
 /// Variables every expression sees.
-const VARIABLES: &[&str] = &[
+pub const VARIABLES: &[&str] = &[
     "channel",
     "fields",
     "attributes",
