@@ -17,7 +17,7 @@ use serde_json::Value as Json;
 use crate::agent::{Agent, AgentError};
 use crate::model::{
     AgentAnswer, Conversation, DEFAULT_TARGET, Decision, Handover, Moment, RenderedEmail, RuleError, Trace, TraceEntry,
-    TraceStage,
+    TraceStage, View,
 };
 
 /// The decision points an admin controls.
@@ -48,6 +48,8 @@ pub trait Evaluation: Send {
     fn handover_after(&mut self, answer: &AgentAnswer, trace: &mut Trace) -> Result<Option<Handover>, RuleError>;
     /// The email for a reply to an email-origin case.
     fn email(&mut self, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError>;
+    /// The conversation's attributes and topics with those decided so far.
+    fn decided(&self) -> (&BTreeMap<String, Json>, &BTreeSet<String>);
     /// Conversation attributes → case fields.
     fn outbound(&mut self, moment: Moment, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
 }
@@ -80,7 +82,8 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 /// Runs the rules and the agent over a conversation.
 pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversation) -> Result<Decision, DecideError> {
-    let mut trace = Trace::default();
+    // Room for the shipped rules' entries, so that recording them does not regrow the list.
+    let mut trace = Trace(Vec::with_capacity(16));
     let mut decision = Decision {
         attributes: BTreeMap::new(),
         topics: BTreeSet::new(),
@@ -106,45 +109,49 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
     if let Err(e) = outcome {
         return Ok(fallback(decision, trace, e));
     }
-    if decision.handover.is_none() {
-        let started = Instant::now();
-        // The agent sees what the rules decided so far (not the decision history).
-        let mut view = conversation.without_history();
-        view.attributes.extend(decision.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
-        view.topics.extend(decision.topics.iter().cloned());
-        let answer = agent.answer(&view).await?;
-        trace.record(
-            TraceStage::Agent,
-            agent.backend(),
-            answer.text.is_some(),
-            match &answer.text {
-                Some(_) => format!("answered with confidence {:.2}", answer.confidence),
-                None => answer.note.clone().unwrap_or_else(|| "cannot help".into()),
-            },
-            started,
-        );
-        match blocking(|| budget.spend(|| rules.handover_after(&answer, &mut trace))) {
-            Ok(h) => decision.handover = h,
-            Err(e) => return Ok(fallback(decision, trace, e)),
+    let answer = match decision.handover {
+        Some(_) => None,
+        None => {
+            let started = Instant::now();
+            // The agent sees what the rules decided so far (not the decision history).
+            let (attributes, topics) = rules.decided();
+            let answer = agent.answer(View { conversation, attributes, topics }).await?;
+            trace.record(
+                TraceStage::Agent,
+                agent.backend(),
+                answer.text.is_some(),
+                match &answer.text {
+                    Some(_) => format!("answered with confidence {:.2}", answer.confidence),
+                    None => answer.note.clone().unwrap_or_else(|| "cannot help".into()),
+                },
+                started,
+            );
+            Some(answer)
         }
-        let by_email = view.is_email_origin() && view.customer_email.is_some();
-        if decision.handover.is_none()
-            && let Some(text) = &answer.text
-        {
-            decision.reply = Some(text.clone());
-            if by_email {
-                match blocking(|| budget.spend(|| rules.email(text, &mut trace))) {
-                    Ok(email) => decision.email = Some(email),
-                    Err(e) => return Ok(fallback(decision, trace, e)),
+    };
+    // The rules after the agent, in one step of the budget.
+    let by_email = conversation.is_email_origin() && conversation.customer_email.is_some();
+    let outcome: Result<(), RuleError> = blocking(|| {
+        budget.spend(|| {
+            if let Some(answer) = &answer {
+                decision.handover = rules.handover_after(answer, &mut trace)?;
+                if decision.handover.is_none()
+                    && let Some(text) = &answer.text
+                {
+                    decision.reply = Some(text.clone());
+                    if by_email {
+                        decision.email = Some(rules.email(text, &mut trace)?);
+                    }
                 }
             }
-        }
-        decision.agent = Some(answer);
-    }
-    let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
-    match blocking(|| budget.spend(|| rules.outbound(moment, &mut trace))) {
-        Ok(fields) => decision.field_updates = fields,
-        Err(e) => return Ok(fallback(decision, trace, e)),
+            let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
+            decision.field_updates = rules.outbound(moment, &mut trace)?;
+            Ok(())
+        })
+    });
+    decision.agent = answer;
+    if let Err(e) = outcome {
+        return Ok(fallback(decision, trace, e));
     }
     decision.trace = trace;
     Ok(decision)
@@ -267,6 +274,10 @@ impl Evaluation for BuiltinEvaluation<'_> {
 
     fn topics(&mut self, _: &mut Trace) -> Result<BTreeSet<String>, RuleError> {
         Ok(BTreeSet::new())
+    }
+
+    fn decided(&self) -> (&BTreeMap<String, Json>, &BTreeSet<String>) {
+        (&self.conversation.attributes, &self.conversation.topics)
     }
 
     fn handover_before(&mut self, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {

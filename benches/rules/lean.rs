@@ -122,7 +122,9 @@ impl Lean {
         scope.push_constant("last_message", last);
         scope.push_constant("turns", c.customer_turns() as rhai::INT);
         scope.push_constant("replies", c.replies_sent as rhai::INT);
-        scope.push_constant("hours_open", 1.0 as rhai::FLOAT);
+        let hours = (chrono::Utc::now() - c.created_at).num_minutes() as rhai::FLOAT / 60.0;
+        scope.push_constant("hours_open", hours);
+        scope.push_constant("channel", c.channel.as_str().to_string());
         scope.push_constant("origin", c.origin.clone().unwrap_or_default());
         scope.push_constant("subject", c.subject.clone());
         for (attribute, from, expr, default) in &self.inbound {

@@ -9,7 +9,7 @@ pub mod kb;
 pub mod openai;
 pub mod script;
 
-use crate::model::{AgentAnswer, AuthorKind, Conversation};
+use crate::model::{AgentAnswer, AuthorKind, Conversation, View};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -49,12 +49,13 @@ impl Agent {
         }
     }
 
-    /// Answers the conversation's unanswered customer messages.
-    pub async fn answer(&self, conversation: &Conversation) -> Result<AgentAnswer, AgentError> {
+    /// Answers the conversation's unanswered customer messages; `view` carries the
+    /// attributes and topics the rules decided so far.
+    pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {
         match self {
-            Agent::KnowledgeBase(kb) => Ok(kb.answer(&question(conversation))),
-            Agent::OpenAi(ai) => ai.answer(conversation).await,
-            Agent::Script(s) => s.answer(conversation).await,
+            Agent::KnowledgeBase(kb) => Ok(kb.answer(&question(view.conversation))),
+            Agent::OpenAi(ai) => ai.answer(view.conversation).await,
+            Agent::Script(s) => s.answer(&view.to_conversation()).await,
             Agent::Fixed(answer) => Ok(answer.clone()),
         }
     }

@@ -148,35 +148,6 @@ impl Conversation {
             || self.status.as_deref() == Some("Closed")
     }
 
-    /// A copy without the decision history (the part that grows), for the stages that
-    /// read the conversation as it is now.
-    pub fn without_history(&self) -> Conversation {
-        Conversation {
-            channel: self.channel,
-            case_id: self.case_id.clone(),
-            case_number: self.case_number.clone(),
-            subject: self.subject.clone(),
-            origin: self.origin.clone(),
-            status: self.status.clone(),
-            owner_id: self.owner_id.clone(),
-            contact: self.contact.clone(),
-            account: self.account.clone(),
-            customer_email: self.customer_email.clone(),
-            case_fields: self.case_fields.clone(),
-            parts: self.parts.clone(),
-            attributes: self.attributes.clone(),
-            topics: self.topics.clone(),
-            state: self.state.clone(),
-            handled: self.handled.clone(),
-            replies_sent: self.replies_sent,
-            created_at: self.created_at,
-            modstamp: self.modstamp,
-            retry_at: self.retry_at,
-            agent_failures: self.agent_failures,
-            decisions: Vec::new(),
-        }
-    }
-
     pub fn push_decision(&mut self, decision: super::Decision) {
         self.decisions.push(decision);
         let excess = self.decisions.len().saturating_sub(Self::MAX_DECISIONS);
@@ -236,5 +207,52 @@ impl Conversation {
         self.customer_email = fresh.customer_email;
         self.case_fields = fresh.case_fields;
         self.modstamp = fresh.modstamp;
+    }
+}
+
+/// The conversation as a decision's stages see it: as stored, with the attributes and
+/// topics decided so far in place of its own. Borrowed, so that a decision copies nothing
+/// of the conversation (its parts and case row can be large).
+#[derive(Clone, Copy)]
+pub struct View<'c> {
+    pub conversation: &'c Conversation,
+    pub attributes: &'c BTreeMap<String, Json>,
+    pub topics: &'c BTreeSet<String>,
+}
+
+impl<'c> View<'c> {
+    /// The conversation as stored.
+    pub fn of(conversation: &'c Conversation) -> View<'c> {
+        View { conversation, attributes: &conversation.attributes, topics: &conversation.topics }
+    }
+
+    /// An owned copy of what the view shows, without the decision history (the part that
+    /// grows): for those that need a whole value, such as a script's argument.
+    pub fn to_conversation(&self) -> Conversation {
+        let c = self.conversation;
+        Conversation {
+            channel: c.channel,
+            case_id: c.case_id.clone(),
+            case_number: c.case_number.clone(),
+            subject: c.subject.clone(),
+            origin: c.origin.clone(),
+            status: c.status.clone(),
+            owner_id: c.owner_id.clone(),
+            contact: c.contact.clone(),
+            account: c.account.clone(),
+            customer_email: c.customer_email.clone(),
+            case_fields: c.case_fields.clone(),
+            parts: c.parts.clone(),
+            attributes: self.attributes.clone(),
+            topics: self.topics.clone(),
+            state: c.state.clone(),
+            handled: c.handled.clone(),
+            replies_sent: c.replies_sent,
+            created_at: c.created_at,
+            modstamp: c.modstamp,
+            retry_at: c.retry_at,
+            agent_failures: c.agent_failures,
+            decisions: Vec::new(),
+        }
     }
 }

@@ -81,14 +81,25 @@ pub struct TraceEntry {
 pub struct Trace(pub Vec<TraceEntry>);
 
 impl Trace {
-    pub fn record(&mut self, stage: TraceStage, rule: &str, fired: bool, detail: impl Into<String>, started: Instant) {
+    /// Records a rule evaluated since `started`; returns when it recorded, where the next
+    /// rule's time starts.
+    pub fn record(
+        &mut self,
+        stage: TraceStage,
+        rule: &str,
+        fired: bool,
+        detail: impl Into<String>,
+        started: Instant,
+    ) -> Instant {
+        let now = Instant::now();
         self.0.push(TraceEntry {
             stage,
             rule: rule.into(),
             fired,
             detail: detail.into(),
-            micros: started.elapsed().as_micros() as u64,
+            micros: now.saturating_duration_since(started).as_micros() as u64,
         });
+        now
     }
 }
 

@@ -144,21 +144,26 @@ impl Rules for RuleSet {
     }
 }
 
-/// What the stages of one decision share, each built when first needed and rebuilt only
-/// where a stage changed what it shows.
+/// What the stages of one decision share, each built when first needed and brought up to
+/// date only where a stage changed what it shows.
 #[derive(Default)]
 struct Shared {
     variables: Option<Variables>,
-    /// The earliest change `variables` does not show yet.
-    stale: Option<Changed>,
+    /// What changed since `variables` was last brought up to date, in the order it changed.
+    stale: Vec<Changed>,
     /// The templates' data, its reply set at each use.
     context: Option<handlebars::Context>,
 }
 
 impl Shared {
     fn scope(&mut self, view: View, answer: Option<&Dynamic>) -> &mut Scope<'static> {
-        if let (Some(changed), Some(variables)) = (self.stale.take(), &mut self.variables) {
-            variables.update(changed, view, answer);
+        match &mut self.variables {
+            Some(variables) => {
+                for changed in self.stale.drain(..) {
+                    variables.update(changed, view, answer);
+                }
+            }
+            None => self.stale.clear(),
         }
         self.variables.get_or_insert_with(|| Variables::new(view, answer)).scope()
     }
@@ -171,7 +176,9 @@ impl Shared {
 
     /// A stage changed the attributes, the topics or the answer.
     fn changed(&mut self, what: Changed) {
-        self.stale = Some(self.stale.map_or(what, |s| s.min(what)));
+        if self.variables.is_some() && !self.stale.contains(&what) {
+            self.stale.push(what);
+        }
         if what != Changed::Answer {
             self.context = None;
         }
@@ -206,11 +213,12 @@ impl RuleSetEvaluation<'_> {
     fn handover_at(&mut self, stage: Stage, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
         let set = self.set;
         let trace_stage = if stage == Stage::Before { TraceStage::HandoverBefore } else { TraceStage::HandoverAfter };
+        // Each rule's time runs from where the one before it was recorded: one clock read a rule.
+        let mut started = Instant::now();
         for rule in set.handover.iter().filter(|r| r.stage == stage) {
-            let started = Instant::now();
             let scope = self.shared.scope(view!(self), self.answer.as_ref());
             let fired = set.eval_bool(&rule.when, scope, &rule.name)?;
-            trace.record(trace_stage, &rule.name, fired, format!("when: {}", rule.when.text), started);
+            started = trace.record(trace_stage, &rule.name, fired, format!("when: {}", rule.when.text), started);
             if fired {
                 let reason = templates::render_in(&set.text, &rule.reason, self.shared.context(view!(self), None))
                     .map_err(|message| RuleError { rule: rule.name.clone(), message })?;
@@ -236,8 +244,9 @@ impl Evaluation for RuleSetEvaluation<'_> {
     fn inbound(&mut self, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
         let set = self.set;
         let mut out = BTreeMap::new();
+        // Each rule's time runs from where the one before it was recorded: one clock read a rule.
+        let mut started = Instant::now();
         for m in &set.inbound {
-            let started = Instant::now();
             let raw = m.from.as_deref().and_then(|f| field_at(&self.conversation.case_fields, f)).cloned();
             let value = match &m.expr {
                 Some(expr) => {
@@ -252,7 +261,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
             };
             let value = value.or_else(|| m.default.clone());
             let detail = format!("{} = {}", m.attribute, value.as_ref().unwrap_or(&Json::Null));
-            trace.record(TraceStage::Inbound, &m.attribute, value.is_some(), detail, started);
+            started = trace.record(TraceStage::Inbound, &m.attribute, value.is_some(), detail, started);
             if let Some(v) = value {
                 out.insert(m.attribute.clone(), v);
             }
@@ -269,8 +278,9 @@ impl Evaluation for RuleSetEvaluation<'_> {
             .chain(view.conversation.parts.iter().filter(|p| p.author == AuthorKind::User).map(|p| p.body.as_str()))
             .collect();
         let mut out = BTreeSet::new();
+        // Each rule's time runs from where the one before it was recorded: one clock read a rule.
+        let mut started = Instant::now();
         for t in &set.topics {
-            let started = Instant::now();
             let keyword = t.keywords.iter().find(|k| texts.iter().any(|x| k.is_match(x)));
             let regex = match &t.regex {
                 Some(r) => texts.iter().try_fold(false, |found, x| Ok(found || r.is_match(x)?)).map_err(
@@ -297,7 +307,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
                 (_, _, true) => "condition".into(),
                 _ => "no match".into(),
             };
-            trace.record(TraceStage::Topics, &t.name, fired, why, started);
+            started = trace.record(TraceStage::Topics, &t.name, fired, why, started);
             if fired {
                 out.insert(t.name.clone());
             }
@@ -321,6 +331,10 @@ impl Evaluation for RuleSetEvaluation<'_> {
         self.handover_at(Stage::Before, trace)
     }
 
+    fn decided(&self) -> (&BTreeMap<String, Json>, &BTreeSet<String>) {
+        (&self.attributes, &self.topics)
+    }
+
     fn handover_after(&mut self, answer: &AgentAnswer, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
         self.answer = Some(agent_map(Some(answer)));
         self.shared.changed(Changed::Answer);
@@ -329,8 +343,9 @@ impl Evaluation for RuleSetEvaluation<'_> {
 
     fn email(&mut self, reply: &str, trace: &mut Trace) -> Result<RenderedEmail, RuleError> {
         let set = self.set;
+        // Each rule's time runs from where the one before it was recorded: one clock read a rule.
+        let mut started = Instant::now();
         for t in &set.email {
-            let started = Instant::now();
             let chosen = match &t.when {
                 Some(w) => {
                     let scope = self.shared.scope(view!(self), self.answer.as_ref());
@@ -339,7 +354,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
                 None => true,
             };
             if !chosen {
-                trace.record(TraceStage::Email, &t.name, false, "condition did not hold", started);
+                started = trace.record(TraceStage::Email, &t.name, false, "condition did not hold", started);
                 continue;
             }
             let context = self.shared.context(view!(self), Some(reply));
@@ -364,8 +379,9 @@ impl Evaluation for RuleSetEvaluation<'_> {
     fn outbound(&mut self, moment: Moment, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
         let set = self.set;
         let mut out = BTreeMap::new();
+        // Each rule's time runs from where the one before it was recorded: one clock read a rule.
+        let mut started = Instant::now();
         for m in set.outbound.iter().filter(|m| m.on.contains(&moment)) {
-            let started = Instant::now();
             let value = match (&m.expr, &m.from) {
                 (Some(expr), _) => {
                     let scope = self.shared.scope(view!(self), self.answer.as_ref());
@@ -377,7 +393,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
             let current = self.conversation.case_fields.get(&m.field);
             // Write only what changes, so an unchanged case costs no API call.
             let changed = !value.is_null() && current != Some(&value);
-            trace.record(TraceStage::Outbound, &m.field, changed, format!("{} = {value}", m.field), started);
+            started = trace.record(TraceStage::Outbound, &m.field, changed, format!("{} = {value}", m.field), started);
             if changed {
                 out.insert(m.field.clone(), value);
             }

@@ -3,29 +3,14 @@
 //! only where a stage changed it (the attributes, topics and the agent's answer), since
 //! building them from the case row is most of a decision's cost otherwise.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::Utc;
 use rhai::{Dynamic, Scope};
 use serde_json::{Value as Json, json};
 
+pub use crate::model::View;
 use crate::model::{AgentAnswer, Conversation};
-
-/// The conversation as a decision's stages see it: as stored, with the attributes and
-/// topics decided so far in place of its own.
-#[derive(Clone, Copy)]
-pub struct View<'c> {
-    pub conversation: &'c Conversation,
-    pub attributes: &'c BTreeMap<String, Json>,
-    pub topics: &'c BTreeSet<String>,
-}
-
-impl<'c> View<'c> {
-    /// The conversation as stored.
-    pub fn of(conversation: &'c Conversation) -> View<'c> {
-        View { conversation, attributes: &conversation.attributes, topics: &conversation.topics }
-    }
-}
 
 /// A JSON value as Rhai sees it: objects become maps, whole numbers `INT`, the rest `FLOAT`.
 /// Direct, without serde's visitor (the case row is converted once a decision).
@@ -62,16 +47,15 @@ pub fn agent_map(answer: Option<&AgentAnswer>) -> Dynamic {
 }
 
 /// The scope of rule expressions (names in [`super::VARIABLES`]), all constants: the case's
-/// own values first, built once, then the ones the stages change, in the order they
-/// change (so that a change rebuilds only what comes after it).
+/// own values, built once, then the ones the stages change. A change pushes the new value
+/// after the old one, which it shadows (names are looked up from the end), so that
+/// changing one rebuilds nothing else.
 pub struct Variables {
     scope: Scope<'static>,
-    /// Where `attributes`, `topics` and `agent` are in the scope.
-    attributes_at: usize,
 }
 
-/// What a stage changed, and so what the scope rebuilds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What a stage changed, and so what the scope pushes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Changed {
     Attributes,
     Topics,
@@ -94,24 +78,26 @@ impl Variables {
         scope.push_constant("origin", rhai::ImmutableString::from(conversation.origin.as_deref().unwrap_or_default()));
         scope.push_constant("subject", rhai::ImmutableString::from(conversation.subject.as_str()));
         scope.push_constant_dynamic("value", Dynamic::UNIT);
-        let attributes_at = scope.len();
-        let mut variables = Variables { scope, attributes_at };
-        variables.update(Changed::Attributes, view, answer);
+        let mut variables = Variables { scope };
+        for changed in [Changed::Attributes, Changed::Topics, Changed::Answer] {
+            variables.update(changed, view, answer);
+        }
         variables
     }
 
-    /// Rebuilds what changed and what comes after it: attributes, topics, the agent's answer.
+    /// Pushes the new value of what changed, shadowing the old one.
     pub fn update(&mut self, changed: Changed, view: View, answer: Option<&Dynamic>) {
-        self.scope.rewind(self.attributes_at + changed as usize);
-        if changed <= Changed::Attributes {
-            self.scope.push_constant_dynamic("attributes", map_to_dynamic(view.attributes));
-        }
-        if changed <= Changed::Topics {
-            let topics: rhai::Array = view.topics.iter().map(|t| text(t)).collect();
-            self.scope.push_constant_dynamic("topics", Dynamic::from_array(topics));
-        }
-        let agent = answer.cloned().unwrap_or_else(|| agent_map(None));
-        self.scope.push_constant_dynamic("agent", agent);
+        match changed {
+            Changed::Attributes => self.scope.push_constant_dynamic("attributes", map_to_dynamic(view.attributes)),
+            Changed::Topics => {
+                let topics: rhai::Array = view.topics.iter().map(|t| text(t)).collect();
+                self.scope.push_constant_dynamic("topics", Dynamic::from_array(topics))
+            }
+            Changed::Answer => {
+                let agent = answer.cloned().unwrap_or_else(|| agent_map(None));
+                self.scope.push_constant_dynamic("agent", agent)
+            }
+        };
     }
 
     pub fn scope(&mut self) -> &mut Scope<'static> {
@@ -150,37 +136,48 @@ pub fn template_context(conversation: &Conversation, reply: Option<&str>) -> Jso
     context_of(View::of(conversation), reply)
 }
 
-/// What email templates and reasons see of `view`.
+/// What email templates and reasons see of `view`. Built value by value rather than through
+/// `json!`, which would serialise the case row (and every map in it) key by key again.
 pub fn context_of(view: View, reply: Option<&str>) -> Json {
     let conversation = view.conversation;
-    let contact_name = conversation.contact.as_ref().and_then(|c| c.name.clone()).unwrap_or_default();
-    let first_name = contact_name.split_whitespace().next().unwrap_or("there").to_string();
-    let mut context = json!({
-        "channel": conversation.channel,
-        "case": {
-            "id": conversation.case_id,
-            "number": conversation.case_number,
-            "subject": conversation.subject,
-            "status": conversation.status,
-            "origin": conversation.origin,
-            "fields": conversation.case_fields,
-        },
-        "contact": {
-            "name": if contact_name.is_empty() { "there".to_string() } else { contact_name.clone() },
-            "first_name": first_name,
-            "email": conversation.customer_email,
-        },
-        "account": { "name": conversation.account.as_ref().and_then(|a| a.name.clone()) },
-        "attributes": view.attributes,
-        "topics": view.topics,
-        "conversation": {
-            "turns": conversation.customer_turns(),
-            "replies": conversation.replies_sent,
-            "last_message": conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default(),
-        },
-    });
+    let contact_name = conversation.contact.as_ref().and_then(|c| c.name.as_deref()).unwrap_or_default();
+    let first_name = contact_name.split_whitespace().next().unwrap_or("there");
+    let string = |s: Option<&str>| s.map_or(Json::Null, |s| Json::String(s.to_string()));
+    let case = object([
+        ("id", Json::String(conversation.case_id.clone())),
+        ("number", Json::String(conversation.case_number.clone())),
+        ("subject", Json::String(conversation.subject.clone())),
+        ("status", string(conversation.status.as_deref())),
+        ("origin", string(conversation.origin.as_deref())),
+        ("fields", Json::Object(conversation.case_fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())),
+    ]);
+    let contact = object([
+        ("name", Json::String(if contact_name.is_empty() { "there" } else { contact_name }.to_string())),
+        ("first_name", Json::String(first_name.to_string())),
+        ("email", string(conversation.customer_email.as_deref())),
+    ]);
+    let account = object([("name", string(conversation.account.as_ref().and_then(|a| a.name.as_deref())))]);
+    let last_message = conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default();
+    let turns = object([
+        ("turns", Json::from(conversation.customer_turns())),
+        ("replies", Json::from(conversation.replies_sent)),
+        ("last_message", Json::String(last_message)),
+    ]);
+    let mut context = object([
+        ("channel", Json::String(conversation.channel.as_str().to_string())),
+        ("case", case),
+        ("contact", contact),
+        ("account", account),
+        ("attributes", Json::Object(view.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect())),
+        ("topics", Json::Array(view.topics.iter().map(|t| Json::String(t.clone())).collect())),
+        ("conversation", turns),
+    ]);
     set_reply(&mut context, reply);
     context
+}
+
+fn object<const N: usize>(entries: [(&str, Json); N]) -> Json {
+    Json::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// Puts `reply` (and its HTML paragraphs) into a template context.
@@ -225,5 +222,37 @@ mod tests {
         let back: Json = rhai::serde::from_dynamic(&direct).unwrap();
         assert_eq!(back["a"], value["a"]);
         assert_eq!(back["b"]["c"], -3);
+    }
+
+    #[test]
+    fn template_data_built_by_hand_is_what_serde_would_build() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/tests/fixtures/email-firmware.json");
+        let mut conversation = crate::rules::testing::load_fixture(std::path::Path::new(path)).unwrap();
+        conversation.attributes.insert("tier".into(), json!({ "name": "gold", "since": [2020, 1] }));
+        conversation.topics.insert("billing".into());
+        let c = &conversation;
+        let expected = json!({
+            "channel": c.channel,
+            "case": {
+                "id": c.case_id, "number": c.case_number, "subject": c.subject, "status": c.status,
+                "origin": c.origin, "fields": c.case_fields,
+            },
+            "contact": {
+                "name": c.contact.as_ref().and_then(|c| c.name.clone()),
+                "first_name": c.contact.as_ref().and_then(|c| c.name.clone()).unwrap().split(' ').next(),
+                "email": c.customer_email,
+            },
+            "account": { "name": c.account.as_ref().and_then(|a| a.name.clone()) },
+            "attributes": c.attributes,
+            "topics": c.topics,
+            "conversation": {
+                "turns": c.customer_turns(), "replies": c.replies_sent,
+                "last_message": c.last_customer_message().unwrap().body,
+            },
+            "reply": "Hi\n\nthere",
+            "reply_html": "<p>Hi</p>\n<p>there</p>",
+        });
+        assert_eq!(template_context(c, Some("Hi\n\nthere")), expected);
+        assert!(c.contact.as_ref().unwrap().name.is_some() && !c.case_fields.is_empty(), "the fixture shows it all");
     }
 }
