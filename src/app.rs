@@ -1,5 +1,7 @@
 //! Assembling a daemon from a configuration file: the Salesforce client, the store, the
-//! agent, the SMTP client and the rules. `casebridge run` and `casebridge setup` use it.
+//! agent, the SMTP client and the rules ([`daemon`]); and running it with everything around
+//! it — the rule watcher, the admin server, the status file — under one shutdown signal
+//! ([`Service`]). `casebridge run` and `casebridge setup` use it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub enum AppError {
     Smtp(String),
     #[error("{0}")]
     Rules(String),
+    /// A listener could not be opened (the address is taken or not this machine's).
+    #[error("{0}")]
+    Listen(String),
 }
 
 impl AppError {
@@ -210,6 +215,96 @@ pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloade
         Arc::new(Reloader::new(&base.join(&config.rules_dir), shared.clone(), hash, Limits::default()).with_org(org));
     let daemon = Daemon::new(client, store, agent, shared, mailer, settings(config)).await?;
     Ok((daemon, reloader))
+}
+
+/// Where the running daemon writes what `casebridge status` shows: beside the store.
+pub fn status_path(config: &Config, base: &Path) -> std::path::PathBuf {
+    crate::store::sidecar(&base.join(&config.store_path), "status.json")
+}
+
+/// How long the rule watcher waits for a burst of file changes to settle, and how often
+/// it looks again on its own (editors and file systems that send no events).
+const WATCH_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(250);
+const WATCH_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A daemon with everything that runs around it: the rule reloader and its watcher, the
+/// admin server when configured, the status file. Every task stops on its one
+/// [`Shutdown`]; the daemon stopping on an error stops the others too.
+pub struct Service {
+    daemon: Daemon,
+    reloader: Arc<Reloader>,
+    /// Rule files are watched for the service's whole life; the watcher stops when dropped.
+    _watcher: Option<crate::rules::watch::Watcher>,
+    shutdown: Shutdown,
+    admin: Option<std::net::SocketAddr>,
+}
+
+impl Service {
+    /// Reads every secret, assembles the daemon ([`daemon`]), starts watching the rule
+    /// files and serves the admin API. Nothing is left running when it fails.
+    pub async fn start(config: &Config, base: &Path) -> Result<Service, AppError> {
+        // Every secret is read and the admin address bound before anything starts, so a bad
+        // secret or a taken port leaves nothing behind.
+        let admin = match &config.admin {
+            Some(admin) => {
+                let token = admin.token.read("admin.token", base)?;
+                let listener = tokio::net::TcpListener::bind(admin.listen).await.map_err(|e| {
+                    AppError::Listen(format!("admin.listen: the admin server cannot listen on {}: {e}", admin.listen))
+                })?;
+                Some((listener, token))
+            }
+            None => None,
+        };
+        let (mut daemon, reloader) = daemon(config, base).await?;
+        let watcher = match crate::rules::watch::watch(reloader.clone(), WATCH_DEBOUNCE, WATCH_RESCAN) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "Rule files are not watched; restart casebridge to apply rule changes.");
+                None
+            }
+        };
+        tracing::info!(rules = %reloader.status().active, "Rule set loaded.");
+        daemon.report_status(status_path(config, base), Some(reloader.clone()));
+        let shutdown = Shutdown::new();
+        let admin = match admin {
+            Some((listener, token)) => {
+                let state = daemon.admin_state(Some(reloader.clone()), token);
+                let addr = crate::report::admin::serve_on(listener, state, shutdown.wait())
+                    .map_err(|e| AppError::Listen(format!("admin.listen: {e}")))?;
+                tracing::info!(%addr, "Admin server listening.");
+                Some(addr)
+            }
+            None => None,
+        };
+        Ok(Service { daemon, reloader, _watcher: watcher, shutdown, admin })
+    }
+
+    /// The signal that stops the service.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Where the admin server listens, when there is one.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin
+    }
+
+    pub fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Polls until the shutdown signal; then, or when the daemon stops on an error, every
+    /// other task stops too.
+    pub async fn run(self) -> Result<(), DaemonError> {
+        let Service { daemon, reloader: _, _watcher, shutdown, admin: _ } = self;
+        let outcome = daemon.run(shutdown.wait()).await;
+        shutdown.trigger();
+        outcome
+    }
 }
 
 /// The one shutdown signal every task of a running daemon obeys (the poll loop, the admin

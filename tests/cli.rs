@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+mod common;
+use common::{demo_config, demo_sim};
+
 fn casebridge(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_casebridge")).args(args).output().expect("casebridge runs")
 }
@@ -91,26 +94,6 @@ fn the_demo_plays_its_scenario_and_finishes() {
     assert!(stdout.contains("emails sent              1"), "{stdout}");
     assert!(stdout.contains("In-Reply-To: <e42-report@initech.example>"), "{stdout}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
-}
-
-/// A config for the demo org served by an in-process simulator at `url`.
-fn demo_config(dir: &std::path::Path, url: &str, target: &str) -> std::path::PathBuf {
-    std::fs::write(dir.join("secret"), "demo-secret").unwrap();
-    std::fs::write(dir.join("refresh"), "demo-refresh-token").unwrap();
-    let text = format!(
-        "org:\n  login_url: {url}\n  auth: {{grant: refresh_token, client_id: casebridge-demo, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
-         agent_user: fin@acme.example\nhandover: {{default_target: {target}}}\nstore_path: store\n\
-         agent: {{backend: knowledge_base, dir: {root}/examples/demo/help-center}}\nrules_dir: {root}/rules\n",
-        root = env!("CARGO_MANIFEST_DIR")
-    );
-    let path = dir.join("casebridge.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn demo_sim() -> casebridge::sim::Simulator {
-    let seed = casebridge::sim::seed::load(casebridge::sim::DEMO_ORG, "demo").unwrap();
-    casebridge::sim::Simulator::start("127.0.0.1:0".parse().unwrap(), seed, Default::default()).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

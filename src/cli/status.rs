@@ -1,18 +1,13 @@
 //! `casebridge status` and `casebridge errors`: what the daemon is doing, read beside it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use casebridge::config::Config;
+use casebridge::app::status_path;
 use casebridge::report::status::Status;
 use casebridge::store;
 
 use super::load_config;
-
-/// Where the daemon writes its status: beside its store.
-pub(crate) fn status_path(config: &Config, base: &Path) -> PathBuf {
-    store::sidecar(&base.join(&config.store_path), "status.json")
-}
 
 pub(crate) fn show_status(path: &Path) -> ExitCode {
     let (config, base) = match load_config(path) {
