@@ -6,28 +6,18 @@ mod common;
 use casebridge::model::Action;
 use casebridge::model::Secret;
 use casebridge::report::admin::serve;
-use casebridge::sim::SimOptions;
 use common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = start_daemon(&sim, dir.path(), None).await;
-    let admin = user_client(&sim, "admin@test.example", "admin-pw");
-    let agent = sim.id_of("agent").unwrap();
-    let answered = admin
-        .create(
-            "Case",
-            &json!({ "Subject": "Gripper", "Description": "How do I recalibrate the gripper?", "OwnerId": agent }),
-        )
-        .await
-        .unwrap();
-    let handed = admin
-        .create("Case", &json!({ "Subject": "Zeppelin", "Description": "Do you deliver by zeppelin to Antarctica?", "OwnerId": agent }))
-        .await
-        .unwrap();
+    let w = World::new().await;
+    let mut daemon = w.daemon().await;
+    let answered =
+        w.case_for_agent(json!({ "Subject": "Gripper", "Description": "How do I recalibrate the gripper?" })).await;
+    let handed = w
+        .case_for_agent(json!({ "Subject": "Zeppelin", "Description": "Do you deliver by zeppelin to Antarctica?" }))
+        .await;
     daemon.cycle().await.unwrap();
 
     let state = daemon.admin_state(None, Secret::new("s3cret-token"));
@@ -52,7 +42,7 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
 
     let status: Value = get("/api/status", ok).await.unwrap().json().await.unwrap();
     assert_eq!(status["agent_user"]["handle"], "agent@test.example");
-    assert_eq!(status["org"]["instance_url"], json!(sim.url()));
+    assert_eq!(status["org"]["instance_url"], json!(w.sim.url()));
     assert_eq!(status["org"]["org_id"].as_str().unwrap().len(), 18);
     assert_eq!(status["handover_target"]["name"], "Support Queue");
     assert!(status["cursor"].is_string());
@@ -123,19 +113,17 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
 async fn readiness_and_status_say_when_the_rules_on_disk_are_broken() {
     use casebridge::rules::RuleSet;
     use casebridge::rules::watch::Reloader;
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let w = World::new().await;
+    let rules = w.rules_dir();
     std::fs::write(rules.join("topics.yaml"), "kind: topics\ntopics:\n  - name: Billing\n    keywords: [invoice]\n")
         .unwrap();
     let set = RuleSet::load(&rules).unwrap();
     let hash = set.hash.clone();
     let shared = casebridge::decide::shared(Box::new(set));
-    let mut daemon = start_daemon_full(&sim, dir.path(), None, demo_kb(), shared.clone()).await;
+    let mut daemon = w.daemon_with_rules(shared.clone()).await;
     let reloader =
         std::sync::Arc::new(Reloader::new(&rules, shared, hash.clone(), casebridge::script::Limits::default()));
-    daemon.report_status(dir.path().join("status.json"), Some(reloader.clone()));
+    daemon.report_status(w.path().join("status.json"), Some(reloader.clone()));
     daemon.cycle().await.unwrap();
     let state = daemon.admin_state(Some(reloader.clone()), Secret::new("t"));
     let addr = serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();

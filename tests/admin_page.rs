@@ -10,7 +10,6 @@ use std::process::Command;
 use casebridge::model::Action;
 use casebridge::model::Secret;
 use casebridge::report::admin::serve;
-use casebridge::sim::SimOptions;
 use common::*;
 use serde_json::json;
 
@@ -25,15 +24,13 @@ async fn the_page_shows_status_errors_conversations_and_traces_in_a_browser() {
         eprintln!("skipped: apt-get install chromium to run this test");
         return;
     };
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = start_daemon(&sim, dir.path(), None).await;
-    let admin = user_client(&sim, "admin@test.example", "admin-pw");
-    let agent = sim.id_of("agent").unwrap();
-    let case = admin
-        .create("Case", &json!({ "Subject": "Gripper <b>drift</b>", "Description": "How do I recalibrate the gripper?", "OwnerId": agent }))
-        .await
-        .unwrap();
+    let w = World::new().await;
+    let mut daemon = w.daemon().await;
+    let case = w
+        .case_for_agent(
+            json!({ "Subject": "Gripper <b>drift</b>", "Description": "How do I recalibrate the gripper?" }),
+        )
+        .await;
     daemon.cycle().await.unwrap();
     let mut bad = std::collections::BTreeMap::new();
     bad.insert("Product__c".to_string(), json!("Spaceship"));

@@ -14,7 +14,6 @@ use casebridge::agent::script::ScriptAgent;
 use casebridge::daemon::EventKind;
 use casebridge::model::Secret;
 use casebridge::script::Limits;
-use casebridge::sim::SimOptions;
 use common::*;
 use serde_json::{Value, json};
 
@@ -56,7 +55,7 @@ async fn start_stub() -> (String, Arc<Stub>) {
 
 #[tokio::test]
 async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage() {
-    let sim = start_sim(SimOptions::default()).await;
+    let w = World::new().await;
     let (url, stub) = start_stub().await;
     let agent = OpenAiAgent::new(
         &url,
@@ -66,18 +65,10 @@ async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage()
         Duration::from_secs(5),
     )
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = start_daemon_with(&sim, dir.path(), None, Agent::OpenAi(agent)).await;
-    let admin = user_client(&sim, "admin@test.example", "admin-pw");
-    let agent_id = sim.id_of("agent").unwrap();
-    let answerable = admin
-        .create("Case", &json!({ "Subject": "Widget", "Description": "How do widgets work?", "OwnerId": agent_id }))
-        .await
-        .unwrap();
-    let refund = admin
-        .create("Case", &json!({ "Subject": "Money", "Description": "I want a refund", "OwnerId": agent_id }))
-        .await
-        .unwrap();
+    let mut daemon = w.daemon_with_agent(Agent::OpenAi(agent)).await;
+    let agent_id = w.id("agent");
+    let answerable = w.case_for_agent(json!({ "Subject": "Widget", "Description": "How do widgets work?" })).await;
+    let refund = w.case_for_agent(json!({ "Subject": "Money", "Description": "I want a refund" })).await;
     let report = daemon.cycle().await.unwrap();
     let kind = |id: &str| report.events.iter().find(|e| e.case_id == id).map(|e| e.kind);
     assert_eq!(kind(&answerable), Some(EventKind::Replied));
@@ -93,13 +84,10 @@ async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage()
 
     // The service goes down: the case is not handed over, it waits and is tried again.
     *stub.down.lock().unwrap() = true;
-    let outage = admin
-        .create("Case", &json!({ "Subject": "Gadget", "Description": "How do gadgets work?", "OwnerId": agent_id }))
-        .await
-        .unwrap();
+    let outage = w.case_for_agent(json!({ "Subject": "Gadget", "Description": "How do gadgets work?" })).await;
     let report = daemon.cycle().await.unwrap();
     assert!(report.events.iter().any(|e| e.case_id == outage && e.kind == EventKind::AgentFailed));
-    let case: Value = admin.get("Case", &outage, Some(&["OwnerId"])).await.unwrap();
+    let case: Value = w.admin.get("Case", &outage, Some(&["OwnerId"])).await.unwrap();
     assert_eq!(case["OwnerId"], json!(agent_id), "an outage is no reason to hand over");
     assert!(daemon.store().sync_errors().unwrap().iter().any(|e| e.code == "AGENT_ERROR"));
     *stub.down.lock().unwrap() = false;
@@ -112,9 +100,8 @@ async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage()
 
 #[tokio::test]
 async fn script_agent_answers_and_long_replies_are_split_within_commentbody_limits() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("agent.rhai");
+    let w = World::new().await;
+    let script = w.path().join("agent.rhai");
     std::fs::write(
         &script,
         r#"
@@ -134,38 +121,13 @@ async fn script_agent_answers_and_long_replies_are_split_within_commentbody_limi
     )
     .unwrap();
     let agent = ScriptAgent::load(&script, Limits::default()).unwrap();
-    let mut daemon = start_daemon_with(&sim, dir.path(), None, Agent::Script(agent)).await;
-    let admin = user_client(&sim, "admin@test.example", "admin-pw");
-    let agent_id = sim.id_of("agent").unwrap();
-    let short = admin
-        .create("Case", &json!({ "Subject": "Login", "Description": "I forgot my password", "OwnerId": agent_id }))
-        .await
-        .unwrap();
-    let long = admin
-        .create("Case", &json!({ "Subject": "Essay", "Description": "Write me an essay", "OwnerId": agent_id }))
-        .await
-        .unwrap();
+    let mut daemon = w.daemon_with_agent(Agent::Script(agent)).await;
+    let short = w.case_for_agent(json!({ "Subject": "Login", "Description": "I forgot my password" })).await;
+    let long = w.case_for_agent(json!({ "Subject": "Essay", "Description": "Write me an essay" })).await;
     let report = daemon.cycle().await.unwrap();
     assert_eq!(report.executed.failed, 0, "nothing refused by Salesforce");
-    let bodies = |case: String| {
-        let admin = admin.clone();
-        let agent_id = agent_id.clone();
-        async move {
-            let soql = format!(
-                "SELECT CommentBody FROM CaseComment WHERE ParentId = '{case}' AND CreatedById = '{agent_id}' ORDER BY CreatedDate"
-            );
-            admin
-                .query::<Value>(soql)
-                .collect_all()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| r["CommentBody"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(bodies(short).await, ["Use the 'Forgot password' link."]);
-    let pieces = bodies(long).await;
+    assert_eq!(w.agent_comment_bodies(&short).await, ["Use the 'Forgot password' link."]);
+    let pieces = w.agent_comment_bodies(&long).await;
     assert!(pieces.len() >= 3, "{} pieces", pieces.len());
     assert!(pieces.iter().all(|p| p.len() <= 4000));
     assert!(pieces[1].starts_with("(continued)"));

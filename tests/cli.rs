@@ -1,13 +1,7 @@
 //! The `casebridge` command line, run as a user would run it.
 
-use std::process::Command;
-
 mod common;
-use common::{demo_config, demo_sim};
-
-fn casebridge(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_casebridge")).args(args).output().expect("casebridge runs")
-}
+use common::{casebridge, demo_config, demo_sim, root};
 
 #[test]
 fn a_broken_org_seed_is_refused_with_file_line_and_column() {
@@ -75,10 +69,8 @@ fn every_command_says_what_it_does_with_an_example() {
 
 #[test]
 fn the_shipped_demo_org_loads() {
-    let seed = casebridge::sim::seed::load_file(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/org.yaml"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let seed =
+        casebridge::sim::seed::load_file(&root().join("examples/demo/org.yaml")).unwrap_or_else(|e| panic!("{e}"));
     assert!(seed.keys.contains_key("fin") && seed.keys.contains_key("tier2"));
 }
 
@@ -157,7 +149,7 @@ async fn record_writes_a_scrubbed_fixture_that_rules_can_explain() {
     let sim = demo_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(dir.path(), sim.url(), "Tier 2 Support");
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules/b2b-hardware");
+    let rules = root().join("examples/rules/b2b-hardware");
     let text = std::fs::read_to_string(&config).unwrap();
     let text = text.replace(
         &format!("rules_dir: {}/rules", env!("CARGO_MANIFEST_DIR")),
@@ -206,7 +198,7 @@ async fn rules_check_with_a_config_checks_mappings_against_the_orgs_fields() {
     let sim = demo_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let config = demo_config(dir.path(), sim.url(), "Tier 2 Support");
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rules/b2b-hardware");
+    let example = root().join("examples/rules/b2b-hardware");
     let ok = casebridge(&["rules", "check", example.to_str().unwrap(), "--config", config.to_str().unwrap()]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("the mappings fit the org"));

@@ -2,41 +2,13 @@
 //! flags with values it does not know, read-only commands beside a running daemon, a start
 //! refused for bad input (exit 2, nothing left behind), status of a stopped daemon.
 
+mod common;
+
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use casebridge::sim::{SimOptions, Simulator};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_casebridge"))
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn sim() -> Simulator {
-    let seed = casebridge::sim::seed::load_file(&root().join("tests/fixtures/org.yaml")).unwrap();
-    Simulator::start("127.0.0.1:0".parse().unwrap(), seed, SimOptions::default()).await.unwrap()
-}
-
-fn config(dir: &Path, sim: &Simulator, extra: &str) -> PathBuf {
-    std::fs::write(dir.join("secret"), "test-secret").unwrap();
-    std::fs::write(dir.join("refresh"), "agent-refresh-token").unwrap();
-    let text = format!(
-        "org:\n  login_url: {}\n  auth: {{grant: refresh_token, client_id: test-app, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
-         agent_user: agent@test.example\nhandover: {{default_target: Support Queue}}\npoll: {{interval: 100ms}}\n\
-         agent: {{backend: knowledge_base, dir: {}}}\nstore_path: store\nrules_dir: {}\n{extra}",
-        sim.url(),
-        root().join("examples/demo/help-center").display(),
-        root().join("tests/fixtures/rules").display()
-    );
-    let path = dir.join("casebridge.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use common::{World, bin, root, test_config};
 
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
@@ -81,7 +53,7 @@ fn an_unknown_test_format_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_refused_for_bad_input_exits_2_and_leaves_nothing_behind() {
-    let sim = sim().await;
+    let w = World::new().await;
     let cases: &[(&str, &str, &str)] = &[
         (
             "missing_secret_file",
@@ -93,7 +65,7 @@ async fn a_start_refused_for_bad_input_exits_2_and_leaves_nothing_behind() {
     ];
     for (name, extra, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let path = config(dir.path(), &sim, extra);
+        let path = test_config(dir.path(), w.sim.url(), "100ms", extra);
         if *name == "missing_rules_dir" {
             let text = std::fs::read_to_string(&path).unwrap();
             let start = text.find("rules_dir:").unwrap();
@@ -116,11 +88,10 @@ async fn a_start_refused_for_bad_input_exits_2_and_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_commands_work_beside_a_running_daemon() {
-    let sim = sim().await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = config(dir.path(), &sim, "");
+    let w = World::new().await;
+    let path = w.config("100ms", "");
     let mut daemon = bin().args(["run", "--config"]).arg(&path).stderr(Stdio::null()).spawn().unwrap();
-    let status_file = dir.path().join("store.status.json");
+    let status_file = w.path().join("store.status.json");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !status_file.exists() {
         assert!(Instant::now() < deadline, "the daemon wrote no status");

@@ -10,10 +10,10 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use casebridge::config::Config;
-use common::{copy_dir, root, walk};
+use common::{bin, copy_dir, root, wait_within, walk};
 
 const DOCS: &[&str] = &["README.md", "rules/README.md"];
 
@@ -163,7 +163,7 @@ struct Runner {
 
 impl Runner {
     fn bin(&self, args: &[String]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_casebridge"));
+        let mut c = bin();
         c.args(args).current_dir(self.dir.path()).env("CASEBRIDGE_LOG", "warn");
         c
     }
@@ -195,7 +195,7 @@ impl Runner {
             Some("run") => {
                 let status = self.dir.path().join("examples/demo/casebridge-demo.db.status.json");
                 self.start(&args, "", &command);
-                wait_for(&command, || status.exists());
+                wait_within(Duration::from_secs(60), &command, || status.exists());
             }
             Some("demo") => {
                 let out = self.bin(&args).output().unwrap();
@@ -229,14 +229,6 @@ impl Runner {
         while let Some(r) = self.running.pop() {
             drop(r);
         }
-    }
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -459,10 +451,6 @@ fn the_examples_load() {
     let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
     let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
     assert_eq!(args[..2], ["run", "--config"], "{exec}");
-    let out = Command::new(env!("CARGO_BIN_EXE_casebridge"))
-        .arg("run")
-        .env("CASEBRIDGE_CONFIG", "/nonexistent/c.yaml")
-        .output()
-        .unwrap();
+    let out = bin().arg("run").env("CASEBRIDGE_CONFIG", "/nonexistent/c.yaml").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.yaml"), "`run` reads CASEBRIDGE_CONFIG");
 }

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use casebridge::sim::Simulator;
 use casebridge::sim::org::WriteCtx;
 use casebridge::sim::value::Value;
-use casebridge::sim::{SimOptions, Simulator};
 use chrono::Utc;
 use common::*;
 use rand::Rng;
@@ -56,29 +56,12 @@ fn replies(sim: &Simulator) -> HashMap<String, usize> {
     })
 }
 
-fn write_config(dir: &Path, sim: &Simulator, interval: &str) -> std::path::PathBuf {
-    let help = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/help-center");
-    std::fs::write(dir.join("secret"), "test-secret").unwrap();
-    std::fs::write(dir.join("refresh"), "agent-refresh-token").unwrap();
-    let config = format!(
-        "org:\n  login_url: {}\n  auth: {{grant: refresh_token, client_id: test-app, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
-         agent_user: agent@test.example\nhandover: {{default_target: Support Queue}}\npoll: {{interval: {interval}}}\n\
-         agent: {{backend: knowledge_base, dir: {}, base_url: https://help.example, min_confidence: 0.35}}\nstore_path: store\nrules_dir: {}\n",
-        sim.url(),
-        help.display(),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules").display()
-    );
-    let path = dir.join("casebridge.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
 fn spawn_daemon(config: &Path) -> Child {
     spawn_daemon_logging(config, "warn", false)
 }
 
 fn spawn_daemon_logging(config: &Path, level: &str, json: bool) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_casebridge"));
+    let mut command = bin();
     command.args(["run", "--config"]).arg(config).env("CASEBRIDGE_LOG", level).stdout(Stdio::null());
     if json {
         command.env("CASEBRIDGE_LOG_FORMAT", "json").stderr(Stdio::piped());
@@ -112,12 +95,11 @@ fn follow_up(sim: &Simulator, case_id: &str, portal_user: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "50ms");
-    let portal_user = sim.id_of("jane_portal").unwrap();
+    let w = World::new().await;
+    let config = w.config("50ms", "");
+    let portal_user = w.id("jane_portal");
     // Every call takes a while, so kills land while requests are in flight.
-    set_faults(&sim, json!({ "latency_ms": 20 })).await;
+    set_faults(&w.sim, json!({ "latency_ms": 20 })).await;
     let mut rng = rand::rng();
     // Customer messages per case: the opening, plus follow-ups.
     let mut messages: HashMap<String, usize> = HashMap::new();
@@ -126,20 +108,20 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     for round in 0..40 {
         // New cases arrive in waves while the daemon works and dies.
         if round < 10 {
-            for id in create_cases(&sim, 20, &format!("crash{round}-")) {
+            for id in create_cases(&w.sim, 20, &format!("crash{round}-")) {
                 messages.insert(id, 1);
             }
         }
         // Customers whose every message was answered write again.
-        let answered = replies(&sim);
+        let answered = replies(&w.sim);
         let settled: Vec<String> =
             messages.iter().filter(|(c, n)| answered.get(*c) == Some(*n) && **n < 3).map(|(c, _)| c.clone()).collect();
         for case_id in settled.iter().take(15) {
             let n = messages[case_id];
-            follow_up(&sim, case_id, &portal_user, n);
+            follow_up(&w.sim, case_id, &portal_user, n);
             messages.insert(case_id.clone(), n + 1);
         }
-        let before: usize = replies(&sim).values().sum();
+        let before: usize = replies(&w.sim).values().sum();
         let mut child = spawn_daemon(&config);
         if round % 2 == 0 {
             tokio::time::sleep(Duration::from_millis(rng.random_range(20..400))).await;
@@ -147,14 +129,14 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
             // Kill the moment Salesforce has applied part of the work: the window between
             // a composite call being applied and the outbox being cleared.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while replies(&sim).values().sum::<usize>() == before && Instant::now() < deadline {
+            while replies(&w.sim).values().sum::<usize>() == before && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
-        let after: usize = replies(&sim).values().sum();
+        let after: usize = replies(&w.sim).values().sum();
         let expected: usize = messages.values().sum();
         if after > before && after < expected {
             interrupted_work += 1;
@@ -164,11 +146,11 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
         }
     }
     // A last run to finish whatever is left, then a clean stop.
-    set_faults(&sim, json!({})).await;
+    set_faults(&w.sim, json!({})).await;
     let expected: usize = messages.values().sum();
     let mut child = spawn_daemon(&config);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while replies(&sim).values().sum::<usize>() < expected {
+    while replies(&w.sim).values().sum::<usize>() < expected {
         assert!(Instant::now() < deadline, "not every customer message was answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -176,7 +158,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     assert!(terminate(&mut child).success(), "a clean stop on SIGTERM");
 
     assert!(interrupted_work >= 3, "kills must land mid-work to prove anything ({interrupted_work} of {kills} did)");
-    let done = replies(&sim);
+    let done = replies(&w.sim);
     let wrong: Vec<(usize, usize)> = messages
         .iter()
         .map(|(c, n)| (*n, done.get(c).copied().unwrap_or(0)))
@@ -193,17 +175,16 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
 
 #[tokio::test]
 async fn cases_created_during_a_long_stop_are_answered_after_restart() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let w = World::new().await;
     {
-        let mut daemon = start_daemon(&sim, dir.path(), None).await;
+        let mut daemon = w.daemon().await;
         daemon.cycle().await.unwrap();
     } // stopped
-    let cases = create_cases(&sim, 30, "down");
+    let cases = create_cases(&w.sim, 30, "down");
     // Longer than the overlap window the daemon uses (60 s in the helper) would be slow in
     // a test; instead the cases' timestamps are moved past it, an hour into the downtime.
-    let admin = sim.id_of("admin").unwrap();
-    sim.with_org(|org| {
+    let admin = w.id("admin");
+    w.sim.with_org(|org| {
         for id in &cases {
             let mut body = serde_json::Map::new();
             body.insert("Priority".into(), json!("High"));
@@ -215,39 +196,38 @@ async fn cases_created_during_a_long_stop_are_answered_after_restart() {
             org.update("Case", id, &body, &ctx).unwrap();
         }
     });
-    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    let mut daemon = w.daemon().await;
     daemon.cycle().await.unwrap();
-    let done = replies(&sim);
+    let done = replies(&w.sim);
     assert!(cases.iter().all(|c| done.get(c) == Some(&1)), "every case answered once after the restart");
 }
 
 #[tokio::test]
 async fn faults_do_not_lose_or_repeat_replies() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = start_daemon(&sim, dir.path(), None).await;
+    let w = World::new().await;
+    let mut daemon = w.daemon().await;
     // The issue's fault mix: added latency, 10% of requests answered 503, every session
     // expired after 50 calls. Cases arrive in waves, as they would in a real org, so the
     // daemon makes enough calls for the sessions to expire several times.
-    set_faults(&sim, json!({ "latency_ms": 5, "error_rate": 0.1, "expire_sessions_every": 50 })).await;
+    set_faults(&w.sim, json!({ "latency_ms": 5, "error_rate": 0.1, "expire_sessions_every": 50 })).await;
     let mut cases = Vec::new();
     for wave in 0..60 {
-        cases.extend(create_cases(&sim, 3, &format!("fault{wave}-")));
+        cases.extend(create_cases(&w.sim, 3, &format!("fault{wave}-")));
         let _ = daemon.cycle().await;
     }
     for _ in 0..40 {
-        if cases.iter().all(|c| replies(&sim).contains_key(c)) {
+        if cases.iter().all(|c| replies(&w.sim).contains_key(c)) {
             break;
         }
         let _ = daemon.cycle().await;
     }
-    let log = sim_requests(&sim).await;
-    set_faults(&sim, json!({})).await;
+    let log = sim_requests(&w.sim).await;
+    set_faults(&w.sim, json!({})).await;
     // A few more quiet cycles: nothing may be sent twice.
     for _ in 0..3 {
         daemon.cycle().await.unwrap();
     }
-    let done = replies(&sim);
+    let done = replies(&w.sim);
     let counts: Vec<usize> = cases.iter().map(|c| done.get(c).copied().unwrap_or(0)).collect();
     assert!(counts.iter().all(|&n| n == 1), "replies per case: {counts:?}");
     let statuses: Vec<u64> =
@@ -257,22 +237,20 @@ async fn faults_do_not_lose_or_repeat_replies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_answers_cases_and_stops_cleanly_on_sigterm() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "100ms");
-    let cases = create_cases(&sim, 5, "run");
+    let w = World::new().await;
+    let config = w.config("100ms", "");
+    let cases = create_cases(&w.sim, 5, "run");
     let mut child = spawn_daemon(&config);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !cases.iter().all(|c| replies(&sim).contains_key(c)) {
+    while !cases.iter().all(|c| replies(&w.sim).contains_key(c)) {
         assert!(Instant::now() < deadline, "casebridge run answered the cases");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = || {
-        let out =
-            Command::new(env!("CARGO_BIN_EXE_casebridge")).args(["status", "--config"]).arg(&config).output().unwrap();
+        let out = bin().args(["status", "--config"]).arg(&config).output().unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    while !dir.path().join("store.status.json").exists() {
+    while !w.path().join("store.status.json").exists() {
         assert!(Instant::now() < deadline, "the status file is written");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -285,13 +263,12 @@ async fn run_answers_cases_and_stops_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_json_on_request_and_never_carry_secrets_or_message_bodies() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "100ms");
-    let cases = create_cases(&sim, 3, "logs");
+    let w = World::new().await;
+    let config = w.config("100ms", "");
+    let cases = create_cases(&w.sim, 3, "logs");
     let mut child = spawn_daemon_logging(&config, "info", true);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !cases.iter().all(|c| replies(&sim).contains_key(c)) {
+    while !cases.iter().all(|c| replies(&w.sim).contains_key(c)) {
         assert!(Instant::now() < deadline, "the cases were answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -304,14 +281,14 @@ async fn logs_are_json_on_request_and_never_carry_secrets_or_message_bodies() {
         let parsed: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(parsed.get("level").is_some() && parsed.get("fields").is_some(), "{line}");
     }
-    let org = sim.org_id();
+    let org = w.sim.org_id();
     for secret in ["agent-refresh-token", "test-secret", &format!("{}!", &org[..15])] {
         assert!(!stderr.contains(secret), "the log carries {secret:?}");
     }
     // Customer messages are not logged whole (the demo help centre's questions here).
     assert!(!stderr.contains("Does it need lubrication?"), "a message body was logged");
     // Nor are the agent's replies: not even their first line.
-    let reply_starts: Vec<String> = sim.with_org(|org| {
+    let reply_starts: Vec<String> = w.sim.with_org(|org| {
         org.all("CaseComment")
             .filter_map(|c| c.str("CommentBody").map(|b| b.chars().take(30).collect::<String>()))
             .filter(|b| b.len() >= 20)
@@ -336,11 +313,10 @@ async fn logs_are_json_on_request_and_never_carry_secrets_or_message_bodies() {
 
 #[tokio::test]
 async fn text_logs_into_a_file_carry_no_colour_escapes() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim, "100ms");
-    let cases = create_cases(&sim, 1, "plain");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casebridge"))
+    let w = World::new().await;
+    let config = w.config("100ms", "");
+    let cases = create_cases(&w.sim, 1, "plain");
+    let mut child = bin()
         .args(["run", "--config"])
         .arg(&config)
         .env("CASEBRIDGE_LOG", "info")
@@ -349,7 +325,7 @@ async fn text_logs_into_a_file_carry_no_colour_escapes() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !cases.iter().all(|c| replies(&sim).contains_key(c)) {
+    while !cases.iter().all(|c| replies(&w.sim).contains_key(c)) {
         assert!(Instant::now() < deadline, "the case was answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

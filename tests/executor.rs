@@ -5,22 +5,12 @@ mod common;
 
 use casebridge::act::executor::Executor;
 use casebridge::model::{Action, ReplyChannel};
-use casebridge::salesforce::Client;
-use casebridge::sim::SimOptions;
 use casebridge::store::{EntryStatus, Store};
 use chrono::Utc;
 use common::*;
 use serde_json::{Value, json};
 
 const BODY: &str = "Power-cycle the controller and run the update again over USB.";
-
-async fn agent_comments(client: &Client, case_id: &str) -> usize {
-    let me = client.session().await.unwrap().user_id().unwrap().to_string();
-    let soql = format!(
-        "SELECT Id FROM CaseComment WHERE ParentId = '{case_id}' AND IsPublished = true AND CreatedById = '{me}'"
-    );
-    client.query::<Value>(soql).collect_all().await.unwrap().len()
-}
 
 /// Queues a reply and leaves it in flight, as a crash right after marking it would.
 fn in_flight_reply(store: &Store, case_id: &str) {
@@ -39,12 +29,11 @@ fn in_flight_reply(store: &Store, case_id: &str) {
 
 #[tokio::test]
 async fn identical_replies_on_one_case_are_told_apart_after_a_crash() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    let client = agent_client(&sim);
-    let agent = sim.id_of("agent").unwrap();
-    let case_id = sim.id_of("case1").unwrap();
+    let w = World::new().await;
+    let store = w.store();
+    let client = w.agent_client();
+    let agent = w.id("agent");
+    let case_id = w.id("case1");
     let mut executor = Executor::new(client.clone(), store.clone(), None, agent);
 
     // The first reply goes out normally and is confirmed.
@@ -52,14 +41,14 @@ async fn identical_replies_on_one_case_are_told_apart_after_a_crash() {
         .enqueue(Action::PostReply { case_id: case_id.clone(), body: BODY.into(), channel: ReplyChannel::Comment })
         .unwrap();
     executor.run_round().await.unwrap();
-    assert_eq!(agent_comments(&client, &case_id).await, 1);
+    assert_eq!(w.agent_replies(&case_id).await, 1);
 
     // The same answer again, left in flight by a crash before it was sent: the existing
     // identical comment is the first reply's, so this one must still be posted.
     in_flight_reply(&store, &case_id);
     let report = executor.run_round().await.unwrap();
     assert_eq!(report.verified_already_applied, 0);
-    assert_eq!(agent_comments(&client, &case_id).await, 2, "not mistaken for the earlier identical reply");
+    assert_eq!(w.agent_replies(&case_id).await, 2, "not mistaken for the earlier identical reply");
 
     // And once more, but this time Salesforce applied it before the crash: not again.
     in_flight_reply(&store, &case_id);
@@ -69,19 +58,18 @@ async fn identical_replies_on_one_case_are_told_apart_after_a_crash() {
         .unwrap();
     let report = executor.run_round().await.unwrap();
     assert_eq!(report.verified_already_applied, 1);
-    assert_eq!(agent_comments(&client, &case_id).await, 3, "applied before the crash, so not sent again");
+    assert_eq!(w.agent_replies(&case_id).await, 3, "applied before the crash, so not sent again");
     assert_eq!(store.outbox_len(), 0);
 }
 
 #[tokio::test]
 async fn topics_are_created_when_missing_and_assigned_once() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    let client = agent_client(&sim);
-    let case_id = sim.id_of("case1").unwrap();
+    let w = World::new().await;
+    let store = w.store();
+    let client = w.agent_client();
+    let case_id = w.id("case1");
     client.create("Topic", &json!({ "Name": "Fire" })).await.unwrap();
-    let mut executor = Executor::new(client.clone(), store.clone(), None, sim.id_of("agent").unwrap());
+    let mut executor = Executor::new(client.clone(), store.clone(), None, w.id("agent"));
     let topics = vec!["Fire".to_string(), "Printers".to_string()];
     store.enqueue(Action::AssignTopics { case_id: case_id.clone(), topics: topics.clone() }).unwrap();
     executor.run_round().await.unwrap();
@@ -99,13 +87,12 @@ async fn topics_are_created_when_missing_and_assigned_once() {
 
 #[tokio::test]
 async fn a_refused_action_becomes_a_sync_error_and_blocks_nothing_else() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    let client = agent_client(&sim);
-    let case_id = sim.id_of("case1").unwrap();
+    let w = World::new().await;
+    let store = w.store();
+    let client = w.agent_client();
+    let case_id = w.id("case1");
     let other = client.create("Case", &json!({ "Subject": "Other" })).await.unwrap();
-    let mut executor = Executor::new(client.clone(), store.clone(), None, sim.id_of("agent").unwrap());
+    let mut executor = Executor::new(client.clone(), store.clone(), None, w.id("agent"));
     let mut bad = std::collections::BTreeMap::new();
     bad.insert("Product__c".to_string(), json!("Spaceship"));
     let mut good = std::collections::BTreeMap::new();
@@ -131,14 +118,13 @@ async fn a_refused_action_becomes_a_sync_error_and_blocks_nothing_else() {
 
 #[tokio::test]
 async fn an_email_reply_without_smtp_is_a_sync_error_not_a_silent_drop() {
-    let sim = start_sim(SimOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    let client = agent_client(&sim);
-    let mut executor = Executor::new(client, store.clone(), None, sim.id_of("agent").unwrap());
+    let w = World::new().await;
+    let store = w.store();
+    let client = w.agent_client();
+    let mut executor = Executor::new(client, store.clone(), None, w.id("agent"));
     store
         .enqueue(Action::SendEmail {
-            case_id: sim.id_of("case1").unwrap(),
+            case_id: w.id("case1"),
             email: casebridge::model::OutgoingEmail {
                 from: "support@acme.example".into(),
                 to: "jane@customer.example".into(),

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use casebridge::daemon::{Daemon, DaemonSettings};
+use casebridge::daemon::DaemonSettings;
 use casebridge::sim::SimOptions;
 use common::*;
 use serde_json::json;
@@ -14,23 +14,17 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_cycles_after_a_burst_cost_one_call_and_read_no_rows() {
     // Small pages, so that re-reading the burst would show as extra calls.
-    let sim = start_sim(SimOptions { batch_size: 25, ..Default::default() }).await;
-    let admin = user_client(&sim, "admin@test.example", "admin-pw");
-    let agent = sim.id_of("agent").unwrap();
+    let w = World::with_options(SimOptions { batch_size: 25, ..Default::default() }).await;
     for i in 0..120 {
-        let body = json!({ "Subject": format!("Burst {i}"), "Description": "How do I recalibrate the gripper?", "OwnerId": agent, "Origin": "Web" });
-        admin.create("Case", &body).await.unwrap();
+        let body = json!({ "Subject": format!("Burst {i}"), "Description": "How do I recalibrate the gripper?", "Origin": "Web" });
+        w.case_for_agent(body).await;
     }
-    let dir = tempfile::tempdir().unwrap();
     let settings = DaemonSettings {
-        poll_interval: Duration::from_millis(50),
         overlap: Duration::from_millis(300),
         initial_lookback: Duration::from_secs(3600),
-        ..DaemonSettings::new("agent@test.example", "Support Queue")
+        ..test_settings(None)
     };
-    let store = casebridge::store::Store::open(&dir.path().join("store")).unwrap();
-    let rules = casebridge::decide::shared(Box::new(casebridge::decide::BuiltinRules::new("Acme Support")));
-    let mut daemon = Daemon::new(agent_client(&sim), store, demo_kb(), rules, None, settings).await.unwrap();
+    let mut daemon = w.daemon_with_settings(settings).await;
 
     let burst = daemon.cycle().await.unwrap();
     assert_eq!(burst.events.len(), 120, "every case of the burst is answered");

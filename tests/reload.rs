@@ -5,21 +5,13 @@ mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use casebridge::decide;
 use casebridge::rules::RuleSet;
 use casebridge::rules::watch::{OnDisk, Reloader, watch};
 use casebridge::script::Limits;
-use common::{copy_rules, walk};
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{scratch_rules, wait_for, walk};
 
 struct Running {
     rules: PathBuf,
@@ -29,8 +21,7 @@ struct Running {
 }
 
 fn running(rescan: Duration) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = copy_rules(dir.path());
+    let (dir, rules) = scratch_rules();
     let set = RuleSet::load(&rules).unwrap();
     let hash = set.hash.clone();
     let reloader = Arc::new(Reloader::new(&rules, decide::shared(Box::new(set)), hash, Limits::default()));

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,11 +14,7 @@ use casebridge::rules::RuleSet;
 use casebridge::rules::testing;
 use casebridge::rules::watch::{Reloader, watch};
 use casebridge::script::Limits;
-use common::{copy_rules, root};
-
-fn casebridge(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_casebridge")).args(args).output().unwrap()
-}
+use common::{casebridge, empty_rules, root, scratch_rules, wait_for};
 
 #[tokio::test]
 async fn the_shipped_rule_set_passes_its_own_tests() {
@@ -33,8 +28,7 @@ async fn the_shipped_rule_set_passes_its_own_tests() {
 
 #[test]
 fn every_problem_is_reported_at_once_with_its_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = copy_rules(dir.path());
+    let (_dir, rules) = scratch_rules();
     std::fs::write(
         rules.join("handover.yaml"),
         "kind: handover\nrules:\n  - name: broken\n    when: attributes.tier == \n    reason: x\n  - name: twice\n    when: true\n    reason: a\n  - name: twice\n    when: true\n    reason: b\n",
@@ -75,9 +69,7 @@ fn every_problem_is_reported_at_once_with_its_place() {
 
 #[tokio::test]
 async fn a_runaway_script_is_stopped_and_the_case_handed_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let (_dir, rules) = empty_rules();
     std::fs::write(
         rules.join("slow.rhai"),
         "fn forever() { loop { } }\nfn huge() { let s = \"x\"; loop { s += s; } }\n",
@@ -103,18 +95,9 @@ async fn a_runaway_script_is_stopped_and_the_case_handed_over() {
     assert!(decision.reply.is_none());
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn hot_reload_takes_good_edits_keeps_running_through_bad_ones_and_handles_rename_saves() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = copy_rules(dir.path());
+    let (_dir, rules) = scratch_rules();
     let set = RuleSet::load(&rules).unwrap();
     let first = set.hash.clone();
     let shared = decide::shared(Box::new(set));
@@ -154,8 +137,7 @@ fn hot_reload_takes_good_edits_keeps_running_through_bad_ones_and_handles_rename
 
 #[test]
 fn rules_test_shows_expected_and_actual_and_exits_1_on_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = copy_rules(dir.path());
+    let (_dir, rules) = scratch_rules();
     let tests = rules.join("tests/default-rules.yaml");
     let text = std::fs::read_to_string(&tests).unwrap();
     std::fs::write(&tests, text.replace("topics: [Billing]", "topics: [Shipping]")).unwrap();
@@ -179,8 +161,7 @@ fn rules_test_shows_expected_and_actual_and_exits_1_on_failure() {
 fn rules_check_exits_0_when_valid_and_1_with_a_caret_when_not() {
     let ok = casebridge(&["rules", "check", root().join("rules").to_str().unwrap()]);
     assert_eq!(ok.status.code(), Some(0));
-    let dir = tempfile::tempdir().unwrap();
-    let rules = copy_rules(dir.path());
+    let (_dir, rules) = scratch_rules();
     std::fs::write(
         rules.join("mappings.yaml"),
         "kind: mappings\ninbound:\n  - attribute: tier\n    from: 'Account.Tier__c OR 1=1'\n",
@@ -216,9 +197,7 @@ async fn every_example_rule_set_passes_its_tests() {
 
 #[tokio::test]
 async fn script_hooks_add_handovers_and_topics_yaml_cannot_express() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let (_dir, rules) = empty_rules();
     std::fs::write(
         rules.join("hooks.rhai"),
         r#"
@@ -260,9 +239,7 @@ fn business_hours_follow_the_offset_and_skip_weekends() {
 
 #[test]
 fn rule_evaluation_does_not_stall_the_async_workers() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let (_dir, rules) = empty_rules();
     std::fs::write(rules.join("busy.rhai"), "fn busy() { let x = 0; for i in 0..150000 { x += i % 7; } x >= 0 }\n")
         .unwrap();
     std::fs::write(
@@ -304,9 +281,7 @@ fn rule_evaluation_does_not_stall_the_async_workers() {
 
 #[tokio::test]
 async fn a_run_time_rule_error_names_the_rule_files_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let (_dir, rules) = empty_rules();
     std::fs::write(rules.join("helpers.rhai"), "fn ratio(x) {\n  let zero = 0;\n  x / zero\n}\n").unwrap();
     std::fs::write(
         rules.join("handover.yaml"),

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use casebridge::agent::Agent;
@@ -15,15 +15,7 @@ use casebridge::decide;
 use casebridge::model::AgentAnswer;
 use casebridge::model::{Conversation, Decision};
 use casebridge::rules::{RuleSet, testing};
-use common::{copy_dir, root};
-
-/// A folder with the shipped rules, ready to be changed by an attack.
-fn shipped_rules() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    copy_dir(&root().join("rules"), &rules);
-    (dir, rules)
-}
+use common::{root, scratch_rules};
 
 /// Loads on another thread, so an attack that hangs fails the test instead of the suite.
 fn load_within(rules: &Path, limit: Duration) -> Result<RuleSet, String> {
@@ -56,7 +48,7 @@ fn attacks_on_paths() {
         ("template_climbs_inside_then_out", "html_file: templates/../../secret.hbs", "outside the rules folder"),
     ];
     for (name, line, expected) in attacks {
-        let (_dir, rules) = shipped_rules();
+        let (_dir, rules) = scratch_rules();
         std::fs::write(rules.join("email.yaml"), format!("{EMAIL}    {line}\n")).unwrap();
         refused(name, &rules, expected);
     }
@@ -64,34 +56,34 @@ fn attacks_on_paths() {
 
 #[test]
 fn attacks_with_links_and_special_files() {
-    let (dir, rules) = shipped_rules();
+    let (dir, rules) = scratch_rules();
     std::fs::write(dir.path().join("secret.hbs"), "root:x:0:0").unwrap();
     std::os::unix::fs::symlink(dir.path().join("secret.hbs"), rules.join("templates/leak.hbs")).unwrap();
     std::fs::write(rules.join("email.yaml"), format!("{EMAIL}    text_file: templates/leak.hbs\n")).unwrap();
     refused("template_symlink_out_of_the_folder", &rules, "links outside the rules folder");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::os::unix::fs::symlink("/dev/zero", rules.join("zero.yaml")).unwrap();
     refused("rule_file_linked_to_dev_zero", &rules, "links outside the rules folder");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     assert!(std::process::Command::new("mkfifo").arg(rules.join("pipe.yaml")).status().unwrap().success());
     refused("rule_file_is_a_fifo", &rules, "not a regular file");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     assert!(std::process::Command::new("mkfifo").arg(rules.join("templates/pipe.hbs")).status().unwrap().success());
     std::fs::write(rules.join("email.yaml"), format!("{EMAIL}    text_file: templates/pipe.hbs\n")).unwrap();
     refused("template_is_a_fifo", &rules, "not a regular file");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("huge.yaml"), format!("kind: topics\ntopics: []\n#{}\n", "x".repeat(300_000))).unwrap();
     refused("rule_file_too_large", &rules, "larger than 256 KiB");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("binary.rhai"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
     refused("rule_file_not_utf8", &rules, "not UTF-8");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     let tests = std::fs::read_to_string(rules.join("tests/default-rules.yaml")).unwrap();
     let first = tests.find("fixture: fixtures/").unwrap() + "fixture: ".len();
     let end = first + tests[first..].find(".json").unwrap() + 5;
@@ -103,21 +95,21 @@ fn attacks_with_links_and_special_files() {
 /// Nesting in each language a rule set holds: bounded at load, never a stack overflow.
 #[test]
 fn attacks_by_nesting() {
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("deep.yaml"), format!("kind: topics\ntopics: {}\n", "[".repeat(10_000))).unwrap();
     refused("yaml_nested_10000_deep", &rules, "nested too deeply");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("templates/reply.txt.hbs"), "{{#if reply}}\n".repeat(5_000)).unwrap();
     refused("template_file_5000_nested_ifs", &rules, "templates/reply.txt.hbs:33:");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     let reason = "{{#if case}}".repeat(2_000);
     let handover = format!("kind: handover\nrules:\n  - name: deep\n    when: \"false\"\n    reason: \"{reason}\"\n");
     std::fs::write(rules.join("handover.yaml"), handover).unwrap();
     refused("reason_template_2000_nested_ifs", &rules, "nest 33 deep");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     let condition = format!("{}true{}", "(".repeat(5_000), ")".repeat(5_000));
     std::fs::write(
         rules.join("handover.yaml"),
@@ -126,12 +118,12 @@ fn attacks_by_nesting() {
     .unwrap();
     refused("condition_5000_nested_parentheses", &rules, "handover.yaml:4:");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("deep.rhai"), format!("fn f() {{ {} 1 {} }}\n", "{".repeat(5_000), "}".repeat(5_000)))
         .unwrap();
     refused("script_5000_nested_blocks", &rules, "deep.rhai:");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     let subexpressions = format!("{{{{lower {}reply{}}}}}", "(lower ".repeat(100), ")".repeat(100));
     std::fs::write(rules.join("templates/reply.txt.hbs"), subexpressions).unwrap();
     refused("template_100_nested_subexpressions", &rules, "templates/reply.txt.hbs:1:");
@@ -140,12 +132,12 @@ fn attacks_by_nesting() {
 /// Compile-time size: functions and code an attacker can pile up.
 #[test]
 fn attacks_by_volume_at_compile_time() {
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     let many: String = (0..300).map(|i| format!("fn f{i}() {{ {i} }}\n")).collect();
     std::fs::write(rules.join("many.rhai"), many).unwrap();
     refused("script_300_functions", &rules, "many.rhai:");
 
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     let tiny: String = (0..45_000).map(|i| format!("fn g{i}(){{}}\n")).collect();
     std::fs::write(rules.join("tiny.rhai"), tiny).unwrap();
     let started = Instant::now();
@@ -156,7 +148,7 @@ fn attacks_by_volume_at_compile_time() {
 /// Runs one condition (with the attack's helper script) against a shipped fixture, and
 /// returns the decision's error detail and how long it took.
 async fn evaluate(script: &str, condition: &str) -> (String, Duration) {
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("attack.rhai"), script).unwrap();
     std::fs::write(
         rules.join("handover.yaml"),
@@ -186,7 +178,7 @@ fn error_of(decision: &Decision) -> String {
         .0
         .iter()
         .find(|t| t.stage == casebridge::model::TraceStage::Error)
-        .map(|t| t.detail.clone())
+        .map(|t| t.detail.to_string())
         .unwrap_or_default()
 }
 
@@ -265,7 +257,7 @@ async fn attacks_at_run_time() {
 /// topic conditions busy for 230 ms each stop after one second, not nine.
 #[tokio::test]
 async fn attack_many_slow_conditions_share_one_budget() {
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("attack.rhai"), "fn busy() { let s = \"x\"; while s.len() < 100000 { s += s; } let t = timestamp(); while t.elapsed < 0.23 { let c = \"1\" + s; } false }",
     )
     .unwrap();
@@ -282,7 +274,7 @@ async fn attack_many_slow_conditions_share_one_budget() {
 /// on what one rendering writes, instead of building megabytes per decision.
 #[tokio::test]
 async fn attack_a_template_that_squares_the_case() {
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     let each = "{{#each case.fields}}{{#each ../case.fields}}{{#each ../../case.fields}}{{#each ../../../case.fields}}{{../../../../conversation.last_message}}{{/each}}{{/each}}{{/each}}{{/each}}";
     std::fs::write(
         rules.join("handover.yaml"),
@@ -299,7 +291,7 @@ async fn attack_a_template_that_squares_the_case() {
 /// case is handed over), never a second-long search on every decision.
 #[tokio::test]
 async fn attack_a_topic_regex_too_costly_for_a_long_message() {
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(
         rules.join("topics.yaml"),
         "kind: topics\ntopics:\n  - name: costly\n    regex: \"(?s:.){1,800}a(?s:.){1,800}zz\"\n",
@@ -328,12 +320,12 @@ fn attacks_that_try_to_escape() {
         ("unknown_function_in_a_hook", "fn handover(c) { open_file(\"/etc/passwd\") }", "open_file"),
     ];
     for (name, script, expected) in attacks {
-        let (_dir, rules) = shipped_rules();
+        let (_dir, rules) = scratch_rules();
         std::fs::write(rules.join("attack.rhai"), script).unwrap();
         refused(name, &rules, expected);
     }
     // A reason template that names a partial: handlebars never reads one from disk.
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(
         rules.join("handover.yaml"),
         "kind: handover\nrules:\n  - name: partial\n    when: \"true\"\n    reason: \"{{> /etc/passwd}}\"\n",
@@ -345,7 +337,7 @@ fn attacks_that_try_to_escape() {
 /// print() and debug() reach the log a few short lines at a time.
 #[test]
 fn attack_print_flood_is_cut() {
-    let (_dir, rules) = shipped_rules();
+    let (_dir, rules) = scratch_rules();
     std::fs::write(rules.join("noisy.rhai"), "fn noisy() { let s = \"x\"; while s.len() < 10000 { s += s; } for i in 0..100000 { print(s); debug(s); } false }\n")
         .unwrap();
     std::fs::write(

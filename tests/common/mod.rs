@@ -1,6 +1,16 @@
 //! Shared set-up for the integration tests: an in-process simulator on a free loopback
-//! port, and clients signed in to it.
+//! port, clients signed in to it, the repository's files, and (in `world`) the `World` most
+//! tests start from; `binary` runs the built `casebridge` and waits for what it does.
 #![allow(dead_code)]
+
+mod binary;
+mod world;
+
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use binary::*;
+#[allow(unused_imports)]
+pub use world::*;
 
 use std::path::PathBuf;
 
@@ -8,6 +18,7 @@ use casebridge::model::Secret;
 use casebridge::salesforce::{Client, ClientConfig, Credentials, RetryPolicy};
 use casebridge::sim::{SimOptions, Simulator, seed};
 
+/// A file under `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
@@ -52,7 +63,6 @@ pub fn client_with(sim: &Simulator, credentials: Credentials) -> Client {
     Client::new(config).expect("client builds")
 }
 
-/// Reads the simulator's request log through its control API.
 /// Signs in to the simulator's test org as the agent user with the password grant, over
 /// plain HTTP (no casebridge client), and returns the token response.
 pub async fn password_token(http: &reqwest::Client, base: &str) -> serde_json::Value {
@@ -72,6 +82,7 @@ pub async fn password_token(http: &reqwest::Client, base: &str) -> serde_json::V
         .unwrap()
 }
 
+/// Reads the simulator's request log through its control API.
 pub async fn sim_requests(sim: &Simulator) -> serde_json::Value {
     reqwest::get(format!("{}/__sim/requests", sim.url())).await.unwrap().json().await.unwrap()
 }
@@ -79,16 +90,6 @@ pub async fn sim_requests(sim: &Simulator) -> serde_json::Value {
 pub async fn set_faults(sim: &Simulator, faults: serde_json::Value) {
     let r = reqwest::Client::new().post(format!("{}/__sim/faults", sim.url())).json(&faults).send().await.unwrap();
     assert_eq!(r.status(), 200, "faults accepted");
-}
-
-/// A daemon on the simulator with the demo help centre, the built-in rules and a store in
-/// `dir`; email replies go to `smtp` when given.
-pub async fn start_daemon(
-    sim: &Simulator,
-    dir: &std::path::Path,
-    smtp: Option<std::net::SocketAddr>,
-) -> casebridge::daemon::Daemon {
-    start_daemon_with(sim, dir, smtp, demo_kb()).await
 }
 
 /// The knowledge-base agent on the demo help centre.
@@ -101,61 +102,6 @@ pub fn demo_kb() -> casebridge::agent::Agent {
     )
     .unwrap();
     casebridge::agent::Agent::KnowledgeBase(kb)
-}
-
-/// Like [`start_daemon`], with any agent.
-pub async fn start_daemon_with(
-    sim: &Simulator,
-    dir: &std::path::Path,
-    smtp: Option<std::net::SocketAddr>,
-    agent: casebridge::agent::Agent,
-) -> casebridge::daemon::Daemon {
-    let rules = casebridge::decide::shared(Box::new(casebridge::decide::BuiltinRules::new("Acme Support")));
-    start_daemon_full(sim, dir, smtp, agent, rules).await
-}
-
-/// Like [`start_daemon`], with any agent and rule set.
-pub async fn start_daemon_full(
-    sim: &Simulator,
-    dir: &std::path::Path,
-    smtp: Option<std::net::SocketAddr>,
-    agent: casebridge::agent::Agent,
-    rules: casebridge::decide::SharedRules,
-) -> casebridge::daemon::Daemon {
-    use casebridge::act::email::{Mailer, SmtpSecurity, SmtpSettings};
-    use casebridge::daemon::{Daemon, DaemonSettings};
-    // A store just dropped by an earlier daemon in the same test may still be locked by
-    // sled's flusher thread for a moment.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let store = loop {
-        match casebridge::store::Store::open(&dir.join("store")) {
-            Ok(s) => break s,
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => panic!("cannot open the store: {e}"),
-        }
-    };
-    let mailer = smtp.map(|addr| {
-        Mailer::new(&SmtpSettings {
-            host: addr.ip().to_string(),
-            port: addr.port(),
-            security: SmtpSecurity::None,
-            username: None,
-            password: None,
-            timeout: std::time::Duration::from_secs(5),
-            from: "Acme Support <support@acme.example>".into(),
-        })
-        .unwrap()
-    });
-    let settings = DaemonSettings {
-        poll_interval: std::time::Duration::from_millis(50),
-        initial_lookback: std::time::Duration::from_secs(24 * 3600),
-        email_from: smtp.map(|_| "Acme Support <support@acme.example>".to_string()),
-        ..DaemonSettings::new("agent@test.example", "Support Queue")
-    };
-    Daemon::new(agent_client(sim), store, agent, rules, mailer, settings).await.unwrap()
 }
 
 /// A client signed in with a username and password of the test org.
@@ -192,6 +138,21 @@ pub fn copy_rules(to: &std::path::Path) -> PathBuf {
     let dest = to.join("rules");
     copy_dir(&root().join("rules"), &dest);
     dest
+}
+
+/// A temporary directory with a copy of the shipped rule set in its `rules`, to edit.
+pub fn scratch_rules() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = copy_rules(dir.path());
+    (dir, rules)
+}
+
+/// A temporary directory with an empty `rules` folder, to write a rule set into.
+pub fn empty_rules() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    (dir, rules)
 }
 
 /// A config for the demo org served by an in-process simulator at `url`.
