@@ -8,12 +8,7 @@
 //! holds, give or take what it freed of older memory. Counting costs one thread-local
 //! addition per allocation; it is the process's global allocator (set in `lib.rs`).
 
-use std::alloc::{GlobalAlloc, Layout};
-
-/// The allocator underneath: mimalloc, which keeps per-thread free lists, so a decision's
-/// many small, short-lived allocations do not contend or fragment the heap of a
-/// long-running daemon (measured in `cargo bench --bench rules`).
-static UNDER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 thread_local! {
@@ -32,14 +27,14 @@ pub fn held_by_this_thread() -> isize {
     HELD.try_with(Cell::get).unwrap_or(0)
 }
 
-/// mimalloc, counting.
+/// The system allocator, counting.
 pub struct CountingAllocator;
 
 // SAFETY: every call is passed to the system allocator unchanged; only the count is added.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract is passed on unchanged.
-        let ptr = unsafe { UNDER.alloc(layout) };
+        let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
             add(layout.size() as isize);
         }
@@ -48,7 +43,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as above.
-        let ptr = unsafe { UNDER.alloc_zeroed(layout) };
+        let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
             add(layout.size() as isize);
         }
@@ -57,13 +52,13 @@ unsafe impl GlobalAlloc for CountingAllocator {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: as above.
-        unsafe { UNDER.dealloc(ptr, layout) };
+        unsafe { System.dealloc(ptr, layout) };
         add(-(layout.size() as isize));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as above.
-        let new = unsafe { UNDER.realloc(ptr, layout, new_size) };
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             add(new_size as isize - layout.size() as isize);
         }

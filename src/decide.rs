@@ -161,9 +161,9 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
 pub fn fallback(mut decision: Decision, mut trace: Trace, error: RuleError) -> Decision {
     trace.0.push(TraceEntry {
         stage: TraceStage::Error,
-        rule: error.rule.clone(),
+        rule: error.rule.clone().into(),
         fired: true,
-        detail: error.message.clone(),
+        detail: error.message.clone().into(),
         micros: 0,
     });
     decision.reply = None;

@@ -3,6 +3,7 @@
 //! every rule evaluated and the agent's answer.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -66,13 +67,106 @@ impl std::fmt::Display for TraceStage {
     }
 }
 
+/// Text in a trace entry (a rule's name, a detail): written as it is in the rule set when
+/// it is the same every time, so that recording it copies nothing, or owned when it was
+/// just made. Reads, compares and serialises as a plain string.
+#[derive(Clone)]
+pub enum TraceText {
+    Static(&'static str),
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl std::ops::Deref for TraceText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            TraceText::Static(s) => s,
+            TraceText::Shared(s) => s,
+            TraceText::Owned(s) => s,
+        }
+    }
+}
+
+impl TraceText {
+    pub fn as_str(&self) -> &str {
+        self
+    }
+}
+
+impl Default for TraceText {
+    fn default() -> Self {
+        TraceText::Static("")
+    }
+}
+
+impl From<&'static str> for TraceText {
+    fn from(s: &'static str) -> Self {
+        TraceText::Static(s)
+    }
+}
+
+impl From<String> for TraceText {
+    fn from(s: String) -> Self {
+        TraceText::Owned(s)
+    }
+}
+
+impl From<&Arc<str>> for TraceText {
+    fn from(s: &Arc<str>) -> Self {
+        TraceText::Shared(s.clone())
+    }
+}
+
+impl PartialEq for TraceText {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl PartialEq<str> for TraceText {
+    fn eq(&self, other: &str) -> bool {
+        &**self == other
+    }
+}
+
+impl PartialEq<&str> for TraceText {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
+    }
+}
+
+impl std::fmt::Debug for TraceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for TraceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self)
+    }
+}
+
+impl Serialize for TraceText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(TraceText::Owned)
+    }
+}
+
 /// One rule evaluation, for the decision trace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceEntry {
     pub stage: TraceStage,
-    pub rule: String,
+    pub rule: TraceText,
     pub fired: bool,
-    pub detail: String,
+    pub detail: TraceText,
     pub micros: u64,
 }
 
@@ -86,9 +180,9 @@ impl Trace {
     pub fn record(
         &mut self,
         stage: TraceStage,
-        rule: &str,
+        rule: impl Into<TraceText>,
         fired: bool,
-        detail: impl Into<String>,
+        detail: impl Into<TraceText>,
         started: Instant,
     ) -> Instant {
         let now = Instant::now();

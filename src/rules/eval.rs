@@ -14,7 +14,7 @@ use super::variables::{Changed, Variables, View, agent_map, context_of, field_at
 use super::{Expr, RuleSet, templates};
 use crate::decide::{Evaluation, Rules};
 use crate::model::{
-    AgentAnswer, AuthorKind, Conversation, Handover, Moment, RenderedEmail, RuleError, Trace, TraceStage,
+    AgentAnswer, AuthorKind, Conversation, Handover, Moment, RenderedEmail, RuleError, Trace, TraceStage, TraceText,
 };
 use crate::script;
 
@@ -45,7 +45,7 @@ impl RuleSet {
         let started = Instant::now();
         let result = script::call(&self.engine, &self.functions, &self.limits, name, args)
             .map_err(|e| RuleError { rule: format!("script hook {name}"), message: e.to_string() })?;
-        trace.record(stage, &format!("fn {name}"), !result.is_unit(), format!("returned {result}"), started);
+        trace.record(stage, format!("fn {name}"), !result.is_unit(), format!("returned {result}"), started);
         Ok(result)
     }
 
@@ -218,7 +218,7 @@ impl RuleSetEvaluation<'_> {
         for rule in set.handover.iter().filter(|r| r.stage == stage) {
             let scope = self.shared.scope(view!(self), self.answer.as_ref());
             let fired = set.eval_bool(&rule.when, scope, &rule.name)?;
-            started = trace.record(trace_stage, &rule.name, fired, format!("when: {}", rule.when.text), started);
+            started = trace.record(trace_stage, &rule.label, fired, &rule.when_detail, started);
             if fired {
                 let reason = templates::render_in(&set.text, &rule.reason, self.shared.context(view!(self), None))
                     .map_err(|message| RuleError { rule: rule.name.clone(), message })?;
@@ -261,7 +261,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
             };
             let value = value.or_else(|| m.default.clone());
             let detail = format!("{} = {}", m.attribute, value.as_ref().unwrap_or(&Json::Null));
-            started = trace.record(TraceStage::Inbound, &m.attribute, value.is_some(), detail, started);
+            started = trace.record(TraceStage::Inbound, &m.label, value.is_some(), detail, started);
             if let Some(v) = value {
                 out.insert(m.attribute.clone(), v);
             }
@@ -281,7 +281,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
         // Each rule's time runs from where the one before it was recorded: one clock read a rule.
         let mut started = Instant::now();
         for t in &set.topics {
-            let keyword = t.keywords.iter().find(|k| texts.iter().any(|x| k.is_match(x)));
+            let keyword = t.keywords.iter().position(|k| texts.iter().any(|x| k.is_match(x)));
             let regex = match &t.regex {
                 Some(r) => texts.iter().try_fold(false, |found, x| Ok(found || r.is_match(x)?)).map_err(
                     |message: String| RuleError {
@@ -299,15 +299,13 @@ impl Evaluation for RuleSetEvaluation<'_> {
                 None => false,
             };
             let fired = keyword.is_some() || regex || when;
-            let why = match (keyword, regex, when) {
-                (Some(k), _, _) => {
-                    format!("keyword {}", k.as_str().trim_start_matches("(?i)\\b").trim_end_matches("\\b"))
-                }
+            let why: TraceText = match (keyword, regex, when) {
+                (Some(k), _, _) => (&t.keyword_details[k]).into(),
                 (_, true, _) => "regex".into(),
                 (_, _, true) => "condition".into(),
                 _ => "no match".into(),
             };
-            started = trace.record(TraceStage::Topics, &t.name, fired, why, started);
+            started = trace.record(TraceStage::Topics, &t.label, fired, why, started);
             if fired {
                 out.insert(t.name.clone());
             }
@@ -354,7 +352,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
                 None => true,
             };
             if !chosen {
-                started = trace.record(TraceStage::Email, &t.name, false, "condition did not hold", started);
+                started = trace.record(TraceStage::Email, &t.label, false, "condition did not hold", started);
                 continue;
             }
             let context = self.shared.context(view!(self), Some(reply));
@@ -369,7 +367,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
                 (None, Some(h)) => crate::model::text::html_to_text(h),
                 (None, None) => reply.to_string(),
             };
-            trace.record(TraceStage::Email, &t.name, true, format!("subject: {subject}"), started);
+            trace.record(TraceStage::Email, &t.label, true, format!("subject: {subject}"), started);
             return Ok(RenderedEmail { subject, text, html });
         }
         // No template applies: the built-in plain reply.
@@ -393,7 +391,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
             let current = self.conversation.case_fields.get(&m.field);
             // Write only what changes, so an unchanged case costs no API call.
             let changed = !value.is_null() && current != Some(&value);
-            started = trace.record(TraceStage::Outbound, &m.field, changed, format!("{} = {value}", m.field), started);
+            started = trace.record(TraceStage::Outbound, &m.label, changed, format!("{} = {value}", m.field), started);
             if changed {
                 out.insert(m.field.clone(), value);
             }

@@ -287,7 +287,15 @@ impl<'d> Loader<'d> {
             }
             let expr = i.expr.as_ref().and_then(|e| self.compile(doc, e, &format!("attribute {:?}", i.attribute)));
             let origin = doc.near(i.from.as_deref().unwrap_or(&i.attribute), "");
-            self.set.inbound.push(Inbound { origin, attribute: i.attribute, from: i.from, expr, default: i.default });
+            let label = i.attribute.as_str().into();
+            self.set.inbound.push(Inbound {
+                origin,
+                attribute: i.attribute,
+                label,
+                from: i.from,
+                expr,
+                default: i.default,
+            });
         }
         for o in m.outbound {
             if o.from.is_none() && o.expr.is_none() {
@@ -298,7 +306,8 @@ impl<'d> Loader<'d> {
             }
             let expr = o.expr.as_ref().and_then(|e| self.compile(doc, e, &format!("field {:?}", o.field)));
             let origin = doc.near(&o.field, "");
-            self.set.outbound.push(Outbound { origin, field: o.field, from: o.from, expr, on: o.on });
+            let label = o.field.as_str().into();
+            self.set.outbound.push(Outbound { origin, field: o.field, label, from: o.from, expr, on: o.on });
         }
     }
 
@@ -314,6 +323,8 @@ impl<'d> Loader<'d> {
             if let Some(when) = when {
                 let target_origin = doc.near(&format!("target: {}", r.target), "");
                 self.set.handover.push(HandoverRule {
+                    label: r.name.as_str().into(),
+                    when_detail: format!("when: {}", when.text).into(),
                     name: r.name,
                     stage: r.stage,
                     when,
@@ -332,11 +343,14 @@ impl<'d> Loader<'d> {
                 self.errors
                     .push(doc.near(&topic.name, format!("topic {:?} needs keywords, regex or when", topic.name)));
             }
-            let keywords = topic
+            let (keywords, keyword_details) = topic
                 .keywords
                 .iter()
-                .filter_map(|k| Regex::new(&format!(r"(?i)\b{}\b", regex::escape(k.trim()))).ok())
-                .collect();
+                .filter_map(|k| {
+                    let re = Regex::new(&format!(r"(?i)\b{}\b", regex::escape(k.trim()))).ok()?;
+                    Some((re, Arc::<str>::from(format!("keyword {}", k.trim()))))
+                })
+                .unzip();
             let regex = match topic.regex.as_deref().map(host::compiled) {
                 Some(Ok(re)) => Some(re),
                 Some(Err(e)) => {
@@ -347,7 +361,14 @@ impl<'d> Loader<'d> {
                 None => None,
             };
             let when = topic.when.as_ref().and_then(|w| self.compile(doc, w, &format!("topic {:?}", topic.name)));
-            self.set.topics.push(Topic { name: topic.name, keywords, regex, when });
+            self.set.topics.push(Topic {
+                label: topic.name.as_str().into(),
+                name: topic.name,
+                keywords,
+                keyword_details,
+                regex,
+                when,
+            });
         }
     }
 
@@ -381,6 +402,7 @@ impl<'d> Loader<'d> {
             }
             let when = t.when.as_ref().and_then(|w| self.compile(doc, w, &format!("email template {:?}", t.name)));
             self.set.email.push(EmailTemplate {
+                label: t.name.as_str().into(),
                 name: t.name,
                 when,
                 subject,

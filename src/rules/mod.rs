@@ -113,6 +113,8 @@ struct Inbound {
     /// Where the mapping was written (message empty), for errors found later.
     origin: LoadError,
     attribute: String,
+    /// The attribute as the trace names it, shared so that tracing copies nothing.
+    label: Arc<str>,
     from: Option<String>,
     expr: Option<Expr>,
     default: Option<Json>,
@@ -121,6 +123,7 @@ struct Inbound {
 struct Outbound {
     origin: LoadError,
     field: String,
+    label: Arc<str>,
     from: Option<String>,
     expr: Option<Expr>,
     on: Vec<Moment>,
@@ -128,6 +131,9 @@ struct Outbound {
 
 struct HandoverRule {
     name: String,
+    label: Arc<str>,
+    /// The trace's detail: the condition.
+    when_detail: Arc<str>,
     stage: Stage,
     when: Expr,
     target: String,
@@ -139,13 +145,17 @@ struct HandoverRule {
 
 struct Topic {
     name: String,
+    label: Arc<str>,
     keywords: Vec<Regex>,
+    /// The trace's detail when each keyword matched.
+    keyword_details: Vec<Arc<str>>,
     regex: Option<Arc<pattern::Pattern>>,
     when: Option<Expr>,
 }
 
 struct EmailTemplate {
     name: String,
+    label: Arc<str>,
     when: Option<Expr>,
     subject: String,
     text: Option<String>,
