@@ -18,7 +18,8 @@ use chrono::{Duration as ChronoDuration, Utc};
 use serde_json::{Value as Json, json};
 
 use super::email::Mailer;
-use crate::model::{Action, ReplyChannel};
+use crate::channels::cases::deliver;
+use crate::model::Action;
 use crate::salesforce::client::COMPOSITE_MAX;
 use crate::salesforce::soql::{Filter, Select};
 use crate::salesforce::{Client, SalesforceError, SubRequest};
@@ -144,7 +145,7 @@ impl Executor {
         let mut chunk: Vec<(OutboxEntry, Vec<SubRequest>)> = Vec::new();
         let mut chunk_len = 0;
         for entry in due {
-            let subrequests = self.subrequests(&entry);
+            let subrequests = deliver::subrequests(&format!("e{}", entry.id), &entry.action, &self.topic_ids);
             if subrequests.is_empty() {
                 self.store.complete_entries(&[(entry.id, None)])?;
                 report.done += 1;
@@ -161,61 +162,6 @@ impl Executor {
             self.send_chunk(chunk, &mut report).await?;
         }
         Ok(report)
-    }
-
-    /// The subrequests that carry out an entry (topics must be resolved first).
-    fn subrequests(&self, entry: &OutboxEntry) -> Vec<SubRequest> {
-        let r = |n: usize| format!("e{}_{n}", entry.id);
-        match &entry.action {
-            Action::PostReply { case_id, body, channel: ReplyChannel::Comment } => vec![SubRequest::create(
-                &r(0),
-                "CaseComment",
-                json!({ "ParentId": case_id, "CommentBody": body, "IsPublished": true }),
-            )],
-            Action::PostReply { case_id, body, channel: ReplyChannel::Feed } => vec![SubRequest::create(
-                &r(0),
-                "FeedItem",
-                json!({ "ParentId": case_id, "Body": body, "Type": "TextPost", "Visibility": "AllUsers" }),
-            )],
-            Action::InternalNote { case_id, body } => vec![SubRequest::create(
-                &r(0),
-                "CaseComment",
-                json!({ "ParentId": case_id, "CommentBody": body, "IsPublished": false }),
-            )],
-            Action::SendEmail { case_id, email } => vec![SubRequest::create(
-                &r(0),
-                "EmailMessage",
-                json!({
-                    "ParentId": case_id,
-                    "Incoming": false,
-                    "Status": "3",
-                    "Subject": email.subject,
-                    "TextBody": email.text,
-                    "HtmlBody": email.html,
-                    "FromAddress": address_only(&email.from),
-                    "ToAddress": email.to,
-                    "MessageIdentifier": email.message_id,
-                    "MessageDate": Utc::now().to_rfc3339(),
-                }),
-            )],
-            Action::Reassign { case_id, owner_id } => {
-                vec![SubRequest::update(&r(0), "Case", case_id, json!({ "OwnerId": owner_id }))]
-            }
-            Action::UpdateFields { case_id, fields } => {
-                if fields.is_empty() {
-                    return Vec::new();
-                }
-                vec![SubRequest::update(&r(0), "Case", case_id, json!(fields))]
-            }
-            Action::AssignTopics { case_id, topics } => topics
-                .iter()
-                .filter_map(|t| self.topic_ids.get(&t.to_lowercase()))
-                .enumerate()
-                .map(|(n, topic_id)| {
-                    SubRequest::create(&r(n), "TopicAssignment", json!({ "TopicId": topic_id, "EntityId": case_id }))
-                })
-                .collect(),
-        }
     }
 
     async fn send_chunk(
@@ -383,29 +329,18 @@ impl Executor {
         let mut applied = std::collections::HashSet::new();
         let mut sorted: Vec<&OutboxEntry> = entries.iter().collect();
         sorted.sort_by_key(|e| e.id);
-        let comment_like: Vec<&OutboxEntry> = sorted
-            .iter()
-            .copied()
-            .filter(|e| {
-                matches!(
-                    e.action,
-                    Action::PostReply { channel: ReplyChannel::Comment, .. } | Action::InternalNote { .. }
-                )
-            })
-            .collect();
-        let feed: Vec<&OutboxEntry> = sorted
-            .iter()
-            .copied()
-            .filter(|e| matches!(e.action, Action::PostReply { channel: ReplyChannel::Feed, .. }))
-            .collect();
+        // Posts grouped by the record they leave: one query a kind of record.
+        let mut posts: BTreeMap<(&str, &str), Vec<&OutboxEntry>> = BTreeMap::new();
+        for e in &sorted {
+            if let Some(record) = deliver::post_record(&e.action) {
+                posts.entry(record).or_default().push(e);
+            }
+        }
         let emails: Vec<&OutboxEntry> =
             sorted.iter().copied().filter(|e| matches!(e.action, Action::SendEmail { .. })).collect();
 
-        for (object, body_field, group) in [("CaseComment", "CommentBody", &comment_like), ("FeedItem", "Body", &feed)]
-        {
-            if group.is_empty() {
-                continue;
-            }
+        for ((object, body_field), group) in &posts {
+            let (object, body_field) = (*object, *body_field);
             let cases: std::collections::BTreeSet<String> =
                 group.iter().map(|e| e.action.case_id().to_string()).collect();
             let soql = Select::new(["Id", "ParentId", body_field], object)
@@ -496,12 +431,4 @@ fn entry_outcome(
 fn backoff(attempts: u32) -> ChronoDuration {
     let secs = (5i64 << attempts.min(10)).min(MAX_BACKOFF_SECS);
     ChronoDuration::seconds(secs)
-}
-
-/// `Acme Support <support@acme.example>` → `support@acme.example`.
-fn address_only(mailbox: &str) -> String {
-    match (mailbox.find('<'), mailbox.find('>')) {
-        (Some(s), Some(e)) if e > s => mailbox[s + 1..e].to_string(),
-        _ => mailbox.trim().to_string(),
-    }
 }
