@@ -62,6 +62,36 @@ async fn identical_replies_on_one_case_are_told_apart_after_a_crash() {
     assert_eq!(store.outbox_len(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_cut_short_by_crashes_do_not_count_as_failed_attempts() {
+    let w = World::new().await;
+    let store = w.store();
+    let case_id = w.id("case1");
+    let mut executor = Executor::new(w.agent_client(), store.clone(), None, w.id("agent"));
+    store
+        .enqueue(Action::PostReply { case_id: case_id.clone(), body: BODY.into(), channel: ReplyChannel::Comment })
+        .unwrap();
+    // Every call is slow, and every round is cut short as a SIGKILL would cut it: the first
+    // after the entry is marked in flight and before Salesforce answers, the later ones
+    // while they check in Salesforce whether it landed.
+    set_faults(&w.sim, json!({ "latency_ms": 400 })).await;
+    for _ in 0..6 {
+        let cut = tokio::time::timeout(std::time::Duration::from_millis(150), executor.run_round()).await;
+        assert!(cut.is_err(), "the round was cut short");
+        let entry = store.outbox().unwrap().pop().expect("still queued");
+        assert!(matches!(entry.status, EntryStatus::InFlight { .. }) || entry.status == EntryStatus::Pending);
+        assert_eq!(entry.attempts, 0, "a cut-short send is not a failed attempt");
+        assert!(entry.not_before <= Utc::now(), "and it waits for no backoff");
+    }
+    set_faults(&w.sim, json!({})).await;
+    // The interrupted send may have landed; the check finds it or sends it: the entry is
+    // done without a sync error.
+    executor.run_round().await.unwrap();
+    assert_eq!(store.outbox_len(), 0);
+    assert!(w.agent_replies(&case_id).await >= 1);
+    assert!(store.sync_errors().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn topics_are_created_when_missing_and_assigned_once() {
     let w = World::new().await;

@@ -174,8 +174,10 @@ impl Executor {
             .iter()
             .map(|(e, _)| {
                 let mut e = e.clone();
+                // Attempts count failures, not sends: a send cut short by a crash is no
+                // fault of the action, and counting it would stretch the next backoff (and,
+                // after enough restarts, give the action up) though nothing ever failed.
                 e.status = EntryStatus::InFlight { since };
-                e.attempts += 1;
                 e
             })
             .collect();
@@ -199,6 +201,7 @@ impl Executor {
                         if unsent {
                             entry.status = EntryStatus::Pending;
                         }
+                        entry.attempts += 1;
                         entry.last_error = Some(e.to_string());
                         entry.not_before = Utc::now() + backoff(entry.attempts);
                         entry
@@ -217,6 +220,7 @@ impl Executor {
                 Outcome::Done => done.push((entry.id, entry.action.confirmation_key())),
                 Outcome::Retry(why) => {
                     report.retried_later += 1;
+                    entry.attempts += 1;
                     if entry.attempts >= MAX_ATTEMPTS {
                         self.fail(&entry, "RETRIES_EXHAUSTED", &why)?;
                         report.failed += 1;
@@ -228,6 +232,7 @@ impl Executor {
                     }
                 }
                 Outcome::Failed { code, message } => {
+                    entry.attempts += 1;
                     self.fail(&entry, &code, &message)?;
                     report.failed += 1;
                 }
