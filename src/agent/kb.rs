@@ -19,6 +19,8 @@ const B: f64 = 0.75;
 /// One searchable section of an article.
 #[derive(Debug, Clone)]
 struct Section {
+    /// The article's id: its file name without `.md`.
+    article: String,
     article_title: String,
     url: String,
     text: String,
@@ -58,7 +60,7 @@ impl KnowledgeBase {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| AgentError::Config(format!("cannot read {}: {e}", path.display())))?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("article");
-            sections.extend(split_article(&text, &format!("{}/{stem}", base_url.trim_end_matches('/'))));
+            sections.extend(split_article(stem, &text, &format!("{}/{stem}", base_url.trim_end_matches('/'))));
         }
         Ok(Self::index(sections, min_confidence))
     }
@@ -68,7 +70,7 @@ impl KnowledgeBase {
     pub fn from_articles(articles: &[(&str, &str)], base_url: &str, min_confidence: f64) -> KnowledgeBase {
         let sections = articles
             .iter()
-            .flat_map(|(stem, text)| split_article(text, &format!("{}/{stem}", base_url.trim_end_matches('/'))))
+            .flat_map(|(stem, text)| split_article(stem, text, &format!("{}/{stem}", base_url.trim_end_matches('/'))))
             .collect();
         Self::index(sections, min_confidence)
     }
@@ -114,6 +116,22 @@ impl KnowledgeBase {
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
         (scored, ceiling)
+    }
+
+    /// The articles that match `question`, best first, each scored by its best section.
+    pub fn ranked_articles(&self, question: &str) -> Vec<(String, f64)> {
+        let (ranked, _) = self.rank(question);
+        let mut seen = HashSet::new();
+        ranked
+            .into_iter()
+            .filter(|(i, _)| seen.insert(self.sections[*i].article.as_str()))
+            .map(|(i, score)| (self.sections[i].article.clone(), score))
+            .collect()
+    }
+
+    /// The id of the article a link points at (the links answers carry).
+    pub fn article_of(&self, url: &str) -> Option<&str> {
+        self.sections.iter().find(|s| s.url == url).map(|s| s.article.as_str())
     }
 
     /// Answers `question` from the best section, or says it cannot help.
@@ -168,7 +186,7 @@ impl KnowledgeBase {
 }
 
 /// Splits an article into its sections. The first `# ` line is the title.
-fn split_article(text: &str, default_url: &str) -> Vec<Section> {
+fn split_article(article: &str, text: &str, default_url: &str) -> Vec<Section> {
     let mut url = default_url.to_string();
     let mut title = None;
     let mut sections: Vec<(Option<String>, Vec<&str>)> = vec![(None, Vec::new())];
@@ -199,6 +217,7 @@ fn split_article(text: &str, default_url: &str) -> Vec<Section> {
                 *terms.entry(t.clone()).or_default() += 1;
             }
             Some(Section {
+                article: article.to_string(),
                 article_title: title.clone(),
                 url: url.clone(),
                 text: body,
@@ -374,7 +393,7 @@ mod tests {
         let sections = articles
             .iter()
             .enumerate()
-            .flat_map(|(i, a)| split_article(a, &format!("https://help.example/a{i}")))
+            .flat_map(|(i, a)| split_article(&format!("a{i}"), a, &format!("https://help.example/a{i}")))
             .collect();
         KnowledgeBase::index(sections, 0.3)
     }

@@ -5,6 +5,7 @@
 //! (a handover, usually) is the rules' decision, not the agent's. An agent *failure* (the
 //! AI service is down) is neither: the conversation stays unanswered and is tried again.
 
+pub mod eval;
 pub mod kb;
 pub mod openai;
 pub mod script;

@@ -14,6 +14,13 @@ pub(crate) enum TestFormat {
     Junit,
 }
 
+/// How `agent eval` reports.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ReportFormat {
+    Text,
+    Json,
+}
+
 /// casebridge puts an AI support agent on Salesforce Cases.
 ///
 /// Start with `casebridge demo`: a simulated org, the daemon and a scripted scenario, on
@@ -59,6 +66,13 @@ pub(crate) enum Command {
     Rules {
         #[command(subcommand)]
         what: RulesCommand,
+    },
+    /// Measure the configured agent the way rule sets are tested.
+    ///
+    /// Example: casebridge agent eval examples/demo/agent-eval.yaml --config examples/demo/casebridge.yaml
+    Agent {
+        #[command(subcommand)]
+        what: AgentCommand,
     },
     /// Write a fixture from the org: a case as casebridge reads it, for rule tests.
     ///
@@ -139,6 +153,23 @@ pub(crate) enum AuthCommand {
         /// http://ADDR/callback.
         #[arg(long, default_value = "127.0.0.1:8765")]
         callback: SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Run an eval set (questions with the articles that answer them, or cannot_help)
+    /// through the knowledge base: hit@1, hit@3, answers from a right article, wrong
+    /// answers; exit 0 when every threshold the file sets holds, 1 when not.
+    ///
+    /// Example: casebridge agent eval examples/demo/agent-eval.yaml --config examples/demo/casebridge.yaml
+    Eval {
+        /// The eval file (YAML, `kind: agent_eval`).
+        file: PathBuf,
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
     },
 }
 

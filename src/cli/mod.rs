@@ -28,6 +28,7 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments) {
     }
 }
 
+mod agent;
 pub(crate) mod args;
 mod auth;
 mod record;
@@ -49,6 +50,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
         Command::Setup { what } => setup::run_setup(what).await,
         Command::Errors { config } => status::list_errors(&config),
         Command::Rules { what } => rules::run_rules(what).await,
+        Command::Agent { what } => agent::run_agent(what),
         Command::Status { config } => status::show_status(&config),
         Command::Auth { what } => auth::run_auth(what).await,
         Command::Record { case_id, config, out, scrub } => {
