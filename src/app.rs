@@ -232,7 +232,6 @@ const WATCH_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 /// [`Shutdown`]; the daemon stopping on an error stops the others too.
 pub struct Service {
     daemon: Daemon,
-    reloader: Arc<Reloader>,
     /// Rule files are watched for the service's whole life; the watcher stops when dropped.
     _watcher: Option<crate::rules::watch::Watcher>,
     shutdown: Shutdown,
@@ -276,7 +275,7 @@ impl Service {
             }
             None => None,
         };
-        Ok(Service { daemon, reloader, _watcher: watcher, shutdown, admin })
+        Ok(Service { daemon, _watcher: watcher, shutdown, admin })
     }
 
     /// The signal that stops the service.
@@ -293,14 +292,10 @@ impl Service {
         &self.daemon
     }
 
-    pub fn reloader(&self) -> &Arc<Reloader> {
-        &self.reloader
-    }
-
     /// Polls until the shutdown signal; then, or when the daemon stops on an error, every
     /// other task stops too.
     pub async fn run(self) -> Result<(), DaemonError> {
-        let Service { daemon, reloader: _, _watcher, shutdown, admin: _ } = self;
+        let Service { daemon, _watcher, shutdown, admin: _ } = self;
         let outcome = daemon.run(shutdown.wait()).await;
         shutdown.trigger();
         outcome

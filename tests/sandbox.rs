@@ -15,7 +15,7 @@ use casebridge::decide;
 use casebridge::model::AgentAnswer;
 use casebridge::model::{Conversation, Decision};
 use casebridge::rules::{RuleSet, testing};
-use common::{root, scratch_rules};
+use common::{empty_rules, root, scratch_rules};
 
 /// Loads on another thread, so an attack that hangs fails the test instead of the suite.
 fn load_within(rules: &Path, limit: Duration) -> Result<RuleSet, String> {
@@ -361,9 +361,7 @@ fn attack_print_flood_is_cut() {
 /// a store round trip.
 #[tokio::test]
 async fn values_nested_too_deep_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let (dir, rules) = empty_rules();
     std::fs::write(
         rules.join("mappings.yaml"),
         "kind: mappings\ninbound:\n  - attribute: deep\n    expr: nest(levels())\n",

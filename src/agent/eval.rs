@@ -200,3 +200,58 @@ impl EvalReport {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARTICLES: &[(&str, &str)] = &[
+        (
+            "gripper",
+            "# Calibrating the gripper\n\n## How to recalibrate\nHold the gripper reset button for five seconds, then run the calibration wizard.",
+        ),
+        (
+            "billing",
+            "# Billing and invoices\n\n## Invoices\nInvoices are emailed monthly; download past invoices from the customer portal.",
+        ),
+    ];
+
+    fn question(ask: &str, expect: Expect) -> Question {
+        Question { ask: ask.into(), expect }
+    }
+
+    #[test]
+    fn each_figure_counts_what_it_says() {
+        let kb = KnowledgeBase::from_articles(ARTICLES, "https://help.example", 0.35);
+        let articles = |a: &str| Expect::Articles(vec![a.into()]);
+        let file = EvalFile {
+            kind: "agent_eval".into(),
+            thresholds: Thresholds { wrong_answers: Some(0.4), declined_right: Some(0.6), ..Thresholds::default() },
+            questions: vec![
+                // Answered from the right article.
+                question("How do I recalibrate the gripper with the reset button?", articles("gripper")),
+                // Answered, from an article the file does not expect: a wrong answer.
+                question("Where can I download past invoices from the portal?", articles("gripper")),
+                // Not covered and declined: right.
+                question("Do you deliver by zeppelin?", Expect::Outcome(Outcome::CannotHelp)),
+                // Not covered, yet answered: wrong.
+                question(
+                    "Can I get invoices emailed monthly from the customer portal?",
+                    Expect::Outcome(Outcome::CannotHelp),
+                ),
+            ],
+        };
+        let report = run(&kb, &file);
+        let outcomes: Vec<_> = report.results.iter().map(|r| (r.answered_from.as_deref(), r.right)).collect();
+        assert_eq!(
+            outcomes,
+            [(Some("gripper"), true), (Some("billing"), false), (None, true), (Some("billing"), false)],
+            "{}",
+            report.render()
+        );
+        assert_eq!((report.answerable, report.not_covered), (2, 2));
+        assert_eq!((report.hit_at_1, report.hit_at_3, report.answered_right), (0.5, 0.5, 0.5));
+        assert_eq!((report.declined_right, report.wrong_answers), (0.5, 2.0 / 3.0));
+        assert_eq!(report.failures, ["declined_right: 0.50 < 0.60", "wrong_answers: 0.67 > 0.40"]);
+    }
+}
