@@ -65,13 +65,12 @@ fn decisions() {
         .iter()
         .map(|f| load_fixture(&root().join(format!("rules/tests/fixtures/{f}.json"))).unwrap())
         .collect();
-    let answer = AgentAnswer {
-        text: Some("You can download past invoices from the customer portal.".into()),
-        confidence: 0.8,
-        sources: Vec::new(),
-        backend: "fixed".into(),
-        note: None,
-    };
+    let answer = AgentAnswer::answered(
+        "fixed",
+        "You can download past invoices from the customer portal.".into(),
+        0.8,
+        Vec::new(),
+    );
     let agent = Agent::Fixed(answer.clone());
     // Short rounds, many of them: this machine is shared, and the best round of each is the
     // one least disturbed.

@@ -116,16 +116,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             // The agent sees what the rules decided so far (not the decision history).
             let (attributes, topics) = rules.decided();
             let answer = agent.answer(View { conversation, attributes, topics }).await?;
-            trace.record(
-                TraceStage::Agent,
-                agent.backend(),
-                answer.text.is_some(),
-                match &answer.text {
-                    Some(_) => format!("answered with confidence {:.2}", answer.confidence),
-                    None => answer.note.clone().unwrap_or_else(|| "cannot help".into()),
-                },
-                started,
-            );
+            trace.record(TraceStage::Agent, agent.backend(), answer.text.is_some(), answer.trace_detail(), started);
             Some(answer)
         }
     };

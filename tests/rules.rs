@@ -338,13 +338,7 @@ async fn each_stage_sees_what_the_earlier_ones_decided() {
     }
     let set = RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("{}", e[0]));
     let conversation = testing::load_fixture(&root().join("rules/tests/fixtures/billing-question.json")).unwrap();
-    let agent = Agent::Fixed(AgentAnswer {
-        text: Some("See the portal.".into()),
-        confidence: 0.9,
-        sources: Vec::new(),
-        backend: "fixed".into(),
-        note: None,
-    });
+    let agent = Agent::Fixed(AgentAnswer::answered("fixed", "See the portal.".into(), 0.9, Vec::new()));
     let decision = decide::decide(&set, &agent, &conversation).await.unwrap();
     assert_eq!(decision.attributes["tier"], "gold", "{:?}", decision.trace);
     assert!(decision.topics.contains("Gold"), "{:?}", decision.trace);

@@ -80,12 +80,6 @@ impl OpenAiAgent {
         if content.is_empty() || content.contains(CANNOT_HELP) {
             return Ok(AgentAnswer::cannot_help("openai", 0.0, "the model said it cannot help"));
         }
-        Ok(AgentAnswer {
-            text: Some(content),
-            confidence: 1.0,
-            sources: Vec::new(),
-            backend: "openai".into(),
-            note: None,
-        })
+        Ok(AgentAnswer::answered("openai", content, 1.0, Vec::new()))
     }
 }

@@ -62,11 +62,5 @@ fn interpret(value: Dynamic) -> AgentAnswer {
 }
 
 fn answer(text: String, confidence: f64) -> AgentAnswer {
-    AgentAnswer {
-        text: Some(text),
-        confidence: confidence.clamp(0.0, 1.0),
-        sources: Vec::new(),
-        backend: "script".into(),
-        note: None,
-    }
+    AgentAnswer::answered("script", text, confidence.clamp(0.0, 1.0), Vec::new())
 }

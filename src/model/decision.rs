@@ -236,6 +236,23 @@ pub struct Source {
     pub url: String,
 }
 
+/// A passage retrieval found for a question, as the trace records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrieved {
+    /// The passage's stable id, `{article}#{section}`.
+    pub passage: String,
+    pub score: f64,
+    /// The share of the question's information it matches, 0 to 1.
+    pub coverage: f64,
+}
+
+/// What one call to an AI service cost, as the service reported it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
 /// What the agent made of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentAnswer {
@@ -247,6 +264,21 @@ pub struct AgentAnswer {
     pub backend: String,
     /// Why it could not help, for the decision trace.
     pub note: Option<String>,
+    /// The passages retrieval ranked highest, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retrieved: Vec<Retrieved>,
+    /// The passages the answer is drawn from (for a model: the ones it cited).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cited: Vec<String>,
+    /// The characters sent to an AI service (prompt, passages and conversation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_chars: Option<u64>,
+    /// Tokens the AI service reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// How long the AI service took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
 }
 
 impl AgentAnswer {
@@ -257,6 +289,47 @@ impl AgentAnswer {
             sources: Vec::new(),
             backend: backend.to_string(),
             note: Some(why.to_string()),
+            retrieved: Vec::new(),
+            cited: Vec::new(),
+            request_chars: None,
+            usage: None,
+            latency_ms: None,
         }
+    }
+
+    /// An answer with nothing but its text, confidence, sources and backend.
+    pub fn answered(backend: &str, text: String, confidence: f64, sources: Vec<Source>) -> AgentAnswer {
+        AgentAnswer { text: Some(text), note: None, sources, confidence, ..AgentAnswer::cannot_help(backend, 0.0, "") }
+    }
+
+    /// One line for the decision trace: the outcome, what retrieval found, what the
+    /// service was sent and what it cost.
+    pub fn trace_detail(&self) -> String {
+        let mut detail = match &self.text {
+            Some(_) => format!("answered with confidence {:.2}", self.confidence),
+            None => self.note.clone().unwrap_or_else(|| "cannot help".into()),
+        };
+        if !self.cited.is_empty() {
+            detail.push_str(&format!("; from {}", self.cited.join(", ")));
+        }
+        if let Some(best) = self.retrieved.first() {
+            detail.push_str(&format!(
+                "; retrieved {} passage(s), best {} (score {:.2}, coverage {:.2})",
+                self.retrieved.len(),
+                best.passage,
+                best.score,
+                best.coverage
+            ));
+        }
+        if let Some(chars) = self.request_chars {
+            detail.push_str(&format!("; sent {chars} characters"));
+        }
+        if let Some(u) = self.usage {
+            detail.push_str(&format!("; {} prompt + {} completion tokens", u.prompt_tokens, u.completion_tokens));
+        }
+        if let Some(ms) = self.latency_ms {
+            detail.push_str(&format!("; {ms} ms"));
+        }
+        detail
     }
 }

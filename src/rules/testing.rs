@@ -39,13 +39,7 @@ pub fn parse_fixture(text: &str, name: &str) -> Result<Conversation, String> {
 
 fn stub_answer(stub: &AgentStub) -> AgentAnswer {
     match &stub.answer {
-        Some(text) => AgentAnswer {
-            text: Some(text.clone()),
-            confidence: stub.confidence,
-            sources: Vec::new(),
-            backend: "fixed".into(),
-            note: None,
-        },
+        Some(text) => AgentAnswer::answered("fixed", text.clone(), stub.confidence, Vec::new()),
         None => AgentAnswer::cannot_help("fixed", stub.confidence.min(0.0), "the test's agent gives no answer"),
     }
 }

@@ -1,0 +1,251 @@
+//! Passage retrieval: BM25F over four fields of each passage — its article's title, its
+//! article's summary, its own heading and its text — each weighted and length-normalised on
+//! its own, so a word in a short title counts for more than the same word deep in a long
+//! reference page. An article whose title the question names ("cargo check", "refunds")
+//! gets a bonus in proportion to how much of the title the question covers.
+//!
+//! The weights were chosen on the real-content eval set (`tests/eval/`) and checked on the
+//! demo's; `casebridge agent eval` measures any change to them.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Article;
+use super::analyze::terms;
+use super::passages::Passage;
+
+/// BM25's term-frequency saturation.
+const K1: f64 = 1.2;
+
+/// Each field's weight and length normalisation (BM25's `b`).
+const FIELDS: [(Field, f64, f64); 4] =
+    [(Field::Title, 3.0, 0.5), (Field::Summary, 1.5, 0.5), (Field::Heading, 2.0, 0.5), (Field::Text, 1.0, 0.75)];
+
+/// How much a question that names an article's whole title adds, in units of the
+/// question's mean term weight.
+const TITLE_BONUS: f64 = 1.0;
+
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Title,
+    Summary,
+    Heading,
+    Text,
+}
+
+/// One field of one passage: term counts and length.
+#[derive(Debug, Clone, Default)]
+struct FieldTerms {
+    counts: HashMap<String, u32>,
+    len: u32,
+}
+
+impl FieldTerms {
+    fn of(text: &str) -> FieldTerms {
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        let all = terms(text);
+        for t in &all {
+            *counts.entry(t.clone()).or_default() += 1;
+        }
+        FieldTerms { counts, len: all.len() as u32 }
+    }
+}
+
+/// A passage as the index holds it.
+#[derive(Debug, Clone)]
+struct Entry {
+    article: usize,
+    passage: Passage,
+    /// Title, summary, heading, text.
+    fields: [FieldTerms; 4],
+}
+
+/// A ranked passage.
+#[derive(Debug, Clone)]
+pub struct Hit<'a> {
+    pub article: &'a Article,
+    pub passage: &'a Passage,
+    pub score: f64,
+    /// The share of the question's information (its terms, weighted by rarity) this
+    /// passage matches, from 0 to 1. Terms the help centre never uses weigh the most, so a
+    /// question about something it does not cover cannot look answered.
+    pub coverage: f64,
+    /// How many of the question's distinct terms it matches.
+    pub matched: usize,
+    /// The passage's place in the index: articles in order, each article's passages in its
+    /// own order, so quotes from one article can be put back in reading order.
+    pub order: usize,
+}
+
+/// Articles and their passages, indexed for ranking.
+#[derive(Debug, Clone)]
+pub struct Index {
+    articles: Vec<Article>,
+    entries: Vec<Entry>,
+    /// Term → number of passages holding it in any field.
+    doc_freq: HashMap<String, u32>,
+    avg_len: [f64; 4],
+}
+
+impl Index {
+    pub fn new(articles: Vec<Article>) -> Index {
+        let mut entries = Vec::new();
+        for (i, article) in articles.iter().enumerate() {
+            let title = FieldTerms::of(&article.title);
+            let summary = FieldTerms::of(&article.summary);
+            for passage in super::passages::split(article) {
+                let fields =
+                    [title.clone(), summary.clone(), FieldTerms::of(&passage.heading), FieldTerms::of(&passage.text)];
+                entries.push(Entry { article: i, passage, fields });
+            }
+        }
+        let mut doc_freq: HashMap<String, u32> = HashMap::new();
+        for e in &entries {
+            let distinct: HashSet<&String> = e.fields.iter().flat_map(|f| f.counts.keys()).collect();
+            for t in distinct {
+                *doc_freq.entry(t.clone()).or_default() += 1;
+            }
+        }
+        let n = entries.len().max(1) as f64;
+        let avg_len = std::array::from_fn(|f| entries.iter().map(|e| e.fields[f].len as f64).sum::<f64>() / n);
+        Index { articles, entries, doc_freq, avg_len }
+    }
+
+    pub fn articles(&self) -> &[Article] {
+        &self.articles
+    }
+
+    pub fn passage_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A term's rarity: BM25's idf, highest for terms no passage holds.
+    fn idf(&self, term: &str) -> f64 {
+        let n = self.entries.len() as f64;
+        let df = *self.doc_freq.get(term).unwrap_or(&0) as f64;
+        ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+    }
+
+    /// Every passage that matches `question`, best first.
+    pub fn search(&self, question: &str) -> Vec<Hit<'_>> {
+        let mut query: Vec<String> = Vec::new();
+        for t in terms(question) {
+            if !query.contains(&t) {
+                query.push(t);
+            }
+        }
+        let weights: Vec<f64> = query.iter().map(|t| self.idf(t)).collect();
+        let information: f64 = weights.iter().sum();
+        let mean_weight = information / query.len().max(1) as f64;
+        let mut hits: Vec<Hit<'_>> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(order, e)| {
+                let (mut score, mut covered, mut matched) = (0.0, 0.0, 0);
+                for (t, w) in query.iter().zip(&weights) {
+                    let tf = self.weighted_frequency(e, t);
+                    if tf > 0.0 {
+                        score += w * tf / (K1 + tf);
+                        covered += w;
+                        matched += 1;
+                    }
+                }
+                if matched == 0 {
+                    return None;
+                }
+                score += TITLE_BONUS * mean_weight * self.title_coverage(e, &query);
+                let coverage = if information > 0.0 { (covered / information).min(1.0) } else { 0.0 };
+                Some(Hit { article: &self.articles[e.article], passage: &e.passage, score, coverage, matched, order })
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.passage.id.cmp(&b.passage.id)));
+        hits
+    }
+
+    /// BM25F's pseudo term frequency: each field's count, weighted and normalised by that
+    /// field's length.
+    fn weighted_frequency(&self, e: &Entry, term: &str) -> f64 {
+        FIELDS
+            .iter()
+            .map(|(field, weight, b)| {
+                let f = &e.fields[*field as usize];
+                let Some(&tf) = f.counts.get(term) else { return 0.0 };
+                let norm = 1.0 - b + b * f.len as f64 / self.avg_len[*field as usize].max(1.0);
+                weight * tf as f64 / norm
+            })
+            .sum()
+    }
+
+    /// The share of the article title's information the question names.
+    fn title_coverage(&self, e: &Entry, query: &[String]) -> f64 {
+        let title = &e.fields[Field::Title as usize].counts;
+        let total: f64 = title.keys().map(|t| self.idf(t)).sum();
+        if total == 0.0 {
+            return 0.0;
+        }
+        title.keys().filter(|t| query.contains(t)).map(|t| self.idf(t)).sum::<f64>() / total
+    }
+
+    /// The articles that match `question`, best first, each with its best passage's score.
+    pub fn ranked_articles(&self, question: &str) -> Vec<(&Article, f64)> {
+        let mut seen = HashSet::new();
+        self.search(question).into_iter().filter(|h| seen.insert(&h.article.id)).map(|h| (h.article, h.score)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn article(id: &str, title: &str, body: &str) -> Article {
+        Article {
+            id: id.into(),
+            title: title.into(),
+            url: format!("https://help.example/{id}"),
+            summary: String::new(),
+            body: body.into(),
+        }
+    }
+
+    fn index() -> Index {
+        Index::new(vec![
+            article(
+                "check",
+                "cargo-check",
+                "## Description\nCheck a local package and all of its dependencies for errors.",
+            ),
+            article(
+                "check-cfg",
+                "Checking conditional configurations",
+                "## Cargo\nWith cargo check and cargo build, unexpected cfg names are checked and reported.\n\n## Build\nThe build checks every cfg.",
+            ),
+            article("billing", "Invoices", "## Paying\nInvoices are sent monthly. Pay by card."),
+        ])
+    }
+
+    #[test]
+    fn a_question_that_names_a_title_ranks_that_article_first() {
+        let index = index();
+        let ranked = index.ranked_articles("what's the difference between cargo check and cargo build");
+        assert_eq!(ranked[0].0.id, "check", "{:?}", ranked.iter().map(|r| &r.0.id).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn coverage_weighs_words_the_help_centre_never_uses_the_most() {
+        let index = index();
+        let covered = &index.search("when are invoices sent")[0];
+        assert_eq!(covered.passage.id, "billing#paying");
+        let uncovered = &index.search("invoices for my drone delivery to antarctica")[0];
+        assert!(covered.coverage > 0.9, "{}", covered.coverage);
+        assert!(uncovered.coverage < 0.4, "{}", uncovered.coverage);
+        assert_eq!(uncovered.matched, 1);
+    }
+
+    #[test]
+    fn nothing_matches_nothing() {
+        let index = index();
+        assert!(index.search("").is_empty());
+        assert!(index.search("the and of").is_empty());
+        assert!(Index::new(Vec::new()).search("anything").is_empty());
+    }
+}

@@ -1,0 +1,169 @@
+//! The company's own knowledge, which the agent answers from: help articles from a folder
+//! of markdown files (and, later in the flow, Salesforce Knowledge), split into
+//! [`passages`] with stable ids and ranked by [`index`].
+//!
+//! Nothing here talks to the customer or a model: an article is data, and retrieval is a
+//! pure function of the articles and the question.
+
+pub mod analyze;
+pub mod index;
+pub mod passages;
+
+use std::path::{Path, PathBuf};
+
+pub use index::{Hit, Index};
+pub use passages::Passage;
+
+/// The most articles one help-centre folder may hold.
+pub const MAX_ARTICLES: usize = 10_000;
+/// The largest article file read, in bytes.
+pub const MAX_ARTICLE_BYTES: u64 = 1024 * 1024;
+/// The longest summary taken from an article's first paragraph, in characters.
+const SUMMARY_MAX_CHARS: usize = 300;
+
+/// One help article.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Article {
+    /// Stable across syncs: a markdown file's name without `.md`.
+    pub id: String,
+    pub title: String,
+    /// Where a customer reads it; replies link here.
+    pub url: String,
+    /// A sentence or two on what the article answers.
+    pub summary: String,
+    /// Markdown, without the title line and front matter.
+    pub body: String,
+}
+
+/// Why a help centre could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+/// Reads every `*.md` file of `dir` (not its subfolders), in name order. Links default to
+/// `{base_url}/{file stem}`.
+pub fn load_markdown_folder(dir: &Path, base_url: &str) -> Result<Vec<Article>, LoadError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| LoadError(format!("cannot read the knowledge base folder {}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "md")).collect();
+    if files.len() > MAX_ARTICLES {
+        return Err(LoadError(format!(
+            "the knowledge base folder {} holds {} articles; the limit is {MAX_ARTICLES}",
+            dir.display(),
+            files.len()
+        )));
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(LoadError(format!("the knowledge base folder {} holds no .md articles", dir.display())));
+    }
+    let base_url = base_url.trim_end_matches('/');
+    files
+        .iter()
+        .map(|path| {
+            let text = crate::bounded_file::read(path, MAX_ARTICLE_BYTES)
+                .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("article");
+            Ok(parse_markdown(stem, &text, &format!("{base_url}/{stem}")))
+        })
+        .collect()
+}
+
+/// An article from markdown: front-matter lines `url: ...` and `summary: ...` before the
+/// title, the first `# ` line as the title (else the id, dashes as spaces), and the rest as
+/// the body. Without a `summary:` line the summary is the body's first paragraph of prose.
+pub fn parse_markdown(id: &str, text: &str, default_url: &str) -> Article {
+    let mut url = default_url.to_string();
+    let mut summary = None;
+    let mut title = None;
+    let mut body = Vec::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        let fence = line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+        if title.is_none() && !in_fence {
+            if let Some(u) = line.strip_prefix("url:") {
+                url = u.trim().to_string();
+                continue;
+            }
+            if let Some(s) = line.strip_prefix("summary:") {
+                summary = Some(s.trim().to_string());
+                continue;
+            }
+            if let Some(t) = line.strip_prefix("# ") {
+                title = Some(t.trim().to_string());
+                continue;
+            }
+        }
+        in_fence ^= fence;
+        body.push(line);
+    }
+    let body = body.join("\n").trim().to_string();
+    let summary = summary.unwrap_or_else(|| first_prose_paragraph(&body));
+    let title = title.unwrap_or_else(|| id.replace('-', " "));
+    Article { id: id.to_string(), title, url, summary, body }
+}
+
+/// The first paragraph that is neither a heading nor code, cut to [`SUMMARY_MAX_CHARS`].
+fn first_prose_paragraph(body: &str) -> String {
+    let mut in_fence = false;
+    for paragraph in body.split("\n\n") {
+        let p = paragraph.trim();
+        let fences =
+            p.lines().filter(|l| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~")).count();
+        let was_in_fence = in_fence;
+        in_fence ^= fences % 2 == 1;
+        if was_in_fence || p.is_empty() || p.starts_with("```") || p.starts_with("~~~") {
+            continue;
+        }
+        let prose: Vec<&str> = p.lines().filter(|l| !l.starts_with('#')).collect();
+        if !prose.is_empty() {
+            return prose.join(" ").chars().take(SUMMARY_MAX_CHARS).collect();
+        }
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_matter_title_and_summary() {
+        let a = parse_markdown(
+            "reset",
+            "url: https://help.example/r\nsummary: Resetting the arm.\n# Resetting\n\n## Steps\nHold it.",
+            "https://d/reset",
+        );
+        assert_eq!(
+            (a.url.as_str(), a.title.as_str(), a.summary.as_str()),
+            ("https://help.example/r", "Resetting", "Resetting the arm.")
+        );
+        assert_eq!(a.body, "## Steps\nHold it.");
+    }
+
+    #[test]
+    fn defaults_when_the_file_names_nothing() {
+        let a = parse_markdown(
+            "paying-invoices",
+            "```sh\n# a comment, not a title\n```\n\n## Cards\nPay by card.",
+            "https://d/p",
+        );
+        assert_eq!(a.title, "paying invoices");
+        assert_eq!(a.url, "https://d/p");
+        assert_eq!(a.summary, "Pay by card.");
+        assert!(a.body.contains("# a comment"));
+    }
+
+    #[test]
+    fn folder_errors_name_the_folder_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_markdown_folder(dir.path(), "https://d").unwrap_err().to_string();
+        assert!(e.contains("holds no .md articles"), "{e}");
+        std::fs::write(dir.path().join("big.md"), vec![b'a'; MAX_ARTICLE_BYTES as usize + 1]).unwrap();
+        let e = load_markdown_folder(dir.path(), "https://d").unwrap_err().to_string();
+        assert!(e.contains("big.md") && e.contains("larger than"), "{e}");
+        let e = load_markdown_folder(&dir.path().join("missing"), "https://d").unwrap_err().to_string();
+        assert!(e.contains("cannot read the knowledge base folder"), "{e}");
+    }
+}
