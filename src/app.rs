@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use crate::act::email::{Mailer, SmtpSettings};
 use crate::agent::kb::KnowledgeBase;
-use crate::agent::openai::OpenAiAgent;
+use crate::agent::openai::{Grounding, OpenAiAgent};
 use crate::agent::script::ScriptAgent;
 use crate::agent::{Agent, AgentError};
 use crate::config::{AgentConfig, Config, ConfigError};
 use crate::daemon::{Daemon, DaemonError, DaemonSettings};
 use crate::decide::SharedRules;
+use crate::knowledge::Index;
 use crate::rules::RuleSet;
 use crate::rules::org::OrgSchema;
 use crate::rules::watch::Reloader;
@@ -102,7 +103,19 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
         AgentConfig::KnowledgeBase { dir, base_url, min_confidence } => {
             Agent::KnowledgeBase(KnowledgeBase::load(&base.join(dir), base_url, *min_confidence)?)
         }
-        AgentConfig::Openai { base_url, model, api_key, system_prompt_file, timeout } => {
+        AgentConfig::Openai {
+            base_url,
+            model,
+            api_key,
+            system_prompt_file,
+            timeout,
+            knowledge,
+            passages,
+            context_chars,
+            json_schema,
+            attributes,
+            concurrency: _,
+        } => {
             let key = api_key.as_ref().map(|k| k.read("agent.api_key", base)).transpose()?;
             let prompt = system_prompt_file
                 .as_ref()
@@ -112,7 +125,15 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
                     })
                 })
                 .transpose()?;
-            Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout)?)
+            let articles = crate::knowledge::load_markdown_folder(&base.join(&knowledge.dir), &knowledge.base_url)
+                .map_err(|e| AgentError::Config(format!("agent.knowledge.dir: {e}")))?;
+            let grounding = Grounding {
+                passages: *passages,
+                context_chars: *context_chars,
+                json_schema: *json_schema,
+                attributes: attributes.clone(),
+            };
+            Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout, Index::new(articles), grounding)?)
         }
         AgentConfig::Script { file } => Agent::Script(ScriptAgent::load(&base.join(file), Limits::default())?),
     })

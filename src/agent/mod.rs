@@ -55,7 +55,7 @@ impl Agent {
     pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {
         match self {
             Agent::KnowledgeBase(kb) => Ok(kb.answer(&question(view.conversation))),
-            Agent::OpenAi(ai) => ai.answer(view.conversation).await,
+            Agent::OpenAi(ai) => ai.answer(view).await,
             Agent::Script(s) => s.answer(&view.to_conversation()).await,
             Agent::Fixed(answer) => Ok(answer.clone()),
         }

@@ -137,7 +137,29 @@ impl Config {
                     bad("agent.base_url", p);
                 }
             }
-            AgentConfig::Openai { base_url, model, timeout, api_key, .. } => {
+            AgentConfig::Openai {
+                base_url,
+                model,
+                timeout,
+                api_key,
+                knowledge,
+                passages,
+                context_chars,
+                concurrency,
+                ..
+            } => {
+                if let Err(p) = check_url(&knowledge.base_url, false) {
+                    bad("agent.knowledge.base_url", p);
+                }
+                if !(1..=50).contains(passages) {
+                    bad("agent.passages", format!("from 1 to 50, found {passages}"));
+                }
+                if !(500..=200_000).contains(context_chars) {
+                    bad("agent.context_chars", format!("from 500 to 200000, found {context_chars}"));
+                }
+                if !(1..=64).contains(concurrency) {
+                    bad("agent.concurrency", format!("from 1 to 64, found {concurrency}"));
+                }
                 if let Err(p) = check_url(base_url, true) {
                     bad("agent.base_url", p);
                 }

@@ -262,19 +262,39 @@ pub enum AgentConfig {
         #[schemars(range(min = 0.0, max = 1.0))]
         min_confidence: f64,
     },
-    /// Any OpenAI-compatible chat-completions service.
+    /// Any OpenAI-compatible chat-completions service, answering only from the help
+    /// centre's passages and citing them.
     Openai {
         /// For example `https://api.openai.com/v1`.
         base_url: String,
         model: String,
         #[serde(default)]
         api_key: Option<SecretRef>,
-        /// A file with the system prompt.
+        /// A file with the system prompt (the grounding rules are always added).
         #[serde(default)]
         system_prompt_file: Option<PathBuf>,
         #[serde(default = "default_agent_timeout", with = "duration")]
         #[schemars(with = "String")]
         timeout: Duration,
+        /// The help centre the model answers from.
+        knowledge: KnowledgeConfig,
+        /// How many of the best-ranked passages the model is given (1 to 50).
+        #[serde(default = "default_passages")]
+        passages: usize,
+        /// The most characters of passage text one request carries (500 to 200,000).
+        #[serde(default = "default_context_chars")]
+        context_chars: usize,
+        /// Ask for the answer through `response_format` with a JSON schema (services that
+        /// do not support it: `false`, and the prompt asks for the same JSON).
+        #[serde(default = "default_true")]
+        json_schema: bool,
+        /// The conversation attributes (as the rules name them) the model may see; none by
+        /// default.
+        #[serde(default)]
+        attributes: Vec<String>,
+        /// How many conversations the service is asked about at once (1 to 64).
+        #[serde(default = "default_agent_concurrency")]
+        concurrency: usize,
     },
     /// A Rhai script that defines `fn answer(conversation)`.
     Script { file: PathBuf },
@@ -288,6 +308,17 @@ impl Default for AgentConfig {
             min_confidence: default_min_confidence(),
         }
     }
+}
+
+/// A markdown help centre: a folder of `*.md` articles.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// The folder of `*.md` articles.
+    pub dir: PathBuf,
+    /// Links to articles are `{base_url}/{file stem}` unless an article sets `url:`.
+    #[serde(default = "default_kb_base_url")]
+    pub base_url: String,
 }
 
 /// The SMTP server.
@@ -337,6 +368,18 @@ fn default_kb_base_url() -> String {
 }
 fn default_min_confidence() -> f64 {
     0.35
+}
+fn default_passages() -> usize {
+    5
+}
+fn default_context_chars() -> usize {
+    8_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_agent_concurrency() -> usize {
+    8
 }
 fn default_agent_timeout() -> Duration {
     Duration::from_secs(30)

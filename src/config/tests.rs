@@ -111,12 +111,32 @@ fn every_setting_has_a_range() {
         ("poll:\n  overlap: 2h\n", "poll.overlap: from 0s to 1h"),
         ("agent:\n  backend: knowledge_base\n  min_confidence: -0.1\n", "agent.min_confidence"),
         (
-            "agent:\n  backend: openai\n  base_url: http://api.example.com/v1\n  model: m\n",
+            "agent:\n  backend: openai\n  base_url: http://api.example.com/v1\n  model: m\n  knowledge: {dir: kb}\n",
             "agent.base_url: \"http://api.example.com/v1\": use https",
         ),
         (
-            "agent:\n  backend: openai\n  base_url: https://api.example.com/v1\n  model: m\n  timeout: 0s\n",
+            "agent:\n  backend: openai\n  base_url: https://api.example.com/v1\n  model: m\n  knowledge: {dir: kb}\n  timeout: 0s\n",
             "agent.timeout: from 1s to 10m",
+        ),
+        (
+            "agent:\n  backend: openai\n  base_url: https://api.example.com/v1\n  model: m\n",
+            "missing field `knowledge`",
+        ),
+        (
+            "agent:\n  backend: openai\n  base_url: https://a.example/v1\n  model: m\n  knowledge: {dir: kb}\n  passages: 0\n",
+            "agent.passages: from 1 to 50, found 0",
+        ),
+        (
+            "agent:\n  backend: openai\n  base_url: https://a.example/v1\n  model: m\n  knowledge: {dir: kb}\n  context_chars: 99999999\n",
+            "agent.context_chars: from 500 to 200000",
+        ),
+        (
+            "agent:\n  backend: openai\n  base_url: https://a.example/v1\n  model: m\n  knowledge: {dir: kb}\n  concurrency: 0\n",
+            "agent.concurrency: from 1 to 64",
+        ),
+        (
+            "agent:\n  backend: openai\n  base_url: https://a.example/v1\n  model: m\n  knowledge: {dir: kb, base_url: nope}\n",
+            "agent.knowledge.base_url",
         ),
         ("smtp:\n  host: mail\n  from: not an address\n", "smtp.from: expected an address"),
         ("smtp:\n  host: mail\n  port: 0\n  from: a@b.example\n", "smtp.port"),

@@ -133,7 +133,12 @@ impl Daemon {
         self.metrics.decision_seconds(decide_started.elapsed().as_secs_f64());
         self.metrics.cases_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match decided {
-            Ok(d) => Ok(Some(d)),
+            Ok(d) => {
+                if let Some(answer) = &d.agent {
+                    self.metrics.agent_answer(answer);
+                }
+                Ok(Some(d))
+            }
             Err(DecideError::Agent(e)) if e.is_transient() => {
                 conv.agent_failures += 1;
                 let wait = ChronoDuration::seconds((30i64 << conv.agent_failures.min(6)).min(1800));

@@ -30,6 +30,12 @@ pub struct Metrics {
     /// "ok" / "failed" → count.
     reloads: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram>,
+    /// (backend, "answered" / "cannot_help") → count.
+    agent_answers: Mutex<BTreeMap<(String, &'static str), u64>>,
+    pub agent_prompt_tokens: AtomicU64,
+    pub agent_completion_tokens: AtomicU64,
+    /// The AI service's latency, per call.
+    agent_latency: Mutex<Histogram>,
 }
 
 #[derive(Default)]
@@ -37,6 +43,28 @@ struct Histogram {
     counts: [u64; 14],
     count: u64,
     sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -65,14 +93,20 @@ impl Metrics {
     }
 
     pub fn decision_seconds(&self, seconds: f64) {
-        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
+        self.latency.lock().unwrap_or_else(|p| p.into_inner()).observe(seconds);
+    }
+
+    /// Counts an agent's answer, the tokens it cost and the AI service's latency.
+    pub fn agent_answer(&self, answer: &crate::model::AgentAnswer) {
+        let outcome = if answer.text.is_some() { "answered" } else { "cannot_help" };
+        bump(&self.agent_answers, (answer.backend.clone(), outcome));
+        if let Some(u) = answer.usage {
+            self.agent_prompt_tokens.fetch_add(u.prompt_tokens, Ordering::Relaxed);
+            self.agent_completion_tokens.fetch_add(u.completion_tokens, Ordering::Relaxed);
         }
-        h.count += 1;
-        h.sum += seconds;
+        if let Some(ms) = answer.latency_ms {
+            self.agent_latency.lock().unwrap_or_else(|p| p.into_inner()).observe(ms as f64 / 1000.0);
+        }
     }
 
     /// The Prometheus text exposition.
@@ -136,17 +170,34 @@ impl Metrics {
         for (result, n) in self.reloads.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "casebridge_rule_reloads_total{{result=\"{}\"}} {n}", label(result));
         }
-        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        self.latency.lock().unwrap_or_else(|p| p.into_inner()).render(
+            &mut out,
+            "casebridge_decision_seconds",
+            "Time to decide one case update (rules and agent).",
+        );
         let _ = writeln!(
             out,
-            "# HELP casebridge_decision_seconds Time to decide one case update (rules and agent).\n# TYPE casebridge_decision_seconds histogram"
+            "# HELP casebridge_agent_answers_total Agent answers, by backend and outcome.\n# TYPE casebridge_agent_answers_total counter"
         );
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "casebridge_decision_seconds_bucket{{le=\"{bound}\"}} {}", h.counts[i]);
+        for ((backend, outcome), n) in self.agent_answers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "casebridge_agent_answers_total{{backend=\"{}\",outcome=\"{outcome}\"}} {n}",
+                label(backend)
+            );
         }
-        let _ = writeln!(out, "casebridge_decision_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "casebridge_decision_seconds_sum {}", h.sum);
-        let _ = writeln!(out, "casebridge_decision_seconds_count {}", h.count);
+        let _ = writeln!(
+            out,
+            "# HELP casebridge_agent_tokens_total Tokens the AI service reported, by kind.\n# TYPE casebridge_agent_tokens_total counter\n\
+             casebridge_agent_tokens_total{{kind=\"prompt\"}} {}\ncasebridge_agent_tokens_total{{kind=\"completion\"}} {}",
+            load(&self.agent_prompt_tokens),
+            load(&self.agent_completion_tokens)
+        );
+        self.agent_latency.lock().unwrap_or_else(|p| p.into_inner()).render(
+            &mut out,
+            "casebridge_agent_service_seconds",
+            "Time the AI service took to answer, per call.",
+        );
         out
     }
 }
@@ -170,5 +221,16 @@ mod tests {
         assert!(text.contains("casebridge_decision_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("casebridge_decision_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("casebridge_decision_seconds_count 2"));
+        let mut answer = crate::model::AgentAnswer::answered("openai", "Hi".into(), 0.8, Vec::new());
+        answer.usage = Some(crate::model::Usage { prompt_tokens: 900, completion_tokens: 40 });
+        answer.latency_ms = Some(1_200);
+        m.agent_answer(&answer);
+        m.agent_answer(&crate::model::AgentAnswer::cannot_help("openai", 0.0, "no"));
+        let text = m.render();
+        assert!(text.contains("casebridge_agent_answers_total{backend=\"openai\",outcome=\"answered\"} 1"), "{text}");
+        assert!(text.contains("casebridge_agent_answers_total{backend=\"openai\",outcome=\"cannot_help\"} 1"));
+        assert!(text.contains("casebridge_agent_tokens_total{kind=\"prompt\"} 900\n"), "{text}");
+        assert!(text.contains("casebridge_agent_service_seconds_bucket{le=\"2.5\"} 1"), "{text}");
+        assert!(text.contains("casebridge_agent_service_seconds_count 1"));
     }
 }

@@ -9,6 +9,7 @@
 //! - [`api`]: REST routing under `/services/data/vNN.0/`, composite included.
 //! - [`cursors`]: query locators, paging parents and their child subqueries.
 //! - [`auth`]: the OAuth token endpoint.
+//! - [`model`]: a stand-in for an OpenAI-compatible AI service (tests, benchmarks).
 //! - [`tls`]: HTTPS with a certificate made at start (`--tls`).
 //! - this module: the HTTP server, API-usage accounting, injected faults, and the
 //!   `/__sim/` control API that tests and benchmarks use.
@@ -17,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod cursors;
 pub mod error;
+pub mod model;
 pub mod org;
 pub mod schema;
 pub mod seed;

@@ -1,0 +1,268 @@
+//! An agent backed by any OpenAI-compatible chat-completions service (OpenAI, Azure
+//! OpenAI, vLLM, Ollama, llama.cpp, ...), grounded in the help centre: each question is
+//! first run through retrieval ([`crate::knowledge`]), the best passages go to the model
+//! with the conversation ([`grounding`]), and the model's structured answer is checked
+//! against them before it may be posted.
+//!
+//! The service is shared by every conversation the daemon works on at once. When it says
+//! "too many requests" (HTTP 429, or 503 with `Retry-After`), every caller waits out the
+//! same pause ([`RateGate`]) instead of each failing its own conversation.
+
+pub mod grounding;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tokio::time::Instant;
+
+use super::AgentError;
+use crate::knowledge::Index;
+use crate::model::{AgentAnswer, Secret, Usage, View};
+use grounding::Verdict;
+
+/// What a model answers when it cannot help, in prompts that predate the JSON answer.
+pub const CANNOT_HELP: &str = "CANNOT_HELP";
+
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a friendly, precise customer support agent. Keep answers short \
+and plain. If the customer asks for a person, say you cannot help.";
+
+/// How many times one question is sent while the service keeps saying "too many requests".
+const RATE_LIMITED_TRIES: u32 = 4;
+/// The pause after "too many requests" without a `Retry-After`, and the longest one honoured.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The most of a failed response's body quoted in an error.
+const ERROR_DETAIL_CHARS: usize = 300;
+
+/// How the model is asked and what it is given.
+#[derive(Debug, Clone)]
+pub struct Grounding {
+    /// Passages sent per question.
+    pub passages: usize,
+    /// Characters of passage text per request.
+    pub context_chars: usize,
+    /// Ask for the JSON answer with `response_format` (a JSON schema).
+    pub json_schema: bool,
+    /// Conversation attributes the model may see.
+    pub attributes: Vec<String>,
+}
+
+impl Default for Grounding {
+    fn default() -> Self {
+        Grounding { passages: 5, context_chars: 8_000, json_schema: true, attributes: Vec::new() }
+    }
+}
+
+/// The pause every caller honours after the service said "too many requests".
+#[derive(Debug, Default)]
+pub struct RateGate {
+    until: Mutex<Option<Instant>>,
+}
+
+impl RateGate {
+    /// Waits until no pause is in force.
+    pub async fn pass(&self) {
+        loop {
+            let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Starts (or lengthens) the pause.
+    pub fn pause(&self, for_how_long: Duration) {
+        let until = Instant::now() + for_how_long.min(MAX_RETRY_AFTER);
+        let mut slot = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none_or(|t| t < until) {
+            *slot = Some(until);
+        }
+    }
+}
+
+pub struct OpenAiAgent {
+    http: reqwest::Client,
+    url: String,
+    model: String,
+    api_key: Option<Secret>,
+    system_prompt: String,
+    knowledge: Index,
+    grounding: Grounding,
+    gate: RateGate,
+}
+
+/// One response from the service.
+struct Reply {
+    content: String,
+    usage: Option<Usage>,
+    /// `finish_reason: length`: the answer was cut off.
+    truncated: bool,
+}
+
+impl OpenAiAgent {
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        api_key: Option<Secret>,
+        system_prompt: Option<String>,
+        timeout: Duration,
+        knowledge: Index,
+        grounding: Grounding,
+    ) -> Result<OpenAiAgent, AgentError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| AgentError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(OpenAiAgent {
+            http,
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            model: model.to_string(),
+            api_key,
+            system_prompt: system_prompt.unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
+            knowledge,
+            grounding,
+            gate: RateGate::default(),
+        })
+    }
+
+    /// Retrieves, asks the model, and checks its answer. A question no passage matches is
+    /// declined without a call.
+    pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {
+        let question = super::question(view.conversation);
+        let hits = self.knowledge.search(&question);
+        let retrieved = super::kb::retrieved(&hits, self.grounding.passages);
+        let sent = grounding::select(&hits, self.grounding.passages, self.grounding.context_chars);
+        if sent.is_empty() {
+            let mut a = AgentAnswer::cannot_help(
+                "openai",
+                0.0,
+                "no help article matches the question; the model was not asked",
+            );
+            a.retrieved = retrieved;
+            return Ok(a);
+        }
+        let attributes: BTreeMap<String, Json> = self
+            .grounding
+            .attributes
+            .iter()
+            .filter_map(|name| view.attributes.get(name).map(|v| (name.clone(), v.clone())))
+            .collect();
+        let messages = grounding::messages(&self.system_prompt, &sent, &attributes, view.conversation);
+        let request_chars =
+            messages.iter().map(|m| m["content"].as_str().map_or(0, |c| c.chars().count()) as u64).sum();
+        let mut body = json!({ "model": self.model, "messages": messages, "temperature": 0.2 });
+        if self.grounding.json_schema {
+            body["response_format"] = grounding::response_format();
+        }
+        let started = std::time::Instant::now();
+        let reply = self.send(&body).await?;
+        let verdict = if reply.truncated {
+            Verdict::CannotHelp("the model's answer was cut off (finish_reason: length)".into())
+        } else {
+            match grounding::parse(&reply.content) {
+                Ok(answer) => grounding::check(answer, &sent),
+                Err(problem) => Verdict::CannotHelp(problem),
+            }
+        };
+        let mut answer = match verdict {
+            Verdict::Answer { text, cited, sources, confidence } => {
+                let mut a = AgentAnswer::answered("openai", text, confidence, sources);
+                a.cited = cited;
+                a
+            }
+            Verdict::CannotHelp(why) => AgentAnswer::cannot_help("openai", 0.0, &why),
+        };
+        answer.retrieved = retrieved;
+        answer.request_chars = Some(request_chars);
+        answer.usage = reply.usage;
+        answer.latency_ms = Some(started.elapsed().as_millis() as u64);
+        Ok(answer)
+    }
+
+    /// Sends one request, waiting out "too many requests" with every other caller.
+    async fn send(&self, body: &Json) -> Result<Reply, AgentError> {
+        for attempt in 1..=RATE_LIMITED_TRIES {
+            self.gate.pass().await;
+            let mut request = self.http.post(&self.url).json(body);
+            if let Some(key) = &self.api_key {
+                request = request.bearer_auth(key.expose());
+            }
+            let response = request.send().await.map_err(|e| AgentError::Service(format!("{}: {e}", self.url)))?;
+            let status = response.status();
+            let retry_after = retry_after(response.headers());
+            let text = response.text().await.map_err(|e| AgentError::Service(e.to_string()))?;
+            let rate_limited = status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some());
+            if rate_limited && attempt < RATE_LIMITED_TRIES {
+                self.gate.pause(retry_after.unwrap_or(DEFAULT_RETRY_AFTER));
+                continue;
+            }
+            if !status.is_success() {
+                let detail: String = text.chars().take(ERROR_DETAIL_CHARS).collect();
+                return Err(AgentError::Service(format!("{} answered HTTP {status}: {detail}", self.url)));
+            }
+            return parse_reply(&text);
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from AI services and is ignored).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+/// The content, usage and finish reason of a chat-completions response.
+fn parse_reply(text: &str) -> Result<Reply, AgentError> {
+    let parsed: Json =
+        serde_json::from_str(text).map_err(|e| AgentError::Service(format!("the response is not JSON: {e}")))?;
+    let choice = &parsed["choices"][0];
+    let content = choice["message"]["content"]
+        .as_str()
+        .ok_or_else(|| AgentError::Service("the response has no choices[0].message.content".into()))?
+        .to_string();
+    let usage = parsed.get("usage").map(|u| Usage {
+        prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
+        completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+    });
+    Ok(Reply { content, usage, truncated: choice["finish_reason"] == "length" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_read_with_usage_and_truncation() {
+        let r = parse_reply(r#"{"choices":[{"message":{"content":"{}"},"finish_reason":"length"}],"usage":{"prompt_tokens":12,"completion_tokens":3}}"#).unwrap();
+        assert!(r.truncated);
+        assert_eq!(r.usage, Some(Usage { prompt_tokens: 12, completion_tokens: 3 }));
+        assert!(parse_reply("<html>").is_err());
+        assert!(parse_reply(r#"{"choices":[]}"#).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_pause_holds_every_caller() {
+        let gate = std::sync::Arc::new(RateGate::default());
+        gate.pause(Duration::from_secs(5));
+        gate.pause(Duration::from_secs(1)); // a shorter pause does not cut the longer one
+        let started = Instant::now();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let gate = gate.clone();
+                tokio::spawn(async move { gate.pass().await })
+            })
+            .collect();
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(started.elapsed().as_secs(), 5);
+        gate.pause(Duration::from_secs(3600));
+        let started = Instant::now();
+        gate.pass().await;
+        assert_eq!(started.elapsed(), MAX_RETRY_AFTER, "a huge Retry-After is capped");
+    }
+}
