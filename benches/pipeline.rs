@@ -17,6 +17,9 @@
 //!    (the default 60 s overlap still covers the burst), and the idle ones after it; with
 //!    `poll.interval` 10 s (the example config's) and 1 s (`BENCH_CPU_INTERVALS`,
 //!    `BENCH_CPU_BURSTS` to change).
+//! 6. `agent`: 20 cases arriving at once, answered by the grounded OpenAI-compatible agent
+//!    against a local model stub that takes 1 s per answer, with the agent asked about 1, 8
+//!    and 32 conversations at once (`agent.concurrency`); and a burst of 100 at 32.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -74,6 +77,68 @@ fn agent_replies(sim: &Simulator) -> usize {
             .filter(|c| c.str("CreatedById") == Some(agent.as_str()) && c.get("IsPublished") == &Value::Bool(true))
             .count()
     })
+}
+
+/// Time for `cases` cases arriving together to be answered through a model stub that
+/// takes `latency` per answer, with `concurrency` calls at once.
+async fn agent_burst(cases: usize, latency: Duration, concurrency: usize) {
+    use casebridge::agent::openai::{Grounding, OpenAiAgent};
+    use casebridge::sim::model::{ModelBehaviour, ModelStub};
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stub = ModelStub::start(ModelBehaviour { latency, ..Default::default() }).await.unwrap();
+    let articles =
+        casebridge::knowledge::load_markdown_folder(&root().join("examples/demo/help-center"), "https://help.example")
+            .unwrap();
+    let agent = OpenAiAgent::new(
+        &stub.url,
+        "stub",
+        None,
+        None,
+        Duration::from_secs(30),
+        casebridge::knowledge::Index::new(articles),
+        Grounding::default(),
+    )
+    .unwrap();
+    let settings = DaemonSettings {
+        poll_interval: Duration::from_millis(10),
+        initial_lookback: Duration::from_secs(3600),
+        agent_concurrency: concurrency,
+        ..DaemonSettings::new("agent@test.example", "Support Queue")
+    };
+    let mut d = Daemon::new(
+        client(&sim),
+        Store::open(&dir.path().join("store")).unwrap(),
+        Agent::OpenAi(agent),
+        casebridge::decide::shared(Box::new(RuleSet::load(&root().join("rules")).unwrap())),
+        None,
+        settings,
+    )
+    .await
+    .unwrap();
+    d.cycle().await.unwrap();
+    let done = cases_done(&sim) + cases;
+    create_cases(&sim, cases);
+    let started = Instant::now();
+    while cases_done(&sim) < done {
+        assert!(started.elapsed() < Duration::from_secs(600), "cases left undone");
+        d.cycle().await.unwrap();
+    }
+    println!(
+        "agent burst: {cases} cases at once, model stub {:.1} s an answer, agent.concurrency {concurrency}: all answered in {:.1} s (peak {} calls at once)",
+        latency.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        stub.peak_concurrency()
+    );
+}
+
+fn client(sim: &Simulator) -> Client {
+    let credentials = Credentials::RefreshToken {
+        client_id: "test-app".into(),
+        client_secret: Some(Secret::new("test-secret")),
+        refresh_token: Secret::new("agent-refresh-token"),
+    };
+    Client::new(ClientConfig::new(sim.url(), credentials)).unwrap()
 }
 
 async fn daemon(sim: &Simulator, dir: &Path) -> Daemon {
@@ -433,6 +498,12 @@ async fn main() {
     if run("idle") {
         idle_after_burst(10_000, Duration::from_secs(2), Duration::from_millis(250)).await;
         idle_after_burst(10_000, Duration::from_secs(60), Duration::from_secs(10)).await;
+    }
+    if run("agent") {
+        for concurrency in [1, 8, 32] {
+            agent_burst(20, Duration::from_secs(1), concurrency).await;
+        }
+        agent_burst(100, Duration::from_secs(1), 32).await;
     }
     if run("cpu") {
         let bursts: Vec<usize> = std::env::var("BENCH_CPU_BURSTS")

@@ -162,6 +162,7 @@ pub fn settings(config: &Config) -> DaemonSettings {
         initial_lookback: config.poll.initial_lookback,
         reply_channel: config.reply.channel,
         email_from: config.smtp.as_ref().map(|s| s.from.clone()),
+        agent_concurrency: config.agent.concurrency(),
         ..DaemonSettings::new(&config.agent_user, &config.handover.default_target)
     }
 }

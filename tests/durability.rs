@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use casebridge::sim::Simulator;
+use casebridge::sim::model::{ModelBehaviour, ModelStub};
 use casebridge::sim::org::WriteCtx;
 use casebridge::sim::value::Value;
 use chrono::Utc;
@@ -97,6 +98,28 @@ fn follow_up(sim: &Simulator, case_id: &str, portal_user: &str, n: usize) {
 async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     let w = World::new().await;
     let config = w.config("50ms", "");
+    sigkill_rounds(&w, &config).await;
+}
+
+/// The same with an AI service asked about eight conversations at once: decisions made
+/// together, committed one by one, and killed in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_concurrent_agent_calls_loses_nothing_and_repeats_nothing() {
+    let w = World::new().await;
+    let stub =
+        ModelStub::start(ModelBehaviour { latency: Duration::from_millis(40), ..Default::default() }).await.unwrap();
+    let agent = format!(
+        "{{backend: openai, base_url: {}, model: stub, concurrency: 8, knowledge: {{dir: {}}}}}",
+        stub.url,
+        root().join("examples/demo/help-center").display()
+    );
+    let config = test_config_with_agent(w.path(), w.sim.url(), "50ms", &agent, "");
+    sigkill_rounds(&w, &config).await;
+    assert!(stub.peak_concurrency() > 1, "the agent was asked about several conversations at once");
+}
+
+async fn sigkill_rounds(w: &World, config: &std::path::Path) {
+    let config = config.to_path_buf();
     let portal_user = w.id("jane_portal");
     // Every call takes a while, so kills land while requests are in flight.
     set_faults(&w.sim, json!({ "latency_ms": 20 })).await;

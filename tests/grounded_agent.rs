@@ -217,3 +217,27 @@ fn a_missing_help_centre_stops_start_up_naming_the_setting() {
     let e = casebridge::app::agent(&config, dir.path()).err().expect("refused").to_string();
     assert!(e.contains("agent.knowledge.dir") && e.contains("no-such-folder"), "{e}");
 }
+
+#[tokio::test]
+async fn the_daemon_asks_about_several_conversations_at_once_and_answers_each_once() {
+    let w = World::new().await;
+    let stub =
+        ModelStub::start(ModelBehaviour { latency: Duration::from_millis(300), ..Default::default() }).await.unwrap();
+    let settings = casebridge::daemon::DaemonSettings { agent_concurrency: 8, ..test_settings(None) };
+    let agent = Agent::OpenAi(agent(&stub, Duration::from_secs(5), Grounding::default()));
+    let mut daemon = w.daemon_full(None, agent, builtin_rules(), settings).await;
+    let mut cases = Vec::new();
+    for i in 0..20 {
+        cases.push(w.case_for_agent(json!({ "Subject": format!("Gripper {i}"), "Description": GRIPPER })).await);
+    }
+    let report = daemon.cycle().await.unwrap();
+    assert_eq!(stub.peak_concurrency(), 8, "eight calls at once, never more");
+    assert_eq!(stub.requests().len(), 20, "one call per conversation");
+    for case in &cases {
+        assert_eq!(report.events.iter().filter(|e| &e.case_id == case && e.kind == EventKind::Replied).count(), 1);
+        assert_eq!(w.agent_comment_bodies(case).await.len(), 1, "{case}");
+    }
+    // Nothing new: the next cycle asks nothing.
+    daemon.cycle().await.unwrap();
+    assert_eq!(stub.requests().len(), 20);
+}

@@ -300,6 +300,17 @@ pub enum AgentConfig {
     Script { file: PathBuf },
 }
 
+impl AgentConfig {
+    /// How many conversations the agent is asked about at once: the configured number for
+    /// an AI service; one for the built-in backends, which answer in microseconds.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            AgentConfig::Openai { concurrency, .. } => *concurrency,
+            _ => 1,
+        }
+    }
+}
+
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig::KnowledgeBase {

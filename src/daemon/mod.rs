@@ -47,6 +47,8 @@ pub struct DaemonSettings {
     pub agent_user: String,
     /// The default handover target, by name or Id.
     pub default_target: String,
+    /// How many conversations the agent is asked about at once.
+    pub agent_concurrency: usize,
 }
 
 impl DaemonSettings {
@@ -63,6 +65,7 @@ impl DaemonSettings {
             email_from: None,
             agent_user: agent_user.to_string(),
             default_target: default_target.to_string(),
+            agent_concurrency: 1,
         }
     }
 }
@@ -355,6 +358,7 @@ impl Daemon {
         let mut newest = cursor;
         let mut pages = self.client.query::<Json>(soql);
         while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
+            let mut batch = Vec::new();
             for row in page {
                 report.rows += 1;
                 let stamp = row["SystemModstamp"].as_str().and_then(crate::salesforce::soql::parse_datetime);
@@ -371,8 +375,9 @@ impl Daemon {
                     continue;
                 }
                 let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
-                self.process_row(&row, stored, false, report).await?;
+                batch.push((row, stored));
             }
+            self.process_rows(batch, false, report).await?;
         }
         // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
         // rest of the newest row's second only when that second is older than the overlap.
@@ -392,10 +397,12 @@ impl Daemon {
             let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
             match self.client.query_with_children(soql).await {
                 Ok(rows) => {
+                    let mut batch = Vec::new();
                     for row in rows {
                         let stored = self.store.conversation(row["Id"].as_str().unwrap_or_default())?;
-                        self.process_row(&row, stored, true, report).await?;
+                        batch.push((row, stored));
                     }
+                    self.process_rows(batch, true, report).await?;
                 }
                 Err(e) => tracing::warn!(error = %e, "Cannot re-read conversations due for a retry."),
             }

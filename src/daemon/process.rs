@@ -3,6 +3,7 @@
 //! conversation with them in one store transaction.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures_util::StreamExt;
 use serde_json::Value as Json;
 
 use super::{CaseEvent, CycleReport, Daemon, DaemonError, EventKind};
@@ -14,16 +15,66 @@ use crate::salesforce::directory::{self, SetupError};
 use crate::salesforce::id;
 use crate::store::{StoreError, SyncError};
 
+/// A conversation built and settled, waiting for its decision.
+pub(super) struct Pending {
+    conv: Conversation,
+    /// The customer parts the decision answers.
+    unanswered: Vec<String>,
+}
+
 impl Daemon {
-    /// Builds the row's conversation on what the store holds for it (`stored`, read by the
-    /// caller), decides and commits. Without `force`, a row no newer than the store's is skipped.
-    pub(super) async fn process_row(
+    /// Builds, decides and commits a batch of rows, each a different case, with what the
+    /// store holds for it (read by the caller). Without `force`, a row no newer than the
+    /// store's is skipped.
+    ///
+    /// The agent is asked about up to `agent_concurrency` conversations at once (an AI
+    /// service answers in seconds; one at a time, a burst of cases waits minutes). Each
+    /// conversation is still decided once and committed with its actions in one store
+    /// transaction, in the batch's order, so nothing the outbox guarantees changes: a crash
+    /// before a conversation's commit leaves it to be decided again, as before.
+    pub(super) async fn process_rows(
+        &mut self,
+        rows: Vec<(Json, Option<Conversation>)>,
+        force: bool,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let mut pending = Vec::new();
+        for (row, stored) in rows {
+            if let Some(p) = self.prepare(&row, stored, force, report)? {
+                pending.push(p);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let rules = self.rules.load_full();
+        let (agent, metrics) = (self.agent.clone(), self.metrics.clone());
+        let (rules_ref, agent_ref, metrics_ref) = (&rules, &agent, &metrics);
+        let decided: Vec<(Pending, Result<Decision, DecideError>)> = futures_util::stream::iter(pending)
+            .map(|p| async move {
+                let started = std::time::Instant::now();
+                let decided = decide::decide(rules_ref.as_ref().as_ref(), agent_ref, &p.conv).await;
+                metrics_ref.decision_seconds(started.elapsed().as_secs_f64());
+                (p, decided)
+            })
+            .buffered(self.settings.agent_concurrency.max(1))
+            .collect()
+            .await;
+        for (p, decided) in decided {
+            self.finish(p, decided, &rules.id(), report).await?;
+        }
+        Ok(())
+    }
+
+    /// Builds the row's conversation on the stored one and settles it; returns it when it
+    /// needs a decision.
+    fn prepare(
         &mut self,
         row: &Json,
         stored: Option<Conversation>,
         force: bool,
         report: &mut CycleReport,
-    ) -> Result<(), DaemonError> {
+    ) -> Result<Option<Pending>, DaemonError> {
         let fresh = match build::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
             Ok(c) => c,
             Err(e) => {
@@ -35,28 +86,37 @@ impl Daemon {
                     summary: "the case cannot be read (see casebridge errors)".into(),
                     detail: e.problem,
                 });
-                return Ok(());
+                return Ok(None);
             }
         };
         let mut conv = match stored {
             Some(mut stored) => {
                 if !force && fresh.modstamp <= stored.modstamp {
-                    return Ok(());
+                    return Ok(None);
                 }
                 if !force && only_our_own_echo(&stored, &fresh) {
                     // Our reply bumped the case's stamp; nothing to decide or to keep.
                     self.echoes.insert(fresh.case_id.clone(), fresh.modstamp);
-                    return Ok(());
+                    return Ok(None);
                 }
                 stored.merge(fresh);
                 stored
             }
             None => fresh,
         };
-        let Some(unanswered) = self.settle(&mut conv, report)? else {
-            return Ok(());
-        };
-        let Some(decision) = self.decide(&mut conv, report).await? else {
+        Ok(self.settle(&mut conv, report)?.map(|unanswered| Pending { conv, unanswered }))
+    }
+
+    /// Acts on a conversation's decision: plans its actions and commits them with it.
+    async fn finish(
+        &mut self,
+        pending: Pending,
+        decided: Result<Decision, DecideError>,
+        rules_id: &str,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let Pending { mut conv, unanswered } = pending;
+        let Some(decision) = self.settle_decision(&mut conv, decided, rules_id, report)? else {
             return Ok(());
         };
         let handover = match &decision.handover {
@@ -120,17 +180,15 @@ impl Daemon {
         Ok(Some(unanswered))
     }
 
-    /// Decides a conversation. An agent that failed for now leaves it to be tried again
-    /// later (committed, no decision); one that failed for good is a handover.
-    async fn decide(
+    /// The decision to act on. An agent that failed for now leaves the conversation to be
+    /// tried again later (committed, no decision); one that failed for good is a handover.
+    fn settle_decision(
         &mut self,
         conv: &mut Conversation,
+        decided: Result<Decision, DecideError>,
+        rules_id: &str,
         report: &mut CycleReport,
     ) -> Result<Option<Decision>, DaemonError> {
-        let rules = self.rules.load_full();
-        let decide_started = std::time::Instant::now();
-        let decided = decide::decide(rules.as_ref().as_ref(), &self.agent, conv).await;
-        self.metrics.decision_seconds(decide_started.elapsed().as_secs_f64());
         self.metrics.cases_processed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match decided {
             Ok(d) => {
@@ -160,7 +218,7 @@ impl Daemon {
                     field_updates: Default::default(),
                     agent: None,
                     trace: Default::default(),
-                    rules: rules.id(),
+                    rules: rules_id.to_string(),
                 };
                 let error = RuleError { rule: "agent".into(), message: e.to_string() };
                 Ok(Some(decide::fallback(base, Default::default(), error)))

@@ -219,14 +219,22 @@ fn mailer(addr: SocketAddr) -> Mailer {
 /// [`demo_kb`] loads it), a store in `dir`, the rules in `tests/fixtures/rules`, then
 /// `extra` (whole lines).
 pub fn test_config(dir: &Path, url: &str, poll_interval: &str, extra: &str) -> PathBuf {
+    let agent = format!(
+        "{{backend: knowledge_base, dir: {}, base_url: https://help.example, min_confidence: 0.35}}",
+        super::root().join("examples/demo/help-center").display()
+    );
+    test_config_with_agent(dir, url, poll_interval, &agent, extra)
+}
+
+/// [`test_config`] with another `agent:` setting (a YAML flow mapping).
+pub fn test_config_with_agent(dir: &Path, url: &str, poll_interval: &str, agent: &str, extra: &str) -> PathBuf {
     let root = super::root();
     std::fs::write(dir.join("secret"), "test-secret").unwrap();
     std::fs::write(dir.join("refresh"), "agent-refresh-token").unwrap();
     let text = format!(
         "org:\n  login_url: {url}\n  auth: {{grant: refresh_token, client_id: test-app, client_secret: {{file: secret}}, refresh_token: {{file: refresh}}}}\n\
          agent_user: agent@test.example\nhandover: {{default_target: Support Queue}}\npoll: {{interval: {poll_interval}}}\n\
-         agent: {{backend: knowledge_base, dir: {}, base_url: https://help.example, min_confidence: 0.35}}\nstore_path: store\nrules_dir: {}\n{extra}",
-        root.join("examples/demo/help-center").display(),
+         agent: {agent}\nstore_path: store\nrules_dir: {}\n{extra}",
         root.join("tests/fixtures/rules").display()
     );
     let path = dir.join("casebridge.yaml");
