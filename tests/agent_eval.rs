@@ -4,9 +4,14 @@
 
 mod common;
 
-use casebridge::agent::eval;
 use casebridge::agent::kb::KnowledgeBase;
+use casebridge::agent::{Agent, eval};
+use casebridge::sim::model::{ModelBehaviour, ModelStub};
 use common::*;
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
 
 #[test]
 fn the_demo_eval_set_passes_as_its_file_says_to_run_it() {
@@ -34,7 +39,7 @@ fn the_demo_eval_set_passes_as_its_file_says_to_run_it() {
 fn the_real_help_centre_holds_its_thresholds() {
     let kb = KnowledgeBase::load(&root().join("tests/eval/rust-toolchain"), "https://doc.rust-lang.org", 0.35).unwrap();
     let file = eval::load(&root().join("tests/eval/rust-toolchain.eval.yaml")).unwrap();
-    let report = eval::run(&kb, &file);
+    let report = block_on(eval::run(&Agent::KnowledgeBase(kb), &file)).unwrap();
     println!("{}", report.render());
     assert_eq!((report.answerable, report.not_covered), (53, 15));
     assert!(report.failures.is_empty(), "{}", report.render());
@@ -90,4 +95,86 @@ fn thresholds_missed_fail_and_bad_eval_files_are_refused_with_their_place() {
     // A special file instead of an eval file: refused, nothing hangs.
     let out = casebridge(&["agent", "eval", "/dev/zero", "--config", config]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn agent_ask_answers_with_its_passages_or_says_why_not() {
+    let config = "examples/demo/casebridge.yaml";
+    let out = casebridge(&["agent", "ask", "--config", config, "How do I recalibrate the gripper?"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("answer (knowledge_base, confidence "), "{stdout}");
+    assert!(stdout.contains("passages retrieved:\n  gripper-calibration#"), "{stdout}");
+    let json = casebridge(&["agent", "ask", "--config", config, "--format", "json", "Can I pay in seashells?"]);
+    let answer: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(answer["text"], serde_json::Value::Null);
+    assert!(answer["note"].as_str().unwrap().contains("no help article matches"), "{answer}");
+    // Hostile questions: empty, huge, control characters. An answer or a refusal, never a crash.
+    for question in ["", &"gripper ".repeat(12_000), "\u{1b}[31mgripper\u{7}\u{202e}"] {
+        let out = casebridge(&["agent", "ask", "--config", config, question]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A script agent has no help centre to measure.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join(config)).unwrap().replace(
+        "agent:\n  backend: knowledge_base\n  dir: help-center\n  base_url: https://help.acme-robotics.example/articles\n  min_confidence: 0.35",
+        "agent:\n  backend: script\n  file: agent.rhai",
+    );
+    assert!(text.contains("backend: script"));
+    std::fs::write(dir.path().join("agent.rhai"), "fn answer(c) { \"Hi\" }").unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    for s in ["client-secret", "refresh-token"] {
+        std::fs::copy(root().join("examples/demo/secrets").join(s), dir.path().join("secrets").join(s)).unwrap();
+    }
+    let script_config = dir.path().join("c.yaml");
+    std::fs::write(&script_config, text).unwrap();
+    let script_config = script_config.to_str().unwrap();
+    let out = casebridge(&["agent", "ask", "--config", script_config, "hello"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("answer (script"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = casebridge(&["agent", "eval", "examples/demo/agent-eval.yaml", "--config", script_config]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent.backend is script"));
+}
+
+#[test]
+fn the_grounded_model_is_measured_and_asked_like_the_knowledge_base() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stub = runtime.block_on(ModelStub::start(ModelBehaviour::default())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("examples/demo/casebridge.yaml")).unwrap().replace(
+        "agent:\n  backend: knowledge_base\n  dir: help-center\n  base_url: https://help.acme-robotics.example/articles\n  min_confidence: 0.35",
+        &format!(
+            "agent:\n  backend: openai\n  base_url: {}\n  model: stub\n  knowledge:\n    dir: {}\n    base_url: https://help.acme-robotics.example/articles",
+            stub.url,
+            root().join("examples/demo/help-center").display()
+        ),
+    );
+    assert!(text.contains("backend: openai"));
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    for s in ["client-secret", "refresh-token"] {
+        std::fs::copy(root().join("examples/demo/secrets").join(s), dir.path().join("secrets").join(s)).unwrap();
+    }
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let out = casebridge(&["agent", "ask", "--config", config, "How do I recalibrate the gripper?"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("answer (openai, confidence "), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Sources:\n- Calibrating the gripper") && stdout.contains("tokens: "), "{stdout}");
+    // The stub answers every matched question from the first passage it was given, so the
+    // eval's figures are the ranking's: every answerable question is answered.
+    let out = casebridge(&["agent", "eval", "examples/demo/agent-eval.yaml", "--config", config, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["answerable"], 11, "{report}");
+    assert_eq!(report["answered_right"], report["hit_at_1"], "{report}");
+    assert!(stub.requests().len() >= 11, "the model was asked");
+    // The service down: the eval stops with exit 1 and says why.
+    stub.set(|b| b.down = true);
+    let out = casebridge(&["agent", "eval", "examples/demo/agent-eval.yaml", "--config", config]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("503"), "{}", String::from_utf8_lossy(&out.stderr));
 }

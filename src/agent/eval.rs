@@ -1,7 +1,8 @@
 //! Testing the agent the way rule sets are tested: an eval file lists questions as customers
 //! ask them, each with the help articles that answer it or `cannot_help` where the help
 //! centre has no answer (and the right outcome is a handover). `casebridge agent eval` runs
-//! the knowledge base over them and reports how often the right article ranks first (hit@1)
+//! the configured agent (the knowledge base, or the model grounded in it) over them and
+//! reports how often the right article ranks first (hit@1)
 //! or in the top three (hit@3), how often the agent answered from a right article, and how
 //! many of its answers were wrong; the file's thresholds make it pass or fail.
 
@@ -9,7 +10,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::kb::KnowledgeBase;
+use futures_util::StreamExt;
+
+use super::Agent;
+use crate::knowledge::Index;
+use crate::model::{AgentAnswer, Conversation, View};
 
 /// The most questions one eval file may hold.
 pub const MAX_QUESTIONS: usize = 10_000;
@@ -106,32 +111,58 @@ pub fn load(path: &Path) -> Result<EvalFile, String> {
     Ok(file)
 }
 
-/// Runs the knowledge base over every question of `file`.
-pub fn run(kb: &KnowledgeBase, file: &EvalFile) -> EvalReport {
-    let results: Vec<(QuestionResult, Option<&[String]>)> = file
-        .questions
-        .iter()
-        .map(|q| {
-            let expected = match &q.expect {
-                Expect::Articles(a) => Some(a.as_slice()),
-                Expect::Outcome(Outcome::CannotHelp) => None,
-            };
-            let ranked: Vec<String> = kb.ranked_articles(&q.ask).into_iter().take(3).map(|(a, _)| a).collect();
-            let answer = kb.answer(&q.ask);
-            let answered_from = match &answer.text {
-                Some(_) => answer.sources.first().and_then(|s| kb.article_of(&s.url)).map(str::to_string),
-                None => None,
-            };
-            let right = match (expected, &answered_from) {
-                (Some(e), Some(a)) => e.contains(a),
-                (None, None) => true,
-                _ => false,
-            };
-            let result =
-                QuestionResult { ask: q.ask.clone(), ranked, answered_from, confidence: answer.confidence, right };
-            (result, expected)
+/// How many questions are put to the agent at once (an AI service answers in seconds).
+const QUESTIONS_AT_ONCE: usize = 8;
+
+/// Runs the agent over every question of `file`: the knowledge base's ranking, and the
+/// agent's answer (for a model, the article of the first passage it cited). An agent
+/// without a help centre (a script) cannot be measured; an AI-service failure stops the run.
+pub async fn run(agent: &Agent, file: &EvalFile) -> Result<EvalReport, String> {
+    let Some(index) = agent.knowledge() else {
+        return Err(format!(
+            "agent eval measures an agent that answers from a help centre; agent.backend is {}",
+            agent.backend()
+        ));
+    };
+    let answers: Vec<Result<AgentAnswer, String>> = futures_util::stream::iter(&file.questions)
+        .map(|q| async move {
+            let conversation = Conversation::from_question(&q.ask);
+            agent.answer(View::of(&conversation)).await.map_err(|e| format!("{:?}: {e}", q.ask))
         })
-        .collect();
+        .buffered(QUESTIONS_AT_ONCE)
+        .collect()
+        .await;
+    let mut results: Vec<(QuestionResult, Option<&[String]>)> = Vec::new();
+    for (q, answer) in file.questions.iter().zip(answers) {
+        let answer = answer?;
+        let expected = match &q.expect {
+            Expect::Articles(a) => Some(a.as_slice()),
+            Expect::Outcome(Outcome::CannotHelp) => None,
+        };
+        let ranked: Vec<String> =
+            index.ranked_articles(&q.ask).into_iter().take(3).map(|(a, _)| a.id.clone()).collect();
+        let answered_from = answer.text.as_ref().and_then(|_| answered_from(index, &answer));
+        let right = match (expected, &answered_from) {
+            (Some(e), Some(a)) => e.contains(a),
+            (None, None) => true,
+            _ => false,
+        };
+        let result = QuestionResult { ask: q.ask.clone(), ranked, answered_from, confidence: answer.confidence, right };
+        results.push((result, expected));
+    }
+    Ok(report(results, &file.thresholds))
+}
+
+/// The article an answer came from: its first cited passage's, else its first link's.
+fn answered_from(index: &Index, answer: &AgentAnswer) -> Option<String> {
+    if let Some(passage) = answer.cited.first() {
+        return Some(passage.split('#').next().unwrap_or(passage).to_string());
+    }
+    let url = &answer.sources.first()?.url;
+    index.articles().iter().find(|a| &a.url == url).map(|a| a.id.clone())
+}
+
+fn report(results: Vec<(QuestionResult, Option<&[String]>)>, thresholds: &Thresholds) -> EvalReport {
     let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     let answerable: Vec<_> = results.iter().filter_map(|(r, e)| e.map(|e| (r, e))).collect();
     let not_covered: Vec<_> = results.iter().filter(|(_, e)| e.is_none()).map(|(r, _)| r).collect();
@@ -148,7 +179,7 @@ pub fn run(kb: &KnowledgeBase, file: &EvalFile) -> EvalReport {
         results: results.into_iter().map(|(r, _)| r).collect(),
         failures: Vec::new(),
     };
-    report.failures = failures(&report, &file.thresholds);
+    report.failures = failures(&report, thresholds);
     report
 }
 
@@ -170,6 +201,37 @@ fn failures(report: &EvalReport, t: &Thresholds) -> Vec<String> {
 }
 
 impl EvalReport {
+    /// JUnit XML: a test case per question (failed when the outcome was wrong) and one per
+    /// threshold the file sets (failed when missed), so CI systems show both.
+    pub fn junit(&self) -> String {
+        let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        let wrong = self.results.iter().filter(|r| !r.right).count();
+        let mut out = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"casebridge agent eval\" tests=\"{}\" failures=\"{}\">\n",
+            self.results.len() + 1,
+            wrong + usize::from(!self.failures.is_empty())
+        );
+        for r in &self.results {
+            out.push_str(&format!("  <testcase name=\"{}\" classname=\"questions\"", esc(&r.ask)));
+            if r.right {
+                out.push_str("/>\n");
+            } else {
+                let answered = r.answered_from.as_deref().unwrap_or("(declined)");
+                let message =
+                    format!("answered from {answered} at {:.2}; ranked {}", r.confidence, r.ranked.join(", "));
+                out.push_str(&format!(">\n    <failure message=\"{}\"/>\n  </testcase>\n", esc(&message)));
+            }
+        }
+        out.push_str("  <testcase name=\"thresholds\" classname=\"figures\"");
+        if self.failures.is_empty() {
+            out.push_str("/>\n");
+        } else {
+            out.push_str(&format!(">\n    <failure message=\"{}\"/>\n  </testcase>\n", esc(&self.failures.join("; "))));
+        }
+        out.push_str("</testsuite>\n");
+        out
+    }
+
     /// The report as text: one line a question that went wrong, then the figures.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -204,6 +266,7 @@ impl EvalReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::kb::KnowledgeBase;
 
     const ARTICLES: &[(&str, &str)] = &[
         (
@@ -220,9 +283,9 @@ mod tests {
         Question { ask: ask.into(), expect }
     }
 
-    #[test]
-    fn each_figure_counts_what_it_says() {
-        let kb = KnowledgeBase::from_articles(ARTICLES, "https://help.example", 0.35);
+    #[tokio::test]
+    async fn each_figure_counts_what_it_says() {
+        let kb = Agent::KnowledgeBase(KnowledgeBase::from_articles(ARTICLES, "https://help.example", 0.35));
         let articles = |a: &str| Expect::Articles(vec![a.into()]);
         let file = EvalFile {
             kind: "agent_eval".into(),
@@ -241,7 +304,7 @@ mod tests {
                 ),
             ],
         };
-        let report = run(&kb, &file);
+        let report = run(&kb, &file).await.unwrap();
         let outcomes: Vec<_> = report.results.iter().map(|r| (r.answered_from.as_deref(), r.right)).collect();
         assert_eq!(
             outcomes,
@@ -253,5 +316,22 @@ mod tests {
         assert_eq!((report.hit_at_1, report.hit_at_3, report.answered_right), (0.5, 0.5, 0.5));
         assert_eq!((report.declined_right, report.wrong_answers), (0.5, 2.0 / 3.0));
         assert_eq!(report.failures, ["declined_right: 0.50 < 0.60", "wrong_answers: 0.67 > 0.40"]);
+        let junit = report.junit();
+        assert!(junit.contains("tests=\"5\" failures=\"3\""), "{junit}");
+        assert!(
+            junit.contains("<failure message=\"declined_right: 0.50 &lt; 0.60; wrong_answers: 0.67 &gt; 0.40\"/>"),
+            "{junit}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_without_a_help_centre_cannot_be_measured() {
+        let fixed = Agent::Fixed(AgentAnswer::answered("fixed", "Hi".into(), 1.0, Vec::new()));
+        let file = EvalFile {
+            kind: "agent_eval".into(),
+            thresholds: Thresholds::default(),
+            questions: vec![question("Hi?", Expect::Outcome(Outcome::CannotHelp))],
+        };
+        assert!(run(&fixed, &file).await.unwrap_err().contains("agent.backend is fixed"));
     }
 }

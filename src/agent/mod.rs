@@ -50,6 +50,15 @@ impl Agent {
         }
     }
 
+    /// The help centre the agent answers from, when it has one.
+    pub fn knowledge(&self) -> Option<&crate::knowledge::Index> {
+        match self {
+            Agent::KnowledgeBase(kb) => Some(kb.index()),
+            Agent::OpenAi(ai) => Some(ai.knowledge()),
+            Agent::Script(_) | Agent::Fixed(_) => None,
+        }
+    }
+
     /// Answers the conversation's unanswered customer messages; `view` carries the
     /// attributes and topics the rules decided so far.
     pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {

@@ -19,6 +19,15 @@ pub(crate) enum TestFormat {
 pub(crate) enum ReportFormat {
     Text,
     Json,
+    /// JUnit XML for CI systems: a test case per question and per threshold.
+    Junit,
+}
+
+/// How `agent ask` answers.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum AnswerFormat {
+    Text,
+    Json,
 }
 
 /// casebridge puts an AI support agent on Salesforce Cases.
@@ -158,9 +167,23 @@ pub(crate) enum AuthCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum AgentCommand {
+    /// Ask the configured agent one question, as a customer would: its answer, the
+    /// passages it drew on and its confidence, or why it cannot help. Exit 0 either way, 1
+    /// when the agent failed (the AI service is down), 2 for a bad configuration.
+    ///
+    /// Example: casebridge agent ask --config examples/demo/casebridge.yaml "How do I recalibrate the gripper?"
+    Ask {
+        /// The customer's question.
+        question: String,
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: AnswerFormat,
+    },
     /// Run an eval set (questions with the articles that answer them, or cannot_help)
-    /// through the knowledge base: hit@1, hit@3, answers from a right article, wrong
-    /// answers; exit 0 when every threshold the file sets holds, 1 when not.
+    /// through the configured agent (the knowledge base, or the model grounded in it):
+    /// hit@1, hit@3, answers from a right article, wrong answers; exit 0 when every
+    /// threshold the file sets holds, 1 when not.
     ///
     /// Example: casebridge agent eval examples/demo/agent-eval.yaml --config examples/demo/casebridge.yaml
     Eval {

@@ -50,7 +50,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
         Command::Setup { what } => setup::run_setup(what).await,
         Command::Errors { config } => status::list_errors(&config),
         Command::Rules { what } => rules::run_rules(what).await,
-        Command::Agent { what } => agent::run_agent(what),
+        Command::Agent { what } => agent::run_agent(what).await,
         Command::Status { config } => status::show_status(&config),
         Command::Auth { what } => auth::run_auth(what).await,
         Command::Record { case_id, config, out, scrub } => {

@@ -148,6 +148,46 @@ impl Conversation {
             || self.status.as_deref() == Some("Closed")
     }
 
+    /// A conversation of one customer message and nothing else, for asking the agent
+    /// outside any channel (`casebridge agent ask`, `agent eval`).
+    pub fn from_question(question: &str) -> Conversation {
+        let now = Utc::now();
+        Conversation {
+            channel: Channel::Case,
+            case_id: "question".into(),
+            case_number: String::new(),
+            subject: String::new(),
+            origin: None,
+            status: None,
+            owner_id: String::new(),
+            contact: None,
+            account: None,
+            customer_email: None,
+            case_fields: BTreeMap::new(),
+            parts: vec![Part {
+                id: "question".into(),
+                kind: PartKind::Opening,
+                author: AuthorKind::User,
+                author_id: None,
+                author_name: None,
+                body: question.to_string(),
+                public: true,
+                created_at: now,
+                message_id: None,
+            }],
+            attributes: BTreeMap::new(),
+            topics: BTreeSet::new(),
+            state: ConversationState::Open,
+            handled: BTreeSet::new(),
+            replies_sent: 0,
+            created_at: now,
+            modstamp: now,
+            retry_at: None,
+            agent_failures: 0,
+            decisions: Vec::new(),
+        }
+    }
+
     pub fn push_decision(&mut self, decision: super::Decision) {
         self.decisions.push(decision);
         let excess = self.decisions.len().saturating_sub(Self::MAX_DECISIONS);

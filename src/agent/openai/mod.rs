@@ -128,6 +128,10 @@ impl OpenAiAgent {
         })
     }
 
+    pub fn knowledge(&self) -> &Index {
+        &self.knowledge
+    }
+
     /// Retrieves, asks the model, and checks its answer. A question no passage matches is
     /// declined without a call.
     pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {
