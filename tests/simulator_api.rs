@@ -496,3 +496,79 @@ async fn child_subqueries_page_past_200_and_make_parent_batches_smaller() {
         "the next parent page invalidates it"
     );
 }
+
+/// Lightning Knowledge as Salesforce serves it: versions start as drafts, publishing
+/// archives the previous online version, archiving takes the article offline, every step
+/// stamps the parent article, and article versions can only be queried pinned by status or id.
+#[tokio::test]
+async fn knowledge_articles_have_versions_publishing_and_archiving() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let v1 = api
+        .create(
+            "Knowledge__kav",
+            json!({ "Title": "Reset", "UrlName": "reset", "Answer__c": "<p>Hold the button.</p>" }),
+        )
+        .await;
+    let online = "SELECT Id, Title, VersionNumber, KnowledgeArticleId FROM Knowledge__kav WHERE PublishStatus = 'Online' AND Language = 'en_US'";
+    assert!(api.column(online, "Id").await.is_empty(), "a new version is a draft");
+    let unpinned = api.query("SELECT Id FROM Knowledge__kav WHERE Language = 'en_US'").await;
+    assert_eq!(unpinned.status, 400);
+    assert_eq!(unpinned.body[0]["errorCode"], "MALFORMED_QUERY");
+    assert!(unpinned.body[0]["message"].as_str().unwrap().contains("Implementation restriction"));
+    let or = api.query("SELECT Id FROM Knowledge__kav WHERE PublishStatus = 'Online' OR Language = 'en_US'").await;
+    assert_eq!(or.status, 400, "PublishStatus only in a top-level AND");
+
+    let publish = |id: String, status: &'static str| {
+        let api = &api;
+        async move {
+            api.call(
+                "PATCH",
+                &format!("knowledgeManagement/articleVersions/masterVersions/{id}"),
+                Some(json!({ "publishStatus": status })),
+                &[],
+            )
+            .await
+        }
+    };
+    let stamp = |article: String| {
+        let api = &api;
+        async move {
+            api.column(&format!("SELECT SystemModstamp FROM Knowledge__ka WHERE Id = '{article}'"), "SystemModstamp")
+                .await[0]
+                .clone()
+        }
+    };
+    assert_eq!(publish(v1.clone(), "Online").await.status, 204);
+    let article = api.column(online, "KnowledgeArticleId").await[0].as_str().unwrap().to_string();
+    let first = stamp(article.clone()).await;
+    assert_eq!(publish(v1.clone(), "Online").await.status, 400, "only a draft is published");
+
+    // A new version: a draft from the online one, published in its place.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let draft = api
+        .call("POST", "knowledgeManagement/articleVersions/masterVersions", Some(json!({ "articleId": article })), &[])
+        .await;
+    assert_eq!(draft.status, 201, "{}", draft.body);
+    let v2 = draft.body["id"].as_str().unwrap().to_string();
+    api.call("PATCH", &format!("sobjects/Knowledge__kav/{v2}"), Some(json!({ "Title": "Resetting the arm" })), &[])
+        .await;
+    assert_eq!(publish(v2.clone(), "Online").await.status, 204);
+    assert_eq!(api.column(online, "Title").await, [json!("Resetting the arm")]);
+    assert_eq!(api.column(online, "VersionNumber").await, [json!(2)]);
+    let archived = "SELECT Id FROM Knowledge__kav WHERE PublishStatus = 'Archived'";
+    assert_eq!(api.column(archived, "Id").await, [json!(v1)]);
+    let second = stamp(article.clone()).await;
+    assert!(second.as_str() > first.as_str(), "publishing stamps the article: {first} {second}");
+
+    // Archiving takes it offline.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(publish(v2.clone(), "Archived").await.status, 204);
+    assert!(api.column(online, "Id").await.is_empty());
+    let archived_date =
+        api.column(&format!("SELECT ArchivedDate FROM Knowledge__ka WHERE Id = '{article}'"), "ArchivedDate").await;
+    assert!(archived_date[0].is_string());
+    assert!(stamp(article).await.as_str() > second.as_str());
+    let bad = publish(v2, "Published").await;
+    assert_eq!(bad.status, 400);
+}

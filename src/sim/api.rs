@@ -97,6 +97,9 @@ pub fn dispatch(data: &mut Data, req: Request<'_>) -> Reply {
             sobject(data, &def, method, rest, &req, &ctx)
         }
         ("POST", ["composite"]) => composite(data, &req),
+        (_, ["knowledgeManagement", "articleVersions", "masterVersions", rest @ ..]) => {
+            knowledge_versions(data, method, rest, &req, &ctx)
+        }
         (_, ["query" | "queryAll" | "limits" | "sobjects" | "composite", ..]) => Reply::error(ApiError::new(
             405,
             "METHOD_NOT_ALLOWED",
@@ -104,6 +107,25 @@ pub fn dispatch(data: &mut Data, req: Request<'_>) -> Reply {
         )),
         _ => Reply::error(ApiError::not_found()),
     }
+}
+
+/// `knowledgeManagement/articleVersions/masterVersions`: `POST` with `articleId` makes a
+/// draft from the online version; `PATCH .../{versionId}` with `publishStatus` publishes a
+/// draft (`Online`) or archives an online version (`Archived`).
+fn knowledge_versions(data: &mut Data, method: &str, rest: &[&str], req: &Request<'_>, ctx: &WriteCtx) -> Reply {
+    let field = |name: &str| req.body.as_ref().and_then(|b| b.get(name)).and_then(Json::as_str).map(str::to_string);
+    let result = match (method, rest) {
+        ("POST", []) => match field("articleId") {
+            Some(article) => data.org.new_draft(&article, ctx).map(|id| Reply::json(201, json!({ "id": id }))),
+            None => Err(ApiError::new(400, "INVALID_INPUT", "articleId is required")),
+        },
+        ("PATCH", [version]) => match field("publishStatus") {
+            Some(status) => data.org.set_publish_status(version, &status, ctx).map(|()| Reply::no_content()),
+            None => Err(ApiError::new(400, "INVALID_INPUT", "publishStatus is required")),
+        },
+        _ => Err(ApiError::new(405, "METHOD_NOT_ALLOWED", format!("HTTP Method '{method}' not allowed here"))),
+    };
+    result.unwrap_or_else(Reply::error)
 }
 
 fn allowed_methods(segments: &[&str]) -> &'static str {

@@ -7,6 +7,7 @@
 //! - [`seed`]: org seed files (YAML).
 //! - [`soql`]: the SOQL subset: parser and evaluator.
 //! - [`api`]: REST routing under `/services/data/vNN.0/`, composite included.
+//! - [`knowledge`]: Lightning Knowledge articles, versions, publishing and archiving.
 //! - [`cursors`]: query locators, paging parents and their child subqueries.
 //! - [`auth`]: the OAuth token endpoint.
 //! - [`model`]: a stand-in for an OpenAI-compatible AI service (tests, benchmarks).
@@ -18,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod cursors;
 pub mod error;
+pub mod knowledge;
 pub mod model;
 pub mod org;
 pub mod schema;

@@ -78,7 +78,7 @@ impl Org {
         org
     }
 
-    fn new_id(&mut self, prefix: &str) -> String {
+    pub(super) fn new_id(&mut self, prefix: &str) -> String {
         const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let mut n = self.next_seq;
         self.next_seq += 1;
@@ -138,7 +138,7 @@ impl Org {
         }
     }
 
-    fn put(&mut self, record: Record) {
+    pub(super) fn put(&mut self, record: Record) {
         let previous = self.records.remove(&record.id);
         if let Some(journal) = self.journal.as_mut() {
             journal.push((record.id.clone(), previous.clone()));
@@ -245,6 +245,9 @@ impl Org {
         }
         self.derive(&mut record, None, ctx);
         self.touch_parent_case(&record, ctx);
+        if def.name == "Knowledge__kav" {
+            self.start_article(&mut record, ctx);
+        }
         self.put(record);
         Ok(new_id)
     }

@@ -286,8 +286,13 @@ impl Seeding {
         let mut body = Map::new();
         let mut record_ctx = ctx.clone();
         let mut key = None;
+        let mut publish = false;
         for (name, value) in fields {
             match name.as_str() {
+                // An article version seeded as published (`_published: true`).
+                "_published" => {
+                    publish = value.as_bool().ok_or_else(|| format!("{at}: _published must be true or false"))?
+                }
                 "_key" => key = Some(value.as_str().ok_or_else(|| format!("{at}: _key must be a string"))?.to_string()),
                 "_created" => {
                     let text = value.as_str().ok_or_else(|| format!("{at}: _created must be a string"))?;
@@ -312,6 +317,10 @@ impl Seeding {
             }
         }
         let id = org.create(object, &body, &record_ctx).map_err(|e| format!("{at}: {}: {}", e.code, e.message))?;
+        if publish {
+            org.set_publish_status(&id, "Online", &record_ctx)
+                .map_err(|e| format!("{at}: _published: {}", e.message))?;
+        }
         if let Some(k) = key {
             insert_key(keys, &k, &id)?;
         }

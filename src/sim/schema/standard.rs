@@ -7,7 +7,7 @@ use FieldType as T;
 
 /// Every standard object.
 pub(crate) fn standard_objects() -> Vec<ObjectDef> {
-    [people(), accounts(), support(), sales()].into_iter().flatten().collect()
+    [people(), accounts(), support(), sales(), knowledge()].into_iter().flatten().collect()
 }
 
 /// Users, queues and record types.
@@ -258,6 +258,47 @@ fn sales() -> Vec<ObjectDef> {
                 None,
             )
             .flag("IsPrimary", "Primary")
+            .build(),
+    ]
+}
+
+/// Lightning Knowledge: an article (`Knowledge__ka`) and its versions (`Knowledge__kav`),
+/// each Draft, Online or Archived. Versions are created as drafts; publishing and archiving
+/// go through the knowledgeManagement REST resources, as in Salesforce. Body fields (such
+/// as `Answer__c`) are the org's own custom fields.
+fn knowledge() -> Vec<ObjectDef> {
+    vec![
+        ObjectBuilder::new("Knowledge__ka", "kA0")
+            .readonly("ArticleNumber", "Article Number", T::String, 30)
+            .readonly("FirstPublishedDate", "First Published Date", T::DateTime, 0)
+            .readonly("LastPublishedDate", "Last Published Date", T::DateTime, 0)
+            .readonly("ArchivedDate", "Archived Date", T::DateTime, 0)
+            .not_writable()
+            .child("Versions", "Knowledge__kav", "KnowledgeArticleId")
+            .build(),
+        ObjectBuilder::new("Knowledge__kav", "ka0")
+            .required_text("Title", "Title", 255)
+            .required_text("UrlName", "URL Name", 255)
+            .text("Summary", "Summary", T::TextArea, 1000)
+            .field(FieldDef {
+                default_value: Some("en_US".into()),
+                length: 40,
+                ..FieldDef::new("Language", "Language", T::String)
+            })
+            .field(FieldDef {
+                length: 18,
+                createable: false,
+                updateable: false,
+                reference_to: vec!["Knowledge__ka".into()],
+                relationship_name: Some("KnowledgeArticle".into()),
+                ..FieldDef::new("KnowledgeArticleId", "Knowledge Article ID", T::Reference)
+            })
+            .readonly("PublishStatus", "Publication Status", T::Picklist, 40)
+            .readonly("VersionNumber", "Version Number", T::Int, 0)
+            .readonly("IsLatestVersion", "Is Latest Version", T::Boolean, 0)
+            .readonly("ArticleNumber", "Article Number", T::String, 30)
+            .readonly("LastPublishedDate", "Last Published Date", T::DateTime, 0)
+            .readonly("ArchivedDate", "Archived Date", T::DateTime, 0)
             .build(),
     ]
 }

@@ -84,7 +84,37 @@ pub fn check(schema: &Schema, query: &Query) -> Result<Checked, QueryError> {
     if let Some(filter) = &query.filter {
         semijoin::check_placement(filter)?;
     }
+    if object.name == "Knowledge__kav" {
+        knowledge_filter(query)?;
+    }
     check_on(schema, object, query)
+}
+
+/// Salesforce's implementation restriction on article versions: a query must pin the
+/// versions by id, by article id, or by one `PublishStatus` in a top-level `AND`.
+fn knowledge_filter(query: &Query) -> Result<(), QueryError> {
+    let pins = |c: &Cond| match c {
+        Cond::Compare { field, op: CmpOp::Eq, value: Literal::Str(_) } => {
+            ["Id", "KnowledgeArticleId", "PublishStatus"].iter().any(|f| field.text.eq_ignore_ascii_case(f))
+        }
+        Cond::In { field, negated: false, .. } => {
+            ["Id", "KnowledgeArticleId"].iter().any(|f| field.text.eq_ignore_ascii_case(f))
+        }
+        _ => false,
+    };
+    let ok = match &query.filter {
+        Some(Cond::And(parts)) => parts.iter().any(pins),
+        Some(c) => pins(c),
+        None => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(QueryError {
+        offset: query.from.offset,
+        code: "MALFORMED_QUERY",
+        message: "Implementation restriction: When querying the Knowledge__kav object, you must filter using the following syntax: Id = [single ID], Id IN [list of ID's], KnowledgeArticleId = [single ID], KnowledgeArticleId IN [list of ID's] or PublishStatus = [status]. In addition PublishStatus is only permitted in a top-level AND condition.".into(),
+    })
 }
 
 /// The object a `FROM` names, or Salesforce's `INVALID_TYPE`.
