@@ -96,7 +96,7 @@ async fn agent_burst(cases: usize, latency: Duration, concurrency: usize) {
         None,
         None,
         Duration::from_secs(30),
-        casebridge::knowledge::Index::new(articles),
+        casebridge::knowledge::Library::new(casebridge::knowledge::Index::new(articles)),
         Grounding::default(),
     )
     .unwrap();

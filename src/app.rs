@@ -14,7 +14,7 @@ use crate::agent::{Agent, AgentError};
 use crate::config::{AgentConfig, Config, ConfigError};
 use crate::daemon::{Daemon, DaemonError, DaemonSettings};
 use crate::decide::SharedRules;
-use crate::knowledge::Index;
+use crate::knowledge::{Article, Index, Library};
 use crate::rules::RuleSet;
 use crate::rules::org::OrgSchema;
 use crate::rules::watch::Reloader;
@@ -100,8 +100,17 @@ fn client_from(config: &Config, credentials: crate::salesforce::Credentials) -> 
 /// The agent the config describes.
 pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
     Ok(match &config.agent {
-        AgentConfig::KnowledgeBase { dir, base_url, min_confidence } => {
-            Agent::KnowledgeBase(KnowledgeBase::load(&base.join(dir), base_url, *min_confidence)?)
+        AgentConfig::KnowledgeBase { dir, base_url, min_confidence, salesforce_knowledge } => {
+            let dir = match (dir, salesforce_knowledge) {
+                (Some(d), _) => Some(d.clone()),
+                (None, None) => Some(crate::config::default_kb_dir()),
+                (None, Some(_)) => None,
+            };
+            let articles = match dir {
+                Some(d) => folder_articles(base, &d, base_url, "agent.dir")?,
+                None => Vec::new(),
+            };
+            Agent::KnowledgeBase(KnowledgeBase::new(articles, *min_confidence))
         }
         AgentConfig::Openai {
             base_url,
@@ -110,6 +119,7 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
             system_prompt_file,
             timeout,
             knowledge,
+            salesforce_knowledge: _,
             passages,
             context_chars,
             json_schema,
@@ -125,18 +135,41 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
                     })
                 })
                 .transpose()?;
-            let articles = crate::knowledge::load_markdown_folder(&base.join(&knowledge.dir), &knowledge.base_url)
-                .map_err(|e| AgentError::Config(format!("agent.knowledge.dir: {e}")))?;
+            let articles = match knowledge {
+                Some(k) => folder_articles(base, &k.dir, &k.base_url, "agent.knowledge.dir")?,
+                None => Vec::new(),
+            };
             let grounding = Grounding {
                 passages: *passages,
                 context_chars: *context_chars,
                 json_schema: *json_schema,
                 attributes: attributes.clone(),
             };
-            Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout, Index::new(articles), grounding)?)
+            let library = Library::new(Index::new(articles));
+            Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout, library, grounding)?)
         }
         AgentConfig::Script { file } => Agent::Script(ScriptAgent::load(&base.join(file), Limits::default())?),
     })
+}
+
+/// The agent the config describes with its whole help centre: when articles come from the
+/// org's Salesforce Knowledge, they are read once first (what `agent ask` and `agent eval`
+/// measure; the daemon keeps them in sync itself).
+pub async fn agent_with_knowledge(config: &Config, base: &Path) -> Result<Agent, AppError> {
+    let agent = agent(config, base)?;
+    if let (Some(settings), Some(library)) = (config.agent.salesforce_knowledge(), agent.library()) {
+        let client = client(config, base)?;
+        let mut sync =
+            crate::daemon::knowledge_sync::KnowledgeSync::new(settings.clone(), library.clone(), config.poll.overlap);
+        sync.sync(&client).await.map_err(|e| AgentError::Config(format!("agent.salesforce_knowledge: {e}")))?;
+    }
+    Ok(agent)
+}
+
+/// A markdown help-centre folder's articles; errors name the setting.
+fn folder_articles(base: &Path, dir: &Path, base_url: &str, setting: &str) -> Result<Vec<Article>, AppError> {
+    crate::knowledge::load_markdown_folder(&base.join(dir), base_url)
+        .map_err(|e| AgentError::Config(format!("{setting}: {e}")).into())
 }
 
 /// The SMTP client, when the config has an SMTP server.
@@ -163,6 +196,7 @@ pub fn settings(config: &Config) -> DaemonSettings {
         reply_channel: config.reply.channel,
         email_from: config.smtp.as_ref().map(|s| s.from.clone()),
         agent_concurrency: config.agent.concurrency(),
+        salesforce_knowledge: config.agent.salesforce_knowledge().cloned(),
         ..DaemonSettings::new(&config.agent_user, &config.handover.default_target)
     }
 }

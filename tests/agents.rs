@@ -8,7 +8,7 @@ use casebridge::agent::Agent;
 use casebridge::agent::openai::{Grounding, OpenAiAgent};
 use casebridge::agent::script::ScriptAgent;
 use casebridge::daemon::EventKind;
-use casebridge::knowledge::{Index, load_markdown_folder};
+use casebridge::knowledge::{Index, Library, load_markdown_folder};
 use casebridge::model::Secret;
 use casebridge::script::Limits;
 use casebridge::sim::model::{ModelBehaviour, ModelStub};
@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage() {
     let w = World::new().await;
     let stub = ModelStub::start(ModelBehaviour::default()).await.unwrap();
-    let knowledge = Index::new(load_markdown_folder(&root().join("examples/demo/help-center"), "https://h").unwrap());
+    let knowledge =
+        Library::new(Index::new(load_markdown_folder(&root().join("examples/demo/help-center"), "https://h").unwrap()));
     let agent = OpenAiAgent::new(
         &stub.url,
         "stub-model",

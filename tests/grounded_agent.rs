@@ -12,14 +12,16 @@ use casebridge::agent::Agent;
 use casebridge::agent::openai::{Grounding, OpenAiAgent};
 use casebridge::channels::cases::build::{Authors, from_case_row};
 use casebridge::daemon::EventKind;
-use casebridge::knowledge::{Index, load_markdown_folder};
+use casebridge::knowledge::{Index, Library, load_markdown_folder};
 use casebridge::model::{AgentAnswer, Conversation, Secret, View};
 use casebridge::sim::model::{ModelBehaviour, ModelStub};
 use common::*;
 use serde_json::{Value, json};
 
-fn help_centre() -> Index {
-    Index::new(load_markdown_folder(&root().join("examples/demo/help-center"), "https://help.example").unwrap())
+fn help_centre() -> std::sync::Arc<Library> {
+    Library::new(Index::new(
+        load_markdown_folder(&root().join("examples/demo/help-center"), "https://help.example").unwrap(),
+    ))
 }
 
 fn agent(stub: &ModelStub, timeout: Duration, grounding: Grounding) -> OpenAiAgent {

@@ -118,7 +118,7 @@ const QUESTIONS_AT_ONCE: usize = 8;
 /// agent's answer (for a model, the article of the first passage it cited). An agent
 /// without a help centre (a script) cannot be measured; an AI-service failure stops the run.
 pub async fn run(agent: &Agent, file: &EvalFile) -> Result<EvalReport, String> {
-    let Some(index) = agent.knowledge() else {
+    let Some(index) = agent.library().map(|l| l.current()) else {
         return Err(format!(
             "agent eval measures an agent that answers from a help centre; agent.backend is {}",
             agent.backend()
@@ -141,7 +141,7 @@ pub async fn run(agent: &Agent, file: &EvalFile) -> Result<EvalReport, String> {
         };
         let ranked: Vec<String> =
             index.ranked_articles(&q.ask).into_iter().take(3).map(|(a, _)| a.id.clone()).collect();
-        let answered_from = answer.text.as_ref().and_then(|_| answered_from(index, &answer));
+        let answered_from = answer.text.as_ref().and_then(|_| answered_from(&index, &answer));
         let right = match (expected, &answered_from) {
             (Some(e), Some(a)) => e.contains(a),
             (None, None) => true,

@@ -9,9 +9,10 @@
 //! into a handover.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::AgentError;
-use crate::knowledge::{self, Article, Hit, Index};
+use crate::knowledge::{self, Article, Hit, Index, Library};
 use crate::model::{AgentAnswer, Retrieved, Source};
 
 /// The most characters of passage text a reply quotes.
@@ -25,7 +26,7 @@ const RETRIEVED_IN_TRACE: usize = 3;
 /// A loaded help centre.
 #[derive(Debug, Clone)]
 pub struct KnowledgeBase {
-    index: Index,
+    library: Arc<Library>,
     min_confidence: f64,
 }
 
@@ -49,26 +50,28 @@ impl KnowledgeBase {
     }
 
     pub fn new(articles: Vec<Article>, min_confidence: f64) -> KnowledgeBase {
-        KnowledgeBase { index: Index::new(articles), min_confidence }
+        KnowledgeBase { library: Library::new(Index::new(articles)), min_confidence }
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// The help centre it answers from (a Salesforce Knowledge sync replaces its index).
+    pub fn library(&self) -> &Arc<Library> {
+        &self.library
     }
 
     /// The ids of the articles that match `question`, best first, with their scores.
     pub fn ranked_articles(&self, question: &str) -> Vec<(String, f64)> {
-        self.index.ranked_articles(question).into_iter().map(|(a, score)| (a.id.clone(), score)).collect()
+        self.library.current().ranked_articles(question).into_iter().map(|(a, score)| (a.id.clone(), score)).collect()
     }
 
     /// The id of the article a link points at (the links answers carry).
-    pub fn article_of(&self, url: &str) -> Option<&str> {
-        self.index.articles().iter().find(|a| a.url == url).map(|a| a.id.as_str())
+    pub fn article_of(&self, url: &str) -> Option<String> {
+        self.library.current().articles().iter().find(|a| a.url == url).map(|a| a.id.clone())
     }
 
     /// Answers `question` from the best passage, or says it cannot help.
     pub fn answer(&self, question: &str) -> AgentAnswer {
-        let hits = self.index.search(question);
+        let index = self.library.current();
+        let hits = index.search(question);
         let Some(best) = hits.first() else {
             return AgentAnswer::cannot_help("knowledge_base", 0.0, "no help article matches the question");
         };

@@ -51,10 +51,10 @@ impl Agent {
     }
 
     /// The help centre the agent answers from, when it has one.
-    pub fn knowledge(&self) -> Option<&crate::knowledge::Index> {
+    pub fn library(&self) -> Option<&std::sync::Arc<crate::knowledge::Library>> {
         match self {
-            Agent::KnowledgeBase(kb) => Some(kb.index()),
-            Agent::OpenAi(ai) => Some(ai.knowledge()),
+            Agent::KnowledgeBase(kb) => Some(kb.library()),
+            Agent::OpenAi(ai) => Some(ai.library()),
             Agent::Script(_) | Agent::Fixed(_) => None,
         }
     }

@@ -12,7 +12,7 @@ use super::{AgentCommand, AnswerFormat, ReportFormat, load_config};
 pub(crate) async fn run_agent(what: AgentCommand) -> ExitCode {
     match what {
         AgentCommand::Ask { question, config, format } => {
-            let agent = match configured_agent(&config) {
+            let agent = match configured_agent(&config).await {
                 Ok(a) => a,
                 Err(code) => return code,
             };
@@ -32,7 +32,7 @@ pub(crate) async fn run_agent(what: AgentCommand) -> ExitCode {
             }
         }
         AgentCommand::Eval { file, config, format } => {
-            let agent = match configured_agent(&config) {
+            let agent = match configured_agent(&config).await {
                 Ok(a) => a,
                 Err(code) => return code,
             };
@@ -43,7 +43,7 @@ pub(crate) async fn run_agent(what: AgentCommand) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if agent.knowledge().is_none() {
+            if agent.library().is_none() {
                 eprintln!(
                     "error: agent eval measures an agent that answers from a help centre; agent.backend is {}",
                     agent.backend()
@@ -67,10 +67,10 @@ pub(crate) async fn run_agent(what: AgentCommand) -> ExitCode {
     }
 }
 
-/// The agent `config` describes, or the exit code of why not.
-fn configured_agent(config: &std::path::Path) -> Result<Agent, ExitCode> {
+/// The agent `config` describes, its Salesforce Knowledge read, or the exit code of why not.
+async fn configured_agent(config: &std::path::Path) -> Result<Agent, ExitCode> {
     let (config, base) = load_config(config)?;
-    app::agent(&config, &base).map_err(|e| {
+    app::agent_with_knowledge(&config, &base).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(e.exit_code())
     })

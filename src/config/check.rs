@@ -143,13 +143,24 @@ impl Config {
                 timeout,
                 api_key,
                 knowledge,
+                salesforce_knowledge,
                 passages,
                 context_chars,
                 concurrency,
                 ..
             } => {
-                if let Err(p) = check_url(&knowledge.base_url, false) {
-                    bad("agent.knowledge.base_url", p);
+                match knowledge {
+                    Some(k) => {
+                        if let Err(p) = check_url(&k.base_url, false) {
+                            bad("agent.knowledge.base_url", p);
+                        }
+                    }
+                    None if salesforce_knowledge.is_none() => bad(
+                        "agent",
+                        "the model answers only from a help centre: set knowledge.dir (markdown articles) or salesforce_knowledge"
+                            .into(),
+                    ),
+                    None => {}
                 }
                 if !(1..=50).contains(passages) {
                     bad("agent.passages", format!("from 1 to 50, found {passages}"));
@@ -173,7 +184,53 @@ impl Config {
             }
             AgentConfig::Script { .. } => {}
         }
+        if let Some(k) = self.agent.salesforce_knowledge() {
+            if k.body_fields.is_empty() || k.body_fields.iter().any(|f| !is_api_name(f)) {
+                bad(
+                    "agent.salesforce_knowledge.body_fields",
+                    format!("one or more field API names such as Answer__c, found {:?}", k.body_fields),
+                );
+            }
+            if !k.article_url.contains("{UrlName}")
+                || check_url(&k.article_url.replace("{UrlName}", "x"), false).is_err()
+            {
+                bad(
+                    "agent.salesforce_knowledge.article_url",
+                    format!(
+                        "a URL with {{UrlName}} in it, such as https://help.example.com/s/article/{{UrlName}}, found {:?}",
+                        k.article_url
+                    ),
+                );
+            }
+            if !is_api_name(&k.object) {
+                bad(
+                    "agent.salesforce_knowledge.object",
+                    format!("an object API name such as Knowledge__kav, found {:?}", k.object),
+                );
+            }
+            if k.language.is_empty() || !k.language.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                bad(
+                    "agent.salesforce_knowledge.language",
+                    format!("a language code such as en_US, found {:?}", k.language),
+                );
+            }
+            within(
+                bad,
+                "agent.salesforce_knowledge.interval",
+                k.interval,
+                Duration::from_secs(10),
+                Duration::from_secs(86_400),
+            );
+        }
     }
+}
+
+/// A Salesforce API name: letters, digits and underscores, starting with a letter (what
+/// may be put in a SOQL query without quoting).
+fn is_api_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 80
 }
 
 fn within(bad: &mut impl FnMut(&str, String), path: &str, value: Duration, min: Duration, max: Duration) {

@@ -251,9 +251,10 @@ pub struct ReplyConfig {
 pub enum AgentConfig {
     /// Answers from a folder of markdown help articles.
     KnowledgeBase {
-        /// The folder of `*.md` articles.
-        #[serde(default = "default_kb_dir")]
-        dir: PathBuf,
+        /// The folder of `*.md` articles (without it and without `salesforce_knowledge`:
+        /// `examples/demo/help-center`).
+        #[serde(default)]
+        dir: Option<PathBuf>,
         /// Links to articles are `{base_url}/{file stem}` unless an article sets `url:`.
         #[serde(default = "default_kb_base_url")]
         base_url: String,
@@ -261,6 +262,9 @@ pub enum AgentConfig {
         #[serde(default = "default_min_confidence")]
         #[schemars(range(min = 0.0, max = 1.0))]
         min_confidence: f64,
+        /// Articles from the org's Salesforce Knowledge, kept in sync.
+        #[serde(default)]
+        salesforce_knowledge: Option<SalesforceKnowledgeConfig>,
     },
     /// Any OpenAI-compatible chat-completions service, answering only from the help
     /// centre's passages and citing them.
@@ -276,8 +280,13 @@ pub enum AgentConfig {
         #[serde(default = "default_agent_timeout", with = "duration")]
         #[schemars(with = "String")]
         timeout: Duration,
-        /// The help centre the model answers from.
-        knowledge: KnowledgeConfig,
+        /// The help centre the model answers from: a folder of markdown articles, and/or
+        /// `salesforce_knowledge`.
+        #[serde(default)]
+        knowledge: Option<KnowledgeConfig>,
+        /// Articles from the org's Salesforce Knowledge, kept in sync.
+        #[serde(default)]
+        salesforce_knowledge: Option<SalesforceKnowledgeConfig>,
         /// How many of the best-ranked passages the model is given (1 to 50).
         #[serde(default = "default_passages")]
         passages: usize,
@@ -309,14 +318,24 @@ impl AgentConfig {
             _ => 1,
         }
     }
+
+    /// The Salesforce Knowledge source, when articles come from the org.
+    pub fn salesforce_knowledge(&self) -> Option<&SalesforceKnowledgeConfig> {
+        match self {
+            AgentConfig::KnowledgeBase { salesforce_knowledge, .. }
+            | AgentConfig::Openai { salesforce_knowledge, .. } => salesforce_knowledge.as_ref(),
+            AgentConfig::Script { .. } => None,
+        }
+    }
 }
 
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig::KnowledgeBase {
-            dir: default_kb_dir(),
+            dir: None,
             base_url: default_kb_base_url(),
             min_confidence: default_min_confidence(),
+            salesforce_knowledge: None,
         }
     }
 }
@@ -330,6 +349,27 @@ pub struct KnowledgeConfig {
     /// Links to articles are `{base_url}/{file stem}` unless an article sets `url:`.
     #[serde(default = "default_kb_base_url")]
     pub base_url: String,
+}
+
+/// Articles from the org's Salesforce Knowledge: the online versions in one language,
+/// synced by the articles' `SystemModstamp`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SalesforceKnowledgeConfig {
+    /// The fields that hold an article's body (rich text or text), read in this order.
+    pub body_fields: Vec<String>,
+    /// Where customers read an article; `{UrlName}` is replaced by the article's URL name.
+    pub article_url: String,
+    /// The articles' language.
+    #[serde(default = "default_knowledge_language")]
+    pub language: String,
+    /// How often the org is asked for changed articles (10s to 1d).
+    #[serde(default = "default_knowledge_interval", with = "duration")]
+    #[schemars(with = "String")]
+    pub interval: Duration,
+    /// The article version object, `Knowledge__kav` unless the org renamed it.
+    #[serde(default = "default_knowledge_object")]
+    pub object: String,
 }
 
 /// The SMTP server.
@@ -371,7 +411,8 @@ fn default_poll_overlap() -> Duration {
 fn default_initial_lookback() -> Duration {
     Duration::from_secs(24 * 3600)
 }
-fn default_kb_dir() -> PathBuf {
+/// The knowledge-base folder when the config names no help centre at all.
+pub fn default_kb_dir() -> PathBuf {
     PathBuf::from("examples/demo/help-center")
 }
 fn default_kb_base_url() -> String {
@@ -379,6 +420,15 @@ fn default_kb_base_url() -> String {
 }
 fn default_min_confidence() -> f64 {
     0.35
+}
+fn default_knowledge_language() -> String {
+    "en_US".into()
+}
+fn default_knowledge_interval() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_knowledge_object() -> String {
+    "Knowledge__kav".into()
 }
 fn default_passages() -> usize {
     5

@@ -120,7 +120,31 @@ fn every_setting_has_a_range() {
         ),
         (
             "agent:\n  backend: openai\n  base_url: https://api.example.com/v1\n  model: m\n",
-            "missing field `knowledge`",
+            "agent: the model answers only from a help centre",
+        ),
+        (
+            "agent:\n  backend: knowledge_base\n  salesforce_knowledge: {body_fields: [], article_url: \"https://h.example/{UrlName}\"}\n",
+            "agent.salesforce_knowledge.body_fields: one or more field API names",
+        ),
+        (
+            "agent:\n  backend: knowledge_base\n  salesforce_knowledge: {body_fields: [\"Answer__c FROM User --\"], article_url: \"https://h.example/{UrlName}\"}\n",
+            "agent.salesforce_knowledge.body_fields",
+        ),
+        (
+            "agent:\n  backend: knowledge_base\n  salesforce_knowledge: {body_fields: [Answer__c], article_url: \"https://h.example/a\"}\n",
+            "agent.salesforce_knowledge.article_url: a URL with {UrlName}",
+        ),
+        (
+            "agent:\n  backend: knowledge_base\n  salesforce_knowledge: {body_fields: [Answer__c], article_url: \"https://h.example/{UrlName}\", interval: 1s}\n",
+            "agent.salesforce_knowledge.interval: from 10s to 1d",
+        ),
+        (
+            "agent:\n  backend: knowledge_base\n  salesforce_knowledge: {body_fields: [Answer__c], article_url: \"https://h.example/{UrlName}\", language: \"en' OR Id != '\"}\n",
+            "agent.salesforce_knowledge.language",
+        ),
+        (
+            "agent:\n  backend: knowledge_base\n  salesforce_knowledge: {body_fields: [Answer__c], article_url: \"https://h.example/{UrlName}\", object: \"Knowledge__kav WHERE\"}\n",
+            "agent.salesforce_knowledge.object",
         ),
         (
             "agent:\n  backend: openai\n  base_url: https://a.example/v1\n  model: m\n  knowledge: {dir: kb}\n  passages: 0\n",

@@ -29,6 +29,7 @@ use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError};
 use crate::store::{Cursor, Store, StoreError};
 
+pub mod knowledge_sync;
 mod process;
 
 /// How many recently active open conversations the poll also watches for re-assignment.
@@ -49,6 +50,8 @@ pub struct DaemonSettings {
     pub default_target: String,
     /// How many conversations the agent is asked about at once.
     pub agent_concurrency: usize,
+    /// Articles from the org's Salesforce Knowledge, synced into the agent's help centre.
+    pub salesforce_knowledge: Option<crate::config::SalesforceKnowledgeConfig>,
 }
 
 impl DaemonSettings {
@@ -66,6 +69,7 @@ impl DaemonSettings {
             agent_user: agent_user.to_string(),
             default_target: default_target.to_string(),
             agent_concurrency: 1,
+            salesforce_knowledge: None,
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct CycleReport {
     /// Salesforce API requests this cycle sent.
     pub api_calls: u64,
     pub poll_error: Option<String>,
+    /// What the Salesforce Knowledge sync did, when one ran this cycle.
+    pub knowledge: Option<knowledge_sync::SyncReport>,
 }
 
 pub struct Daemon {
@@ -140,6 +146,7 @@ pub struct Daemon {
     org: (String, String),
     /// The latest status, for the admin server.
     status_snapshot: Arc<std::sync::Mutex<Option<Status>>>,
+    knowledge: Option<knowledge_sync::KnowledgeSync>,
 }
 
 impl Daemon {
@@ -160,6 +167,12 @@ impl Daemon {
         let metrics = Arc::new(crate::report::metrics::Metrics::default());
         let mut executor = Executor::new(client.clone(), store.clone(), mailer, agent_user.id.clone());
         executor.set_metrics(metrics.clone());
+        let knowledge = match (&settings.salesforce_knowledge, agent.library()) {
+            (Some(k), Some(library)) => {
+                Some(knowledge_sync::KnowledgeSync::new(k.clone(), library.clone(), settings.overlap))
+            }
+            _ => None,
+        };
         Ok(Daemon {
             client,
             store,
@@ -176,6 +189,7 @@ impl Daemon {
             metrics,
             org,
             status_snapshot: Arc::new(std::sync::Mutex::new(None)),
+            knowledge,
         })
     }
 
@@ -316,6 +330,12 @@ impl Daemon {
     async fn cycle_inner(&mut self) -> Result<CycleReport, DaemonError> {
         let calls_before = self.client.requests_sent();
         let mut report = CycleReport::default();
+        if !self.sync_knowledge(&mut report).await? {
+            // The help centre never loaded: deciding now would hand every case over.
+            report.executed = self.executor.run_round().await?;
+            report.api_calls = self.client.requests_sent() - calls_before;
+            return Ok(report);
+        }
         if let Err(e) = self.poll(&mut report).await {
             match e {
                 DaemonError::Poll(err) => {
@@ -330,6 +350,33 @@ impl Daemon {
         report.executed = self.executor.run_round().await?;
         report.api_calls = self.client.requests_sent() - calls_before;
         Ok(report)
+    }
+
+    /// Syncs Salesforce Knowledge when due; `false` while its articles never loaded.
+    async fn sync_knowledge(&mut self, report: &mut CycleReport) -> Result<bool, DaemonError> {
+        let Some(sync) = self.knowledge.as_mut() else { return Ok(true) };
+        if !sync.due() {
+            return Ok(true);
+        }
+        match sync.sync(&self.client).await {
+            Ok(r) => {
+                if r.added_or_updated + r.removed > 0 {
+                    tracing::info!(
+                        articles = r.articles,
+                        changed = r.added_or_updated,
+                        removed = r.removed,
+                        "Salesforce Knowledge synced."
+                    );
+                }
+                report.knowledge = Some(r);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot sync Salesforce Knowledge.");
+                self.record_error(None, "knowledge_sync", e.error_code(), &e.message())?;
+                report.poll_error = Some(format!("Salesforce Knowledge: {e}"));
+            }
+        }
+        Ok(self.knowledge.as_ref().is_none_or(|k| k.loaded()))
     }
 
     fn poll_query(&self, filter: Filter) -> String {
@@ -411,11 +458,11 @@ impl Daemon {
     }
 }
 
-fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn floor_second(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
-fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
     let floor = floor_second(t);
     if floor == t { t } else { floor + ChronoDuration::seconds(1) }
 }

@@ -10,6 +10,9 @@ pub mod index;
 pub mod passages;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 pub use index::{Hit, Index};
 pub use passages::Passage;
@@ -33,6 +36,27 @@ pub struct Article {
     pub summary: String,
     /// Markdown, without the title line and front matter.
     pub body: String,
+}
+
+/// The help centre as the agent sees it now. A sync (Salesforce Knowledge) builds a new
+/// index and swaps it in whole, so an answer being made keeps the index it started with.
+#[derive(Debug)]
+pub struct Library {
+    current: ArcSwap<Index>,
+}
+
+impl Library {
+    pub fn new(index: Index) -> Arc<Library> {
+        Arc::new(Library { current: ArcSwap::from_pointee(index) })
+    }
+
+    pub fn current(&self) -> Arc<Index> {
+        self.current.load_full()
+    }
+
+    pub fn replace(&self, index: Index) {
+        self.current.store(Arc::new(index));
+    }
 }
 
 /// Why a help centre could not be loaded.

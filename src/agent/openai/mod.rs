@@ -11,14 +11,14 @@
 pub mod grounding;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 use tokio::time::Instant;
 
 use super::AgentError;
-use crate::knowledge::Index;
+use crate::knowledge::Library;
 use crate::model::{AgentAnswer, Secret, Usage, View};
 use grounding::Verdict;
 
@@ -89,7 +89,7 @@ pub struct OpenAiAgent {
     model: String,
     api_key: Option<Secret>,
     system_prompt: String,
-    knowledge: Index,
+    knowledge: Arc<Library>,
     grounding: Grounding,
     gate: RateGate,
 }
@@ -109,7 +109,7 @@ impl OpenAiAgent {
         api_key: Option<Secret>,
         system_prompt: Option<String>,
         timeout: Duration,
-        knowledge: Index,
+        knowledge: Arc<Library>,
         grounding: Grounding,
     ) -> Result<OpenAiAgent, AgentError> {
         let http = reqwest::Client::builder()
@@ -128,7 +128,8 @@ impl OpenAiAgent {
         })
     }
 
-    pub fn knowledge(&self) -> &Index {
+    /// The help centre it answers from.
+    pub fn library(&self) -> &Arc<Library> {
         &self.knowledge
     }
 
@@ -136,7 +137,8 @@ impl OpenAiAgent {
     /// declined without a call.
     pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {
         let question = super::question(view.conversation);
-        let hits = self.knowledge.search(&question);
+        let index = self.knowledge.current();
+        let hits = index.search(&question);
         let retrieved = super::kb::retrieved(&hits, self.grounding.passages);
         let sent = grounding::select(&hits, self.grounding.passages, self.grounding.context_chars);
         if sent.is_empty() {

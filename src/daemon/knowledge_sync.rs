@@ -1,0 +1,203 @@
+//! Salesforce Knowledge kept in sync with the agent's help centre: the online article
+//! versions in one language, read whole at start, then only what changed.
+//!
+//! Changes are found on the articles (`Knowledge__ka`), not their versions: publishing a
+//! new version, archiving and republishing all stamp the article's `SystemModstamp`, and a
+//! query on articles needs no `PublishStatus` pin (which a version query must have, one
+//! status per query). So a sync when nothing changed is **one query**. When articles
+//! changed, their online versions are read by article id (200 a query); an article with no
+//! online version any more (archived) leaves the help centre. The cursor is a watermark
+//! that never passes `poll.overlap` before the sync began, as the case poll's, since
+//! Salesforce may commit a change stamped a little in the past; so a change is read by the
+//! syncs within that overlap, and idle syncs after it cost one query.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::Value as Json;
+
+use crate::config::SalesforceKnowledgeConfig;
+use crate::knowledge::{Article, Index, Library};
+use crate::model::text::html_to_text;
+use crate::salesforce::soql::{Filter, Select, parse_datetime};
+use crate::salesforce::{Client, SalesforceError};
+
+/// Article ids per version query.
+const IDS_PER_QUERY: usize = 200;
+/// The most articles kept from the org (the help-centre limit).
+const MAX_ARTICLES: usize = crate::knowledge::MAX_ARTICLES;
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub queries: usize,
+    pub added_or_updated: usize,
+    pub removed: usize,
+    /// Articles from the org now in the help centre.
+    pub articles: usize,
+}
+
+/// The sync's state: the articles from the org and the cursor.
+pub struct KnowledgeSync {
+    settings: SalesforceKnowledgeConfig,
+    library: Arc<Library>,
+    /// The help centre's own articles (a markdown folder), kept beside the org's.
+    folder: Vec<Article>,
+    /// `KnowledgeArticleId` → its online version, as an article.
+    synced: BTreeMap<String, Article>,
+    cursor: Option<DateTime<Utc>>,
+    /// How far before a sync's start its cursor may go.
+    overlap: ChronoDuration,
+    last_run: Option<Instant>,
+}
+
+impl KnowledgeSync {
+    /// A sync into `library`, whose current articles (a folder's) stay beside the org's.
+    pub fn new(
+        settings: SalesforceKnowledgeConfig,
+        library: Arc<Library>,
+        overlap: std::time::Duration,
+    ) -> KnowledgeSync {
+        let folder = library.current().articles().to_vec();
+        let overlap = ChronoDuration::from_std(overlap).unwrap_or(ChronoDuration::minutes(1));
+        KnowledgeSync { settings, library, folder, synced: BTreeMap::new(), cursor: None, overlap, last_run: None }
+    }
+
+    /// Whether the org's articles were read at least once (until then, conversations wait:
+    /// an agent without its help centre would hand every one over).
+    pub fn loaded(&self) -> bool {
+        self.cursor.is_some()
+    }
+
+    /// Whether a sync is due (never run, or `interval` since the last).
+    pub fn due(&self) -> bool {
+        self.last_run.is_none_or(|t| t.elapsed() >= self.settings.interval)
+    }
+
+    /// Reads what changed and swaps in a new index when anything did.
+    pub async fn sync(&mut self, client: &Client) -> Result<SyncReport, SalesforceError> {
+        self.last_run = Some(Instant::now());
+        let started = Utc::now();
+        let floor = super::floor_second(started - self.overlap);
+        let mut report = SyncReport::default();
+        match self.cursor {
+            None => {
+                let rows = self.online_versions(client, None, &mut report).await?;
+                self.synced.clear();
+                for row in &rows {
+                    self.keep(row, &mut report);
+                }
+                self.cursor = Some(floor);
+            }
+            Some(cursor) => {
+                let articles = Select::new(["Id", "SystemModstamp"], &self.article_object())
+                    .filter(Filter::gt("SystemModstamp", cursor))
+                    .order_by("SystemModstamp", false)
+                    .build()
+                    .map_err(|e| SalesforceError::Config(e.0))?;
+                let rows: Vec<Json> = client.query(articles).collect_all().await?;
+                report.queries += 1;
+                if rows.is_empty() {
+                    report.articles = self.synced.len();
+                    return Ok(report);
+                }
+                let newest = rows.iter().filter_map(|r| r["SystemModstamp"].as_str().and_then(parse_datetime)).max();
+                let ids: Vec<String> = rows.iter().filter_map(|r| r["Id"].as_str().map(str::to_string)).collect();
+                let mut online: BTreeMap<String, Json> = BTreeMap::new();
+                for chunk in ids.chunks(IDS_PER_QUERY) {
+                    for row in self.online_versions(client, Some(chunk), &mut report).await? {
+                        online.insert(article_id(&row), row);
+                    }
+                }
+                for id in &ids {
+                    match online.get(id) {
+                        Some(row) => self.keep(row, &mut report),
+                        None => {
+                            if self.synced.remove(id).is_some() {
+                                report.removed += 1;
+                            }
+                        }
+                    }
+                }
+                let newest = newest.map_or(cursor, super::ceil_second);
+                self.cursor = Some(newest.min(floor).max(cursor));
+            }
+        }
+        let mut articles = self.folder.clone();
+        articles.extend(self.synced.values().cloned());
+        self.library.replace(Index::new(articles));
+        report.articles = self.synced.len();
+        Ok(report)
+    }
+
+    /// `Knowledge__ka` for `Knowledge__kav` (and the same for a renamed object).
+    fn article_object(&self) -> String {
+        let object = &self.settings.object;
+        object.strip_suffix("__kav").map_or_else(|| object.clone(), |stem| format!("{stem}__ka"))
+    }
+
+    /// The online versions in the configured language: all of them, or those of `ids`.
+    async fn online_versions(
+        &self,
+        client: &Client,
+        ids: Option<&[String]>,
+        report: &mut SyncReport,
+    ) -> Result<Vec<Json>, SalesforceError> {
+        let mut fields = vec!["Id", "KnowledgeArticleId", "Title", "UrlName", "Summary"];
+        fields.extend(self.settings.body_fields.iter().map(String::as_str));
+        let mut filter =
+            Filter::eq("PublishStatus", "Online").and(Filter::eq("Language", self.settings.language.as_str()));
+        if let Some(ids) = ids {
+            filter = filter.and(Filter::is_in("KnowledgeArticleId", ids.iter().map(String::as_str)));
+        }
+        let soql = Select::new(fields, &self.settings.object)
+            .filter(filter)
+            .build()
+            .map_err(|e| SalesforceError::Config(e.0))?;
+        let mut pages = client.query::<Json>(soql);
+        let mut rows = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            report.queries += 1;
+            rows.extend(page);
+        }
+        report.queries = report.queries.max(1);
+        Ok(rows)
+    }
+
+    /// Keeps an online version as an article (up to the help-centre limit).
+    fn keep(&mut self, row: &Json, report: &mut SyncReport) {
+        let id = article_id(row);
+        if id.is_empty() || (self.synced.len() >= MAX_ARTICLES && !self.synced.contains_key(&id)) {
+            return;
+        }
+        let text = |field: &str| row[field].as_str().unwrap_or_default().trim().to_string();
+        let url_name = text("UrlName");
+        let body: Vec<String> = self
+            .settings
+            .body_fields
+            .iter()
+            .map(|f| html_to_text(row[f.as_str()].as_str().unwrap_or_default()))
+            .filter(|b| !b.trim().is_empty())
+            .collect();
+        let article = Article {
+            id: if url_name.is_empty() { id.clone() } else { url_name.clone() },
+            title: text("Title"),
+            url: self.settings.article_url.replace("{UrlName}", &url_name),
+            summary: text("Summary"),
+            body: body.join("\n\n"),
+        };
+        if self.synced.get(&id) != Some(&article) {
+            report.added_or_updated += 1;
+        }
+        self.synced.insert(id, article);
+    }
+}
+
+fn article_id(row: &Json) -> String {
+    row["KnowledgeArticleId"]
+        .as_str()
+        .map(|id| crate::salesforce::id::to_18(id).unwrap_or_else(|| id.to_string()))
+        .unwrap_or_default()
+}
