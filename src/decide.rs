@@ -16,8 +16,8 @@ use serde_json::Value as Json;
 
 use crate::agent::{Agent, AgentError};
 use crate::model::{
-    AgentAnswer, Conversation, DEFAULT_TARGET, Decision, Handover, Moment, RenderedEmail, RuleError, Trace, TraceEntry,
-    TraceStage, View,
+    AgentAnswer, Conversation, DEFAULT_TARGET, Decision, Feedback, Handover, Moment, RenderedEmail, Resolution,
+    RuleError, Trace, TraceEntry, TraceStage, View,
 };
 
 /// The decision points an admin controls.
@@ -27,6 +27,10 @@ pub trait Rules: Send + Sync {
     /// Case fields beyond the standard ones that the rules read (added to the poll query).
     fn case_fields(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// How long a customer may stay quiet after an answer before it counts as resolved.
+    fn quiet_after(&self) -> std::time::Duration {
+        DEFAULT_QUIET_AFTER
     }
     /// Starts one decision over `conversation`. What every stage needs (the script scope,
     /// the template data) is built once a decision, not once a stage, and the conversation
@@ -42,6 +46,21 @@ pub trait Evaluation: Send {
     fn inbound(&mut self, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
     /// Topics to tag the case with.
     fn topics(&mut self, trace: &mut Trace) -> Result<BTreeSet<String>, RuleError>;
+    /// What the customer's message after an answer says: a confirmation that it solved
+    /// their problem (a hard resolution), or unhappiness. Without a rule set's own
+    /// `kind: resolution` file: [`confirms_resolution`] and [`sounds_unhappy`].
+    fn feedback(&mut self, text: &str, trace: &mut Trace) -> Result<Feedback, RuleError> {
+        let started = Instant::now();
+        let feedback = builtin_feedback(text);
+        trace.record(
+            TraceStage::Feedback,
+            "builtin_feedback",
+            feedback.confirmed || feedback.unhappy,
+            feedback_detail(feedback),
+            started,
+        );
+        Ok(feedback)
+    }
     /// Handover decided before the agent answers (a VIP, an angry customer, "a human please").
     fn handover_before(&mut self, trace: &mut Trace) -> Result<Option<Handover>, RuleError>;
     /// Handover decided after the agent answered (it could not help).
@@ -92,17 +111,29 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         handover: None,
         field_updates: BTreeMap::new(),
         agent: None,
+        confirmed: false,
+        unhappy: false,
         trace: Trace::default(),
         rules: rules.id(),
     };
     let mut rules = rules.evaluate(conversation);
     // All the rule evaluations below share one wall-clock budget.
     let mut budget = crate::script::DecisionBudget::default();
+    // After an answer, the customer's next words may close it: a confirmation is a hard
+    // resolution (no reply, no handover), unhappiness is remembered.
+    let after_answer = conversation.resolution.is_some_and(|r| r.state != Resolution::RoutedToTeam);
     let outcome: Result<(), RuleError> = blocking(|| {
         budget.spend(|| {
             decision.attributes = rules.inbound(&mut trace)?;
             decision.topics = rules.topics(&mut trace)?;
-            decision.handover = rules.handover_before(&mut trace)?;
+            if after_answer {
+                let feedback = rules.feedback(&crate::agent::question(conversation), &mut trace)?;
+                decision.confirmed = feedback.confirmed;
+                decision.unhappy = feedback.unhappy;
+            }
+            if !decision.confirmed {
+                decision.handover = rules.handover_before(&mut trace)?;
+            }
             Ok(())
         })
     });
@@ -110,6 +141,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         return Ok(fallback(decision, trace, e));
     }
     let answer = match decision.handover {
+        _ if decision.confirmed => None,
         Some(_) => None,
         None => {
             let started = Instant::now();
@@ -199,6 +231,95 @@ impl BuiltinRules {
         email.register_template_string("subject", DEFAULT_SUBJECT).expect("the built-in subject template compiles");
         email.register_template_string("text", DEFAULT_TEXT).expect("the built-in text template compiles");
         BuiltinRules { email, agent_name: agent_name.to_string() }
+    }
+}
+
+/// How long a customer may stay quiet after an answer before it counts as resolved,
+/// unless the rule set's `kind: resolution` file says otherwise.
+pub const DEFAULT_QUIET_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Phrases with which customers confirm an answer solved their problem.
+const CONFIRM_PHRASES: &[&str] = &[
+    "that worked",
+    "that works",
+    "it worked",
+    "it works now",
+    "works now",
+    "working now",
+    "fixed it",
+    "that fixed",
+    "problem solved",
+    "issue solved",
+    "solved it",
+    "resolved",
+    "that did it",
+    "that did the trick",
+    "that helped",
+    "that helps",
+    "all good now",
+    "all sorted",
+    "sorted now",
+    "issue is gone",
+    "problem is gone",
+    "perfect, thank",
+    "great, thank",
+    "awesome, thank",
+];
+
+/// Phrases of a customer the answer did not help, or who is upset.
+const UNHAPPY_PHRASES: &[&str] = &[
+    "not helpful",
+    "unhelpful",
+    "useless",
+    "doesn't help",
+    "does not help",
+    "didn't help",
+    "did not help",
+    "didn't work",
+    "did not work",
+    "doesn't work",
+    "does not work",
+    "not working",
+    "still broken",
+    "still doesn't",
+    "still does not",
+    "not solved",
+    "not resolved",
+    "waste of time",
+    "ridiculous",
+    "terrible",
+    "frustrat",
+    "annoy",
+    "unacceptable",
+    "not what i asked",
+    "you don't understand",
+    "you do not understand",
+];
+
+/// Whether a message confirms that an answer solved the problem: a confirming phrase, no
+/// unhappy one, and no new question.
+pub fn confirms_resolution(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    CONFIRM_PHRASES.iter().any(|p| lower.contains(p)) && !sounds_unhappy(text) && !lower.contains('?')
+}
+
+/// Whether a message sounds like the customer is unhappy or was not helped.
+pub fn sounds_unhappy(text: &str) -> bool {
+    let lower = text.to_lowercase().replace('’', "'");
+    UNHAPPY_PHRASES.iter().any(|p| lower.contains(p))
+}
+
+/// The built-in reading of a customer's message after an answer.
+pub fn builtin_feedback(text: &str) -> Feedback {
+    Feedback { confirmed: confirms_resolution(text), unhappy: sounds_unhappy(text) }
+}
+
+/// The trace detail of a feedback reading.
+pub fn feedback_detail(f: Feedback) -> &'static str {
+    match (f.confirmed, f.unhappy) {
+        (true, _) => "the customer confirmed the answer solved it",
+        (false, true) => "the customer sounds unhappy",
+        (false, false) => "neither a confirmation nor unhappy",
     }
 }
 

@@ -227,6 +227,7 @@ fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -
                 "handed over"
             }
             EventKind::Resumed => "resumed",
+            EventKind::Resolved => "resolved",
             EventKind::AssignedAway => "assigned away",
             EventKind::Closed => "closed",
             EventKind::AgentFailed => "agent failed",

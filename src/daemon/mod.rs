@@ -31,6 +31,7 @@ use crate::store::{Cursor, Store, StoreError};
 
 pub mod knowledge_sync;
 mod process;
+mod resolution;
 
 /// How many recently active open conversations the poll also watches for re-assignment.
 const WATCHED_OPEN: usize = 100;
@@ -101,6 +102,8 @@ pub struct CaseEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
+    /// A conversation the agent answered reached a resolution (soft, hard or abandoned).
+    Resolved,
     Replied,
     HandedOver,
     Resumed,
@@ -347,6 +350,7 @@ impl Daemon {
             }
         }
         self.retry_due(&mut report).await?;
+        self.settle_quiet(&mut report)?;
         report.executed = self.executor.run_round().await?;
         report.api_calls = self.client.requests_sent() - calls_before;
         Ok(report)

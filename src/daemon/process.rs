@@ -116,9 +116,10 @@ impl Daemon {
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         let Pending { mut conv, unanswered } = pending;
-        let Some(decision) = self.settle_decision(&mut conv, decided, rules_id, report)? else {
+        let Some(mut decision) = self.settle_decision(&mut conv, decided, rules_id, report)? else {
             return Ok(());
         };
+        self.resolve(&mut conv, &mut decision, report)?;
         let handover = match &decision.handover {
             Some(h) => Some(self.handover_to(&conv.case_id, h).await),
             None => None,
@@ -217,6 +218,8 @@ impl Daemon {
                     handover: None,
                     field_updates: Default::default(),
                     agent: None,
+                    confirmed: false,
+                    unhappy: false,
                     trace: Default::default(),
                     rules: rules_id.to_string(),
                 };

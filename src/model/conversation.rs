@@ -137,6 +137,12 @@ pub struct Conversation {
     /// The latest decisions, newest last (at most [`Conversation::MAX_DECISIONS`]).
     #[serde(default)]
     pub decisions: Vec<super::Decision>,
+    /// Whether the AI agent was asked about this conversation (answered or not).
+    #[serde(default)]
+    pub ai_involved: bool,
+    /// What became of it, once the agent took part.
+    #[serde(default)]
+    pub resolution: Option<super::ResolutionState>,
 }
 
 impl Conversation {
@@ -185,6 +191,8 @@ impl Conversation {
             retry_at: None,
             agent_failures: 0,
             decisions: Vec::new(),
+            ai_involved: false,
+            resolution: None,
         }
     }
 
@@ -293,6 +301,8 @@ impl<'c> View<'c> {
             retry_at: c.retry_at,
             agent_failures: c.agent_failures,
             decisions: Vec::new(),
+            ai_involved: c.ai_involved,
+            resolution: c.resolution,
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct RenderedEmail {
 pub enum TraceStage {
     Inbound,
     Topics,
+    /// The customer's message after an answer: a confirmation, or unhappy.
+    Feedback,
     HandoverBefore,
     Agent,
     HandoverAfter,
@@ -51,6 +53,7 @@ impl TraceStage {
         match self {
             TraceStage::Inbound => "inbound",
             TraceStage::Topics => "topics",
+            TraceStage::Feedback => "feedback",
             TraceStage::HandoverBefore => "handover_before",
             TraceStage::Agent => "agent",
             TraceStage::HandoverAfter => "handover_after",
@@ -216,6 +219,12 @@ pub struct Decision {
     pub handover: Option<Handover>,
     pub field_updates: BTreeMap<String, Json>,
     pub agent: Option<AgentAnswer>,
+    /// The customer confirmed the agent's last answer: a hard resolution, nothing to reply.
+    #[serde(default)]
+    pub confirmed: bool,
+    /// The customer's message sounded unhappy.
+    #[serde(default)]
+    pub unhappy: bool,
     pub trace: Trace,
     /// The rule set that decided (its content hash, or `builtin`).
     pub rules: String,

@@ -5,10 +5,12 @@
 pub mod action;
 pub mod conversation;
 pub mod decision;
+pub mod resolution;
 pub mod secret;
 pub mod text;
 
 pub use action::*;
 pub use conversation::*;
 pub use decision::*;
+pub use resolution::*;
 pub use secret::{Secret, StoredCredentials};

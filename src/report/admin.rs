@@ -52,6 +52,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/status", get(status))
         .route("/api/conversations", get(conversations))
         .route("/api/conversations/{id}", get(conversation))
+        .route("/api/resolutions", get(resolutions))
         .route("/api/sync-errors", get(sync_errors))
         .route("/api/sync-errors/{id}/retry", post(retry))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -202,6 +203,20 @@ async fn conversation(State(state): State<AdminState>, Path(id): Path<String>) -
         Ok(Some(c)) => axum::Json(json!(c)).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, axum::Json(json!({ "error": format!("no conversation for case {key}") })))
             .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DaysQuery {
+    days: Option<u32>,
+}
+
+/// The resolution figures per day (`?days=N`, 1 to 90, default 14).
+async fn resolutions(State(state): State<AdminState>, Query(q): Query<DaysQuery>) -> Response {
+    let days = q.days.unwrap_or(14).clamp(1, 90);
+    match state.store.resolutions_by_day(chrono::Utc::now(), days) {
+        Ok(days) => axum::Json(json!({ "days": days })).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
     }
 }

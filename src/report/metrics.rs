@@ -36,6 +36,8 @@ pub struct Metrics {
     pub agent_completion_tokens: AtomicU64,
     /// The AI service's latency, per call.
     agent_latency: Mutex<Histogram>,
+    /// Resolution state reached → count.
+    resolutions: Mutex<BTreeMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -94,6 +96,11 @@ impl Metrics {
 
     pub fn decision_seconds(&self, seconds: f64) {
         self.latency.lock().unwrap_or_else(|p| p.into_inner()).observe(seconds);
+    }
+
+    /// Counts a conversation reaching a resolution state.
+    pub fn resolution(&self, state: &str) {
+        bump(&self.resolutions, state.to_string());
     }
 
     /// Counts an agent's answer, the tokens it cost and the AI service's latency.
@@ -193,6 +200,13 @@ impl Metrics {
             load(&self.agent_prompt_tokens),
             load(&self.agent_completion_tokens)
         );
+        let _ = writeln!(
+            out,
+            "# HELP casebridge_resolutions_total Conversations the agent took part in reaching a resolution state.\n# TYPE casebridge_resolutions_total counter"
+        );
+        for (state, n) in self.resolutions.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "casebridge_resolutions_total{{state=\"{}\"}} {n}", label(state));
+        }
         self.agent_latency.lock().unwrap_or_else(|p| p.into_inner()).render(
             &mut out,
             "casebridge_agent_service_seconds",

@@ -14,7 +14,8 @@ use super::variables::{Changed, Variables, View, agent_map, context_of, field_at
 use super::{Expr, RuleSet, templates};
 use crate::decide::{Evaluation, Rules};
 use crate::model::{
-    AgentAnswer, AuthorKind, Conversation, Handover, Moment, RenderedEmail, RuleError, Trace, TraceStage, TraceText,
+    AgentAnswer, AuthorKind, Conversation, Feedback, Handover, Moment, RenderedEmail, RuleError, Trace, TraceStage,
+    TraceText,
 };
 use crate::script;
 
@@ -130,6 +131,10 @@ impl Rules for RuleSet {
 
     fn case_fields(&self) -> Vec<String> {
         self.case_fields.iter().cloned().collect()
+    }
+
+    fn quiet_after(&self) -> std::time::Duration {
+        self.quiet_after
     }
 
     fn evaluate<'r>(&'r self, conversation: &'r Conversation) -> Box<dyn Evaluation + 'r> {
@@ -327,6 +332,30 @@ impl Evaluation for RuleSetEvaluation<'_> {
 
     fn handover_before(&mut self, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
         self.handover_at(Stage::Before, trace)
+    }
+
+    fn feedback(&mut self, text: &str, trace: &mut Trace) -> Result<Feedback, RuleError> {
+        let set = self.set;
+        let started = Instant::now();
+        let builtin = crate::decide::builtin_feedback(text);
+        let mut check = |expr: &Option<crate::rules::Expr>, name: &str, default: bool| match expr {
+            Some(e) => {
+                let scope = self.shared.scope(view!(self), self.answer.as_ref());
+                set.eval_bool(e, scope, &format_args!("resolution {name}"))
+            }
+            None => Ok(default),
+        };
+        let confirmed = check(&set.confirmed_when, "confirmed_when", builtin.confirmed)?;
+        let unhappy = check(&set.unhappy_when, "unhappy_when", builtin.unhappy)?;
+        let feedback = Feedback { confirmed, unhappy };
+        trace.record(
+            TraceStage::Feedback,
+            "resolution",
+            confirmed || unhappy,
+            crate::decide::feedback_detail(feedback),
+            started,
+        );
+        Ok(feedback)
     }
 
     fn decided(&self) -> (&BTreeMap<String, Json>, &BTreeSet<String>) {

@@ -33,10 +33,12 @@ pub enum Kind {
     Topics,
     Email,
     Tests,
+    Resolution,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Mappings, Kind::Handover, Kind::Topics, Kind::Email, Kind::Tests];
+    pub const ALL: [Kind; 6] =
+        [Kind::Mappings, Kind::Handover, Kind::Topics, Kind::Email, Kind::Tests, Kind::Resolution];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -45,8 +47,30 @@ impl Kind {
             Kind::Topics => "topics",
             Kind::Email => "email",
             Kind::Tests => "tests",
+            Kind::Resolution => "resolution",
         }
     }
+}
+
+/// How a conversation the agent answered is resolved: what counts as the customer
+/// confirming (a hard resolution) or being unhappy, and how long a quiet customer takes to
+/// count as resolved (soft) or, when unhappy, as abandoned. One file a rule set.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolutionFile {
+    /// Always `resolution`.
+    pub kind: Kind,
+    /// A condition on the customer's message after an answer (`last_message`): it
+    /// confirms the answer solved the problem. Default: `confirms_resolution(last_message)`.
+    #[serde(default)]
+    pub confirmed_when: Option<String>,
+    /// A condition: the customer is unhappy. Default: `sounds_unhappy(last_message)`.
+    #[serde(default)]
+    pub unhappy_when: Option<String>,
+    /// How long the customer may stay quiet after an answer before it counts as resolved
+    /// (10m to 30d; default 24h).
+    #[serde(default)]
+    pub quiet_after: Option<String>,
 }
 
 /// Attribute mappings: case fields → conversation attributes, and back.
@@ -292,6 +316,7 @@ pub fn json_schema(kind: Kind) -> Json {
         Kind::Topics => schemars::schema_for!(TopicsFile),
         Kind::Email => schemars::schema_for!(EmailFile),
         Kind::Tests => schemars::schema_for!(TestsFile),
+        Kind::Resolution => schemars::schema_for!(ResolutionFile),
     };
     serde_json::to_value(schema).expect("schemas serialise")
 }

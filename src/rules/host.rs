@@ -1,4 +1,5 @@
-//! The host functions rule expressions and scripts call (`asks_for_human`, `contains_any`,
+//! The host functions rule expressions and scripts call (`asks_for_human`,
+//! `confirms_resolution`, `sounds_unhappy`, `contains_any`,
 //! `matches`, business hours), each within the evaluation's deadline: the engine checks
 //! the clock only between its own operations, so a helper that can take long on a long
 //! text checks it itself. Regular expressions are compiled once, with size limits, and kept;
@@ -27,6 +28,14 @@ pub fn rules_engine(limits: &Limits) -> Engine {
     engine.register_fn("asks_for_human", |text: &str| -> Host {
         check_budget()?;
         Ok(crate::decide::asks_for_human(text))
+    });
+    engine.register_fn("confirms_resolution", |text: &str| -> Host {
+        check_budget()?;
+        Ok(crate::decide::confirms_resolution(text))
+    });
+    engine.register_fn("sounds_unhappy", |text: &str| -> Host {
+        check_budget()?;
+        Ok(crate::decide::sounds_unhappy(text))
     });
     engine.register_fn("contains_any", contains_any);
     engine.register_fn("matches", |text: &str, pattern: &str| -> Host {

@@ -83,6 +83,9 @@ impl<'d> Loader<'d> {
             handover: Vec::new(),
             topics: Vec::new(),
             email: Vec::new(),
+            confirmed_when: None,
+            unhappy_when: None,
+            quiet_after: crate::decide::DEFAULT_QUIET_AFTER,
             text: handlebars::Handlebars::new(),
             html: handlebars::Handlebars::new(),
             tests: Vec::new(),
@@ -233,6 +236,11 @@ impl<'d> Loader<'d> {
                     self.tests(&doc, t)
                 }
             }
+            Kind::Resolution => {
+                if let Some(r) = self.parse(&doc) {
+                    self.resolution(&doc, r)
+                }
+            }
         }
     }
 
@@ -304,6 +312,10 @@ impl<'d> Loader<'d> {
             if !crate::salesforce::soql::is_name(&o.field) || o.field.contains('.') {
                 self.errors.push(doc.near(&o.field, format!("{:?} is not a Case field name", o.field)));
             }
+            // Read by the poll, so a field is written only when its value changes.
+            if crate::salesforce::soql::is_name(&o.field) && !o.field.contains('.') {
+                self.set.case_fields.insert(o.field.clone());
+            }
             let expr = o.expr.as_ref().and_then(|e| self.compile(doc, e, &format!("field {:?}", o.field)));
             let origin = doc.near(&o.field, "");
             let label = o.field.as_str().into();
@@ -369,6 +381,23 @@ impl<'d> Loader<'d> {
                 regex,
                 when,
             });
+        }
+    }
+
+    fn resolution(&mut self, doc: &Doc, r: files::ResolutionFile) {
+        self.unique(doc, "resolution", "file of kind");
+        if let Some(e) = &r.confirmed_when {
+            self.set.confirmed_when = self.compile(doc, e, "confirmed_when: the condition does not compile");
+        }
+        if let Some(e) = &r.unhappy_when {
+            self.set.unhappy_when = self.compile(doc, e, "unhappy_when: the condition does not compile");
+        }
+        if let Some(q) = &r.quiet_after {
+            match crate::config::duration::parse(q) {
+                Ok(d) if (600..=30 * 86_400).contains(&d.as_secs()) => self.set.quiet_after = d,
+                Ok(_) => self.errors.push(doc.near(q, format!("quiet_after: from 10m to 30d, found {q:?}"))),
+                Err(e) => self.errors.push(doc.near(q, format!("quiet_after: {e}"))),
+            }
         }
     }
 
@@ -538,10 +567,11 @@ impl TemplateOrigin {
 
 fn read_kind(text: &str) -> Result<Kind, String> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    let kind = value.get("kind").ok_or("missing `kind`: one of mappings, handover, topics, email, tests")?;
+    let kind =
+        value.get("kind").ok_or("missing `kind`: one of mappings, handover, topics, email, tests, resolution")?;
     serde_yaml::from_value(kind.clone()).map_err(|_| {
         let shown = serde_yaml::to_string(kind).unwrap_or_default();
-        format!("unknown kind {}: one of mappings, handover, topics, email, tests", shown.trim())
+        format!("unknown kind {}: one of mappings, handover, topics, email, tests, resolution", shown.trim())
     })
 }
 
@@ -570,6 +600,8 @@ fn sample_context() -> Json {
             retry_at: None,
             agent_failures: 0,
             decisions: Vec::new(),
+            ai_involved: false,
+            resolution: None,
         },
         Some("Sample reply."),
     );

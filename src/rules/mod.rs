@@ -188,6 +188,11 @@ pub struct RuleSet {
     handover: Vec<HandoverRule>,
     topics: Vec<Topic>,
     email: Vec<EmailTemplate>,
+    /// The `kind: resolution` file's conditions, when the set has one.
+    confirmed_when: Option<Expr>,
+    unhappy_when: Option<Expr>,
+    /// How long a quiet customer takes to count as resolved.
+    pub quiet_after: std::time::Duration,
     /// Subjects, text bodies and reasons: no HTML escaping.
     text: handlebars::Handlebars<'static>,
     /// HTML bodies: escaped.
@@ -229,6 +234,8 @@ pub const VARIABLES: &[&str] = &[
     "subject",
     "agent",
     "value",
+    "resolution",
+    "ai_involved",
 ];
 
 /// The hour (0–23) and weekday ("Mon".."Sun") at `now` shifted by `offset` hours.

@@ -78,6 +78,9 @@ impl Variables {
         scope.push_constant("origin", rhai::ImmutableString::from(conversation.origin.as_deref().unwrap_or_default()));
         scope.push_constant("subject", rhai::ImmutableString::from(conversation.subject.as_str()));
         scope.push_constant_dynamic("value", Dynamic::UNIT);
+        let resolution = conversation.resolution.map_or("", |r| r.state.as_str());
+        scope.push_constant("resolution", rhai::ImmutableString::from(resolution));
+        scope.push_constant("ai_involved", conversation.ai_involved);
         let mut variables = Variables { scope };
         for changed in [Changed::Attributes, Changed::Topics, Changed::Answer] {
             variables.update(changed, view, answer);
@@ -127,6 +130,8 @@ pub fn hook_view(view: View) -> Dynamic {
         "last_message": conversation.last_customer_message().map(|p| p.body.clone()).unwrap_or_default(),
         "turns": conversation.customer_turns(),
         "replies": conversation.replies_sent,
+        "resolution": conversation.resolution.map_or("", |r| r.state.as_str()),
+        "ai_involved": conversation.ai_involved,
     });
     to_dynamic(&view)
 }

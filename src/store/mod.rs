@@ -19,8 +19,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::model::Action;
 use crate::model::Conversation;
 
+mod resolutions;
 mod sidecar;
 mod sync_errors;
+
+pub use resolutions::ResolutionDay;
 
 use sidecar::write_private;
 pub use sidecar::{credentials_path, read_credentials, sidecar};
@@ -97,6 +100,11 @@ pub struct Store {
     activity: sled::Tree,
     /// Case id → its key in `activity`, to move it when the conversation changes.
     activity_key: sled::Tree,
+    /// Conversations awaiting the customer after an answer: since (ms, big-endian) + case
+    /// id → nothing; the quiet timer reads the oldest first, and only those that are due.
+    awaiting: sled::Tree,
+    /// Case id → its key in `awaiting`.
+    awaiting_key: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -118,6 +126,14 @@ fn activity_key(c: &Conversation) -> Vec<u8> {
     let mut key = (c.modstamp.timestamp_millis().max(0) as u64).to_be_bytes().to_vec();
     key.extend(c.case_id.as_bytes());
     key
+}
+
+/// The quiet-timer key of a conversation awaiting the customer, or `None`.
+fn awaiting_key(c: &Conversation) -> Option<Vec<u8>> {
+    let r = c.resolution.filter(|r| r.state == crate::model::Resolution::AwaitingCustomer)?;
+    let mut key = (r.since.timestamp_millis().max(0) as u64).to_be_bytes().to_vec();
+    key.extend(c.case_id.as_bytes());
+    Some(key)
 }
 
 /// The name of a conversation's state, as the admin API filters by it.
@@ -165,6 +181,8 @@ impl Store {
             confirmed: db.open_tree("confirmed")?,
             activity: db.open_tree("activity")?,
             activity_key: db.open_tree("activity_key")?,
+            awaiting: db.open_tree("awaiting")?,
+            awaiting_key: db.open_tree("awaiting_key")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
             db,
             path: path.to_path_buf(),
@@ -284,11 +302,31 @@ impl Store {
         let retry = conversation.retry_at.map(|at| encode(&at));
         let new_key = activity_key(conversation);
         let state = state_name(&conversation.state);
-        (&self.conversations, &self.outbox, &self.retries, &self.activity, &self.activity_key)
-            .transaction(|(conversations, outbox, retries, activity, activity_keys)| {
+        let awaiting_key = awaiting_key(conversation);
+        let trees = (
+            &self.conversations,
+            &self.outbox,
+            &self.retries,
+            &self.activity,
+            &self.activity_key,
+            &self.awaiting,
+            &self.awaiting_key,
+        );
+        trees
+            .transaction(|(conversations, outbox, retries, activity, activity_keys, awaiting, awaiting_keys)| {
                 let previous = conversations.insert(conversation.case_id.as_bytes(), conversation_bytes.clone())?;
                 if let Some(old) = activity_keys.insert(conversation.case_id.as_bytes(), new_key.clone())? {
                     activity.remove(old)?;
+                }
+                let old_wait = match &awaiting_key {
+                    Some(key) => awaiting_keys.insert(conversation.case_id.as_bytes(), key.clone())?,
+                    None => awaiting_keys.remove(conversation.case_id.as_bytes())?,
+                };
+                if let Some(old) = old_wait {
+                    awaiting.remove(old)?;
+                }
+                if let Some(key) = &awaiting_key {
+                    awaiting.insert(key.clone(), &[])?;
                 }
                 activity.insert(new_key.clone(), state.as_bytes())?;
                 match &retry {
@@ -319,6 +357,18 @@ impl Store {
             if at <= now {
                 due.push(String::from_utf8_lossy(&k).into_owned());
             }
+        }
+        Ok(due)
+    }
+
+    /// Case ids of the conversations awaiting the customer since `cutoff` or earlier,
+    /// oldest first, at most `limit`: what the quiet timer settles. Reads only those.
+    pub fn quiet_since(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<String>> {
+        let end = ((cutoff.timestamp_millis().max(0) as u64) + 1).to_be_bytes();
+        let mut due = Vec::new();
+        for item in self.awaiting.range(..end.as_slice()).take(limit) {
+            let (k, _) = item?;
+            due.push(String::from_utf8_lossy(&k[8..]).into_owned());
         }
         Ok(due)
     }

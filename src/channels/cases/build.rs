@@ -153,6 +153,8 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         retry_at: None,
         agent_failures: 0,
         decisions: Vec::new(),
+        ai_involved: false,
+        resolution: None,
         case_id,
     })
 }

@@ -1,0 +1,88 @@
+//! Resolutions as the daemon keeps them: each decision moves a conversation the agent took
+//! part in to its next resolution (and the mapped case fields with it), and the quiet
+//! timer settles conversations whose customer stayed quiet after an answer. The timer
+//! reads the store's index of awaiting conversations, oldest first and only those due: no
+//! Salesforce call to find them, one write (the mapped fields) for each that changes.
+
+use chrono::Utc;
+
+use super::{CaseEvent, CycleReport, Daemon, DaemonError, EventKind};
+use crate::model::{self, Action, Conversation, Decision, Moment, Resolution, Trace};
+
+/// The most conversations the quiet timer settles in one cycle (the rest wait a cycle).
+const QUIET_PER_CYCLE: usize = 500;
+
+impl Daemon {
+    /// Moves the conversation to the resolution its decision leads to; when the state
+    /// changes, the outbound mappings run again so mapped fields carry it.
+    pub(super) fn resolve(
+        &mut self,
+        conv: &mut Conversation,
+        decision: &mut Decision,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let before = conv.resolution.map(|r| r.state);
+        conv.ai_involved |= decision.agent.is_some();
+        conv.resolution = model::resolution::after_decision(conv.resolution, conv.ai_involved, decision, Utc::now());
+        let after = conv.resolution.map(|r| r.state);
+        if after == before {
+            return Ok(());
+        }
+        if let Some(state) = after {
+            self.metrics.resolution(state.as_str());
+        }
+        if after == Some(Resolution::HardResolution) {
+            let detail = "the customer confirmed the answer solved it (hard resolution)".to_string();
+            report.events.push(CaseEvent {
+                case_id: conv.case_id.clone(),
+                case_number: conv.case_number.clone(),
+                kind: EventKind::Resolved,
+                detail: detail.clone(),
+                summary: detail,
+            });
+        }
+        let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
+        match self.rules.load().evaluate(conv).outbound(moment, &mut Trace::default()) {
+            Ok(fields) => decision.field_updates.extend(fields),
+            Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
+        }
+        Ok(())
+    }
+
+    /// Settles the conversations whose customer stayed quiet for the rule set's
+    /// `quiet_after` since an answer: soft resolution, or abandoned when they were unhappy.
+    pub(super) fn settle_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let rules = self.rules.load_full();
+        let now = Utc::now();
+        let quiet = chrono::Duration::from_std(rules.quiet_after()).unwrap_or(chrono::Duration::hours(24));
+        for case_id in self.store.quiet_since(now - quiet, QUIET_PER_CYCLE)? {
+            let Some(mut conv) = self.store.conversation(&case_id)? else { continue };
+            let Some(awaiting) = conv.resolution.filter(|r| r.state == Resolution::AwaitingCustomer) else { continue };
+            let settled = model::resolution::after_quiet(awaiting, now);
+            conv.resolution = Some(settled);
+            self.metrics.resolution(settled.state.as_str());
+            let mut actions = Vec::new();
+            match rules.evaluate(&conv).outbound(Moment::Sync, &mut Trace::default()) {
+                Ok(fields) if !fields.is_empty() => {
+                    actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
+                }
+                Ok(_) => {}
+                Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
+            }
+            let detail = format!(
+                "{} after {} without a word from the customer",
+                settled.state.as_str().replace('_', " "),
+                crate::config::duration::format(&rules.quiet_after())
+            );
+            report.events.push(CaseEvent {
+                case_id: conv.case_id.clone(),
+                case_number: conv.case_number.clone(),
+                kind: EventKind::Resolved,
+                detail: detail.clone(),
+                summary: detail,
+            });
+            self.store.commit(&conv, actions)?;
+        }
+        Ok(())
+    }
+}

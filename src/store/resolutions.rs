@@ -1,0 +1,48 @@
+//! The resolution figures over time, for the admin page: per UTC day, how many of the
+//! conversations the agent took part in reached each resolution, and the share resolved.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::{Result, Store};
+use crate::model::{Conversation, Resolution};
+
+/// One day's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResolutionDay {
+    pub date: NaiveDate,
+    /// Resolution state → conversations that reached it that day (and are in it still).
+    pub states: BTreeMap<&'static str, u64>,
+    /// Soft and hard resolutions over the conversations settled that day (resolved,
+    /// routed or abandoned); `None` when none was.
+    pub resolution_rate: Option<f64>,
+}
+
+impl Store {
+    /// The last `days` days up to `now`, oldest first, from every stored conversation.
+    pub fn resolutions_by_day(&self, now: DateTime<Utc>, days: u32) -> Result<Vec<ResolutionDay>> {
+        let first = now.date_naive() - chrono::Duration::days(i64::from(days.max(1)) - 1);
+        let mut by_day: BTreeMap<NaiveDate, ResolutionDay> = BTreeMap::new();
+        for offset in 0..days.max(1) {
+            let date = first + chrono::Duration::days(i64::from(offset));
+            by_day.insert(date, ResolutionDay { date, ..ResolutionDay::default() });
+        }
+        for item in self.conversations.iter() {
+            let (k, v) = item?;
+            let c: Conversation = super::decode(&k, &v)?;
+            let Some(r) = c.resolution else { continue };
+            if let Some(day) = by_day.get_mut(&r.since.date_naive()) {
+                *day.states.entry(r.state.as_str()).or_default() += 1;
+            }
+        }
+        for day in by_day.values_mut() {
+            let count = |s: Resolution| day.states.get(s.as_str()).copied().unwrap_or(0);
+            let resolved = count(Resolution::SoftResolution) + count(Resolution::HardResolution);
+            let settled = resolved + count(Resolution::RoutedToTeam) + count(Resolution::Abandoned);
+            day.resolution_rate = (settled > 0).then(|| resolved as f64 / settled as f64);
+        }
+        Ok(by_day.into_values().collect())
+    }
+}
