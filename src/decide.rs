@@ -296,12 +296,27 @@ const UNHAPPY_PHRASES: &[&str] = &[
     "you do not understand",
 ];
 
-/// Whether a message confirms that an answer solved the problem: a confirming phrase, no
-/// unhappy one, and no new question.
+/// Whether a message confirms that an answer solved the problem and asks nothing more: a
+/// sentence with a confirming phrase, every other sentence a short pleasantry ("Thanks!",
+/// "Have a nice day"), no question and nothing unhappy. "That fixed it, thanks! One more
+/// thing: the controller is offline." is a new problem, not a confirmation.
 pub fn confirms_resolution(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    CONFIRM_PHRASES.iter().any(|p| lower.contains(p)) && !sounds_unhappy(text) && !lower.contains('?')
+    let lower = text.to_lowercase().replace('’', "'");
+    if lower.contains('?') || sounds_unhappy(&lower) {
+        return false;
+    }
+    // "It works now, but ..." says two things: clauses after "but" count as sentences.
+    let lower = [" but ", " however ", " although ", " except "].iter().fold(lower, |t, w| t.replace(w, ". "));
+    let sentences: Vec<&str> =
+        lower.split(['.', '!', ';', ':', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect();
+    let confirms = |s: &&str| CONFIRM_PHRASES.iter().any(|p| s.contains(p));
+    let pleasantry = |s: &&str| s.split_whitespace().count() <= MAX_PLEASANTRY_WORDS;
+    sentences.iter().any(confirms) && sentences.iter().all(|s| confirms(s) || pleasantry(s))
 }
+
+/// The most words a sentence beside a confirmation may have ("Thanks a lot", "Have a nice
+/// day") before it counts as saying something more.
+const MAX_PLEASANTRY_WORDS: usize = 4;
 
 /// Whether a message sounds like the customer is unhappy or was not helped.
 pub fn sounds_unhappy(text: &str) -> bool {

@@ -35,6 +35,7 @@ pub const SHIPPED_RULES: &[(&str, &str)] = &[
     ("handover.yaml", include_str!("../rules/handover.yaml")),
     ("topics.yaml", include_str!("../rules/topics.yaml")),
     ("email.yaml", include_str!("../rules/email.yaml")),
+    ("resolution.yaml", include_str!("../rules/resolution.yaml")),
     ("templates/reply.txt.hbs", include_str!("../rules/templates/reply.txt.hbs")),
     ("templates/reply.html.hbs", include_str!("../rules/templates/reply.html.hbs")),
 ];
@@ -45,6 +46,8 @@ pub struct DemoSummary {
     pub cases_seen: usize,
     pub replies: usize,
     pub handovers: usize,
+    /// Conversations that reached a resolution (here: a customer's confirmation).
+    pub resolutions: usize,
     pub emails: usize,
     pub api_calls: u64,
     pub case_updates: usize,
@@ -127,7 +130,17 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
     let report = daemon.cycle().await?;
     show(out, &report, &mut summary)?;
 
-    step(out, 5, "Nothing new: an idle poll.")?;
+    step(out, 5, "Jane confirms the answer worked: a hard resolution, and nothing to reply.")?;
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": reset_case, "IsPublished": true,
+                 "CommentBody": "That worked, the controller is back online. Thanks!" }),
+    )
+    .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, &mut summary)?;
+
+    step(out, 6, "Nothing new: an idle poll.")?;
     let report = daemon.cycle().await?;
     show(out, &report, &mut summary)?;
 
@@ -189,6 +202,7 @@ fn print_summary(out: &mut impl Write, summary: &DemoSummary, smtp: &SmtpSink, s
     writeln!(out, "  AI replies posted        {}", summary.replies)?;
     writeln!(out, "  emails sent              {}", summary.emails)?;
     writeln!(out, "  handovers to humans      {}", summary.handovers)?;
+    writeln!(out, "  resolutions confirmed    {}", summary.resolutions)?;
     writeln!(out, "  sync errors              {}", summary.sync_errors)?;
     writeln!(
         out,
@@ -227,7 +241,10 @@ fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -
                 "handed over"
             }
             EventKind::Resumed => "resumed",
-            EventKind::Resolved => "resolved",
+            EventKind::Resolved => {
+                summary.resolutions += 1;
+                "resolved"
+            }
             EventKind::AssignedAway => "assigned away",
             EventKind::Closed => "closed",
             EventKind::AgentFailed => "agent failed",

@@ -84,6 +84,10 @@ fn the_demo_plays_its_scenario_and_finishes() {
     assert!(stdout.contains("handed over  to Tier 2 Support by rule customer_asks_for_a_human"), "{stdout}");
     assert!(stdout.contains("handed over  to Tier 2 Support by rule agent_cannot_help"), "{stdout}");
     assert!(stdout.contains("emails sent              1"), "{stdout}");
+    // Jane's follow-up with a new problem is answered; her later confirmation is not.
+    assert!(stdout.contains("case 00001001  replied"), "{stdout}");
+    assert!(stdout.contains("resolved     the customer confirmed the answer solved it"), "{stdout}");
+    assert!(stdout.contains("resolutions confirmed    1"), "{stdout}");
     assert!(stdout.contains("In-Reply-To: <e42-report@initech.example>"), "{stdout}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }

@@ -142,12 +142,20 @@ async fn a_handover_after_an_answer_is_routed_to_the_team_and_one_before_any_is_
 #[test]
 fn confirmations_and_unhappiness_are_read_as_customers_write_them() {
     use casebridge::decide::{confirms_resolution, sounds_unhappy};
-    for yes in ["Thanks, that worked!", "Perfect, thank you", "That fixed it.", "Problem solved, cheers"] {
+    for yes in [
+        "Thanks, that worked!",
+        "Perfect, thank you",
+        "That fixed it.",
+        "Problem solved, cheers",
+        "That worked, the controller is back online. Thanks! Have a nice day.",
+    ] {
         assert!(confirms_resolution(yes), "{yes}");
     }
     for no in [
         "Thanks, but that didn't work",
         "That worked for the arm. How do I reset the gripper?",
+        "That fixed the drift, thanks! One more thing: the controller shows as offline in the app.",
+        "It works now, but the arm makes a grinding noise when it starts",
         "It is not resolved",
         "Thanks",
     ] {

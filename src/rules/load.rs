@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
 use regex::Regex;
 use rhai::{AST, Dynamic, Engine, Scope};
 use serde::de::DeserializeOwned;
@@ -576,35 +575,15 @@ fn read_kind(text: &str) -> Result<Kind, String> {
 }
 
 fn sample_context() -> Json {
-    let mut sample = template_context(
-        &Conversation {
-            channel: Default::default(),
-            case_id: "500000000000000AAA".into(),
-            case_number: "00001000".into(),
-            subject: "Sample".into(),
-            origin: Some("Email".into()),
-            status: Some("New".into()),
-            owner_id: String::new(),
-            contact: None,
-            account: None,
-            customer_email: Some("customer@example.com".into()),
-            case_fields: Default::default(),
-            parts: Vec::new(),
-            attributes: Default::default(),
-            topics: Default::default(),
-            state: crate::model::ConversationState::Open,
-            handled: Default::default(),
-            replies_sent: 0,
-            created_at: Utc::now(),
-            modstamp: Utc::now(),
-            retry_at: None,
-            agent_failures: 0,
-            decisions: Vec::new(),
-            ai_involved: false,
-            resolution: None,
-        },
-        Some("Sample reply."),
-    );
+    let mut case = Conversation::from_question("");
+    case.parts.clear();
+    case.case_id = "500000000000000AAA".into();
+    case.case_number = "00001000".into();
+    case.subject = "Sample".into();
+    case.origin = Some("Email".into());
+    case.status = Some("New".into());
+    case.customer_email = Some("customer@example.com".into());
+    let mut sample = template_context(&case, Some("Sample reply."));
     // Attribute and field names are open-ended; a template may use any.
     sample["attributes"] = json!({});
     sample

@@ -185,6 +185,17 @@ impl OpenAiAgent {
         answer.request_chars = Some(request_chars);
         answer.usage = reply.usage;
         answer.latency_ms = Some(started.elapsed().as_millis() as u64);
+        // Sizes and costs, never bodies: logs must not carry what customers wrote.
+        tracing::info!(
+            passages = sent.len(),
+            request_chars,
+            prompt_tokens = reply.usage.map(|u| u.prompt_tokens),
+            completion_tokens = reply.usage.map(|u| u.completion_tokens),
+            latency_ms = answer.latency_ms,
+            answered = answer.text.is_some(),
+            cited = answer.cited.len(),
+            "The AI service answered."
+        );
         Ok(answer)
     }
 
