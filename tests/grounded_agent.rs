@@ -171,6 +171,19 @@ async fn too_many_requests_slows_every_caller_down_together() {
 }
 
 #[tokio::test]
+async fn a_huge_response_is_refused_unread_as_a_transient_failure() {
+    let stub =
+        ModelStub::start(ModelBehaviour { huge_reply_bytes: 8 * 1024 * 1024, ..Default::default() }).await.unwrap();
+    let agent = agent(&stub, Duration::from_secs(10), Grounding::default());
+    let c = conversation(GRIPPER);
+    let e = agent.answer(View::of(&c)).await.unwrap_err();
+    assert!(e.is_transient() && e.to_string().contains("larger than 1024 KiB"), "{e}");
+    // Deeply nested JSON is an error too, not a stack overflow.
+    let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(casebridge::agent::openai::grounding::parse(&format!("{{\"answer\": {nested}}}")).is_err());
+}
+
+#[tokio::test]
 async fn a_slow_service_times_out_as_a_transient_failure() {
     let stub =
         ModelStub::start(ModelBehaviour { latency: Duration::from_secs(3), ..Default::default() }).await.unwrap();

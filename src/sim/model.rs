@@ -29,6 +29,8 @@ pub struct ModelBehaviour {
     /// Answer this many requests with 429 and `Retry-After: retry_after_secs`.
     pub rate_limited: usize,
     pub retry_after_secs: u64,
+    /// Answer with a body of this many bytes (a service gone wrong).
+    pub huge_reply_bytes: usize,
 }
 
 /// One request as the stub received it.
@@ -101,6 +103,9 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
         let retry = behaviour.retry_after_secs.to_string();
         let error = Json(json!({ "error": { "message": "rate limit reached", "type": "requests" } }));
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry)], error).into_response();
+    }
+    if behaviour.huge_reply_bytes > 0 {
+        return (StatusCode::OK, "x".repeat(behaviour.huge_reply_bytes)).into_response();
     }
     Json(answer(&body)).into_response()
 }

@@ -33,6 +33,9 @@ const RATE_LIMITED_TRIES: u32 = 4;
 /// The pause after "too many requests" without a `Retry-After`, and the longest one honoured.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The largest response read from the service: an answer is a few KiB; a service that
+/// sends more is failing, and its reply must not fill the daemon's memory.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// The most of a failed response's body quoted in an error.
 const ERROR_DETAIL_CHARS: usize = 300;
 
@@ -210,7 +213,7 @@ impl OpenAiAgent {
             let response = request.send().await.map_err(|e| AgentError::Service(format!("{}: {e}", self.url)))?;
             let status = response.status();
             let retry_after = retry_after(response.headers());
-            let text = response.text().await.map_err(|e| AgentError::Service(e.to_string()))?;
+            let text = read_capped(response).await?;
             let rate_limited = status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some());
             if rate_limited && attempt < RATE_LIMITED_TRIES {
                 self.gate.pause(retry_after.unwrap_or(DEFAULT_RETRY_AFTER));
@@ -224,6 +227,21 @@ impl OpenAiAgent {
         }
         unreachable!("the last attempt returns")
     }
+}
+
+/// The response body, refused past [`MAX_RESPONSE_BYTES`] without reading the rest.
+async fn read_capped(mut response: reqwest::Response) -> Result<String, AgentError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| AgentError::Service(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(AgentError::Service(format!(
+                "the response is larger than {} KiB; not read",
+                MAX_RESPONSE_BYTES / 1024
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from AI services and is ignored).
