@@ -82,6 +82,7 @@ impl KnowledgeSync {
         let started = Utc::now();
         let floor = super::floor_second(started - self.overlap);
         let mut report = SyncReport::default();
+        let first_load = self.cursor.is_none();
         match self.cursor {
             None => {
                 let rows = self.online_versions(client, None, &mut report).await?;
@@ -125,9 +126,12 @@ impl KnowledgeSync {
                 self.cursor = Some(newest.min(floor).max(cursor));
             }
         }
-        let mut articles = self.folder.clone();
-        articles.extend(self.synced.values().cloned());
-        self.library.replace(Index::new(articles));
+        // Re-reading unchanged articles (the overlap) rebuilds nothing.
+        if first_load || report.added_or_updated + report.removed > 0 {
+            let mut articles = self.folder.clone();
+            articles.extend(self.synced.values().cloned());
+            self.library.replace(Index::new(articles));
+        }
         report.articles = self.synced.len();
         Ok(report)
     }
@@ -200,4 +204,49 @@ fn article_id(row: &Json) -> String {
         .as_str()
         .map(|id| crate::salesforce::id::to_18(id).unwrap_or_else(|| id.to_string()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync(object: &str, body_fields: &[&str]) -> KnowledgeSync {
+        let settings = SalesforceKnowledgeConfig {
+            body_fields: body_fields.iter().map(|f| f.to_string()).collect(),
+            article_url: "https://help.example/s/article/{UrlName}".into(),
+            language: "en_US".into(),
+            interval: std::time::Duration::from_secs(300),
+            object: object.into(),
+        };
+        KnowledgeSync::new(settings, Library::new(Index::new(Vec::new())), std::time::Duration::from_secs(60))
+    }
+
+    #[test]
+    fn the_article_object_follows_a_renamed_version_object() {
+        assert_eq!(sync("Knowledge__kav", &["Answer__c"]).article_object(), "Knowledge__ka");
+        assert_eq!(sync("FAQ__kav", &["Answer__c"]).article_object(), "FAQ__ka");
+    }
+
+    #[test]
+    fn a_version_becomes_an_article_with_its_body_fields_as_text() {
+        let mut s = sync("Knowledge__kav", &["Answer__c", "Details__c"]);
+        let row = serde_json::json!({
+            "KnowledgeArticleId": "kA0000000000001", "Title": " Reset ", "UrlName": "reset", "Summary": "How to reset.",
+            "Answer__c": "<h2>Steps</h2><p>Hold <b>SERVICE</b>.</p>", "Details__c": null
+        });
+        let mut report = SyncReport::default();
+        s.keep(&row, &mut report);
+        let article = s.synced.values().next().unwrap();
+        assert_eq!((article.id.as_str(), article.title.as_str()), ("reset", "Reset"));
+        assert_eq!(article.url, "https://help.example/s/article/reset");
+        assert!(article.body.contains("## Steps") && article.body.contains("SERVICE"), "{}", article.body);
+        assert_eq!(report.added_or_updated, 1);
+        s.keep(&row, &mut report);
+        assert_eq!(report.added_or_updated, 1, "the same version again changes nothing");
+        let key = s.synced.keys().next().unwrap();
+        assert!(
+            key.len() == 18 && key.starts_with("kA0000000000001"),
+            "ids are kept in their 18-character form: {key}"
+        );
+    }
 }
