@@ -128,7 +128,9 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             decision.topics = rules.topics(&mut trace)?;
             if after_answer {
                 let feedback = rules.feedback(&crate::agent::question(conversation), &mut trace)?;
-                decision.confirmed = feedback.confirmed;
+                // A confirmation closes the conversation only when it is all the customer
+                // wrote since the answer: an earlier message would go unanswered.
+                decision.confirmed = feedback.confirmed && conversation.unanswered().len() == 1;
                 decision.unhappy = feedback.unhappy;
             }
             if !decision.confirmed {
@@ -240,6 +242,12 @@ pub const DEFAULT_QUIET_AFTER: std::time::Duration = std::time::Duration::from_s
 
 /// Phrases with which customers confirm an answer solved their problem.
 const CONFIRM_PHRASES: &[&str] = &[
+    "is gone",
+    "are gone",
+    "back online",
+    "working again",
+    "works again",
+    "back to normal",
     "that worked",
     "that works",
     "it worked",
@@ -297,26 +305,59 @@ const UNHAPPY_PHRASES: &[&str] = &[
 ];
 
 /// Whether a message confirms that an answer solved the problem and asks nothing more: a
-/// sentence with a confirming phrase, every other sentence a short pleasantry ("Thanks!",
-/// "Have a nice day"), no question and nothing unhappy. "That fixed it, thanks! One more
-/// thing: the controller is offline." is a new problem, not a confirmation.
+/// sentence with a confirming phrase and no negation, every other sentence a short
+/// pleasantry ("Thanks!", "Have a nice day", a name), no question, no "but", nothing
+/// unhappy. When in doubt it is not a confirmation: a wrong "no" costs one more reply, a
+/// wrong "yes" leaves the customer unanswered.
 pub fn confirms_resolution(text: &str) -> bool {
     let lower = text.to_lowercase().replace('’', "'");
     if lower.contains('?') || sounds_unhappy(&lower) {
         return false;
     }
-    // "It works now, but ..." says two things: clauses after "but" count as sentences.
-    let lower = [" but ", " however ", " although ", " except "].iter().fold(lower, |t, w| t.replace(w, ". "));
+    let words = |s: &str| s.split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()).count();
+    let has_word = |s: &str, list: &[&str]| {
+        s.split(|c: char| !c.is_alphanumeric() && c != '\'').any(|w| list.contains(&w) || w.ends_with("n't"))
+    };
+    if lower.split(|c: char| !c.is_alphanumeric()).any(|w| CONTRAST_WORDS.contains(&w)) {
+        return false;
+    }
     let sentences: Vec<&str> =
         lower.split(['.', '!', ';', ':', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect();
-    let confirms = |s: &&str| CONFIRM_PHRASES.iter().any(|p| s.contains(p));
-    let pleasantry = |s: &&str| s.split_whitespace().count() <= MAX_PLEASANTRY_WORDS;
+    let confirms = |s: &&str| CONFIRM_PHRASES.iter().any(|p| s.contains(p)) && !has_word(s, NEGATIONS);
+    let pleasantry = |s: &&str| words(s) <= 2 || (words(s) <= 5 && has_word(s, PLEASANTRY_WORDS));
     sentences.iter().any(confirms) && sentences.iter().all(|s| confirms(s) || pleasantry(s))
 }
 
-/// The most words a sentence beside a confirmation may have ("Thanks a lot", "Have a nice
-/// day") before it counts as saying something more.
-const MAX_PLEASANTRY_WORDS: usize = 4;
+/// Words that turn a confirmation into something else ("it works, but ...").
+const CONTRAST_WORDS: &[&str] = &["but", "however", "although", "though", "except", "unless"];
+/// Words that negate a confirming phrase ("not resolved", "never worked"); any "n't" too.
+const NEGATIONS: &[&str] = &["not", "never", "no", "unresolved", "nothing", "hardly"];
+/// Words of a pleasantry beside a confirmation.
+const PLEASANTRY_WORDS: &[&str] = &[
+    "thanks",
+    "thank",
+    "thx",
+    "cheers",
+    "great",
+    "perfect",
+    "awesome",
+    "excellent",
+    "brilliant",
+    "wonderful",
+    "appreciated",
+    "appreciate",
+    "nice",
+    "day",
+    "bye",
+    "regards",
+    "best",
+    "kind",
+    "much",
+    "lot",
+    "again",
+    "help",
+    "helping",
+];
 
 /// Whether a message sounds like the customer is unhappy or was not helped.
 pub fn sounds_unhappy(text: &str) -> bool {

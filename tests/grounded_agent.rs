@@ -145,7 +145,7 @@ async fn only_the_attributes_the_admin_names_reach_the_model() {
     let view = View { conversation: &c, attributes: &attributes, topics: &c.topics };
     agent.answer(view).await.unwrap();
     let body = stub.requests()[0].body.to_string();
-    assert!(body.contains("tier: gold"), "{body}");
+    assert!(body.contains(r#"tier: \"gold\""#), "{body}");
     assert!(!body.contains("owes us money"), "{body}");
 }
 
@@ -181,6 +181,22 @@ async fn a_huge_response_is_refused_unread_as_a_transient_failure() {
     // Deeply nested JSON is an error too, not a stack overflow.
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(casebridge::agent::openai::grounding::parse(&format!("{{\"answer\": {nested}}}")).is_err());
+}
+
+#[tokio::test]
+async fn a_request_the_service_refuses_for_good_is_handed_over_not_retried_forever() {
+    let w = World::new().await;
+    let stub = ModelStub::start(ModelBehaviour { bad_request: true, ..Default::default() }).await.unwrap();
+    let mut daemon =
+        w.daemon_with_agent(Agent::OpenAi(agent(&stub, Duration::from_secs(5), Grounding::default()))).await;
+    let case = w.case_for_agent(json!({ "Subject": "Gripper", "Description": GRIPPER })).await;
+    let report = daemon.cycle().await.unwrap();
+    assert!(report.events.iter().any(|e| e.case_id == case && e.kind == EventKind::HandedOver), "{:?}", report.events);
+    let errors = daemon.store().sync_errors().unwrap();
+    assert!(
+        errors.iter().any(|e| e.code == "AGENT_ERROR" && e.message.contains("context_length_exceeded")),
+        "{errors:?}"
+    );
 }
 
 #[tokio::test]

@@ -148,6 +148,7 @@ fn confirmations_and_unhappiness_are_read_as_customers_write_them() {
         "That fixed it.",
         "Problem solved, cheers",
         "That worked, the controller is back online. Thanks! Have a nice day.",
+        "It works now. Thank you so much! Jane",
     ] {
         assert!(confirms_resolution(yes), "{yes}");
     }
@@ -156,6 +157,10 @@ fn confirmations_and_unhappiness_are_read_as_customers_write_them() {
         "That worked for the arm. How do I reset the gripper?",
         "That fixed the drift, thanks! One more thing: the controller shows as offline in the app.",
         "It works now, but the arm makes a grinding noise when it starts",
+        "The issue is unresolved.",
+        "It still isn't resolved.",
+        "That fixed it on my laptop but not on my phone.",
+        "That worked. The arm now stops halfway through every cycle.",
         "It is not resolved",
         "Thanks",
     ] {
@@ -164,4 +169,43 @@ fn confirmations_and_unhappiness_are_read_as_customers_write_them() {
     assert!(sounds_unhappy("This is useless."));
     assert!(sounds_unhappy("It still doesn’t work"));
     assert!(!sounds_unhappy("Thanks, that worked"));
+}
+
+#[tokio::test]
+async fn a_confirmation_after_another_unanswered_message_is_not_a_resolution() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let case = w.case_for_agent(json!({ "Subject": "Gripper", "Description": GRIPPER })).await;
+    d.cycle().await.unwrap();
+    customer_says(&w, &case, "Now the firmware update fails with error E42 after the reset").await;
+    customer_says(&w, &case, "Thanks, that worked!").await;
+    let report = d.cycle().await.unwrap();
+    assert!(report.events.iter().any(|e| e.case_id == case && e.kind == EventKind::Replied), "{:?}", report.events);
+    assert_eq!(state(&d, &case).map(|r| r.state), Some(Resolution::AwaitingCustomer));
+}
+
+#[test]
+fn only_a_conversation_waiting_on_nobody_but_the_customer_is_on_the_quiet_timer() {
+    use casebridge::model::{Conversation, ConversationState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = casebridge::store::Store::open(&dir.path().join("s")).unwrap();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    let mut c = Conversation::from_question("hi");
+    c.handled.insert("question".into());
+    c.resolution = Some(ResolutionState { state: Resolution::AwaitingCustomer, since: long_ago, unhappy: false });
+    store.commit(&c, Vec::new()).unwrap();
+    let due = || store.quiet_since(chrono::Utc::now(), 10).unwrap();
+    assert_eq!(due(), ["question"]);
+    // The customer wrote and the agent failed: waiting on a retry, not on the customer.
+    c.retry_at = Some(chrono::Utc::now());
+    store.commit(&c, Vec::new()).unwrap();
+    assert!(due().is_empty());
+    c.retry_at = None;
+    c.state = ConversationState::AssignedAway { owner_id: "005".into() };
+    store.commit(&c, Vec::new()).unwrap();
+    assert!(due().is_empty(), "a person owns it now");
+    c.state = ConversationState::Open;
+    c.handled.clear();
+    store.commit(&c, Vec::new()).unwrap();
+    assert!(due().is_empty(), "an unanswered customer message");
 }

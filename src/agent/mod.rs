@@ -18,6 +18,10 @@ pub enum AgentError {
     Config(String),
     #[error("the AI service failed: {0}")]
     Service(String),
+    /// The service refused the request for good (a 4xx other than 408 and 429) or answered
+    /// with something that is not a chat completion: trying again would fail again.
+    #[error("the AI service refused the request: {0}")]
+    Refused(String),
     #[error("the agent script failed: {0}")]
     Script(String),
 }

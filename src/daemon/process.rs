@@ -50,18 +50,19 @@ impl Daemon {
         let rules = self.rules.load_full();
         let (agent, metrics) = (self.agent.clone(), self.metrics.clone());
         let (rules_ref, agent_ref, metrics_ref) = (&rules, &agent, &metrics);
-        let decided: Vec<(Pending, Result<Decision, DecideError>)> = futures_util::stream::iter(pending)
+        let rules_id = rules.id();
+        // Each conversation is committed as soon as it and those before it are decided, not
+        // when the whole batch is: a stop mid-batch loses no answer already made.
+        let mut decided = futures_util::stream::iter(pending)
             .map(|p| async move {
                 let started = std::time::Instant::now();
                 let decided = decide::decide(rules_ref.as_ref().as_ref(), agent_ref, &p.conv).await;
                 metrics_ref.decision_seconds(started.elapsed().as_secs_f64());
                 (p, decided)
             })
-            .buffered(self.settings.agent_concurrency.max(1))
-            .collect()
-            .await;
-        for (p, decided) in decided {
-            self.finish(p, decided, &rules.id(), report).await?;
+            .buffered(self.settings.agent_concurrency.max(1));
+        while let Some((p, result)) = decided.next().await {
+            self.finish(p, result, &rules_id, report).await?;
         }
         Ok(())
     }

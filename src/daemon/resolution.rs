@@ -41,9 +41,18 @@ impl Daemon {
                 summary: detail,
             });
         }
+        // The mappings again, on the conversation as the decision leaves it; what the
+        // decision's own mappings set (from the agent's answer, say) stands.
         let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
-        match self.rules.load().evaluate(conv).outbound(moment, &mut Trace::default()) {
-            Ok(fields) => decision.field_updates.extend(fields),
+        let mut after_decision = conv.clone();
+        after_decision.attributes.extend(decision.attributes.clone());
+        after_decision.topics.extend(decision.topics.iter().cloned());
+        match self.rules.load().evaluate(&after_decision).outbound(moment, &mut Trace::default()) {
+            Ok(fields) => {
+                for (field, value) in fields {
+                    decision.field_updates.entry(field).or_insert(value);
+                }
+            }
             Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
         }
         Ok(())

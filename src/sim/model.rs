@@ -31,6 +31,8 @@ pub struct ModelBehaviour {
     pub retry_after_secs: u64,
     /// Answer with a body of this many bytes (a service gone wrong).
     pub huge_reply_bytes: usize,
+    /// Answer 400 `context_length_exceeded` (a request that fails whenever it is sent).
+    pub bad_request: bool,
 }
 
 /// One request as the stub received it.
@@ -103,6 +105,11 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
         let retry = behaviour.retry_after_secs.to_string();
         let error = Json(json!({ "error": { "message": "rate limit reached", "type": "requests" } }));
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry)], error).into_response();
+    }
+    if behaviour.bad_request {
+        let error =
+            json!({ "error": { "message": "maximum context length exceeded", "code": "context_length_exceeded" } });
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
     }
     if behaviour.huge_reply_bytes > 0 {
         return (StatusCode::OK, "x".repeat(behaviour.huge_reply_bytes)).into_response();

@@ -129,8 +129,13 @@ fn activity_key(c: &Conversation) -> Vec<u8> {
 }
 
 /// The quiet-timer key of a conversation awaiting the customer, or `None`.
+/// Only a conversation that is open, waits for no retry and has no unanswered customer
+/// message is awaiting the customer: the timer must not settle one the customer wrote to.
 fn awaiting_key(c: &Conversation) -> Option<Vec<u8>> {
     let r = c.resolution.filter(|r| r.state == crate::model::Resolution::AwaitingCustomer)?;
+    if c.state != crate::model::ConversationState::Open || c.retry_at.is_some() || !c.unanswered().is_empty() {
+        return None;
+    }
     let mut key = (r.since.timestamp_millis().max(0) as u64).to_be_bytes().to_vec();
     key.extend(c.case_id.as_bytes());
     Some(key)

@@ -221,7 +221,10 @@ impl OpenAiAgent {
             }
             if !status.is_success() {
                 let detail: String = text.chars().take(ERROR_DETAIL_CHARS).collect();
-                return Err(AgentError::Service(format!("{} answered HTTP {status}: {detail}", self.url)));
+                let message = format!("{} answered HTTP {status}: {detail}", self.url);
+                // A bad request (too long, refused, unknown model) fails again; an outage may not.
+                let for_good = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
+                return Err(if for_good { AgentError::Refused(message) } else { AgentError::Service(message) });
             }
             return parse_reply(&text);
         }
@@ -247,17 +250,28 @@ async fn read_capped(mut response: reqwest::Response) -> Result<String, AgentErr
 /// `Retry-After` in seconds (the HTTP-date form is rare from AI services and is ignored).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    let seconds = value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0)?;
+    // Capped before converting: a huge value would overflow a Duration.
+    Some(Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
 }
 
 /// The content, usage and finish reason of a chat-completions response.
 fn parse_reply(text: &str) -> Result<Reply, AgentError> {
     let parsed: Json =
-        serde_json::from_str(text).map_err(|e| AgentError::Service(format!("the response is not JSON: {e}")))?;
+        serde_json::from_str(text).map_err(|e| AgentError::Refused(format!("the response is not JSON: {e}")))?;
     let choice = &parsed["choices"][0];
+    if let Some(refusal) = choice["message"]["refusal"].as_str() {
+        // Structured outputs: the model declined; the rules see "cannot help".
+        let refusal: String = refusal.chars().take(ERROR_DETAIL_CHARS).collect();
+        return Ok(Reply {
+            content: json!({ "cannot_help": true, "reason": refusal }).to_string(),
+            usage: None,
+            truncated: false,
+        });
+    }
     let content = choice["message"]["content"]
         .as_str()
-        .ok_or_else(|| AgentError::Service("the response has no choices[0].message.content".into()))?
+        .ok_or_else(|| AgentError::Refused("the response has no choices[0].message.content".into()))?
         .to_string();
     let usage = parsed.get("usage").map(|u| Usage {
         prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
@@ -275,7 +289,17 @@ mod tests {
         let r = parse_reply(r#"{"choices":[{"message":{"content":"{}"},"finish_reason":"length"}],"usage":{"prompt_tokens":12,"completion_tokens":3}}"#).unwrap();
         assert!(r.truncated);
         assert_eq!(r.usage, Some(Usage { prompt_tokens: 12, completion_tokens: 3 }));
-        assert!(parse_reply("<html>").is_err());
+        assert!(matches!(parse_reply("<html>"), Err(AgentError::Refused(_))));
+        let refused =
+            parse_reply(r#"{"choices":[{"message":{"content":null,"refusal":"I can't help with that."}}]}"#).unwrap();
+        assert!(grounding::parse(&refused.content).unwrap().cannot_help);
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (value, expected) in
+            [("1e20", Some(MAX_RETRY_AFTER)), ("2", Some(Duration::from_secs(2))), ("-1", None), ("soon", None)]
+        {
+            headers.insert(reqwest::header::RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(retry_after(&headers), expected, "{value}");
+        }
         assert!(parse_reply(r#"{"choices":[]}"#).is_err());
     }
 
