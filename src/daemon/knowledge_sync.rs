@@ -85,10 +85,27 @@ impl KnowledgeSync {
         let first_load = self.cursor.is_none();
         match self.cursor {
             None => {
-                let rows = self.online_versions(client, None, &mut report).await?;
+                // Page by page, newest first, up to the help-centre limit: an org with more
+                // articles is never read into memory whole.
                 self.synced.clear();
-                for row in &rows {
-                    self.keep(row, &mut report);
+                let mut pages = client.query::<Json>(self.online_query(None)?);
+                let mut left_out = 0;
+                while let Some(page) = pages.next_page().await? {
+                    report.queries += 1;
+                    for row in &page {
+                        if self.synced.len() < MAX_ARTICLES {
+                            self.keep(row, &mut report);
+                        } else {
+                            left_out += 1;
+                        }
+                    }
+                }
+                if left_out > 0 {
+                    tracing::warn!(
+                        left_out,
+                        limit = MAX_ARTICLES,
+                        "More online Knowledge articles than a help centre holds; the oldest were left out."
+                    );
                 }
                 self.cursor = Some(floor);
             }
@@ -149,18 +166,7 @@ impl KnowledgeSync {
         ids: Option<&[String]>,
         report: &mut SyncReport,
     ) -> Result<Vec<Json>, SalesforceError> {
-        let mut fields = vec!["Id", "KnowledgeArticleId", "Title", "UrlName", "Summary"];
-        fields.extend(self.settings.body_fields.iter().map(String::as_str));
-        let mut filter =
-            Filter::eq("PublishStatus", "Online").and(Filter::eq("Language", self.settings.language.as_str()));
-        if let Some(ids) = ids {
-            filter = filter.and(Filter::is_in("KnowledgeArticleId", ids.iter().map(String::as_str)));
-        }
-        let soql = Select::new(fields, &self.settings.object)
-            .filter(filter)
-            .build()
-            .map_err(|e| SalesforceError::Config(e.0))?;
-        let mut pages = client.query::<Json>(soql);
+        let mut pages = client.query::<Json>(self.online_query(ids)?);
         let mut rows = Vec::new();
         while let Some(page) = pages.next_page().await? {
             report.queries += 1;
@@ -168,6 +174,23 @@ impl KnowledgeSync {
         }
         report.queries = report.queries.max(1);
         Ok(rows)
+    }
+
+    /// The query for the online versions in the configured language: all of them (newest
+    /// first), or those of `ids`.
+    fn online_query(&self, ids: Option<&[String]>) -> Result<String, SalesforceError> {
+        let mut fields = vec!["Id", "KnowledgeArticleId", "Title", "UrlName", "Summary"];
+        fields.extend(self.settings.body_fields.iter().map(String::as_str));
+        let mut filter =
+            Filter::eq("PublishStatus", "Online").and(Filter::eq("Language", self.settings.language.as_str()));
+        if let Some(ids) = ids {
+            filter = filter.and(Filter::is_in("KnowledgeArticleId", ids.iter().map(String::as_str)));
+        }
+        Select::new(fields, &self.settings.object)
+            .filter(filter)
+            .order_by("LastPublishedDate", true)
+            .build()
+            .map_err(|e| SalesforceError::Config(e.0))
     }
 
     /// Keeps an online version as an article (up to the help-centre limit).
@@ -185,8 +208,13 @@ impl KnowledgeSync {
             .map(|f| html_to_text(row[f.as_str()].as_str().unwrap_or_default()))
             .filter(|b| !b.trim().is_empty())
             .collect();
+        // An org article named like one of the folder's keeps its own id (and passage ids).
+        let mut article_id = if url_name.is_empty() { id.clone() } else { url_name.clone() };
+        if self.folder.iter().any(|a| a.id == article_id) {
+            article_id = format!("salesforce-{article_id}");
+        }
         let article = Article {
-            id: if url_name.is_empty() { id.clone() } else { url_name.clone() },
+            id: article_id,
             title: text("Title"),
             url: self.settings.article_url.replace("{UrlName}", &url_name),
             summary: text("Summary"),
@@ -243,6 +271,12 @@ mod tests {
         assert_eq!(report.added_or_updated, 1);
         s.keep(&row, &mut report);
         assert_eq!(report.added_or_updated, 1, "the same version again changes nothing");
+        // Named like an article of the folder: it keeps an id of its own.
+        let folder = crate::knowledge::parse_markdown("reset", "# Reset\n\nFolder text.", "https://h/reset");
+        let mut beside = sync("Knowledge__kav", &["Answer__c"]);
+        beside.folder = vec![folder];
+        beside.keep(&row, &mut SyncReport::default());
+        assert_eq!(beside.synced.values().next().unwrap().id, "salesforce-reset");
         let key = s.synced.keys().next().unwrap();
         assert!(
             key.len() == 18 && key.starts_with("kA0000000000001"),

@@ -85,8 +85,9 @@ pub struct Hit<'a> {
 pub struct Index {
     articles: Vec<Article>,
     entries: Vec<Entry>,
-    /// Term → number of passages holding it in any field.
-    doc_freq: HashMap<String, u32>,
+    /// Term → the passages holding it in any field (ascending): a question scores only the
+    /// passages that share a term with it, not the whole help centre.
+    postings: HashMap<String, Vec<u32>>,
     avg_len: [f64; 4],
 }
 
@@ -102,16 +103,16 @@ impl Index {
                 entries.push(Entry { article: i, passage, fields });
             }
         }
-        let mut doc_freq: HashMap<String, u32> = HashMap::new();
-        for e in &entries {
+        let mut postings: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
             let distinct: HashSet<&String> = e.fields.iter().flat_map(|f| f.counts.keys()).collect();
             for t in distinct {
-                *doc_freq.entry(t.clone()).or_default() += 1;
+                postings.entry(t.clone()).or_default().push(i as u32);
             }
         }
         let n = entries.len().max(1) as f64;
         let avg_len = std::array::from_fn(|f| entries.iter().map(|e| e.fields[f].len as f64).sum::<f64>() / n);
-        Index { articles, entries, doc_freq, avg_len }
+        Index { articles, entries, postings, avg_len }
     }
 
     pub fn articles(&self) -> &[Article] {
@@ -125,7 +126,7 @@ impl Index {
     /// A term's rarity: BM25's idf, highest for terms no passage holds.
     fn idf(&self, term: &str) -> f64 {
         let n = self.entries.len() as f64;
-        let df = *self.doc_freq.get(term).unwrap_or(&0) as f64;
+        let df = self.postings.get(term).map_or(0, Vec::len) as f64;
         ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
     }
 
@@ -137,10 +138,12 @@ impl Index {
         let weights: Vec<f64> = query.iter().map(|t| self.idf(t)).collect();
         let information: f64 = weights.iter().sum();
         let mean_weight = information / query.len().max(1) as f64;
-        let mut hits: Vec<Hit<'_>> = self
-            .entries
-            .iter()
-            .enumerate()
+        let mut candidates: Vec<u32> = query.iter().filter_map(|t| self.postings.get(t)).flatten().copied().collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut hits: Vec<Hit<'_>> = candidates
+            .into_iter()
+            .map(|i| (i as usize, &self.entries[i as usize]))
             .filter_map(|(order, e)| {
                 let (mut score, mut covered, mut matched) = (0.0, 0.0, 0);
                 for (t, w) in query.iter().zip(&weights) {

@@ -215,9 +215,12 @@ struct DaysQuery {
 /// The resolution figures per day (`?days=N`, 1 to 90, default 14).
 async fn resolutions(State(state): State<AdminState>, Query(q): Query<DaysQuery>) -> Response {
     let days = q.days.unwrap_or(14).clamp(1, 90);
-    match state.store.resolutions_by_day(chrono::Utc::now(), days) {
+    // A scan of every stored conversation: off the async workers.
+    let store = state.store.clone();
+    let figures = tokio::task::spawn_blocking(move || store.resolutions_by_day(chrono::Utc::now(), days)).await;
+    match figures.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
         Ok(days) => axum::Json(json!({ "days": days })).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e.to_string() }))).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({ "error": e }))).into_response(),
     }
 }
 
