@@ -33,6 +33,8 @@ pub struct Lean {
     topics: Vec<Topic>,
     /// (before the agent?, condition, reason template name)
     handover: Vec<(bool, AST, String)>,
+    /// Outbound mappings: case field, expression.
+    outbound: Vec<(String, AST)>,
     text: handlebars::Handlebars<'static>,
     html: handlebars::Handlebars<'static>,
 }
@@ -44,6 +46,7 @@ pub struct LeanDecision {
     pub topics: Vec<String>,
     pub handover: Option<String>,
     pub email: Option<(String, String, String)>,
+    pub field_updates: BTreeMap<String, Json>,
 }
 
 fn yaml(dir: &Path, file: &str) -> Json {
@@ -78,6 +81,12 @@ impl Lean {
                 )
             })
             .collect();
+        let outbound = mappings["outbound"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["field"].as_str().unwrap().to_string(), compile(&m["expr"]).expect("outbound by expr")))
+            .collect();
         let topics = yaml(dir, "topics.yaml")["topics"]
             .as_array()
             .unwrap()
@@ -108,7 +117,7 @@ impl Lean {
         let read = |key: &str| std::fs::read_to_string(dir.join(email[key].as_str().unwrap())).unwrap();
         text.register_template_string("text", read("text_file")).unwrap();
         html.register_template_string("html", read("html_file")).unwrap();
-        Lean { engine, inbound, topics, handover, text, html }
+        Lean { engine, inbound, topics, handover, outbound, text, html }
     }
 
     /// One decision: inbound mappings, topics, handover before, the (fixed) answer,
@@ -127,6 +136,8 @@ impl Lean {
         scope.push_constant("channel", c.channel.as_str().to_string());
         scope.push_constant("origin", c.origin.clone().unwrap_or_default());
         scope.push_constant("subject", c.subject.clone());
+        scope.push_constant("resolution", c.resolution.map_or("", |r| r.state.as_str()).to_string());
+        scope.push_constant("ai_involved", c.ai_involved);
         for (attribute, from, expr, default) in &self.inbound {
             let raw = from.as_deref().and_then(|f| {
                 let mut path = f.split('.');
@@ -171,15 +182,23 @@ impl Lean {
         for (_, when, name) in self.handover.iter().filter(|h| h.0).chain(self.handover.iter().filter(|h| !h.0)) {
             if self.engine.eval_ast_with_scope::<bool>(&mut scope, when).unwrap() {
                 out.handover = Some(self.text.render_with_context(name, &context).unwrap());
-                return out;
+                break;
             }
         }
-        if c.is_email_origin() && c.customer_email.is_some() {
+        // Outbound mappings run on handover too (their default moments: sync, handover, close).
+        if out.handover.is_none() && c.is_email_origin() && c.customer_email.is_some() {
             out.email = Some((
                 self.text.render_with_context("subject", &context).unwrap(),
                 self.text.render_with_context("text", &context).unwrap(),
                 self.html.render_with_context("html", &context).unwrap(),
             ));
+        }
+        for (field, expr) in &self.outbound {
+            let v: Dynamic = self.engine.eval_ast_with_scope(&mut scope, expr).unwrap();
+            let value: Json = rhai::serde::from_dynamic(&v).unwrap();
+            if !value.is_null() && c.case_fields.get(field) != Some(&value) {
+                out.field_updates.insert(field.clone(), value);
+            }
         }
         out
     }
