@@ -348,3 +348,40 @@ async fn each_stage_sees_what_the_earlier_ones_decided() {
     let stages: Vec<&str> = decision.trace.0.iter().map(|t| t.stage.as_str()).collect();
     assert_eq!(stages, ["inbound", "topics", "handover_before", "agent", "handover_after", "outbound"]);
 }
+
+#[test]
+fn resolution_files_are_checked_with_their_place() {
+    let (_dir, rules) = empty_rules();
+    let write = |name: &str, text: &str| std::fs::write(rules.join(name), text).unwrap();
+    write(
+        "resolution.yaml",
+        "kind: resolution\nconfirmed_when: confirms_resolutoin(last_message)\nunhappy_when: last_message ==\nquiet_after: 5s\n",
+    );
+    write("more.yaml", "kind: resolution\nquiet_after: forever\nfeedback: yes\n");
+    let errors: Vec<String> = RuleSet::load(&rules).err().expect("refused").iter().map(ToString::to_string).collect();
+    let all = errors.join("\n");
+    assert!(all.contains("no function confirms_resolutoin(); did you mean confirms_resolution?"), "{all}");
+    assert!(all.contains("resolution.yaml:3:"), "the broken condition is placed: {all}");
+    assert!(all.contains("quiet_after: from 10m to 30d"), "{all}");
+    assert!(all.contains("more.yaml:3:") && all.contains("feedback"), "unknown keys are refused: {all}");
+
+    // A valid file takes effect: its conditions, and its quiet time.
+    std::fs::remove_file(rules.join("more.yaml")).unwrap();
+    write(
+        "resolution.yaml",
+        "kind: resolution\nconfirmed_when: contains_any(last_message, [\"merci\"])\nunhappy_when: \"false\"\nquiet_after: 2h\n",
+    );
+    let set = RuleSet::load(&rules).unwrap_or_else(|e| panic!("{}", e[0]));
+    assert_eq!(set.quiet_after, Duration::from_secs(7_200));
+    let mut conversation = casebridge::model::Conversation::from_question("Merci, ça marche");
+    conversation.resolution = Some(casebridge::model::ResolutionState {
+        state: casebridge::model::Resolution::AwaitingCustomer,
+        since: chrono::Utc::now(),
+        unhappy: false,
+    });
+    let decision = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(decide::decide(&set, &Agent::Fixed(AgentAnswer::cannot_help("fixed", 0.0, "none")), &conversation))
+        .unwrap();
+    assert!(decision.confirmed && decision.handover.is_none() && decision.reply.is_none(), "{:?}", decision.trace);
+}
