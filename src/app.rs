@@ -100,7 +100,7 @@ fn client_from(config: &Config, credentials: crate::salesforce::Credentials) -> 
 /// The agent the config describes.
 pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
     Ok(match &config.agent {
-        AgentConfig::KnowledgeBase { dir, base_url, min_confidence, salesforce_knowledge } => {
+        AgentConfig::KnowledgeBase { dir, base_url, min_confidence, salesforce_knowledge, synonyms } => {
             let dir = match (dir, salesforce_knowledge) {
                 (Some(d), _) => Some(d.clone()),
                 (None, None) => Some(crate::config::default_kb_dir()),
@@ -110,7 +110,8 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
                 Some(d) => folder_articles(base, &d, base_url, "agent.dir")?,
                 None => Vec::new(),
             };
-            Agent::KnowledgeBase(KnowledgeBase::new(articles, *min_confidence))
+            let index = Index::with_synonyms(articles, synonyms_of(base, synonyms.as_deref())?);
+            Agent::KnowledgeBase(KnowledgeBase::with_index(index, *min_confidence))
         }
         AgentConfig::Openai {
             base_url,
@@ -120,6 +121,7 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
             timeout,
             knowledge,
             salesforce_knowledge: _,
+            synonyms,
             passages,
             context_chars,
             json_schema,
@@ -145,7 +147,7 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
                 json_schema: *json_schema,
                 attributes: attributes.clone(),
             };
-            let library = Library::new(Index::new(articles));
+            let library = Library::new(Index::with_synonyms(articles, synonyms_of(base, synonyms.as_deref())?));
             Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout, library, grounding)?)
         }
         AgentConfig::Script { file } => Agent::Script(ScriptAgent::load(&base.join(file), Limits::default())?),
@@ -164,6 +166,15 @@ pub async fn agent_with_knowledge(config: &Config, base: &Path) -> Result<Agent,
         sync.sync(&client).await.map_err(|e| AgentError::Config(format!("agent.salesforce_knowledge: {e}")))?;
     }
     Ok(agent)
+}
+
+/// The synonym groups of `agent.synonyms`, or none.
+fn synonyms_of(base: &Path, file: Option<&Path>) -> Result<crate::knowledge::Synonyms, AppError> {
+    match file {
+        Some(f) => crate::knowledge::Synonyms::load(&base.join(f))
+            .map_err(|e| AgentError::Config(format!("agent.synonyms: {e}")).into()),
+        None => Ok(crate::knowledge::Synonyms::default()),
+    }
 }
 
 /// A markdown help-centre folder's articles; errors name the setting.

@@ -178,3 +178,26 @@ fn the_grounded_model_is_measured_and_asked_like_the_knowledge_base() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("503"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The admin's synonym groups (tests/eval/rust-toolchain.synonyms.yaml), written from the
+/// misses of the even-numbered questions only: on the whole set, and on the odd-numbered
+/// questions they were not written for.
+#[test]
+fn synonym_groups_help_on_questions_they_were_not_written_for() {
+    use casebridge::knowledge::{Index, Synonyms, load_markdown_folder};
+    let articles =
+        || load_markdown_folder(&root().join("tests/eval/rust-toolchain"), "https://doc.rust-lang.org").unwrap();
+    let synonyms = Synonyms::load(&root().join("tests/eval/rust-toolchain.synonyms.yaml")).unwrap();
+    let plain = Agent::KnowledgeBase(KnowledgeBase::with_index(Index::new(articles()), 0.35));
+    let with = Agent::KnowledgeBase(KnowledgeBase::with_index(Index::with_synonyms(articles(), synonyms), 0.35));
+    let mut file = eval::load(&root().join("tests/eval/rust-toolchain.eval.yaml")).unwrap();
+    file.thresholds = Default::default();
+    let whole = block_on(eval::run(&with, &file)).unwrap();
+    assert!(whole.hit_at_1 >= 0.81 && whole.answered_right >= 0.81, "{}", whole.render());
+    let mut unseen = file.clone();
+    unseen.questions = file.questions.iter().skip(1).step_by(2).cloned().collect();
+    let before = block_on(eval::run(&plain, &unseen)).unwrap();
+    let after = block_on(eval::run(&with, &unseen)).unwrap();
+    assert!(after.hit_at_1 > before.hit_at_1, "{} -> {}", before.hit_at_1, after.hit_at_1);
+    assert!(after.wrong_answers <= before.wrong_answers, "{} -> {}", before.wrong_answers, after.wrong_answers);
+}

@@ -272,3 +272,24 @@ async fn the_daemon_asks_about_several_conversations_at_once_and_answers_each_on
     daemon.cycle().await.unwrap();
     assert_eq!(stub.requests().len(), 20);
 }
+
+#[test]
+fn a_missing_or_broken_synonyms_file_stops_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |synonyms: &str| {
+        let text = format!(
+            "org:\n  auth: {{grant: refresh_token, client_id: a, refresh_token: {{env: X}}}}\nagent_user: a\n\
+             handover: {{default_target: q}}\nagent:\n  backend: knowledge_base\n  dir: {}\n  synonyms: {synonyms}\n",
+            root().join("examples/demo/help-center").display()
+        );
+        casebridge::config::Config::parse(&text, "c.yaml", &[]).unwrap()
+    };
+    let e = casebridge::app::agent(&config("missing.yaml"), dir.path()).err().expect("refused").to_string();
+    assert!(e.contains("agent.synonyms") && e.contains("missing.yaml"), "{e}");
+    std::fs::write(dir.path().join("bad.yaml"), "groups:\n  - [update]\n").unwrap();
+    let e = casebridge::app::agent(&config("bad.yaml"), dir.path()).err().expect("refused").to_string();
+    assert!(e.contains("groups[0]: a group holds 2 to 50 words"), "{e}");
+    std::fs::write(dir.path().join("good.yaml"), "groups:\n  - [recalibrate, realign]\n").unwrap();
+    let Ok(Agent::KnowledgeBase(kb)) = casebridge::app::agent(&config("good.yaml"), dir.path()) else { panic!() };
+    assert!(kb.answer("How do I realign the gripper?").text.is_some(), "the synonym reaches the article");
+}

@@ -50,7 +50,12 @@ impl KnowledgeBase {
     }
 
     pub fn new(articles: Vec<Article>, min_confidence: f64) -> KnowledgeBase {
-        KnowledgeBase { library: Library::new(Index::new(articles)), min_confidence }
+        KnowledgeBase::with_index(Index::new(articles), min_confidence)
+    }
+
+    /// A knowledge base over a ready index (with the admin's synonyms, say).
+    pub fn with_index(index: Index, min_confidence: f64) -> KnowledgeBase {
+        KnowledgeBase { library: Library::new(index), min_confidence }
     }
 
     /// The help centre it answers from (a Salesforce Knowledge sync replaces its index).

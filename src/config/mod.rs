@@ -265,6 +265,9 @@ pub enum AgentConfig {
         /// Articles from the org's Salesforce Knowledge, kept in sync.
         #[serde(default)]
         salesforce_knowledge: Option<SalesforceKnowledgeConfig>,
+        /// A file of synonym groups (`groups: [[update, upgrade], ...]`).
+        #[serde(default)]
+        synonyms: Option<PathBuf>,
     },
     /// Any OpenAI-compatible chat-completions service, answering only from the help
     /// centre's passages and citing them.
@@ -287,6 +290,9 @@ pub enum AgentConfig {
         /// Articles from the org's Salesforce Knowledge, kept in sync.
         #[serde(default)]
         salesforce_knowledge: Option<SalesforceKnowledgeConfig>,
+        /// A file of synonym groups (`groups: [[update, upgrade], ...]`).
+        #[serde(default)]
+        synonyms: Option<PathBuf>,
         /// How many of the best-ranked passages the model is given (1 to 50).
         #[serde(default = "default_passages")]
         passages: usize,
@@ -336,6 +342,7 @@ impl Default for AgentConfig {
             base_url: default_kb_base_url(),
             min_confidence: default_min_confidence(),
             salesforce_knowledge: None,
+            synonyms: None,
         }
     }
 }

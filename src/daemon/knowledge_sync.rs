@@ -147,7 +147,8 @@ impl KnowledgeSync {
         if first_load || report.added_or_updated + report.removed > 0 {
             let mut articles = self.folder.clone();
             articles.extend(self.synced.values().cloned());
-            self.library.replace(Index::new(articles));
+            let synonyms = self.library.current().synonyms().clone();
+            self.library.replace(Index::with_synonyms(articles, synonyms));
         }
         report.articles = self.synced.len();
         Ok(report)

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use super::Article;
 use super::analyze::terms;
 use super::passages::Passage;
+use super::synonyms::Synonyms;
 
 /// BM25's term-frequency saturation.
 const K1: f64 = 1.2;
@@ -44,11 +45,11 @@ struct FieldTerms {
 }
 
 impl FieldTerms {
-    fn of(text: &str) -> FieldTerms {
+    fn of(text: &str, synonyms: &Synonyms) -> FieldTerms {
         let mut counts: HashMap<String, u32> = HashMap::new();
         let all = terms(text);
         for t in &all {
-            *counts.entry(t.clone()).or_default() += 1;
+            *counts.entry(synonyms.read(t).to_string()).or_default() += 1;
         }
         FieldTerms { counts, len: all.len() as u32 }
     }
@@ -89,17 +90,24 @@ pub struct Index {
     /// passages that share a term with it, not the whole help centre.
     postings: HashMap<String, Vec<u32>>,
     avg_len: [f64; 4],
+    synonyms: Synonyms,
 }
 
 impl Index {
     pub fn new(articles: Vec<Article>) -> Index {
+        Index::with_synonyms(articles, Synonyms::default())
+    }
+
+    /// An index that reads every word of a synonym group as the group's first word.
+    pub fn with_synonyms(articles: Vec<Article>, synonyms: Synonyms) -> Index {
         let mut entries = Vec::new();
         for (i, article) in articles.iter().enumerate() {
-            let title = FieldTerms::of(&article.title);
-            let summary = FieldTerms::of(&article.summary);
+            let title = FieldTerms::of(&article.title, &synonyms);
+            let summary = FieldTerms::of(&article.summary, &synonyms);
             for passage in super::passages::split(article) {
-                let fields =
-                    [title.clone(), summary.clone(), FieldTerms::of(&passage.heading), FieldTerms::of(&passage.text)];
+                let heading = FieldTerms::of(&passage.heading, &synonyms);
+                let text = FieldTerms::of(&passage.text, &synonyms);
+                let fields = [title.clone(), summary.clone(), heading, text];
                 entries.push(Entry { article: i, passage, fields });
             }
         }
@@ -112,7 +120,11 @@ impl Index {
         }
         let n = entries.len().max(1) as f64;
         let avg_len = std::array::from_fn(|f| entries.iter().map(|e| e.fields[f].len as f64).sum::<f64>() / n);
-        Index { articles, entries, postings, avg_len }
+        Index { articles, entries, postings, avg_len, synonyms }
+    }
+
+    pub fn synonyms(&self) -> &Synonyms {
+        &self.synonyms
     }
 
     pub fn articles(&self) -> &[Article] {
@@ -133,8 +145,12 @@ impl Index {
     /// Every passage that matches `question`, best first.
     pub fn search(&self, question: &str) -> Vec<Hit<'_>> {
         let mut seen = HashSet::new();
-        let query: Vec<String> =
-            terms(question).into_iter().filter(|t| seen.insert(t.clone())).take(MAX_QUERY_TERMS).collect();
+        let query: Vec<String> = terms(question)
+            .into_iter()
+            .map(|t| self.synonyms.read(&t).to_string())
+            .filter(|t| seen.insert(t.clone()))
+            .take(MAX_QUERY_TERMS)
+            .collect();
         let weights: Vec<f64> = query.iter().map(|t| self.idf(t)).collect();
         let information: f64 = weights.iter().sum();
         let mean_weight = information / query.len().max(1) as f64;

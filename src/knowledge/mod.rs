@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod index;
 pub mod passages;
+pub mod synonyms;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use arc_swap::ArcSwap;
 
 pub use index::{Hit, Index};
 pub use passages::Passage;
+pub use synonyms::Synonyms;
 
 /// The most articles one help-centre folder may hold.
 pub const MAX_ARTICLES: usize = 10_000;
