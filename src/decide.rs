@@ -314,18 +314,23 @@ pub fn confirms_resolution(text: &str) -> bool {
     if lower.contains('?') || sounds_unhappy(&lower) {
         return false;
     }
-    let words = |s: &str| s.split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()).count();
-    let has_word = |s: &str, list: &[&str]| {
-        s.split(|c: char| !c.is_alphanumeric() && c != '\'').any(|w| list.contains(&w) || w.ends_with("n't"))
-    };
-    if lower.split(|c: char| !c.is_alphanumeric()).any(|w| CONTRAST_WORDS.contains(&w)) {
+    if words(&lower).iter().any(|w| CONTRAST_WORDS.contains(w)) {
         return false;
     }
     let sentences: Vec<&str> =
         lower.split(['.', '!', ';', ':', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect();
-    let confirms = |s: &&str| CONFIRM_PHRASES.iter().any(|p| s.contains(p)) && !has_word(s, NEGATIONS);
-    let pleasantry = |s: &&str| words(s) <= 2 || (words(s) <= 5 && has_word(s, PLEASANTRY_WORDS));
+    let negated = |s: &str| words(s).iter().any(|w| NEGATIONS.contains(w) || w.ends_with("n't"));
+    let confirms = |s: &&str| CONFIRM_PHRASES.iter().any(|p| s.contains(p)) && !negated(s);
+    let pleasantry = |s: &&str| {
+        let w = words(s);
+        w.len() <= 2 || (w.len() <= 5 && w.iter().any(|w| PLEASANTRY_WORDS.contains(w)))
+    };
     sentences.iter().any(confirms) && sentences.iter().all(|s| confirms(s) || pleasantry(s))
+}
+
+/// A sentence's words: letters, digits and apostrophes ("isn't" stays one word).
+fn words(s: &str) -> Vec<&str> {
+    s.split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()).collect()
 }
 
 /// Words that turn a confirmation into something else ("it works, but ...").

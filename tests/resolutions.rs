@@ -161,6 +161,7 @@ fn confirmations_and_unhappiness_are_read_as_customers_write_them() {
         "It still isn't resolved.",
         "That fixed it on my laptop but not on my phone.",
         "That worked. The arm now stops halfway through every cycle.",
+        "That fixed it. Don't close the case yet.",
         "It is not resolved",
         "Thanks",
     ] {

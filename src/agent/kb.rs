@@ -63,16 +63,6 @@ impl KnowledgeBase {
         &self.library
     }
 
-    /// The ids of the articles that match `question`, best first, with their scores.
-    pub fn ranked_articles(&self, question: &str) -> Vec<(String, f64)> {
-        self.library.current().ranked_articles(question).into_iter().map(|(a, score)| (a.id.clone(), score)).collect()
-    }
-
-    /// The id of the article a link points at (the links answers carry).
-    pub fn article_of(&self, url: &str) -> Option<String> {
-        self.library.current().articles().iter().find(|a| a.url == url).map(|a| a.id.clone())
-    }
-
     /// Answers `question` from the best passage, or says it cannot help.
     pub fn answer(&self, question: &str) -> AgentAnswer {
         let index = self.library.current();

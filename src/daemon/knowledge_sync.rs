@@ -173,7 +173,6 @@ impl KnowledgeSync {
             report.queries += 1;
             rows.extend(page);
         }
-        report.queries = report.queries.max(1);
         Ok(rows)
     }
 

@@ -364,7 +364,7 @@ impl Daemon {
 }
 
 /// A case's event for the cycle report.
-fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> CaseEvent {
+pub(super) fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> CaseEvent {
     CaseEvent { case_id: conv.case_id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
 }
 

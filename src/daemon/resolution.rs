@@ -6,7 +6,8 @@
 
 use chrono::Utc;
 
-use super::{CaseEvent, CycleReport, Daemon, DaemonError, EventKind};
+use super::process::event;
+use super::{CycleReport, Daemon, DaemonError, EventKind};
 use crate::model::{self, Action, Conversation, Decision, Moment, Resolution, Trace};
 
 /// The most conversations the quiet timer settles in one cycle (the rest wait a cycle).
@@ -33,13 +34,7 @@ impl Daemon {
         }
         if after == Some(Resolution::HardResolution) {
             let detail = "the customer confirmed the answer solved it (hard resolution)".to_string();
-            report.events.push(CaseEvent {
-                case_id: conv.case_id.clone(),
-                case_number: conv.case_number.clone(),
-                kind: EventKind::Resolved,
-                detail: detail.clone(),
-                summary: detail,
-            });
+            report.events.push(event(conv, EventKind::Resolved, detail.clone(), detail));
         }
         // The mappings again, on the conversation as the decision leaves it; what the
         // decision's own mappings set (from the agent's answer, say) stands.
@@ -83,13 +78,7 @@ impl Daemon {
                 settled.state.as_str().replace('_', " "),
                 crate::config::duration::format(&rules.quiet_after())
             );
-            report.events.push(CaseEvent {
-                case_id: conv.case_id.clone(),
-                case_number: conv.case_number.clone(),
-                kind: EventKind::Resolved,
-                detail: detail.clone(),
-                summary: detail,
-            });
+            report.events.push(event(&conv, EventKind::Resolved, detail.clone(), detail));
             self.store.commit(&conv, actions)?;
         }
         Ok(())

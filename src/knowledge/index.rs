@@ -131,10 +131,6 @@ impl Index {
         &self.articles
     }
 
-    pub fn passage_count(&self) -> usize {
-        self.entries.len()
-    }
-
     /// A term's rarity: BM25's idf, highest for terms no passage holds.
     fn idf(&self, term: &str) -> f64 {
         let n = self.entries.len() as f64;

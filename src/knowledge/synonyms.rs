@@ -72,10 +72,6 @@ impl Synonyms {
     pub fn read<'t>(&'t self, term: &'t str) -> &'t str {
         self.canonical.get(term).map_or(term, String::as_str)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.canonical.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -18,14 +18,10 @@ impl Org {
             ("Id", Value::Str(article_id.clone())),
             ("IsDeleted", Value::Bool(false)),
             ("ArticleNumber", Value::Str(number.clone())),
-            ("CreatedById", Value::Str(ctx.user_id.clone())),
-            ("LastModifiedById", Value::Str(ctx.user_id.clone())),
-            ("CreatedDate", Value::DateTime(ctx.now)),
-            ("LastModifiedDate", Value::DateTime(ctx.now)),
-            ("SystemModstamp", Value::DateTime(ctx.now)),
         ] {
             article.fields.insert(field.into(), value);
         }
+        audit(&mut article, ctx, true);
         self.put(article);
         for (field, value) in [
             ("KnowledgeArticleId", Value::Str(article_id)),
@@ -101,14 +97,10 @@ impl Org {
             ("VersionNumber", Value::Int(number)),
             ("LastPublishedDate", Value::Null),
             ("ArchivedDate", Value::Null),
-            ("CreatedById", Value::Str(ctx.user_id.clone())),
-            ("LastModifiedById", Value::Str(ctx.user_id.clone())),
-            ("CreatedDate", Value::DateTime(ctx.now)),
-            ("LastModifiedDate", Value::DateTime(ctx.now)),
-            ("SystemModstamp", Value::DateTime(ctx.now)),
         ] {
             draft.fields.insert(field.into(), value);
         }
+        audit(&mut draft, ctx, true);
         self.put(draft);
         Ok(id)
     }
@@ -129,20 +121,28 @@ impl Org {
             "Online" => v.fields.insert("LastPublishedDate".into(), Value::DateTime(ctx.now)),
             _ => v.fields.insert("ArchivedDate".into(), Value::DateTime(ctx.now)),
         };
-        v.fields.insert("LastModifiedDate".into(), Value::DateTime(ctx.now));
-        v.fields.insert("SystemModstamp".into(), Value::DateTime(ctx.now));
-        v.fields.insert("LastModifiedById".into(), Value::Str(ctx.user_id.clone()));
+        audit(&mut v, ctx, false);
         self.put(v);
     }
 
     fn stamp_article(&mut self, id: &str, ctx: &WriteCtx, change: impl FnOnce(&mut Record)) {
         let Some(mut a) = self.live(id).cloned() else { return };
         change(&mut a);
-        a.fields.insert("LastModifiedDate".into(), Value::DateTime(ctx.now));
-        a.fields.insert("SystemModstamp".into(), Value::DateTime(ctx.now));
-        a.fields.insert("LastModifiedById".into(), Value::Str(ctx.user_id.clone()));
+        audit(&mut a, ctx, false);
         self.put(a);
     }
+}
+
+/// The audit fields of a write: who and when, and who created it when `created`.
+fn audit(record: &mut Record, ctx: &WriteCtx, created: bool) {
+    let fields = &mut record.fields;
+    if created {
+        fields.insert("CreatedById".into(), Value::Str(ctx.user_id.clone()));
+        fields.insert("CreatedDate".into(), Value::DateTime(ctx.now));
+    }
+    fields.insert("LastModifiedById".into(), Value::Str(ctx.user_id.clone()));
+    fields.insert("LastModifiedDate".into(), Value::DateTime(ctx.now));
+    fields.insert("SystemModstamp".into(), Value::DateTime(ctx.now));
 }
 
 fn version_number(v: &Record) -> i64 {
