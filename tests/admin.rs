@@ -63,7 +63,7 @@ async fn the_admin_api_shows_what_the_daemon_did_and_retries_failures() {
     let all: Value = get("/api/conversations?per_page=1&page=2", ok).await.unwrap().json().await.unwrap();
     assert_eq!(all["conversations"].as_array().unwrap().len(), 1);
     let one: Value = get(&format!("/api/conversations/{}", &answered[..15]), ok).await.unwrap().json().await.unwrap();
-    assert_eq!(one["case_id"], json!(answered));
+    assert_eq!(one["id"], json!(answered));
     let trace = &one["decisions"][0]["trace"];
     assert!(trace.as_array().unwrap().iter().any(|t| t["stage"] == "agent" && t["fired"] == true), "{trace}");
     assert_eq!(get("/api/conversations/500Dn0000000zzzAAA", ok).await.unwrap().status(), 404);

@@ -379,7 +379,7 @@ async fn values_nested_too_deep_are_refused() {
     conversation.attributes.extend(kept.attributes.clone());
     let store = casebridge::store::Store::open(&dir.path().join("store")).unwrap();
     store.commit(&conversation, Vec::new()).unwrap();
-    let read = store.conversation(&conversation.case_id).unwrap().unwrap();
+    let read = store.conversation(&conversation.id).unwrap().unwrap();
     assert_eq!(read.attributes["deep"], kept.attributes["deep"]);
     // 500: beyond the nesting the store reads back (128).
     for levels in [casebridge::rules::MAX_VALUE_DEPTH + 1, 500] {

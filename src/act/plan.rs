@@ -32,7 +32,7 @@ pub fn plan(
     handover: Option<HandoverTo>,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
-    let case_id = conv.case_id.clone();
+    let case_id = conv.id.clone();
     if let Some(reply) = &decision.reply {
         let pieces = match replies.channel {
             ReplyChannel::Comment => split_reply(reply, COMMENT_BODY_MAX_BYTES),

@@ -97,7 +97,7 @@ impl Daemon {
                 }
                 if !force && only_our_own_echo(&stored, &fresh) {
                     // Our reply bumped the case's stamp; nothing to decide or to keep.
-                    self.echoes.insert(fresh.case_id.clone(), fresh.modstamp);
+                    self.echoes.insert(fresh.id.clone(), fresh.modstamp);
                     return Ok(None);
                 }
                 stored.merge(fresh);
@@ -122,7 +122,7 @@ impl Daemon {
         };
         self.resolve(&mut conv, &mut decision, report)?;
         let handover = match &decision.handover {
-            Some(h) => Some(self.handover_to(&conv.case_id, h).await),
+            Some(h) => Some(self.handover_to(&conv.id, h).await),
             None => None,
         };
         let replies =
@@ -157,10 +157,10 @@ impl Daemon {
                 let rules = self.rules.load();
                 match rules.evaluate(conv).outbound(crate::model::Moment::Close, &mut trace) {
                     Ok(fields) if !fields.is_empty() => {
-                        actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
+                        actions.push(Action::UpdateFields { case_id: conv.id.clone(), fields });
                     }
                     Ok(_) => {}
-                    Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
+                    Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
                 }
                 report.events.push(event(conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
             }
@@ -203,14 +203,14 @@ impl Daemon {
                 conv.agent_failures += 1;
                 let wait = ChronoDuration::seconds((30i64 << conv.agent_failures.min(6)).min(1800));
                 conv.retry_at = Some(Utc::now() + wait);
-                self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
+                self.record_error(Some(&conv.id), "agent", "AGENT_ERROR", &e.to_string())?;
                 let detail = format!("{e}; trying again in {}s", wait.num_seconds());
                 report.events.push(event(conv, EventKind::AgentFailed, detail.clone(), detail));
                 self.store.commit(conv, Vec::new())?;
                 Ok(None)
             }
             Err(DecideError::Agent(e)) => {
-                self.record_error(Some(&conv.case_id), "agent", "AGENT_ERROR", &e.to_string())?;
+                self.record_error(Some(&conv.id), "agent", "AGENT_ERROR", &e.to_string())?;
                 let base = Decision {
                     attributes: Default::default(),
                     topics: Default::default(),
@@ -246,12 +246,7 @@ impl Daemon {
             if new_topics.is_empty() { String::new() } else { format!(" [topics: {}]", new_topics.join(", ")) };
         if let Some(error) = decision.trace.0.iter().find(|t| t.stage == crate::model::TraceStage::Error) {
             // A rule failed: the case was handed over (the fallback), and admins see why.
-            self.record_error(
-                Some(&conv.case_id),
-                "rules",
-                "RULE_ERROR",
-                &format!("{}: {}", error.rule, error.detail),
-            )?;
+            self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &format!("{}: {}", error.rule, error.detail))?;
         }
         self.metrics.topics_assigned.fetch_add(new_topics.len() as u64, std::sync::atomic::Ordering::Relaxed);
         conv.handled.extend(unanswered);
@@ -365,7 +360,7 @@ impl Daemon {
 
 /// A case's event for the cycle report.
 pub(super) fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> CaseEvent {
-    CaseEvent { case_id: conv.case_id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
+    CaseEvent { case_id: conv.id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
 }
 
 /// Whether `fresh` differs from `stored` only by parts our own agent user wrote (the echo

@@ -48,7 +48,7 @@ impl Daemon {
                     decision.field_updates.entry(field).or_insert(value);
                 }
             }
-            Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
+            Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
         }
         Ok(())
     }
@@ -68,10 +68,10 @@ impl Daemon {
             let mut actions = Vec::new();
             match rules.evaluate(&conv).outbound(Moment::Sync, &mut Trace::default()) {
                 Ok(fields) if !fields.is_empty() => {
-                    actions.push(Action::UpdateFields { case_id: conv.case_id.clone(), fields });
+                    actions.push(Action::UpdateFields { case_id: conv.id.clone(), fields });
                 }
                 Ok(_) => {}
-                Err(e) => self.record_error(Some(&conv.case_id), "rules", "RULE_ERROR", &e.to_string())?,
+                Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
             }
             let detail = format!(
                 "{} after {} without a word from the customer",

@@ -29,6 +29,8 @@ pub enum PartKind {
     Comment,
     Email,
     FeedPost,
+    /// A message typed in the web messenger.
+    Chat,
 }
 
 /// One message of a conversation.
@@ -91,23 +93,30 @@ pub enum Channel {
     /// A Salesforce Case: its comments, emails and feed posts.
     #[default]
     Case,
+    /// A chat in the web messenger; it becomes a Salesforce Case only on handover.
+    Messenger,
 }
 
 impl Channel {
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Case => "case",
+            Channel::Messenger => "messenger",
         }
     }
 }
 
-/// A conversation: one case and everything casebridge knows and decided about it.
+/// A conversation: one case (or one messenger chat) and everything casebridge knows and
+/// decided about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     /// Conversations stored before channels existed were all cases.
     #[serde(default)]
     pub channel: Channel,
-    pub case_id: String,
+    /// The conversation's key: a case's Id, or a messenger conversation's id (`msg_...`).
+    /// Stored conversations written before channels existed call it `case_id`.
+    #[serde(alias = "case_id")]
+    pub id: String,
     pub case_number: String,
     pub subject: String,
     pub origin: Option<String>,
@@ -143,11 +152,48 @@ pub struct Conversation {
     /// What became of it, once the agent took part.
     #[serde(default)]
     pub resolution: Option<super::ResolutionState>,
+    /// What only a messenger conversation has: its visitor and the case it became.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messenger: Option<MessengerInfo>,
+}
+
+/// Who is chatting in the messenger, as far as casebridge knows.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Visitor {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Whether the website vouched for the email (identity verification): only then is
+    /// the visitor matched to Salesforce records and shown their data.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// A messenger conversation's own state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MessengerInfo {
+    pub visitor: Visitor,
+    /// The Salesforce Case the conversation became on handover, once Salesforce has it.
+    #[serde(default)]
+    pub case_id: Option<String>,
+    #[serde(default)]
+    pub case_number: Option<String>,
+    /// The linked case's `SystemModstamp` when last read, so only its news is read again.
+    #[serde(default)]
+    pub case_modstamp: Option<DateTime<Utc>>,
 }
 
 impl Conversation {
     /// How many decisions (with their traces) are kept per conversation.
     pub const MAX_DECISIONS: usize = 10;
+
+    /// The Salesforce Case this conversation is, or (a messenger chat handed over) has
+    /// become, once known.
+    pub fn case_id(&self) -> Option<&str> {
+        match self.channel {
+            Channel::Case => Some(&self.id),
+            Channel::Messenger => self.messenger.as_ref().and_then(|m| m.case_id.as_deref()),
+        }
+    }
 
     pub fn is_closed(&self) -> bool {
         self.case_fields.get("IsClosed").and_then(|v| v.as_bool()).unwrap_or(false)
@@ -160,7 +206,7 @@ impl Conversation {
         let now = Utc::now();
         Conversation {
             channel: Channel::Case,
-            case_id: "question".into(),
+            id: "question".into(),
             case_number: String::new(),
             subject: String::new(),
             origin: None,
@@ -193,6 +239,7 @@ impl Conversation {
             decisions: Vec::new(),
             ai_involved: false,
             resolution: None,
+            messenger: None,
         }
     }
 
@@ -280,7 +327,7 @@ impl<'c> View<'c> {
         let c = self.conversation;
         Conversation {
             channel: c.channel,
-            case_id: c.case_id.clone(),
+            id: c.id.clone(),
             case_number: c.case_number.clone(),
             subject: c.subject.clone(),
             origin: c.origin.clone(),
@@ -303,6 +350,7 @@ impl<'c> View<'c> {
             decisions: Vec::new(),
             ai_involved: c.ai_involved,
             resolution: c.resolution,
+            messenger: c.messenger.clone(),
         }
     }
 }

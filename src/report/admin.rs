@@ -171,7 +171,9 @@ struct ListQuery {
 
 fn summary(c: &Conversation) -> Json {
     json!({
-        "case_id": c.case_id,
+        "id": c.id,
+        "channel": c.channel,
+        "case_id": c.case_id(),
         "case_number": c.case_number,
         "subject": c.subject,
         "state": crate::store::state_name(&c.state),

@@ -577,7 +577,7 @@ fn read_kind(text: &str) -> Result<Kind, String> {
 fn sample_context() -> Json {
     let mut case = Conversation::from_question("");
     case.parts.clear();
-    case.case_id = "500000000000000AAA".into();
+    case.id = "500000000000000AAA".into();
     case.case_number = "00001000".into();
     case.subject = "Sample".into();
     case.origin = Some("Email".into());

@@ -118,7 +118,8 @@ pub fn hook_view(view: View) -> Dynamic {
         .collect();
     let view = json!({
         "channel": conversation.channel,
-        "case_id": conversation.case_id,
+        "id": conversation.id,
+        "case_id": conversation.case_id(),
         "case_number": conversation.case_number,
         "subject": conversation.subject,
         "origin": conversation.origin,
@@ -149,7 +150,7 @@ pub fn context_of(view: View, reply: Option<&str>) -> Json {
     let first_name = contact_name.split_whitespace().next().unwrap_or("there");
     let string = |s: Option<&str>| s.map_or(Json::Null, |s| Json::String(s.to_string()));
     let case = object([
-        ("id", Json::String(conversation.case_id.clone())),
+        ("id", string(conversation.case_id())),
         ("number", Json::String(conversation.case_number.clone())),
         ("subject", Json::String(conversation.subject.clone())),
         ("status", string(conversation.status.as_deref())),
@@ -239,7 +240,7 @@ mod tests {
         let expected = json!({
             "channel": c.channel,
             "case": {
-                "id": c.case_id, "number": c.case_number, "subject": c.subject, "status": c.status,
+                "id": c.id, "number": c.case_number, "subject": c.subject, "status": c.status,
                 "origin": c.origin, "fields": c.case_fields,
             },
             "contact": {

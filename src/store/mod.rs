@@ -124,7 +124,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// The activity index key: newest sorts last.
 fn activity_key(c: &Conversation) -> Vec<u8> {
     let mut key = (c.modstamp.timestamp_millis().max(0) as u64).to_be_bytes().to_vec();
-    key.extend(c.case_id.as_bytes());
+    key.extend(c.id.as_bytes());
     key
 }
 
@@ -137,7 +137,7 @@ fn awaiting_key(c: &Conversation) -> Option<Vec<u8>> {
         return None;
     }
     let mut key = (r.since.timestamp_millis().max(0) as u64).to_be_bytes().to_vec();
-    key.extend(c.case_id.as_bytes());
+    key.extend(c.id.as_bytes());
     Some(key)
 }
 
@@ -212,7 +212,7 @@ impl Store {
                 let c = conversation?;
                 let key = activity_key(&c);
                 self.activity.insert(&key, state_name(&c.state).as_bytes())?;
-                self.activity_key.insert(c.case_id.as_bytes(), key)?;
+                self.activity_key.insert(c.id.as_bytes(), key)?;
             }
             self.db.flush()?;
         }
@@ -319,13 +319,13 @@ impl Store {
         );
         trees
             .transaction(|(conversations, outbox, retries, activity, activity_keys, awaiting, awaiting_keys)| {
-                let previous = conversations.insert(conversation.case_id.as_bytes(), conversation_bytes.clone())?;
-                if let Some(old) = activity_keys.insert(conversation.case_id.as_bytes(), new_key.clone())? {
+                let previous = conversations.insert(conversation.id.as_bytes(), conversation_bytes.clone())?;
+                if let Some(old) = activity_keys.insert(conversation.id.as_bytes(), new_key.clone())? {
                     activity.remove(old)?;
                 }
                 let old_wait = match &awaiting_key {
-                    Some(key) => awaiting_keys.insert(conversation.case_id.as_bytes(), key.clone())?,
-                    None => awaiting_keys.remove(conversation.case_id.as_bytes())?,
+                    Some(key) => awaiting_keys.insert(conversation.id.as_bytes(), key.clone())?,
+                    None => awaiting_keys.remove(conversation.id.as_bytes())?,
                 };
                 if let Some(old) = old_wait {
                     awaiting.remove(old)?;
@@ -335,8 +335,8 @@ impl Store {
                 }
                 activity.insert(new_key.clone(), state.as_bytes())?;
                 match &retry {
-                    Some(at) => retries.insert(conversation.case_id.as_bytes(), at.clone())?,
-                    None => retries.remove(conversation.case_id.as_bytes())?,
+                    Some(at) => retries.insert(conversation.id.as_bytes(), at.clone())?,
+                    None => retries.remove(conversation.id.as_bytes())?,
                 };
                 for entry in &entries {
                     outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
@@ -522,16 +522,16 @@ mod tests {
         for conv in [&a, &b, &c] {
             store.commit(conv, Vec::new()).unwrap();
         }
-        let ids = |list: Vec<Conversation>| list.into_iter().map(|c| c.case_id).collect::<Vec<_>>();
+        let ids = |list: Vec<Conversation>| list.into_iter().map(|c| c.id).collect::<Vec<_>>();
         let (page, total) = store.recent_conversations(None, 0, 2).unwrap();
-        assert_eq!((ids(page), total), (vec![c.case_id.clone(), b.case_id.clone()], 3));
+        assert_eq!((ids(page), total), (vec![c.id.clone(), b.id.clone()], 3));
         let (page, total) = store.recent_conversations(Some("open"), 1, 5).unwrap();
-        assert_eq!((ids(page), total), (vec![a.case_id.clone()], 2));
+        assert_eq!((ids(page), total), (vec![a.id.clone()], 2));
         // An update moves the conversation, without leaving its old place behind.
         a.modstamp = "2026-01-01T13:00:00.000+0000".parse::<chrono::DateTime<chrono::FixedOffset>>().unwrap().into();
         store.commit(&a, Vec::new()).unwrap();
         let (page, total) = store.recent_conversations(None, 0, 10).unwrap();
-        assert_eq!((ids(page)[0].clone(), total), (a.case_id.clone(), 3));
+        assert_eq!((ids(page)[0].clone(), total), (a.id.clone(), 3));
 
         // A store written before the index existed gets one when opened.
         store.activity.clear().unwrap();

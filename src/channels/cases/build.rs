@@ -155,7 +155,8 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         decisions: Vec::new(),
         ai_involved: false,
         resolution: None,
-        case_id,
+        messenger: None,
+        id: case_id,
     })
 }
 
