@@ -303,6 +303,7 @@ pub struct Service {
     _watcher: Option<crate::rules::watch::Watcher>,
     shutdown: Shutdown,
     admin: Option<std::net::SocketAddr>,
+    messenger: Option<std::net::SocketAddr>,
 }
 
 impl Service {
@@ -318,6 +319,18 @@ impl Service {
                     AppError::Listen(format!("admin.listen: the admin server cannot listen on {}: {e}", admin.listen))
                 })?;
                 Some((listener, token))
+            }
+            None => None,
+        };
+        let messenger = match &config.messenger {
+            Some(m) => {
+                let mut settings = crate::channels::messenger::MessengerSettings::from(m);
+                settings.identity_secret =
+                    m.identity_secret.as_ref().map(|s| s.read("messenger.identity_secret", base)).transpose()?;
+                let listener = tokio::net::TcpListener::bind(m.listen).await.map_err(|e| {
+                    AppError::Listen(format!("messenger.listen: the messenger cannot listen on {}: {e}", m.listen))
+                })?;
+                Some((listener, settings))
             }
             None => None,
         };
@@ -342,7 +355,18 @@ impl Service {
             }
             None => None,
         };
-        Ok(Service { daemon, _watcher: watcher, shutdown, admin })
+        let messenger = match messenger {
+            Some((listener, settings)) => {
+                let hub = crate::channels::messenger::Messenger::new(daemon.store().clone(), settings)?;
+                daemon.attach_messenger(hub.clone());
+                let addr = crate::channels::messenger::api::serve_on(listener, hub, shutdown.wait())
+                    .map_err(|e| AppError::Listen(format!("messenger.listen: {e}")))?;
+                tracing::info!(%addr, "Messenger listening.");
+                Some(addr)
+            }
+            None => None,
+        };
+        Ok(Service { daemon, _watcher: watcher, shutdown, admin, messenger })
     }
 
     /// The signal that stops the service.
@@ -355,6 +379,11 @@ impl Service {
         self.admin
     }
 
+    /// Where the messenger listens, when it is on.
+    pub fn messenger_addr(&self) -> Option<std::net::SocketAddr> {
+        self.messenger
+    }
+
     pub fn daemon(&self) -> &Daemon {
         &self.daemon
     }
@@ -362,7 +391,7 @@ impl Service {
     /// Polls until the shutdown signal; then, or when the daemon stops on an error, every
     /// other task stops too.
     pub async fn run(self) -> Result<(), DaemonError> {
-        let Service { daemon, _watcher, shutdown, admin: _ } = self;
+        let Service { daemon, _watcher, shutdown, admin: _, messenger: _ } = self;
         let outcome = daemon.run(shutdown.wait()).await;
         shutdown.trigger();
         outcome

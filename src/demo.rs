@@ -246,6 +246,9 @@ fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -
                 "resolved"
             }
             EventKind::AssignedAway => "assigned away",
+            EventKind::CaseCreated => "became a case",
+            EventKind::HumanReplied => "a person replied",
+            EventKind::Forwarded => "forwarded to the case",
             EventKind::Closed => "closed",
             EventKind::AgentFailed => "agent failed",
             EventKind::Unreadable => "unreadable",

@@ -4,3 +4,4 @@
 //! channel a conversation came by.
 
 pub mod cases;
+pub mod messenger;

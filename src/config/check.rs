@@ -87,6 +87,15 @@ impl Config {
         if let Some(admin) = &self.admin {
             secret(&mut bad, "admin.token", &admin.token);
         }
+        if let Some(messenger) = &self.messenger {
+            messenger.problems(&mut bad);
+            if self.admin.as_ref().is_some_and(|a| a.listen == messenger.listen) {
+                bad(
+                    "messenger.listen",
+                    format!("{} is the admin server's address; give each its own", messenger.listen),
+                );
+            }
+        }
         if let Some(key) = &self.credentials_key {
             secret(&mut bad, "credentials_key", key);
         }
@@ -239,7 +248,7 @@ fn within(bad: &mut impl FnMut(&str, String), path: &str, value: Duration, min: 
     }
 }
 
-fn secret(bad: &mut impl FnMut(&str, String), path: &str, s: &SecretRef) {
+pub(super) fn secret(bad: &mut impl FnMut(&str, String), path: &str, s: &SecretRef) {
     match (&s.env, &s.file) {
         (Some(var), None) if var.trim().is_empty() => {
             bad(&format!("{path}.env"), "name an environment variable".into())

@@ -10,6 +10,9 @@
 mod check;
 pub mod duration;
 mod load;
+pub mod messenger;
+
+pub use messenger::MessengerConfig;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +63,9 @@ pub struct Config {
     /// The admin HTTP server (health, metrics, JSON API). Off when not given.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// The web messenger (a chat widget and its API). Off when not given.
+    #[serde(default)]
+    pub messenger: Option<MessengerConfig>,
 }
 
 /// The admin HTTP server.

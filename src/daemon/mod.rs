@@ -30,6 +30,7 @@ use crate::salesforce::{Client, SalesforceError};
 use crate::store::{Cursor, Store, StoreError};
 
 pub mod knowledge_sync;
+mod messenger;
 mod process;
 mod resolution;
 
@@ -104,6 +105,12 @@ pub struct CaseEvent {
 pub enum EventKind {
     /// A conversation the agent answered reached a resolution (soft, hard or abandoned).
     Resolved,
+    /// A handed-over chat's case exists in Salesforce.
+    CaseCreated,
+    /// A person's public reply on a chat's case was copied into the chat.
+    HumanReplied,
+    /// A visitor's messages were added to their chat's case.
+    Forwarded,
     Replied,
     HandedOver,
     Resumed,
@@ -150,6 +157,8 @@ pub struct Daemon {
     /// The latest status, for the admin server.
     status_snapshot: Arc<std::sync::Mutex<Option<Status>>>,
     knowledge: Option<knowledge_sync::KnowledgeSync>,
+    /// The web messenger's hub, when the messenger is on.
+    messenger: Option<Arc<crate::channels::messenger::Messenger>>,
 }
 
 impl Daemon {
@@ -193,6 +202,7 @@ impl Daemon {
             org,
             status_snapshot: Arc::new(std::sync::Mutex::new(None)),
             knowledge,
+            messenger: None,
         })
     }
 
@@ -283,7 +293,7 @@ impl Daemon {
     /// are checked in Salesforce before they are sent again.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         tokio::pin!(shutdown);
-        loop {
+        'cycles: loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 result = self.cycle() => match result {
@@ -292,9 +302,19 @@ impl Daemon {
                     Err(e) => tracing::error!(error = %e, "Cycle failed; trying again at the next poll."),
                 },
             }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(self.settings.poll_interval) => {}
+            // Between polls, a visitor's message is decided at once.
+            let next_poll = tokio::time::Instant::now() + self.settings.poll_interval;
+            loop {
+                let hub = self.messenger.clone();
+                tokio::select! {
+                    _ = &mut shutdown => break 'cycles,
+                    _ = tokio::time::sleep_until(next_poll) => break,
+                    _ = woken(hub.as_deref()) => match self.chat_round().await {
+                        Ok(report) => log_cycle(&report),
+                        Err(DaemonError::Store(e)) => return Err(DaemonError::Store(e)),
+                        Err(e) => tracing::error!(error = %e, "Deciding chats failed; trying again at the next poll."),
+                    },
+                }
             }
         }
         self.store.flush()?;
@@ -350,6 +370,9 @@ impl Daemon {
             }
         }
         self.retry_due(&mut report).await?;
+        self.mirror_chats(&mut report).await?;
+        let chats = self.chat_round().await?;
+        report.events.extend(chats.events);
         self.settle_quiet(&mut report)?;
         report.executed = self.executor.run_round().await?;
         report.api_calls = self.client.requests_sent() - calls_before;
@@ -443,7 +466,9 @@ impl Daemon {
     /// Conversations whose agent failed earlier: read again by Id (which also shows
     /// whether they were re-assigned meanwhile) and decided again.
     async fn retry_due(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let due = self.store.due_retries(Utc::now())?;
+        let mut due = self.store.due_retries(Utc::now())?;
+        // Messenger conversations are due in `chat_round`; their ids are no case ids.
+        due.retain(|id| !crate::model::is_messenger_id(id));
         for chunk in due.chunks(200) {
             let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
             match self.client.query_with_children(soql).await {
@@ -459,6 +484,14 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+}
+
+/// Resolves when the messenger wakes the daemon; never without a messenger.
+async fn woken(hub: Option<&crate::channels::messenger::Messenger>) {
+    match hub {
+        Some(hub) => hub.woken().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,16 +10,16 @@ use super::{CaseEvent, CycleReport, Daemon, DaemonError, EventKind};
 use crate::act::plan::{HandoverTo, ReplySettings, plan};
 use crate::channels::cases::build::{self, Authors};
 use crate::decide::{self, DecideError};
-use crate::model::{Action, Conversation, ConversationState, DEFAULT_TARGET, Decision, RuleError};
+use crate::model::{Action, Channel, Conversation, ConversationState, DEFAULT_TARGET, Decision, RuleError};
 use crate::salesforce::directory::{self, SetupError};
 use crate::salesforce::id;
 use crate::store::{StoreError, SyncError};
 
 /// A conversation built and settled, waiting for its decision.
 pub(super) struct Pending {
-    conv: Conversation,
+    pub(super) conv: Conversation,
     /// The customer parts the decision answers.
-    unanswered: Vec<String>,
+    pub(super) unanswered: Vec<String>,
 }
 
 impl Daemon {
@@ -44,6 +44,16 @@ impl Daemon {
                 pending.push(p);
             }
         }
+        self.decide_pending(pending, report).await
+    }
+
+    /// Decides conversations built and settled, `agent_concurrency` at a time, and commits
+    /// each with its actions in order.
+    pub(super) async fn decide_pending(
+        &mut self,
+        pending: Vec<Pending>,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
         if pending.is_empty() {
             return Ok(());
         }
@@ -125,10 +135,18 @@ impl Daemon {
             Some(h) => Some(self.handover_to(&conv.id, h).await),
             None => None,
         };
-        let replies =
-            ReplySettings { channel: self.settings.reply_channel, email_from: self.settings.email_from.as_deref() };
-        let actions = plan(&conv, &decision, replies, handover);
-        self.apply(conv, decision, actions, unanswered, report)
+        let target_id = handover.as_ref().map(|h| h.owner_id.clone());
+        let actions = match conv.channel {
+            Channel::Case => {
+                let replies = ReplySettings {
+                    channel: self.settings.reply_channel,
+                    email_from: self.settings.email_from.as_deref(),
+                };
+                plan(&conv, &decision, replies, handover)
+            }
+            Channel::Messenger => self.plan_chat(&mut conv, &decision, target_id.as_deref())?,
+        };
+        self.apply(conv, decision, actions, unanswered, target_id, report)
     }
 
     /// Settles a conversation that needs no decision (assigned away, closed, nothing new)
@@ -145,7 +163,7 @@ impl Daemon {
                 report.events.push(event(conv, EventKind::AssignedAway, detail.clone(), detail));
             }
             conv.retry_at = None;
-            self.store.commit(conv, Vec::new())?;
+            self.commit(conv, Vec::new())?;
             return Ok(None);
         }
         if conv.is_closed() {
@@ -165,7 +183,7 @@ impl Daemon {
                 report.events.push(event(conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
             }
             conv.retry_at = None;
-            self.store.commit(conv, actions)?;
+            self.commit(conv, actions)?;
             return Ok(None);
         }
         if conv.state != ConversationState::Open {
@@ -176,7 +194,7 @@ impl Daemon {
         let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
         if unanswered.is_empty() {
             conv.retry_at = None;
-            self.store.commit(conv, Vec::new())?;
+            self.commit(conv, Vec::new())?;
             return Ok(None);
         }
         Ok(Some(unanswered))
@@ -206,7 +224,7 @@ impl Daemon {
                 self.record_error(Some(&conv.id), "agent", "AGENT_ERROR", &e.to_string())?;
                 let detail = format!("{e}; trying again in {}s", wait.num_seconds());
                 report.events.push(event(conv, EventKind::AgentFailed, detail.clone(), detail));
-                self.store.commit(conv, Vec::new())?;
+                self.commit(conv, Vec::new())?;
                 Ok(None)
             }
             Err(DecideError::Agent(e)) => {
@@ -238,6 +256,7 @@ impl Daemon {
         decision: Decision,
         actions: Vec<Action>,
         unanswered: Vec<String>,
+        target_id: Option<String>,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         let new_topics: Vec<&str> =
@@ -263,13 +282,7 @@ impl Daemon {
             report.events.push(event(&conv, EventKind::Replied, detail, summary));
         }
         if let Some(h) = &decision.handover {
-            let target_id = actions
-                .iter()
-                .find_map(|a| match a {
-                    Action::Reassign { owner_id, .. } => Some(owner_id.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default();
+            let target_id = target_id.unwrap_or_default();
             conv.state = ConversationState::HandedOver { target_id: target_id.clone(), reason: h.reason.clone() };
             let target = self.target_name(&target_id);
             self.metrics.handover(&target, &h.rule);
@@ -281,8 +294,7 @@ impl Daemon {
             ));
         }
         conv.push_decision(decision);
-        self.store.commit(&conv, actions)?;
-        Ok(())
+        self.commit(&conv, actions)
     }
 
     /// Where a decision's handover goes: the rule's target when the org has it, else the

@@ -68,7 +68,10 @@ impl Daemon {
             let mut actions = Vec::new();
             match rules.evaluate(&conv).outbound(Moment::Sync, &mut Trace::default()) {
                 Ok(fields) if !fields.is_empty() => {
-                    actions.push(Action::UpdateFields { case_id: conv.id.clone(), fields });
+                    // A messenger conversation that never became a case has no fields to write.
+                    if let Some(case_id) = conv.case_id() {
+                        actions.push(Action::UpdateFields { case_id: case_id.to_string(), fields });
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
@@ -79,7 +82,7 @@ impl Daemon {
                 crate::config::duration::format(&rules.quiet_after())
             );
             report.events.push(event(&conv, EventKind::Resolved, detail.clone(), detail));
-            self.store.commit(&conv, actions)?;
+            self.commit(&conv, actions)?;
         }
         Ok(())
     }

@@ -51,11 +51,18 @@ pub enum Action {
     AssignTopics { case_id: String, topics: Vec<String> },
     /// Mapped fields written back to the case.
     UpdateFields { case_id: String, fields: BTreeMap<String, Json> },
+    /// A record made for a conversation (a messenger chat's case on handover): upserted by
+    /// the External ID field `key_field` holding the conversation's id, so a resend after a
+    /// crash updates the record it made instead of making a second.
+    UpsertRecord { conversation_id: String, object: String, key_field: String, fields: BTreeMap<String, Json> },
 }
 
 impl Action {
+    /// The record the action is about: the case, or for a record made for a conversation,
+    /// the conversation (sync errors and logs name it).
     pub fn case_id(&self) -> &str {
         match self {
+            Action::UpsertRecord { conversation_id, .. } => conversation_id,
             Action::PostReply { case_id, .. }
             | Action::InternalNote { case_id, .. }
             | Action::SendEmail { case_id, .. }
@@ -93,6 +100,8 @@ impl Action {
             Action::Reassign { .. } => "reassign",
             Action::AssignTopics { .. } => "assign_topics",
             Action::UpdateFields { .. } => "update_fields",
+            Action::UpsertRecord { object, .. } if object == "Case" => "create_case",
+            Action::UpsertRecord { .. } => "upsert_record",
         }
     }
 }

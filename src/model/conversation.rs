@@ -85,6 +85,14 @@ pub struct AccountInfo {
     pub name: Option<String>,
 }
 
+/// How a messenger conversation's id starts; no Salesforce id has an underscore.
+pub const MESSENGER_ID_PREFIX: &str = "msg_";
+
+/// Whether `id` names a messenger conversation rather than a case.
+pub fn is_messenger_id(id: &str) -> bool {
+    id.starts_with(MESSENGER_ID_PREFIX)
+}
+
 /// Where a conversation takes place: the channel it came in by and its answers go out by.
 /// Rules see it as `channel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -157,6 +157,16 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
             Err(e) => Reply::error(e),
         },
         ("GET", ["describe"]) => Reply::json(200, describe(def, req.version)),
+        ("PATCH", [field, value]) => match body_object(&req.body) {
+            Ok(b) => match data.org.upsert(&def.name, field, value, &b, ctx) {
+                Ok((id, created)) => Reply::json(
+                    if created { 201 } else { 200 },
+                    json!({ "id": id, "success": true, "errors": [], "created": created }),
+                ),
+                Err(e) => Reply::error(e),
+            },
+            Err(e) => Reply::error(e),
+        },
         ("GET", [id]) => get_record(&data.org, def, id, req),
         ("PATCH", [id]) => match body_object(&req.body).and_then(|b| data.org.update(&def.name, id, &b, ctx)) {
             Ok(()) => Reply::no_content(),
@@ -496,8 +506,9 @@ fn describe(def: &ObjectDef, version: &str) -> Json {
                 "custom": f.custom,
                 "calculated": f.calculated,
                 "autoNumber": f.auto_number,
-                "unique": false,
-                "externalId": false,
+                "unique": f.unique,
+                "externalId": f.external_id,
+                "idLookup": f.external_id || f.name == "Id",
                 "referenceTo": f.reference_to,
                 "relationshipName": f.relationship_name,
                 "restrictedPicklist": f.restricted_picklist,

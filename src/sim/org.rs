@@ -252,6 +252,48 @@ impl Org {
         Ok(new_id)
     }
 
+    /// `PATCH /sobjects/{object}/{field}/{value}`: upsert by an External ID field — the
+    /// record holding `value` is updated, or a new one created with it; `(id, created)`.
+    pub fn upsert(
+        &mut self,
+        object: &str,
+        field: &str,
+        value: &str,
+        body: &Map<String, Json>,
+        ctx: &WriteCtx,
+    ) -> Result<(String, bool), ApiError> {
+        let def = self.schema.object(object).ok_or_else(ApiError::not_found)?.clone();
+        let Some(f) = def.field(field).filter(|f| f.external_id || f.name == "Id") else {
+            return Err(ApiError::new(
+                404,
+                "NOT_FOUND",
+                format!("Provided external ID field does not exist or is not accessible: {field}"),
+            ));
+        };
+        if body.keys().any(|k| k.eq_ignore_ascii_case(&f.name) || k.eq_ignore_ascii_case("Id")) {
+            return Err(ApiError::new(
+                400,
+                "INVALID_FIELD",
+                format!("The external ID field {} or Id must not be given in the body of an upsert", f.name),
+            ));
+        }
+        let name = f.name.clone();
+        let matches: Vec<String> = self
+            .all(&def.name)
+            .filter(|r| !r.is_deleted() && matches!(r.get(&name), Value::Str(s) if s.eq_ignore_ascii_case(value)))
+            .map(|r| r.id.clone())
+            .collect();
+        match matches.as_slice() {
+            [] => {
+                let mut body = body.clone();
+                body.insert(name, Json::String(value.to_string()));
+                self.create(&def.name, &body, ctx).map(|id| (id, true))
+            }
+            [id] => self.update(&def.name, id, body, ctx).map(|()| (id.clone(), false)),
+            _ => Err(ApiError::new(300, "MULTIPLE_CHOICES", format!("More than one record matches {name} = {value}"))),
+        }
+    }
+
     /// `PATCH /sobjects/{object}/{id}`.
     pub fn update(
         &mut self,
@@ -392,6 +434,19 @@ impl Org {
             }
             if f.kind == FieldType::Reference {
                 self.validate_reference(def, f, s)?;
+            }
+            if f.unique
+                && let Some(other) = self.all(&def.name).find(|r| {
+                    r.id != record.id
+                        && !r.is_deleted()
+                        && matches!(r.get(&f.name), Value::Str(o) if o.eq_ignore_ascii_case(s))
+                })
+            {
+                return Err(ApiError::fields(
+                    "DUPLICATE_VALUE",
+                    format!("duplicate value found: {} duplicates value on record with id: {}", f.name, other.id),
+                    &[&f.name],
+                ));
             }
         }
         self.validate_object_rules(def, record)

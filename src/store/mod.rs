@@ -105,6 +105,9 @@ pub struct Store {
     awaiting: sled::Tree,
     /// Case id → its key in `awaiting`.
     awaiting_key: sled::Tree,
+    /// Messenger conversations handed over to a person (their case open): the chats whose
+    /// case the daemon reads for the person's replies.
+    handed_over_chats: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -188,6 +191,7 @@ impl Store {
             activity_key: db.open_tree("activity_key")?,
             awaiting: db.open_tree("awaiting")?,
             awaiting_key: db.open_tree("awaiting_key")?,
+            handed_over_chats: db.open_tree("handed_over_chats")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
             db,
             path: path.to_path_buf(),
@@ -224,7 +228,8 @@ impl Store {
         let mut out = Vec::new();
         for item in self.activity.iter().rev() {
             let (key, value) = item?;
-            if value.as_ref() == b"open" {
+            // Messenger conversations are no Salesforce records: their ids are not case ids.
+            if value.as_ref() == b"open" && !crate::model::is_messenger_id(&String::from_utf8_lossy(&key[8..])) {
                 out.push(String::from_utf8_lossy(&key[8..]).into_owned());
                 if out.len() == limit {
                     break;
@@ -308,6 +313,8 @@ impl Store {
         let new_key = activity_key(conversation);
         let state = state_name(&conversation.state);
         let awaiting_key = awaiting_key(conversation);
+        let handed_over_chat = conversation.channel == crate::model::Channel::Messenger
+            && matches!(conversation.state, crate::model::ConversationState::HandedOver { .. });
         let trees = (
             &self.conversations,
             &self.outbox,
@@ -316,9 +323,14 @@ impl Store {
             &self.activity_key,
             &self.awaiting,
             &self.awaiting_key,
+            &self.handed_over_chats,
         );
         trees
-            .transaction(|(conversations, outbox, retries, activity, activity_keys, awaiting, awaiting_keys)| {
+            .transaction(|(conversations, outbox, retries, activity, activity_keys, awaiting, awaiting_keys, chats)| {
+                match handed_over_chat {
+                    true => chats.insert(conversation.id.as_bytes(), &[])?,
+                    false => chats.remove(conversation.id.as_bytes())?,
+                };
                 let previous = conversations.insert(conversation.id.as_bytes(), conversation_bytes.clone())?;
                 if let Some(old) = activity_keys.insert(conversation.id.as_bytes(), new_key.clone())? {
                     activity.remove(old)?;
@@ -353,7 +365,18 @@ impl Store {
         Ok(entries.iter().map(|e| e.id).collect())
     }
 
-    /// Case ids whose conversations are due for another try at `now`.
+    /// The messenger conversations handed over to a person whose case is not closed.
+    pub fn handed_over_chats(&self) -> Result<Vec<String>> {
+        self.handed_over_chats.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k?).into_owned())).collect()
+    }
+
+    /// A new number, unique in this store (for ids casebridge makes).
+    pub fn new_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// Ids of the conversations due for a decision (again) at `now`: an agent that failed
+    /// for now, or a messenger visitor who wrote.
     pub fn due_retries(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
         let mut due = Vec::new();
         for item in self.retries.iter() {

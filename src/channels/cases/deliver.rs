@@ -58,6 +58,12 @@ pub fn subrequests(reference: &str, action: &Action, topic_ids: &HashMap<String,
             }
             vec![SubRequest::update(&r(0), "Case", case_id, json!(fields))]
         }
+        Action::UpsertRecord { conversation_id, object, key_field, fields } => vec![SubRequest {
+            method: "PATCH".into(),
+            url: format!("sobjects/{object}/{key_field}/{}", url_segment(conversation_id)),
+            reference_id: r(0),
+            body: Some(json!(fields)),
+        }],
         Action::AssignTopics { case_id, topics } => topics
             .iter()
             .filter_map(|t| topic_ids.get(&t.to_lowercase()))
@@ -79,6 +85,11 @@ pub fn post_record(action: &Action) -> Option<(&'static str, &'static str)> {
         Action::PostReply { channel: ReplyChannel::Feed, .. } => Some(("FeedItem", "Body")),
         _ => None,
     }
+}
+
+/// A value as one URL path segment.
+fn url_segment(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// `Acme Support <support@acme.example>` → `support@acme.example`.

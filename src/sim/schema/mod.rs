@@ -106,6 +106,10 @@ pub struct FieldDef {
     pub custom: bool,
     pub auto_number: bool,
     pub calculated: bool,
+    /// An External ID field: records can be upserted by its value.
+    pub external_id: bool,
+    /// No two records may hold the same value (`DUPLICATE_VALUE`).
+    pub unique: bool,
 }
 
 impl FieldDef {
@@ -128,6 +132,8 @@ impl FieldDef {
             custom: false,
             auto_number: false,
             calculated: false,
+            external_id: false,
+            unique: false,
         }
     }
 
@@ -243,6 +249,8 @@ impl Schema {
         };
         field.picklist = spec.values.clone();
         field.restricted_picklist = spec.restricted;
+        field.external_id = spec.external_id;
+        field.unique = spec.unique;
         if kind == FieldType::Reference {
             let target = spec
                 .reference_to
@@ -278,6 +286,11 @@ pub struct CustomFieldSpec {
     pub required: bool,
     #[serde(default)]
     pub reference_to: Option<String>,
+    /// An External ID field (records can be upserted by it).
+    #[serde(default)]
+    pub external_id: bool,
+    #[serde(default)]
+    pub unique: bool,
 }
 
 /// A small builder so the standard object table below stays readable.
@@ -475,6 +488,8 @@ mod tests {
             restricted: false,
             required: false,
             reference_to: None,
+            external_id: false,
+            unique: false,
         };
         assert!(s.add_custom_field("Case", &spec("Tier", "string")).unwrap_err().contains("__c"));
         assert!(s.add_custom_field("Case", &spec("Tier__c", "blob")).unwrap_err().contains("unknown type"));

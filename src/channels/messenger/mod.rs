@@ -1,0 +1,465 @@
+//! The web messenger channel: conversations that start on the company's website, in a chat
+//! widget, rather than in Salesforce. The same rules and agent answer them; on handover a
+//! conversation becomes a Salesforce Case owned by the handover target, and from then on the
+//! person's public replies on the case reach the chat and the visitor's messages reach the
+//! case, until it closes.
+//!
+//! [`Messenger`] is the channel's hub, shared by its HTTP API (`api`), where visitors write,
+//! and the daemon, which decides: both write a messenger conversation only through it, one
+//! write at a time, so a visitor's message that arrives while the agent thinks is merged,
+//! never lost. Each write is committed (flushed) before it is acknowledged or published to
+//! the conversation's Server-Sent Events stream. A visitor's message makes the conversation
+//! due (the store's due index) and wakes the daemon.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{Notify, broadcast};
+
+use crate::model::{
+    AuthorKind, Channel, Conversation, ConversationState, MESSENGER_ID_PREFIX, MessengerInfo, Part, PartKind, Visitor,
+};
+use crate::store::{Store, StoreError};
+
+pub mod api;
+pub mod limits;
+pub mod mirror;
+pub mod plan;
+pub mod token;
+pub mod widget;
+
+use limits::RateLimiter;
+use token::Tokens;
+
+/// The longest visitor name kept, in characters.
+pub const NAME_MAX_CHARS: usize = 200;
+/// The longest email address accepted (RFC 5321's path limit).
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// How many events a slow stream may fall behind before it is told to read them again.
+const STREAM_BUFFER: usize = 64;
+
+/// How the messenger behaves (from `messenger` in the config).
+#[derive(Debug, Clone)]
+pub struct MessengerSettings {
+    pub max_message_chars: usize,
+    pub per_visitor_per_minute: u32,
+    pub per_address_per_minute: u32,
+    pub handover_message: String,
+    pub case_origin: String,
+    pub allowed_origins: Vec<String>,
+    /// The secret websites sign visitors' emails with; `None`: no email is ever verified.
+    pub identity_secret: Option<crate::model::Secret>,
+}
+
+impl From<&crate::config::MessengerConfig> for MessengerSettings {
+    fn from(c: &crate::config::MessengerConfig) -> Self {
+        MessengerSettings {
+            max_message_chars: c.max_message_chars,
+            per_visitor_per_minute: c.per_visitor_per_minute,
+            per_address_per_minute: c.per_address_per_minute,
+            handover_message: c.handover_message.clone(),
+            case_origin: c.case_origin.clone(),
+            allowed_origins: c.allowed_origins.clone(),
+            identity_secret: None,
+        }
+    }
+}
+
+impl Default for MessengerSettings {
+    fn default() -> Self {
+        MessengerSettings::from(&crate::config::MessengerConfig::default())
+    }
+}
+
+/// Why a visitor's request was refused; each maps to one HTTP status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum MessengerError {
+    #[error("there is no such conversation")]
+    NotFound,
+    #[error("the visitor token is missing")]
+    NoToken,
+    #[error("the visitor token is not this conversation's")]
+    BadToken,
+    #[error("the message is empty")]
+    Empty,
+    #[error("the message is longer than {max} characters")]
+    TooLong { max: usize },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the email's identity hash does not verify")]
+    Identity,
+    #[error("the conversation is closed")]
+    Closed,
+    #[error("too many messages; wait a minute")]
+    RateLimited,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One message as the widget shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    /// Its place in the conversation, from 1; `after=N` reads those past N.
+    pub seq: usize,
+    /// `visitor`, `agent` (the AI) or `human` (a person on the case).
+    pub author: &'static str,
+    pub name: Option<String>,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new conversation's id and the visitor's token for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    pub conversation_id: String,
+    pub visitor_token: String,
+    pub messages: Vec<Message>,
+}
+
+/// What a visitor gives when starting a conversation.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The website's HMAC of `email` (identity verification).
+    #[serde(default)]
+    pub user_hash: Option<String>,
+    pub message: String,
+}
+
+/// The channel's hub: see the module documentation.
+pub struct Messenger {
+    store: Store,
+    settings: MessengerSettings,
+    tokens: Tokens,
+    per_visitor: RateLimiter,
+    per_address: RateLimiter,
+    /// Held while a messenger conversation is read, changed and committed.
+    writes: Mutex<()>,
+    streams: Mutex<HashMap<String, broadcast::Sender<Message>>>,
+    wake: Notify,
+}
+
+impl Messenger {
+    /// The hub over `store`; the visitor-token key is made once and kept in the store.
+    pub fn new(store: Store, settings: MessengerSettings) -> Result<Arc<Messenger>, StoreError> {
+        const KEY: &str = "messenger_token_key";
+        let key: Vec<u8> = match store.meta::<Vec<u8>>(KEY)? {
+            Some(k) if k.len() >= 32 => k,
+            _ => {
+                let k: [u8; 32] = rand::random();
+                store.set_meta(KEY, &k.to_vec())?;
+                k.to_vec()
+            }
+        };
+        Ok(Arc::new(Messenger {
+            tokens: Tokens::new(&key),
+            per_visitor: RateLimiter::new(settings.per_visitor_per_minute),
+            per_address: RateLimiter::new(settings.per_address_per_minute),
+            store,
+            settings,
+            writes: Mutex::new(()),
+            streams: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        }))
+    }
+
+    pub fn settings(&self) -> &MessengerSettings {
+        &self.settings
+    }
+
+    /// Resolves when a visitor wrote (the daemon waits on it between polls).
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// Starts a conversation with the visitor's first message; `address` is the network
+    /// address it came from (for the rate limit).
+    pub fn start(&self, request: StartRequest, address: &str) -> Result<Started, MessengerError> {
+        let body = self.checked_body(&request.message)?;
+        let visitor = self.visitor(&request)?;
+        if !self.per_address.allow(address) {
+            return Err(MessengerError::RateLimited);
+        }
+        let now = Utc::now();
+        let id = format!("{MESSENGER_ID_PREFIX}{}", random_suffix());
+        let mut conv = new_conversation(&id, visitor, now);
+        conv.subject = subject_of(&body);
+        conv.parts.push(visitor_part(self.part_id("v")?, body, now));
+        conv.retry_at = Some(now);
+        let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        self.store.commit(&conv, Vec::new())?;
+        drop(_write);
+        self.wake.notify_one();
+        Ok(Started { visitor_token: self.tokens.issue(&id), messages: messages_of(&conv, 0), conversation_id: id })
+    }
+
+    /// Adds a visitor's message; returns it as the widget shows it.
+    pub fn post(&self, id: &str, token: Option<&str>, text: &str, address: &str) -> Result<Message, MessengerError> {
+        self.authorise(id, token)?;
+        let body = self.checked_body(text)?;
+        if !self.per_visitor.allow(id) || !self.per_address.allow(address) {
+            return Err(MessengerError::RateLimited);
+        }
+        let message = {
+            let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+            let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
+            if conv.state == ConversationState::Closed {
+                return Err(MessengerError::Closed);
+            }
+            let now = Utc::now();
+            conv.parts.push(visitor_part(self.part_id("v")?, body, now));
+            conv.modstamp = now;
+            conv.retry_at = Some(conv.retry_at.map_or(now, |at| at.min(now)));
+            self.store.commit(&conv, Vec::new())?;
+            messages_of(&conv, conv.parts.len() - 1).pop().expect("the part just added")
+        };
+        self.publish(id, std::slice::from_ref(&message));
+        self.wake.notify_one();
+        Ok(message)
+    }
+
+    /// The conversation's messages past `after`.
+    pub fn messages(&self, id: &str, token: Option<&str>, after: usize) -> Result<Vec<Message>, MessengerError> {
+        self.authorise(id, token)?;
+        let conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
+        Ok(messages_of(&conv, after))
+    }
+
+    /// A stream of the conversation's new messages, with those past `after` so far.
+    pub fn subscribe(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        after: usize,
+    ) -> Result<(Vec<Message>, broadcast::Receiver<Message>), MessengerError> {
+        self.authorise(id, token)?;
+        // Subscribed before reading, so nothing committed in between is missed (a message
+        // in both is skipped by its seq).
+        let receiver = {
+            let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+            streams.retain(|_, s| s.receiver_count() > 0);
+            streams.entry(id.to_string()).or_insert_with(|| broadcast::channel(STREAM_BUFFER).0).subscribe()
+        };
+        let conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
+        Ok((messages_of(&conv, after), receiver))
+    }
+
+    /// Commits the daemon's version of a messenger conversation: parts the visitor added
+    /// since the daemon read it are kept (after what the store has, before the daemon's
+    /// own), the conversation stays due while any visitor message is unanswered, and the
+    /// new messages are published.
+    pub fn commit(&self, mut conv: Conversation, actions: Vec<crate::model::Action>) -> Result<(), StoreError> {
+        let published = {
+            let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+            let stored = self.store.conversation(&conv.id)?;
+            let before = stored.as_ref().map_or(0, |s| s.parts.len());
+            if let Some(stored) = stored {
+                // The store's parts in its order (the visitor may have added some), then the
+                // daemon's new ones.
+                let known: std::collections::BTreeSet<&str> = stored.parts.iter().map(|p| p.id.as_str()).collect();
+                let new: Vec<Part> = conv.parts.iter().filter(|p| !known.contains(p.id.as_str())).cloned().collect();
+                conv.parts = stored.parts.clone();
+                conv.parts.extend(new);
+                conv.modstamp = conv.modstamp.max(stored.modstamp);
+            }
+            // Due while the agent owes an answer, or a message awaits forwarding to the case.
+            let waiting = match conv.state {
+                ConversationState::Open => true,
+                ConversationState::HandedOver { .. } => conv.case_id().is_some(),
+                _ => false,
+            } && !conv.unanswered().is_empty();
+            if waiting && conv.retry_at.is_none() {
+                conv.retry_at = Some(Utc::now());
+            }
+            self.store.commit(&conv, actions)?;
+            messages_of(&conv, before)
+        };
+        if !published.is_empty() {
+            self.publish(&conv.id, &published);
+        }
+        if conv.retry_at.is_some_and(|at| at <= Utc::now()) {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Ends every event stream (at shutdown).
+    pub fn close_streams(&self) {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// How many event streams are open.
+    pub fn open_streams(&self) -> usize {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().map(|s| s.receiver_count()).sum()
+    }
+
+    fn publish(&self, id: &str, messages: &[Message]) {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = streams.get(id) {
+            for m in messages {
+                let _ = sender.send(m.clone());
+            }
+        }
+    }
+
+    fn authorise(&self, id: &str, token: Option<&str>) -> Result<(), MessengerError> {
+        if !crate::model::is_messenger_id(id) || id.len() > 64 {
+            return Err(MessengerError::NotFound);
+        }
+        let token = token.ok_or(MessengerError::NoToken)?;
+        if !self.tokens.check(id, token) {
+            return Err(MessengerError::BadToken);
+        }
+        Ok(())
+    }
+
+    fn checked_body(&self, text: &str) -> Result<String, MessengerError> {
+        let max = self.settings.max_message_chars;
+        if text.chars().count() > max {
+            return Err(MessengerError::TooLong { max });
+        }
+        let body: String = text.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t')).collect();
+        let body = body.trim().to_string();
+        if body.is_empty() {
+            return Err(MessengerError::Empty);
+        }
+        Ok(body)
+    }
+
+    fn visitor(&self, request: &StartRequest) -> Result<Visitor, MessengerError> {
+        let name = request.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+        if name.is_some_and(|n| n.chars().count() > NAME_MAX_CHARS || n.chars().any(char::is_control)) {
+            return Err(MessengerError::Invalid(format!("name: at most {NAME_MAX_CHARS} characters, one line")));
+        }
+        let email = request.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+        if let Some(e) = email
+            && !is_email(e)
+        {
+            return Err(MessengerError::Invalid(format!("email: not an email address: {e:?}")));
+        }
+        let verified = match (email, request.user_hash.as_deref(), &self.settings.identity_secret) {
+            (Some(e), Some(hash), Some(secret)) => {
+                if !token::identity_verified(secret.expose().as_bytes(), e, hash) {
+                    return Err(MessengerError::Identity);
+                }
+                true
+            }
+            (_, Some(_), None) => {
+                return Err(MessengerError::Invalid("user_hash: this messenger has no identity secret".into()));
+            }
+            (None, Some(_), _) => return Err(MessengerError::Invalid("user_hash: given without an email".into())),
+            _ => false,
+        };
+        Ok(Visitor { name: name.map(str::to_string), email: email.map(str::to_lowercase), verified })
+    }
+
+    fn part_id(&self, prefix: &str) -> Result<String, StoreError> {
+        Ok(format!("{prefix}{}", self.store.new_id()?))
+    }
+}
+
+/// A part the daemon writes into a messenger conversation (the agent's reply, a notice, a
+/// person's reply from the case).
+pub fn daemon_part(id: String, author: AuthorKind, name: Option<String>, body: String) -> Part {
+    Part {
+        id,
+        kind: PartKind::Chat,
+        author,
+        author_id: None,
+        author_name: name,
+        body,
+        public: true,
+        created_at: Utc::now(),
+        message_id: None,
+    }
+}
+
+fn visitor_part(id: String, body: String, at: DateTime<Utc>) -> Part {
+    Part {
+        id,
+        kind: PartKind::Chat,
+        author: AuthorKind::User,
+        author_id: None,
+        author_name: None,
+        body,
+        public: true,
+        created_at: at,
+        message_id: None,
+    }
+}
+
+fn new_conversation(id: &str, visitor: Visitor, now: DateTime<Utc>) -> Conversation {
+    let mut conv = Conversation::from_question("");
+    conv.channel = Channel::Messenger;
+    conv.id = id.to_string();
+    conv.parts.clear();
+    conv.origin = Some("Messenger".into());
+    conv.customer_email = visitor.email.clone();
+    conv.contact = None;
+    conv.created_at = now;
+    conv.modstamp = now;
+    conv.messenger = Some(MessengerInfo { visitor, ..MessengerInfo::default() });
+    conv
+}
+
+/// The subject a conversation's case gets: the first line of the first message.
+fn subject_of(body: &str) -> String {
+    let line = body.lines().next().unwrap_or_default();
+    if line.chars().count() > 80 { format!("{}…", line.chars().take(80).collect::<String>()) } else { line.into() }
+}
+
+/// The public messages of `conv` past `after`, as the widget shows them.
+pub fn messages_of(conv: &Conversation, after: usize) -> Vec<Message> {
+    conv.parts
+        .iter()
+        .enumerate()
+        .skip(after)
+        .filter(|(_, p)| p.public)
+        .map(|(i, p)| Message {
+            seq: i + 1,
+            author: match p.author {
+                AuthorKind::User => "visitor",
+                AuthorKind::Bot => "agent",
+                AuthorKind::Admin => "human",
+            },
+            name: if p.author == AuthorKind::User { None } else { p.author_name.clone() },
+            body: p.body.clone(),
+            created_at: p.created_at,
+        })
+        .collect()
+}
+
+/// 26 characters of a 128-bit random number (lowercase base32): ids nobody guesses.
+fn random_suffix() -> String {
+    const DIGITS: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut n: u128 = rand::random();
+    (0..26)
+        .map(|_| {
+            let d = DIGITS[(n & 31) as usize] as char;
+            n >>= 5;
+            d
+        })
+        .collect()
+}
+
+/// An address of the shape `local@domain.tld`, without spaces or angle brackets.
+pub fn is_email(s: &str) -> bool {
+    if s.chars().count() > EMAIL_MAX_CHARS
+        || s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>(),;:\"[]\\".contains(c))
+    {
+        return false;
+    }
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}

@@ -1,0 +1,174 @@
+//! What a decision does to a messenger conversation. The agent's reply is a message in the
+//! chat (written into the conversation, no outbox: the visitor reads it from the store). A
+//! handover tells the visitor and makes the Salesforce Case: upserted by the conversation's
+//! id in `Casebridge_Conversation__c`, so a resend after a crash never makes a second case,
+//! owned by the handover target, with the transcript in its `Description`. While the case is
+//! open, the visitor's new messages are added to it as comments.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value as Json, json};
+
+use super::{MessengerSettings, daemon_part};
+use crate::model::{
+    Action, AuthorKind, COMMENT_BODY_MAX_BYTES, Conversation, Decision, Part, ReplyChannel, split_reply,
+};
+
+/// The External ID field on Case that holds the messenger conversation's id.
+pub const CONVERSATION_FIELD: &str = "Casebridge_Conversation__c";
+/// A Case `Description` holds 32,000 characters; the transcript keeps the latest that fit.
+pub const DESCRIPTION_MAX_CHARS: usize = 32_000;
+/// A Case `Subject` holds 255 characters.
+const SUBJECT_MAX_CHARS: usize = 255;
+/// The name the agent's messages carry in the chat.
+pub const AGENT_NAME: &str = "AI agent";
+
+/// Carries out `decision` on a messenger conversation: its reply (and, on handover, the
+/// notice) become messages in `conv`; the returned actions make the case. `owner_id` is the
+/// handover target, resolved; `new_id` makes part ids.
+pub fn plan(
+    conv: &mut Conversation,
+    decision: &Decision,
+    owner_id: Option<&str>,
+    settings: &MessengerSettings,
+    mut new_id: impl FnMut() -> String,
+) -> Vec<Action> {
+    if let Some(reply) = &decision.reply {
+        conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), reply.clone()));
+    }
+    let Some(owner_id) = owner_id.filter(|_| decision.handover.is_some()) else { return Vec::new() };
+    conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), settings.handover_message.clone()));
+    vec![create_case(conv, decision, owner_id, settings)]
+}
+
+/// The case a handed-over conversation becomes.
+fn create_case(conv: &Conversation, decision: &Decision, owner_id: &str, settings: &MessengerSettings) -> Action {
+    let visitor = conv.messenger.as_ref().map(|m| m.visitor.clone()).unwrap_or_default();
+    let mut fields: BTreeMap<String, Json> = decision.field_updates.clone();
+    let subject: String = conv.subject.chars().take(SUBJECT_MAX_CHARS).collect();
+    fields.insert("Subject".into(), json!(subject));
+    fields.insert("Description".into(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    fields.insert("Origin".into(), json!(settings.case_origin));
+    fields.insert("OwnerId".into(), json!(owner_id));
+    if let Some(name) = &visitor.name {
+        fields.insert("SuppliedName".into(), json!(name.chars().take(80).collect::<String>()));
+    }
+    if let Some(email) = &visitor.email {
+        fields.insert("SuppliedEmail".into(), json!(email));
+    }
+    Action::UpsertRecord {
+        conversation_id: conv.id.clone(),
+        object: "Case".into(),
+        key_field: CONVERSATION_FIELD.into(),
+        fields,
+    }
+}
+
+/// The visitor's messages as comments on the conversation's case, in order.
+pub fn forward(conv: &Conversation, case_id: &str, parts: &[&Part]) -> Vec<Action> {
+    let who = conv.messenger.as_ref().and_then(|m| m.visitor.name.clone()).unwrap_or_else(|| "The visitor".into());
+    parts
+        .iter()
+        .flat_map(|p| split_reply(&format!("{who} wrote in the messenger:\n\n{}", p.body), COMMENT_BODY_MAX_BYTES))
+        .map(|body| Action::PostReply { case_id: case_id.to_string(), body, channel: ReplyChannel::Comment })
+        .collect()
+}
+
+/// The conversation as text, oldest first; when it is longer than `max_chars`, the oldest
+/// messages give way (the latest matter most to the person picking it up).
+pub fn transcript(conv: &Conversation, max_chars: usize) -> String {
+    const CUT: &str = "(earlier messages left out)\n\n";
+    let visitor = conv.messenger.as_ref().and_then(|m| m.visitor.name.clone()).unwrap_or_else(|| "Visitor".into());
+    let lines: Vec<String> = conv
+        .parts
+        .iter()
+        .filter(|p| p.public)
+        .map(|p| {
+            let who = match p.author {
+                AuthorKind::User => visitor.clone(),
+                _ => p.author_name.clone().unwrap_or_else(|| "Support".into()),
+            };
+            format!("{who} ({}):\n{}\n", p.created_at.format("%Y-%m-%d %H:%M UTC"), p.body)
+        })
+        .collect();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut used = 0;
+    for line in lines.iter().rev() {
+        let n = line.chars().count() + 1;
+        if used + n + CUT.len() > max_chars {
+            break;
+        }
+        used += n;
+        kept.push(line);
+    }
+    kept.reverse();
+    let text = kept.join("\n");
+    if kept.len() < lines.len() {
+        if kept.is_empty() {
+            // One message longer than the whole field: its end.
+            let last = lines.last().map(String::as_str).unwrap_or_default();
+            let tail: String =
+                last.chars().rev().take(max_chars - CUT.len()).collect::<Vec<_>>().into_iter().rev().collect();
+            return format!("{CUT}{tail}");
+        }
+        return format!("{CUT}{text}");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Channel, MessengerInfo, PartKind};
+
+    fn chat(messages: &[(&str, AuthorKind)]) -> Conversation {
+        let mut c = Conversation::from_question("");
+        c.channel = Channel::Messenger;
+        c.id = "msg_x".into();
+        c.subject = "Where is my order?".into();
+        c.messenger = Some(MessengerInfo::default());
+        c.parts = messages
+            .iter()
+            .enumerate()
+            .map(|(i, (body, author))| Part {
+                id: format!("p{i}"),
+                kind: PartKind::Chat,
+                author: *author,
+                author_id: None,
+                author_name: None,
+                body: body.to_string(),
+                public: true,
+                created_at: chrono::Utc::now(),
+                message_id: None,
+            })
+            .collect();
+        c
+    }
+
+    #[test]
+    fn a_long_transcript_keeps_the_latest_messages_within_the_field() {
+        let long = "x".repeat(10_000);
+        let bodies: Vec<(&str, AuthorKind)> = (0..6).map(|_| (long.as_str(), AuthorKind::User)).collect();
+        let mut c = chat(&bodies);
+        c.parts.last_mut().unwrap().body = "the last one".into();
+        let t = transcript(&c, DESCRIPTION_MAX_CHARS);
+        assert!(t.chars().count() <= DESCRIPTION_MAX_CHARS, "{}", t.chars().count());
+        assert!(t.starts_with("(earlier messages left out)"));
+        assert!(t.trim_end().ends_with("the last one"));
+        let huge = "y".repeat(50_000);
+        let t = transcript(&chat(&[(huge.as_str(), AuthorKind::User)]), DESCRIPTION_MAX_CHARS);
+        assert!(t.chars().count() <= DESCRIPTION_MAX_CHARS);
+    }
+
+    #[test]
+    fn a_visitors_long_message_is_forwarded_in_comments_that_fit() {
+        let c = chat(&[(&"z".repeat(9_000), AuthorKind::User)]);
+        let parts: Vec<&Part> = c.parts.iter().collect();
+        let actions = forward(&c, "500A", &parts);
+        assert!(actions.len() >= 3);
+        for a in &actions {
+            let Action::PostReply { body, .. } = a else { panic!() };
+            assert!(body.len() <= COMMENT_BODY_MAX_BYTES);
+        }
+    }
+}

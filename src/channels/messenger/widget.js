@@ -1,0 +1,137 @@
+// casebridge messenger widget: embed with <script src="https://support.example/messenger.js" defer></script>
+// Optional attributes on that tag: data-title, data-name, data-email and data-user-hash
+// (identity verification: the hex HMAC-SHA256 of the email under the messenger's identity secret).
+(function () {
+  "use strict";
+  var tag = document.currentScript;
+  if (!tag || window.__casebridgeMessenger) return;
+  window.__casebridgeMessenger = true;
+  var base = new URL(tag.src, document.baseURI).origin;
+  var api = base + "/messenger/v1/conversations";
+  var storeKey = "casebridge-messenger:" + base;
+  var saved = null;
+  try { saved = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { saved = null; }
+  var state = { id: saved && saved.id, token: saved && saved.token, seq: 0, source: null, seen: {} };
+
+  function el(name, props, style) {
+    var node = document.createElement(name);
+    Object.keys(props || {}).forEach(function (k) {
+      if (k === "text") node.textContent = props[k];
+      else node.setAttribute(k, props[k]);
+    });
+    Object.assign(node.style, style || {});
+    return node;
+  }
+
+  var title = tag.getAttribute("data-title") || "Chat with us";
+  var root = el("div", { "data-casebridge": "messenger" },
+    { position: "fixed", right: "1rem", bottom: "1rem", zIndex: 2147483000, font: "15px/1.45 system-ui, sans-serif" });
+  var toggle = el("button", { type: "button", "aria-expanded": "false", "aria-controls": "casebridge-panel", text: title },
+    { background: "#1f4fd6", color: "#fff", border: "0", borderRadius: "1.5rem", padding: ".7rem 1.2rem", cursor: "pointer", fontSize: "15px" });
+  var panel = el("section", { id: "casebridge-panel", role: "dialog", "aria-label": title, hidden: "" },
+    { width: "min(22rem, calc(100vw - 2rem))", height: "min(30rem, calc(100vh - 6rem))", background: "#fff", color: "#1d2330",
+      border: "1px solid #c9d1e0", borderRadius: ".75rem", boxShadow: "0 8px 30px rgba(0,0,0,.18)", marginBottom: ".5rem",
+      display: "flex", flexDirection: "column", overflow: "hidden" });
+  var heading = el("h2", { text: title }, { margin: "0", padding: ".75rem 1rem", fontSize: "16px", background: "#f3f5fa", borderBottom: "1px solid #e1e6ef" });
+  var log = el("ol", { role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" },
+    { listStyle: "none", margin: "0", padding: ".75rem", flex: "1", overflowY: "auto" });
+  var form = el("form", {}, { display: "flex", gap: ".5rem", padding: ".5rem", borderTop: "1px solid #e1e6ef" });
+  var label = el("label", { for: "casebridge-input", text: "Your message" },
+    { position: "absolute", width: "1px", height: "1px", overflow: "hidden", clip: "rect(0 0 0 0)" });
+  var input = el("textarea", { id: "casebridge-input", rows: "2", placeholder: "Type your question", "aria-describedby": "casebridge-status" },
+    { flex: "1", resize: "none", font: "inherit", padding: ".4rem", border: "1px solid #c9d1e0", borderRadius: ".4rem" });
+  var send = el("button", { type: "submit", text: "Send" },
+    { background: "#1f4fd6", color: "#fff", border: "0", borderRadius: ".4rem", padding: "0 1rem", cursor: "pointer" });
+  var status = el("p", { id: "casebridge-status", role: "status" }, { margin: "0", padding: "0 .75rem .5rem", fontSize: "13px", color: "#9b1c1c", minHeight: "1em" });
+  form.append(label, input, send);
+  panel.append(heading, log, form, status);
+  root.append(panel, toggle);
+  document.body.append(root);
+
+  function show(m) {
+    if (state.seen[m.seq]) return;
+    state.seen[m.seq] = true;
+    state.seq = Math.max(state.seq, m.seq);
+    var mine = m.author === "visitor";
+    var who = mine ? "You" : (m.name || (m.author === "human" ? "Support" : "Assistant"));
+    var item = el("li", { "data-author": m.author },
+      { margin: ".35rem 0", padding: ".45rem .65rem", borderRadius: ".6rem", maxWidth: "85%", whiteSpace: "pre-wrap", wordBreak: "break-word",
+        background: mine ? "#1f4fd6" : "#eef1f6", color: mine ? "#fff" : "#1d2330", marginLeft: mine ? "auto" : "0" });
+    item.append(el("span", { text: who + ": " }, { fontWeight: "600" }), document.createTextNode(m.body));
+    log.append(item);
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function fail(text) { status.textContent = text; }
+
+  function call(method, url, body) {
+    var headers = { "Content-Type": "application/json" };
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    return fetch(url, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) throw new Error(data.message || ("HTTP " + r.status));
+        return data;
+      });
+    });
+  }
+
+  function listen() {
+    if (!state.id || state.source) return;
+    var url = api + "/" + encodeURIComponent(state.id) + "/events?after=" + state.seq + "&token=" + encodeURIComponent(state.token);
+    var source = new EventSource(url);
+    state.source = source;
+    source.addEventListener("message", function (e) { try { show(JSON.parse(e.data)); } catch (err) { /* ignore a bad event */ } });
+    source.addEventListener("resync", function () { load(); });
+    source.onerror = function () {
+      if (source.readyState === EventSource.CLOSED) { state.source = null; setTimeout(listen, 3000); }
+    };
+  }
+
+  function load() {
+    if (!state.id) return Promise.resolve();
+    return call("GET", api + "/" + encodeURIComponent(state.id) + "/messages?after=" + state.seq).then(function (data) {
+      data.messages.forEach(show);
+    }).catch(function (e) {
+      if (/not|token/i.test(e.message)) { state.id = null; state.token = null; localStorage.removeItem(storeKey); }
+    });
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    send.disabled = true;
+    fail("");
+    var done;
+    if (!state.id) {
+      var first = { message: text };
+      ["name", "email"].forEach(function (k) { var v = tag.getAttribute("data-" + k); if (v) first[k] = v; });
+      var hash = tag.getAttribute("data-user-hash");
+      if (hash) first.user_hash = hash;
+      done = call("POST", api, first).then(function (data) {
+        state.id = data.conversation_id;
+        state.token = data.visitor_token;
+        try { localStorage.setItem(storeKey, JSON.stringify({ id: state.id, token: state.token })); } catch (err) { /* private mode */ }
+        data.messages.forEach(show);
+        listen();
+      });
+    } else {
+      done = call("POST", api + "/" + encodeURIComponent(state.id) + "/messages", { body: text }).then(show);
+    }
+    done.then(function () { input.value = ""; }).catch(function (err) { fail(err.message); })
+      .then(function () { send.disabled = false; input.focus(); });
+  });
+
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); }
+  });
+
+  function open(yes) {
+    panel.hidden = !yes;
+    toggle.setAttribute("aria-expanded", String(yes));
+    toggle.textContent = yes ? "Close chat" : title;
+    if (yes) { input.focus(); load().then(listen); } else { toggle.focus(); }
+  }
+  toggle.addEventListener("click", function () { open(panel.hidden); });
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") open(false); });
+})();

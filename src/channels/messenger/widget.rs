@@ -1,0 +1,35 @@
+//! The widget a website embeds with one `<script>` tag (`/messenger.js`, plain JavaScript,
+//! no build step), and a page that embeds it, for trying the messenger.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+const SCRIPT: &str = include_str!("widget.js");
+const PAGE: &str = include_str!("page.html");
+
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+pub async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}

@@ -1,0 +1,134 @@
+//! The `messenger` section: the web messenger's own listener, who may embed it (origins),
+//! identity verification, and the caps and rate limits that keep abuse out of the store.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::SecretRef;
+
+/// The most characters a `max_message_chars` may allow (a Case's `Description` holds 32,000).
+pub const MAX_MESSAGE_CHARS_MAX: usize = 32_000;
+/// The most messages a rate limit may allow a minute.
+pub const RATE_MAX: u32 = 10_000;
+
+/// The web messenger: a chat widget for the company's website whose conversations the same
+/// rules and agent answer, and which become Salesforce Cases on handover.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessengerConfig {
+    /// Where the widget (`/messenger.js`) and its API listen; separate from the admin server,
+    /// since websites' visitors reach it.
+    #[serde(default = "default_listen")]
+    #[schemars(with = "String")]
+    pub listen: std::net::SocketAddr,
+    /// The websites that may embed the widget (`https://www.acme.example`): a browser
+    /// request from any other origin is refused (403) and nothing is stored.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The secret the website shares with casebridge to vouch for a signed-in visitor's
+    /// email (identity verification: `user_hash` = hex HMAC-SHA256 of the email). Without it,
+    /// emails visitors give are kept but never matched to Salesforce records.
+    #[serde(default)]
+    pub identity_secret: Option<SecretRef>,
+    /// The longest message a visitor may send, in characters: 1 to 32,000.
+    #[serde(default = "default_max_message_chars")]
+    pub max_message_chars: usize,
+    /// Messages one visitor (one conversation) may send a minute: 1 to 10,000.
+    #[serde(default = "default_per_visitor")]
+    pub per_visitor_per_minute: u32,
+    /// Messages and new conversations one network address may send a minute: 1 to 10,000.
+    #[serde(default = "default_per_address")]
+    pub per_address_per_minute: u32,
+    /// What the visitor reads when the conversation is handed to a person.
+    #[serde(default = "default_handover_message")]
+    pub handover_message: String,
+    /// The `Origin` of the cases messenger conversations become.
+    #[serde(default = "default_case_origin")]
+    pub case_origin: String,
+}
+
+impl Default for MessengerConfig {
+    fn default() -> Self {
+        MessengerConfig {
+            listen: default_listen(),
+            allowed_origins: Vec::new(),
+            identity_secret: None,
+            max_message_chars: default_max_message_chars(),
+            per_visitor_per_minute: default_per_visitor(),
+            per_address_per_minute: default_per_address(),
+            handover_message: default_handover_message(),
+            case_origin: default_case_origin(),
+        }
+    }
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9091))
+}
+fn default_max_message_chars() -> usize {
+    4_000
+}
+fn default_per_visitor() -> u32 {
+    20
+}
+fn default_per_address() -> u32 {
+    60
+}
+fn default_handover_message() -> String {
+    "I've passed this to our support team. Someone will reply here; you can keep writing in the meantime.".into()
+}
+fn default_case_origin() -> String {
+    "Web".into()
+}
+
+impl MessengerConfig {
+    /// What is wrong with the section, setting by setting.
+    pub(super) fn problems(&self, bad: &mut impl FnMut(&str, String)) {
+        if !(1..=MAX_MESSAGE_CHARS_MAX).contains(&self.max_message_chars) {
+            bad(
+                "messenger.max_message_chars",
+                format!("1 to {MAX_MESSAGE_CHARS_MAX}, found {}", self.max_message_chars),
+            );
+        }
+        for (path, value) in [
+            ("messenger.per_visitor_per_minute", self.per_visitor_per_minute),
+            ("messenger.per_address_per_minute", self.per_address_per_minute),
+        ] {
+            if !(1..=RATE_MAX).contains(&value) {
+                bad(path, format!("1 to {RATE_MAX}, found {value}"));
+            }
+        }
+        for (i, origin) in self.allowed_origins.iter().enumerate() {
+            if let Err(p) = check_origin(origin) {
+                bad(&format!("messenger.allowed_origins[{i}]"), p);
+            }
+        }
+        if self.handover_message.trim().is_empty() || self.handover_message.chars().count() > 2_000 {
+            bad("messenger.handover_message", "1 to 2,000 characters".into());
+        }
+        if self.case_origin.trim().is_empty() || self.case_origin.chars().count() > 40 {
+            bad("messenger.case_origin", "a Case Origin picklist value, 1 to 40 characters".into());
+        }
+        if let Some(s) = &self.identity_secret {
+            super::check::secret(bad, "messenger.identity_secret", s);
+        }
+    }
+}
+
+/// An origin as browsers send it: scheme, host and optional port, nothing else.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let url =
+        url::Url::parse(origin).map_err(|e| format!("expected an origin such as https://www.acme.example: {e}"))?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && !origin.ends_with('/');
+    if bare {
+        Ok(())
+    } else {
+        Err(format!("expected an origin such as https://www.acme.example (scheme and host, no path), found {origin:?}"))
+    }
+}

@@ -1,0 +1,190 @@
+//! The daemon's side of the messenger channel: deciding the chats that are due (a visitor
+//! wrote, or an agent that failed is due again), as soon as the hub wakes it rather than at
+//! the next poll; and, each cycle, reading the cases handed-over chats became, copying the
+//! people's public replies into the chat and forwarding the visitor's messages to the case
+//! until it closes.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::process::{Pending, event};
+use super::{CycleReport, Daemon, DaemonError, EventKind};
+use crate::channels::messenger::{self, Messenger, mirror};
+use crate::model::{Action, AuthorKind, Conversation, ConversationState, Decision};
+
+impl Daemon {
+    /// Lets the daemon decide the messenger's conversations and carry their handovers.
+    pub fn attach_messenger(&mut self, messenger: Arc<Messenger>) {
+        self.messenger = Some(messenger);
+    }
+
+    pub fn messenger(&self) -> Option<&Arc<Messenger>> {
+        self.messenger.as_ref()
+    }
+
+    /// Commits a conversation with its actions: a messenger conversation through its hub
+    /// (which keeps what the visitor wrote meanwhile and tells the widget), a case directly.
+    pub(super) fn commit(&self, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
+        match &self.messenger {
+            Some(hub) if crate::model::is_messenger_id(&conv.id) => hub.commit(conv.clone(), actions)?,
+            _ => {
+                self.store.commit(conv, actions)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides the messenger conversations that are due, then sends what they queued.
+    pub async fn chat_round(&mut self) -> Result<CycleReport, DaemonError> {
+        let mut report = CycleReport::default();
+        if self.messenger.is_none() {
+            return Ok(report);
+        }
+        let calls = self.client.requests_sent();
+        let due: Vec<String> =
+            self.store.due_retries(Utc::now())?.into_iter().filter(|id| crate::model::is_messenger_id(id)).collect();
+        let mut pending = Vec::new();
+        for id in due {
+            let Some(mut conv) = self.store.conversation(&id)? else { continue };
+            if let Some(unanswered) = self.settle_chat(&mut conv, &mut report)? {
+                pending.push(Pending { conv, unanswered });
+            }
+        }
+        self.decide_pending(pending, &mut report).await?;
+        if self.store.outbox_len() > 0 {
+            report.executed = self.executor.run_round().await?;
+        }
+        report.api_calls = self.client.requests_sent() - calls;
+        Ok(report)
+    }
+
+    /// Settles a chat that needs no decision: closed, handed over (the visitor's messages go
+    /// to the case), or nothing new; otherwise returns the messages to answer.
+    fn settle_chat(
+        &mut self,
+        conv: &mut Conversation,
+        report: &mut CycleReport,
+    ) -> Result<Option<Vec<String>>, DaemonError> {
+        conv.retry_at = None;
+        let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
+        match &conv.state {
+            ConversationState::Open if !unanswered.is_empty() => return Ok(Some(unanswered)),
+            ConversationState::HandedOver { .. } if !unanswered.is_empty() => {
+                // Without its case yet, the messages wait: the case's first read makes the
+                // conversation due again.
+                if let Some(case_id) = conv.case_id().map(str::to_string) {
+                    let parts: Vec<&crate::model::Part> =
+                        conv.parts.iter().filter(|p| unanswered.contains(&p.id)).collect();
+                    let actions = messenger::plan::forward(conv, &case_id, &parts);
+                    conv.handled.extend(unanswered);
+                    let detail = format!("{} message(s) added to case {case_id}", parts_len(&actions));
+                    report.events.push(event(conv, EventKind::Forwarded, detail.clone(), detail));
+                    self.commit(conv, actions)?;
+                    return Ok(None);
+                }
+            }
+            _ => {}
+        }
+        self.commit(conv, Vec::new())?;
+        Ok(None)
+    }
+
+    /// What a decision does to a chat (see `channels::messenger::plan`).
+    pub(super) fn plan_chat(
+        &self,
+        conv: &mut Conversation,
+        decision: &Decision,
+        owner_id: Option<&str>,
+    ) -> Result<Vec<Action>, DaemonError> {
+        let Some(hub) = &self.messenger else { return Ok(Vec::new()) };
+        let store = &self.store;
+        let mut failed = None;
+        let actions = messenger::plan::plan(conv, decision, owner_id, hub.settings(), || match store.new_id() {
+            Ok(n) => format!("a{n}"),
+            Err(e) => {
+                failed = Some(e);
+                String::new()
+            }
+        });
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(actions),
+        }
+    }
+
+    /// Reads the cases of handed-over chats: links a new case to its chat, copies people's
+    /// public replies into it, and closes the chat when its case closes. One query per 200
+    /// chats, for the cases changed since the oldest read.
+    pub(super) async fn mirror_chats(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+        if self.messenger.is_none() {
+            return Ok(());
+        }
+        let chats = self.store.handed_over_chats()?;
+        for chunk in chats.chunks(mirror::CHUNK) {
+            let mut oldest = None;
+            let mut unread = false;
+            for id in chunk {
+                match self.store.conversation(id)?.and_then(|c| c.messenger.and_then(|m| m.case_modstamp)) {
+                    Some(stamp) => oldest = Some(oldest.map_or(stamp, |o: chrono::DateTime<Utc>| o.min(stamp))),
+                    None => unread = true,
+                }
+            }
+            let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or(chrono::Duration::minutes(1));
+            let since = if unread { None } else { oldest.map(|o| super::floor_second(o - overlap)) };
+            let rows = match self.client.query_with_children(mirror::query(chunk, since)).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot read the cases of handed-over chats.");
+                    report.poll_error = Some(format!("messenger cases: {e}"));
+                    continue;
+                }
+            };
+            for row in rows {
+                match mirror::read(&row, &self.agent_user.id) {
+                    Ok(news) => self.take_news(news, report)?,
+                    Err(e) => self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies what a chat's case says now to the chat.
+    fn take_news(&mut self, news: mirror::CaseNews, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let Some(mut conv) = self.store.conversation(&news.conversation_id)? else { return Ok(()) };
+        let Some(info) = conv.messenger.as_mut() else { return Ok(()) };
+        let linked = info.case_id.is_none();
+        info.case_id = Some(news.case_id.clone());
+        info.case_number = Some(news.case_number.clone());
+        info.case_modstamp = Some(news.modstamp);
+        conv.case_number = news.case_number.clone();
+        let known: std::collections::BTreeSet<String> = conv.parts.iter().map(|p| p.id.clone()).collect();
+        let mut copied = 0;
+        for mut reply in news.replies.into_iter().filter(|p| !known.contains(&p.id)) {
+            reply.author = AuthorKind::Admin;
+            conv.parts.push(reply);
+            copied += 1;
+        }
+        if linked {
+            let detail = format!("became case {}", news.case_number);
+            report.events.push(event(&conv, EventKind::CaseCreated, detail.clone(), detail));
+        }
+        if copied > 0 {
+            let detail = format!("{copied} reply(ies) from case {} copied to the chat", news.case_number);
+            report.events.push(event(&conv, EventKind::HumanReplied, detail.clone(), detail));
+        }
+        if news.closed {
+            conv.state = ConversationState::Closed;
+            report.events.push(event(&conv, EventKind::Closed, "its case is closed".into(), "closed".into()));
+        }
+        if !linked && copied == 0 && !news.closed {
+            // Only the stamp moved (our own forwarded comments): keep it, tell no one.
+        }
+        self.commit(&conv, Vec::new())
+    }
+}
+
+fn parts_len(actions: &[Action]) -> usize {
+    actions.len()
+}

@@ -1,0 +1,359 @@
+//! The web messenger channel end to end, on the simulator with the shipped rules and the
+//! demo help centre: a visitor's question answered over the JSON API and Server-Sent
+//! Events; a handover that becomes one Salesforce Case (never two, even when the upsert is
+//! sent again); a person's public comment on the case reaching the chat, the visitor's next
+//! message reaching the case, and the chat closing with its case. And every bad request
+//! refused with a clear 4xx and nothing stored.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casebridge::channels::messenger::{Messenger, MessengerSettings, api, token};
+use casebridge::daemon::Daemon;
+use casebridge::model::{Action, ConversationState, Secret};
+use common::*;
+use serde_json::{Value, json};
+
+const GRIPPER: &str = "My gripper drifts after every restart, how do I recalibrate it?";
+
+struct Chat {
+    hub: Arc<Messenger>,
+    base: String,
+    http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn messenger(d: &mut Daemon, settings: MessengerSettings) -> Chat {
+    let hub = Messenger::new(d.store().clone(), settings).unwrap();
+    d.attach_messenger(hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let addr: SocketAddr = api::serve_on(listener, hub.clone(), async move {
+        let _ = stopped.await;
+    })
+    .unwrap();
+    Chat { hub, base: format!("http://{addr}"), http: reqwest::Client::new(), _stop: stop }
+}
+
+impl Chat {
+    async fn start(&self, body: Value) -> reqwest::Response {
+        self.http.post(format!("{}/messenger/v1/conversations", self.base)).json(&body).send().await.unwrap()
+    }
+
+    async fn started(&self, message: &str) -> (String, String) {
+        let r = self.start(json!({ "name": "Sam Visitor", "message": message })).await;
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        (v["conversation_id"].as_str().unwrap().to_string(), v["visitor_token"].as_str().unwrap().to_string())
+    }
+
+    async fn say(&self, id: &str, token: &str, text: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/messenger/v1/conversations/{id}/messages", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "body": text }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn messages(&self, id: &str, token: &str) -> Vec<Value> {
+        let r = self
+            .http
+            .get(format!("{}/messenger/v1/conversations/{id}/messages?after=0", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["messages"].as_array().unwrap().clone()
+    }
+}
+
+async fn daemon(w: &World) -> Daemon {
+    w.daemon_with_rules(load_rules(&root().join("rules"))).await
+}
+
+fn authors(messages: &[Value]) -> Vec<String> {
+    messages.iter().map(|m| m["author"].as_str().unwrap().to_string()).collect()
+}
+
+/// Reads an event stream until `done` holds for the events so far, or 10 s pass.
+async fn read_events(response: &mut reqwest::Response, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done(&text) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await.expect("events in time").unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream stays open")));
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_visitors_question_is_answered_over_the_api_and_the_event_stream() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let chat = messenger(&mut d, MessengerSettings::default()).await;
+    let (id, token) = chat.started(GRIPPER).await;
+    let mut events = chat
+        .http
+        .get(format!("{}/messenger/v1/conversations/{id}/events?after=0&token={token}", chat.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+
+    let report = d.chat_round().await.unwrap();
+    assert_eq!(report.api_calls, 0, "answering a chat writes nothing to Salesforce");
+    let text = read_events(&mut events, |t| t.contains("\"author\":\"agent\"")).await;
+    assert!(text.contains("event: message") && text.contains("id: 1") && text.contains("id: 2"), "{text}");
+    assert!(text.to_lowercase().contains("recalibrat"), "{text}");
+
+    let messages = chat.messages(&id, &token).await;
+    assert_eq!(authors(&messages), ["visitor", "agent"]);
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.channel.as_str(), "messenger");
+    assert!(conv.unanswered().is_empty());
+    assert!(d.store().due_retries(chrono::Utc::now()).unwrap().is_empty(), "nothing left to decide");
+    assert_eq!(chat.hub.open_streams(), 1);
+}
+
+#[tokio::test]
+async fn a_handover_becomes_one_case_and_the_person_and_visitor_talk_through_it() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let chat = messenger(&mut d, MessengerSettings::default()).await;
+    let (id, token) = chat.started("I'd like to talk to a human about my order, please").await;
+
+    d.chat_round().await.unwrap();
+    let cases: Vec<Value> = w
+        .admin
+        .query(format!(
+            "SELECT Id, CaseNumber, OwnerId, Subject, Description, Origin, SuppliedName FROM Case WHERE Casebridge_Conversation__c = '{id}'"
+        ))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let case = &cases[0];
+    assert_eq!(case["OwnerId"], json!(w.id("support_queue")));
+    assert_eq!(case["Origin"], "Web");
+    assert_eq!(case["SuppliedName"], "Sam Visitor");
+    assert!(case["Description"].as_str().unwrap().contains("talk to a human about my order"));
+    let case_id = case["Id"].as_str().unwrap().to_string();
+    assert!(authors(&chat.messages(&id, &token).await).ends_with(&["visitor".to_string(), "agent".to_string()]));
+
+    // The upsert sent again (a crash after Salesforce made the case) makes no second case.
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert!(matches!(conv.state, ConversationState::HandedOver { .. }));
+    d.store()
+        .enqueue(Action::UpsertRecord {
+            conversation_id: id.clone(),
+            object: "Case".into(),
+            key_field: "Casebridge_Conversation__c".into(),
+            fields: [("Subject".to_string(), json!("again"))].into(),
+        })
+        .unwrap();
+    d.cycle().await.unwrap();
+    let count: Vec<Value> = w
+        .admin
+        .query(format!("SELECT Id FROM Case WHERE Casebridge_Conversation__c = '{id}'"))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(count.len(), 1);
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.case_id(), Some(case_id.as_str()), "the cycle linked the case");
+
+    // A person answers on the case; the chat shows it.
+    w.admin
+        .create(
+            "CaseComment",
+            &json!({ "ParentId": case_id, "CommentBody": "Hi Sam, I'm Alex. Let me look.", "IsPublished": true }),
+        )
+        .await
+        .unwrap();
+    w.admin
+        .create("CaseComment", &json!({ "ParentId": case_id, "CommentBody": "internal only", "IsPublished": false }))
+        .await
+        .unwrap();
+    d.cycle().await.unwrap();
+    let messages = chat.messages(&id, &token).await;
+    let last = messages.last().unwrap();
+    assert_eq!(last["author"], "human");
+    assert_eq!(last["body"], "Hi Sam, I'm Alex. Let me look.");
+    assert!(!messages.iter().any(|m| m["body"] == "internal only"));
+
+    // The visitor answers; the AI stays quiet and the message reaches the case.
+    assert_eq!(chat.say(&id, &token, "Order 1234, thanks Alex").await.status(), 201);
+    d.chat_round().await.unwrap();
+    let bodies = w.agent_comment_bodies(&case_id).await;
+    assert!(
+        bodies.iter().any(|b| b.contains("Sam Visitor wrote in the messenger") && b.contains("Order 1234")),
+        "{bodies:?}"
+    );
+    assert_eq!(authors(&chat.messages(&id, &token).await).last().unwrap(), "visitor", "no AI reply");
+    d.cycle().await.unwrap();
+    assert_eq!(
+        chat.messages(&id, &token).await.iter().filter(|m| m["author"] == "human").count(),
+        1,
+        "our own forward is not copied back"
+    );
+
+    // The case closes: so does the chat.
+    w.admin.update("Case", &case_id, &json!({ "Status": "Closed" })).await.unwrap();
+    d.cycle().await.unwrap();
+    assert_eq!(d.store().conversation(&id).unwrap().unwrap().state, ConversationState::Closed);
+    let r = chat.say(&id, &token, "one more thing").await;
+    assert_eq!(r.status(), 409);
+    assert!(d.store().handed_over_chats().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_clear_4xx_and_nothing_is_stored() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let settings = MessengerSettings {
+        max_message_chars: 100,
+        per_visitor_per_minute: 3,
+        per_address_per_minute: 1000,
+        allowed_origins: vec!["https://www.acme.example".into()],
+        identity_secret: Some(Secret::new("shared-secret")),
+        ..MessengerSettings::default()
+    };
+    let chat = messenger(&mut d, settings).await;
+    let (id, token) = chat.started("hello").await;
+    let stored = || d.store().conversation_count();
+    assert_eq!(stored(), 1);
+    let url = format!("{}/messenger/v1/conversations", chat.base);
+    let code = |r: Value| r["error"].as_str().unwrap_or_default().to_string();
+
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({ "message": "x".repeat(101) }), 413, "message_too_long"),
+        (json!({ "message": "   " }), 400, "message_empty"),
+        (json!({ "message": "hi", "email": "not an email" }), 400, "invalid_request"),
+        (
+            json!({ "message": "hi", "email": "jane@customer.example", "user_hash": "00ff" }),
+            403,
+            "identity_not_verified",
+        ),
+        (
+            json!({ "message": "hi", "email": "jane@customer.example", "user_hash": token::identity_hash(b"guessed", "jane@customer.example") }),
+            403,
+            "identity_not_verified",
+        ),
+        (json!({ "message": "hi", "user_hash": "00ff" }), 400, "invalid_request"),
+        (json!({ "message": "hi", "admin": true }), 422, "invalid_request"),
+        (json!({ "text": "hi" }), 422, "invalid_request"),
+        (json!({ "message": "hi", "name": "x".repeat(201) }), 400, "invalid_request"),
+    ];
+    for (body, status, error) in cases {
+        let r = chat.start(body.clone()).await;
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        assert_eq!(code(r.json().await.unwrap()), error, "{body}");
+    }
+    let r = chat.http.post(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let huge = format!("{{\"message\": \"{}\"}}", "x".repeat(400_000));
+    let r = chat.http.post(&url).header("content-type", "application/json").body(huge).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    let r = chat
+        .http
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .json(&json!({ "message": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), code(r.json().await.unwrap())), (403, "origin_not_allowed".into()));
+    let r = chat
+        .http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(stored(), 1, "no refused request stored a conversation");
+
+    // A verified visitor is marked so; an allowed origin may read the answer.
+    let email = "jane@customer.example";
+    let r = chat
+        .http
+        .post(&url)
+        .header("origin", "https://www.acme.example")
+        .json(&json!({ "message": "hi", "email": email, "user_hash": token::identity_hash(b"shared-secret", email) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://www.acme.example");
+    let v: Value = r.json().await.unwrap();
+    let verified = d.store().conversation(v["conversation_id"].as_str().unwrap()).unwrap().unwrap();
+    assert!(verified.messenger.unwrap().visitor.verified);
+
+    // Tokens: missing, wrong, another conversation's; unknown conversations.
+    let other_token = v["visitor_token"].as_str().unwrap();
+    let post = |id: String, token: Option<String>| {
+        let mut r = chat.http.post(format!("{url}/{id}/messages")).json(&json!({ "body": "hi" }));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(post(id.clone(), None).await.unwrap().status(), 401);
+    assert_eq!(post(id.clone(), Some("forged".into())).await.unwrap().status(), 403);
+    assert_eq!(post(id.clone(), Some(other_token.into())).await.unwrap().status(), 403);
+    assert_eq!(post("msg_nosuchconversation".into(), Some(token.clone())).await.unwrap().status(), 403);
+    assert_eq!(post("../../etc/passwd".into(), Some(token.clone())).await.unwrap().status(), 404);
+    let r = chat.http.get(format!("{url}/{id}/events?token=forged")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let before = d.store().conversation(&id).unwrap().unwrap().parts.len();
+    assert_eq!(before, 1, "no refused message was stored");
+
+    // The per-visitor rate limit: three a minute.
+    for _ in 0..3 {
+        assert_eq!(chat.say(&id, &token, "again").await.status(), 201);
+    }
+    let r = chat.say(&id, &token, "too many").await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "60");
+    assert_eq!(d.store().conversation(&id).unwrap().unwrap().parts.len(), 4);
+}
+
+#[tokio::test]
+async fn a_message_written_while_the_agent_thinks_is_kept_and_answered_next() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let chat = messenger(&mut d, MessengerSettings::default()).await;
+    let (id, token) = chat.started(GRIPPER).await;
+    // The daemon reads the chat, then the visitor writes before the answer is committed:
+    // simulated by committing the daemon's stale copy through the hub after a new message.
+    let stale = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(chat.say(&id, &token, "Also, what is the warranty?").await.status(), 201);
+    chat.hub.commit(stale, Vec::new()).unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.parts.len(), 2, "the visitor's message survived the stale commit");
+    assert!(conv.retry_at.is_some(), "still due");
+    d.chat_round().await.unwrap();
+    let messages = chat.messages(&id, &token).await;
+    assert_eq!(authors(&messages), ["visitor", "visitor", "agent"]);
+}
+
+#[tokio::test]
+async fn the_widget_and_its_page_are_served() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let chat = messenger(&mut d, MessengerSettings::default()).await;
+    let r = chat.http.get(format!("{}/messenger.js", chat.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    let script = r.text().await.unwrap();
+    assert!(script.contains("EventSource") && script.contains("aria-live"));
+    let page = chat.http.get(&chat.base).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<script src=\"/messenger.js\""));
+}
