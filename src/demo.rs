@@ -249,6 +249,7 @@ fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -
             EventKind::CaseCreated => "became a case",
             EventKind::HumanReplied => "a person replied",
             EventKind::Forwarded => "forwarded to the case",
+            EventKind::LeadCreated => "became a lead",
             EventKind::Closed => "closed",
             EventKind::AgentFailed => "agent failed",
             EventKind::Unreadable => "unreadable",

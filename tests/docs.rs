@@ -385,7 +385,7 @@ fn every_documented_setting_and_variable_is_real() {
     for (doc, text) in &sources {
         for span in text.split('`').skip(1).step_by(2) {
             let top = span.split(':').next().unwrap_or("");
-            if span.contains(": {") && ["admin", "poll", "agent", "smtp", "reply", "org"].contains(&top) {
+            if span.contains(": {") && ["admin", "poll", "agent", "smtp", "reply", "org", "messenger"].contains(&top) {
                 Config::parse(&format!("{minimal}{span}\n"), doc, &[])
                     .unwrap_or_else(|e| panic!("{doc}: `{span}` does not parse: {e}"));
             }

@@ -73,6 +73,13 @@ impl Chat {
     }
 }
 
+async fn leads(w: &World, email: &str) -> Vec<Value> {
+    let soql = format!(
+        "SELECT Id, FirstName, LastName, Company, LeadSource, Casebridge_Conversation__c FROM Lead WHERE Email = '{email}'"
+    );
+    w.admin.query::<Value>(soql).collect_all().await.unwrap()
+}
+
 async fn daemon(w: &World) -> Daemon {
     w.daemon_with_rules(load_rules(&root().join("rules"))).await
 }
@@ -356,4 +363,62 @@ async fn the_widget_and_its_page_are_served() {
     assert!(script.contains("EventSource") && script.contains("aria-live"));
     let page = chat.http.get(&chat.base).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<script src=\"/messenger.js\""));
+}
+
+#[tokio::test]
+async fn visitors_are_matched_and_a_new_one_who_leaves_an_email_becomes_one_lead() {
+    let w = World::new().await;
+    w.admin
+        .create("Lead", &json!({ "LastName": "Prospect", "Company": "Widgets", "Email": "lead@prospect.example" }))
+        .await
+        .unwrap();
+    let mut d = daemon(&w).await;
+    let settings = MessengerSettings {
+        identity_secret: Some(Secret::new("shared-secret")),
+        create_leads: true,
+        ..MessengerSettings::default()
+    };
+    let chat = messenger(&mut d, settings).await;
+    let start = |email: &str, verified: bool| {
+        let mut body = json!({ "name": "Sam de Vries", "email": email, "message": GRIPPER });
+        if verified {
+            body["user_hash"] = json!(token::identity_hash(b"shared-secret", email));
+        }
+        chat.start(body)
+    };
+    let id_of = |v: Value| v["conversation_id"].as_str().unwrap().to_string();
+    let jane = id_of(start("jane@customer.example", true).await.json().await.unwrap());
+    let claimed = id_of(start("jane@customer.example", false).await.json().await.unwrap());
+    let lead = id_of(start("lead@prospect.example", false).await.json().await.unwrap());
+    let (new, token) = chat.started("Do you ship to Norway?").await;
+    assert_eq!(chat.say(&new, &token, "You can reach me at sam@newcomer.example.").await.status(), 201);
+    d.chat_round().await.unwrap();
+
+    let conv = |id: &str| d.store().conversation(id).unwrap().unwrap();
+    let kind = |id: &str| conv(id).messenger.unwrap().person.map(|p| p.kind());
+    assert_eq!(kind(&jane), Some("user"));
+    assert_eq!(
+        conv(&jane).contact.map(|c| c.id),
+        Some(w.id("jane")),
+        "a verified user's contact is the conversation's"
+    );
+    assert_eq!(kind(&claimed), Some("user"));
+    assert_eq!(conv(&claimed).contact, None, "an unverified claim shows nothing of the contact");
+    assert_eq!(kind(&lead), Some("lead"));
+    assert_eq!(kind(&new), Some("visitor"));
+    assert_eq!(conv(&new).customer_email.as_deref(), Some("sam@newcomer.example"), "the email left in the chat");
+
+    let made = leads(&w, "sam@newcomer.example").await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!((&made[0]["FirstName"], &made[0]["LastName"]), (&json!("Sam"), &json!("Visitor")));
+    assert_eq!(made[0]["Company"], "[not provided]", "Salesforce requires a company; the visitor gave none");
+    assert_eq!(made[0]["Casebridge_Conversation__c"], json!(new));
+    assert_eq!(leads(&w, "lead@prospect.example").await.len(), 1, "a known lead gets no second lead");
+    assert!(leads(&w, "jane@customer.example").await.is_empty(), "a contact is no lead");
+
+    // Another visitor message, another round: still one lead.
+    assert_eq!(chat.say(&new, &token, "Hello again").await.status(), 201);
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    assert_eq!(leads(&w, "sam@newcomer.example").await.len(), 1);
 }

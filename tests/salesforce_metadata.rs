@@ -32,7 +32,7 @@ const PERMISSION_SET: &str = "Casebridge_Agent";
 
 /// Objects the permission set may grant: objects Salesforce accepts in a permission set's
 /// `objectPermissions` and that casebridge reads or writes.
-const GRANTABLE_OBJECTS: &[&str] = &["Account", "Case", "Contact"];
+const GRANTABLE_OBJECTS: &[&str] = &["Account", "Case", "Contact", "Lead"];
 
 /// Objects casebridge touches whose access a permission set cannot grant, and what governs it.
 const NOT_GRANTABLE: &[(&str, &str)] = &[
@@ -567,7 +567,12 @@ fn the_agent_permission_set_grants_only_what_casebridge_needs() {
         granted.push((object, read, create, edit));
     }
     let grant = |object: &str| granted.iter().find(|(o, ..)| *o == object).map(|&(_, r, c, e)| (r, c, e));
-    assert_eq!(grant("Case"), Some((true, false, true)), "Case: read and edit (comments, emails, owner, fields)");
+    assert_eq!(
+        grant("Case"),
+        Some((true, true, true)),
+        "Case: read, create (the messenger's handovers) and edit (comments, emails, owner, fields)"
+    );
+    assert_eq!(grant("Lead"), Some((true, true, true)), "Lead: the messenger's new visitors become leads");
     assert_eq!(grant("Contact"), Some((true, false, false)), "Contact: read only");
     assert_eq!(grant("Account"), Some((true, false, false)), "Account: read only");
 

@@ -45,6 +45,13 @@ pub struct MessengerConfig {
     /// The `Origin` of the cases messenger conversations become.
     #[serde(default = "default_case_origin")]
     pub case_origin: String,
+    /// Whether a visitor whose email matches no Contact and no Lead becomes a Lead (needs
+    /// the `Casebridge_Conversation__c` External ID field on Lead).
+    #[serde(default)]
+    pub create_leads: bool,
+    /// The `LeadSource` of those leads.
+    #[serde(default = "default_lead_source")]
+    pub lead_source: String,
 }
 
 impl Default for MessengerConfig {
@@ -58,6 +65,8 @@ impl Default for MessengerConfig {
             per_address_per_minute: default_per_address(),
             handover_message: default_handover_message(),
             case_origin: default_case_origin(),
+            create_leads: false,
+            lead_source: default_lead_source(),
         }
     }
 }
@@ -78,6 +87,9 @@ fn default_handover_message() -> String {
     "I've passed this to our support team. Someone will reply here; you can keep writing in the meantime.".into()
 }
 fn default_case_origin() -> String {
+    "Web".into()
+}
+fn default_lead_source() -> String {
     "Web".into()
 }
 
@@ -108,6 +120,9 @@ impl MessengerConfig {
         }
         if self.case_origin.trim().is_empty() || self.case_origin.chars().count() > 40 {
             bad("messenger.case_origin", "a Case Origin picklist value, 1 to 40 characters".into());
+        }
+        if self.lead_source.trim().is_empty() || self.lead_source.chars().count() > 40 {
+            bad("messenger.lead_source", "a Lead Source picklist value, 1 to 40 characters".into());
         }
         if let Some(s) = &self.identity_secret {
             super::check::secret(bad, "messenger.identity_secret", s);

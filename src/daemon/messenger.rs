@@ -11,7 +11,9 @@ use chrono::Utc;
 use super::process::{Pending, event};
 use super::{CycleReport, Daemon, DaemonError, EventKind};
 use crate::channels::messenger::{self, Messenger, mirror};
-use crate::model::{Action, AuthorKind, Conversation, ConversationState, Decision};
+use crate::model::{
+    AccountInfo, Action, AuthorKind, ContactInfo, Conversation, ConversationState, Decision, SalesforcePerson,
+};
 
 impl Daemon {
     /// Lets the daemon decide the messenger's conversations and carry their handovers.
@@ -47,6 +49,7 @@ impl Daemon {
         let mut pending = Vec::new();
         for id in due {
             let Some(mut conv) = self.store.conversation(&id)? else { continue };
+            self.know_visitor(&mut conv, &mut report).await?;
             if let Some(unanswered) = self.settle_chat(&mut conv, &mut report)? {
                 pending.push(Pending { conv, unanswered });
             }
@@ -57,6 +60,44 @@ impl Daemon {
         }
         report.api_calls = self.client.requests_sent() - calls;
         Ok(report)
+    }
+
+    /// Matches a visitor who gave an email to the org, once; a new visitor becomes a Lead
+    /// when `messenger.create_leads` is on (queued with the conversation). A verified
+    /// visitor's contact and account become the conversation's, for rules and templates;
+    /// an unverified email is matched only to avoid a duplicate lead, and shows nothing.
+    async fn know_visitor(&mut self, conv: &mut Conversation, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let Some(hub) = self.messenger.clone() else { return Ok(()) };
+        let Some(info) = conv.messenger.as_ref() else { return Ok(()) };
+        let Some(email) = info.visitor.email.clone() else { return Ok(()) };
+        if info.person.is_some() {
+            return Ok(());
+        }
+        let person = match messenger::matching::find(&self.client, &email).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Tried again when the visitor next writes.
+                tracing::warn!(error = %e, "Cannot match a messenger visitor in Salesforce.");
+                return Ok(self.record_error(Some(&conv.id), "match_visitor", e.error_code(), &e.message())?);
+            }
+        };
+        let verified = info.visitor.verified;
+        if verified && let SalesforcePerson::User { contact_id, name, account_id, account_name, .. } = &person {
+            conv.contact = Some(ContactInfo { id: contact_id.clone(), name: name.clone(), email: Some(email.clone()) });
+            conv.account = account_id.as_ref().map(|id| AccountInfo { id: id.clone(), name: account_name.clone() });
+        }
+        let mut actions = Vec::new();
+        let info = conv.messenger.as_mut().expect("checked above");
+        if person == SalesforcePerson::Visitor && hub.settings().create_leads && !info.lead_queued {
+            info.lead_queued = true;
+            info.person = Some(person);
+            actions.extend(messenger::matching::create_lead(conv, &hub.settings().lead_source));
+            let detail = "a new visitor left an email: a Lead is created".to_string();
+            report.events.push(event(conv, EventKind::LeadCreated, detail.clone(), detail));
+        } else {
+            info.person = Some(person);
+        }
+        self.commit(conv, actions)
     }
 
     /// Settles a chat that needs no decision: closed, handed over (the visitor's messages go

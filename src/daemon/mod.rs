@@ -111,6 +111,8 @@ pub enum EventKind {
     HumanReplied,
     /// A visitor's messages were added to their chat's case.
     Forwarded,
+    /// A new messenger visitor became a Lead.
+    LeadCreated,
     Replied,
     HandedOver,
     Resumed,

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+pub use super::visitor::{MessengerInfo, SalesforcePerson, Visitor};
+
 /// Who wrote a part, in the words of the design: `user` is the customer, `admin` a human
 /// agent, `bot` our own agent user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,31 +165,6 @@ pub struct Conversation {
     /// What only a messenger conversation has: its visitor and the case it became.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messenger: Option<MessengerInfo>,
-}
-
-/// Who is chatting in the messenger, as far as casebridge knows.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Visitor {
-    pub name: Option<String>,
-    pub email: Option<String>,
-    /// Whether the website vouched for the email (identity verification): only then is
-    /// the visitor matched to Salesforce records and shown their data.
-    #[serde(default)]
-    pub verified: bool,
-}
-
-/// A messenger conversation's own state.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct MessengerInfo {
-    pub visitor: Visitor,
-    /// The Salesforce Case the conversation became on handover, once Salesforce has it.
-    #[serde(default)]
-    pub case_id: Option<String>,
-    #[serde(default)]
-    pub case_number: Option<String>,
-    /// The linked case's `SystemModstamp` when last read, so only its news is read again.
-    #[serde(default)]
-    pub case_modstamp: Option<DateTime<Utc>>,
 }
 
 impl Conversation {

@@ -8,6 +8,7 @@ pub mod decision;
 pub mod resolution;
 pub mod secret;
 pub mod text;
+pub mod visitor;
 
 pub use action::*;
 pub use conversation::*;

@@ -223,6 +223,7 @@ struct Hooks {
 /// Variables every expression sees.
 pub const VARIABLES: &[&str] = &[
     "channel",
+    "visitor",
     "fields",
     "attributes",
     "topics",

@@ -81,6 +81,7 @@ impl Variables {
         let resolution = conversation.resolution.map_or("", |r| r.state.as_str());
         scope.push_constant("resolution", rhai::ImmutableString::from(resolution));
         scope.push_constant("ai_involved", conversation.ai_involved);
+        scope.push_constant_dynamic("visitor", to_dynamic(&visitor_map(conversation)));
         let mut variables = Variables { scope };
         for changed in [Changed::Attributes, Changed::Topics, Changed::Answer] {
             variables.update(changed, view, answer);
@@ -108,6 +109,26 @@ impl Variables {
     }
 }
 
+/// What rules read as `visitor`: a messenger visitor's name and email, whether the website
+/// verified it, who it is in Salesforce (`kind`: `user`, `lead`, `visitor`, or empty until
+/// matched) and, for a verified user, their contact and account. Empty for cases.
+pub fn visitor_map(conversation: &Conversation) -> Json {
+    let Some(info) = &conversation.messenger else { return json!({}) };
+    let v = &info.visitor;
+    let mut map = json!({
+        "name": v.name, "email": v.email, "verified": v.verified,
+        "kind": info.person.as_ref().map_or("", |p| p.kind()),
+    });
+    if v.verified
+        && let Some(crate::model::SalesforcePerson::User { contact_id, account_id, account_name, .. }) = &info.person
+    {
+        map["contact_id"] = json!(contact_id);
+        map["account_id"] = json!(account_id);
+        map["account_name"] = json!(account_name);
+    }
+    map
+}
+
 /// What hooks receive as `conversation`.
 pub fn hook_view(view: View) -> Dynamic {
     let conversation = view.conversation;
@@ -133,6 +154,7 @@ pub fn hook_view(view: View) -> Dynamic {
         "replies": conversation.replies_sent,
         "resolution": conversation.resolution.map_or("", |r| r.state.as_str()),
         "ai_involved": conversation.ai_involved,
+        "visitor": visitor_map(conversation),
     });
     to_dynamic(&view)
 }

@@ -25,6 +25,7 @@ use crate::store::{Store, StoreError};
 
 pub mod api;
 pub mod limits;
+pub mod matching;
 pub mod mirror;
 pub mod plan;
 pub mod token;
@@ -48,6 +49,8 @@ pub struct MessengerSettings {
     pub per_address_per_minute: u32,
     pub handover_message: String,
     pub case_origin: String,
+    pub create_leads: bool,
+    pub lead_source: String,
     pub allowed_origins: Vec<String>,
     /// The secret websites sign visitors' emails with; `None`: no email is ever verified.
     pub identity_secret: Option<crate::model::Secret>,
@@ -61,6 +64,8 @@ impl From<&crate::config::MessengerConfig> for MessengerSettings {
             per_address_per_minute: c.per_address_per_minute,
             handover_message: c.handover_message.clone(),
             case_origin: c.case_origin.clone(),
+            create_leads: c.create_leads,
+            lead_source: c.lead_source.clone(),
             allowed_origins: c.allowed_origins.clone(),
             identity_secret: None,
         }
@@ -190,6 +195,7 @@ impl Messenger {
         let id = format!("{MESSENGER_ID_PREFIX}{}", random_suffix());
         let mut conv = new_conversation(&id, visitor, now);
         conv.subject = subject_of(&body);
+        left_email(&mut conv, &body);
         conv.parts.push(visitor_part(self.part_id("v")?, body, now));
         conv.retry_at = Some(now);
         let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
@@ -213,6 +219,7 @@ impl Messenger {
                 return Err(MessengerError::Closed);
             }
             let now = Utc::now();
+            left_email(&mut conv, &body);
             conv.parts.push(visitor_part(self.part_id("v")?, body, now));
             conv.modstamp = now;
             conv.retry_at = Some(conv.retry_at.map_or(now, |at| at.min(now)));
@@ -361,6 +368,17 @@ impl Messenger {
 
     fn part_id(&self, prefix: &str) -> Result<String, StoreError> {
         Ok(format!("{prefix}{}", self.store.new_id()?))
+    }
+}
+
+/// A visitor who gave no email but writes one in a message has left it (unverified).
+fn left_email(conv: &mut Conversation, body: &str) {
+    let Some(info) = conv.messenger.as_mut() else { return };
+    if info.visitor.email.is_none()
+        && let Some(email) = matching::email_in(body)
+    {
+        info.visitor.email = Some(email.clone());
+        conv.customer_email = Some(email);
     }
 }
 

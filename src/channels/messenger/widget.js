@@ -69,7 +69,7 @@
     if (state.token) headers.Authorization = "Bearer " + state.token;
     return fetch(url, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) throw new Error(data.message || ("HTTP " + r.status));
+        if (!r.ok) { var err = new Error(data.message || ("HTTP " + r.status)); err.code = data.error; throw err; }
         return data;
       });
     });
@@ -87,12 +87,18 @@
     };
   }
 
+  function forget() {
+    if (state.source) { state.source.close(); state.source = null; }
+    state.id = null; state.token = null; state.seq = 0; state.seen = {};
+    try { localStorage.removeItem(storeKey); } catch (e) { /* private mode */ }
+  }
+
   function load() {
     if (!state.id) return Promise.resolve();
     return call("GET", api + "/" + encodeURIComponent(state.id) + "/messages?after=" + state.seq).then(function (data) {
       data.messages.forEach(show);
     }).catch(function (e) {
-      if (/not|token/i.test(e.message)) { state.id = null; state.token = null; localStorage.removeItem(storeKey); }
+      if (/token|not_found/.test(e.code || "")) forget();
     });
   }
 
@@ -116,7 +122,12 @@
         listen();
       });
     } else {
-      done = call("POST", api + "/" + encodeURIComponent(state.id) + "/messages", { body: text }).then(show);
+      done = call("POST", api + "/" + encodeURIComponent(state.id) + "/messages", { body: text }).then(show, function (err) {
+        if (err.code !== "conversation_closed" && err.code !== "conversation_not_found") throw err;
+        // That conversation is over: the next message starts a new one.
+        forget();
+        throw new Error("That conversation was closed. Send your message again to start a new one.");
+      });
     }
     done.then(function () { input.value = ""; }).catch(function (err) { fail(err.message); })
       .then(function () { send.disabled = false; input.focus(); });

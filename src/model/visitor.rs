@@ -1,0 +1,71 @@
+//! A messenger visitor: who is chatting, whether the website vouched for their email, and
+//! who that email is in Salesforce (a contact, leads, or nobody yet).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Who is chatting in the messenger, as far as casebridge knows.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Visitor {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Whether the website vouched for the email (identity verification): only then is
+    /// the visitor matched to Salesforce records and shown their data.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// A messenger conversation's own state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MessengerInfo {
+    pub visitor: Visitor,
+    /// The Salesforce Case the conversation became on handover, once Salesforce has it.
+    #[serde(default)]
+    pub case_id: Option<String>,
+    #[serde(default)]
+    pub case_number: Option<String>,
+    /// The linked case's `SystemModstamp` when last read, so only its news is read again.
+    #[serde(default)]
+    pub case_modstamp: Option<DateTime<Utc>>,
+    /// Who the visitor's email matched in Salesforce, once looked up.
+    #[serde(default)]
+    pub person: Option<SalesforcePerson>,
+    /// Whether a Lead was queued for this visitor (they matched nobody and left an email);
+    /// it is upserted by the conversation's id, so it is found by that.
+    #[serde(default)]
+    pub lead_queued: bool,
+}
+
+/// Who a visitor's email is in Salesforce, as the seed maps it: an email that matches a
+/// Contact is a user (its Account is the company); one that matches only Leads is a lead;
+/// none is a new visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SalesforcePerson {
+    User {
+        contact_id: String,
+        name: Option<String>,
+        account_id: Option<String>,
+        account_name: Option<String>,
+        owner_id: Option<String>,
+    },
+    Lead {
+        /// Every open lead with the email, oldest first.
+        lead_ids: Vec<String>,
+        name: Option<String>,
+        company: Option<String>,
+        owner_id: Option<String>,
+    },
+    Visitor,
+}
+
+impl SalesforcePerson {
+    /// `user`, `lead` or `visitor`: what rules read as `visitor.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SalesforcePerson::User { .. } => "user",
+            SalesforcePerson::Lead { .. } => "lead",
+            SalesforcePerson::Visitor => "visitor",
+        }
+    }
+}
