@@ -89,7 +89,76 @@ fn the_demo_plays_its_scenario_and_finishes() {
     assert!(stdout.contains("resolved     the customer confirmed the answer solved it"), "{stdout}");
     assert!(stdout.contains("resolutions confirmed    1"), "{stdout}");
     assert!(stdout.contains("In-Reply-To: <e42-report@initech.example>"), "{stdout}");
+    // The messenger scene: answered, a lead, a case in the queue, a person's reply in the chat.
+    assert!(stdout.contains("chat   AI agent: Recalibrate the gripper"), "{stdout}");
+    assert!(stdout.contains("became a lead"), "{stdout}");
+    assert!(
+        stdout.contains("handed over  to Tier 2 Support by rule customer_asks_for_a_human: Dana asked"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("became a case became case"), "{stdout}");
+    assert!(stdout.contains("chat  Ada Admin: Hi Dana"), "{stdout}");
+    assert!(stdout.contains("messenger chats          1 (7 messages; 1 lead, 1 case)"), "{stdout}");
+    assert!(stdout.contains("sync errors              0"), "{stdout}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+/// `demo --serve` keeps a chat page running: the page, the widget, and a conversation
+/// answered by the running daemon; Ctrl-C (SIGINT) stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serve_keeps_a_chat_page_running_until_interrupted() {
+    use std::io::BufRead;
+    let mut child = common::bin()
+        .args(["demo", "--serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.trim().strip_prefix("chat with the agent") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let page = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the demo prints the chat page's address");
+    let http = reqwest::Client::new();
+    let html = http.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("/messenger.js"), "{html}");
+    assert_eq!(http.get(format!("{page}messenger.js")).send().await.unwrap().status(), 200);
+    let started: serde_json::Value = http
+        .post(format!("{page}messenger/v1/conversations"))
+        .json(&serde_json::json!({ "message": "How do I recalibrate the gripper?" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, token) = (started["conversation_id"].as_str().unwrap(), started["visitor_token"].as_str().unwrap());
+    let mut answered = false;
+    for _ in 0..100 {
+        let m: serde_json::Value = http
+            .get(format!("{page}messenger/v1/conversations/{id}/messages"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if m["messages"].as_array().unwrap().iter().any(|m| m["author"] == "agent") {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the running daemon answers the chat");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

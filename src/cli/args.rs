@@ -52,7 +52,12 @@ pub(crate) enum Command {
     /// Play a short scenario on a built-in simulated org and print what the daemon does.
     ///
     /// Example: casebridge demo
-    Demo,
+    Demo {
+        /// Keep the simulator, the daemon and the messenger running afterwards, with a chat
+        /// page to try in a browser, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Run the daemon: poll the org, answer cases assigned to the agent user, hand over.
     ///
     /// Example: casebridge run --config examples/demo/casebridge.yaml

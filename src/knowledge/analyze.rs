@@ -23,6 +23,14 @@ pub fn terms(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The terms of a customer's question: as [`terms`], without the email addresses and links
+/// customers write beside their question ("I'm dana@newco.example"), whose rare words
+/// would otherwise weigh against every article.
+pub fn question_terms(text: &str) -> Vec<String> {
+    let kept: Vec<&str> = text.split_whitespace().filter(|w| !w.contains('@') && !w.contains("://")).collect();
+    terms(&kept.join(" "))
+}
+
 /// One suffix off ("ing", "ed", "es", "s") when three characters remain, then the first
 /// six characters: "calibration", "calibrating", "calibrate" all become "calibr".
 fn stem(word: &str) -> String {
@@ -192,5 +200,6 @@ mod tests {
         assert_eq!(terms(&"é".repeat(100_000)), ["éééééé"]);
         assert!(terms("\u{0301}\u{200b}--__").is_empty());
         assert!(terms("").is_empty());
+        assert_eq!(question_terms("I'm dana@newco.example, see https://x.example/a?b reset"), ["see", "reset"]);
     }
 }

@@ -141,7 +141,7 @@ impl Index {
     /// Every passage that matches `question`, best first.
     pub fn search(&self, question: &str) -> Vec<Hit<'_>> {
         let mut seen = HashSet::new();
-        let query: Vec<String> = terms(question)
+        let query: Vec<String> = super::analyze::question_terms(question)
             .into_iter()
             .map(|t| self.synonyms.read(&t).to_string())
             .filter(|t| seen.insert(t.clone()))

@@ -168,7 +168,10 @@ pub fn template_context(conversation: &Conversation, reply: Option<&str>) -> Jso
 /// `json!`, which would serialise the case row (and every map in it) key by key again.
 pub fn context_of(view: View, reply: Option<&str>) -> Json {
     let conversation = view.conversation;
-    let contact_name = conversation.contact.as_ref().and_then(|c| c.name.as_deref()).unwrap_or_default();
+    // A messenger visitor not matched to a contact is addressed by the name they gave.
+    let visitor_name = conversation.messenger.as_ref().and_then(|m| m.visitor.name.as_deref());
+    let contact_name =
+        conversation.contact.as_ref().and_then(|c| c.name.as_deref()).or(visitor_name).unwrap_or_default();
     let first_name = contact_name.split_whitespace().next().unwrap_or("there");
     let string = |s: Option<&str>| s.map_or(Json::Null, |s| Json::String(s.to_string()));
     let case = object([

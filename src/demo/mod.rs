@@ -3,7 +3,8 @@
 //! It starts the org simulator with the demo org, a local SMTP sink, and the daemon with
 //! the knowledge-base agent on the demo help centre; then it plays a scenario — new cases,
 //! an email-origin case, a customer follow-up, a customer asking for a human, a question
-//! the agent cannot answer, an idle poll — printing what the daemon decided and did.
+//! the agent cannot answer, an idle poll, then a conversation in the web messenger
+//! (`chat.rs`) — printing what the daemon decided and did. `--serve` keeps it all running.
 
 use std::io::Write;
 use std::time::Instant;
@@ -20,24 +21,29 @@ use crate::sim::{self, SimOptions, Simulator};
 use crate::smtp_sink::SmtpSink;
 use crate::store::Store;
 
+mod chat;
+
+/// Where `casebridge demo --serve` serves the messenger, when the port is free.
+pub const SERVE_MESSENGER: &str = "127.0.0.1:9091";
+
 /// The demo help centre, built in so the demo runs from any directory.
 pub const HELP_CENTER: &[(&str, &str)] = &[
-    ("gripper-calibration", include_str!("../examples/demo/help-center/gripper-calibration.md")),
-    ("firmware-updates", include_str!("../examples/demo/help-center/firmware-updates.md")),
-    ("arm-maintenance", include_str!("../examples/demo/help-center/arm-maintenance.md")),
-    ("controller-network", include_str!("../examples/demo/help-center/controller-network.md")),
-    ("billing", include_str!("../examples/demo/help-center/billing.md")),
+    ("gripper-calibration", include_str!("../../examples/demo/help-center/gripper-calibration.md")),
+    ("firmware-updates", include_str!("../../examples/demo/help-center/firmware-updates.md")),
+    ("arm-maintenance", include_str!("../../examples/demo/help-center/arm-maintenance.md")),
+    ("controller-network", include_str!("../../examples/demo/help-center/controller-network.md")),
+    ("billing", include_str!("../../examples/demo/help-center/billing.md")),
 ];
 
 /// The shipped rule set (`rules/`), built in for the same reason.
 pub const SHIPPED_RULES: &[(&str, &str)] = &[
-    ("mappings.yaml", include_str!("../rules/mappings.yaml")),
-    ("handover.yaml", include_str!("../rules/handover.yaml")),
-    ("topics.yaml", include_str!("../rules/topics.yaml")),
-    ("email.yaml", include_str!("../rules/email.yaml")),
-    ("resolution.yaml", include_str!("../rules/resolution.yaml")),
-    ("templates/reply.txt.hbs", include_str!("../rules/templates/reply.txt.hbs")),
-    ("templates/reply.html.hbs", include_str!("../rules/templates/reply.html.hbs")),
+    ("mappings.yaml", include_str!("../../rules/mappings.yaml")),
+    ("handover.yaml", include_str!("../../rules/handover.yaml")),
+    ("topics.yaml", include_str!("../../rules/topics.yaml")),
+    ("email.yaml", include_str!("../../rules/email.yaml")),
+    ("resolution.yaml", include_str!("../../rules/resolution.yaml")),
+    ("templates/reply.txt.hbs", include_str!("../../rules/templates/reply.txt.hbs")),
+    ("templates/reply.html.hbs", include_str!("../../rules/templates/reply.html.hbs")),
 ];
 
 /// What the demo observed, for its summary (and its test).
@@ -52,6 +58,10 @@ pub struct DemoSummary {
     pub api_calls: u64,
     pub case_updates: usize,
     pub sync_errors: usize,
+    /// Messages in the demo's messenger conversation, and the leads and cases it made.
+    pub chat_messages: usize,
+    pub leads: usize,
+    pub chat_cases: usize,
 }
 
 fn client(sim: &Simulator, username: &str) -> anyhow::Result<Client> {
@@ -64,8 +74,9 @@ fn client(sim: &Simulator, username: &str) -> anyhow::Result<Client> {
     Ok(Client::new(ClientConfig::new(sim.url(), credentials))?)
 }
 
-/// Runs the demo, printing to `out`.
-pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
+/// Runs the demo, printing to `out`. With `serve`, the simulator, the daemon and the
+/// messenger keep running afterwards, until Ctrl-C, for a person to chat with.
+pub async fn run(out: &mut impl Write, serve: bool) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
     let seed = sim::seed::load(sim::DEMO_ORG, "built-in demo org").map_err(anyhow::Error::msg)?;
     let sim = Simulator::start("127.0.0.1:0".parse()?, seed, SimOptions::default()).await?;
@@ -144,14 +155,80 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<DemoSummary> {
     let report = daemon.cycle().await?;
     show(out, &report, &mut summary)?;
 
+    let mut chat = chat::start(&mut daemon, SERVE_MESSENGER.parse()?).await?;
+    play_chat(out, &mut daemon, &mut chat, &admin, &mut summary).await?;
+
     summary.emails = smtp.mails().len();
     summary.sync_errors = daemon.store().sync_errors()?.len();
     summary.cases_seen = daemon.store().conversation_count();
     print_summary(out, &summary, &smtp, started)?;
-    writeln!(out, "\nNext: `casebridge sim --org examples/demo/org.yaml` serves this org for any Salesforce client;")?;
-    writeln!(out, "`casebridge run --config examples/demo/casebridge.yaml` runs the daemon against it.")?;
+    if serve {
+        writeln!(out, "\nServing until Ctrl-C:")?;
+        writeln!(out, "  chat with the agent       {}/  (open it in a browser)", chat.base)?;
+        writeln!(out, "  Salesforce org simulator  {}  (sign in as admin@acme.example / demo-password)", sim.url())?;
+        out.flush()?;
+        daemon.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
+    } else {
+        writeln!(
+            out,
+            "\nNext: `casebridge demo --serve` keeps all this running with a chat page to try in a browser;"
+        )?;
+        writeln!(out, "`casebridge sim --org examples/demo/org.yaml` serves this org for any Salesforce client;")?;
+        writeln!(out, "`casebridge run --config examples/demo/casebridge.yaml` runs the daemon against it.")?;
+    }
+    drop(chat);
     sim.stop().await;
     Ok(summary)
+}
+
+/// Steps 7 to 10: a conversation that starts on the website, in the messenger.
+async fn play_chat(
+    out: &mut impl Write,
+    daemon: &mut Daemon,
+    chat: &mut chat::ChatScene,
+    admin: &Client,
+    summary: &mut DemoSummary,
+) -> anyhow::Result<()> {
+    step(out, 7, &format!("A visitor on the website asks in the messenger ({}/).", chat.base))?;
+    chat.visitor_says("Hi! My gripper drifts after every restart. How do I recalibrate it?").await?;
+    let report = daemon.chat_round().await?;
+    chat.print_new(out).await?;
+    show(out, &report, summary)?;
+
+    step(out, 8, "The visitor leaves their email: a new visitor becomes a lead.")?;
+    chat.visitor_says("Thanks! I'm dana@newco.example. How do I update the controller firmware?").await?;
+    let report = daemon.chat_round().await?;
+    chat.print_new(out).await?;
+    show(out, &report, summary)?;
+
+    step(out, 9, "The visitor asks for a person: the chat becomes a case in the queue.")?;
+    chat.visitor_says("Could I talk to a person about a bulk order, please?").await?;
+    let report = daemon.chat_round().await?;
+    chat.print_new(out).await?;
+    show(out, &report, summary)?;
+    let report = daemon.cycle().await?;
+    show(out, &report, summary)?;
+
+    step(out, 10, "A person answers on the case in Salesforce; the reply reaches the chat.")?;
+    let conversation = chat.id().and_then(|id| daemon.store().conversation(id).ok().flatten());
+    let case_id = conversation.as_ref().and_then(|c| c.case_id().map(str::to_string));
+    let Some(case_id) = case_id else { anyhow::bail!("the chat did not become a case") };
+    admin
+        .create(
+            "CaseComment",
+            &json!({ "ParentId": case_id, "IsPublished": true,
+                     "CommentBody": "Hi Dana, Ada here from the sales team. How many grippers do you need?" }),
+        )
+        .await?;
+    let report = daemon.cycle().await?;
+    chat.print_new(out).await?;
+    show(out, &report, summary)?;
+    if let Some(c) = chat.id().and_then(|id| daemon.store().conversation(id).ok().flatten()) {
+        summary.chat_messages = c.parts.len();
+        summary.leads += usize::from(c.messenger.as_ref().is_some_and(|m| m.lead_queued));
+        summary.chat_cases += usize::from(c.case_id().is_some());
+    }
+    Ok(())
 }
 
 /// The daemon the demo runs: the shipped rules (written to `dir`), the demo help centre,
@@ -203,6 +280,11 @@ fn print_summary(out: &mut impl Write, summary: &DemoSummary, smtp: &SmtpSink, s
     writeln!(out, "  emails sent              {}", summary.emails)?;
     writeln!(out, "  handovers to humans      {}", summary.handovers)?;
     writeln!(out, "  resolutions confirmed    {}", summary.resolutions)?;
+    writeln!(
+        out,
+        "  messenger chats          1 ({} messages; {} lead, {} case)",
+        summary.chat_messages, summary.leads, summary.chat_cases
+    )?;
     writeln!(out, "  sync errors              {}", summary.sync_errors)?;
     writeln!(
         out,
@@ -254,7 +336,11 @@ fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -
             EventKind::AgentFailed => "agent failed",
             EventKind::Unreadable => "unreadable",
         };
-        writeln!(out, "    case {:<9} {:<12} {}", e.case_number, what, e.detail)?;
+        if crate::model::is_messenger_id(&e.case_id) {
+            writeln!(out, "    chat {:<9} {:<12} {}", "", what, e.detail)?;
+        } else {
+            writeln!(out, "    case {:<9} {:<12} {}", e.case_number, what, e.detail)?;
+        }
     }
     summary.case_updates += updated.len();
     // Only the daemon's own calls: the scenario's writes above are not casebridge's.
