@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod binary;
+pub mod webdriver;
 mod world;
 
 // Not every test binary uses every helper.

@@ -1,0 +1,105 @@
+//! The messenger widget in a real headless browser (Debian's chromium, driven through
+//! chromedriver): a page that embeds it with one tag, a question typed with the keyboard and
+//! answered over Server-Sent Events by the running daemon, a handover that becomes a case, a
+//! person's comment made in the simulator arriving in the widget, and the conversation still
+//! there after a reload. CI installs both (`.ci/run`); elsewhere the test says how and skips.
+
+mod common;
+
+use casebridge::channels::messenger::{Messenger, MessengerSettings, api};
+use common::webdriver::{self, Browser, ENTER, ESCAPE};
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
+    let Some((chromium, driver)) = webdriver::browser() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (see .ci/run)");
+        eprintln!("skipped: apt-get install chromium chromium-driver to run this test");
+        return;
+    };
+    let w = World::new().await;
+    let mut daemon = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
+    let hub = Messenger::new(daemon.store().clone(), MessengerSettings::default()).unwrap();
+    daemon.attach_messenger(hub.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut stopped_server = stopped.clone();
+    let addr = api::serve_on(listener, hub, async move {
+        let _ = stopped_server.wait_for(|s| *s).await;
+    })
+    .unwrap();
+    let mut stopped_daemon = stopped.clone();
+    let running = tokio::spawn(daemon.run(async move {
+        let _ = stopped_daemon.wait_for(|s| *s).await;
+    }));
+    let base = format!("http://{addr}/");
+
+    let b = Browser::start(chromium, driver).await;
+    b.open(&base).await;
+    let toggle = b.find("button[aria-controls=casebridge-panel]").await;
+    assert_eq!(b.attribute(&toggle, "aria-expanded").await.as_deref(), Some("false"));
+    b.click(&toggle).await;
+    assert_eq!(b.attribute(&toggle, "aria-expanded").await.as_deref(), Some("true"));
+    let focused = b.script("return document.activeElement.id").await;
+    assert_eq!(focused, "casebridge-input", "opening the chat puts the keyboard in the text box");
+    let label = b.script("return document.querySelector('label[for=casebridge-input]').textContent").await;
+    assert_eq!(label, "Your message", "the text box is labelled for screen readers");
+    assert_eq!(b.script("return document.querySelector('[role=log]').getAttribute('aria-live')").await, "polite");
+
+    b.keys(&format!("How do I recalibrate the gripper?{ENTER}")).await;
+    b.wait_for_text("li[data-author=visitor]", "recalibrate the gripper").await;
+    b.wait_for_text("li[data-author=agent]", "Recalibrate").await;
+
+    b.keys(&format!("Can I talk to a person please?{ENTER}")).await;
+    b.wait_for_text("li[data-author=agent]", "passed this to our support team").await;
+    let id = b
+        .script(
+            "const k = Object.keys(localStorage).find(k => k.startsWith('casebridge-messenger:'));
+             return JSON.parse(localStorage.getItem(k)).id",
+        )
+        .await;
+    let id = id.as_str().unwrap().to_string();
+    let soql = format!("SELECT Id, OwnerId FROM Case WHERE Casebridge_Conversation__c = '{id}'");
+    let mut case: Option<Value> = None;
+    for _ in 0..100 {
+        let rows: Vec<Value> = w.admin.query(soql.clone()).collect_all().await.unwrap();
+        if let Some(row) = rows.into_iter().next() {
+            case = Some(row);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let case = case.expect("the handover made a case");
+    assert_eq!(case["OwnerId"], json!(w.id("support_queue")));
+
+    let case_id = case["Id"].as_str().unwrap();
+    w.admin
+        .create(
+            "CaseComment",
+            &json!({ "ParentId": case_id, "CommentBody": "Hi, Alex here. Happy to help.", "IsPublished": true }),
+        )
+        .await
+        .unwrap();
+    b.wait_for_text("li[data-author=human]", "Alex here").await;
+
+    // Escape closes the chat and gives the keyboard back to the button.
+    b.keys(ESCAPE).await;
+    assert_eq!(b.attribute(&toggle, "aria-expanded").await.as_deref(), Some("false"));
+    assert_eq!(b.script("return document.getElementById('casebridge-panel').hidden").await, true);
+    assert_eq!(
+        b.script("return document.activeElement === document.querySelector('[aria-controls=casebridge-panel]')").await,
+        true
+    );
+
+    // A reload keeps the conversation.
+    b.open(&base).await;
+    let toggle = b.find("button[aria-controls=casebridge-panel]").await;
+    b.click(&toggle).await;
+    b.wait_for_text("li[data-author=human]", "Alex here").await;
+    assert_eq!(b.find_all("li[data-author=agent]").await.len(), 2, "each message once");
+
+    b.quit().await;
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+}
