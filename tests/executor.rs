@@ -133,7 +133,11 @@ async fn a_refused_action_becomes_a_sync_error_and_blocks_nothing_else() {
         .enqueue(Action::PostReply { case_id: other.clone(), body: "Done.".into(), channel: ReplyChannel::Comment })
         .unwrap();
     let report = executor.run_round().await.unwrap();
-    assert_eq!((report.done, report.failed, report.api_calls), (2, 1, 1), "one composite call for all three");
+    assert_eq!(
+        (report.done, report.failed, report.api_calls),
+        (2, 1, 2),
+        "Case described once (the bad value is caught before sending), one composite call for the rest"
+    );
     let updated: Value = client.get("Case", &other, Some(&["Product__c"])).await.unwrap();
     assert_eq!(updated["Product__c"], "Gripper");
     let errors = store.sync_errors().unwrap();
@@ -143,6 +147,80 @@ async fn a_refused_action_becomes_a_sync_error_and_blocks_nothing_else() {
     assert_eq!(errors[0].code, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
     assert!(errors[0].message.contains("Spaceship"), "{}", errors[0].message);
     assert!(matches!(errors[0].action, Some(Action::UpdateFields { .. })), "kept for a retry");
+    assert_eq!(store.outbox_len(), 0);
+    // The describe is read once: the next write costs one call.
+    let mut more = std::collections::BTreeMap::new();
+    more.insert("Product__c".to_string(), json!("Arm"));
+    store.enqueue(Action::UpdateFields { case_id: other.clone(), fields: more }).unwrap();
+    assert_eq!(executor.run_round().await.unwrap().api_calls, 1);
+}
+
+/// Where the seed fails, we don't: a mapped field that Salesforce would refuse (read-only,
+/// unknown, too long, not in a restricted picklist, not an email) is left out of a case's
+/// creation with a sync error each, and the case is still made with the rest; a create that
+/// lacks a required field is refused before it is sent.
+#[tokio::test]
+async fn bad_fields_are_left_out_of_a_write_and_the_record_is_still_made() {
+    let w = World::new().await;
+    let store = w.store();
+    let client = w.agent_client();
+    let mut executor = Executor::new(client.clone(), store.clone(), None, w.id("agent"));
+    let fields: std::collections::BTreeMap<String, Value> = [
+        ("Subject", json!("Help with my order")),
+        ("CaseNumber", json!("99999999")),
+        ("IsClosed", json!(true)),
+        ("Product__c", json!("Spaceship")),
+        ("SuppliedEmail", json!("not an email")),
+        ("Origin", json!("x".repeat(300))),
+        ("No_Such_Field__c", json!("x")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    store
+        .enqueue(Action::UpsertRecord {
+            conversation_id: "msg_validation".into(),
+            object: "Case".into(),
+            key_field: "Casebridge_Conversation__c".into(),
+            fields,
+        })
+        .unwrap();
+    let report = executor.run_round().await.unwrap();
+    assert_eq!(report.done, 1);
+    let rows: Vec<Value> = client
+        .query("SELECT Id, Subject, Product__c FROM Case WHERE Casebridge_Conversation__c = 'msg_validation'")
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the case is made with the fields that were right");
+    assert_eq!(rows[0]["Subject"], "Help with my order");
+    let mut codes: Vec<String> = store.sync_errors().unwrap().into_iter().map(|e| e.code).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            "INVALID_EMAIL_ADDRESS",
+            "INVALID_FIELD",
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "STRING_TOO_LONG"
+        ],
+        "IsClosed and CaseNumber are read-only: one error names the first of them, then the same error grows"
+    );
+
+    // A Lead without LastName cannot be saved: refused whole, before sending.
+    store
+        .enqueue(Action::UpsertRecord {
+            conversation_id: "msg_lead".into(),
+            object: "Lead".into(),
+            key_field: "Casebridge_Conversation__c".into(),
+            fields: [("Company".to_string(), json!("Acme"))].into_iter().collect(),
+        })
+        .unwrap();
+    let report = executor.run_round().await.unwrap();
+    assert_eq!((report.failed, report.api_calls), (1, 1), "only Lead's describe was read");
+    let error = store.sync_errors().unwrap().into_iter().find(|e| e.code == "REQUIRED_FIELD_MISSING").unwrap();
+    assert!(error.message.contains("LastName"), "{}", error.message);
     assert_eq!(store.outbox_len(), 0);
 }
 

@@ -5,3 +5,4 @@
 pub mod email;
 pub mod executor;
 pub mod plan;
+pub mod validate;

@@ -20,3 +20,4 @@ mod types;
 pub use auth::{Credentials, Session};
 pub use client::{ApiUsage, Client, ClientConfig, QueryPages, QueryResult, RetryPolicy, SubRequest, SubResponse};
 pub use error::{ApiErrorItem, SalesforceError};
+pub use types::{FieldDescribe, PicklistValue, SObjectDescribe};
