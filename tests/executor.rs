@@ -183,6 +183,7 @@ async fn bad_fields_are_left_out_of_a_write_and_the_record_is_still_made() {
             object: "Case".into(),
             key_field: "Casebridge_Conversation__c".into(),
             fields,
+            key: None,
         })
         .unwrap();
     let report = executor.run_round().await.unwrap();
@@ -215,6 +216,7 @@ async fn bad_fields_are_left_out_of_a_write_and_the_record_is_still_made() {
             object: "Lead".into(),
             key_field: "Casebridge_Conversation__c".into(),
             fields: [("Company".to_string(), json!("Acme"))].into_iter().collect(),
+            key: None,
         })
         .unwrap();
     let report = executor.run_round().await.unwrap();

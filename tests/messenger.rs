@@ -163,6 +163,7 @@ async fn a_handover_becomes_one_case_and_the_person_and_visitor_talk_through_it(
             object: "Case".into(),
             key_field: "Casebridge_Conversation__c".into(),
             fields: [("Subject".to_string(), json!("again"))].into(),
+            key: None,
         })
         .unwrap();
     d.cycle().await.unwrap();
@@ -421,4 +422,81 @@ async fn visitors_are_matched_and_a_new_one_who_leaves_an_email_becomes_one_lead
     d.chat_round().await.unwrap();
     d.cycle().await.unwrap();
     assert_eq!(leads(&w, "sam@newcomer.example").await.len(), 1);
+}
+
+#[tokio::test]
+async fn conversations_with_known_people_are_logged_as_tasks_and_completed_when_they_close() {
+    let w = World::new().await;
+    for _ in 0..2 {
+        w.admin
+            .create("Lead", &json!({ "LastName": "Prospect", "Company": "Widgets", "Email": "two@leads.example" }))
+            .await
+            .unwrap();
+    }
+    let mut d = daemon(&w).await;
+    let settings =
+        MessengerSettings { identity_secret: Some(Secret::new("s")), log_tasks: true, ..MessengerSettings::default() };
+    let chat = messenger(&mut d, settings).await;
+    let start = |email: &str, verified: bool| {
+        let mut body = json!({ "email": email, "message": "I'd like to talk to a human about my order" });
+        if verified {
+            body["user_hash"] = json!(token::identity_hash(b"s", email));
+        }
+        chat.start(body)
+    };
+    let id_of = |v: Value| v["conversation_id"].as_str().unwrap().to_string();
+    let jane = id_of(start("jane@customer.example", true).await.json().await.unwrap());
+    let claimed = id_of(start("jane@customer.example", false).await.json().await.unwrap());
+    let leads = id_of(start("two@leads.example", false).await.json().await.unwrap());
+    d.chat_round().await.unwrap();
+
+    let tasks = |filter: String| {
+        let soql = format!(
+            "SELECT Id, WhoId, WhatId, Status, Subject, Description, Casebridge_Conversation__c FROM Task WHERE {filter}"
+        );
+        let client = w.admin.clone();
+        async move { client.query::<Value>(soql).collect_all().await.unwrap() }
+    };
+    let janes = tasks(format!("WhoId = '{}'", w.id("jane"))).await;
+    assert_eq!(janes.len(), 1, "{janes:?}");
+    assert_eq!(janes[0]["Casebridge_Conversation__c"], json!(jane));
+    assert_eq!(janes[0]["WhatId"], json!(w.id("deal")), "related to Jane's one open opportunity");
+    assert_eq!(janes[0]["Status"], "In Progress");
+    assert!(
+        tasks(format!("Casebridge_Conversation__c = '{claimed}'")).await.is_empty(),
+        "no task on an unverified claim"
+    );
+    let lead_tasks = tasks(format!("Casebridge_Conversation__c LIKE '{leads}:%'")).await;
+    assert_eq!(lead_tasks.len(), 2, "one task for every lead with the email");
+    assert!(lead_tasks.iter().all(|t| t["WhatId"].is_null()));
+
+    // Jane's chat was handed over: its case closes, so does the chat, and its task completes.
+    d.cycle().await.unwrap();
+    let case_id = d.store().conversation(&jane).unwrap().unwrap().case_id().unwrap().to_string();
+    w.admin.update("Case", &case_id, &json!({ "Status": "Closed" })).await.unwrap();
+    d.cycle().await.unwrap();
+    let janes = tasks(format!("WhoId = '{}'", w.id("jane"))).await;
+    assert_eq!(janes.len(), 1, "completed, not logged again");
+    assert_eq!(janes[0]["Status"], "Completed");
+    assert!(janes[0]["Description"].as_str().unwrap().contains("talk to a human about my order"));
+    assert!(
+        janes[0]["Description"].as_str().unwrap().contains("passed this to our support team"),
+        "the whole transcript"
+    );
+
+    // A second opportunity for Jane: a new conversation's task is related to none.
+    let deal2 = w
+        .admin
+        .create("Opportunity", &json!({ "Name": "More", "StageName": "Prospecting", "CloseDate": "2027-06-30", "AccountId": w.id("acme") }))
+        .await
+        .unwrap();
+    w.admin
+        .create("OpportunityContactRole", &json!({ "OpportunityId": deal2, "ContactId": w.id("jane") }))
+        .await
+        .unwrap();
+    let again = id_of(start("jane@customer.example", true).await.json().await.unwrap());
+    d.chat_round().await.unwrap();
+    let t = tasks(format!("Casebridge_Conversation__c = '{again}'")).await;
+    assert_eq!(t.len(), 1);
+    assert!(t[0]["WhatId"].is_null(), "two open opportunities: related to none");
 }

@@ -43,11 +43,13 @@ const NOT_GRANTABLE: &[(&str, &str)] = &[
     ("TopicAssignment", "topic assignments are governed by the AssignTopics user permission"),
     ("User", "users are visible through the org's user sharing, not object permissions"),
     ("Group", "queues are read without object permissions"),
+    ("Task", "tasks are governed by the EditTask user permission"),
     ("QueueSobject", "queues are read without object permissions"),
 ];
 
-/// User permissions the agent user needs: API access, and tagging cases with topics.
-const USER_PERMISSIONS: &[&str] = &["ApiEnabled", "AssignTopics", "CreateTopics"];
+/// User permissions the agent user needs: API access, tagging cases with topics, and
+/// logging messenger conversations as Tasks.
+const USER_PERMISSIONS: &[&str] = &["ApiEnabled", "AssignTopics", "CreateTopics", "EditTask"];
 
 /// The elements a permission set may hold here (all documented fields of the PermissionSet
 /// metadata type); anything else is a typo Salesforce would refuse at deploy time.
@@ -590,7 +592,12 @@ fn the_agent_permission_set_grants_only_what_casebridge_needs() {
     for p in root.children_named("fieldPermissions") {
         let field = p.child_text("field").expect("every fieldPermissions names one field");
         let object = field.split('.').next().unwrap_or_default();
-        assert!(GRANTABLE_OBJECTS.contains(&object), "fieldPermissions on {field}: not an object casebridge uses");
+        // Activity's custom fields take their field permissions as Task's (Task access
+        // itself is the EditTask user permission, not an object permission).
+        assert!(
+            GRANTABLE_OBJECTS.contains(&object) || object == "Task",
+            "fieldPermissions on {field}: not an object casebridge uses"
+        );
         assert!(boolean(p, "readable") || !boolean(p, "editable"), "{field}: editable needs readable");
     }
 }

@@ -302,12 +302,15 @@ impl Executor {
                         // Retrying writes that one field alone, once the admin fixed the cause.
                         let value = original.get(&r.field).cloned().unwrap_or(Json::Null);
                         let retry = match &entry.action {
-                            Action::UpsertRecord { conversation_id, object, key_field, .. } => Action::UpsertRecord {
-                                conversation_id: conversation_id.clone(),
-                                object: object.clone(),
-                                key_field: key_field.clone(),
-                                fields: [(r.field.clone(), value)].into_iter().collect(),
-                            },
+                            Action::UpsertRecord { conversation_id, object, key_field, key, .. } => {
+                                Action::UpsertRecord {
+                                    conversation_id: conversation_id.clone(),
+                                    object: object.clone(),
+                                    key_field: key_field.clone(),
+                                    fields: [(r.field.clone(), value)].into_iter().collect(),
+                                    key: key.clone(),
+                                }
+                            }
                             other => Action::UpdateFields {
                                 case_id: other.case_id().to_string(),
                                 fields: [(r.field.clone(), value)].into_iter().collect(),

@@ -49,6 +49,11 @@ pub struct MessengerConfig {
     /// the `Casebridge_Conversation__c` External ID field on Lead).
     #[serde(default)]
     pub create_leads: bool,
+    /// Whether a conversation with a known contact or lead is logged as a Task (`WhoId`)
+    /// when it starts and completed with its transcript when it closes (needs the
+    /// `Casebridge_Conversation__c` External ID field on Activity).
+    #[serde(default)]
+    pub log_tasks: bool,
     /// The `LeadSource` of those leads.
     #[serde(default = "default_lead_source")]
     pub lead_source: String,
@@ -66,6 +71,7 @@ impl Default for MessengerConfig {
             handover_message: default_handover_message(),
             case_origin: default_case_origin(),
             create_leads: false,
+            log_tasks: false,
             lead_source: default_lead_source(),
         }
     }

@@ -86,7 +86,7 @@ impl Daemon {
             conv.contact = Some(ContactInfo { id: contact_id.clone(), name: name.clone(), email: Some(email.clone()) });
             conv.account = account_id.as_ref().map(|id| AccountInfo { id: id.clone(), name: account_name.clone() });
         }
-        let mut actions = Vec::new();
+        let mut actions = self.log_tasks(conv, &person, verified).await?;
         let info = conv.messenger.as_mut().expect("checked above");
         if person == SalesforcePerson::Visitor && hub.settings().create_leads && !info.lead_queued {
             info.lead_queued = true;
@@ -98,6 +98,40 @@ impl Daemon {
             info.person = Some(person);
         }
         self.commit(conv, actions)
+    }
+
+    /// The Tasks a matched visitor's conversation is logged as (`messenger.log_tasks`), and
+    /// their keys noted in the conversation. A contact's Task is only for a verified email:
+    /// logging it on an unverified claim would file someone else's words under the contact.
+    async fn log_tasks(
+        &mut self,
+        conv: &mut Conversation,
+        person: &SalesforcePerson,
+        verified: bool,
+    ) -> Result<Vec<Action>, DaemonError> {
+        let on = self.messenger.as_ref().is_some_and(|h| h.settings().log_tasks);
+        let contact = match person {
+            SalesforcePerson::User { contact_id, .. } if verified => Some(contact_id.clone()),
+            SalesforcePerson::User { .. } | SalesforcePerson::Visitor => return Ok(Vec::new()),
+            SalesforcePerson::Lead { .. } => None,
+        };
+        if !on {
+            return Ok(Vec::new());
+        }
+        let what = match &contact {
+            Some(id) => match messenger::tasks::related_opportunity(&self.client, id).await {
+                Ok(what) => what,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot read the contact's opportunities; the Task is related to none.");
+                    None
+                }
+            },
+            None => None,
+        };
+        let logged = messenger::tasks::log(conv, person, what.as_deref());
+        let info = conv.messenger.as_mut().expect("a messenger conversation");
+        info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
+        Ok(logged.into_iter().map(|(_, action)| action).collect())
     }
 
     /// Settles a chat that needs no decision: closed, handed over (the visitor's messages go
@@ -215,14 +249,13 @@ impl Daemon {
             let detail = format!("{copied} reply(ies) from case {} copied to the chat", news.case_number);
             report.events.push(event(&conv, EventKind::HumanReplied, detail.clone(), detail));
         }
+        let mut actions = Vec::new();
         if news.closed {
             conv.state = ConversationState::Closed;
+            actions = messenger::tasks::complete(&conv);
             report.events.push(event(&conv, EventKind::Closed, "its case is closed".into(), "closed".into()));
         }
-        if !linked && copied == 0 && !news.closed {
-            // Only the stamp moved (our own forwarded comments): keep it, tell no one.
-        }
-        self.commit(&conv, Vec::new())
+        self.commit(&conv, actions)
     }
 }
 

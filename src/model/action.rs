@@ -54,7 +54,16 @@ pub enum Action {
     /// A record made for a conversation (a messenger chat's case on handover): upserted by
     /// the External ID field `key_field` holding the conversation's id, so a resend after a
     /// crash updates the record it made instead of making a second.
-    UpsertRecord { conversation_id: String, object: String, key_field: String, fields: BTreeMap<String, Json> },
+    UpsertRecord {
+        conversation_id: String,
+        object: String,
+        key_field: String,
+        fields: BTreeMap<String, Json>,
+        /// The External ID value when it is not the conversation's id (one Task a lead:
+        /// `{conversation}:{lead}`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
 }
 
 impl Action {
@@ -101,6 +110,8 @@ impl Action {
             Action::AssignTopics { .. } => "assign_topics",
             Action::UpdateFields { .. } => "update_fields",
             Action::UpsertRecord { object, .. } if object == "Case" => "create_case",
+            Action::UpsertRecord { object, .. } if object == "Lead" => "create_lead",
+            Action::UpsertRecord { object, .. } if object == "Task" => "log_task",
             Action::UpsertRecord { .. } => "upsert_record",
         }
     }

@@ -34,6 +34,10 @@ pub struct MessengerInfo {
     /// it is upserted by the conversation's id, so it is found by that.
     #[serde(default)]
     pub lead_queued: bool,
+    /// The Tasks logged for this conversation, by their External ID values: completed, with
+    /// the transcript, when the conversation closes.
+    #[serde(default)]
+    pub tasks: Vec<String>,
 }
 
 /// Who a visitor's email is in Salesforce, as the seed maps it: an email that matches a

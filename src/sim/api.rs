@@ -158,7 +158,7 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
         },
         ("GET", ["describe"]) => Reply::json(200, describe(def, req.version)),
         ("PATCH", [field, value]) => match body_object(&req.body) {
-            Ok(b) => match data.org.upsert(&def.name, field, value, &b, ctx) {
+            Ok(b) => match data.org.upsert(&def.name, field, &percent_decoded(value), &b, ctx) {
                 Ok((id, created)) => Reply::json(
                     if created { 201 } else { 200 },
                     json!({ "id": id, "success": true, "errors": [], "created": created }),
@@ -361,6 +361,30 @@ fn run_subrequest(
             usage: req.usage,
         },
     )
+}
+
+/// A path segment with its `%XX` escapes decoded (as Salesforce reads an External ID value).
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub fn parse_query_string(qs: &str) -> HashMap<String, String> {

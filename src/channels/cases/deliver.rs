@@ -58,9 +58,9 @@ pub fn subrequests(reference: &str, action: &Action, topic_ids: &HashMap<String,
             }
             vec![SubRequest::update(&r(0), "Case", case_id, json!(fields))]
         }
-        Action::UpsertRecord { conversation_id, object, key_field, fields } => vec![SubRequest {
+        Action::UpsertRecord { conversation_id, object, key_field, fields, key } => vec![SubRequest {
             method: "PATCH".into(),
-            url: format!("sobjects/{object}/{key_field}/{}", url_segment(conversation_id)),
+            url: format!("sobjects/{object}/{key_field}/{}", url_segment(key.as_deref().unwrap_or(conversation_id))),
             reference_id: r(0),
             body: Some(json!(fields)),
         }],
@@ -87,9 +87,18 @@ pub fn post_record(action: &Action) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// A value as one URL path segment.
+/// A value as one URL path segment: unreserved characters, `:` and `@` as they are, every
+/// other byte percent-encoded.
 fn url_segment(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `Acme Support <support@acme.example>` → `support@acme.example`.

@@ -77,6 +77,7 @@ pub fn create_lead(conv: &Conversation, lead_source: &str) -> Option<Action> {
         object: "Lead".into(),
         key_field: CONVERSATION_FIELD.into(),
         fields,
+        key: None,
     })
 }
 

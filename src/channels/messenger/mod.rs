@@ -28,6 +28,7 @@ pub mod limits;
 pub mod matching;
 pub mod mirror;
 pub mod plan;
+pub mod tasks;
 pub mod token;
 pub mod widget;
 
@@ -50,6 +51,7 @@ pub struct MessengerSettings {
     pub handover_message: String,
     pub case_origin: String,
     pub create_leads: bool,
+    pub log_tasks: bool,
     pub lead_source: String,
     pub allowed_origins: Vec<String>,
     /// The secret websites sign visitors' emails with; `None`: no email is ever verified.
@@ -65,6 +67,7 @@ impl From<&crate::config::MessengerConfig> for MessengerSettings {
             handover_message: c.handover_message.clone(),
             case_origin: c.case_origin.clone(),
             create_leads: c.create_leads,
+            log_tasks: c.log_tasks,
             lead_source: c.lead_source.clone(),
             allowed_origins: c.allowed_origins.clone(),
             identity_secret: None,

@@ -61,6 +61,7 @@ fn create_case(conv: &Conversation, decision: &Decision, owner_id: &str, setting
         object: "Case".into(),
         key_field: CONVERSATION_FIELD.into(),
         fields,
+        key: None,
     }
 }
 
