@@ -103,3 +103,66 @@ async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
     stop.send(true).unwrap();
     running.await.unwrap().unwrap();
 }
+
+/// The admin page's messenger inbox in a real browser: a verified contact's chat, its live
+/// Salesforce panel (contact, account, the opportunity selector, open cases) and the New
+/// case form, filled and sent, answered with the case's link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_panel_and_the_new_case_form_work_in_a_browser() {
+    let Some((chromium, driver)) = webdriver::browser() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (see .ci/run)");
+        eprintln!("skipped: apt-get install chromium chromium-driver to run this test");
+        return;
+    };
+    let w = World::new().await;
+    let mut daemon = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
+    let settings = MessengerSettings {
+        identity_secret: Some(casebridge::model::Secret::new("s")),
+        ..MessengerSettings::default()
+    };
+    let hub = Messenger::new(daemon.store().clone(), settings).unwrap();
+    daemon.attach_messenger(hub.clone());
+    let email = "jane@customer.example";
+    let request = casebridge::channels::messenger::StartRequest {
+        name: Some("Jane".into()),
+        email: Some(email.into()),
+        user_hash: Some(casebridge::channels::messenger::token::identity_hash(b"s", email)),
+        message: "Can I get a quote for ten grippers?".into(),
+    };
+    let id = hub.start(request, "127.0.0.1").unwrap().conversation_id;
+    daemon.chat_round().await.unwrap();
+    let state = daemon.admin_state(None, casebridge::model::Secret::new("page-token"));
+    let addr =
+        casebridge::report::admin::serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
+
+    let b = Browser::start(chromium, driver).await;
+    b.open(&format!("http://{addr}/#token=page-token")).await;
+    b.wait_for_text("#inbox tr.pick", "jane@customer.example (verified)").await;
+    let row = b.find("#inbox tr.pick").await;
+    b.click(&row).await;
+    b.wait_for_text("#chat-panel dd", "Jane Doe").await;
+    b.wait_for_text("#chat-panel dd", "Acme O'Brien & Co").await;
+    b.wait_for_text("#chat-panel dd", "Proposal").await;
+    b.wait_for_text("#chat-panel dd", "Printer on fire").await;
+    b.wait_for_text("#case-owner", "Owner:").await;
+    let subject = b.find("#case-Subject").await;
+    assert_eq!(
+        b.script("return document.getElementById('case-Subject').value").await,
+        "Can I get a quote for ten grippers?"
+    );
+    let _ = subject;
+    b.script("document.getElementById('case-Product__c').value = 'Gripper'; return true").await;
+    let submit = b.find("#chat-form button[type=submit]").await;
+    b.click(&submit).await;
+    b.wait_for_text("#case-result", "Case created").await;
+    let rows: Vec<Value> = w
+        .admin
+        .query(format!("SELECT Id, Product__c, ContactId FROM Case WHERE Casebridge_Conversation__c = '{id}'"))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["Product__c"], "Gripper");
+    assert_eq!(rows[0]["ContactId"], json!(w.id("jane")));
+    b.quit().await;
+}

@@ -240,6 +240,10 @@ impl Daemon {
             status: self.status_snapshot(),
             reloader,
             token,
+            client: Some(self.client.clone()),
+            instance_url: self.org.0.clone(),
+            default_owner: serde_json::json!({ "id": self.agent_user.id, "name": self.agent_user.name }),
+            messenger: self.messenger.clone(),
         }
     }
 

@@ -13,6 +13,9 @@
 //! | `GET /api/conversations/{case_id}` | parts, attributes, topics, decisions and traces |
 //! | `GET /api/sync-errors` | what Salesforce, SMTP or the agent refused |
 //! | `POST /api/sync-errors/{id}/retry` | queue the failed action again |
+//!
+//! The messenger's inbox, its Salesforce panel, the New case form and the grouped sync
+//! errors are in `inbox.rs`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -42,6 +45,13 @@ pub struct AdminState {
     pub status: Arc<Mutex<Option<Status>>>,
     pub reloader: Option<Arc<Reloader>>,
     pub token: Secret,
+    /// The org, for the messenger inbox's live data and New case form (`None`: no panel).
+    pub client: Option<crate::salesforce::Client>,
+    /// Where "Open in Salesforce" links point.
+    pub instance_url: String,
+    /// Who owns a case made by hand when the form names no one (the agent user).
+    pub default_owner: Json,
+    pub messenger: Option<Arc<crate::channels::messenger::Messenger>>,
 }
 
 /// The admin router (for tests and the daemon alike).
@@ -55,6 +65,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/resolutions", get(resolutions))
         .route("/api/sync-errors", get(sync_errors))
         .route("/api/sync-errors/{id}/retry", post(retry))
+        .route("/api/sync-errors/groups", get(super::inbox::error_groups))
+        .route("/api/sync-errors/retry", post(super::inbox::retry_many))
+        .route("/api/inbox", get(super::inbox::inbox))
+        .route("/api/inbox/{id}/salesforce", get(super::inbox::salesforce))
+        .route("/api/inbox/{id}/case", post(super::inbox::create_case))
+        .route("/api/case-form", get(super::inbox::case_form))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/", get(page)).route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(state)
 }

@@ -396,6 +396,16 @@ impl Client {
         self.send_json(Method::GET, &format!("sobjects/{object}/describe"), &[], None).await
     }
 
+    /// `PATCH /sobjects/{Object}/{ExternalIdField}/{value}`: an upsert by External ID;
+    /// returns the record's id (made or updated).
+    pub async fn upsert_json(&self, path: &str, record: &Json) -> Result<String> {
+        let reply: Json = self.send_json(Method::PATCH, path, &[], Some(record)).await?;
+        reply["id"].as_str().map(str::to_string).ok_or_else(|| SalesforceError::Decode {
+            context: format!("PATCH {path}"),
+            detail: "no id in the upsert's answer".into(),
+        })
+    }
+
     /// `GET /limits`: every limit of the org, by name (`DailyApiRequests`, ...).
     pub async fn limits(&self) -> Result<std::collections::BTreeMap<String, Limit>> {
         let raw: serde_json::Map<String, Json> = self.send_json(Method::GET, "limits", &[], None).await?;

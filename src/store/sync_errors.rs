@@ -32,6 +32,27 @@ pub struct SyncError {
     pub history: Vec<ErrorEvent>,
 }
 
+impl SyncError {
+    /// A new error seen now (its id is given when it is recorded).
+    pub fn new(case_id: Option<&str>, operation: &str, code: &str, message: &str) -> SyncError {
+        let now = chrono::Utc::now();
+        SyncError {
+            id: 0,
+            case_id: case_id.map(str::to_string),
+            operation: operation.into(),
+            code: code.into(),
+            message: message.into(),
+            attempts: 1,
+            first_seen: now,
+            last_seen: now,
+            action: None,
+            retries: 0,
+            last_retry: None,
+            history: Vec::new(),
+        }
+    }
+}
+
 /// One earlier failure kept in a sync error's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorEvent {

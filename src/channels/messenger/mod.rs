@@ -299,6 +299,17 @@ impl Messenger {
         Ok(())
     }
 
+    /// Adds a note for the support team (not shown to the visitor) to a conversation.
+    pub fn note(&self, id: &str, text: &str) -> Result<(), MessengerError> {
+        let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
+        let mut part = daemon_part(self.part_id("n")?, AuthorKind::Admin, Some("admin page".into()), text.to_string());
+        part.public = false;
+        conv.parts.push(part);
+        self.store.commit(&conv, Vec::new())?;
+        Ok(())
+    }
+
     /// Ends every event stream (at shutdown).
     pub fn close_streams(&self) {
         self.streams.lock().unwrap_or_else(|p| p.into_inner()).clear();

@@ -1,0 +1,333 @@
+//! The admin server's messenger side: the inbox (messenger conversations with who the
+//! visitor is), the live Salesforce panel beside each (contact, account, opportunities, open
+//! cases, leads, with "Open in Salesforce" links), the New case form (built from the org's
+//! describe, checked before sending), and sync errors grouped by object and code with a
+//! bulk retry.
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `GET /api/inbox` | messenger conversations, newest activity first |
+//! | `GET /api/inbox/{id}/salesforce` | the visitor's live Salesforce data |
+//! | `GET /api/case-form` | the fields a new case can be given (describe) and its default owner |
+//! | `POST /api/inbox/{id}/case` | `{fields}` → the case, made at once, or why not (422) |
+//! | `GET /api/sync-errors/groups` | sync errors by object and code, with their conversations |
+//! | `POST /api/sync-errors/retry` | `{ids: [...]}`: every retryable one queued again |
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use super::admin::AdminState;
+use crate::model::{Channel, Conversation, SalesforcePerson};
+use crate::salesforce::soql::{Filter, Select};
+
+fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+/// The messenger conversations, newest activity first (at most 200).
+pub async fn inbox(State(state): State<AdminState>) -> Response {
+    let store = state.store.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        let (items, _) = store.recent_conversations(None, 0, 5_000)?;
+        Ok::<_, crate::store::StoreError>(
+            items.into_iter().filter(|c| c.channel == Channel::Messenger).take(200).collect::<Vec<_>>(),
+        )
+    })
+    .await;
+    match listed {
+        Ok(Ok(chats)) => {
+            axum::Json(json!({ "conversations": chats.iter().map(chat_summary).collect::<Vec<_>>() })).into_response()
+        }
+        Ok(Err(e)) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn chat_summary(c: &Conversation) -> Json {
+    let info = c.messenger.clone().unwrap_or_default();
+    json!({
+        "id": c.id,
+        "subject": c.subject,
+        "state": crate::store::state_name(&c.state),
+        "visitor": info.visitor,
+        "kind": info.person.as_ref().map_or("", |p| p.kind()),
+        "case_id": info.case_id,
+        "case_number": info.case_number,
+        "messages": c.parts.len(),
+        "updated": c.modstamp,
+    })
+}
+
+/// A record's "Open in Salesforce" address.
+fn link(state: &AdminState, object: &str, id: &str) -> String {
+    format!("{}/lightning/r/{object}/{id}/view", state.instance_url.trim_end_matches('/'))
+}
+
+/// The visitor's live Salesforce data, read now: a verified user's contact, account,
+/// the account's open opportunities and the contact's open cases; a lead's leads.
+pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let Some(client) = state.client.clone() else {
+        return failure(StatusCode::SERVICE_UNAVAILABLE, "this admin server has no Salesforce connection");
+    };
+    let conv = match state.store.conversation(&id) {
+        Ok(Some(c)) if c.channel == Channel::Messenger => c,
+        Ok(_) => return failure(StatusCode::NOT_FOUND, format!("no messenger conversation {id}")),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let info = conv.messenger.clone().unwrap_or_default();
+    let query = |s: Select| {
+        let client = client.clone();
+        async move {
+            let soql = s.build().map_err(|e| e.to_string())?;
+            client.query::<Json>(soql).collect_all().await.map_err(|e| e.to_string())
+        }
+    };
+    let mut panel = json!({ "visitor": info.visitor, "kind": info.person.as_ref().map_or("", |p| p.kind()) });
+    let result: Result<(), String> = async {
+        match &info.person {
+            Some(SalesforcePerson::User { contact_id, .. }) if info.visitor.verified => {
+                let contact = query(
+                    Select::new(
+                        [
+                            "Id",
+                            "Name",
+                            "Email",
+                            "AccountId",
+                            "Account.Name",
+                            "Account.Website",
+                            "Account.BillingCountry",
+                            "Account.OwnerId",
+                            "Account.Owner.Name",
+                        ],
+                        "Contact",
+                    )
+                    .filter(Filter::eq("Id", contact_id.as_str())),
+                )
+                .await?;
+                let Some(c) = contact.first() else { return Ok(()) };
+                panel["contact"] = json!({
+                    "id": c["Id"], "name": c["Name"], "email": c["Email"], "link": link(&state, "Contact", contact_id),
+                    "account_owner": c["Account"]["Owner"]["Name"],
+                });
+                if let Some(account) = c["AccountId"].as_str() {
+                    panel["account"] = json!({
+                        "id": account, "name": c["Account"]["Name"], "domain": c["Account"]["Website"],
+                        "country": c["Account"]["BillingCountry"], "owner": c["Account"]["Owner"]["Name"],
+                        "link": link(&state, "Account", account),
+                    });
+                    let opportunities = query(
+                        Select::new(["Id", "Name", "StageName", "CloseDate", "Amount", "Owner.Name"], "Opportunity")
+                            .filter(Filter::eq("AccountId", account).and(Filter::eq("IsClosed", false)))
+                            .order_by("CloseDate", false)
+                            .limit(50),
+                    )
+                    .await?;
+                    panel["opportunities"] = opportunities
+                        .iter()
+                        .map(|o| {
+                            json!({
+                                "id": o["Id"], "name": o["Name"], "stage": o["StageName"], "close_date": o["CloseDate"],
+                                "amount": o["Amount"], "owner": o["Owner"]["Name"],
+                                "link": link(&state, "Opportunity", o["Id"].as_str().unwrap_or_default()),
+                            })
+                        })
+                        .collect();
+                }
+                let cases = query(
+                    Select::new(["Id", "CaseNumber", "Status", "Priority", "Subject"], "Case")
+                        .filter(Filter::eq("ContactId", contact_id.as_str()).and(Filter::eq("IsClosed", false)))
+                        .order_by("CreatedDate", true)
+                        .limit(50),
+                )
+                .await?;
+                panel["open_cases"] = cases
+                    .iter()
+                    .map(|k| {
+                        json!({
+                            "id": k["Id"], "number": k["CaseNumber"], "status": k["Status"], "priority": k["Priority"],
+                            "subject": k["Subject"], "link": link(&state, "Case", k["Id"].as_str().unwrap_or_default()),
+                        })
+                    })
+                    .collect();
+            }
+            Some(SalesforcePerson::Lead { lead_ids, .. }) => {
+                let leads = query(
+                    Select::new(["Id", "Name", "Company", "Status", "Owner.Name"], "Lead")
+                        .filter(Filter::is_in("Id", lead_ids.iter().cloned())),
+                )
+                .await?;
+                panel["leads"] = leads
+                    .iter()
+                    .map(|l| json!({
+                        "id": l["Id"], "name": l["Name"], "company": l["Company"], "status": l["Status"],
+                        "owner": l["Owner"]["Name"], "link": link(&state, "Lead", l["Id"].as_str().unwrap_or_default()),
+                    }))
+                    .collect();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(case_id) = &info.case_id {
+        panel["case"] = json!({ "id": case_id, "number": info.case_number, "link": link(&state, "Case", case_id) });
+    }
+    match result {
+        Ok(()) => axum::Json(panel).into_response(),
+        Err(e) => failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
+    }
+}
+
+/// The New case form: Case's createable fields from the org's describe, required ones
+/// marked, picklists with their values, and who owns the case by default.
+pub async fn case_form(State(state): State<AdminState>) -> Response {
+    let Some(client) = state.client.clone() else {
+        return failure(StatusCode::SERVICE_UNAVAILABLE, "this admin server has no Salesforce connection");
+    };
+    let describe = match client.describe("Case").await {
+        Ok(d) => d,
+        Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
+    };
+    let fields: Vec<Json> = describe
+        .fields
+        .iter()
+        .filter(|f| f.createable && f.name != crate::channels::messenger::plan::CONVERSATION_FIELD)
+        .map(|f| {
+            json!({
+                "name": f.name, "label": f.label, "type": f.kind, "length": f.length,
+                "required": !f.nillable && !f.defaulted_on_create && f.kind != "boolean",
+                "values": f.picklist_values.iter().filter(|p| p.active).map(|p| p.value.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "fields": fields, "default_owner": state.default_owner })).into_response()
+}
+
+/// Makes a case for a messenger conversation by hand, at once: checked against the
+/// describe first (every problem is named; nothing is sent), then upserted by the
+/// conversation's id (a second submit updates the same case), and noted in the conversation.
+pub async fn create_case(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    body: Result<axum::Json<Json>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let (Some(client), Some(hub)) = (state.client.clone(), state.messenger.clone()) else {
+        return failure(StatusCode::SERVICE_UNAVAILABLE, "this admin server has no Salesforce connection or messenger");
+    };
+    let fields: BTreeMap<String, Json> = match body.map(|b| b.0.get("fields").cloned()) {
+        Ok(Some(Json::Object(map))) => map.into_iter().filter(|(_, v)| !v.is_null() && v != "").collect(),
+        Ok(_) => return failure(StatusCode::BAD_REQUEST, "expected {\"fields\": {...}}"),
+        Err(e) => return failure(e.status(), e.body_text()),
+    };
+    match state.store.conversation(&id) {
+        Ok(Some(c)) if c.channel == Channel::Messenger => {}
+        Ok(_) => return failure(StatusCode::NOT_FOUND, format!("no messenger conversation {id}")),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+    let describe = match client.describe("Case").await {
+        Ok(d) => d,
+        Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
+    };
+    let mut problems: Vec<Json> = Vec::new();
+    match crate::act::validate::check(&describe, &fields, true) {
+        Err(r) => problems.push(json!({ "field": r.field, "code": r.code, "message": r.message })),
+        Ok(checked) => problems
+            .extend(checked.refused.iter().map(|r| json!({ "field": r.field, "code": r.code, "message": r.message }))),
+    }
+    if !problems.is_empty() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({ "error": "the case was not sent", "problems": problems })),
+        )
+            .into_response();
+    }
+    let key = crate::channels::messenger::plan::CONVERSATION_FIELD;
+    let path = format!("sobjects/Case/{key}/{id}");
+    match client.upsert_json(&path, &json!(fields)).await {
+        Ok(case_id) => {
+            let note = format!("A case was made by hand from the admin page: {}", link(&state, "Case", &case_id));
+            if let Err(e) = hub.note(&id, &note) {
+                tracing::warn!(error = %e, "Cannot note the new case in the conversation.");
+            }
+            (StatusCode::CREATED, axum::Json(json!({ "id": case_id, "link": link(&state, "Case", &case_id) })))
+                .into_response()
+        }
+        Err(e) => {
+            let _ = state.store.record_error(crate::store::SyncError::new(
+                Some(&id),
+                "create_case",
+                e.error_code(),
+                &e.message(),
+            ));
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({ "error": "Salesforce refused the case", "problems": [{ "code": e.error_code(), "message": e.message() }] })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Which object an operation writes, for grouping sync errors.
+fn object_of(operation: &str) -> &'static str {
+    match operation {
+        "create_lead" => "Leads",
+        "log_task" => "Tasks",
+        "match_visitor" | "knowledge_sync" | "poll" | "agent" | "rules" => "Other",
+        _ => "Cases",
+    }
+}
+
+/// Sync errors grouped by object (Cases, Leads, Tasks) and code.
+pub async fn error_groups(State(state): State<AdminState>) -> Response {
+    let errors = match state.store.sync_errors() {
+        Ok(e) => e,
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut groups: BTreeMap<(&str, String), Vec<&crate::store::SyncError>> = BTreeMap::new();
+    for e in &errors {
+        groups.entry((object_of(&e.operation), e.code.clone())).or_default().push(e);
+    }
+    let groups: Vec<Json> = groups
+        .into_iter()
+        .map(|((object, code), list)| {
+            let mut conversations: Vec<&str> = list.iter().filter_map(|e| e.case_id.as_deref()).collect();
+            conversations.dedup();
+            json!({
+                "object": object, "code": code, "count": list.len(),
+                "ids": list.iter().map(|e| e.id).collect::<Vec<_>>(),
+                "retryable": list.iter().filter(|e| e.action.is_some()).count(),
+                "conversations": conversations,
+                "message": list.last().map(|e| e.message.clone()),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "groups": groups })).into_response()
+}
+
+/// Retries many sync errors at once.
+pub async fn retry_many(
+    State(state): State<AdminState>,
+    body: Result<axum::Json<Json>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let ids: Vec<u64> = match body.map(|b| b.0.get("ids").cloned()) {
+        Ok(Some(Json::Array(ids))) if ids.len() <= 10_000 => ids.iter().filter_map(Json::as_u64).collect(),
+        Ok(_) => return failure(StatusCode::BAD_REQUEST, "expected {\"ids\": [...]} (at most 10,000)"),
+        Err(e) => return failure(e.status(), e.body_text()),
+    };
+    let (mut queued, mut not_retryable, mut missing) = (0, Vec::new(), Vec::new());
+    for id in ids {
+        match state.store.retry_error(id) {
+            Ok(Some((Some(_), _))) => queued += 1,
+            Ok(Some((None, _))) => not_retryable.push(id),
+            Ok(None) => missing.push(id),
+            Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    }
+    (StatusCode::ACCEPTED, axum::Json(json!({ "queued": queued, "not_retryable": not_retryable, "missing": missing })))
+        .into_response()
+}
