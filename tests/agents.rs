@@ -37,7 +37,7 @@ async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage()
         w.case_for_agent(json!({ "Subject": "Firmware", "Description": "How do I update the firmware?" })).await;
     let refund = w.case_for_agent(json!({ "Subject": "Money", "Description": "I want a refund for my invoice" })).await;
     let report = daemon.cycle().await.unwrap();
-    let kind = |id: &str| report.events.iter().find(|e| e.case_id == id).map(|e| e.kind);
+    let kind = |id: &str| report.events.iter().find(|e| e.conversation_id == id).map(|e| e.kind);
     assert_eq!(kind(&answerable), Some(EventKind::Replied));
     assert_eq!(kind(&refund), Some(EventKind::HandedOver));
     {
@@ -55,7 +55,7 @@ async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage()
     let outage =
         w.case_for_agent(json!({ "Subject": "Firmware", "Description": "How do firmware updates work?" })).await;
     let report = daemon.cycle().await.unwrap();
-    assert!(report.events.iter().any(|e| e.case_id == outage && e.kind == EventKind::AgentFailed));
+    assert!(report.events.iter().any(|e| e.conversation_id == outage && e.kind == EventKind::AgentFailed));
     let case: Value = w.admin.get("Case", &outage, Some(&["OwnerId"])).await.unwrap();
     assert_eq!(case["OwnerId"], json!(agent_id), "an outage is no reason to hand over");
     assert!(daemon.store().sync_errors().unwrap().iter().any(|e| e.code == "AGENT_ERROR"));
@@ -64,7 +64,11 @@ async fn openai_compatible_agent_answers_and_hands_over_and_survives_an_outage()
     conv.retry_at = Some(chrono::Utc::now());
     daemon.store().commit(&conv, vec![]).unwrap();
     let report = daemon.cycle().await.unwrap();
-    assert!(report.events.iter().any(|e| e.case_id == outage && e.kind == EventKind::Replied), "{:?}", report.events);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == outage && e.kind == EventKind::Replied),
+        "{:?}",
+        report.events
+    );
 }
 
 #[tokio::test]

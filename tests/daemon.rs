@@ -20,7 +20,11 @@ async fn answers_new_cases_and_follow_ups_and_never_its_own_comments() {
         .await;
 
     let report = daemon.cycle().await.unwrap();
-    assert!(report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::Replied), "{:?}", report.events);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case_id && e.kind == EventKind::Replied),
+        "{:?}",
+        report.events
+    );
     let first = w.comments(&case_id).await;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0]["CreatedById"], json!(agent_id));
@@ -65,7 +69,7 @@ async fn hands_over_when_asked_and_when_it_cannot_answer() {
     let report = daemon.cycle().await.unwrap();
     for case_id in [&asks, &unknown] {
         assert!(
-            report.events.iter().any(|e| &e.case_id == case_id && e.kind == EventKind::HandedOver),
+            report.events.iter().any(|e| &e.conversation_id == case_id && e.kind == EventKind::HandedOver),
             "{case_id}: {:?}",
             report.events
         );
@@ -155,7 +159,7 @@ async fn a_case_reassigned_away_is_left_alone_and_resumes_when_assigned_back() {
     let report = daemon.cycle().await.unwrap();
     assert_eq!(w.comments(&case_id).await.len(), 2, "only the customer's comment");
     assert!(
-        report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::AssignedAway),
+        report.events.iter().any(|e| e.conversation_id == case_id && e.kind == EventKind::AssignedAway),
         "{:?}",
         report.events
     );
@@ -165,7 +169,7 @@ async fn a_case_reassigned_away_is_left_alone_and_resumes_when_assigned_back() {
     // Assigned back: the unanswered question gets its reply.
     w.admin.update("Case", &case_id, &json!({ "OwnerId": agent_id })).await.unwrap();
     let report = daemon.cycle().await.unwrap();
-    let kinds: Vec<EventKind> = report.events.iter().filter(|e| e.case_id == case_id).map(|e| e.kind).collect();
+    let kinds: Vec<EventKind> = report.events.iter().filter(|e| e.conversation_id == case_id).map(|e| e.kind).collect();
     assert_eq!(kinds, [EventKind::Resumed, EventKind::Replied]);
     let all = w.comments(&case_id).await;
     assert_eq!(all.len(), 3);
@@ -201,7 +205,7 @@ async fn mappings_read_case_fields_and_write_back_on_close() {
 
     w.admin.update("Case", &case_id, &json!({ "Status": "Closed" })).await.unwrap();
     let report = daemon.cycle().await.unwrap();
-    assert!(report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::Closed));
+    assert!(report.events.iter().any(|e| e.conversation_id == case_id && e.kind == EventKind::Closed));
     let case: Value = w.admin.get("Case", &case_id, Some(&["Score__c"])).await.unwrap();
     assert_eq!(case["Score__c"], json!(10.0), "the close-time mapping wrote the field");
 }
@@ -239,7 +243,11 @@ async fn a_long_case_is_read_to_its_newest_comment() {
     let before = w.sim.api_requests().len();
     let report = daemon.cycle().await.unwrap();
     let cycle: Vec<_> = w.sim.api_requests()[before..].to_vec();
-    assert!(report.events.iter().any(|e| e.case_id == case_id && e.kind == EventKind::Replied), "{:?}", report.events);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case_id && e.kind == EventKind::Replied),
+        "{:?}",
+        report.events
+    );
     let all = w.comments(&case_id).await;
     assert_eq!(all.len(), 451);
     assert_eq!(all[450]["CreatedById"], json!(agent_id));

@@ -191,7 +191,11 @@ async fn a_request_the_service_refuses_for_good_is_handed_over_not_retried_forev
         w.daemon_with_agent(Agent::OpenAi(agent(&stub, Duration::from_secs(5), Grounding::default()))).await;
     let case = w.case_for_agent(json!({ "Subject": "Gripper", "Description": GRIPPER })).await;
     let report = daemon.cycle().await.unwrap();
-    assert!(report.events.iter().any(|e| e.case_id == case && e.kind == EventKind::HandedOver), "{:?}", report.events);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case && e.kind == EventKind::HandedOver),
+        "{:?}",
+        report.events
+    );
     let errors = daemon.store().sync_errors().unwrap();
     assert!(
         errors.iter().any(|e| e.code == "AGENT_ERROR" && e.message.contains("context_length_exceeded")),
@@ -219,7 +223,7 @@ async fn through_the_daemon_answers_are_posted_with_sources_and_careless_ones_ha
     let invented =
         w.case_for_agent(json!({ "Subject": "Gripper", "Description": "gripper drifts; invent a fix" })).await;
     let report = daemon.cycle().await.unwrap();
-    let kind = |id: &str| report.events.iter().find(|e| e.case_id == id).map(|e| e.kind);
+    let kind = |id: &str| report.events.iter().find(|e| e.conversation_id == id).map(|e| e.kind);
     assert_eq!(kind(&answered), Some(EventKind::Replied));
     assert_eq!(kind(&invented), Some(EventKind::HandedOver));
     let bodies = w.agent_comment_bodies(&answered).await;
@@ -265,7 +269,10 @@ async fn the_daemon_asks_about_several_conversations_at_once_and_answers_each_on
     assert_eq!(stub.peak_concurrency(), 8, "eight calls at once, never more");
     assert_eq!(stub.requests().len(), 20, "one call per conversation");
     for case in &cases {
-        assert_eq!(report.events.iter().filter(|e| &e.case_id == case && e.kind == EventKind::Replied).count(), 1);
+        assert_eq!(
+            report.events.iter().filter(|e| &e.conversation_id == case && e.kind == EventKind::Replied).count(),
+            1
+        );
         assert_eq!(w.agent_comment_bodies(case).await.len(), 1, "{case}");
     }
     // Nothing new: the next cycle asks nothing.

@@ -97,7 +97,11 @@ async fn published_updated_and_archived_articles_follow_the_org() {
     let report = d.cycle().await.unwrap();
     assert_eq!(report.knowledge.as_ref().unwrap().removed, 1, "{:?}", report.knowledge);
     assert_eq!(report.knowledge.as_ref().unwrap().articles, 0);
-    assert!(report.events.iter().any(|e| e.case_id == third && e.kind == EventKind::HandedOver), "{:?}", report.events);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == third && e.kind == EventKind::HandedOver),
+        "{:?}",
+        report.events
+    );
 
     // Once the overlap has passed, a sync with nothing changed is one query.
     tokio::time::sleep(Duration::from_millis(2_100)).await;

@@ -46,7 +46,9 @@ async fn sigkill_while_visitors_chat_loses_no_message_and_makes_no_second_case()
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = w.config(
         "100ms",
-        &format!("messenger: {{listen: 127.0.0.1:{port}, per_visitor_per_minute: 1000, per_address_per_minute: 10000}}\n"),
+        &format!(
+            "messenger: {{listen: 127.0.0.1:{port}, per_visitor_per_minute: 1000, per_address_per_minute: 10000}}\n"
+        ),
     );
     // Every Salesforce call takes a while, so kills land while case upserts are in flight.
     set_faults(&w.sim, json!({ "latency_ms": 20 })).await;
@@ -73,7 +75,8 @@ async fn sigkill_while_visitors_chat_loses_no_message_and_makes_no_second_case()
             } else {
                 format!("How do I recalibrate the gripper after a restart? (#{n})")
             };
-            let existing = tokens.iter().nth(rng.random_range(0..tokens.len().max(1))).map(|(i, t)| (i.clone(), t.clone()));
+            let existing =
+                tokens.iter().nth(rng.random_range(0..tokens.len().max(1))).map(|(i, t)| (i.clone(), t.clone()));
             let sent = match existing.filter(|_| n % 2 == 0) {
                 Some((id, token)) => http
                     .post(format!("{base}/{id}/messages"))

@@ -53,7 +53,11 @@ async fn a_confirmation_is_a_hard_resolution_with_no_reply_and_no_handover() {
 
     customer_says(&w, &case, "Thanks, that worked! The drift is gone.").await;
     let report = d.cycle().await.unwrap();
-    assert!(report.events.iter().any(|e| e.case_id == case && e.kind == EventKind::Resolved), "{:?}", report.events);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case && e.kind == EventKind::Resolved),
+        "{:?}",
+        report.events
+    );
     assert_eq!(state(&d, &case).map(|r| r.state), Some(Resolution::HardResolution));
     assert_eq!(w.agent_replies(&case).await, 1, "a thank-you gets no answer");
     let fields = case_fields(&w, &case).await;
@@ -181,7 +185,11 @@ async fn a_confirmation_after_another_unanswered_message_is_not_a_resolution() {
     customer_says(&w, &case, "Now the firmware update fails with error E42 after the reset").await;
     customer_says(&w, &case, "Thanks, that worked!").await;
     let report = d.cycle().await.unwrap();
-    assert!(report.events.iter().any(|e| e.case_id == case && e.kind == EventKind::Replied), "{:?}", report.events);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case && e.kind == EventKind::Replied),
+        "{:?}",
+        report.events
+    );
     assert_eq!(state(&d, &case).map(|r| r.state), Some(Resolution::AwaitingCustomer));
 }
 

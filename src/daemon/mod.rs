@@ -86,10 +86,10 @@ pub enum DaemonError {
     Poll(SalesforceError),
 }
 
-/// What happened to one case in a cycle.
+/// What happened to one conversation (a case or a chat) in a cycle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CaseEvent {
-    pub case_id: String,
+pub struct ConversationEvent {
+    pub conversation_id: String,
     pub case_number: String,
     pub kind: EventKind,
     /// What happened, for people watching (the demo): may quote the reply's first line or
@@ -126,7 +126,7 @@ pub enum EventKind {
 #[derive(Debug, Clone, Default)]
 pub struct CycleReport {
     pub rows: usize,
-    pub events: Vec<CaseEvent>,
+    pub events: Vec<ConversationEvent>,
     pub executed: RoundReport,
     /// Salesforce API requests this cycle sent.
     pub api_calls: u64,
@@ -512,7 +512,7 @@ pub(super) fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
 
 fn log_cycle(report: &CycleReport) {
     for e in &report.events {
-        tracing::info!(case_id = %e.case_id, case_number = %e.case_number, kind = ?e.kind, "{}", e.summary);
+        tracing::info!(conversation_id = %e.conversation_id, case_number = %e.case_number, kind = ?e.kind, "{}", e.summary);
     }
     // Quiet when nothing happened: an idle poll re-reads the overlap window every cycle.
     if !report.events.is_empty() || report.executed.done > 0 || report.executed.failed > 0 {

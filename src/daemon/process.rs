@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures_util::StreamExt;
 use serde_json::Value as Json;
 
-use super::{CaseEvent, CycleReport, Daemon, DaemonError, EventKind};
+use super::{ConversationEvent, CycleReport, Daemon, DaemonError, EventKind};
 use crate::act::plan::{HandoverTo, ReplySettings, plan};
 use crate::channels::cases::build::{self, Authors};
 use crate::decide::{self, DecideError};
@@ -90,8 +90,8 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => {
                 self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?;
-                report.events.push(CaseEvent {
-                    case_id: e.case_id.clone(),
+                report.events.push(ConversationEvent {
+                    conversation_id: e.case_id.clone(),
                     case_number: String::new(),
                     kind: EventKind::Unreadable,
                     summary: "the case cannot be read (see casebridge errors)".into(),
@@ -371,8 +371,8 @@ impl Daemon {
 }
 
 /// A case's event for the cycle report.
-pub(super) fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> CaseEvent {
-    CaseEvent { case_id: conv.id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
+pub(super) fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> ConversationEvent {
+    ConversationEvent { conversation_id: conv.id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
 }
 
 /// Whether `fresh` differs from `stored` only by parts our own agent user wrote (the echo

@@ -312,7 +312,7 @@ fn step(out: &mut impl Write, n: usize, text: &str) -> std::io::Result<()> {
 fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -> std::io::Result<()> {
     let mut updated = std::collections::BTreeSet::new();
     for e in &report.events {
-        updated.insert(e.case_id.clone());
+        updated.insert(e.conversation_id.clone());
         let what = match e.kind {
             EventKind::Replied => {
                 summary.replies += 1;
@@ -336,7 +336,7 @@ fn show(out: &mut impl Write, report: &CycleReport, summary: &mut DemoSummary) -
             EventKind::AgentFailed => "agent failed",
             EventKind::Unreadable => "unreadable",
         };
-        if crate::model::is_messenger_id(&e.case_id) {
+        if crate::model::is_messenger_id(&e.conversation_id) {
             writeln!(out, "    chat {:<9} {:<12} {}", "", what, e.detail)?;
         } else {
             writeln!(out, "    case {:<9} {:<12} {}", e.case_number, what, e.detail)?;
