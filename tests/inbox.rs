@@ -106,6 +106,9 @@ async fn a_case_made_by_hand_is_checked_first_and_noted_in_the_conversation() {
     assert!(field("Casebridge_Conversation__c").is_none(), "casebridge's own key is not on the form");
     assert!(field("Origin").unwrap()["values"].as_array().unwrap().contains(&json!("Web")));
     assert_eq!(form["default_owner"]["id"], json!(w.id("agent")));
+    let types: Vec<&str> =
+        form["record_types"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(types, ["Sales Inquiry", "Support"]);
 
     let cases = || async {
         w.admin

@@ -500,3 +500,47 @@ async fn conversations_with_known_people_are_logged_as_tasks_and_completed_when_
     assert_eq!(t.len(), 1);
     assert!(t[0]["WhatId"].is_null(), "two open opportunities: related to none");
 }
+
+#[tokio::test]
+async fn a_chats_case_gets_the_configured_record_type_and_transcript_field() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let settings = MessengerSettings {
+        case_record_type: Some("Sales_Inquiry".into()),
+        transcript_field: "Chat_Transcript__c".into(),
+        ..MessengerSettings::default()
+    };
+    let chat = messenger(&mut d, settings).await;
+    let (id, _) = chat.started("I'd like to talk to a human about a bulk order").await;
+    d.chat_round().await.unwrap();
+    let rows: Vec<Value> = w
+        .admin
+        .query(format!(
+            "SELECT RecordTypeId, Description, Chat_Transcript__c FROM Case WHERE Casebridge_Conversation__c = '{id}'"
+        ))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["RecordTypeId"], json!(w.id("sales_type")));
+    assert!(rows[0]["Chat_Transcript__c"].as_str().unwrap().contains("bulk order"));
+    assert!(rows[0]["Description"].is_null(), "the transcript went where the admin said");
+
+    // A record type the org lacks: a sync error saying so, and the case still made.
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let settings = MessengerSettings { case_record_type: Some("Nope".into()), ..MessengerSettings::default() };
+    let chat = messenger(&mut d, settings).await;
+    let (id, _) = chat.started("Can I talk to a person?").await;
+    d.chat_round().await.unwrap();
+    let rows: Vec<Value> = w
+        .admin
+        .query(format!("SELECT RecordTypeId FROM Case WHERE Casebridge_Conversation__c = '{id}'"))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]["RecordTypeId"].is_null());
+    let errors = d.store().sync_errors().unwrap();
+    assert!(errors.iter().any(|e| e.code == "RECORD_TYPE_NOT_FOUND" && e.message.contains("Nope")), "{errors:?}");
+}

@@ -45,6 +45,13 @@ pub struct MessengerConfig {
     /// The `Origin` of the cases messenger conversations become.
     #[serde(default = "default_case_origin")]
     pub case_origin: String,
+    /// The record type of the cases chats become, by name or developer name (none: the
+    /// org's default for the agent user).
+    #[serde(default)]
+    pub case_record_type: Option<String>,
+    /// The long-text Case field that holds the transcript (the seed fixes it to Description).
+    #[serde(default = "default_transcript_field")]
+    pub transcript_field: String,
     /// Whether a visitor whose email matches no Contact and no Lead becomes a Lead (needs
     /// the `Casebridge_Conversation__c` External ID field on Lead).
     #[serde(default)]
@@ -70,6 +77,8 @@ impl Default for MessengerConfig {
             per_address_per_minute: default_per_address(),
             handover_message: default_handover_message(),
             case_origin: default_case_origin(),
+            case_record_type: None,
+            transcript_field: default_transcript_field(),
             create_leads: false,
             log_tasks: false,
             lead_source: default_lead_source(),
@@ -94,6 +103,9 @@ fn default_handover_message() -> String {
 }
 fn default_case_origin() -> String {
     "Web".into()
+}
+fn default_transcript_field() -> String {
+    "Description".into()
 }
 fn default_lead_source() -> String {
     "Web".into()
@@ -126,6 +138,12 @@ impl MessengerConfig {
         }
         if self.case_origin.trim().is_empty() || self.case_origin.chars().count() > 40 {
             bad("messenger.case_origin", "a Case Origin picklist value, 1 to 40 characters".into());
+        }
+        if !crate::salesforce::soql::is_name(&self.transcript_field) {
+            bad("messenger.transcript_field", format!("a Case field's API name, found {:?}", self.transcript_field));
+        }
+        if self.case_record_type.as_ref().is_some_and(|r| r.trim().is_empty() || r.chars().count() > 80) {
+            bad("messenger.case_record_type", "a record type's name, 1 to 80 characters".into());
         }
         if self.lead_source.trim().is_empty() || self.lead_source.chars().count() > 40 {
             bad("messenger.lead_source", "a Lead Source picklist value, 1 to 40 characters".into());

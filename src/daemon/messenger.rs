@@ -14,6 +14,7 @@ use crate::channels::messenger::{self, Messenger, mirror};
 use crate::model::{
     AccountInfo, Action, AuthorKind, ContactInfo, Conversation, ConversationState, Decision, SalesforcePerson,
 };
+use crate::salesforce::directory;
 
 impl Daemon {
     /// Lets the daemon decide the messenger's conversations and carry their handovers.
@@ -166,25 +167,58 @@ impl Daemon {
     }
 
     /// What a decision does to a chat (see `channels::messenger::plan`).
-    pub(super) fn plan_chat(
-        &self,
+    pub(super) async fn plan_chat(
+        &mut self,
         conv: &mut Conversation,
         decision: &Decision,
         owner_id: Option<&str>,
     ) -> Result<Vec<Action>, DaemonError> {
-        let Some(hub) = &self.messenger else { return Ok(Vec::new()) };
+        let Some(hub) = self.messenger.clone() else { return Ok(Vec::new()) };
+        let record_type = match owner_id {
+            Some(_) => self.chat_record_type(&conv.id).await?,
+            None => None,
+        };
         let store = &self.store;
         let mut failed = None;
-        let actions = messenger::plan::plan(conv, decision, owner_id, hub.settings(), || match store.new_id() {
-            Ok(n) => format!("a{n}"),
-            Err(e) => {
-                failed = Some(e);
-                String::new()
+        let actions = messenger::plan::plan(conv, decision, owner_id, record_type.as_deref(), hub.settings(), || {
+            match store.new_id() {
+                Ok(n) => format!("a{n}"),
+                Err(e) => {
+                    failed = Some(e);
+                    String::new()
+                }
             }
         });
         match failed {
             Some(e) => Err(e.into()),
             None => Ok(actions),
+        }
+    }
+
+    /// The id of the record type `messenger.case_record_type` names, looked up once; a name
+    /// the org lacks is a sync error, and cases get the org's default.
+    async fn chat_record_type(&mut self, conversation_id: &str) -> Result<Option<String>, DaemonError> {
+        let Some(name) = self.messenger.as_ref().and_then(|h| h.settings().case_record_type.clone()) else {
+            return Ok(None);
+        };
+        if let Some(found) = &self.chat_record_type {
+            return Ok(found.clone());
+        }
+        match directory::record_type(&self.client, "Case", &name).await {
+            Ok(found) => {
+                if found.is_none() {
+                    let problem = format!(
+                        "messenger.case_record_type {name:?} is no active record type of Case; cases get the org's default"
+                    );
+                    self.record_error(Some(conversation_id), "create_case", "RECORD_TYPE_NOT_FOUND", &problem)?;
+                }
+                self.chat_record_type = Some(found.clone());
+                Ok(found)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot look up the cases' record type; this case gets the org's default.");
+                Ok(None)
+            }
         }
     }
 

@@ -161,6 +161,8 @@ pub struct Daemon {
     knowledge: Option<knowledge_sync::KnowledgeSync>,
     /// The web messenger's hub, when the messenger is on.
     messenger: Option<Arc<crate::channels::messenger::Messenger>>,
+    /// The chats' case record type, once looked up (`Some(None)`: the org lacks it).
+    chat_record_type: Option<Option<String>>,
 }
 
 impl Daemon {
@@ -205,6 +207,7 @@ impl Daemon {
             status_snapshot: Arc::new(std::sync::Mutex::new(None)),
             knowledge,
             messenger: None,
+            chat_record_type: None,
         })
     }
 

@@ -144,7 +144,7 @@ impl Daemon {
                 };
                 plan(&conv, &decision, replies, handover)
             }
-            Channel::Messenger => self.plan_chat(&mut conv, &decision, target_id.as_deref())?,
+            Channel::Messenger => self.plan_chat(&mut conv, &decision, target_id.as_deref()).await?,
         };
         self.apply(conv, decision, actions, unanswered, target_id, report)
     }

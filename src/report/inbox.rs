@@ -183,7 +183,8 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
 }
 
 /// The New case form: Case's createable fields from the org's describe, required ones
-/// marked, picklists with their values, and who owns the case by default.
+/// marked, picklists with their values, the active record types, and who owns the case by
+/// default.
 pub async fn case_form(State(state): State<AdminState>) -> Response {
     let Some(client) = state.client.clone() else {
         return failure(StatusCode::SERVICE_UNAVAILABLE, "this admin server has no Salesforce connection");
@@ -204,7 +205,17 @@ pub async fn case_form(State(state): State<AdminState>) -> Response {
             })
         })
         .collect();
-    axum::Json(json!({ "fields": fields, "default_owner": state.default_owner })).into_response()
+    let soql = Select::new(["Id", "Name"], "RecordType")
+        .filter(Filter::eq("SobjectType", "Case").and(Filter::eq("IsActive", true)))
+        .order_by("Name", false)
+        .build()
+        .expect("a fixed query");
+    let record_types: Vec<Json> = match client.query::<Json>(soql).collect_all().await {
+        Ok(rows) => rows.iter().map(|r| json!({ "id": r["Id"], "name": r["Name"] })).collect(),
+        Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
+    };
+    axum::Json(json!({ "fields": fields, "record_types": record_types, "default_owner": state.default_owner }))
+        .into_response()
 }
 
 /// Makes a case for a messenger conversation by hand, at once: checked against the

@@ -160,3 +160,17 @@ fn check_user(user: &Json, role: &str) -> Result<(), SetupError> {
     }
     Ok(())
 }
+
+/// The id of `object`'s active record type named `name` (its label or developer name), if
+/// the org has one.
+pub async fn record_type(client: &Client, object: &str, name: &str) -> Result<Option<String>, SalesforceError> {
+    let soql = Select::new(["Id"], "RecordType")
+        .filter(Filter::eq("SobjectType", object))
+        .filter(Filter::eq("IsActive", true))
+        .filter(Filter::eq("Name", name).or(Filter::eq("DeveloperName", name)))
+        .limit(1)
+        .build()
+        .map_err(|e| SalesforceError::Config(e.to_string()))?;
+    let rows: Vec<Json> = client.query(soql).collect_all().await?;
+    Ok(rows.first().and_then(|r| r["Id"].as_str()).map(str::to_string))
+}

@@ -2,7 +2,8 @@
 //! chat (written into the conversation, no outbox: the visitor reads it from the store). A
 //! handover tells the visitor and makes the Salesforce Case: upserted by the conversation's
 //! id in `Casebridge_Conversation__c`, so a resend after a crash never makes a second case,
-//! owned by the handover target, with the transcript in its `Description`. While the case is
+//! owned by the handover target, with the transcript in its `Description` (or the field
+//! `messenger.transcript_field` names) and the record type `messenger.case_record_type` names. While the case is
 //! open, the visitor's new messages are added to it as comments.
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub fn plan(
     conv: &mut Conversation,
     decision: &Decision,
     owner_id: Option<&str>,
+    record_type_id: Option<&str>,
     settings: &MessengerSettings,
     mut new_id: impl FnMut() -> String,
 ) -> Vec<Action> {
@@ -38,16 +40,25 @@ pub fn plan(
     }
     let Some(owner_id) = owner_id.filter(|_| decision.handover.is_some()) else { return Vec::new() };
     conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), settings.handover_message.clone()));
-    vec![create_case(conv, decision, owner_id, settings)]
+    vec![create_case(conv, decision, owner_id, record_type_id, settings)]
 }
 
 /// The case a handed-over conversation becomes.
-fn create_case(conv: &Conversation, decision: &Decision, owner_id: &str, settings: &MessengerSettings) -> Action {
+fn create_case(
+    conv: &Conversation,
+    decision: &Decision,
+    owner_id: &str,
+    record_type_id: Option<&str>,
+    settings: &MessengerSettings,
+) -> Action {
     let visitor = conv.messenger.as_ref().map(|m| m.visitor.clone()).unwrap_or_default();
     let mut fields: BTreeMap<String, Json> = decision.field_updates.clone();
     let subject: String = conv.subject.chars().take(SUBJECT_MAX_CHARS).collect();
     fields.insert("Subject".into(), json!(subject));
-    fields.insert("Description".into(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    fields.insert(settings.transcript_field.clone(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    if let Some(id) = record_type_id {
+        fields.insert("RecordTypeId".into(), json!(id));
+    }
     fields.insert("Origin".into(), json!(settings.case_origin));
     fields.insert("OwnerId".into(), json!(owner_id));
     if let Some(name) = &visitor.name {
