@@ -81,7 +81,7 @@ async fn the_inbox_shows_a_verified_contacts_live_salesforce_data_and_nothing_of
     assert!(panel["open_cases"].as_array().unwrap().iter().any(|c| c["id"] == json!(w.id("case1"))), "{panel}");
 
     let (_, panel) = admin.get(&format!("/api/inbox/{claim}/salesforce")).await;
-    assert_eq!(panel["kind"], "user");
+    assert_eq!(panel["kind"], "", "an unverified email is not even looked up (no leads are made here)");
     assert!(
         panel.get("contact").is_none() && panel.get("account").is_none(),
         "an unverified claim shows nothing: {panel}"
@@ -105,7 +105,7 @@ async fn a_case_made_by_hand_is_checked_first_and_noted_in_the_conversation() {
     assert!(field("CaseNumber").is_none(), "read-only fields are not on the form");
     assert!(field("Casebridge_Conversation__c").is_none(), "casebridge's own key is not on the form");
     assert!(field("Origin").unwrap()["values"].as_array().unwrap().contains(&json!("Web")));
-    assert_eq!(form["default_owner"]["id"], json!(w.id("agent")));
+    assert_eq!(form["default_owner"]["id"], json!(w.id("support_queue")));
     let types: Vec<&str> =
         form["record_types"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(types, ["Sales Inquiry", "Support"]);
@@ -144,6 +144,12 @@ async fn a_case_made_by_hand_is_checked_first_and_noted_in_the_conversation() {
     assert_eq!(made_cases[0]["ContactId"], json!(w.id("jane")));
     assert_eq!(made["id"], made_cases[0]["Id"]);
     let conv = d.store().conversation(&jane).unwrap().unwrap();
+    assert_eq!(conv.case_id(), made["id"].as_str(), "the case is the chat's: replies flow both ways");
+    assert!(
+        matches!(&conv.state, casebridge::model::ConversationState::HandedOver { target_id, .. } if *target_id == w.id("support_queue")),
+        "owned by the default handover target, never the agent user: {:?}",
+        conv.state
+    );
     let note = conv.parts.iter().find(|p| !p.public).expect("a note");
     assert!(note.body.contains(made["link"].as_str().unwrap()), "{}", note.body);
     let shown = hub.messages(&jane, Some(&visitor_token), 0).unwrap();

@@ -127,6 +127,13 @@ async fn a_visitors_question_is_answered_over_the_api_and_the_event_stream() {
     assert!(conv.unanswered().is_empty());
     assert!(d.store().due_retries(chrono::Utc::now()).unwrap().is_empty(), "nothing left to decide");
     assert_eq!(chat.hub.open_streams(), 1);
+    // One conversation holds a few streams (browser tabs), not any number.
+    let mut held = Vec::new();
+    while let Ok(stream) = chat.hub.subscribe(&id, Some(&token), 0) {
+        held.push(stream);
+        assert!(held.len() <= casebridge::channels::messenger::STREAMS_PER_CONVERSATION, "unbounded streams");
+    }
+    assert_eq!(held.len() + 1, casebridge::channels::messenger::STREAMS_PER_CONVERSATION);
 }
 
 #[tokio::test]
@@ -342,10 +349,11 @@ async fn a_message_written_while_the_agent_thinks_is_kept_and_answered_next() {
     // The daemon reads the chat, then the visitor writes before the answer is committed:
     // simulated by committing the daemon's stale copy through the hub after a new message.
     let stale = d.store().conversation(&id).unwrap().unwrap();
-    assert_eq!(chat.say(&id, &token, "Also, what is the warranty?").await.status(), 201);
+    assert_eq!(chat.say(&id, &token, "Also, what is the warranty? I'm sam@visitor.example").await.status(), 201);
     chat.hub.commit(stale, Vec::new()).unwrap();
     let conv = d.store().conversation(&id).unwrap().unwrap();
     assert_eq!(conv.parts.len(), 2, "the visitor's message survived the stale commit");
+    assert_eq!(conv.customer_email.as_deref(), Some("sam@visitor.example"), "and the email left in it");
     assert!(conv.retry_at.is_some(), "still due");
     d.chat_round().await.unwrap();
     let messages = chat.messages(&id, &token).await;
@@ -447,7 +455,8 @@ async fn conversations_with_known_people_are_logged_as_tasks_and_completed_when_
     let id_of = |v: Value| v["conversation_id"].as_str().unwrap().to_string();
     let jane = id_of(start("jane@customer.example", true).await.json().await.unwrap());
     let claimed = id_of(start("jane@customer.example", false).await.json().await.unwrap());
-    let leads = id_of(start("two@leads.example", false).await.json().await.unwrap());
+    let leads = id_of(start("two@leads.example", true).await.json().await.unwrap());
+    let unverified_lead = id_of(start("two@leads.example", false).await.json().await.unwrap());
     d.chat_round().await.unwrap();
 
     let tasks = |filter: String| {
@@ -468,6 +477,10 @@ async fn conversations_with_known_people_are_logged_as_tasks_and_completed_when_
     );
     let lead_tasks = tasks(format!("Casebridge_Conversation__c LIKE '{leads}:%'")).await;
     assert_eq!(lead_tasks.len(), 2, "one task for every lead with the email");
+    assert!(
+        tasks(format!("Casebridge_Conversation__c LIKE '{unverified_lead}%'")).await.is_empty(),
+        "no task on an unverified lead's email either"
+    );
     assert!(lead_tasks.iter().all(|t| t["WhatId"].is_null()));
 
     // Jane's chat was handed over: its case closes, so does the chat, and its task completes.

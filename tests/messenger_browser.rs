@@ -88,6 +88,11 @@ async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
     assert_eq!(b.attribute(&toggle, "aria-expanded").await.as_deref(), Some("false"));
     assert_eq!(b.script("return document.getElementById('casebridge-panel').hidden").await, true);
     assert_eq!(
+        b.script("return getComputedStyle(document.getElementById('casebridge-panel')).display").await,
+        "none",
+        "closed means out of sight, not only marked hidden"
+    );
+    assert_eq!(
         b.script("return document.activeElement === document.querySelector('[aria-controls=casebridge-panel]')").await,
         true
     );

@@ -256,15 +256,21 @@ impl Executor {
         report: &mut RoundReport,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut kept = Vec::with_capacity(due.len());
+        let mut refreshed = std::collections::HashSet::new();
         for mut entry in due {
+            // A retry writes one field of a record that exists by then: an update. The admin
+            // may have fixed the org meanwhile, so its object is described again.
             let (object, creating) = match &entry.action {
-                Action::UpsertRecord { object, .. } => (object.clone(), true),
+                Action::UpsertRecord { object, .. } => (object.clone(), entry.retry_of.is_none()),
                 Action::UpdateFields { .. } => ("Case".to_string(), false),
                 _ => {
                     kept.push(entry);
                     continue;
                 }
             };
+            if entry.retry_of.is_some() && refreshed.insert(object.clone()) {
+                self.describes.remove(&object);
+            }
             if !self.describes.contains_key(&object) {
                 report.api_calls += 1;
                 match self.client.describe(&object).await {
@@ -300,7 +306,7 @@ impl Executor {
                     for r in checked.refused {
                         let message = format!("{object}.{} was not written (the rest was): {}", r.field, r.message);
                         // Retrying writes that one field alone, once the admin fixed the cause.
-                        let value = original.get(&r.field).cloned().unwrap_or(Json::Null);
+                        let value = original.get(&r.key).cloned().unwrap_or(Json::Null);
                         let retry = match &entry.action {
                             Action::UpsertRecord { conversation_id, object, key_field, key, .. } => {
                                 Action::UpsertRecord {

@@ -15,7 +15,10 @@ use crate::salesforce::{FieldDescribe, SObjectDescribe};
 /// A field left out of a write, and why, in Salesforce's words.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
+    /// The field's API name.
     pub field: String,
+    /// The name as the write spelt it (names are case-insensitive), to find its value.
+    pub key: String,
     pub code: &'static str,
     pub message: String,
 }
@@ -37,11 +40,14 @@ pub fn check(describe: &SObjectDescribe, fields: &BTreeMap<String, Json>, creati
         match describe.field(name) {
             None => checked.refused.push(Refusal {
                 field: name.clone(),
+                key: name.clone(),
                 code: "INVALID_FIELD",
                 message: format!("No such column '{name}' on entity '{}'", describe.name),
             }),
             Some(f) => match problem(f, value, creating) {
-                Some((code, message)) => checked.refused.push(Refusal { field: f.name.clone(), code, message }),
+                Some((code, message)) => {
+                    checked.refused.push(Refusal { field: f.name.clone(), key: name.clone(), code, message })
+                }
                 None => {
                     checked.fields.insert(f.name.clone(), value.clone());
                 }
@@ -52,13 +58,14 @@ pub fn check(describe: &SObjectDescribe, fields: &BTreeMap<String, Json>, creati
         let missing: Vec<&str> = describe
             .fields
             .iter()
-            .filter(|f| f.createable && !f.nillable && !f.defaulted_on_create && f.kind != "boolean")
+            .filter(|f| f.required_on_create())
             .filter(|f| checked.fields.get(&f.name).is_none_or(Json::is_null))
             .map(|f| f.name.as_str())
             .collect();
         if !missing.is_empty() {
             return Err(Refusal {
                 field: missing.join(", "),
+                key: String::new(),
                 code: "REQUIRED_FIELD_MISSING",
                 message: format!("Required fields are missing: [{}]", missing.join(", ")),
             });
@@ -190,6 +197,10 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let checked = check(&case(), &fields, true).unwrap();
+        let tier = checked.refused.iter().find(|r| r.field == "Tier__c").unwrap();
+        assert_eq!(tier.key, "Tier__c");
+        let lower = check(&case(), &BTreeMap::from([("tier__c".to_string(), json!("Nope"))]), false).unwrap();
+        assert_eq!((lower.refused[0].field.as_str(), lower.refused[0].key.as_str()), ("Tier__c", "tier__c"));
         assert_eq!(checked.fields, BTreeMap::from([("Subject".to_string(), json!("Printer"))]));
         let codes: Vec<&str> = checked.refused.iter().map(|r| r.code).collect();
         assert_eq!(

@@ -26,8 +26,9 @@ pub struct MessengerConfig {
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     /// The secret the website shares with casebridge to vouch for a signed-in visitor's
-    /// email (identity verification: `user_hash` = hex HMAC-SHA256 of the email). Without it,
-    /// emails visitors give are kept but never matched to Salesforce records.
+    /// email (identity verification: `user_hash` = hex HMAC-SHA256 of the email). Only a
+    /// verified email shows a visitor's Salesforce data or logs Tasks; an unverified one is
+    /// looked up only to avoid a duplicate lead when `create_leads` is on.
     #[serde(default)]
     pub identity_secret: Option<SecretRef>,
     /// The longest message a visitor may send, in characters: 1 to 32,000.
@@ -56,7 +57,7 @@ pub struct MessengerConfig {
     /// the `Casebridge_Conversation__c` External ID field on Lead).
     #[serde(default)]
     pub create_leads: bool,
-    /// Whether a conversation with a known contact or lead is logged as a Task (`WhoId`)
+    /// Whether a conversation with a verified contact or lead is logged as a Task (`WhoId`)
     /// when it starts and completed with its transcript when it closes (needs the
     /// `Casebridge_Conversation__c` External ID field on Activity).
     #[serde(default)]

@@ -74,6 +74,11 @@ impl Daemon {
         if info.person.is_some() {
             return Ok(());
         }
+        // An unverified email (anyone can type one) is looked up only to avoid a duplicate
+        // lead, and only when leads are made: each lookup is two API calls.
+        if !info.visitor.verified && !hub.settings().create_leads {
+            return Ok(());
+        }
         let person = match messenger::matching::find(&self.client, &email).await {
             Ok(p) => p,
             Err(e) => {
@@ -102,8 +107,7 @@ impl Daemon {
     }
 
     /// The Tasks a matched visitor's conversation is logged as (`messenger.log_tasks`), and
-    /// their keys noted in the conversation. A contact's Task is only for a verified email:
-    /// logging it on an unverified claim would file someone else's words under the contact.
+    /// their keys noted in the conversation; only for a verified email.
     async fn log_tasks(
         &mut self,
         conv: &mut Conversation,
@@ -111,9 +115,14 @@ impl Daemon {
         verified: bool,
     ) -> Result<Vec<Action>, DaemonError> {
         let on = self.messenger.as_ref().is_some_and(|h| h.settings().log_tasks);
+        // Only for a verified email: a Task on an unverified claim would file anyone's words
+        // in a contact's or lead's history.
+        if !verified {
+            return Ok(Vec::new());
+        }
         let contact = match person {
-            SalesforcePerson::User { contact_id, .. } if verified => Some(contact_id.clone()),
-            SalesforcePerson::User { .. } | SalesforcePerson::Visitor => return Ok(Vec::new()),
+            SalesforcePerson::User { contact_id, .. } => Some(contact_id.clone()),
+            SalesforcePerson::Visitor => return Ok(Vec::new()),
             SalesforcePerson::Lead { .. } => None,
         };
         if !on {
@@ -144,9 +153,11 @@ impl Daemon {
     ) -> Result<Option<Vec<String>>, DaemonError> {
         conv.retry_at = None;
         let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
+        let unhandled: Vec<String> = conv.unhandled_customer_parts().iter().map(|p| p.id.clone()).collect();
         match &conv.state {
             ConversationState::Open if !unanswered.is_empty() => return Ok(Some(unanswered)),
-            ConversationState::HandedOver { .. } if !unanswered.is_empty() => {
+            ConversationState::HandedOver { .. } if !unhandled.is_empty() => {
+                let unanswered = unhandled;
                 // Without its case yet, the messages wait: the case's first read makes the
                 // conversation due again.
                 if let Some(case_id) = conv.case_id().map(str::to_string) {
@@ -154,7 +165,7 @@ impl Daemon {
                         conv.parts.iter().filter(|p| unanswered.contains(&p.id)).collect();
                     let actions = messenger::plan::forward(conv, &case_id, &parts);
                     conv.handled.extend(unanswered);
-                    let detail = format!("{} message(s) added to case {case_id}", parts_len(&actions));
+                    let detail = format!("{} message(s) added to case {case_id}", parts.len());
                     report.events.push(event(conv, EventKind::Forwarded, detail.clone(), detail));
                     self.commit(conv, actions)?;
                     return Ok(None);
@@ -291,8 +302,4 @@ impl Daemon {
         }
         self.commit(&conv, actions)
     }
-}
-
-fn parts_len(actions: &[Action]) -> usize {
-    actions.len()
 }

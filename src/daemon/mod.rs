@@ -245,7 +245,7 @@ impl Daemon {
             token,
             client: Some(self.client.clone()),
             instance_url: self.org.0.clone(),
-            default_owner: serde_json::json!({ "id": self.agent_user.id, "name": self.agent_user.name }),
+            default_owner: serde_json::json!({ "id": self.default_target.id, "name": self.default_target.name }),
             messenger: self.messenger.clone(),
         }
     }

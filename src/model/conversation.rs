@@ -252,6 +252,12 @@ impl Conversation {
             .collect()
     }
 
+    /// Customer parts not yet handled (answered, forwarded or handed over), oldest first,
+    /// whatever a human wrote after them: what a handed-over chat forwards to its case.
+    pub fn unhandled_customer_parts(&self) -> Vec<&Part> {
+        self.parts.iter().filter(|p| p.author == AuthorKind::User && !self.handled.contains(&p.id)).collect()
+    }
+
     /// The latest customer message, for rules and the agent.
     pub fn last_customer_message(&self) -> Option<&Part> {
         self.parts.iter().rev().find(|p| p.author == AuthorKind::User)

@@ -49,7 +49,8 @@ pub struct AdminState {
     pub client: Option<crate::salesforce::Client>,
     /// Where "Open in Salesforce" links point.
     pub instance_url: String,
-    /// Who owns a case made by hand when the form names no one (the agent user).
+    /// Who owns a case made by hand when the form names no one (the default handover
+    /// target: never the agent user, whose cases the AI answers).
     pub default_owner: Json,
     pub messenger: Option<Arc<crate::channels::messenger::Messenger>>,
 }

@@ -67,6 +67,12 @@ fn link(state: &AdminState, object: &str, id: &str) -> String {
     format!("{}/lightning/r/{object}/{id}/view", state.instance_url.trim_end_matches('/'))
 }
 
+/// Runs a query built by the builders; errors as text for the panel.
+async fn rows(client: &crate::salesforce::Client, select: Select) -> Result<Vec<Json>, String> {
+    let soql = select.build().map_err(|e| e.to_string())?;
+    client.query::<Json>(soql).collect_all().await.map_err(|e| e.to_string())
+}
+
 /// The visitor's live Salesforce data, read now: a verified user's contact, account,
 /// the account's open opportunities and the contact's open cases; a lead's leads.
 pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
@@ -79,100 +85,14 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let info = conv.messenger.clone().unwrap_or_default();
-    let query = |s: Select| {
-        let client = client.clone();
-        async move {
-            let soql = s.build().map_err(|e| e.to_string())?;
-            client.query::<Json>(soql).collect_all().await.map_err(|e| e.to_string())
-        }
-    };
     let mut panel = json!({ "visitor": info.visitor, "kind": info.person.as_ref().map_or("", |p| p.kind()) });
-    let result: Result<(), String> = async {
-        match &info.person {
-            Some(SalesforcePerson::User { contact_id, .. }) if info.visitor.verified => {
-                let contact = query(
-                    Select::new(
-                        [
-                            "Id",
-                            "Name",
-                            "Email",
-                            "AccountId",
-                            "Account.Name",
-                            "Account.Website",
-                            "Account.BillingCountry",
-                            "Account.OwnerId",
-                            "Account.Owner.Name",
-                        ],
-                        "Contact",
-                    )
-                    .filter(Filter::eq("Id", contact_id.as_str())),
-                )
-                .await?;
-                let Some(c) = contact.first() else { return Ok(()) };
-                panel["contact"] = json!({
-                    "id": c["Id"], "name": c["Name"], "email": c["Email"], "link": link(&state, "Contact", contact_id),
-                    "account_owner": c["Account"]["Owner"]["Name"],
-                });
-                if let Some(account) = c["AccountId"].as_str() {
-                    panel["account"] = json!({
-                        "id": account, "name": c["Account"]["Name"], "domain": c["Account"]["Website"],
-                        "country": c["Account"]["BillingCountry"], "owner": c["Account"]["Owner"]["Name"],
-                        "link": link(&state, "Account", account),
-                    });
-                    let opportunities = query(
-                        Select::new(["Id", "Name", "StageName", "CloseDate", "Amount", "Owner.Name"], "Opportunity")
-                            .filter(Filter::eq("AccountId", account).and(Filter::eq("IsClosed", false)))
-                            .order_by("CloseDate", false)
-                            .limit(50),
-                    )
-                    .await?;
-                    panel["opportunities"] = opportunities
-                        .iter()
-                        .map(|o| {
-                            json!({
-                                "id": o["Id"], "name": o["Name"], "stage": o["StageName"], "close_date": o["CloseDate"],
-                                "amount": o["Amount"], "owner": o["Owner"]["Name"],
-                                "link": link(&state, "Opportunity", o["Id"].as_str().unwrap_or_default()),
-                            })
-                        })
-                        .collect();
-                }
-                let cases = query(
-                    Select::new(["Id", "CaseNumber", "Status", "Priority", "Subject"], "Case")
-                        .filter(Filter::eq("ContactId", contact_id.as_str()).and(Filter::eq("IsClosed", false)))
-                        .order_by("CreatedDate", true)
-                        .limit(50),
-                )
-                .await?;
-                panel["open_cases"] = cases
-                    .iter()
-                    .map(|k| {
-                        json!({
-                            "id": k["Id"], "number": k["CaseNumber"], "status": k["Status"], "priority": k["Priority"],
-                            "subject": k["Subject"], "link": link(&state, "Case", k["Id"].as_str().unwrap_or_default()),
-                        })
-                    })
-                    .collect();
-            }
-            Some(SalesforcePerson::Lead { lead_ids, .. }) => {
-                let leads = query(
-                    Select::new(["Id", "Name", "Company", "Status", "Owner.Name"], "Lead")
-                        .filter(Filter::is_in("Id", lead_ids.iter().cloned())),
-                )
-                .await?;
-                panel["leads"] = leads
-                    .iter()
-                    .map(|l| json!({
-                        "id": l["Id"], "name": l["Name"], "company": l["Company"], "status": l["Status"],
-                        "owner": l["Owner"]["Name"], "link": link(&state, "Lead", l["Id"].as_str().unwrap_or_default()),
-                    }))
-                    .collect();
-            }
-            _ => {}
+    let result = match &info.person {
+        Some(SalesforcePerson::User { contact_id, .. }) if info.visitor.verified => {
+            contact_panel(&state, &client, contact_id, &mut panel).await
         }
-        Ok(())
-    }
-    .await;
+        Some(SalesforcePerson::Lead { lead_ids, .. }) => lead_panel(&state, &client, lead_ids, &mut panel).await,
+        _ => Ok(()),
+    };
     if let Some(case_id) = &info.case_id {
         panel["case"] = json!({ "id": case_id, "number": info.case_number, "link": link(&state, "Case", case_id) });
     }
@@ -180,6 +100,90 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
         Ok(()) => axum::Json(panel).into_response(),
         Err(e) => failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
     }
+}
+
+/// A verified contact: the contact, their account, its open opportunities, their open cases.
+async fn contact_panel(
+    state: &AdminState,
+    client: &crate::salesforce::Client,
+    contact_id: &str,
+    panel: &mut Json,
+) -> Result<(), String> {
+    let fields = [
+        "Id",
+        "Name",
+        "Email",
+        "AccountId",
+        "Account.Name",
+        "Account.Website",
+        "Account.BillingCountry",
+        "Account.Owner.Name",
+    ];
+    let contact = rows(client, Select::new(fields, "Contact").filter(Filter::eq("Id", contact_id))).await?;
+    let Some(c) = contact.first() else { return Ok(()) };
+    panel["contact"] = json!({
+        "id": c["Id"], "name": c["Name"], "email": c["Email"], "link": link(state, "Contact", contact_id),
+        "account_owner": c["Account"]["Owner"]["Name"],
+    });
+    if let Some(account) = c["AccountId"].as_str() {
+        panel["account"] = json!({
+            "id": account, "name": c["Account"]["Name"], "domain": c["Account"]["Website"],
+            "country": c["Account"]["BillingCountry"], "owner": c["Account"]["Owner"]["Name"],
+            "link": link(state, "Account", account),
+        });
+        let open = Select::new(["Id", "Name", "StageName", "CloseDate", "Amount", "Owner.Name"], "Opportunity")
+            .filter(Filter::eq("AccountId", account).and(Filter::eq("IsClosed", false)))
+            .order_by("CloseDate", false)
+            .limit(50);
+        panel["opportunities"] = rows(client, open)
+            .await?
+            .iter()
+            .map(|o| {
+                json!({
+                    "id": o["Id"], "name": o["Name"], "stage": o["StageName"], "close_date": o["CloseDate"],
+                    "amount": o["Amount"], "owner": o["Owner"]["Name"],
+                    "link": link(state, "Opportunity", o["Id"].as_str().unwrap_or_default()),
+                })
+            })
+            .collect();
+    }
+    let cases = Select::new(["Id", "CaseNumber", "Status", "Priority", "Subject"], "Case")
+        .filter(Filter::eq("ContactId", contact_id).and(Filter::eq("IsClosed", false)))
+        .order_by("CreatedDate", true)
+        .limit(50);
+    panel["open_cases"] = rows(client, cases)
+        .await?
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k["Id"], "number": k["CaseNumber"], "status": k["Status"], "priority": k["Priority"],
+                "subject": k["Subject"], "link": link(state, "Case", k["Id"].as_str().unwrap_or_default()),
+            })
+        })
+        .collect();
+    Ok(())
+}
+
+/// The open leads the visitor's email matched.
+async fn lead_panel(
+    state: &AdminState,
+    client: &crate::salesforce::Client,
+    lead_ids: &[String],
+    panel: &mut Json,
+) -> Result<(), String> {
+    let leads = Select::new(["Id", "Name", "Company", "Status", "Owner.Name"], "Lead")
+        .filter(Filter::is_in("Id", lead_ids.iter().cloned()));
+    panel["leads"] = rows(client, leads)
+        .await?
+        .iter()
+        .map(|l| {
+            json!({
+                "id": l["Id"], "name": l["Name"], "company": l["Company"], "status": l["Status"],
+                "owner": l["Owner"]["Name"], "link": link(state, "Lead", l["Id"].as_str().unwrap_or_default()),
+            })
+        })
+        .collect();
+    Ok(())
 }
 
 /// The New case form: Case's createable fields from the org's describe, required ones
@@ -200,7 +204,7 @@ pub async fn case_form(State(state): State<AdminState>) -> Response {
         .map(|f| {
             json!({
                 "name": f.name, "label": f.label, "type": f.kind, "length": f.length,
-                "required": !f.nillable && !f.defaulted_on_create && f.kind != "boolean",
+                "required": f.required_on_create(),
                 "values": f.picklist_values.iter().filter(|p| p.active).map(|p| p.value.clone()).collect::<Vec<_>>(),
             })
         })
@@ -256,13 +260,16 @@ pub async fn create_case(
         )
             .into_response();
     }
+    // Never the agent user's: the cases channel would take it for a case to answer.
+    let mut fields = fields;
+    let owner = fields.entry("OwnerId".to_string()).or_insert_with(|| state.default_owner["id"].clone()).clone();
     let key = crate::channels::messenger::plan::CONVERSATION_FIELD;
     let path = format!("sobjects/Case/{key}/{id}");
     match client.upsert_json(&path, &json!(fields)).await {
         Ok(case_id) => {
             let note = format!("A case was made by hand from the admin page: {}", link(&state, "Case", &case_id));
-            if let Err(e) = hub.note(&id, &note) {
-                tracing::warn!(error = %e, "Cannot note the new case in the conversation.");
+            if let Err(e) = hub.link_case(&id, &case_id, owner.as_str().unwrap_or_default(), &note) {
+                tracing::warn!(error = %e, "Cannot link the new case to the conversation.");
             }
             (StatusCode::CREATED, axum::Json(json!({ "id": case_id, "link": link(&state, "Case", &case_id) })))
                 .into_response()
@@ -306,8 +313,8 @@ pub async fn error_groups(State(state): State<AdminState>) -> Response {
     let groups: Vec<Json> = groups
         .into_iter()
         .map(|((object, code), list)| {
-            let mut conversations: Vec<&str> = list.iter().filter_map(|e| e.case_id.as_deref()).collect();
-            conversations.dedup();
+            let conversations: std::collections::BTreeSet<&str> =
+                list.iter().filter_map(|e| e.case_id.as_deref()).collect();
             json!({
                 "object": object, "code": code, "count": list.len(),
                 "ids": list.iter().map(|e| e.id).collect::<Vec<_>>(),

@@ -91,6 +91,14 @@ pub struct SObjectDescribe {
     pub child_relationships: Vec<ChildRelationshipDescribe>,
 }
 
+impl FieldDescribe {
+    /// Whether a create must give this field (Salesforce refuses it with
+    /// `REQUIRED_FIELD_MISSING` otherwise).
+    pub fn required_on_create(&self) -> bool {
+        self.createable && !self.nillable && !self.defaulted_on_create && self.kind != "boolean"
+    }
+}
+
 impl SObjectDescribe {
     pub fn field(&self, name: &str) -> Option<&FieldDescribe> {
         self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))

@@ -166,7 +166,9 @@ async fn start(
         Ok(b) => b,
         Err(r) => return bad_body(r),
     };
-    match m.start(request, &peer.ip().to_string()) {
+    // The store's flushed commit blocks: off the async workers.
+    let started = tokio::task::spawn_blocking(move || m.start(request, &peer.ip().to_string())).await;
+    match started.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
         Ok(started) => (StatusCode::CREATED, axum::Json(started)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -189,7 +191,10 @@ async fn send(
         Ok(b) => b,
         Err(r) => return bad_body(r),
     };
-    match m.post(&id, bearer(&headers).as_deref(), &request.body, &peer.ip().to_string()) {
+    let token = bearer(&headers);
+    let posted =
+        tokio::task::spawn_blocking(move || m.post(&id, token.as_deref(), &request.body, &peer.ip().to_string())).await;
+    match posted.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
         Ok(message) => (StatusCode::CREATED, axum::Json(message)).into_response(),
         Err(e) => e.into_response(),
     }

@@ -37,10 +37,13 @@ use token::Tokens;
 
 /// The longest visitor name kept, in characters.
 pub const NAME_MAX_CHARS: usize = 200;
-/// The longest email address accepted (RFC 5321's path limit).
-pub const EMAIL_MAX_CHARS: usize = 254;
+/// The longest email address accepted: what Salesforce's `Lead.Email` and
+/// `Case.SuppliedEmail` hold.
+pub const EMAIL_MAX_CHARS: usize = 80;
 /// How many events a slow stream may fall behind before it is told to read them again.
 const STREAM_BUFFER: usize = 64;
+/// How many event streams one conversation may hold open (a few browser tabs).
+pub const STREAMS_PER_CONVERSATION: usize = 8;
 
 /// How the messenger behaves (from `messenger` in the config).
 #[derive(Debug, Clone)]
@@ -205,7 +208,7 @@ impl Messenger {
         left_email(&mut conv, &body);
         conv.parts.push(visitor_part(self.part_id("v")?, body, now));
         conv.retry_at = Some(now);
-        let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let _write = lock(&self.writes);
         self.store.commit(&conv, Vec::new())?;
         drop(_write);
         self.wake.notify_one();
@@ -220,7 +223,7 @@ impl Messenger {
             return Err(MessengerError::RateLimited);
         }
         let message = {
-            let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+            let _write = lock(&self.writes);
             let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
             if conv.state == ConversationState::Closed {
                 return Err(MessengerError::Closed);
@@ -231,9 +234,12 @@ impl Messenger {
             conv.modstamp = now;
             conv.retry_at = Some(conv.retry_at.map_or(now, |at| at.min(now)));
             self.store.commit(&conv, Vec::new())?;
-            messages_of(&conv, conv.parts.len() - 1).pop().expect("the part just added")
+            let message = messages_of(&conv, conv.parts.len() - 1).pop().expect("the part just added");
+            // Published in commit order (under the lock), or a stream could see a later
+            // message first and then skip this one as already seen.
+            self.publish(id, std::slice::from_ref(&message));
+            message
         };
-        self.publish(id, std::slice::from_ref(&message));
         self.wake.notify_one();
         Ok(message)
     }
@@ -256,9 +262,13 @@ impl Messenger {
         // Subscribed before reading, so nothing committed in between is missed (a message
         // in both is skipped by its seq).
         let receiver = {
-            let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+            let mut streams = lock(&self.streams);
             streams.retain(|_, s| s.receiver_count() > 0);
-            streams.entry(id.to_string()).or_insert_with(|| broadcast::channel(STREAM_BUFFER).0).subscribe()
+            let sender = streams.entry(id.to_string()).or_insert_with(|| broadcast::channel(STREAM_BUFFER).0);
+            if sender.receiver_count() >= STREAMS_PER_CONVERSATION {
+                return Err(MessengerError::RateLimited);
+            }
+            sender.subscribe()
         };
         let conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
         Ok((messages_of(&conv, after), receiver))
@@ -269,11 +279,18 @@ impl Messenger {
     /// own), the conversation stays due while any visitor message is unanswered, and the
     /// new messages are published.
     pub fn commit(&self, mut conv: Conversation, actions: Vec<crate::model::Action>) -> Result<(), StoreError> {
-        let published = {
-            let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let _write = lock(&self.writes);
             let stored = self.store.conversation(&conv.id)?;
             let before = stored.as_ref().map_or(0, |s| s.parts.len());
             if let Some(stored) = stored {
+                // An email the visitor left in a message meanwhile.
+                if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref())
+                    && mine.visitor.email.is_none()
+                {
+                    mine.visitor.email = theirs.visitor.email.clone();
+                    conv.customer_email = conv.customer_email.take().or(stored.customer_email.clone());
+                }
                 // The store's parts in its order (the visitor may have added some), then the
                 // daemon's new ones.
                 let known: std::collections::BTreeSet<&str> = stored.parts.iter().map(|p| p.id.as_str()).collect();
@@ -287,15 +304,12 @@ impl Messenger {
                 ConversationState::Open => true,
                 ConversationState::HandedOver { .. } => conv.case_id().is_some(),
                 _ => false,
-            } && !conv.unanswered().is_empty();
+            } && !conv.unhandled_customer_parts().is_empty();
             if waiting && conv.retry_at.is_none() {
                 conv.retry_at = Some(Utc::now());
             }
             self.store.commit(&conv, actions)?;
-            messages_of(&conv, before)
-        };
-        if !published.is_empty() {
-            self.publish(&conv.id, &published);
+            self.publish(&conv.id, &messages_of(&conv, before));
         }
         if conv.retry_at.is_some_and(|at| at <= Utc::now()) {
             self.wake.notify_one();
@@ -303,29 +317,41 @@ impl Messenger {
         Ok(())
     }
 
-    /// Adds a note for the support team (not shown to the visitor) to a conversation.
-    pub fn note(&self, id: &str, text: &str) -> Result<(), MessengerError> {
-        let _write = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+    /// Links a case a person made by hand to its conversation, with a note for the support
+    /// team (not shown to the visitor): from then on the conversation is handed over to
+    /// the case's owner, as after a handover (the AI stays quiet, replies flow both ways).
+    pub fn link_case(&self, id: &str, case_id: &str, owner_id: &str, note: &str) -> Result<(), MessengerError> {
+        let _write = lock(&self.writes);
         let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
-        let mut part = daemon_part(self.part_id("n")?, AuthorKind::Admin, Some("admin page".into()), text.to_string());
+        let mut part = daemon_part(self.part_id("n")?, AuthorKind::Admin, Some("admin page".into()), note.to_string());
         part.public = false;
         conv.parts.push(part);
+        if let Some(info) = conv.messenger.as_mut() {
+            info.case_id = Some(case_id.to_string());
+        }
+        if conv.state != ConversationState::Closed {
+            let reason = "a person made a case for it from the admin page".to_string();
+            conv.state = ConversationState::HandedOver { target_id: owner_id.to_string(), reason };
+        }
         self.store.commit(&conv, Vec::new())?;
         Ok(())
     }
 
     /// Ends every event stream (at shutdown).
     pub fn close_streams(&self) {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        lock(&self.streams).clear();
     }
 
     /// How many event streams are open.
     pub fn open_streams(&self) -> usize {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().map(|s| s.receiver_count()).sum()
+        lock(&self.streams).values().map(|s| s.receiver_count()).sum()
     }
 
     fn publish(&self, id: &str, messages: &[Message]) {
-        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if messages.is_empty() {
+            return;
+        }
+        let streams = lock(&self.streams);
         if let Some(sender) = streams.get(id) {
             for m in messages {
                 let _ = sender.send(m.clone());
@@ -387,6 +413,11 @@ impl Messenger {
     fn part_id(&self, prefix: &str) -> Result<String, StoreError> {
         Ok(format!("{prefix}{}", self.store.new_id()?))
     }
+}
+
+/// A lock, even one a panicking holder poisoned (what it guards is committed or not at all).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A visitor who gave no email but writes one in a message has left it (unverified).

@@ -37,7 +37,6 @@ pub fn log(conv: &Conversation, person: &SalesforcePerson, what_id: Option<&str>
     let subject: String = format!("Messenger conversation: {}", conv.subject).chars().take(SUBJECT_MAX_CHARS).collect();
     fields.insert("Subject".into(), json!(subject));
     fields.insert("Status".into(), json!("In Progress"));
-    fields.insert("TaskSubtype".into(), json!("Task"));
     fields.insert("ActivityDate".into(), json!(conv.created_at.format("%Y-%m-%d").to_string()));
     fields.insert("Description".into(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
     let whos: Vec<(String, String)> = match person {

@@ -31,7 +31,7 @@
   var panel = el("section", { id: "casebridge-panel", role: "dialog", "aria-label": title, hidden: "" },
     { width: "min(22rem, calc(100vw - 2rem))", height: "min(30rem, calc(100vh - 6rem))", background: "#fff", color: "#1d2330",
       border: "1px solid #c9d1e0", borderRadius: ".75rem", boxShadow: "0 8px 30px rgba(0,0,0,.18)", marginBottom: ".5rem",
-      display: "flex", flexDirection: "column", overflow: "hidden" });
+      display: "none", flexDirection: "column", overflow: "hidden" });
   var heading = el("h2", { text: title }, { margin: "0", padding: ".75rem 1rem", fontSize: "16px", background: "#f3f5fa", borderBottom: "1px solid #e1e6ef" });
   var log = el("ol", { role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" },
     { listStyle: "none", margin: "0", padding: ".75rem", flex: "1", overflowY: "auto" });
@@ -139,6 +139,8 @@
 
   function open(yes) {
     panel.hidden = !yes;
+    // An inline display would override the hidden attribute: set both.
+    panel.style.display = yes ? "flex" : "none";
     toggle.setAttribute("aria-expanded", String(yes));
     toggle.textContent = yes ? "Close chat" : title;
     if (yes) { input.focus(); load().then(listen); } else { toggle.focus(); }
