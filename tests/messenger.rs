@@ -557,3 +557,31 @@ async fn a_chats_case_gets_the_configured_record_type_and_transcript_field() {
     let errors = d.store().sync_errors().unwrap();
     assert!(errors.iter().any(|e| e.code == "RECORD_TYPE_NOT_FOUND" && e.message.contains("Nope")), "{errors:?}");
 }
+
+#[tokio::test]
+async fn behind_a_proxy_each_forwarded_address_has_its_own_limit_and_otherwise_the_header_is_ignored() {
+    for behind_proxy in [true, false] {
+        let w = World::new().await;
+        let mut d = daemon(&w).await;
+        let settings = MessengerSettings { per_address_per_minute: 2, behind_proxy, ..MessengerSettings::default() };
+        let chat = messenger(&mut d, settings).await;
+        let start = |forwarded: &'static str| {
+            chat.http
+                .post(format!("{}/messenger/v1/conversations", chat.base))
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({ "message": "hello" }))
+                .send()
+        };
+        let statuses = [
+            start("203.0.113.7").await.unwrap().status().as_u16(),
+            start("203.0.113.7").await.unwrap().status().as_u16(),
+            start("203.0.113.7").await.unwrap().status().as_u16(),
+            start("198.51.100.1, 203.0.113.9").await.unwrap().status().as_u16(),
+        ];
+        if behind_proxy {
+            assert_eq!(statuses, [201, 201, 429, 201], "the last forwarded address counts");
+        } else {
+            assert_eq!(statuses, [201, 201, 429, 429], "without a proxy, everyone shares the connection's address");
+        }
+    }
+}

@@ -40,6 +40,11 @@ pub struct MessengerConfig {
     /// Messages and new conversations one network address may send a minute: 1 to 10,000.
     #[serde(default = "default_per_address")]
     pub per_address_per_minute: u32,
+    /// Whether the listener sits behind a reverse proxy that appends the visitor's address
+    /// to `X-Forwarded-For`: the per-address limit then counts the last address there, not
+    /// the proxy's. Leave it off without such a proxy, or visitors could pick their own.
+    #[serde(default)]
+    pub behind_proxy: bool,
     /// What the visitor reads when the conversation is handed to a person.
     #[serde(default = "default_handover_message")]
     pub handover_message: String,
@@ -76,6 +81,7 @@ impl Default for MessengerConfig {
             max_message_chars: default_max_message_chars(),
             per_visitor_per_minute: default_per_visitor(),
             per_address_per_minute: default_per_address(),
+            behind_proxy: false,
             handover_message: default_handover_message(),
             case_origin: default_case_origin(),
             case_record_type: None,

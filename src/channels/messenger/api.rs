@@ -149,6 +149,20 @@ async fn preflight() -> Response {
         .into_response()
 }
 
+/// The visitor's address for the per-address limit: the connection's, or behind a proxy
+/// (`messenger.behind_proxy`) the last `X-Forwarded-For` entry, the one the proxy added.
+fn address(m: &Messenger, headers: &HeaderMap, peer: SocketAddr) -> String {
+    let forwarded = || {
+        let all: Vec<&str> = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let last = all.last()?.rsplit(',').next()?.trim();
+        last.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+    };
+    match m.settings().behind_proxy {
+        true => forwarded().unwrap_or_else(|| peer.ip().to_string()),
+        false => peer.ip().to_string(),
+    }
+}
+
 fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
@@ -160,6 +174,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 async fn start(
     State(m): State<Arc<Messenger>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<axum::Json<StartRequest>, JsonRejection>,
 ) -> Response {
     let axum::Json(request) = match body {
@@ -167,7 +182,11 @@ async fn start(
         Err(r) => return bad_body(r),
     };
     // The store's flushed commit blocks: off the async workers.
-    let started = tokio::task::spawn_blocking(move || m.start(request, &peer.ip().to_string())).await;
+    let started = tokio::task::spawn_blocking(move || {
+        let address = address(&m, &headers, peer);
+        m.start(request, &address)
+    })
+    .await;
     match started.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
         Ok(started) => (StatusCode::CREATED, axum::Json(started)).into_response(),
         Err(e) => e.into_response(),
@@ -192,8 +211,11 @@ async fn send(
         Err(r) => return bad_body(r),
     };
     let token = bearer(&headers);
-    let posted =
-        tokio::task::spawn_blocking(move || m.post(&id, token.as_deref(), &request.body, &peer.ip().to_string())).await;
+    let posted = tokio::task::spawn_blocking(move || {
+        let address = address(&m, &headers, peer);
+        m.post(&id, token.as_deref(), &request.body, &address)
+    })
+    .await;
     match posted.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
         Ok(message) => (StatusCode::CREATED, axum::Json(message)).into_response(),
         Err(e) => e.into_response(),

@@ -51,6 +51,8 @@ pub struct MessengerSettings {
     pub max_message_chars: usize,
     pub per_visitor_per_minute: u32,
     pub per_address_per_minute: u32,
+    /// Count the last `X-Forwarded-For` address, not the connection's (behind a proxy).
+    pub behind_proxy: bool,
     pub handover_message: String,
     pub case_origin: String,
     pub case_record_type: Option<String>,
@@ -69,6 +71,7 @@ impl From<&crate::config::MessengerConfig> for MessengerSettings {
             max_message_chars: c.max_message_chars,
             per_visitor_per_minute: c.per_visitor_per_minute,
             per_address_per_minute: c.per_address_per_minute,
+            behind_proxy: c.behind_proxy,
             handover_message: c.handover_message.clone(),
             case_origin: c.case_origin.clone(),
             case_record_type: c.case_record_type.clone(),
