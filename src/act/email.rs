@@ -24,17 +24,8 @@ pub struct SmtpSettings {
     pub from: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SmtpSecurity {
-    /// Plain SMTP; only for a server on this machine.
-    None,
-    /// STARTTLS upgrade (port 587).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-}
+/// How the SMTP connection is secured (a setting: it lives with the configuration).
+pub use crate::config::SmtpSecurity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmailError {

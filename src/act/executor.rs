@@ -289,7 +289,7 @@ impl Executor {
                 Action::UpsertRecord { fields, .. } | Action::UpdateFields { fields, .. } => fields,
                 _ => unreachable!("only record writes are checked"),
             };
-            match super::validate::check(describe, fields, creating) {
+            match crate::salesforce::validate::check(describe, fields, creating) {
                 Err(refusal) => {
                     self.fail(&entry, refusal.code, &format!("{object}: {}", refusal.message))?;
                     report.failed += 1;

@@ -5,4 +5,3 @@
 pub mod email;
 pub mod executor;
 pub mod plan;
-pub mod validate;

@@ -23,7 +23,6 @@ pub use self::load::{ConfigError, ENV_PREFIX, MAX_CONFIG_BYTES, env_name, settin
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::act::email::SmtpSecurity;
 use crate::model::ReplyChannel;
 use crate::model::Secret;
 use crate::salesforce::Credentials;
@@ -66,6 +65,19 @@ pub struct Config {
     /// The web messenger (a chat widget and its API). Off when not given.
     #[serde(default)]
     pub messenger: Option<MessengerConfig>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain SMTP; only for a server on this machine.
+    None,
+    /// STARTTLS upgrade (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
 }
 
 /// The admin HTTP server.

@@ -92,6 +92,26 @@ pub fn strip_quoted_reply(body: &str) -> String {
     if text.is_empty() { body.trim().to_string() } else { text }
 }
 
+/// The longest email address accepted: what Salesforce's `Lead.Email` and
+/// `Case.SuppliedEmail` hold.
+pub const EMAIL_MAX_CHARS: usize = 80;
+
+/// An address of the shape `local@domain.tld`, without spaces or angle brackets.
+pub fn is_email(s: &str) -> bool {
+    if s.chars().count() > EMAIL_MAX_CHARS
+        || s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>(),;:\"[]\\".contains(c))
+    {
+        return false;
+    }
+    let Some((local, domain)) = s.rsplit_once('@') else { return false };
+    !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

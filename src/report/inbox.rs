@@ -248,7 +248,7 @@ pub async fn create_case(
         Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
     };
     let mut problems: Vec<Json> = Vec::new();
-    match crate::act::validate::check(&describe, &fields, true) {
+    match crate::salesforce::validate::check(&describe, &fields, true) {
         Err(r) => problems.push(json!({ "field": r.field, "code": r.code, "message": r.message })),
         Ok(checked) => problems
             .extend(checked.refused.iter().map(|r| json!({ "field": r.field, "code": r.code, "message": r.message }))),

@@ -16,6 +16,7 @@ pub mod id;
 mod pages;
 pub mod soql;
 mod types;
+pub mod validate;
 
 pub use auth::{Credentials, Session};
 pub use client::{ApiUsage, Client, ClientConfig, QueryPages, QueryResult, RetryPolicy, SubRequest, SubResponse};

@@ -37,9 +37,7 @@ use token::Tokens;
 
 /// The longest visitor name kept, in characters.
 pub const NAME_MAX_CHARS: usize = 200;
-/// The longest email address accepted: what Salesforce's `Lead.Email` and
-/// `Case.SuppliedEmail` hold.
-pub const EMAIL_MAX_CHARS: usize = 80;
+pub use crate::model::text::EMAIL_MAX_CHARS;
 /// How many events a slow stream may fall behind before it is told to read them again.
 const STREAM_BUFFER: usize = 64;
 /// How many event streams one conversation may hold open (a few browser tabs).
@@ -518,18 +516,4 @@ fn random_suffix() -> String {
         .collect()
 }
 
-/// An address of the shape `local@domain.tld`, without spaces or angle brackets.
-pub fn is_email(s: &str) -> bool {
-    if s.chars().count() > EMAIL_MAX_CHARS
-        || s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>(),;:\"[]\\".contains(c))
-    {
-        return false;
-    }
-    let Some((local, domain)) = s.rsplit_once('@') else { return false };
-    !local.is_empty()
-        && local.len() <= 64
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-}
+pub use crate::model::text::is_email;

@@ -124,7 +124,7 @@ fn problem(f: &FieldDescribe, value: &Json, creating: bool) -> Option<(&'static 
                     format!("{}: bad value for restricted picklist field: {s}", f.label),
                 ));
             }
-            if f.kind == "email" && !crate::channels::messenger::is_email(s) {
+            if f.kind == "email" && !crate::model::text::is_email(s) {
                 return Some(("INVALID_EMAIL_ADDRESS", format!("{}: invalid email address: {s}", f.label)));
             }
             None
