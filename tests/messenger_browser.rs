@@ -13,11 +13,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
-    let Some((chromium, driver)) = webdriver::browser() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (see .ci/run)");
-        eprintln!("skipped: apt-get install chromium chromium-driver to run this test");
-        return;
-    };
+    let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
     let w = World::new().await;
     let mut daemon = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
     let hub = Messenger::new(daemon.store().clone(), MessengerSettings::default()).unwrap();
@@ -114,11 +110,7 @@ async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
 /// case form, filled and sent, answered with the case's link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_panel_and_the_new_case_form_work_in_a_browser() {
-    let Some((chromium, driver)) = webdriver::browser() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (see .ci/run)");
-        eprintln!("skipped: apt-get install chromium chromium-driver to run this test");
-        return;
-    };
+    let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
     let w = World::new().await;
     let mut daemon = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
     let settings = MessengerSettings {

@@ -345,23 +345,13 @@ impl Executor {
         if let Some(m) = &self.metrics {
             m.sync_error(code);
         }
-        let now = Utc::now();
         // A retried field refused again is the same error, with one more attempt.
         let id = if fields_left(&entry.action) == 0 { entry.retry_of.unwrap_or(0) } else { 0 };
         self.store
             .record_error(SyncError {
                 id,
-                case_id: Some(case_id.to_string()),
-                operation: entry.action.operation().to_string(),
-                code: code.to_string(),
-                message: message.to_string(),
-                attempts: 1,
-                first_seen: now,
-                last_seen: now,
                 action: Some(retry),
-                retries: 0,
-                last_retry: None,
-                history: Vec::new(),
+                ..SyncError::new(Some(case_id), entry.action.operation(), code, message)
             })
             .map(|_| ())
     }
@@ -378,20 +368,11 @@ impl Executor {
         if let Some(m) = &self.metrics {
             m.sync_error(code);
         }
-        let now = Utc::now();
         self.store.record_error(SyncError {
             id: entry.retry_of.unwrap_or(0),
-            case_id: Some(entry.action.case_id().to_string()),
-            operation: entry.action.operation().to_string(),
-            code: code.to_string(),
-            message: message.to_string(),
             attempts: entry.attempts.max(1),
-            first_seen: now,
-            last_seen: now,
             action: Some(entry.action.clone()),
-            retries: 0,
-            last_retry: None,
-            history: Vec::new(),
+            ..SyncError::new(Some(entry.action.case_id()), entry.action.operation(), code, message)
         })?;
         self.store.remove_entries(&[entry.id])
     }

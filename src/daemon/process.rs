@@ -2,7 +2,7 @@
 //! is needed (assigned away, closed, nothing new), decide, plan the actions, and commit the
 //! conversation with them in one store transaction.
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::StreamExt;
 use serde_json::Value as Json;
 
@@ -350,23 +350,7 @@ impl Daemon {
         message: &str,
     ) -> Result<(), StoreError> {
         self.metrics.sync_error(code);
-        let now: DateTime<Utc> = Utc::now();
-        self.store
-            .record_error(SyncError {
-                id: 0,
-                case_id: case_id.map(str::to_string),
-                operation: operation.into(),
-                code: code.into(),
-                message: message.into(),
-                attempts: 1,
-                first_seen: now,
-                last_seen: now,
-                action: None,
-                retries: 0,
-                last_retry: None,
-                history: Vec::new(),
-            })
-            .map(|_| ())
+        self.store.record_error(SyncError::new(case_id, operation, code, message)).map(|_| ())
     }
 }
 

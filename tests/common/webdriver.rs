@@ -22,6 +22,17 @@ pub fn browser() -> Option<(&'static str, &'static str)> {
     Some((chromium, driver))
 }
 
+/// chromium and chromedriver, or `None` (the test then skips, saying how to install them);
+/// on CI, which installs both (`.ci/run`), their absence fails the test.
+pub fn browser_or_skip() -> Option<(&'static str, &'static str)> {
+    let found = browser();
+    if found.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (see .ci/run)");
+        eprintln!("skipped: apt-get install chromium chromium-driver to run this test");
+    }
+    found
+}
+
 /// A headless chromium session; the driver process ends with it.
 pub struct Browser {
     http: reqwest::Client,
