@@ -205,3 +205,35 @@ fn secrets_come_from_the_environment_or_files_only() {
     let e = c.credentials(dir.path()).unwrap_err().to_string();
     assert!(e.contains("not a regular file"), "a device is never read: {e}");
 }
+
+#[test]
+fn a_bad_messenger_section_names_each_setting() {
+    let bad = format!(
+        "{MINIMAL}admin: {{listen: 127.0.0.1:9091, token: {{env: T}}}}\nmessenger:\n  listen: 127.0.0.1:9091\n  \
+         allowed_origins: [https://ok.example, \"https://evil.example/path\", \"javascript:alert(1)\"]\n  \
+         max_message_chars: 0\n  per_visitor_per_minute: 100000\n  transcript_field: \"Description; DROP\"\n  \
+         case_record_type: \"\"\n  handover_message: \"\"\n"
+    );
+    let e = error(&bad, &[]);
+    for path in [
+        "messenger.listen",
+        "messenger.allowed_origins[1]",
+        "messenger.allowed_origins[2]",
+        "messenger.max_message_chars",
+        "messenger.per_visitor_per_minute",
+        "messenger.transcript_field",
+        "messenger.case_record_type",
+        "messenger.handover_message",
+    ] {
+        assert!(e.contains(path), "{path} is not named in: {e}");
+    }
+    assert!(!e.contains("allowed_origins[0]"), "a good origin is not blamed: {e}");
+    let e = error(&format!("{MINIMAL}messenger: {{identity_secret: hunter2}}\n"), &[]);
+    assert!(e.contains("messenger.identity_secret") && !e.contains("hunter2"), "{e}");
+    let e = error(&format!("{MINIMAL}messenger: {{listne: 127.0.0.1:1}}\n"), &[]);
+    assert!(e.contains("listne"), "{e}");
+    assert!(
+        Config::parse(&format!("{MINIMAL}messenger: {{}}\n"), "c.yaml", &[]).is_ok(),
+        "every setting has a default"
+    );
+}
