@@ -16,8 +16,8 @@ use serde_json::Value as Json;
 
 use crate::agent::{Agent, AgentError};
 use crate::model::{
-    AgentAnswer, Conversation, DEFAULT_TARGET, Decision, Feedback, Handover, Moment, RenderedEmail, Resolution,
-    RuleError, Trace, TraceEntry, TraceStage, View,
+    AgentAnswer, AuthorKind, CaseRecord, Channel, Conversation, DEFAULT_TARGET, Decision, Feedback, Handover, Moment,
+    RenderedEmail, Resolution, RuleError, Trace, TraceEntry, TraceStage, View,
 };
 
 /// The decision points an admin controls.
@@ -71,6 +71,27 @@ pub trait Evaluation: Send {
     fn decided(&self) -> (&BTreeMap<String, Json>, &BTreeSet<String>);
     /// Conversation attributes → case fields.
     fn outbound(&mut self, moment: Moment, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError>;
+    /// The first `kind: cases` rule whose trigger fires for a messenger conversation now,
+    /// with its fields evaluated. Without such rules: none.
+    fn case(&mut self, moment: CaseMoment, trace: &mut Trace) -> Result<Option<CaseRecord>, RuleError> {
+        let _ = (moment, trace);
+        Ok(None)
+    }
+    /// The `kind: cases` rule called `name`, evaluated as when it fires (the conversation
+    /// closes: its fields are written again); none when the rule set no longer has it.
+    fn case_rule(&mut self, name: &str, trace: &mut Trace) -> Result<Option<CaseRecord>, RuleError> {
+        let _ = (name, trace);
+        Ok(None)
+    }
+}
+
+/// What a decision brings about, for `kind: cases` triggers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaseMoment {
+    /// The conversation's first decision.
+    pub start: bool,
+    /// The decision hands the conversation over.
+    pub handover: bool,
 }
 
 /// The running rule set, swapped whole on reload: each decision takes one snapshot, so it
@@ -113,6 +134,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         agent: None,
         confirmed: false,
         unhappy: false,
+        case: None,
         trace: Trace::default(),
         rules: rules.id(),
     };
@@ -171,6 +193,11 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             }
             let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
             decision.field_updates = rules.outbound(moment, &mut trace)?;
+            if conversation.channel == Channel::Messenger {
+                let start = !conversation.parts.iter().any(|p| p.author == AuthorKind::Bot);
+                let moment = CaseMoment { start, handover: decision.handover.is_some() };
+                decision.case = rules.case(moment, &mut trace)?;
+            }
             Ok(())
         })
     });

@@ -350,6 +350,13 @@ fn every_documented_yaml_snippet_parses() {
                 std::fs::write(dir.path().join("org.yaml"), &block.text).unwrap();
                 casebridge::sim::seed::load_file(&dir.path().join("org.yaml"))
                     .unwrap_or_else(|e| panic!("{doc}: the org seed does not load: {e}\n{}", block.text));
+            } else if block.text.starts_with("kind:") {
+                // A rule file: it loads beside the shipped rule set.
+                let (_dir, rules) = common::scratch_rules();
+                std::fs::write(rules.join("documented.yaml"), &block.text).unwrap();
+                if let Err(errors) = casebridge::rules::RuleSet::load(&rules) {
+                    panic!("{doc}: the rule file does not load: {}\n{}", errors[0], block.text);
+                }
             } else {
                 let fragment = block.text.starts_with("org:") && !block.text.contains("agent_user");
                 let text =

@@ -225,7 +225,7 @@ async fn a_handover_becomes_one_case_and_the_person_and_visitor_talk_through_it(
     assert_eq!(d.store().conversation(&id).unwrap().unwrap().state, ConversationState::Closed);
     let r = chat.say(&id, &token, "one more thing").await;
     assert_eq!(r.status(), 409);
-    assert!(d.store().handed_over_chats().unwrap().is_empty());
+    assert!(d.store().chats_with_cases().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -11,10 +11,7 @@ use chrono::Utc;
 use super::process::{Pending, event};
 use super::{CycleReport, Daemon, DaemonError, EventKind};
 use crate::channels::messenger::{self, Messenger, mirror};
-use crate::model::{
-    AccountInfo, Action, AuthorKind, ContactInfo, Conversation, ConversationState, Decision, SalesforcePerson,
-};
-use crate::salesforce::directory;
+use crate::model::{AccountInfo, Action, AuthorKind, ContactInfo, Conversation, ConversationState, SalesforcePerson};
 
 impl Daemon {
     /// Lets the daemon decide the messenger's conversations and carry their handovers.
@@ -177,70 +174,14 @@ impl Daemon {
         Ok(None)
     }
 
-    /// What a decision does to a chat (see `channels::messenger::plan`).
-    pub(super) async fn plan_chat(
-        &mut self,
-        conv: &mut Conversation,
-        decision: &Decision,
-        owner_id: Option<&str>,
-    ) -> Result<Vec<Action>, DaemonError> {
-        let Some(hub) = self.messenger.clone() else { return Ok(Vec::new()) };
-        let record_type = match owner_id {
-            Some(_) => self.chat_record_type(&conv.id).await?,
-            None => None,
-        };
-        let store = &self.store;
-        let mut failed = None;
-        let actions = messenger::plan::plan(conv, decision, owner_id, record_type.as_deref(), hub.settings(), || {
-            match store.new_id() {
-                Ok(n) => format!("a{n}"),
-                Err(e) => {
-                    failed = Some(e);
-                    String::new()
-                }
-            }
-        });
-        match failed {
-            Some(e) => Err(e.into()),
-            None => Ok(actions),
-        }
-    }
-
-    /// The id of the record type `messenger.case_record_type` names, looked up once; a name
-    /// the org lacks is a sync error, and cases get the org's default.
-    async fn chat_record_type(&mut self, conversation_id: &str) -> Result<Option<String>, DaemonError> {
-        let Some(name) = self.messenger.as_ref().and_then(|h| h.settings().case_record_type.clone()) else {
-            return Ok(None);
-        };
-        if let Some(found) = &self.chat_record_type {
-            return Ok(found.clone());
-        }
-        match directory::record_type(&self.client, "Case", &name).await {
-            Ok(found) => {
-                if found.is_none() {
-                    let problem = format!(
-                        "messenger.case_record_type {name:?} is no active record type of Case; cases get the org's default"
-                    );
-                    self.record_error(Some(conversation_id), "create_case", "RECORD_TYPE_NOT_FOUND", &problem)?;
-                }
-                self.chat_record_type = Some(found.clone());
-                Ok(found)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot look up the cases' record type; this case gets the org's default.");
-                Ok(None)
-            }
-        }
-    }
-
-    /// Reads the cases of handed-over chats: links a new case to its chat, copies people's
-    /// public replies into it, and closes the chat when its case closes. One query per 200
-    /// chats, for the cases changed since the oldest read.
+    /// Reads the cases of chats that have one: links a new case to its chat, copies people's
+    /// public replies into it, and closes a handed-over chat when its case closes. One query
+    /// per 200 chats, for the cases changed since the oldest read.
     pub(super) async fn mirror_chats(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
         if self.messenger.is_none() {
             return Ok(());
         }
-        let chats = self.store.handed_over_chats()?;
+        let chats = self.store.chats_with_cases()?;
         for chunk in chats.chunks(mirror::CHUNK) {
             let mut oldest = None;
             let mut unread = false;
@@ -295,10 +236,10 @@ impl Daemon {
             report.events.push(event(&conv, EventKind::HumanReplied, detail.clone(), detail));
         }
         let mut actions = Vec::new();
-        if news.closed {
-            conv.state = ConversationState::Closed;
-            actions = messenger::tasks::complete(&conv);
-            report.events.push(event(&conv, EventKind::Closed, "its case is closed".into(), "closed".into()));
+        // A handed-over chat ends with its case. A chat the agent still answers goes on: its
+        // case (made by a rule, or closed by one at an earlier close) is a record of it.
+        if news.closed && matches!(conv.state, ConversationState::HandedOver { .. }) {
+            actions = self.close_chat(&mut conv, true, report)?;
         }
         self.commit(&conv, actions)
     }

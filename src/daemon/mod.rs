@@ -29,6 +29,7 @@ use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError};
 use crate::store::{Cursor, Store, StoreError};
 
+mod chat_cases;
 pub mod knowledge_sync;
 mod messenger;
 mod process;
@@ -161,8 +162,11 @@ pub struct Daemon {
     knowledge: Option<knowledge_sync::KnowledgeSync>,
     /// The web messenger's hub, when the messenger is on.
     messenger: Option<Arc<crate::channels::messenger::Messenger>>,
-    /// The chats' case record type, once looked up (`Some(None)`: the org lacks it).
-    chat_record_type: Option<Option<String>>,
+    /// Case record types by the name a setting or rule gives, once looked up (`None`: the
+    /// org lacks it).
+    case_record_types: HashMap<String, Option<String>>,
+    /// The Case `Status` new cases get (the picklist's default), once looked up.
+    case_default_status: Option<String>,
 }
 
 impl Daemon {
@@ -207,7 +211,8 @@ impl Daemon {
             status_snapshot: Arc::new(std::sync::Mutex::new(None)),
             knowledge,
             messenger: None,
-            chat_record_type: None,
+            case_record_types: HashMap::new(),
+            case_default_status: None,
         })
     }
 

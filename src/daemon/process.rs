@@ -144,7 +144,7 @@ impl Daemon {
                 };
                 plan(&conv, &decision, replies, handover)
             }
-            Channel::Messenger => self.plan_chat(&mut conv, &decision, target_id.as_deref()).await?,
+            Channel::Messenger => self.plan_chat(&mut conv, &decision, target_id.as_deref(), report).await?,
         };
         self.apply(conv, decision, actions, unanswered, target_id, report)
     }
@@ -239,6 +239,7 @@ impl Daemon {
                     agent: None,
                     confirmed: false,
                     unhappy: false,
+                    case: None,
                     trace: Default::default(),
                     rules: rules_id.to_string(),
                 };
@@ -330,7 +331,7 @@ impl Daemon {
         self.targets.iter().find(|(_, v)| v.as_str() == id).map_or_else(|| id.to_string(), |(k, _)| k.clone())
     }
 
-    async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {
+    pub(super) async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {
         if target == DEFAULT_TARGET {
             return Ok(self.default_target.id.clone());
         }

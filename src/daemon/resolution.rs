@@ -66,6 +66,10 @@ impl Daemon {
             conv.resolution = Some(settled);
             self.metrics.resolution(settled.state.as_str());
             let mut actions = Vec::new();
+            // A chat the agent answered ends here (it reopens if the visitor writes again).
+            if conv.channel == model::Channel::Messenger && conv.state == model::ConversationState::Open {
+                actions = self.close_chat(&mut conv, false, report)?;
+            }
             match rules.evaluate(&conv).outbound(Moment::Sync, &mut Trace::default()) {
                 Ok(fields) if !fields.is_empty() => {
                     // A messenger conversation that never became a case has no fields to write.

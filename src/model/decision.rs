@@ -44,6 +44,8 @@ pub enum TraceStage {
     HandoverAfter,
     Email,
     Outbound,
+    /// A `kind: cases` rule: whether a messenger conversation becomes (or updates) a case.
+    Case,
     /// A rule failed; the decision fell back to a handover.
     Error,
 }
@@ -59,6 +61,7 @@ impl TraceStage {
             TraceStage::HandoverAfter => "handover_after",
             TraceStage::Email => "email",
             TraceStage::Outbound => "outbound",
+            TraceStage::Case => "case",
             TraceStage::Error => "error",
         }
     }
@@ -225,9 +228,34 @@ pub struct Decision {
     /// The customer's message sounded unhappy.
     #[serde(default)]
     pub unhappy: bool,
+    /// The case a `kind: cases` rule makes (or updates) for a messenger conversation.
+    #[serde(default)]
+    pub case: Option<CaseRecord>,
     pub trace: Trace,
     /// The rule set that decided (its content hash, or `builtin`).
     pub rules: String,
+}
+
+/// What a `kind: cases` rule asks of a messenger conversation's case: upserted by the
+/// conversation's id, so there is one case a conversation whichever rule makes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    /// The rule that fired.
+    pub rule: String,
+    /// Whether a case the conversation already has is written again (`update`) or left
+    /// as it is (`create`).
+    pub update: bool,
+    /// The record type's name or developer name; `None`: the org's default.
+    pub record_type: Option<String>,
+    /// The owner as the rule names it (a queue or user, or `default`); on handover the
+    /// handover target owns the case instead.
+    pub owner: String,
+    /// The long-text field that gets the transcript.
+    pub transcript_field: String,
+    /// The rule's mapped fields, evaluated now.
+    pub fields: BTreeMap<String, Json>,
+    /// The `Status` the case gets when the conversation closes; `None`: it stays open.
+    pub close_status: Option<String>,
 }
 
 /// A rule that failed while running, named for the admin.

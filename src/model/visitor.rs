@@ -38,6 +38,26 @@ pub struct MessengerInfo {
     /// the transcript, when the conversation closes.
     #[serde(default)]
     pub tasks: Vec<String>,
+    /// The `kind: cases` rule that made the conversation's case, when one did: its fields
+    /// are written again each time the conversation closes.
+    #[serde(default)]
+    pub case_rule: Option<String>,
+    /// Whether a case was queued for the conversation (by a rule or a handover).
+    #[serde(default)]
+    pub case_queued: bool,
+    /// Whether casebridge closed the case when the conversation closed (a rule's
+    /// `close_with_conversation`): a later handover or rule reopens it.
+    #[serde(default)]
+    pub case_closed_by_rule: bool,
+    /// Whether the conversation closed because its case closed: a visitor who writes again
+    /// is told it is over. A conversation closed by its resolution reopens instead. Records
+    /// from before resolutions closed chats lack it: only a case closed them then.
+    #[serde(default = "closed_by_case")]
+    pub case_closed: bool,
+}
+
+fn closed_by_case() -> bool {
+    true
 }
 
 /// Who a visitor's email is in Salesforce, as the seed maps it: an email that matches a

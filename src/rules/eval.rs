@@ -9,13 +9,14 @@ use std::time::Instant;
 use rhai::{Dynamic, Scope};
 use serde_json::Value as Json;
 
-use super::files::Stage;
+use super::cases::CompiledCaseRule;
+use super::files::{CaseTrigger, Stage};
 use super::variables::{Changed, Variables, View, agent_map, context_of, field_at, hook_view, set_reply, to_dynamic};
 use super::{Expr, RuleSet, templates};
-use crate::decide::{Evaluation, Rules};
+use crate::decide::{CaseMoment, Evaluation, Rules};
 use crate::model::{
-    AgentAnswer, AuthorKind, Conversation, Feedback, Handover, Moment, RenderedEmail, RuleError, Trace, TraceStage,
-    TraceText,
+    AgentAnswer, AuthorKind, CaseRecord, Conversation, Feedback, Handover, Moment, RenderedEmail, RuleError, Trace,
+    TraceStage, TraceText,
 };
 use crate::script;
 
@@ -215,6 +216,33 @@ struct RuleSetEvaluation<'r> {
 }
 
 impl RuleSetEvaluation<'_> {
+    /// A fired `kind: cases` rule with its fields evaluated now.
+    fn case_record(&mut self, rule: &CompiledCaseRule) -> Result<CaseRecord, RuleError> {
+        let mut fields = BTreeMap::new();
+        for f in &rule.fields {
+            let value = match (&f.expr, &f.from) {
+                (Some(expr), _) => {
+                    let scope = self.shared.scope(view!(self), self.answer.as_ref());
+                    self.set.eval_json(expr, scope, &format_args!("cases rule {}: field {}", rule.name, f.field))?
+                }
+                (None, Some(attribute)) => self.attributes.get(attribute).cloned().unwrap_or(Json::Null),
+                (None, None) => Json::Null,
+            };
+            if !value.is_null() {
+                fields.insert(f.field.clone(), value);
+            }
+        }
+        Ok(CaseRecord {
+            rule: rule.name.clone(),
+            update: rule.update,
+            record_type: rule.record_type.clone(),
+            owner: rule.owner.clone(),
+            transcript_field: rule.transcript_field.clone(),
+            fields,
+            close_status: rule.close_status.clone(),
+        })
+    }
+
     fn handover_at(&mut self, stage: Stage, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
         let set = self.set;
         let trace_stage = if stage == Stage::Before { TraceStage::HandoverBefore } else { TraceStage::HandoverAfter };
@@ -426,5 +454,39 @@ impl Evaluation for RuleSetEvaluation<'_> {
             }
         }
         Ok(out)
+    }
+
+    fn case(&mut self, moment: CaseMoment, trace: &mut Trace) -> Result<Option<CaseRecord>, RuleError> {
+        let set = self.set;
+        let mut started = Instant::now();
+        for rule in &set.cases {
+            let (triggered, detail) = match rule.on {
+                CaseTrigger::Handover => (moment.handover, "on: handover"),
+                CaseTrigger::Start => (moment.start, "on: start"),
+                CaseTrigger::Topic => (rule.topic.as_ref().is_some_and(|t| self.topics.contains(t)), "on: topic"),
+                CaseTrigger::Condition => (true, "on: condition"),
+            };
+            let fired = triggered
+                && match &rule.when {
+                    Some(when) => {
+                        let scope = self.shared.scope(view!(self), self.answer.as_ref());
+                        set.eval_bool(when, scope, &format_args!("cases rule {}", rule.name))?
+                    }
+                    None => true,
+                };
+            started = trace.record(TraceStage::Case, &rule.label, fired, detail, started);
+            if fired {
+                return self.case_record(rule).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn case_rule(&mut self, name: &str, trace: &mut Trace) -> Result<Option<CaseRecord>, RuleError> {
+        let Some(rule) = self.set.cases.iter().find(|r| r.name == name) else { return Ok(None) };
+        let started = Instant::now();
+        let record = self.case_record(rule)?;
+        trace.record(TraceStage::Case, &rule.label, true, "the conversation closed", started);
+        Ok(Some(record))
     }
 }

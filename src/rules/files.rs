@@ -34,11 +34,12 @@ pub enum Kind {
     Email,
     Tests,
     Resolution,
+    Cases,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::Mappings, Kind::Handover, Kind::Topics, Kind::Email, Kind::Tests, Kind::Resolution];
+    pub const ALL: [Kind; 7] =
+        [Kind::Mappings, Kind::Handover, Kind::Topics, Kind::Email, Kind::Tests, Kind::Resolution, Kind::Cases];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +49,7 @@ impl Kind {
             Kind::Email => "email",
             Kind::Tests => "tests",
             Kind::Resolution => "resolution",
+            Kind::Cases => "cases",
         }
     }
 }
@@ -71,6 +73,101 @@ pub struct ResolutionFile {
     /// (10m to 30d; default 24h).
     #[serde(default)]
     pub quiet_after: Option<String>,
+}
+
+/// When messenger conversations become Salesforce Cases (beyond a handover, which always
+/// makes one). Rules are tried in order; the first whose trigger fires decides. A
+/// conversation has one case, upserted by its id in `Casebridge_Conversation__c`, whichever
+/// rule makes it.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CasesFile {
+    /// Always `cases`.
+    pub kind: Kind,
+    pub cases: Vec<CaseRule>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRule {
+    /// A name for traces and the conversation's record; unique in the rule set.
+    pub name: String,
+    /// What makes the case: `handover` (the conversation is handed over), `start` (its first
+    /// decision), `topic` (the topic `topic` names is on it) or `condition` (`when` holds).
+    #[serde(default)]
+    pub on: CaseTrigger,
+    /// The topic, with `on: topic`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// A Rhai condition: the trigger with `on: condition`; with any other trigger, it must
+    /// hold as well.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// `create`: a conversation that already has a case is left alone. `update`: it is
+    /// written again (the mapped fields and the transcript) each time the trigger fires.
+    #[serde(default)]
+    pub action: CaseAction,
+    /// The record type, by name or developer name; none: the org's default.
+    #[serde(default)]
+    pub record_type: Option<String>,
+    /// Who owns a case made before any handover: a queue (name, developer name or Id), a
+    /// user (username or Id), or `default` (the configured default handover target). On a
+    /// handover the handover target owns it. Never the agent user.
+    #[serde(default = "default_target")]
+    pub owner: String,
+    /// The long-text Case field that gets the transcript (default `Description`).
+    #[serde(default = "description")]
+    pub transcript_field: String,
+    /// Case fields from the conversation's attributes, written when the case is made and
+    /// again each time the conversation closes.
+    #[serde(default)]
+    pub fields: Vec<CaseField>,
+    /// Close the case when the conversation closes (default: leave it open).
+    #[serde(default)]
+    pub close_with_conversation: bool,
+    /// The Case `Status` a closed case gets (default `Closed`).
+    #[serde(default = "closed")]
+    pub closed_status: String,
+}
+
+fn description() -> String {
+    "Description".into()
+}
+
+fn closed() -> String {
+    "Closed".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseTrigger {
+    #[default]
+    Handover,
+    Start,
+    Topic,
+    Condition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseAction {
+    #[default]
+    Create,
+    Update,
+}
+
+/// A Case field a `kind: cases` rule writes.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseField {
+    /// The Case field (API name).
+    pub field: String,
+    /// The attribute whose value is written.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A Rhai expression computing the value instead.
+    #[serde(default)]
+    pub expr: Option<String>,
 }
 
 /// Attribute mappings: case fields → conversation attributes, and back.
@@ -317,6 +414,7 @@ pub fn json_schema(kind: Kind) -> Json {
         Kind::Email => schemars::schema_for!(EmailFile),
         Kind::Tests => schemars::schema_for!(TestsFile),
         Kind::Resolution => schemars::schema_for!(ResolutionFile),
+        Kind::Cases => schemars::schema_for!(CasesFile),
     };
     serde_json::to_value(schema).expect("schemas serialise")
 }

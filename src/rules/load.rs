@@ -37,7 +37,7 @@ impl RuleSet {
 }
 
 /// One YAML rule file being loaded.
-struct Doc<'t> {
+pub(super) struct Doc<'t> {
     path: &'t Path,
     file: String,
     text: &'t str,
@@ -45,13 +45,13 @@ struct Doc<'t> {
 }
 
 impl Doc<'_> {
-    fn near(&self, needle: &str, message: impl Into<String>) -> LoadError {
+    pub(super) fn near(&self, needle: &str, message: impl Into<String>) -> LoadError {
         LoadError::near(&self.file, self.text, needle, message)
     }
 }
 
 /// What loading has gathered so far.
-struct Loader<'d> {
+pub(super) struct Loader<'d> {
     dir: &'d Path,
     engine: Engine,
     /// Every script function, merged into each expression.
@@ -62,8 +62,8 @@ struct Loader<'d> {
     known: BTreeSet<String>,
     /// The variables expressions may name, for compiling them.
     scope: Scope<'static>,
-    errors: Vec<LoadError>,
-    set: RuleSet,
+    pub(super) errors: Vec<LoadError>,
+    pub(super) set: RuleSet,
     /// Names already defined (`kind:name` → file), to refuse duplicates.
     names: BTreeMap<String, String>,
     /// Where each registered template was written, to place render errors.
@@ -82,6 +82,7 @@ impl<'d> Loader<'d> {
             handover: Vec::new(),
             topics: Vec::new(),
             email: Vec::new(),
+            cases: Vec::new(),
             confirmed_when: None,
             unhappy_when: None,
             quiet_after: crate::decide::DEFAULT_QUIET_AFTER,
@@ -161,7 +162,7 @@ impl<'d> Loader<'d> {
     }
 
     /// Compiles an expression of a rule file, with the scripts' functions merged in.
-    fn compile(&mut self, doc: &Doc, expr: &str, what: &str) -> Option<Expr> {
+    pub(super) fn compile(&mut self, doc: &Doc, expr: &str, what: &str) -> Option<Expr> {
         match self.engine.compile_expression_with_scope(&self.scope, expr) {
             Ok(ast) => {
                 let before = self.errors.len();
@@ -240,6 +241,11 @@ impl<'d> Loader<'d> {
                     self.resolution(&doc, r)
                 }
             }
+            Kind::Cases => {
+                if let Some(c) = self.parse(&doc) {
+                    self.cases(&doc, c)
+                }
+            }
         }
     }
 
@@ -269,7 +275,7 @@ impl<'d> Loader<'d> {
     }
 
     /// Refuses a second definition of the same name.
-    fn unique(&mut self, doc: &Doc, name: &str, what: &str) {
+    pub(super) fn unique(&mut self, doc: &Doc, name: &str, what: &str) {
         let key = format!("{what}:{name}");
         if let Some(first) = self.names.get(&key) {
             let error = doc.near(name, format!("{what} {name:?} is defined twice (first in {first})"));
@@ -566,11 +572,12 @@ impl TemplateOrigin {
 
 fn read_kind(text: &str) -> Result<Kind, String> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    let kind =
-        value.get("kind").ok_or("missing `kind`: one of mappings, handover, topics, email, tests, resolution")?;
+    let kind = value
+        .get("kind")
+        .ok_or("missing `kind`: one of mappings, handover, topics, email, tests, resolution, cases")?;
     serde_yaml::from_value(kind.clone()).map_err(|_| {
         let shown = serde_yaml::to_string(kind).unwrap_or_default();
-        format!("unknown kind {}: one of mappings, handover, topics, email, tests, resolution", shown.trim())
+        format!("unknown kind {}: one of mappings, handover, topics, email, tests, resolution, cases", shown.trim())
     })
 }
 

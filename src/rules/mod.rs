@@ -9,6 +9,7 @@
 //! - [`watch`]: hot reload; a broken edit never replaces the running rule set.
 
 mod calls;
+mod cases;
 mod eval;
 pub mod files;
 pub mod host;
@@ -188,6 +189,8 @@ pub struct RuleSet {
     handover: Vec<HandoverRule>,
     topics: Vec<Topic>,
     email: Vec<EmailTemplate>,
+    /// The `kind: cases` rules, in order.
+    cases: Vec<cases::CompiledCaseRule>,
     /// The `kind: resolution` file's conditions, when the set has one.
     confirmed_when: Option<Expr>,
     unhappy_when: Option<Expr>,
@@ -269,13 +272,12 @@ impl RuleSet {
         Self::load_with(dir, Limits::default())
     }
 
-    /// Every handover target the rules name (not `default`), with where it is written.
+    /// Every handover target and case owner the rules name (not `default`), with where it
+    /// is written.
     pub fn handover_targets(&self) -> Vec<(&str, &LoadError)> {
-        self.handover
-            .iter()
-            .filter(|r| r.target != crate::model::DEFAULT_TARGET)
-            .map(|r| (r.target.as_str(), &r.target_origin))
-            .collect()
+        let handover = self.handover.iter().map(|r| (r.target.as_str(), &r.target_origin));
+        let owners = self.cases.iter().map(|r| (r.owner.as_str(), &r.owner_origin));
+        handover.chain(owners).filter(|(target, _)| *target != crate::model::DEFAULT_TARGET).collect()
     }
 
     /// Every field the mappings read or write, for checks against the org.
@@ -285,6 +287,12 @@ impl RuleSet {
             .iter()
             .filter_map(|m| m.from.as_deref().map(|path| MappedField { path, outbound: false, origin: &m.origin }));
         let outbound = self.outbound.iter().map(|m| MappedField { path: &m.field, outbound: true, origin: &m.origin });
-        inbound.chain(outbound).collect()
+        let cases = self.cases.iter().flat_map(|r| {
+            let transcript =
+                MappedField { path: r.transcript_field.as_str(), outbound: true, origin: &r.transcript_origin };
+            let fields = r.fields.iter().map(|f| MappedField { path: &f.field, outbound: true, origin: &f.origin });
+            std::iter::once(transcript).chain(fields)
+        });
+        inbound.chain(outbound).chain(cases).collect()
     }
 }

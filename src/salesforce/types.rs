@@ -66,6 +66,9 @@ pub struct PicklistValue {
     pub value: String,
     #[serde(default)]
     pub active: bool,
+    /// The value a new record gets when none is given.
+    #[serde(default)]
+    pub default_value: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

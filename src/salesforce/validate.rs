@@ -171,7 +171,7 @@ mod tests {
         (formula.createable, formula.updateable) = (false, false);
         let mut tier = field("Tier__c", "picklist");
         tier.restricted_picklist = true;
-        tier.picklist_values = vec![PicklistValue { value: "Gold".into(), active: true }];
+        tier.picklist_values = vec![PicklistValue { value: "Gold".into(), active: true, default_value: false }];
         SObjectDescribe {
             name: "Case".into(),
             label: "Case".into(),

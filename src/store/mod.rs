@@ -105,8 +105,9 @@ pub struct Store {
     awaiting: sled::Tree,
     /// Case id → its key in `awaiting`.
     awaiting_key: sled::Tree,
-    /// Messenger conversations handed over to a person (their case open): the chats whose
-    /// case the daemon reads for the person's replies.
+    /// Messenger conversations with a case to read (handed over to a person, or still
+    /// answered by the agent with a case a rule made): the chats whose case the daemon
+    /// reads for its id, its state and people's replies.
     handed_over_chats: sled::Tree,
 }
 
@@ -314,7 +315,13 @@ impl Store {
         let state = state_name(&conversation.state);
         let awaiting_key = awaiting_key(conversation);
         let handed_over_chat = conversation.channel == crate::model::Channel::Messenger
-            && matches!(conversation.state, crate::model::ConversationState::HandedOver { .. });
+            && match conversation.state {
+                crate::model::ConversationState::HandedOver { .. } => true,
+                // A chat the agent still answers whose case a `kind: cases` rule made: read
+                // too, to learn the case's id and copy people's replies.
+                crate::model::ConversationState::Open => conversation.messenger.as_ref().is_some_and(|m| m.case_queued),
+                _ => false,
+            };
         let trees = (
             &self.conversations,
             &self.outbox,
@@ -365,8 +372,9 @@ impl Store {
         Ok(entries.iter().map(|e| e.id).collect())
     }
 
-    /// The messenger conversations handed over to a person whose case is not closed.
-    pub fn handed_over_chats(&self) -> Result<Vec<String>> {
+    /// The open messenger conversations with a case to read: handed over to a person, or
+    /// with a case a `kind: cases` rule made.
+    pub fn chats_with_cases(&self) -> Result<Vec<String>> {
         self.handed_over_chats.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k?).into_owned())).collect()
     }
 

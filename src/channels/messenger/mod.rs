@@ -227,7 +227,11 @@ impl Messenger {
             let _write = lock(&self.writes);
             let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
             if conv.state == ConversationState::Closed {
-                return Err(MessengerError::Closed);
+                // A chat whose case a person closed is over; one the agent resolved reopens.
+                if conv.messenger.as_ref().is_none_or(|m| m.case_closed) {
+                    return Err(MessengerError::Closed);
+                }
+                conv.state = ConversationState::Open;
             }
             let now = Utc::now();
             left_email(&mut conv, &body);

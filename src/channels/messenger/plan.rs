@@ -1,10 +1,11 @@
 //! What a decision does to a messenger conversation. The agent's reply is a message in the
 //! chat (written into the conversation, no outbox: the visitor reads it from the store). A
-//! handover tells the visitor and makes the Salesforce Case: upserted by the conversation's
-//! id in `Casebridge_Conversation__c`, so a resend after a crash never makes a second case,
-//! owned by the handover target, with the transcript in its `Description` (or the field
-//! `messenger.transcript_field` names) and the record type `messenger.case_record_type` names. While the case is
-//! open, the visitor's new messages are added to it as comments.
+//! handover tells the visitor and makes the Salesforce Case, as does a `kind: cases` rule:
+//! upserted by the conversation's id in `Casebridge_Conversation__c`, so a resend after a
+//! crash never makes a second case, owned by the handover target (or the rule's owner), with
+//! the transcript in `Description` (or the field the rule or `messenger.transcript_field`
+//! names). While a handed-over case is open, the visitor's new messages are added to it as
+//! comments; when the conversation closes, its rule's fields are written again.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use serde_json::{Value as Json, json};
 
 use super::{MessengerSettings, daemon_part};
 use crate::model::{
-    Action, AuthorKind, COMMENT_BODY_MAX_BYTES, Conversation, Decision, Part, ReplyChannel, split_reply,
+    Action, AuthorKind, COMMENT_BODY_MAX_BYTES, CaseRecord, Conversation, Decision, Part, ReplyChannel, split_reply,
 };
 
 /// The External ID field on Case that holds the messenger conversation's id.
@@ -24,48 +25,64 @@ const SUBJECT_MAX_CHARS: usize = 255;
 /// The name the agent's messages carry in the chat.
 pub const AGENT_NAME: &str = "AI agent";
 
+/// The case a decision makes or writes again, as the daemon resolved it: the handover
+/// target (or the `kind: cases` rule's owner), the record type's id, the transcript field
+/// and the mapped fields.
+#[derive(Debug, Clone, Default)]
+pub struct CasePlan {
+    pub owner_id: String,
+    pub record_type_id: Option<String>,
+    pub transcript_field: String,
+    pub fields: BTreeMap<String, Json>,
+    /// The `Status` that reopens a case casebridge closed with the conversation.
+    pub reopen_status: Option<String>,
+}
+
 /// Carries out `decision` on a messenger conversation: its reply (and, on handover, the
-/// notice) become messages in `conv`; the returned actions make the case. `owner_id` is the
-/// handover target, resolved; `new_id` makes part ids.
+/// notice) become messages in `conv`; the returned actions make the case `case` describes.
+/// `new_id` makes part ids.
 pub fn plan(
     conv: &mut Conversation,
     decision: &Decision,
-    owner_id: Option<&str>,
-    record_type_id: Option<&str>,
+    case: Option<CasePlan>,
     settings: &MessengerSettings,
     mut new_id: impl FnMut() -> String,
 ) -> Vec<Action> {
     if let Some(reply) = &decision.reply {
         conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), reply.clone()));
     }
-    let Some(owner_id) = owner_id.filter(|_| decision.handover.is_some()) else { return Vec::new() };
-    conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), settings.handover_message.clone()));
-    vec![create_case(conv, decision, owner_id, record_type_id, settings)]
+    if decision.handover.is_some() {
+        let notice = settings.handover_message.clone();
+        conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), notice));
+    }
+    case.map(|case| vec![upsert_case(conv, case, settings)]).unwrap_or_default()
 }
 
-/// The case a handed-over conversation becomes.
-fn create_case(
-    conv: &Conversation,
-    decision: &Decision,
-    owner_id: &str,
-    record_type_id: Option<&str>,
-    settings: &MessengerSettings,
-) -> Action {
+/// The case a conversation becomes (or, when it has one, its new values): upserted by the
+/// conversation's id.
+fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings) -> Action {
     let visitor = conv.messenger.as_ref().map(|m| m.visitor.clone()).unwrap_or_default();
-    let mut fields: BTreeMap<String, Json> = decision.field_updates.clone();
+    let mut fields = BTreeMap::new();
     let subject: String = conv.subject.chars().take(SUBJECT_MAX_CHARS).collect();
     fields.insert("Subject".into(), json!(subject));
-    fields.insert(settings.transcript_field.clone(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
-    if let Some(id) = record_type_id {
-        fields.insert("RecordTypeId".into(), json!(id));
-    }
     fields.insert("Origin".into(), json!(settings.case_origin));
-    fields.insert("OwnerId".into(), json!(owner_id));
     if let Some(name) = &visitor.name {
         fields.insert("SuppliedName".into(), json!(name.chars().take(80).collect::<String>()));
     }
     if let Some(email) = &visitor.email {
         fields.insert("SuppliedEmail".into(), json!(email));
+    }
+    // The admin's mapped fields over those defaults; owner, record type and transcript are
+    // the rule's own settings.
+    fields.extend(case.fields);
+    fields.insert(case.transcript_field, json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    match case.record_type_id {
+        Some(id) => fields.insert("RecordTypeId".into(), json!(id)),
+        None => fields.remove("RecordTypeId"),
+    };
+    fields.insert("OwnerId".into(), json!(case.owner_id));
+    if let Some(status) = case.reopen_status {
+        fields.insert("Status".into(), json!(status));
     }
     Action::UpsertRecord {
         conversation_id: conv.id.clone(),
@@ -74,6 +91,18 @@ fn create_case(
         fields,
         key: None,
     }
+}
+
+/// What the conversation's closing writes to its case, which Salesforce has (`case_id`): a
+/// `kind: cases` rule's mapped fields again, the transcript, and the closed status when the
+/// rule closes the case with the conversation (and the case is still open).
+pub fn close_case(conv: &Conversation, case_id: &str, record: &CaseRecord, case_open: bool) -> Action {
+    let mut fields = record.fields.clone();
+    fields.insert(record.transcript_field.clone(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    if let Some(status) = record.close_status.as_ref().filter(|_| case_open) {
+        fields.insert("Status".into(), json!(status));
+    }
+    Action::UpdateFields { case_id: case_id.to_string(), fields }
 }
 
 /// The visitor's messages as comments on the conversation's case, in order.

@@ -1,0 +1,202 @@
+//! The cases messenger conversations become: on handover (owned by the handover target),
+//! or when a `kind: cases` rule fires (owned by the rule's owner, never the agent user, whose
+//! cases the cases channel answers); and what a conversation's closing writes to its case
+//! (the rule's fields again, the transcript, the closed status) and its Tasks.
+
+use super::process::event;
+use super::{CycleReport, Daemon, DaemonError, EventKind};
+use crate::channels::messenger::{self, plan::CasePlan};
+use crate::model::{Action, CaseRecord, Conversation, ConversationState, Decision, Trace};
+use crate::salesforce::{directory, id};
+
+impl Daemon {
+    /// What a decision does to a chat (see `channels::messenger::plan`). `handover_owner`
+    /// is the handover target, resolved, when the decision hands over.
+    pub(super) async fn plan_chat(
+        &mut self,
+        conv: &mut Conversation,
+        decision: &Decision,
+        handover_owner: Option<&str>,
+        report: &mut CycleReport,
+    ) -> Result<Vec<Action>, DaemonError> {
+        let Some(hub) = self.messenger.clone() else { return Ok(Vec::new()) };
+        let case = self.case_plan(conv, decision, handover_owner, report).await?;
+        if case.is_some()
+            && let Some(info) = conv.messenger.as_mut()
+        {
+            info.case_queued = true;
+            info.case_closed_by_rule = false;
+            if let Some(rule) = &decision.case {
+                info.case_rule = Some(rule.rule.clone());
+            }
+        }
+        let store = &self.store;
+        let mut failed = None;
+        let mut actions = messenger::plan::plan(conv, decision, case, hub.settings(), || match store.new_id() {
+            Ok(n) => format!("a{n}"),
+            Err(e) => {
+                failed = Some(e);
+                String::new()
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        // A confirmation ends a chat the agent answered (it reopens if the visitor writes).
+        if decision.confirmed && decision.handover.is_none() && conv.state == ConversationState::Open {
+            actions.extend(self.close_chat(conv, false, report)?);
+        }
+        Ok(actions)
+    }
+
+    /// The case a decision makes or writes again: on handover, owned by the target; when a
+    /// `kind: cases` rule fires (and, for `action: create`, the chat has no case yet), owned
+    /// by the rule's owner.
+    async fn case_plan(
+        &mut self,
+        conv: &Conversation,
+        decision: &Decision,
+        handover_owner: Option<&str>,
+        report: &mut CycleReport,
+    ) -> Result<Option<CasePlan>, DaemonError> {
+        let Some(settings) = self.messenger.as_ref().map(|h| h.settings().clone()) else { return Ok(None) };
+        let queued = conv.messenger.as_ref().is_some_and(|m| m.case_queued);
+        let rule = decision.case.as_ref().filter(|r| r.update || !queued);
+        let owner_id = match (handover_owner, rule) {
+            (Some(owner), _) => owner.to_string(),
+            (None, Some(rule)) => match self.case_owner(conv, rule).await? {
+                Some(owner) => owner,
+                None => return Ok(None),
+            },
+            (None, None) => return Ok(None),
+        };
+        // A handover of a chat whose case a rule made keeps that rule's record type and
+        // transcript field.
+        let earlier = match (rule, conv.messenger.as_ref().and_then(|m| m.case_rule.as_deref())) {
+            (None, Some(name)) => {
+                self.rules.load().evaluate(conv).case_rule(name, &mut Trace::default()).ok().flatten()
+            }
+            _ => None,
+        };
+        let shaping = rule.or(earlier.as_ref());
+        let record_type = shaping.map_or(settings.case_record_type.clone(), |r| r.record_type.clone());
+        let record_type_id = match record_type {
+            Some(name) => self.case_record_type(&conv.id, &name).await?,
+            None => None,
+        };
+        let mut fields = decision.field_updates.clone();
+        if let Some(rule) = rule {
+            fields.extend(rule.fields.clone());
+            if handover_owner.is_none() {
+                let detail = format!("case queued by rule {}", rule.rule);
+                report.events.push(event(conv, EventKind::CaseCreated, detail.clone(), detail));
+            }
+        }
+        let transcript_field = shaping.map_or(settings.transcript_field.clone(), |r| r.transcript_field.clone());
+        let reopen = conv.messenger.as_ref().is_some_and(|m| m.case_closed_by_rule);
+        let reopen_status = if reopen { self.case_default_status().await } else { None };
+        Ok(Some(CasePlan { owner_id, record_type_id, transcript_field, fields, reopen_status }))
+    }
+
+    /// The Case `Status` picklist's default value (its first active value when none is
+    /// marked), looked up once; `None` when the describe cannot be read now.
+    async fn case_default_status(&mut self) -> Option<String> {
+        if self.case_default_status.is_none() {
+            let describe = match self.client.describe("Case").await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot read Case's describe; a closed case is not reopened now.");
+                    return None;
+                }
+            };
+            let values = describe.field("Status").map(|f| f.picklist_values.clone()).unwrap_or_default();
+            let active = values.iter().filter(|v| v.active);
+            let default = active.clone().find(|v| v.default_value).or_else(|| active.clone().next());
+            self.case_default_status = default.map(|v| v.value.clone());
+        }
+        self.case_default_status.clone()
+    }
+
+    /// The id of a `kind: cases` rule's owner; `None` (with a sync error) when the org has
+    /// no such queue or user, or when it is the agent user.
+    async fn case_owner(&mut self, conv: &Conversation, rule: &CaseRecord) -> Result<Option<String>, DaemonError> {
+        let problem = match self.resolve_target(&rule.owner).await {
+            Ok(owner) if !id::same(&owner, &self.agent_user.id) => return Ok(Some(owner)),
+            Ok(_) => format!(
+                "cases rule {} names the agent user as the case's owner; casebridge would answer its own case, so none is made",
+                rule.rule
+            ),
+            Err(e) => format!("cases rule {} names owner {:?}, which cannot be used: {e}", rule.rule, rule.owner),
+        };
+        self.record_error(Some(&conv.id), "create_case", "CASE_OWNER_UNUSABLE", &problem)?;
+        Ok(None)
+    }
+
+    /// The id of the Case record type `name` names, looked up once; a name the org lacks is
+    /// a sync error, and the case gets the org's default.
+    async fn case_record_type(&mut self, conversation_id: &str, name: &str) -> Result<Option<String>, DaemonError> {
+        if let Some(found) = self.case_record_types.get(name) {
+            return Ok(found.clone());
+        }
+        match directory::record_type(&self.client, "Case", name).await {
+            Ok(found) => {
+                if found.is_none() {
+                    let problem = format!(
+                        "record type {name:?} is no active record type of Case; the case gets the org's default"
+                    );
+                    self.record_error(Some(conversation_id), "create_case", "RECORD_TYPE_NOT_FOUND", &problem)?;
+                }
+                self.case_record_types.insert(name.to_string(), found.clone());
+                Ok(found)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot look up a case record type; this case gets the org's default.");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Closes a chat: its Tasks are completed with the transcript, and the case a `kind:
+    /// cases` rule made gets the rule's fields again, the transcript and (when the rule says
+    /// so, and the case is still open) the closed status. `case_closed`: the chat closes
+    /// because its case did (the visitor cannot reopen it).
+    pub(super) fn close_chat(
+        &mut self,
+        conv: &mut Conversation,
+        case_closed: bool,
+        report: &mut CycleReport,
+    ) -> Result<Vec<Action>, DaemonError> {
+        conv.state = ConversationState::Closed;
+        let Some(info) = conv.messenger.as_mut() else { return Ok(Vec::new()) };
+        info.case_closed = case_closed;
+        let (rule, case_id) = (info.case_rule.clone(), info.case_id.clone());
+        let mut actions = messenger::tasks::complete(conv);
+        let why = if case_closed { "its case is closed" } else { "resolved" };
+        report.events.push(event(conv, EventKind::Closed, why.into(), "closed".into()));
+        let Some(rule) = rule else { return Ok(actions) };
+        let Some(case_id) = case_id else {
+            let problem = format!(
+                "the chat closed before its case (rule {rule}) was read back from Salesforce; the rule's fields were not written again"
+            );
+            self.record_error(Some(&conv.id), "update_case", "CASE_NOT_FOUND", &problem)?;
+            return Ok(actions);
+        };
+        let record = self.rules.load().evaluate(conv).case_rule(&rule, &mut Trace::default());
+        match record {
+            Ok(Some(record)) => {
+                if record.close_status.is_some()
+                    && !case_closed
+                    && let Some(info) = conv.messenger.as_mut()
+                {
+                    info.case_closed_by_rule = true;
+                }
+                actions.push(messenger::plan::close_case(conv, &case_id, &record, !case_closed));
+            }
+            Ok(None) => {
+                tracing::info!(rule, "The cases rule that made this chat's case is gone; nothing written at close.")
+            }
+            Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
+        }
+        Ok(actions)
+    }
+}

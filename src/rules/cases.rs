@@ -1,0 +1,126 @@
+//! `kind: cases` rules: when a messenger conversation becomes a Salesforce Case besides a
+//! handover (on its start, a topic, any condition), with which record type, owner, mapped
+//! fields and transcript field, and whether the case closes with the conversation. Loaded
+//! and checked here; evaluated by the rule set's evaluation ([`super::eval`]).
+
+use std::sync::Arc;
+
+use super::files::{CaseAction, CaseRule, CaseTrigger, CasesFile};
+use super::load::{Doc, Loader};
+use super::{Expr, LoadError};
+
+/// A loaded `kind: cases` rule.
+pub(super) struct CompiledCaseRule {
+    pub name: String,
+    pub label: Arc<str>,
+    pub on: CaseTrigger,
+    pub topic: Option<String>,
+    pub when: Option<Expr>,
+    pub update: bool,
+    pub record_type: Option<String>,
+    pub owner: String,
+    /// Where the owner is written, for checks against the org.
+    pub owner_origin: LoadError,
+    pub transcript_field: String,
+    pub transcript_origin: LoadError,
+    pub fields: Vec<CompiledCaseField>,
+    pub close_status: Option<String>,
+}
+
+pub(super) struct CompiledCaseField {
+    pub field: String,
+    /// Where the field is written, for checks against the org.
+    pub origin: LoadError,
+    pub from: Option<String>,
+    pub expr: Option<Expr>,
+}
+
+/// Whether `name` is a plain field API name (`Product__c`), not a path.
+fn is_field_name(name: &str) -> bool {
+    crate::salesforce::soql::is_name(name) && !name.contains('.')
+}
+
+impl Loader<'_> {
+    /// Checks and compiles a `kind: cases` file.
+    pub(super) fn cases(&mut self, doc: &Doc, file: CasesFile) {
+        for rule in file.cases {
+            self.unique(doc, &rule.name, "cases rule");
+            if let Some(compiled) = self.case_rule(doc, rule) {
+                self.set.cases.push(compiled);
+            }
+        }
+    }
+
+    fn case_rule(&mut self, doc: &Doc, rule: CaseRule) -> Option<CompiledCaseRule> {
+        let before = self.errors.len();
+        let name = rule.name.clone();
+        match (rule.on, &rule.topic, &rule.when) {
+            (CaseTrigger::Topic, None, _) => {
+                self.errors.push(doc.near(&name, format!("cases rule {name:?}: `on: topic` needs `topic`")))
+            }
+            (CaseTrigger::Condition, _, None) => {
+                self.errors.push(doc.near(&name, format!("cases rule {name:?}: `on: condition` needs `when`")))
+            }
+            (trigger, Some(topic), _) if trigger != CaseTrigger::Topic => self.errors.push(doc.near(
+                &format!("topic: {topic}"),
+                format!("cases rule {name:?}: `topic` is only read with `on: topic`"),
+            )),
+            _ => {}
+        }
+        if rule.topic.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            self.errors.push(doc.near(&name, format!("cases rule {name:?}: `topic` is empty")));
+        }
+        if !is_field_name(&rule.transcript_field) {
+            let message = format!("cases rule {name:?}: {:?} is not a Case field name", rule.transcript_field);
+            self.errors.push(doc.near(&rule.transcript_field, message));
+        }
+        for (setting, value) in [("record_type", rule.record_type.as_deref()), ("owner", Some(rule.owner.as_str()))] {
+            if value.is_some_and(|v| v.trim().is_empty() || v.chars().count() > 255) {
+                let message = format!("cases rule {name:?}: `{setting}` must be 1 to 255 characters");
+                self.errors.push(doc.near(&name, message));
+            }
+        }
+        if rule.closed_status.trim().is_empty() {
+            self.errors.push(doc.near(&name, format!("cases rule {name:?}: `closed_status` is empty")));
+        }
+        let when = rule
+            .when
+            .as_ref()
+            .and_then(|w| self.compile(doc, w, &format!("cases rule {name:?}: the condition does not compile")));
+        let mut fields = Vec::with_capacity(rule.fields.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for f in rule.fields {
+            if !is_field_name(&f.field) {
+                self.errors.push(doc.near(&f.field, format!("{:?} is not a Case field name", f.field)));
+            } else if !seen.insert(f.field.to_ascii_lowercase()) {
+                let message = format!("cases rule {name:?} writes field {:?} twice", f.field);
+                self.errors.push(doc.near(&f.field, message));
+            }
+            if f.from.is_some() == f.expr.is_some() {
+                let message = format!("cases rule {name:?}: field {:?} needs `from` or `expr` (one)", f.field);
+                self.errors.push(doc.near(&f.field, message));
+            }
+            let expr = f.expr.as_ref().and_then(|e| self.compile(doc, e, &format!("field {:?}", f.field)));
+            let origin = doc.near(&f.field, "");
+            fields.push(CompiledCaseField { field: f.field, origin, from: f.from, expr });
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(CompiledCaseRule {
+            label: name.as_str().into(),
+            name,
+            on: rule.on,
+            topic: rule.topic,
+            when,
+            update: rule.action == CaseAction::Update,
+            record_type: rule.record_type,
+            owner_origin: doc.near(&format!("owner: {}", rule.owner), ""),
+            owner: rule.owner,
+            transcript_origin: doc.near(&format!("transcript_field: {}", rule.transcript_field), ""),
+            transcript_field: rule.transcript_field,
+            fields,
+            close_status: rule.close_with_conversation.then_some(rule.closed_status),
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! `kind: cases` rules on the simulator: a messenger conversation becomes a Salesforce Case
+//! when a rule's trigger fires (its start, a topic, a condition), with the rule's record
+//! type, owner, mapped fields and transcript field; the case is written again (and closed,
+//! when the rule says so) when the conversation closes; a resolved chat reopens when the
+//! visitor writes again. And the rule files' mistakes, each named at its line.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use casebridge::channels::messenger::{Messenger, MessengerSettings, StartRequest};
+use casebridge::daemon::Daemon;
+use casebridge::model::ConversationState;
+use casebridge::rules::RuleSet;
+use common::*;
+use serde_json::{Value, json};
+
+/// The shipped rules plus `cases`, in a folder of their own.
+fn rules_with(dir: &Path, cases: &str) -> casebridge::decide::SharedRules {
+    let rules = copy_rules(dir);
+    std::fs::write(rules.join("cases.yaml"), cases).unwrap();
+    load_rules(&rules)
+}
+
+fn hub(d: &mut Daemon) -> Arc<Messenger> {
+    let hub = Messenger::new(d.store().clone(), MessengerSettings::default()).unwrap();
+    d.attach_messenger(hub.clone());
+    hub
+}
+
+fn start(hub: &Messenger, message: &str) -> (String, String) {
+    let request =
+        StartRequest { name: Some("Sam Visitor".into()), email: None, user_hash: None, message: message.into() };
+    let started = hub.start(request, "127.0.0.1").unwrap();
+    (started.conversation_id, started.visitor_token)
+}
+
+async fn cases_of(w: &World, conversation: &str) -> Vec<Value> {
+    w.admin
+        .query(format!(
+            "SELECT Id, OwnerId, RecordTypeId, Priority, Status, Subject, Description, Chat_Transcript__c FROM Case WHERE Casebridge_Conversation__c = '{conversation}'"
+        ))
+        .collect_all()
+        .await
+        .unwrap()
+}
+
+const EVERY_CHAT: &str = r#"
+kind: cases
+cases:
+  - name: every-chat
+    on: start
+    record_type: Sales Inquiry
+    transcript_field: Chat_Transcript__c
+    fields:
+      - field: Priority
+        expr: 'if turns > 1 { "High" } else { "Low" }'
+    close_with_conversation: true
+"#;
+
+#[tokio::test]
+async fn a_rule_makes_the_case_at_the_start_and_writes_it_again_when_the_chat_closes() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+
+    d.chat_round().await.unwrap();
+    let cases = cases_of(&w, &id).await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let case = &cases[0];
+    assert_eq!(case["OwnerId"], json!(w.id("support_queue")), "the default target, never the agent user");
+    assert_eq!(case["RecordTypeId"], json!(w.id("sales_type")));
+    assert_eq!(case["Priority"], "Low");
+    assert!(case["Chat_Transcript__c"].as_str().unwrap().contains("gripper drifts"), "{case}");
+    assert!(case["Description"].is_null(), "the transcript goes where the rule says");
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.state, ConversationState::Open, "the agent still answers");
+    assert_eq!(conv.parts.iter().filter(|p| p.author == casebridge::model::AuthorKind::Bot).count(), 1);
+    assert_eq!(conv.messenger.as_ref().unwrap().case_rule.as_deref(), Some("every-chat"));
+
+    // `action: create` (the default): the next decision leaves the case alone.
+    hub.post(&id, Some(&token), "The controller shows as offline in the app", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    assert_eq!(cases_of(&w, &id).await[0]["Priority"], "Low");
+    d.cycle().await.unwrap();
+    let case_id = d.store().conversation(&id).unwrap().unwrap().case_id().map(str::to_string);
+    assert_eq!(case_id.as_deref(), cases[0]["Id"].as_str(), "the cycle read the case back");
+
+    // The visitor confirms: the chat closes, and the case gets the fields again, the whole
+    // transcript and the closed status.
+    hub.post(&id, Some(&token), "That fixed it, thanks!", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.state, ConversationState::Closed);
+    let case = &cases_of(&w, &id).await[0];
+    assert_eq!(case["Status"], "Closed");
+    assert_eq!(case["Priority"], "High", "evaluated again at the close: {case}");
+    assert!(case["Chat_Transcript__c"].as_str().unwrap().contains("That fixed it"), "{case}");
+
+    // A resolved chat reopens when the visitor writes again. Handed over now, its case
+    // (which the rule closed) opens again for the person who takes it.
+    hub.post(&id, Some(&token), "I'd like to talk to a human about the gripper", "127.0.0.1").unwrap();
+    assert_eq!(d.store().conversation(&id).unwrap().unwrap().state, ConversationState::Open);
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert!(matches!(conv.state, ConversationState::HandedOver { .. }), "{:?}", conv.state);
+    let cases = cases_of(&w, &id).await;
+    assert_eq!(cases.len(), 1, "still one case");
+    assert_eq!(cases[0]["Status"], "New", "reopened with the picklist's default");
+    assert!(cases[0]["Chat_Transcript__c"].as_str().unwrap().contains("talk to a human"), "{}", cases[0]);
+}
+
+#[tokio::test]
+async fn topic_and_condition_triggers_and_update_rewrites_the_case() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = r#"
+kind: cases
+cases:
+  - name: billing
+    on: topic
+    topic: Billing
+    action: update
+    owner: Support Queue
+    fields:
+      - field: Subject
+        expr: '"Billing chat: " + last_message'
+  - name: angry
+    on: condition
+    when: 'contains_any(last_message, ["furious"])'
+"#;
+    let mut d = w.daemon_with_rules(rules_with(tmp.path(), rules)).await;
+    let hub = hub(&mut d);
+    let (plain, _) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    let (billing, token) = start(&hub, "Where can I download my invoice?");
+    let (furious, _) = start(&hub, "I am furious about the calibration wizard");
+    d.chat_round().await.unwrap();
+    assert!(cases_of(&w, &plain).await.is_empty(), "no trigger, no case");
+    let case = &cases_of(&w, &billing).await[0];
+    assert_eq!(case["Subject"], "Billing chat: Where can I download my invoice?");
+    assert_eq!(case["Status"], "New", "not closed unless the rule says so");
+    assert_eq!(cases_of(&w, &furious).await.len(), 1);
+
+    // `action: update`: the rule fires again on the next decision and rewrites the case.
+    hub.post(&billing, Some(&token), "The invoice shows the wrong address", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    let cases = cases_of(&w, &billing).await;
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0]["Subject"], "Billing chat: The invoice shows the wrong address");
+}
+
+#[tokio::test]
+async fn a_rule_that_would_give_the_case_to_the_agent_user_makes_none_and_says_why() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = "kind: cases\ncases:\n  - name: mine\n    on: start\n    owner: agent@test.example\n";
+    let mut d = w.daemon_with_rules(rules_with(tmp.path(), rules)).await;
+    let hub = hub(&mut d);
+    let (id, _) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    d.chat_round().await.unwrap();
+    assert!(cases_of(&w, &id).await.is_empty());
+    let errors = d.store().sync_errors().unwrap();
+    let error = errors.iter().find(|e| e.code == "CASE_OWNER_UNUSABLE").expect("a sync error");
+    assert!(error.message.contains("agent user"), "{}", error.message);
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert!(conv.unanswered().is_empty(), "the visitor is still answered");
+}
+
+#[test]
+fn a_cases_file_with_mistakes_is_refused_at_each_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = r#"kind: cases
+cases:
+  - name: no-topic
+    on: topic
+  - name: no-condition
+    on: condition
+  - name: stray-topic
+    on: start
+    topic: Billing
+  - name: bad-fields
+    transcript_field: Contact.Description
+    fields:
+      - field: Account.Name
+        from: company
+      - field: Priority
+        from: priority
+        expr: '"High"'
+      - field: Origin
+  - name: broken-condition
+    on: condition
+    when: 'last_message ==='
+  - name: no-topic
+    on: handover
+"#;
+    std::fs::write(tmp.path().join("cases.yaml"), text).unwrap();
+    let errors = RuleSet::load(tmp.path()).err().expect("refused");
+    let shown: Vec<String> = errors.iter().map(|e| format!("{}:{}: {}", e.line, e.column, e.message)).collect();
+    let has = |line: usize, says: &str| {
+        assert!(errors.iter().any(|e| e.line == line && e.message.contains(says)), "line {line} {says:?}: {shown:#?}")
+    };
+    has(3, "`on: topic` needs `topic`");
+    has(5, "`on: condition` needs `when`");
+    has(9, "`topic` is only read with `on: topic`");
+    has(11, "\"Contact.Description\" is not a Case field name");
+    has(13, "\"Account.Name\" is not a Case field name");
+    has(15, "needs `from` or `expr` (one)");
+    has(18, "needs `from` or `expr` (one)");
+    has(21, "the condition does not compile");
+    assert!(errors.iter().any(|e| e.message.contains("cases rule \"no-topic\" is defined twice")), "{shown:#?}");
+
+    std::fs::write(tmp.path().join("cases.yaml"), "kind: cases\ncases:\n  - name: x\n    on: sometimes\n").unwrap();
+    let errors = RuleSet::load(tmp.path()).err().expect("refused");
+    assert!(errors[0].line == 4 && errors[0].message.contains("unknown variant `sometimes`"), "{}", errors[0]);
+    std::fs::write(tmp.path().join("cases.yaml"), "kind: cases\ncases:\n  - name: x\n    owners: Tier 2\n").unwrap();
+    let errors = RuleSet::load(tmp.path()).err().expect("refused");
+    assert!(errors[0].line == 4 && errors[0].message.contains("unknown field `owners`"), "{}", errors[0]);
+}
