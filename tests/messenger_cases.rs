@@ -220,3 +220,32 @@ cases:
     let errors = RuleSet::load(tmp.path()).err().expect("refused");
     assert!(errors[0].line == 4 && errors[0].message.contains("unknown field `owners`"), "{}", errors[0]);
 }
+
+#[tokio::test]
+async fn a_chat_whose_visitor_goes_quiet_closes_and_so_does_its_rules_case() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    // A day passes without a word from the visitor.
+    let mut conv = d.store().conversation(&id).unwrap().unwrap();
+    conv.resolution.as_mut().expect("awaiting the visitor").since -= chrono::Duration::hours(25);
+    d.store().commit(&conv, Vec::new()).unwrap();
+    d.cycle().await.unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.state, ConversationState::Closed);
+    let case = &cases_of(&w, &id).await[0];
+    assert_eq!(case["Status"], "Closed", "{case}");
+    let resolution: Vec<Value> = w
+        .admin
+        .query(format!("SELECT AI_Resolution__c FROM Case WHERE Casebridge_Conversation__c = '{id}'"))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(resolution[0]["AI_Resolution__c"], "soft_resolution");
+    // The visitor comes back: the chat reopens.
+    assert!(hub.post(&id, Some(&token), "One more question about the gripper", "127.0.0.1").is_ok());
+}
