@@ -135,13 +135,20 @@ async fn a_case_made_by_hand_is_checked_first_and_noted_in_the_conversation() {
     let (status, made) = admin
         .post(
             &format!("/api/inbox/{jane}/case"),
-            json!({ "fields": { "Subject": "Gripper drift", "ContactId": w.id("jane"), "Origin": "Web", "Product__c": "" } }),
+            json!({ "fields": { "Subject": "Gripper drift", "ContactId": w.id("jane"), "Origin": "Web", "Product__c": "", "Score__c": "12.5" } }),
         )
         .await;
     assert_eq!(status, 201, "{made}");
     let made_cases = cases().await;
     assert_eq!(made_cases.len(), 1);
     assert_eq!(made_cases[0]["ContactId"], json!(w.id("jane")));
+    let score: Vec<Value> = w
+        .admin
+        .query(format!("SELECT Score__c FROM Case WHERE Id = '{}'", made["id"].as_str().unwrap()))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(score[0]["Score__c"], json!(12.5), "a number typed into the form is sent as a number");
     assert_eq!(made["id"], made_cases[0]["Id"]);
     let conv = d.store().conversation(&jane).unwrap().unwrap();
     assert_eq!(conv.case_id(), made["id"].as_str(), "the case is the chat's: replies flow both ways");

@@ -132,18 +132,29 @@ cases:
   - name: angry
     on: condition
     when: 'contains_any(last_message, ["furious"])'
+    transcript_field: Chat_Summary__c
 "#;
     let mut d = w.daemon_with_rules(rules_with(tmp.path(), rules)).await;
     let hub = hub(&mut d);
     let (plain, _) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
     let (billing, token) = start(&hub, "Where can I download my invoice?");
-    let (furious, _) = start(&hub, "I am furious about the calibration wizard");
+    let long = format!("I am furious about the calibration wizard. {}", "It keeps failing. ".repeat(30));
+    let (furious, _) = start(&hub, &long);
     d.chat_round().await.unwrap();
     assert!(cases_of(&w, &plain).await.is_empty(), "no trigger, no case");
     let case = &cases_of(&w, &billing).await[0];
     assert_eq!(case["Subject"], "Billing chat: Where can I download my invoice?");
     assert_eq!(case["Status"], "New", "not closed unless the rule says so");
-    assert_eq!(cases_of(&w, &furious).await.len(), 1);
+    let summary: Vec<Value> = w
+        .admin
+        .query(format!("SELECT Chat_Summary__c FROM Case WHERE Casebridge_Conversation__c = '{furious}'"))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(summary.len(), 1);
+    // A 255-character field gets the transcript's latest 255 characters, not a refusal.
+    let text = summary[0]["Chat_Summary__c"].as_str().expect("written");
+    assert!(text.chars().count() <= 255 && text.starts_with("(earlier messages left out)"), "{text}");
 
     // `action: update`: the rule fires again on the next decision and rewrites the case.
     hub.post(&billing, Some(&token), "The invoice shows the wrong address", "127.0.0.1").unwrap();

@@ -44,7 +44,7 @@ impl Daemon {
         }
         // A confirmation ends a chat the agent answered (it reopens if the visitor writes).
         if decision.confirmed && decision.handover.is_none() && conv.state == ConversationState::Open {
-            actions.extend(self.close_chat(conv, false, report)?);
+            actions.extend(self.close_chat(conv, false, report).await?);
         }
         Ok(actions)
     }
@@ -95,26 +95,36 @@ impl Daemon {
         let transcript_field = shaping.map_or(settings.transcript_field.clone(), |r| r.transcript_field.clone());
         let reopen = conv.messenger.as_ref().is_some_and(|m| m.case_closed_by_rule);
         let reopen_status = if reopen { self.case_default_status().await } else { None };
-        Ok(Some(CasePlan { owner_id, record_type_id, transcript_field, fields, reopen_status }))
+        let transcript_max_chars = self.transcript_max_chars(&transcript_field).await;
+        Ok(Some(CasePlan { owner_id, record_type_id, transcript_field, transcript_max_chars, fields, reopen_status }))
+    }
+
+    /// Case's describe, read once (`None` while it cannot be read).
+    async fn case_describe(&mut self) -> Option<&crate::salesforce::client::SObjectDescribe> {
+        if self.case_describe.is_none() {
+            match self.client.describe("Case").await {
+                Ok(d) => self.case_describe = Some(d),
+                Err(e) => tracing::warn!(error = %e, "Cannot read Case's describe."),
+            }
+        }
+        self.case_describe.as_ref()
+    }
+
+    /// How much of the transcript `field` holds: its described length when shorter than
+    /// 32,000 characters, so that the latest messages are kept rather than the field
+    /// refused as too long.
+    async fn transcript_max_chars(&mut self, field: &str) -> usize {
+        let described = self.case_describe().await.and_then(|d| d.field(field)).map(|f| f.length as usize);
+        transcript_chars(described)
     }
 
     /// The Case `Status` picklist's default value (its first active value when none is
     /// marked), looked up once; `None` when the describe cannot be read now.
     async fn case_default_status(&mut self) -> Option<String> {
-        if self.case_default_status.is_none() {
-            let describe = match self.client.describe("Case").await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Cannot read Case's describe; a closed case is not reopened now.");
-                    return None;
-                }
-            };
-            let values = describe.field("Status").map(|f| f.picklist_values.clone()).unwrap_or_default();
-            let active = values.iter().filter(|v| v.active);
-            let default = active.clone().find(|v| v.default_value).or_else(|| active.clone().next());
-            self.case_default_status = default.map(|v| v.value.clone());
-        }
-        self.case_default_status.clone()
+        let status = self.case_describe().await?.field("Status")?;
+        let mut active = status.picklist_values.iter().filter(|v| v.active);
+        let default = active.clone().find(|v| v.default_value).or_else(|| active.next());
+        default.map(|v| v.value.clone())
     }
 
     /// The id of a `kind: cases` rule's owner; `None` (with a sync error) when the org has
@@ -160,7 +170,7 @@ impl Daemon {
     /// cases` rule made gets the rule's fields again, the transcript and (when the rule says
     /// so, and the case is still open) the closed status. `case_closed`: the chat closes
     /// because its case did (the visitor cannot reopen it).
-    pub(super) fn close_chat(
+    pub(super) async fn close_chat(
         &mut self,
         conv: &mut Conversation,
         case_closed: bool,
@@ -184,13 +194,14 @@ impl Daemon {
         let record = self.rules.load().evaluate(conv).case_rule(&rule, &mut Trace::default());
         match record {
             Ok(Some(record)) => {
+                let max = self.transcript_max_chars(&record.transcript_field).await;
                 if record.close_status.is_some()
                     && !case_closed
                     && let Some(info) = conv.messenger.as_mut()
                 {
                     info.case_closed_by_rule = true;
                 }
-                actions.push(messenger::plan::close_case(conv, &case_id, &record, !case_closed));
+                actions.push(messenger::plan::close_case(conv, &case_id, &record, !case_closed, max));
             }
             Ok(None) => {
                 tracing::info!(rule, "The cases rule that made this chat's case is gone; nothing written at close.")
@@ -198,5 +209,25 @@ impl Daemon {
             Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
         }
         Ok(actions)
+    }
+}
+
+/// The transcript's size for a field of `described` length (none, or 0: the 32,000 of a
+/// Case's `Description`).
+fn transcript_chars(described: Option<usize>) -> usize {
+    match described {
+        Some(n) if n > 0 => n.min(messenger::plan::DESCRIPTION_MAX_CHARS),
+        _ => messenger::plan::DESCRIPTION_MAX_CHARS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_shorter_field_holds_a_shorter_transcript() {
+        assert_eq!(super::transcript_chars(Some(255)), 255);
+        assert_eq!(super::transcript_chars(Some(131_072)), 32_000);
+        assert_eq!(super::transcript_chars(None), 32_000);
+        assert_eq!(super::transcript_chars(Some(0)), 32_000);
     }
 }

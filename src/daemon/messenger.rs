@@ -203,7 +203,7 @@ impl Daemon {
             };
             for row in rows {
                 match mirror::read(&row, &self.agent_user.id) {
-                    Ok(news) => self.take_news(news, report)?,
+                    Ok(news) => self.take_news(news, report).await?,
                     Err(e) => self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?,
                 }
             }
@@ -212,7 +212,7 @@ impl Daemon {
     }
 
     /// Applies what a chat's case says now to the chat.
-    fn take_news(&mut self, news: mirror::CaseNews, report: &mut CycleReport) -> Result<(), DaemonError> {
+    async fn take_news(&mut self, news: mirror::CaseNews, report: &mut CycleReport) -> Result<(), DaemonError> {
         let Some(mut conv) = self.store.conversation(&news.conversation_id)? else { return Ok(()) };
         let Some(info) = conv.messenger.as_mut() else { return Ok(()) };
         let linked = info.case_id.is_none();
@@ -239,7 +239,7 @@ impl Daemon {
         // A handed-over chat ends with its case. A chat the agent still answers goes on: its
         // case (made by a rule, or closed by one at an earlier close) is a record of it.
         if news.closed && matches!(conv.state, ConversationState::HandedOver { .. }) {
-            actions = self.close_chat(&mut conv, true, report)?;
+            actions = self.close_chat(&mut conv, true, report).await?;
         }
         self.commit(&conv, actions)
     }

@@ -165,8 +165,9 @@ pub struct Daemon {
     /// Case record types by the name a setting or rule gives, once looked up (`None`: the
     /// org lacks it).
     case_record_types: HashMap<String, Option<String>>,
-    /// The Case `Status` new cases get (the picklist's default), once looked up.
-    case_default_status: Option<String>,
+    /// Case's describe, read once: the Status picklist's default (to reopen a case) and
+    /// the transcript fields' lengths.
+    case_describe: Option<crate::salesforce::client::SObjectDescribe>,
 }
 
 impl Daemon {
@@ -212,7 +213,7 @@ impl Daemon {
             knowledge,
             messenger: None,
             case_record_types: HashMap::new(),
-            case_default_status: None,
+            case_describe: None,
         })
     }
 
@@ -387,7 +388,7 @@ impl Daemon {
         self.mirror_chats(&mut report).await?;
         let chats = self.chat_round().await?;
         report.events.extend(chats.events);
-        self.settle_quiet(&mut report)?;
+        self.settle_quiet(&mut report).await?;
         report.executed = self.executor.run_round().await?;
         report.api_calls = self.client.requests_sent() - calls_before;
         Ok(report)

@@ -55,7 +55,7 @@ impl Daemon {
 
     /// Settles the conversations whose customer stayed quiet for the rule set's
     /// `quiet_after` since an answer: soft resolution, or abandoned when they were unhappy.
-    pub(super) fn settle_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+    pub(super) async fn settle_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
         let rules = self.rules.load_full();
         let now = Utc::now();
         let quiet = chrono::Duration::from_std(rules.quiet_after()).unwrap_or(chrono::Duration::hours(24));
@@ -68,7 +68,7 @@ impl Daemon {
             let mut actions = Vec::new();
             // A chat the agent answered ends here (it reopens if the visitor writes again).
             if conv.channel == model::Channel::Messenger && conv.state == model::ConversationState::Open {
-                actions = self.close_chat(&mut conv, false, report)?;
+                actions = self.close_chat(&mut conv, false, report).await?;
             }
             match rules.evaluate(&conv).outbound(Moment::Sync, &mut Trace::default()) {
                 Ok(fields) if !fields.is_empty() => {

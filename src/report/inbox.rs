@@ -247,6 +247,7 @@ pub async fn create_case(
         Ok(d) => d,
         Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
     };
+    let fields = crate::salesforce::validate::from_form(&describe, fields);
     let mut problems: Vec<Json> = Vec::new();
     match crate::salesforce::validate::check(&describe, &fields, true) {
         Err(r) => problems.push(json!({ "field": r.field, "code": r.code, "message": r.message })),

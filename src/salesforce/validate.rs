@@ -140,6 +140,26 @@ fn problem(f: &FieldDescribe, value: &Json, creating: bool) -> Option<(&'static 
     }
 }
 
+/// Values typed into a form as text, read as the field's type where they parse: numbers
+/// for `int`, `double`, `currency` and `percent` fields, `true`/`false` for checkboxes. What
+/// does not parse stays text, for [`check`] to name.
+pub fn from_form(describe: &SObjectDescribe, fields: BTreeMap<String, Json>) -> BTreeMap<String, Json> {
+    fields
+        .into_iter()
+        .map(|(name, value)| {
+            let typed = match (describe.field(&name).map(|f| f.kind.as_str()), value.as_str()) {
+                (Some("int"), Some(s)) => s.trim().parse::<i64>().ok().map(Json::from),
+                (Some("double" | "currency" | "percent"), Some(s)) => {
+                    s.trim().parse::<f64>().ok().filter(|n| n.is_finite()).map(Json::from)
+                }
+                (Some("boolean"), Some(s)) => s.trim().parse::<bool>().ok().map(Json::from),
+                _ => None,
+            };
+            (name, typed.unwrap_or(value))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -223,5 +243,30 @@ mod tests {
         assert!(update.refused.is_empty(), "an update needs no required field");
         let long = check(&case(), &BTreeMap::from([("Subject".to_string(), json!("x".repeat(11)))]), false).unwrap();
         assert_eq!(long.refused[0].code, "STRING_TOO_LONG");
+    }
+
+    #[test]
+    fn typed_text_from_a_form_is_read_as_the_fields_type() {
+        let mut d = case();
+        d.fields.extend([field("Score__c", "percent"), field("Count__c", "int"), field("Flag__c", "boolean")]);
+        let typed = from_form(
+            &d,
+            [
+                ("Score__c", json!(" 12.5 ")),
+                ("Count__c", json!("3")),
+                ("Flag__c", json!("true")),
+                ("Subject", json!("42")),
+                ("Days_Open__c", json!("NaN")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        );
+        assert_eq!(typed["Score__c"], json!(12.5));
+        assert_eq!(typed["Count__c"], json!(3));
+        assert_eq!(typed["Flag__c"], json!(true));
+        assert_eq!(typed["Subject"], json!("42"), "text fields stay text");
+        assert_eq!(typed["Days_Open__c"], json!("NaN"), "what does not parse is left for check to name");
+        assert!(check(&d, &typed, true).unwrap().refused.iter().any(|r| r.field == "Days_Open__c"));
     }
 }

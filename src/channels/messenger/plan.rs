@@ -33,6 +33,8 @@ pub struct CasePlan {
     pub owner_id: String,
     pub record_type_id: Option<String>,
     pub transcript_field: String,
+    /// The most characters the transcript field holds (32,000, or less as described).
+    pub transcript_max_chars: usize,
     pub fields: BTreeMap<String, Json>,
     /// The `Status` that reopens a case casebridge closed with the conversation.
     pub reopen_status: Option<String>,
@@ -75,7 +77,7 @@ fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings
     // The admin's mapped fields over those defaults; owner, record type and transcript are
     // the rule's own settings.
     fields.extend(case.fields);
-    fields.insert(case.transcript_field, json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    fields.insert(case.transcript_field, json!(transcript(conv, case.transcript_max_chars)));
     match case.record_type_id {
         Some(id) => fields.insert("RecordTypeId".into(), json!(id)),
         None => fields.remove("RecordTypeId"),
@@ -96,9 +98,15 @@ fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings
 /// What the conversation's closing writes to its case, which Salesforce has (`case_id`): a
 /// `kind: cases` rule's mapped fields again, the transcript, and the closed status when the
 /// rule closes the case with the conversation (and the case is still open).
-pub fn close_case(conv: &Conversation, case_id: &str, record: &CaseRecord, case_open: bool) -> Action {
+pub fn close_case(
+    conv: &Conversation,
+    case_id: &str,
+    record: &CaseRecord,
+    case_open: bool,
+    transcript_max_chars: usize,
+) -> Action {
     let mut fields = record.fields.clone();
-    fields.insert(record.transcript_field.clone(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    fields.insert(record.transcript_field.clone(), json!(transcript(conv, transcript_max_chars)));
     if let Some(status) = record.close_status.as_ref().filter(|_| case_open) {
         fields.insert("Status".into(), json!(status));
     }
