@@ -212,6 +212,27 @@ async fn writes_maintain_audit_fields_and_case_activity() {
         let after = api.get(&format!("sobjects/Case/{case_id}?{fields}")).await.body["SystemModstamp"].clone();
         assert!(after.as_str() > before.as_str(), "{object} bumps its case");
     }
+    // A record type must be the object's own, and active.
+    let typed = api
+        .call(
+            "PATCH",
+            &format!("sobjects/Case/{case_id}"),
+            Some(json!({ "RecordTypeId": sim.id_of("sales_type").unwrap() })),
+            &[],
+        )
+        .await;
+    assert_eq!(typed.status, 204, "{}", typed.body);
+    for other in ["partner_lead_type", "retired_type"] {
+        let rt = sim.id_of(other).unwrap();
+        let refused =
+            api.call("PATCH", &format!("sobjects/Case/{case_id}"), Some(json!({ "RecordTypeId": rt })), &[]).await;
+        assert_eq!((refused.status, error_code(&refused)), (400, "INVALID_CROSS_REFERENCE_KEY"), "{other}");
+        assert!(
+            refused.body.to_string().contains("Record Type ID: this ID value isn't valid for the user"),
+            "{}",
+            refused.body
+        );
+    }
     let email_missing_status =
         api.call("POST", "sobjects/EmailMessage", Some(json!({ "ParentId": case_id })), &[]).await;
     assert_eq!(error_code(&email_missing_status), "REQUIRED_FIELD_MISSING");

@@ -467,6 +467,17 @@ impl Org {
         let Some(referenced) = self.live(target) else {
             return Err(ApiError::fields("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", &[]));
         };
+        // A record type belongs to one object and must be active, as Salesforce checks it.
+        if f.name == "RecordTypeId"
+            && (referenced.str("SobjectType") != Some(def.name.as_str())
+                || referenced.get("IsActive") == &Value::Bool(false))
+        {
+            return Err(ApiError::fields(
+                "INVALID_CROSS_REFERENCE_KEY",
+                format!("Record Type ID: this ID value isn't valid for the user: {target}"),
+                &["RecordTypeId"],
+            ));
+        }
         if f.name == "OwnerId" {
             match referenced.object.as_str() {
                 "Group" => {
