@@ -212,6 +212,23 @@ async fn writes_maintain_audit_fields_and_case_activity() {
         let after = api.get(&format!("sobjects/Case/{case_id}?{fields}")).await.body["SystemModstamp"].clone();
         assert!(after.as_str() > before.as_str(), "{object} bumps its case");
     }
+    // A seed's formula field is computed on every write and read-only; a default fills in.
+    let label = "fields=Case_Label__c,CaseNumber,Channel__c";
+    let made = api.get(&format!("sobjects/Case/{case_id}?{label}")).await.body;
+    assert_eq!(made["Case_Label__c"], json!(format!("{}: audit", made["CaseNumber"].as_str().unwrap())));
+    assert_eq!(made["Channel__c"], "Phone");
+    api.call("PATCH", &format!("sobjects/Case/{case_id}"), Some(json!({ "Subject": "" })), &[]).await;
+    let relabelled = api.get(&format!("sobjects/Case/{case_id}?{label}")).await.body;
+    assert!(relabelled["Case_Label__c"].as_str().unwrap().ends_with(": (no subject)"), "{relabelled}");
+    let written =
+        api.call("PATCH", &format!("sobjects/Case/{case_id}"), Some(json!({ "Case_Label__c": "mine" })), &[]).await;
+    assert_eq!(error_code(&written), "INVALID_FIELD_FOR_INSERT_UPDATE");
+    let described = api.get("sobjects/Case/describe").await.body;
+    let field = described["fields"].as_array().unwrap().iter().find(|f| f["name"] == "Case_Label__c").unwrap().clone();
+    assert_eq!(
+        (&field["calculated"], &field["createable"], &field["updateable"]),
+        (&json!(true), &json!(false), &json!(false))
+    );
     // A record type must be the object's own, and active.
     let typed = api
         .call(

@@ -19,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod cursors;
 pub mod error;
+pub mod formula;
 pub mod knowledge;
 pub mod model;
 pub mod org;

@@ -203,7 +203,8 @@ impl Org {
                 continue;
             }
             if let Some(d) = &f.default_value {
-                values.insert(f.name.clone(), Value::Str(d.clone()));
+                let typed = Value::from_json(f, &Json::String(d.clone())).unwrap_or_else(|_| Value::Str(d.clone()));
+                values.insert(f.name.clone(), typed);
             } else if f.kind == FieldType::Boolean {
                 values.insert(f.name.clone(), Value::Bool(false));
             } else if f.name == "OwnerId" {
@@ -591,6 +592,21 @@ impl Org {
                 record.fields.insert("EntityType".into(), Value::Str(kind));
             }
             _ => {}
+        }
+        // Formula fields, from the record as written.
+        if let Some(def) = self.schema.object(&record.object) {
+            let computed: Vec<(String, Value)> = def
+                .fields
+                .iter()
+                .filter_map(|f| {
+                    let formula = f.formula.as_ref()?;
+                    let value = formula.eval(&|name: &str| {
+                        def.field(name).map_or(Value::Null, |field| record.get(&field.name).clone())
+                    });
+                    Some((f.name.clone(), crate::sim::formula::as_type(value, f.kind)))
+                })
+                .collect();
+            record.fields.extend(computed);
         }
     }
 

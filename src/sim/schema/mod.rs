@@ -110,6 +110,8 @@ pub struct FieldDef {
     pub external_id: bool,
     /// No two records may hold the same value (`DUPLICATE_VALUE`).
     pub unique: bool,
+    /// A formula field's formula: computed on every write, read-only to the API.
+    pub formula: Option<crate::sim::formula::Formula>,
 }
 
 impl FieldDef {
@@ -134,6 +136,7 @@ impl FieldDef {
             calculated: false,
             external_id: false,
             unique: false,
+            formula: None,
         }
     }
 
@@ -251,6 +254,37 @@ impl Schema {
         field.restricted_picklist = spec.restricted;
         field.external_id = spec.external_id;
         field.unique = spec.unique;
+        if let Some(default) = &spec.default {
+            let text = match default {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Bool(_) | serde_json::Value::Number(_) => default.to_string(),
+                _ => return Err(format!("custom field '{}': default must be text, a number or true/false", spec.name)),
+            };
+            crate::sim::value::Value::from_json(&field, &serde_json::Value::String(text.clone()))
+                .map_err(|e| format!("custom field '{}': default {text:?} does not fit its type: {e}", spec.name))?;
+            field.default_value = Some(text);
+            field.defaulted_on_create = true;
+        }
+        if let Some(src) = &spec.formula {
+            let formula = crate::sim::formula::Formula::parse(src)
+                .map_err(|e| format!("custom field '{}': formula {src:?}: {e}", spec.name))?;
+            for name in formula.fields() {
+                if self.objects[idx].field(name).is_none() {
+                    return Err(format!(
+                        "custom field '{}': formula reads '{name}', which {object} does not have (declare it first)",
+                        spec.name
+                    ));
+                }
+            }
+            if spec.default.is_some() || spec.required || spec.external_id || spec.unique {
+                return Err(format!(
+                    "custom field '{}': a formula field takes no default, required, external_id or unique",
+                    spec.name
+                ));
+            }
+            (field.createable, field.updateable, field.calculated) = (false, false, true);
+            field.formula = Some(formula);
+        }
         if kind == FieldType::Reference {
             let target = spec
                 .reference_to
@@ -291,6 +325,12 @@ pub struct CustomFieldSpec {
     pub external_id: bool,
     #[serde(default)]
     pub unique: bool,
+    /// The value a new record gets when the create leaves the field out.
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+    /// A formula (see [`crate::sim::formula`]): the field is computed and read-only.
+    #[serde(default)]
+    pub formula: Option<String>,
 }
 
 /// A small builder so the standard object table below stays readable.
@@ -490,11 +530,25 @@ mod tests {
             reference_to: None,
             external_id: false,
             unique: false,
+            default: None,
+            formula: None,
         };
         assert!(s.add_custom_field("Case", &spec("Tier", "string")).unwrap_err().contains("__c"));
         assert!(s.add_custom_field("Case", &spec("Tier__c", "blob")).unwrap_err().contains("unknown type"));
         s.add_custom_field("Case", &spec("Tier__c", "string")).unwrap();
         assert_eq!(s.object("Case").unwrap().field("tier__c").unwrap().length, 255);
         assert!(s.add_custom_field("Case", &spec("Tier__c", "string")).is_err());
+        let formula = |src: &str| CustomFieldSpec { formula: Some(src.into()), ..spec("Label__c", "string") };
+        s.add_custom_field("Case", &formula(r#"CaseNumber & ": " & Tier__c"#)).unwrap();
+        let f = s.object("Case").unwrap().field("Label__c").unwrap();
+        assert!(f.calculated && !f.createable && !f.updateable);
+        let bad = CustomFieldSpec { name: "Other__c".into(), ..formula("Nope__c & 1") };
+        assert!(s.add_custom_field("Case", &bad).unwrap_err().contains("reads 'Nope__c'"), "unknown field");
+        let bad = CustomFieldSpec { name: "Other__c".into(), ..formula("LEN(") };
+        assert!(s.add_custom_field("Case", &bad).unwrap_err().contains("formula"));
+        let flag = CustomFieldSpec { default: Some(serde_json::json!(true)), ..spec("Flag__c", "checkbox") };
+        s.add_custom_field("Case", &flag).unwrap();
+        let bad = CustomFieldSpec { default: Some(serde_json::json!("soon")), ..spec("Count__c", "int") };
+        assert!(s.add_custom_field("Case", &bad).unwrap_err().contains("does not fit"));
     }
 }
