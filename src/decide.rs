@@ -77,6 +77,11 @@ pub trait Evaluation: Send {
         let _ = (moment, trace);
         Ok(None)
     }
+    /// The fields of a messenger visitor's Lead from the rule set's lead mappings.
+    fn lead(&mut self, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        let _ = trace;
+        Ok(BTreeMap::new())
+    }
     /// The `kind: cases` rule called `name`, evaluated as when it fires (the conversation
     /// closes: its fields are written again); none when the rule set no longer has it.
     fn case_rule(&mut self, name: &str, trace: &mut Trace) -> Result<Option<CaseRecord>, RuleError> {
@@ -135,6 +140,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         confirmed: false,
         unhappy: false,
         case: None,
+        lead_fields: BTreeMap::new(),
         trace: Trace::default(),
         rules: rules.id(),
     };
@@ -197,6 +203,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
                 let start = !conversation.parts.iter().any(|p| p.author == AuthorKind::Bot);
                 let moment = CaseMoment { start, handover: decision.handover.is_some() };
                 decision.case = rules.case(moment, &mut trace)?;
+                decision.lead_fields = rules.lead(&mut trace)?;
             }
             Ok(())
         })

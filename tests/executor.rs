@@ -184,6 +184,7 @@ async fn bad_fields_are_left_out_of_a_write_and_the_record_is_still_made() {
             key_field: "Casebridge_Conversation__c".into(),
             fields,
             key: None,
+            update_only: false,
         })
         .unwrap();
     let report = executor.run_round().await.unwrap();
@@ -217,6 +218,7 @@ async fn bad_fields_are_left_out_of_a_write_and_the_record_is_still_made() {
             key_field: "Casebridge_Conversation__c".into(),
             fields: [("Company".to_string(), json!("Acme"))].into_iter().collect(),
             key: None,
+            update_only: false,
         })
         .unwrap();
     let report = executor.run_round().await.unwrap();

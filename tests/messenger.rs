@@ -171,6 +171,7 @@ async fn a_handover_becomes_one_case_and_the_person_and_visitor_talk_through_it(
             key_field: "Casebridge_Conversation__c".into(),
             fields: [("Subject".to_string(), json!("again"))].into(),
             key: None,
+            update_only: false,
         })
         .unwrap();
     d.cycle().await.unwrap();

@@ -610,3 +610,25 @@ async fn knowledge_articles_have_versions_publishing_and_archiving() {
     let bad = publish(v2, "Published").await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn upserts_by_external_id_create_update_and_honour_update_only() {
+    let sim = start_sim(SimOptions::default()).await;
+    let api = Api::sign_in(&sim).await;
+    let path = "sobjects/Lead/Casebridge_Conversation__c/msg_1";
+    let body = json!({ "LastName": "Doe", "Company": "Acme" });
+    let made = api.call("PATCH", path, Some(body.clone()), &[]).await;
+    assert_eq!((made.status, &made.body["created"]), (201, &json!(true)), "{}", made.body);
+    let again = api.call("PATCH", path, Some(json!({ "Company": "Globex" })), &[]).await;
+    assert_eq!((again.status, &again.body["created"]), (200, &json!(false)));
+    assert_eq!(again.body["id"], made.body["id"]);
+    let only = api.call("PATCH", &format!("{path}?updateOnly=true"), Some(json!({ "Rating": "Warm" })), &[]).await;
+    assert_eq!(only.status, 200, "{}", only.body);
+    let missing =
+        api.call("PATCH", "sobjects/Lead/Casebridge_Conversation__c/msg_2?updateOnly=true", Some(body), &[]).await;
+    assert_eq!((missing.status, error_code(&missing)), (404, "NOT_FOUND"), "updateOnly never creates");
+    let count = api.column("SELECT Id FROM Lead WHERE Casebridge_Conversation__c = 'msg_2'", "Id").await;
+    assert!(count.is_empty());
+    let not_external = api.call("PATCH", "sobjects/Lead/Company/Acme", Some(json!({ "Rating": "Hot" })), &[]).await;
+    assert_eq!((not_external.status, error_code(&not_external)), (404, "NOT_FOUND"));
+}

@@ -36,6 +36,18 @@ pub struct RoundReport {
     pub api_calls: usize,
 }
 
+impl std::ops::AddAssign for RoundReport {
+    /// Two rounds of one cycle, counted together.
+    fn add_assign(&mut self, other: RoundReport) {
+        self.done += other.done;
+        self.retried_later += other.retried_later;
+        self.failed += other.failed;
+        self.verified_already_applied += other.verified_already_applied;
+        self.emails_sent += other.emails_sent;
+        self.api_calls += other.api_calls;
+    }
+}
+
 /// The longest wait between retries of one action.
 const MAX_BACKOFF_SECS: i64 = 900;
 /// After this many failed attempts a transient failure becomes a sync error.
@@ -261,7 +273,9 @@ impl Executor {
             // A retry writes one field of a record that exists by then: an update. The admin
             // may have fixed the org meanwhile, so its object is described again.
             let (object, creating) = match &entry.action {
-                Action::UpsertRecord { object, .. } => (object.clone(), entry.retry_of.is_none()),
+                Action::UpsertRecord { object, update_only, .. } => {
+                    (object.clone(), entry.retry_of.is_none() && !update_only)
+                }
                 Action::UpdateFields { .. } => ("Case".to_string(), false),
                 _ => {
                     kept.push(entry);
@@ -315,6 +329,7 @@ impl Executor {
                                     key_field: key_field.clone(),
                                     fields: [(r.field.clone(), value)].into_iter().collect(),
                                     key: key.clone(),
+                                    update_only: true,
                                 }
                             }
                             other => Action::UpdateFields {

@@ -70,6 +70,10 @@ pub struct MessengerConfig {
     /// The `LeadSource` of those leads.
     #[serde(default = "default_lead_source")]
     pub lead_source: String,
+    /// Whether a handover to a user makes that user the owner of the conversation's Lead and
+    /// Tasks too (a queue owns only the case: Tasks cannot belong to queues).
+    #[serde(default)]
+    pub owner_follows_assignee: bool,
 }
 
 impl Default for MessengerConfig {
@@ -89,6 +93,7 @@ impl Default for MessengerConfig {
             create_leads: false,
             log_tasks: false,
             lead_source: default_lead_source(),
+            owner_follows_assignee: false,
         }
     }
 }

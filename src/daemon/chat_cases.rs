@@ -42,6 +42,7 @@ impl Daemon {
         if let Some(e) = failed {
             return Err(e.into());
         }
+        actions.extend(self.lead_follow_up(conv, decision, handover_owner));
         // A confirmation ends a chat the agent answered (it reopens if the visitor writes).
         if decision.confirmed && decision.handover.is_none() && conv.state == ConversationState::Open {
             actions.extend(self.close_chat(conv, false, report).await?);

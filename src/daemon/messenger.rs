@@ -45,9 +45,13 @@ impl Daemon {
         let due: Vec<String> =
             self.store.due_retries(Utc::now())?.into_iter().filter(|id| crate::model::is_messenger_id(id)).collect();
         let mut pending = Vec::new();
+        let mut lead_tasks = Vec::new();
         for id in due {
             let Some(mut conv) = self.store.conversation(&id)? else { continue };
             self.know_visitor(&mut conv, &mut report).await?;
+            if conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
+                lead_tasks.push(conv.id.clone());
+            }
             if let Some(unanswered) = self.settle_chat(&mut conv, &mut report)? {
                 pending.push(Pending { conv, unanswered });
             }
@@ -55,6 +59,13 @@ impl Daemon {
         self.decide_pending(pending, &mut report).await?;
         if self.store.outbox_len() > 0 {
             report.executed = self.executor.run_round().await?;
+        }
+        if !lead_tasks.is_empty() {
+            // The leads just made are in Salesforce now: their Tasks follow.
+            self.log_lead_tasks(&lead_tasks).await?;
+            if self.store.outbox_len() > 0 {
+                report.executed += self.executor.run_round().await?;
+            }
         }
         report.api_calls = self.client.requests_sent() - calls;
         Ok(report)
@@ -94,7 +105,14 @@ impl Daemon {
         if person == SalesforcePerson::Visitor && hub.settings().create_leads && !info.lead_queued {
             info.lead_queued = true;
             info.person = Some(person);
-            actions.extend(messenger::matching::create_lead(conv, &hub.settings().lead_source));
+            // A verified visitor's conversation is logged on the lead once it exists.
+            info.lead_task_pending = verified && hub.settings().log_tasks;
+            let mapped = self.lead_mapping(conv)?;
+            let owner = self.lead_owner(conv);
+            let info = conv.messenger.as_mut().expect("checked above");
+            info.lead_fields = mapped.clone();
+            let lead = messenger::matching::create_lead(conv, &hub.settings().lead_source, &mapped, owner.as_deref());
+            actions.extend(lead);
             let detail = "a new visitor left an email: a Lead is created".to_string();
             report.events.push(event(conv, EventKind::LeadCreated, detail.clone(), detail));
         } else {
@@ -135,7 +153,7 @@ impl Daemon {
             },
             None => None,
         };
-        let logged = messenger::tasks::log(conv, person, what.as_deref());
+        let logged = messenger::tasks::log(conv, person, what.as_deref(), self.lead_owner(conv).as_deref());
         let info = conv.messenger.as_mut().expect("a messenger conversation");
         info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
         Ok(logged.into_iter().map(|(_, action)| action).collect())

@@ -30,6 +30,7 @@ use crate::salesforce::{Client, SalesforceError};
 use crate::store::{Cursor, Store, StoreError};
 
 mod chat_cases;
+mod chat_leads;
 pub mod knowledge_sync;
 mod messenger;
 mod process;

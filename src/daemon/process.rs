@@ -240,6 +240,7 @@ impl Daemon {
                     confirmed: false,
                     unhappy: false,
                     case: None,
+                    lead_fields: Default::default(),
                     trace: Default::default(),
                     rules: rules_id.to_string(),
                 };

@@ -63,6 +63,10 @@ pub enum Action {
         /// `{conversation}:{lead}`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// Only update a record that exists (`updateOnly=true`): later writes to a record
+        /// made earlier, which must neither make a new one nor need what a create needs.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        update_only: bool,
     },
 }
 

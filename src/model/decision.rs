@@ -231,6 +231,9 @@ pub struct Decision {
     /// The case a `kind: cases` rule makes (or updates) for a messenger conversation.
     #[serde(default)]
     pub case: Option<CaseRecord>,
+    /// A messenger visitor's Lead fields from the lead mappings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lead_fields: BTreeMap<String, Json>,
     pub trace: Trace,
     /// The rule set that decided (its content hash, or `builtin`).
     pub rules: String,

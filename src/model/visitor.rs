@@ -45,6 +45,14 @@ pub struct MessengerInfo {
     /// Whether a case was queued for the conversation (by a rule or a handover).
     #[serde(default)]
     pub case_queued: bool,
+    /// The lead mappings' values last written to the conversation's Lead: a value that
+    /// changes is written again.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lead_fields: std::collections::BTreeMap<String, serde_json::Value>,
+    /// A verified visitor became a new Lead and Tasks are logged: the Task waits for the
+    /// lead's id, read back once Salesforce has made it.
+    #[serde(default)]
+    pub lead_task_pending: bool,
     /// Whether casebridge closed the case when the conversation closed (a rule's
     /// `close_with_conversation`): a later handover or rule reopens it.
     #[serde(default)]

@@ -71,6 +71,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/inbox", get(super::inbox::inbox))
         .route("/api/inbox/{id}/salesforce", get(super::inbox::salesforce))
         .route("/api/inbox/{id}/case", post(super::inbox::create_case))
+        .route("/api/inbox/{id}/lead", post(super::inbox::create_lead))
         .route("/api/case-form", get(super::inbox::case_form))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/", get(page)).route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(state)

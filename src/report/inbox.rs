@@ -10,6 +10,7 @@
 //! | `GET /api/inbox/{id}/salesforce` | the visitor's live Salesforce data |
 //! | `GET /api/case-form` | the fields a new case can be given (describe) and its default owner |
 //! | `POST /api/inbox/{id}/case` | `{fields}` → the case, made at once, or why not (422) |
+//! | `POST /api/inbox/{id}/lead` | `{fields}` (optional) → the visitor's Lead, queued (202), or why not (409, 422) |
 //! | `GET /api/sync-errors/groups` | sync errors by object and code, with their conversations |
 //! | `POST /api/sync-errors/retry` | `{ids: [...]}`: every retryable one queued again |
 
@@ -85,7 +86,11 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let info = conv.messenger.clone().unwrap_or_default();
-    let mut panel = json!({ "visitor": info.visitor, "kind": info.person.as_ref().map_or("", |p| p.kind()) });
+    let mut panel = json!({
+        "visitor": info.visitor,
+        "kind": info.person.as_ref().map_or("", |p| p.kind()),
+        "lead_queued": info.lead_queued,
+    });
     let result = match &info.person {
         Some(SalesforcePerson::User { contact_id, .. }) if info.visitor.verified => {
             contact_panel(&state, &client, contact_id, &mut panel).await
@@ -349,4 +354,67 @@ pub async fn retry_many(
     }
     (StatusCode::ACCEPTED, axum::Json(json!({ "queued": queued, "not_retryable": not_retryable, "missing": missing })))
         .into_response()
+}
+
+/// Makes the visitor of a messenger conversation a Lead by hand: the visitor's name and
+/// email, `[not provided]` for what Salesforce requires, the `fields` the person adds; checked
+/// against Lead's describe (every problem named, nothing queued), then queued through the
+/// outbox with the conversation (202). Refused for a visitor without an email (422) or one
+/// who already is a lead or a contact (409).
+pub async fn create_lead(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    body: Result<axum::Json<Json>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let (Some(client), Some(hub)) = (state.client.clone(), state.messenger.clone()) else {
+        return failure(StatusCode::SERVICE_UNAVAILABLE, "this admin server has no Salesforce connection or messenger");
+    };
+    let extra: BTreeMap<String, Json> = match body.map(|b| b.0.get("fields").cloned()) {
+        Ok(Some(Json::Object(map))) => map.into_iter().filter(|(_, v)| !v.is_null() && v != "").collect(),
+        Ok(None) => BTreeMap::new(),
+        Ok(_) => return failure(StatusCode::BAD_REQUEST, "expected {\"fields\": {...}} or no body"),
+        Err(e) => return failure(e.status(), e.body_text()),
+    };
+    let conv = match state.store.conversation(&id) {
+        Ok(Some(c)) if c.channel == Channel::Messenger => c,
+        Ok(_) => return failure(StatusCode::NOT_FOUND, format!("no messenger conversation {id}")),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let describe = match client.describe("Lead").await {
+        Ok(d) => d,
+        Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
+    };
+    let extra = crate::salesforce::validate::from_form(&describe, extra);
+    let build = |conv: &crate::model::Conversation| -> Result<crate::model::Action, (StatusCode, String)> {
+        let info = conv.messenger.as_ref().ok_or((StatusCode::NOT_FOUND, "not a messenger conversation".into()))?;
+        if info.lead_queued {
+            return Err((StatusCode::CONFLICT, "this visitor already is a lead".into()));
+        }
+        if matches!(info.person, Some(crate::model::SalesforcePerson::User { .. })) {
+            return Err((StatusCode::CONFLICT, "this visitor is a contact in Salesforce".into()));
+        }
+        let lead = crate::channels::messenger::matching::create_lead(conv, &hub.settings().lead_source, &extra, None);
+        lead.ok_or((StatusCode::UNPROCESSABLE_ENTITY, "the visitor left no email: a lead needs one".into()))
+    };
+    let action = match build(&conv) {
+        Ok(a) => a,
+        Err((status, why)) => return failure(status, why),
+    };
+    let crate::model::Action::UpsertRecord { fields, .. } = &action else { unreachable!("built above") };
+    let problems: Vec<Json> = match crate::salesforce::validate::check(&describe, fields, true) {
+        Err(r) => vec![json!({ "field": r.field, "code": r.code, "message": r.message })],
+        Ok(checked) => {
+            checked.refused.iter().map(|r| json!({ "field": r.field, "code": r.code, "message": r.message })).collect()
+        }
+    };
+    if !problems.is_empty() {
+        let body = json!({ "error": "the lead was not queued", "problems": problems });
+        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
+    }
+    // Built again under the hub's lock, from the conversation as it is then.
+    match hub.queue_lead(&id, |conv| build(conv).map_err(|(_, why)| why)) {
+        Ok(Ok(())) => (StatusCode::ACCEPTED, axum::Json(json!({ "queued": true, "conversation": id }))).into_response(),
+        Ok(Err(why)) => failure(StatusCode::CONFLICT, why),
+        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::files::{CaseAction, CaseRule, CaseTrigger, CasesFile};
+use super::files::{CaseAction, CaseRule, CaseTrigger, CasesFile, RecordField};
 use super::load::{Doc, Loader};
 use super::{Expr, LoadError};
 
@@ -23,11 +23,12 @@ pub(super) struct CompiledCaseRule {
     pub owner_origin: LoadError,
     pub transcript_field: String,
     pub transcript_origin: LoadError,
-    pub fields: Vec<CompiledCaseField>,
+    pub fields: Vec<CompiledField>,
     pub close_status: Option<String>,
 }
 
-pub(super) struct CompiledCaseField {
+/// A field of a record a rule writes (a case's, a lead's), compiled.
+pub(super) struct CompiledField {
     pub field: String,
     /// Where the field is written, for checks against the org.
     pub origin: LoadError,
@@ -41,6 +42,34 @@ fn is_field_name(name: &str) -> bool {
 }
 
 impl Loader<'_> {
+    /// Checks and compiles the fields a rule writes on a record of `object`: each a plain
+    /// field name, once, with `from` or `expr`.
+    pub(super) fn record_fields(
+        &mut self,
+        doc: &Doc,
+        owner: &str,
+        object: &str,
+        fields: Vec<RecordField>,
+    ) -> Vec<CompiledField> {
+        let mut compiled = Vec::with_capacity(fields.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for f in fields {
+            if !is_field_name(&f.field) {
+                self.errors.push(doc.near(&f.field, format!("{:?} is not a {object} field name", f.field)));
+            } else if !seen.insert(f.field.to_ascii_lowercase()) {
+                self.errors.push(doc.near(&f.field, format!("{owner} writes field {:?} twice", f.field)));
+            }
+            if f.from.is_some() == f.expr.is_some() {
+                let message = format!("{owner}: field {:?} needs `from` or `expr` (one)", f.field);
+                self.errors.push(doc.near(&f.field, message));
+            }
+            let expr = f.expr.as_ref().and_then(|e| self.compile(doc, e, &format!("field {:?}", f.field)));
+            let origin = doc.near(&f.field, "");
+            compiled.push(CompiledField { field: f.field, origin, from: f.from, expr });
+        }
+        compiled
+    }
+
     /// Checks and compiles a `kind: cases` file.
     pub(super) fn cases(&mut self, doc: &Doc, file: CasesFile) {
         for rule in file.cases {
@@ -87,23 +116,7 @@ impl Loader<'_> {
             .when
             .as_ref()
             .and_then(|w| self.compile(doc, w, &format!("cases rule {name:?}: the condition does not compile")));
-        let mut fields = Vec::with_capacity(rule.fields.len());
-        let mut seen = std::collections::BTreeSet::new();
-        for f in rule.fields {
-            if !is_field_name(&f.field) {
-                self.errors.push(doc.near(&f.field, format!("{:?} is not a Case field name", f.field)));
-            } else if !seen.insert(f.field.to_ascii_lowercase()) {
-                let message = format!("cases rule {name:?} writes field {:?} twice", f.field);
-                self.errors.push(doc.near(&f.field, message));
-            }
-            if f.from.is_some() == f.expr.is_some() {
-                let message = format!("cases rule {name:?}: field {:?} needs `from` or `expr` (one)", f.field);
-                self.errors.push(doc.near(&f.field, message));
-            }
-            let expr = f.expr.as_ref().and_then(|e| self.compile(doc, e, &format!("field {:?}", f.field)));
-            let origin = doc.near(&f.field, "");
-            fields.push(CompiledCaseField { field: f.field, origin, from: f.from, expr });
-        }
+        let fields = self.record_fields(doc, &format!("cases rule {name:?}"), "Case", rule.fields);
         if self.errors.len() > before {
             return None;
         }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rhai::{Dynamic, Scope};
 use serde_json::Value as Json;
 
-use super::cases::CompiledCaseRule;
+use super::cases::{CompiledCaseRule, CompiledField};
 use super::files::{CaseTrigger, Stage};
 use super::variables::{Changed, Variables, View, agent_map, context_of, field_at, hook_view, set_reply, to_dynamic};
 use super::{Expr, RuleSet, templates};
@@ -218,20 +218,7 @@ struct RuleSetEvaluation<'r> {
 impl RuleSetEvaluation<'_> {
     /// A fired `kind: cases` rule with its fields evaluated now.
     fn case_record(&mut self, rule: &CompiledCaseRule) -> Result<CaseRecord, RuleError> {
-        let mut fields = BTreeMap::new();
-        for f in &rule.fields {
-            let value = match (&f.expr, &f.from) {
-                (Some(expr), _) => {
-                    let scope = self.shared.scope(view!(self), self.answer.as_ref());
-                    self.set.eval_json(expr, scope, &format_args!("cases rule {}: field {}", rule.name, f.field))?
-                }
-                (None, Some(attribute)) => self.attributes.get(attribute).cloned().unwrap_or(Json::Null),
-                (None, None) => Json::Null,
-            };
-            if !value.is_null() {
-                fields.insert(f.field.clone(), value);
-            }
-        }
+        let fields = self.record_values(&rule.fields, &format_args!("cases rule {}", rule.name))?;
         Ok(CaseRecord {
             rule: rule.name.clone(),
             update: rule.update,
@@ -241,6 +228,29 @@ impl RuleSetEvaluation<'_> {
             fields,
             close_status: rule.close_status.clone(),
         })
+    }
+
+    /// The values of fields a rule writes on a record, evaluated now (empty ones left out).
+    fn record_values(
+        &mut self,
+        fields: &[CompiledField],
+        owner: &dyn Display,
+    ) -> Result<BTreeMap<String, Json>, RuleError> {
+        let mut values = BTreeMap::new();
+        for f in fields {
+            let value = match (&f.expr, &f.from) {
+                (Some(expr), _) => {
+                    let scope = self.shared.scope(view!(self), self.answer.as_ref());
+                    self.set.eval_json(expr, scope, &format_args!("{owner}: field {}", f.field))?
+                }
+                (None, Some(attribute)) => self.attributes.get(attribute).cloned().unwrap_or(Json::Null),
+                (None, None) => Json::Null,
+            };
+            if !value.is_null() {
+                values.insert(f.field.clone(), value);
+            }
+        }
+        Ok(values)
     }
 
     fn handover_at(&mut self, stage: Stage, trace: &mut Trace) -> Result<Option<Handover>, RuleError> {
@@ -480,6 +490,21 @@ impl Evaluation for RuleSetEvaluation<'_> {
             }
         }
         Ok(None)
+    }
+
+    fn lead(&mut self, trace: &mut Trace) -> Result<BTreeMap<String, Json>, RuleError> {
+        let started = Instant::now();
+        let values = self.record_values(&self.set.lead, &"lead mapping")?;
+        if !self.set.lead.is_empty() {
+            trace.record(
+                TraceStage::Outbound,
+                "lead",
+                !values.is_empty(),
+                format!("Lead: {} field(s)", values.len()),
+                started,
+            );
+        }
+        Ok(values)
     }
 
     fn case_rule(&mut self, name: &str, trace: &mut Trace) -> Result<Option<CaseRecord>, RuleError> {

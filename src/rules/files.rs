@@ -121,7 +121,7 @@ pub struct CaseRule {
     /// Case fields from the conversation's attributes, written when the case is made and
     /// again each time the conversation closes.
     #[serde(default)]
-    pub fields: Vec<CaseField>,
+    pub fields: Vec<RecordField>,
     /// Close the case when the conversation closes (default: leave it open).
     #[serde(default)]
     pub close_with_conversation: bool,
@@ -156,11 +156,11 @@ pub enum CaseAction {
     Update,
 }
 
-/// A Case field a `kind: cases` rule writes.
+/// A field of a record casebridge writes for a messenger conversation (its case, its lead).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CaseField {
-    /// The Case field (API name).
+pub struct RecordField {
+    /// The field (API name).
     pub field: String,
     /// The attribute whose value is written.
     #[serde(default)]
@@ -182,6 +182,10 @@ pub struct MappingsFile {
     /// Conversation attributes → case fields.
     #[serde(default)]
     pub outbound: Vec<OutboundMapping>,
+    /// Conversation attributes → the fields of the Lead a messenger visitor becomes: written
+    /// when the lead is made, and again whenever a value changes.
+    #[serde(default)]
+    pub lead: Vec<RecordField>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -83,6 +83,7 @@ impl<'d> Loader<'d> {
             topics: Vec::new(),
             email: Vec::new(),
             cases: Vec::new(),
+            lead: Vec::new(),
             confirmed_when: None,
             unhappy_when: None,
             quiet_after: crate::decide::DEFAULT_QUIET_AFTER,
@@ -326,6 +327,8 @@ impl<'d> Loader<'d> {
             let label = o.field.as_str().into();
             self.set.outbound.push(Outbound { origin, field: o.field, label, from: o.from, expr, on: o.on });
         }
+        let lead = self.record_fields(doc, "the lead mappings", "Lead", m.lead);
+        self.set.lead.extend(lead);
     }
 
     fn handover(&mut self, doc: &Doc, h: files::HandoverFile) {

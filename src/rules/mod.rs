@@ -167,7 +167,14 @@ struct EmailTemplate {
 pub struct MappedField<'a> {
     pub path: &'a str,
     pub outbound: bool,
+    /// The object written (`Case`, `Lead`) or read from (`Case`).
+    pub object: &'static str,
     pub origin: &'a LoadError,
+}
+
+/// A field a rule writes on a record of `object`, for checks against the org.
+fn written<'a>(f: &'a cases::CompiledField, object: &'static str) -> MappedField<'a> {
+    MappedField { path: &f.field, outbound: true, object, origin: &f.origin }
 }
 
 /// A test from a `kind: tests` file, with the file it came from.
@@ -191,6 +198,8 @@ pub struct RuleSet {
     email: Vec<EmailTemplate>,
     /// The `kind: cases` rules, in order.
     cases: Vec<cases::CompiledCaseRule>,
+    /// The mappings onto a messenger visitor's Lead.
+    lead: Vec<cases::CompiledField>,
     /// The `kind: resolution` file's conditions, when the set has one.
     confirmed_when: Option<Expr>,
     unhappy_when: Option<Expr>,
@@ -282,17 +291,25 @@ impl RuleSet {
 
     /// Every field the mappings read or write, for checks against the org.
     pub fn mapped_fields(&self) -> Vec<MappedField<'_>> {
-        let inbound = self
-            .inbound
-            .iter()
-            .filter_map(|m| m.from.as_deref().map(|path| MappedField { path, outbound: false, origin: &m.origin }));
-        let outbound = self.outbound.iter().map(|m| MappedField { path: &m.field, outbound: true, origin: &m.origin });
-        let cases = self.cases.iter().flat_map(|r| {
-            let transcript =
-                MappedField { path: r.transcript_field.as_str(), outbound: true, origin: &r.transcript_origin };
-            let fields = r.fields.iter().map(|f| MappedField { path: &f.field, outbound: true, origin: &f.origin });
-            std::iter::once(transcript).chain(fields)
+        let inbound = self.inbound.iter().filter_map(|m| {
+            m.from.as_deref().map(|path| MappedField { path, outbound: false, object: "Case", origin: &m.origin })
         });
-        inbound.chain(outbound).chain(cases).collect()
+        let outbound = self.outbound.iter().map(|m| MappedField {
+            path: &m.field,
+            outbound: true,
+            object: "Case",
+            origin: &m.origin,
+        });
+        let cases = self.cases.iter().flat_map(move |r| {
+            let transcript = MappedField {
+                path: r.transcript_field.as_str(),
+                outbound: true,
+                object: "Case",
+                origin: &r.transcript_origin,
+            };
+            std::iter::once(transcript).chain(r.fields.iter().map(|f| written(f, "Case")))
+        });
+        let lead = self.lead.iter().map(|f| written(f, "Lead"));
+        inbound.chain(outbound).chain(cases).chain(lead).collect()
     }
 }

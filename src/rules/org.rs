@@ -22,7 +22,7 @@ pub struct OrgSchema {
 }
 
 /// The objects whose fields mappings can reach from a case.
-const OBJECTS: &[&str] = &["Case", "Contact", "Account", "User"];
+const OBJECTS: &[&str] = &["Case", "Contact", "Account", "User", "Lead"];
 
 impl OrgSchema {
     /// Fetches the describes (one API call per object) and the possible handover targets.
@@ -50,7 +50,7 @@ impl OrgSchema {
     pub fn check(&self, set: &RuleSet) -> Vec<LoadError> {
         let mut errors = Vec::new();
         for m in set.mapped_fields() {
-            let problem = if m.outbound { self.check_outbound(m.path) } else { self.check_path(m.path) };
+            let problem = if m.outbound { self.check_outbound(m.object, m.path) } else { self.check_path(m.path) };
             if let Some(message) = problem {
                 let mut e = m.origin.clone();
                 e.message = message;
@@ -73,11 +73,14 @@ impl OrgSchema {
         errors
     }
 
-    fn check_outbound(&self, field: &str) -> Option<String> {
-        let case = self.objects.get("case")?;
-        match case.field(field) {
-            None => Some(format!("outbound mapping: Case has no field {field:?} in this org{}", suggest(case, field))),
-            Some(f) if !f.updateable => Some(format!("outbound mapping: Case.{} is read-only in this org", f.name)),
+    fn check_outbound(&self, object: &str, field: &str) -> Option<String> {
+        let describe = self.objects.get(&object.to_lowercase())?;
+        match describe.field(field) {
+            None => Some(format!(
+                "outbound mapping: {object} has no field {field:?} in this org{}",
+                suggest(describe, field)
+            )),
+            Some(f) if !f.updateable => Some(format!("outbound mapping: {object}.{} is read-only in this org", f.name)),
             Some(_) => None,
         }
     }

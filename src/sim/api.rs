@@ -158,7 +158,14 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
         },
         ("GET", ["describe"]) => Reply::json(200, describe(def, req.version)),
         ("PATCH", [field, value]) => match body_object(&req.body) {
-            Ok(b) => match data.org.upsert(&def.name, field, &percent_decoded(value), &b, ctx) {
+            Ok(b) => match data.org.upsert(
+                &def.name,
+                field,
+                &percent_decoded(value),
+                &b,
+                req.query.get("updateOnly").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                ctx,
+            ) {
                 Ok((id, created)) => Reply::json(
                     if created { 201 } else { 200 },
                     json!({ "id": id, "success": true, "errors": [], "created": created }),

@@ -261,6 +261,7 @@ impl Org {
         field: &str,
         value: &str,
         body: &Map<String, Json>,
+        update_only: bool,
         ctx: &WriteCtx,
     ) -> Result<(String, bool), ApiError> {
         let def = self.schema.object(object).ok_or_else(ApiError::not_found)?.clone();
@@ -285,6 +286,7 @@ impl Org {
             .map(|r| r.id.clone())
             .collect();
         match matches.as_slice() {
+            [] if update_only => Err(ApiError::not_found()),
             [] => {
                 let mut body = body.clone();
                 body.insert(name, Json::String(value.to_string()));

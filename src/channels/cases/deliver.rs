@@ -58,9 +58,13 @@ pub fn subrequests(reference: &str, action: &Action, topic_ids: &HashMap<String,
             }
             vec![SubRequest::update(&r(0), "Case", case_id, json!(fields))]
         }
-        Action::UpsertRecord { conversation_id, object, key_field, fields, key } => vec![SubRequest {
+        Action::UpsertRecord { conversation_id, object, key_field, fields, key, update_only } => vec![SubRequest {
             method: "PATCH".into(),
-            url: format!("sobjects/{object}/{key_field}/{}", url_segment(key.as_deref().unwrap_or(conversation_id))),
+            url: format!(
+                "sobjects/{object}/{key_field}/{}{}",
+                url_segment(key.as_deref().unwrap_or(conversation_id)),
+                if *update_only { "?updateOnly=true" } else { "" }
+            ),
             reference_id: r(0),
             body: Some(json!(fields)),
         }],

@@ -58,8 +58,15 @@ fn text(v: &Json) -> Option<String> {
     v.as_str().map(str::to_string)
 }
 
-/// The Lead a new visitor with an email becomes (`None` without an email).
-pub fn create_lead(conv: &Conversation, lead_source: &str) -> Option<Action> {
+/// The Lead a new visitor with an email becomes (`None` without an email): the visitor's
+/// name and email, placeholders for what Salesforce requires, then the lead mappings'
+/// `mapped` values (which may replace them), and `owner` when given.
+pub fn create_lead(
+    conv: &Conversation,
+    lead_source: &str,
+    mapped: &BTreeMap<String, Json>,
+    owner: Option<&str>,
+) -> Option<Action> {
     let visitor = &conv.messenger.as_ref()?.visitor;
     let email = visitor.email.as_ref()?;
     let (first, last) = split_name(visitor.name.as_deref());
@@ -72,12 +79,17 @@ pub fn create_lead(conv: &Conversation, lead_source: &str) -> Option<Action> {
     fields.insert("Email".into(), json!(email));
     fields.insert("LeadSource".into(), json!(lead_source));
     fields.insert("Description".into(), json!(transcript(conv, DESCRIPTION_MAX_CHARS)));
+    fields.extend(mapped.clone());
+    if let Some(owner) = owner {
+        fields.insert("OwnerId".into(), json!(owner));
+    }
     Some(Action::UpsertRecord {
         conversation_id: conv.id.clone(),
         object: "Lead".into(),
         key_field: CONVERSATION_FIELD.into(),
         fields,
         key: None,
+        update_only: false,
     })
 }
 

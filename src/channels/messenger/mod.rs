@@ -58,6 +58,7 @@ pub struct MessengerSettings {
     pub create_leads: bool,
     pub log_tasks: bool,
     pub lead_source: String,
+    pub owner_follows_assignee: bool,
     pub allowed_origins: Vec<String>,
     /// The secret websites sign visitors' emails with; `None`: no email is ever verified.
     pub identity_secret: Option<crate::model::Secret>,
@@ -77,6 +78,7 @@ impl From<&crate::config::MessengerConfig> for MessengerSettings {
             create_leads: c.create_leads,
             log_tasks: c.log_tasks,
             lead_source: c.lead_source.clone(),
+            owner_follows_assignee: c.owner_follows_assignee,
             allowed_origins: c.allowed_origins.clone(),
             identity_secret: None,
         }
@@ -289,6 +291,11 @@ impl Messenger {
             let stored = self.store.conversation(&conv.id)?;
             let before = stored.as_ref().map_or(0, |s| s.parts.len());
             if let Some(stored) = stored {
+                // What the admin page did meanwhile: a lead queued, a case linked.
+                if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref()) {
+                    mine.lead_queued |= theirs.lead_queued;
+                    mine.case_id = mine.case_id.take().or(theirs.case_id.clone());
+                }
                 // An email the visitor left in a message meanwhile.
                 if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref())
                     && mine.visitor.email.is_none()
@@ -340,6 +347,27 @@ impl Messenger {
         }
         self.store.commit(&conv, Vec::new())?;
         Ok(())
+    }
+
+    /// Queues a Lead a person asked for from the admin page, through the outbox with the
+    /// conversation (so a crash never loses or doubles it): `lead` builds it from the
+    /// conversation as stored, or says why there is none.
+    pub fn queue_lead(
+        &self,
+        id: &str,
+        lead: impl FnOnce(&Conversation) -> Result<crate::model::Action, String>,
+    ) -> Result<Result<(), String>, MessengerError> {
+        let _write = lock(&self.writes);
+        let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
+        let action = match lead(&conv) {
+            Ok(action) => action,
+            Err(why) => return Ok(Err(why)),
+        };
+        if let Some(info) = conv.messenger.as_mut() {
+            info.lead_queued = true;
+        }
+        self.store.commit(&conv, vec![action])?;
+        Ok(Ok(()))
     }
 
     /// Ends every event stream (at shutdown).

@@ -92,6 +92,7 @@ fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings
         key_field: CONVERSATION_FIELD.into(),
         fields,
         key: None,
+        update_only: false,
     }
 }
 

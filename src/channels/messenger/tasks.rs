@@ -32,8 +32,17 @@ pub async fn related_opportunity(client: &Client, contact_id: &str) -> Result<Op
 }
 
 /// The Tasks a conversation with `person` is logged as, each with its External ID value.
-pub fn log(conv: &Conversation, person: &SalesforcePerson, what_id: Option<&str>) -> Vec<(String, Action)> {
+/// `owner`: the conversation's assignee, when Tasks follow it.
+pub fn log(
+    conv: &Conversation,
+    person: &SalesforcePerson,
+    what_id: Option<&str>,
+    owner: Option<&str>,
+) -> Vec<(String, Action)> {
     let mut fields: BTreeMap<String, Json> = BTreeMap::new();
+    if let Some(owner) = owner {
+        fields.insert("OwnerId".into(), json!(owner));
+    }
     let subject: String = format!("Messenger conversation: {}", conv.subject).chars().take(SUBJECT_MAX_CHARS).collect();
     fields.insert("Subject".into(), json!(subject));
     fields.insert("Status".into(), json!("In Progress"));
@@ -53,7 +62,7 @@ pub fn log(conv: &Conversation, person: &SalesforcePerson, what_id: Option<&str>
             if let (SalesforcePerson::User { .. }, Some(what)) = (person, what_id) {
                 fields.insert("WhatId".into(), json!(what));
             }
-            (key.clone(), upsert(conv, key, fields))
+            (key.clone(), upsert(conv, key, fields, false))
         })
         .collect()
 }
@@ -68,17 +77,28 @@ pub fn complete(conv: &Conversation) -> Vec<Action> {
                 ("Status".to_string(), json!("Completed")),
                 ("Description".to_string(), json!(transcript(conv, DESCRIPTION_MAX_CHARS))),
             ]);
-            upsert(conv, key.clone(), fields)
+            upsert(conv, key.clone(), fields, true)
         })
         .collect()
 }
 
-fn upsert(conv: &Conversation, key: String, fields: BTreeMap<String, Json>) -> Action {
+/// The conversation's Tasks given to `owner` (its new assignee).
+pub fn reassign(conv: &Conversation, owner: &str) -> Vec<Action> {
+    let Some(info) = &conv.messenger else { return Vec::new() };
+    info.tasks
+        .iter()
+        .map(|key| upsert(conv, key.clone(), BTreeMap::from([("OwnerId".into(), json!(owner))]), true))
+        .collect()
+}
+
+/// A Task write by its External ID value; `update_only` for one logged before.
+fn upsert(conv: &Conversation, key: String, fields: BTreeMap<String, Json>, update_only: bool) -> Action {
     Action::UpsertRecord {
         conversation_id: conv.id.clone(),
         object: "Task".into(),
         key_field: CONVERSATION_FIELD.into(),
         fields,
         key: Some(key),
+        update_only,
     }
 }

@@ -207,6 +207,7 @@ fn sales() -> Vec<ObjectDef> {
                 Some("Open - Not Contacted"),
             )
             .picklist("LeadSource", "Lead Source", &["Web", "Phone Inquiry", "Partner Referral", "Chat", "Other"], None)
+            .picklist("Rating", "Rating", &["Hot", "Warm", "Cold"], None)
             .reference("OwnerId", "Owner ID", owner_any, "Owner")
             .readonly("IsConverted", "Converted", T::Boolean, 0)
             .child("Tasks", "Task", "WhoId")

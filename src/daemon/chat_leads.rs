@@ -1,0 +1,136 @@
+//! What a messenger visitor's Lead and Tasks get after they are made: the lead mappings'
+//! values written again when they change; on a handover to a user (with
+//! `messenger.owner_follows_assignee`), that user as the owner of the lead and the Tasks; and
+//! the Task on a Lead casebridge itself made for a verified visitor, logged once the lead's
+//! id can be read back (one query per 200 conversations).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use super::{Daemon, DaemonError};
+use crate::channels::messenger::{self, plan::CONVERSATION_FIELD};
+use crate::model::{Action, Conversation, ConversationState, Decision, SalesforcePerson, Trace};
+use crate::salesforce::soql::{Filter, Select};
+
+/// How many conversations one lead query asks about.
+const LEADS_PER_QUERY: usize = 200;
+
+impl Daemon {
+    /// The lead mappings' values for `conv` now; a failing mapping is a sync error and
+    /// gives none.
+    pub(super) fn lead_mapping(&mut self, conv: &Conversation) -> Result<BTreeMap<String, Json>, DaemonError> {
+        let evaluated = self.rules.load().evaluate(conv).lead(&mut Trace::default());
+        match evaluated {
+            Ok(values) => Ok(values),
+            Err(e) => {
+                self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?;
+                Ok(BTreeMap::new())
+            }
+        }
+    }
+
+    /// The user a conversation's Lead and Tasks belong to: its assignee, when it was handed
+    /// to a user and `messenger.owner_follows_assignee` is on.
+    pub(super) fn lead_owner(&self, conv: &Conversation) -> Option<String> {
+        let follows = self.messenger.as_ref().is_some_and(|h| h.settings().owner_follows_assignee);
+        match &conv.state {
+            ConversationState::HandedOver { target_id, .. } if follows && is_user_id(target_id) => {
+                Some(target_id.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// A decided chat's writes to its Lead and Tasks: the lead mappings' changed values,
+    /// and on a handover to a user who becomes their owner, that owner.
+    pub(super) fn lead_follow_up(
+        &mut self,
+        conv: &mut Conversation,
+        decision: &Decision,
+        handover_owner: Option<&str>,
+    ) -> Vec<Action> {
+        let follows = self.messenger.as_ref().is_some_and(|h| h.settings().owner_follows_assignee);
+        let owner = handover_owner.filter(|id| follows && is_user_id(id));
+        let Some(info) = conv.messenger.as_mut() else { return Vec::new() };
+        let mut lead: BTreeMap<String, Json> = BTreeMap::new();
+        if info.lead_queued {
+            for (field, value) in &decision.lead_fields {
+                if info.lead_fields.get(field) != Some(value) {
+                    lead.insert(field.clone(), value.clone());
+                }
+            }
+            info.lead_fields.extend(lead.clone());
+            if let Some(owner) = owner {
+                lead.insert("OwnerId".into(), Json::from(owner));
+            }
+        }
+        let mut actions = Vec::new();
+        if !lead.is_empty() {
+            actions.push(Action::UpsertRecord {
+                conversation_id: conv.id.clone(),
+                object: "Lead".into(),
+                key_field: CONVERSATION_FIELD.into(),
+                fields: lead,
+                key: None,
+                update_only: true,
+            });
+        }
+        if let Some(owner) = owner {
+            actions.extend(messenger::tasks::reassign(conv, owner));
+        }
+        actions
+    }
+
+    /// Logs the Task on each new Lead casebridge made for a verified visitor among
+    /// `conversation_ids`, once Salesforce has the lead; a lead not there yet is tried again
+    /// when the visitor next writes.
+    pub(super) async fn log_lead_tasks(&mut self, conversation_ids: &[String]) -> Result<(), DaemonError> {
+        for chunk in conversation_ids.chunks(LEADS_PER_QUERY) {
+            let soql = Select::new(["Id", CONVERSATION_FIELD], "Lead")
+                .filter(Filter::is_in(CONVERSATION_FIELD, chunk.iter().cloned()))
+                .limit(LEADS_PER_QUERY)
+                .build()
+                .map_err(|e| crate::salesforce::SalesforceError::Config(e.to_string()));
+            let rows: Vec<Json> = match soql {
+                Ok(soql) => match self.client.query(soql).collect_all().await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Cannot read back new leads; their Tasks wait.");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot build the new leads' query.");
+                    continue;
+                }
+            };
+            for row in rows {
+                let (Some(lead_id), Some(id)) = (row["Id"].as_str(), row[CONVERSATION_FIELD].as_str()) else {
+                    continue;
+                };
+                let Some(mut conv) = self.store.conversation(id)? else { continue };
+                if !conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
+                    continue;
+                }
+                let person = SalesforcePerson::Lead {
+                    lead_ids: vec![lead_id.to_string()],
+                    name: None,
+                    company: None,
+                    owner_id: None,
+                };
+                let logged = messenger::tasks::log(&conv, &person, None, self.lead_owner(&conv).as_deref());
+                let info = conv.messenger.as_mut().expect("checked above");
+                info.lead_task_pending = false;
+                info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
+                self.commit(&conv, logged.into_iter().map(|(_, action)| action).collect())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a Salesforce id is a User's (key prefix `005`); queues are `00G`.
+fn is_user_id(id: &str) -> bool {
+    id.starts_with("005")
+}
