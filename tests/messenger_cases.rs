@@ -224,6 +224,10 @@ cases:
     has(21, "the condition does not compile");
     assert!(errors.iter().any(|e| e.message.contains("cases rule \"no-topic\" is defined twice")), "{shown:#?}");
 
+    let reserved = "kind: cases\ncases:\n  - name: x\n    fields:\n      - field: OwnerId\n        from: owner\n";
+    std::fs::write(tmp.path().join("cases.yaml"), reserved).unwrap();
+    let errors = RuleSet::load(tmp.path()).err().expect("refused");
+    assert!(errors[0].line == 5 && errors[0].message.contains("casebridge's to write"), "{}", errors[0]);
     std::fs::write(tmp.path().join("cases.yaml"), "kind: cases\ncases:\n  - name: x\n    on: sometimes\n").unwrap();
     let errors = RuleSet::load(tmp.path()).err().expect("refused");
     assert!(errors[0].line == 4 && errors[0].message.contains("unknown variant `sometimes`"), "{}", errors[0]);
@@ -259,4 +263,93 @@ async fn a_chat_whose_visitor_goes_quiet_closes_and_so_does_its_rules_case() {
     assert_eq!(resolution[0]["AI_Resolution__c"], "soft_resolution");
     // The visitor comes back: the chat reopens.
     assert!(hub.post(&id, Some(&token), "One more question about the gripper", "127.0.0.1").is_ok());
+}
+
+#[tokio::test]
+async fn a_persons_reply_on_a_rule_case_answers_the_chat_without_waking_it_again() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
+    let hub = hub(&mut d);
+    let (id, _) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    let case_id = cases_of(&w, &id).await[0]["Id"].as_str().unwrap().to_string();
+    let comment = json!({ "ParentId": case_id, "CommentBody": "Hugo here: I will call you.", "IsPublished": true });
+    w.admin.create("CaseComment", &comment).await.unwrap();
+    d.cycle().await.unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert!(conv.parts.iter().any(|p| p.body == "Hugo here: I will call you."), "the reply reaches the chat");
+    assert_eq!(conv.state, ConversationState::Open);
+    assert!(conv.retry_at.is_none(), "nothing left to decide: {:?}", conv.retry_at);
+    assert!(conv.unhandled_customer_parts().is_empty());
+    assert!(d.store().due_retries(chrono::Utc::now()).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_chat_closed_before_its_case_is_read_back_still_closes_the_case() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    d.chat_round().await.unwrap();
+    // No cycle between: the case was never read back.
+    hub.post(&id, Some(&token), "That fixed it, thanks!", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    assert_eq!(d.store().conversation(&id).unwrap().unwrap().state, ConversationState::Closed);
+    let case = &cases_of(&w, &id).await[0];
+    assert_eq!(case["Status"], "Closed", "{case}");
+    assert!(d.store().sync_errors().unwrap().is_empty(), "{:?}", d.store().sync_errors().unwrap());
+}
+
+#[tokio::test]
+async fn a_handover_onto_a_case_a_person_closed_opens_it_again() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    let case_id = cases_of(&w, &id).await[0]["Id"].as_str().unwrap().to_string();
+    w.admin.update("Case", &case_id, &json!({ "Status": "Closed" })).await.unwrap();
+    d.cycle().await.unwrap();
+    assert_eq!(d.store().conversation(&id).unwrap().unwrap().state, ConversationState::Open, "the agent goes on");
+    hub.post(&id, Some(&token), "I'd like to talk to a human please", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert!(matches!(conv.state, ConversationState::HandedOver { .. }), "{:?}", conv.state);
+    assert_eq!(cases_of(&w, &id).await[0]["Status"], "New");
+    assert_eq!(hub.post(&id, Some(&token), "Still there?", "127.0.0.1").map(|_| ()).ok(), Some(()));
+}
+
+#[tokio::test]
+async fn a_decision_on_an_older_copy_keeps_what_happened_meanwhile() {
+    let w = World::new().await;
+    let mut d = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    d.chat_round().await.unwrap();
+    // The daemon holds a copy; a person links a case from the admin page meanwhile.
+    let older = d.store().conversation(&id).unwrap().unwrap();
+    hub.link_case(&id, "500000000000001AAA", &w.id("support_queue"), "made by hand").unwrap();
+    hub.commit(older.clone(), Vec::new()).unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert!(matches!(conv.state, ConversationState::HandedOver { .. }), "{:?}", conv.state);
+    assert_eq!(conv.case_id(), Some("500000000000001AAA"));
+
+    // The daemon closes a chat (a resolution) while the visitor writes: it stays open.
+    let (id, token2) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    let _ = token;
+    d.chat_round().await.unwrap();
+    let mut closing = d.store().conversation(&id).unwrap().unwrap();
+    hub.post(&id, Some(&token2), "One more question: how do I grease the arm?", "127.0.0.1").unwrap();
+    closing.state = ConversationState::Closed;
+    closing.messenger.as_mut().unwrap().case_closed = false;
+    hub.commit(closing, Vec::new()).unwrap();
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.state, ConversationState::Open);
+    assert!(conv.retry_at.is_some(), "and due, to answer the message");
 }

@@ -622,13 +622,17 @@ async fn upserts_by_external_id_create_update_and_honour_update_only() {
     let again = api.call("PATCH", path, Some(json!({ "Company": "Globex" })), &[]).await;
     assert_eq!((again.status, &again.body["created"]), (200, &json!(false)));
     assert_eq!(again.body["id"], made.body["id"]);
-    let only = api.call("PATCH", &format!("{path}?updateOnly=true"), Some(json!({ "Rating": "Warm" })), &[]).await;
+    let v62 = "/services/data/v62.0/sobjects/Lead/Casebridge_Conversation__c";
+    let only = api.call("PATCH", &format!("{v62}/msg_1?updateOnly=true"), Some(json!({ "Rating": "Warm" })), &[]).await;
     assert_eq!(only.status, 200, "{}", only.body);
-    let missing =
-        api.call("PATCH", "sobjects/Lead/Casebridge_Conversation__c/msg_2?updateOnly=true", Some(body), &[]).await;
+    let missing = api.call("PATCH", &format!("{v62}/msg_2?updateOnly=true"), Some(body.clone()), &[]).await;
     assert_eq!((missing.status, error_code(&missing)), (404, "NOT_FOUND"), "updateOnly never creates");
     let count = api.column("SELECT Id FROM Lead WHERE Casebridge_Conversation__c = 'msg_2'", "Id").await;
     assert!(count.is_empty());
+    // Before API 61.0 the parameter did not exist: it is ignored, and the upsert creates.
+    let old =
+        api.call("PATCH", "sobjects/Lead/Casebridge_Conversation__c/msg_3?updateOnly=true", Some(body), &[]).await;
+    assert_eq!(old.status, 201, "{}", old.body);
     let not_external = api.call("PATCH", "sobjects/Lead/Company/Acme", Some(json!({ "Rating": "Hot" })), &[]).await;
     assert_eq!((not_external.status, error_code(&not_external)), (404, "NOT_FOUND"));
 }

@@ -89,6 +89,18 @@ impl Config {
         }
         if let Some(messenger) = &self.messenger {
             messenger.problems(&mut bad);
+            // Later writes to a chat's case, lead and Tasks are upserts with `updateOnly`
+            // (Summer '24, API 61.0): older versions would make a deleted record again.
+            let version: f64 = self.org.api_version.parse().unwrap_or(0.0);
+            if is_api_version(&self.org.api_version) && version < 61.0 {
+                bad(
+                    "org.api_version",
+                    format!(
+                        "the messenger needs REST API 61.0 or later (updateOnly upserts), found {}",
+                        self.org.api_version
+                    ),
+                );
+            }
             if self.admin.as_ref().is_some_and(|a| a.listen == messenger.listen) {
                 bad(
                     "messenger.listen",

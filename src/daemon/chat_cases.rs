@@ -21,13 +21,15 @@ impl Daemon {
     ) -> Result<Vec<Action>, DaemonError> {
         let Some(hub) = self.messenger.clone() else { return Ok(Vec::new()) };
         let case = self.case_plan(conv, decision, handover_owner, report).await?;
-        if case.is_some()
+        if let Some(plan) = &case
             && let Some(info) = conv.messenger.as_mut()
         {
             info.case_queued = true;
-            info.case_closed_by_rule = false;
-            if let Some(rule) = &decision.case {
-                info.case_rule = Some(rule.rule.clone());
+            if plan.reopen_status.is_some() {
+                (info.case_closed_by_rule, info.case_is_closed) = (false, false);
+            }
+            if let Some(rule) = &plan.rule {
+                info.case_rule = Some(rule.clone());
             }
         }
         let store = &self.store;
@@ -43,8 +45,11 @@ impl Daemon {
             return Err(e.into());
         }
         actions.extend(self.lead_follow_up(conv, decision, handover_owner));
-        // A confirmation ends a chat the agent answered (it reopens if the visitor writes).
+        // A confirmation ends a chat the agent answered (it reopens if the visitor writes);
+        // what it closes with sees the decision's attributes and topics.
         if decision.confirmed && decision.handover.is_none() && conv.state == ConversationState::Open {
+            conv.attributes.extend(decision.attributes.clone());
+            conv.topics.extend(decision.topics.iter().cloned());
             actions.extend(self.close_chat(conv, false, report).await?);
         }
         Ok(actions)
@@ -94,10 +99,23 @@ impl Daemon {
             }
         }
         let transcript_field = shaping.map_or(settings.transcript_field.clone(), |r| r.transcript_field.clone());
-        let reopen = conv.messenger.as_ref().is_some_and(|m| m.case_closed_by_rule);
+        // A case closed (by the rule at a close, or by a person) opens again for whoever
+        // takes it now.
+        let reopen = conv.messenger.as_ref().is_some_and(|m| m.case_closed_by_rule || m.case_is_closed);
         let reopen_status = if reopen { self.case_default_status().await } else { None };
         let transcript_max_chars = self.transcript_max_chars(&transcript_field).await;
-        Ok(Some(CasePlan { owner_id, record_type_id, transcript_field, transcript_max_chars, fields, reopen_status }))
+        Ok(Some(CasePlan {
+            owner_id,
+            record_type_id,
+            transcript_field,
+            transcript_max_chars,
+            fields,
+            reopen_status,
+            rule: rule.map(|r| r.rule.clone()),
+            // A case queued before is written as an update: never a second, never checked as
+            // a create (its required fields were given then).
+            update_only: queued,
+        }))
     }
 
     /// Case's describe, read once (`None` while it cannot be read).
@@ -180,18 +198,11 @@ impl Daemon {
         conv.state = ConversationState::Closed;
         let Some(info) = conv.messenger.as_mut() else { return Ok(Vec::new()) };
         info.case_closed = case_closed;
-        let (rule, case_id) = (info.case_rule.clone(), info.case_id.clone());
+        let rule = info.case_rule.clone();
         let mut actions = messenger::tasks::complete(conv);
         let why = if case_closed { "its case is closed" } else { "resolved" };
         report.events.push(event(conv, EventKind::Closed, why.into(), "closed".into()));
         let Some(rule) = rule else { return Ok(actions) };
-        let Some(case_id) = case_id else {
-            let problem = format!(
-                "the chat closed before its case (rule {rule}) was read back from Salesforce; the rule's fields were not written again"
-            );
-            self.record_error(Some(&conv.id), "update_case", "CASE_NOT_FOUND", &problem)?;
-            return Ok(actions);
-        };
         let record = self.rules.load().evaluate(conv).case_rule(&rule, &mut Trace::default());
         match record {
             Ok(Some(record)) => {
@@ -202,7 +213,7 @@ impl Daemon {
                 {
                     info.case_closed_by_rule = true;
                 }
-                actions.push(messenger::plan::close_case(conv, &case_id, &record, !case_closed, max));
+                actions.push(messenger::plan::close_case(conv, &record, !case_closed, max));
             }
             Ok(None) => {
                 tracing::info!(rule, "The cases rule that made this chat's case is gone; nothing written at close.")

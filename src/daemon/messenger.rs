@@ -1,8 +1,8 @@
 //! The daemon's side of the messenger channel: deciding the chats that are due (a visitor
 //! wrote, or an agent that failed is due again), as soon as the hub wakes it rather than at
-//! the next poll; and, each cycle, reading the cases handed-over chats became, copying the
-//! people's public replies into the chat and forwarding the visitor's messages to the case
-//! until it closes.
+//! the next poll; and, each cycle, reading the cases chats became (on handover or by a rule),
+//! copying the people's public replies into the chat and forwarding a handed-over chat's
+//! visitor messages to the case until it closes.
 
 use std::sync::Arc;
 
@@ -199,31 +199,48 @@ impl Daemon {
         if self.messenger.is_none() {
             return Ok(());
         }
-        let chats = self.store.chats_with_cases()?;
-        for chunk in chats.chunks(mirror::CHUNK) {
-            let mut oldest = None;
-            let mut unread = false;
-            for id in chunk {
-                match self.store.conversation(id)?.and_then(|c| c.messenger.and_then(|m| m.case_modstamp)) {
-                    Some(stamp) => oldest = Some(oldest.map_or(stamp, |o: chrono::DateTime<Utc>| o.min(stamp))),
-                    None => unread = true,
-                }
+        // Chats whose case was read before ask only for what changed since; the others
+        // (a case just made) are asked about on their own, so one new case never makes a
+        // whole chunk read everything again.
+        let mut stamped = Vec::new();
+        let mut unread = Vec::new();
+        for id in self.store.chats_with_cases()? {
+            match self.store.conversation(&id)?.and_then(|c| c.messenger.and_then(|m| m.case_modstamp)) {
+                Some(stamp) => stamped.push((id, stamp)),
+                None => unread.push(id),
             }
-            let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or(chrono::Duration::minutes(1));
-            let since = if unread { None } else { oldest.map(|o| super::floor_second(o - overlap)) };
-            let rows = match self.client.query_with_children(mirror::query(chunk, since)).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Cannot read the cases of handed-over chats.");
-                    report.poll_error = Some(format!("messenger cases: {e}"));
-                    continue;
-                }
-            };
-            for row in rows {
-                match mirror::read(&row, &self.agent_user.id) {
-                    Ok(news) => self.take_news(news, report).await?,
-                    Err(e) => self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?,
-                }
+        }
+        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or(chrono::Duration::minutes(1));
+        for chunk in stamped.chunks(mirror::CHUNK) {
+            let oldest = chunk.iter().map(|(_, stamp)| *stamp).min().map(|o| super::floor_second(o - overlap));
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            self.mirror_chunk(&ids, oldest, report).await?;
+        }
+        for chunk in unread.chunks(mirror::CHUNK) {
+            self.mirror_chunk(chunk, None, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the cases of `ids` changed after `since` and applies their news.
+    async fn mirror_chunk(
+        &mut self,
+        ids: &[String],
+        since: Option<chrono::DateTime<Utc>>,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let rows = match self.client.query_with_children(mirror::query(ids, since)).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read the cases of messenger chats.");
+                report.poll_error = Some(format!("messenger cases: {e}"));
+                return Ok(());
+            }
+        };
+        for row in rows {
+            match mirror::read(&row, &self.agent_user.id) {
+                Ok(news) => self.take_news(news, report).await?,
+                Err(e) => self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?,
             }
         }
         Ok(())
@@ -237,13 +254,27 @@ impl Daemon {
         info.case_id = Some(news.case_id.clone());
         info.case_number = Some(news.case_number.clone());
         info.case_modstamp = Some(news.modstamp);
+        info.case_is_closed = news.closed;
         conv.case_number = news.case_number.clone();
         let known: std::collections::BTreeSet<String> = conv.parts.iter().map(|p| p.id.clone()).collect();
         let mut copied = 0;
+        let mut latest_reply = None;
         for mut reply in news.replies.into_iter().filter(|p| !known.contains(&p.id)) {
             reply.author = AuthorKind::Admin;
+            latest_reply = latest_reply.max(Some(reply.created_at));
             conv.parts.push(reply);
             copied += 1;
+        }
+        // A person's public reply answers what the visitor wrote before it: handled, so a
+        // chat the agent answers is not due again for it (a handed-over chat forwards them).
+        if let Some(at) = latest_reply.filter(|_| conv.state == ConversationState::Open) {
+            let answered: Vec<String> = conv
+                .parts
+                .iter()
+                .filter(|p| p.author == AuthorKind::User && p.created_at <= at)
+                .map(|p| p.id.clone())
+                .collect();
+            conv.handled.extend(answered);
         }
         if linked {
             let detail = format!("became case {}", news.case_number);

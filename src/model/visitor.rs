@@ -53,6 +53,10 @@ pub struct MessengerInfo {
     /// lead's id, read back once Salesforce has made it.
     #[serde(default)]
     pub lead_task_pending: bool,
+    /// Whether the conversation's case was closed when last read: a handover or rule that
+    /// writes it again reopens it.
+    #[serde(default)]
+    pub case_is_closed: bool,
     /// Whether casebridge closed the case when the conversation closed (a rule's
     /// `close_with_conversation`): a later handover or rule reopens it.
     #[serde(default)]

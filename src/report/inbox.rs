@@ -361,19 +361,17 @@ pub async fn retry_many(
 /// against Lead's describe (every problem named, nothing queued), then queued through the
 /// outbox with the conversation (202). Refused for a visitor without an email (422) or one
 /// who already is a lead or a contact (409).
-pub async fn create_lead(
-    State(state): State<AdminState>,
-    Path(id): Path<String>,
-    body: Result<axum::Json<Json>, axum::extract::rejection::JsonRejection>,
-) -> Response {
+pub async fn create_lead(State(state): State<AdminState>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
     let (Some(client), Some(hub)) = (state.client.clone(), state.messenger.clone()) else {
         return failure(StatusCode::SERVICE_UNAVAILABLE, "this admin server has no Salesforce connection or messenger");
     };
-    let extra: BTreeMap<String, Json> = match body.map(|b| b.0.get("fields").cloned()) {
+    // The body is optional: none, `{}`, or `{"fields": {...}}`.
+    let parsed: Result<Json, _> = if body.is_empty() { Ok(json!({})) } else { serde_json::from_slice(&body) };
+    let extra: BTreeMap<String, Json> = match parsed.map(|b| b.get("fields").cloned()) {
         Ok(Some(Json::Object(map))) => map.into_iter().filter(|(_, v)| !v.is_null() && v != "").collect(),
         Ok(None) => BTreeMap::new(),
-        Ok(_) => return failure(StatusCode::BAD_REQUEST, "expected {\"fields\": {...}} or no body"),
-        Err(e) => return failure(e.status(), e.body_text()),
+        Ok(Some(_)) => return failure(StatusCode::BAD_REQUEST, "expected {\"fields\": {...}} or no body"),
+        Err(e) => return failure(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
     };
     let conv = match state.store.conversation(&id) {
         Ok(Some(c)) if c.channel == Channel::Messenger => c,
@@ -384,14 +382,24 @@ pub async fn create_lead(
         Ok(d) => d,
         Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
     };
+    let key = crate::channels::messenger::plan::CONVERSATION_FIELD;
+    if let Some(field) = extra.keys().find(|k| ["Id", key].iter().any(|r| r.eq_ignore_ascii_case(k))) {
+        return failure(StatusCode::UNPROCESSABLE_ENTITY, format!("{field} is casebridge's to write"));
+    }
     let extra = crate::salesforce::validate::from_form(&describe, extra);
     let build = |conv: &crate::model::Conversation| -> Result<crate::model::Action, (StatusCode, String)> {
         let info = conv.messenger.as_ref().ok_or((StatusCode::NOT_FOUND, "not a messenger conversation".into()))?;
         if info.lead_queued {
             return Err((StatusCode::CONFLICT, "this visitor already is a lead".into()));
         }
-        if matches!(info.person, Some(crate::model::SalesforcePerson::User { .. })) {
-            return Err((StatusCode::CONFLICT, "this visitor is a contact in Salesforce".into()));
+        match info.person {
+            Some(crate::model::SalesforcePerson::User { .. }) => {
+                return Err((StatusCode::CONFLICT, "this visitor is a contact in Salesforce".into()));
+            }
+            Some(crate::model::SalesforcePerson::Lead { .. }) => {
+                return Err((StatusCode::CONFLICT, "this visitor already is a lead in Salesforce".into()));
+            }
+            _ => {}
         }
         let lead = crate::channels::messenger::matching::create_lead(conv, &hub.settings().lead_source, &extra, None);
         lead.ok_or((StatusCode::UNPROCESSABLE_ENTITY, "the visitor left no email: a lead needs one".into()))

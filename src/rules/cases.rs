@@ -36,6 +36,10 @@ pub(super) struct CompiledField {
     pub expr: Option<Expr>,
 }
 
+/// Fields a rule may not write: the upsert key (Salesforce refuses it in the body), the id,
+/// and what the rule's own settings decide.
+const RESERVED_FIELDS: &[&str] = &["Id", "Casebridge_Conversation__c", "OwnerId", "RecordTypeId"];
+
 /// Whether `name` is a plain field API name (`Product__c`), not a path.
 fn is_field_name(name: &str) -> bool {
     crate::salesforce::soql::is_name(name) && !name.contains('.')
@@ -56,8 +60,17 @@ impl Loader<'_> {
         for f in fields {
             if !is_field_name(&f.field) {
                 self.errors.push(doc.near(&f.field, format!("{:?} is not a {object} field name", f.field)));
+            } else if RESERVED_FIELDS.iter().any(|r| r.eq_ignore_ascii_case(&f.field)) {
+                let message = format!(
+                    "{owner}: {:?} is casebridge's to write (the record's key, owner or record type); use the rule's own settings",
+                    f.field
+                );
+                self.errors.push(doc.near(&f.field, message));
             } else if !seen.insert(f.field.to_ascii_lowercase()) {
                 self.errors.push(doc.near(&f.field, format!("{owner} writes field {:?} twice", f.field)));
+            } else if object == "Lead" {
+                // Lead mappings may sit in several mappings files: one value a field.
+                self.unique(doc, &f.field, "lead field");
             }
             if f.from.is_some() == f.expr.is_some() {
                 let message = format!("{owner}: field {:?} needs `from` or `expr` (one)", f.field);
@@ -117,6 +130,10 @@ impl Loader<'_> {
             .as_ref()
             .and_then(|w| self.compile(doc, w, &format!("cases rule {name:?}: the condition does not compile")));
         let fields = self.record_fields(doc, &format!("cases rule {name:?}"), "Case", rule.fields);
+        if fields.iter().any(|f| f.field.eq_ignore_ascii_case(&rule.transcript_field)) {
+            let message = format!("cases rule {name:?} writes its transcript field {:?} twice", rule.transcript_field);
+            self.errors.push(doc.near(&name, message));
+        }
         if self.errors.len() > before {
             return None;
         }

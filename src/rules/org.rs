@@ -29,7 +29,17 @@ impl OrgSchema {
     pub async fn fetch(client: &Client) -> Result<OrgSchema, SetupError> {
         let mut objects = HashMap::new();
         for name in OBJECTS {
-            objects.insert(name.to_lowercase(), client.describe(name).await.map_err(SetupError::from)?);
+            match client.describe(name).await {
+                Ok(d) => {
+                    objects.insert(name.to_lowercase(), d);
+                }
+                // Only the messenger's lead mappings write Lead: an org (or an integration
+                // user) without it leaves those unchecked here, not the daemon stopped.
+                Err(e) if *name == "Lead" => {
+                    tracing::warn!(error = %e, "Cannot describe Lead; lead mappings are not checked against the org.")
+                }
+                Err(e) => return Err(SetupError::from(e)),
+            }
         }
         let mut targets = directory::queues(client).await?;
         targets.extend(directory::users(client).await?);
@@ -65,7 +75,7 @@ impl OrgSchema {
                     .unwrap_or_default();
                 let mut e = origin.clone();
                 e.message = format!(
-                    "handover target {target:?} is not a queue that supports cases or a user who can own them in this org{hint} (casebridge setup queues / setup users list them)"
+                    "handover target or case owner {target:?} is not a queue that supports cases or a user who can own them in this org{hint} (casebridge setup queues / setup users list them)"
                 );
                 errors.push(e);
             }

@@ -83,7 +83,7 @@ impl ClientConfig {
     }
 }
 
-pub const DEFAULT_API_VERSION: &str = "59.0";
+pub const DEFAULT_API_VERSION: &str = "62.0";
 
 /// Daily API usage as the last response reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -163,7 +163,9 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
                 field,
                 &percent_decoded(value),
                 &b,
-                req.query.get("updateOnly").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                // `updateOnly` came with API 61.0; older versions ignore it, as Salesforce does.
+                req.query.get("updateOnly").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                    && req.version.parse::<f64>().is_ok_and(|v| v >= 61.0),
                 ctx,
             ) {
                 Ok((id, created)) => Reply::json(

@@ -9,6 +9,8 @@ use super::value::Value;
 
 /// How deeply a formula may nest (parentheses and calls).
 const MAX_DEPTH: usize = 64;
+/// The longest formula Salesforce accepts, in characters.
+const MAX_CHARS: usize = 3_900;
 
 /// A parsed formula.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +156,9 @@ impl Parser {
 impl Formula {
     /// Parses a formula; the error says what is wrong for the seed's author.
     pub fn parse(src: &str) -> Result<Formula, String> {
+        if src.chars().count() > MAX_CHARS {
+            return Err(format!("longer than {MAX_CHARS} characters"));
+        }
         let mut parser = Parser { tokens: tokens(src)?, at: 0, depth: 0 };
         let formula = parser.binary(0)?;
         if parser.at < parser.tokens.len() {
@@ -285,7 +290,9 @@ mod tests {
             let e = Formula::parse(src).unwrap_err();
             assert!(e.contains(says), "{src}: {e}");
         }
-        let deep = format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000));
+        let deep = format!("{}a{}", "(".repeat(1_000), ")".repeat(1_000));
         assert!(Formula::parse(&deep).unwrap_err().contains("nested more than 64"));
+        let long = vec!["a"; 2_000].join("+");
+        assert!(Formula::parse(&long).unwrap_err().contains("longer than 3900"));
     }
 }

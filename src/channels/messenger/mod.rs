@@ -291,10 +291,25 @@ impl Messenger {
             let stored = self.store.conversation(&conv.id)?;
             let before = stored.as_ref().map_or(0, |s| s.parts.len());
             if let Some(stored) = stored {
-                // What the admin page did meanwhile: a lead queued, a case linked.
+                // What the admin page did meanwhile: a lead queued, a case linked (and the
+                // chat handed over to its owner, which a decision on the older copy keeps).
                 if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref()) {
                     mine.lead_queued |= theirs.lead_queued;
                     mine.case_id = mine.case_id.take().or(theirs.case_id.clone());
+                }
+                if conv.state == ConversationState::Open && matches!(stored.state, ConversationState::HandedOver { .. })
+                {
+                    conv.state = stored.state.clone();
+                }
+                // A visitor who wrote while the daemon closed the chat (a resolution) reopens
+                // it, as writing after the close would.
+                let mine: std::collections::BTreeSet<&str> = conv.parts.iter().map(|p| p.id.as_str()).collect();
+                let wrote_meanwhile =
+                    stored.parts.iter().any(|p| p.author == AuthorKind::User && !mine.contains(p.id.as_str()));
+                let resolved =
+                    conv.state == ConversationState::Closed && conv.messenger.as_ref().is_some_and(|m| !m.case_closed);
+                if wrote_meanwhile && resolved {
+                    conv.state = ConversationState::Open;
                 }
                 // An email the visitor left in a message meanwhile.
                 if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref())

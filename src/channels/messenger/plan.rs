@@ -36,8 +36,12 @@ pub struct CasePlan {
     /// The most characters the transcript field holds (32,000, or less as described).
     pub transcript_max_chars: usize,
     pub fields: BTreeMap<String, Json>,
-    /// The `Status` that reopens a case casebridge closed with the conversation.
+    /// The `Status` that reopens a closed case.
     pub reopen_status: Option<String>,
+    /// The `kind: cases` rule that fired, when one did.
+    pub rule: Option<String>,
+    /// The case was queued before: this write only updates it.
+    pub update_only: bool,
 }
 
 /// Carries out `decision` on a messenger conversation: its reply (and, on handover, the
@@ -92,26 +96,28 @@ fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings
         key_field: CONVERSATION_FIELD.into(),
         fields,
         key: None,
-        update_only: false,
+        update_only: case.update_only,
     }
 }
 
-/// What the conversation's closing writes to its case, which Salesforce has (`case_id`): a
-/// `kind: cases` rule's mapped fields again, the transcript, and the closed status when the
-/// rule closes the case with the conversation (and the case is still open).
-pub fn close_case(
-    conv: &Conversation,
-    case_id: &str,
-    record: &CaseRecord,
-    case_open: bool,
-    transcript_max_chars: usize,
-) -> Action {
+/// What the conversation's closing writes to its case: a `kind: cases` rule's mapped fields
+/// again, the transcript, and the closed status when the rule closes the case with the
+/// conversation (and the case is still open). An update by the conversation's id, so it
+/// needs no case id and follows the create in the outbox.
+pub fn close_case(conv: &Conversation, record: &CaseRecord, case_open: bool, transcript_max_chars: usize) -> Action {
     let mut fields = record.fields.clone();
     fields.insert(record.transcript_field.clone(), json!(transcript(conv, transcript_max_chars)));
     if let Some(status) = record.close_status.as_ref().filter(|_| case_open) {
         fields.insert("Status".into(), json!(status));
     }
-    Action::UpdateFields { case_id: case_id.to_string(), fields }
+    Action::UpsertRecord {
+        conversation_id: conv.id.clone(),
+        object: "Case".into(),
+        key_field: CONVERSATION_FIELD.into(),
+        fields,
+        key: None,
+        update_only: true,
+    }
 }
 
 /// The visitor's messages as comments on the conversation's case, in order.
