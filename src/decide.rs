@@ -97,6 +97,8 @@ pub struct CaseMoment {
     pub start: bool,
     /// The decision hands the conversation over.
     pub handover: bool,
+    /// The conversation has a case already: `action: create` rules are passed over.
+    pub has_case: bool,
 }
 
 /// The running rule set, swapped whole on reload: each decision takes one snapshot, so it
@@ -201,9 +203,24 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             decision.field_updates = rules.outbound(moment, &mut trace)?;
             if conversation.channel == Channel::Messenger {
                 let start = !conversation.parts.iter().any(|p| p.author == AuthorKind::Bot);
-                let moment = CaseMoment { start, handover: decision.handover.is_some() };
+                let info = conversation.messenger.as_ref();
+                let has_case = info.is_some_and(|m| m.case_queued);
+                let moment = CaseMoment { start, handover: decision.handover.is_some(), has_case };
                 decision.case = rules.case(moment, &mut trace)?;
-                decision.lead_fields = rules.lead(&mut trace)?;
+                // Only a lead made before is written again; a failing lead mapping is the
+                // admin's to see (a sync error), not a reason to hand the chat over.
+                if info.is_some_and(|m| m.lead_queued) {
+                    match rules.lead(&mut trace) {
+                        Ok(fields) => decision.lead_fields = fields,
+                        Err(e) => trace.0.push(TraceEntry {
+                            stage: TraceStage::Error,
+                            rule: e.rule.clone().into(),
+                            fired: true,
+                            detail: e.message.clone().into(),
+                            micros: 0,
+                        }),
+                    }
+                }
             }
             Ok(())
         })

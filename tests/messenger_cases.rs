@@ -156,12 +156,18 @@ cases:
     let text = summary[0]["Chat_Summary__c"].as_str().expect("written");
     assert!(text.chars().count() <= 255 && text.starts_with("(earlier messages left out)"), "{text}");
 
-    // `action: update`: the rule fires again on the next decision and rewrites the case.
-    hub.post(&billing, Some(&token), "The invoice shows the wrong address", "127.0.0.1").unwrap();
+    // A person takes the case; `action: update` fires again on the next decision and
+    // rewrites the rule's fields, and leaves the owner be.
+    let case_id = case["Id"].as_str().unwrap().to_string();
+    w.admin.update("Case", &case_id, &json!({ "OwnerId": w.id("human") })).await.unwrap();
+    hub.post(&billing, Some(&token), "Where can I download my old invoices?", "127.0.0.1").unwrap();
     d.chat_round().await.unwrap();
+    let conv = d.store().conversation(&billing).unwrap().unwrap();
+    assert_eq!(conv.state, ConversationState::Open, "answered, not handed over");
     let cases = cases_of(&w, &billing).await;
     assert_eq!(cases.len(), 1);
-    assert_eq!(cases[0]["Subject"], "Billing chat: The invoice shows the wrong address");
+    assert_eq!(cases[0]["Subject"], "Billing chat: Where can I download my old invoices?");
+    assert_eq!(cases[0]["OwnerId"], json!(w.id("human")), "the person keeps it");
 }
 
 #[tokio::test]

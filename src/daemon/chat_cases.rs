@@ -69,9 +69,11 @@ impl Daemon {
         let queued = conv.messenger.as_ref().is_some_and(|m| m.case_queued);
         let rule = decision.case.as_ref().filter(|r| r.update || !queued);
         let owner_id = match (handover_owner, rule) {
-            (Some(owner), _) => owner.to_string(),
+            (Some(owner), _) => Some(owner.to_string()),
+            // A rule writing a case made before leaves its owner be.
+            (None, Some(_)) if queued => None,
             (None, Some(rule)) => match self.case_owner(conv, rule).await? {
-                Some(owner) => owner,
+                Some(owner) => Some(owner),
                 None => return Ok(None),
             },
             (None, None) => return Ok(None),

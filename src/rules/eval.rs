@@ -469,7 +469,7 @@ impl Evaluation for RuleSetEvaluation<'_> {
     fn case(&mut self, moment: CaseMoment, trace: &mut Trace) -> Result<Option<CaseRecord>, RuleError> {
         let set = self.set;
         let mut started = Instant::now();
-        for rule in &set.cases {
+        for rule in set.cases.iter().filter(|r| r.update || !moment.has_case) {
             let (triggered, detail) = match rule.on {
                 CaseTrigger::Handover => (moment.handover, "on: handover"),
                 CaseTrigger::Start => (moment.start, "on: start"),

@@ -30,7 +30,9 @@ pub const AGENT_NAME: &str = "AI agent";
 /// and the mapped fields.
 #[derive(Debug, Clone, Default)]
 pub struct CasePlan {
-    pub owner_id: String,
+    /// The owner to give the case: on its creation and on handover; `None` when a rule
+    /// writes a case made before (a person may have taken it meanwhile).
+    pub owner_id: Option<String>,
     pub record_type_id: Option<String>,
     pub transcript_field: String,
     /// The most characters the transcript field holds (32,000, or less as described).
@@ -69,14 +71,17 @@ pub fn plan(
 fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings) -> Action {
     let visitor = conv.messenger.as_ref().map(|m| m.visitor.clone()).unwrap_or_default();
     let mut fields = BTreeMap::new();
-    let subject: String = conv.subject.chars().take(SUBJECT_MAX_CHARS).collect();
-    fields.insert("Subject".into(), json!(subject));
-    fields.insert("Origin".into(), json!(settings.case_origin));
-    if let Some(name) = &visitor.name {
-        fields.insert("SuppliedName".into(), json!(name.chars().take(80).collect::<String>()));
-    }
-    if let Some(email) = &visitor.email {
-        fields.insert("SuppliedEmail".into(), json!(email));
+    // What a new case starts with; a case made before keeps what people changed since.
+    if !case.update_only {
+        let subject: String = conv.subject.chars().take(SUBJECT_MAX_CHARS).collect();
+        fields.insert("Subject".into(), json!(subject));
+        fields.insert("Origin".into(), json!(settings.case_origin));
+        if let Some(name) = &visitor.name {
+            fields.insert("SuppliedName".into(), json!(name.chars().take(80).collect::<String>()));
+        }
+        if let Some(email) = &visitor.email {
+            fields.insert("SuppliedEmail".into(), json!(email));
+        }
     }
     // The admin's mapped fields over those defaults; owner, record type and transcript are
     // the rule's own settings.
@@ -86,7 +91,9 @@ fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings
         Some(id) => fields.insert("RecordTypeId".into(), json!(id)),
         None => fields.remove("RecordTypeId"),
     };
-    fields.insert("OwnerId".into(), json!(case.owner_id));
+    if let Some(owner) = case.owner_id {
+        fields.insert("OwnerId".into(), json!(owner));
+    }
     if let Some(status) = case.reopen_status {
         fields.insert("Status".into(), json!(status));
     }
