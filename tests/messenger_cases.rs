@@ -158,6 +158,7 @@ cases:
 
     // A person takes the case; `action: update` fires again on the next decision and
     // rewrites the rule's fields, and leaves the owner be.
+    d.cycle().await.unwrap();
     let case_id = case["Id"].as_str().unwrap().to_string();
     w.admin.update("Case", &case_id, &json!({ "OwnerId": w.id("human") })).await.unwrap();
     hub.post(&billing, Some(&token), "Where can I download my old invoices?", "127.0.0.1").unwrap();

@@ -36,6 +36,16 @@ pub struct RoundReport {
     pub api_calls: usize,
 }
 
+/// The record an upsert writes, as (object, External ID value).
+fn upserted_record(action: &Action) -> Option<(&str, &str)> {
+    match action {
+        Action::UpsertRecord { object, conversation_id, key, .. } => {
+            Some((object.as_str(), key.as_deref().unwrap_or(conversation_id)))
+        }
+        _ => None,
+    }
+}
+
 impl std::ops::AddAssign for RoundReport {
     /// Two rounds of one cycle, counted together.
     fn add_assign(&mut self, other: RoundReport) {
@@ -87,7 +97,19 @@ impl Executor {
     pub async fn run_round(&mut self) -> Result<RoundReport, StoreError> {
         let mut report = RoundReport::default();
         let now = Utc::now();
-        let mut due: Vec<OutboxEntry> = self.store.outbox()?.into_iter().filter(|e| e.not_before <= now).collect();
+        let outbox = self.store.outbox()?;
+        // One write at a time for each record made by upsert (a chat's case, lead, Task):
+        // a later update must never overtake the create it follows (it would find nothing).
+        let mut first_write: HashMap<(&str, &str), u64> = HashMap::new();
+        for e in &outbox {
+            if let Some(record) = upserted_record(&e.action) {
+                first_write.entry(record).and_modify(|id| *id = (*id).min(e.id)).or_insert(e.id);
+            }
+        }
+        let next_in_line = |e: &OutboxEntry| upserted_record(&e.action).is_none_or(|r| first_write[&r] == e.id);
+        let mut due: Vec<OutboxEntry> =
+            outbox.iter().filter(|e| e.not_before <= now && next_in_line(e)).cloned().collect();
+        drop(first_write);
         if due.is_empty() {
             return Ok(report);
         }

@@ -67,11 +67,14 @@ impl Daemon {
     ) -> Result<Option<CasePlan>, DaemonError> {
         let Some(settings) = self.messenger.as_ref().map(|h| h.settings().clone()) else { return Ok(None) };
         let queued = conv.messenger.as_ref().is_some_and(|m| m.case_queued);
+        // Salesforce has the case (it was read back): later writes only update it. Until
+        // then a write carries the whole case, so it makes one if the first create failed.
+        let known = conv.messenger.as_ref().is_some_and(|m| m.case_id.is_some());
         let rule = decision.case.as_ref().filter(|r| r.update || !queued);
         let owner_id = match (handover_owner, rule) {
             (Some(owner), _) => Some(owner.to_string()),
             // A rule writing a case made before leaves its owner be.
-            (None, Some(_)) if queued => None,
+            (None, Some(_)) if known => None,
             (None, Some(rule)) => match self.case_owner(conv, rule).await? {
                 Some(owner) => Some(owner),
                 None => return Ok(None),
@@ -114,9 +117,9 @@ impl Daemon {
             fields,
             reopen_status,
             rule: rule.map(|r| r.rule.clone()),
-            // A case queued before is written as an update: never a second, never checked as
-            // a create (its required fields were given then).
-            update_only: queued,
+            // A case Salesforce has is written as an update: never a second, never checked
+            // as a create (its required fields were given then).
+            update_only: known,
         }))
     }
 
@@ -201,6 +204,8 @@ impl Daemon {
         let Some(info) = conv.messenger.as_mut() else { return Ok(Vec::new()) };
         info.case_closed = case_closed;
         let rule = info.case_rule.clone();
+        // A case a person closed meanwhile is not closed again (nor its status rewritten).
+        let case_open = !case_closed && !info.case_is_closed;
         let mut actions = messenger::tasks::complete(conv);
         let why = if case_closed { "its case is closed" } else { "resolved" };
         report.events.push(event(conv, EventKind::Closed, why.into(), "closed".into()));
@@ -210,12 +215,12 @@ impl Daemon {
             Ok(Some(record)) => {
                 let max = self.transcript_max_chars(&record.transcript_field).await;
                 if record.close_status.is_some()
-                    && !case_closed
+                    && case_open
                     && let Some(info) = conv.messenger.as_mut()
                 {
                     info.case_closed_by_rule = true;
                 }
-                actions.push(messenger::plan::close_case(conv, &record, !case_closed, max));
+                actions.push(messenger::plan::close_case(conv, &record, case_open, max));
             }
             Ok(None) => {
                 tracing::info!(rule, "The cases rule that made this chat's case is gone; nothing written at close.")

@@ -199,51 +199,66 @@ impl Daemon {
         if self.messenger.is_none() {
             return Ok(());
         }
-        // Chats whose case was read before ask only for what changed since; the others
-        // (a case just made) are asked about on their own, so one new case never makes a
-        // whole chunk read everything again.
-        let mut stamped = Vec::new();
+        // Chats whose case was read before ask only for the cases changed since the last
+        // pass (the newest `SystemModstamp` it saw, less the overlap); the others (a case
+        // just made) are asked about on their own, so one new case never makes the rest be
+        // read again. After a restart the first pass reads every case once.
+        let mut read = Vec::new();
         let mut unread = Vec::new();
         for id in self.store.chats_with_cases()? {
             match self.store.conversation(&id)?.and_then(|c| c.messenger.and_then(|m| m.case_modstamp)) {
-                Some(stamp) => stamped.push((id, stamp)),
+                Some(_) => read.push(id),
                 None => unread.push(id),
             }
         }
         let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or(chrono::Duration::minutes(1));
-        for chunk in stamped.chunks(mirror::CHUNK) {
-            let oldest = chunk.iter().map(|(_, stamp)| *stamp).min().map(|o| super::floor_second(o - overlap));
-            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-            self.mirror_chunk(&ids, oldest, report).await?;
+        let since = self.mirror_cursor.map(|c| super::floor_second(c - overlap));
+        let (mut newest, mut complete) = (self.mirror_cursor, true);
+        for chunk in read.chunks(mirror::CHUNK) {
+            match self.mirror_chunk(chunk, since, report).await? {
+                Some(stamp) => newest = newest.max(stamp),
+                None => complete = false,
+            }
         }
         for chunk in unread.chunks(mirror::CHUNK) {
-            self.mirror_chunk(chunk, None, report).await?;
+            if let Some(stamp) = self.mirror_chunk(chunk, None, report).await? {
+                newest = newest.max(stamp);
+            }
+        }
+        // A pass with a failed query is read again from the same point.
+        if complete {
+            self.mirror_cursor = newest;
         }
         Ok(())
     }
 
-    /// Reads the cases of `ids` changed after `since` and applies their news.
+    /// Reads the cases of `ids` changed after `since` and applies their news; returns the
+    /// newest stamp read (`Some(None)`: nothing changed), or `None` when the query failed.
     async fn mirror_chunk(
         &mut self,
         ids: &[String],
         since: Option<chrono::DateTime<Utc>>,
         report: &mut CycleReport,
-    ) -> Result<(), DaemonError> {
+    ) -> Result<Option<Option<chrono::DateTime<Utc>>>, DaemonError> {
         let rows = match self.client.query_with_children(mirror::query(ids, since)).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot read the cases of messenger chats.");
                 report.poll_error = Some(format!("messenger cases: {e}"));
-                return Ok(());
+                return Ok(None);
             }
         };
+        let mut newest = None;
         for row in rows {
             match mirror::read(&row, &self.agent_user.id) {
-                Ok(news) => self.take_news(news, report).await?,
+                Ok(news) => {
+                    newest = newest.max(Some(news.modstamp));
+                    self.take_news(news, report).await?
+                }
                 Err(e) => self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?,
             }
         }
-        Ok(())
+        Ok(Some(newest))
     }
 
     /// Applies what a chat's case says now to the chat.
@@ -255,6 +270,8 @@ impl Daemon {
         info.case_number = Some(news.case_number.clone());
         info.case_modstamp = Some(news.modstamp);
         info.case_is_closed = news.closed;
+        // Reopened by a person since the rule closed it: theirs to keep.
+        info.case_closed_by_rule &= news.closed;
         conv.case_number = news.case_number.clone();
         let known: std::collections::BTreeSet<String> = conv.parts.iter().map(|p| p.id.clone()).collect();
         let mut copied = 0;

@@ -169,6 +169,10 @@ pub struct Daemon {
     /// Case's describe, read once: the Status picklist's default (to reopen a case) and
     /// the transcript fields' lengths.
     case_describe: Option<crate::salesforce::client::SObjectDescribe>,
+    /// The newest `SystemModstamp` the last complete read of chats' cases saw: the next
+    /// read asks only for cases changed since (less the overlap). In memory: after a
+    /// restart the first read takes every case once.
+    mirror_cursor: Option<DateTime<Utc>>,
 }
 
 impl Daemon {
@@ -215,6 +219,7 @@ impl Daemon {
             messenger: None,
             case_record_types: HashMap::new(),
             case_describe: None,
+            mirror_cursor: None,
         })
     }
 

@@ -266,7 +266,8 @@ impl Daemon {
         let tagged =
             if new_topics.is_empty() { String::new() } else { format!(" [topics: {}]", new_topics.join(", ")) };
         if let Some(error) = decision.trace.0.iter().find(|t| t.stage == crate::model::TraceStage::Error) {
-            // A rule failed: the case was handed over (the fallback), and admins see why.
+            // A rule failed: admins see why (the decision fell back to a handover, or, for a
+            // failing lead mapping, went on without writing the lead).
             self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &format!("{}: {}", error.rule, error.detail))?;
         }
         self.metrics.topics_assigned.fetch_add(new_topics.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -378,6 +378,21 @@ pub async fn create_lead(State(state): State<AdminState>, Path(id): Path<String>
         Ok(_) => return failure(StatusCode::NOT_FOUND, format!("no messenger conversation {id}")),
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
+    // A visitor never matched (no lookup yet, or it failed) is looked up now: a person or
+    // lead Salesforce already has gets no second lead.
+    let info = conv.messenger.as_ref();
+    if let Some(email) = info.filter(|m| m.person.is_none()).and_then(|m| m.visitor.email.as_deref()) {
+        match crate::channels::messenger::matching::find(&client, email).await {
+            Ok(SalesforcePerson::User { .. }) => {
+                return failure(StatusCode::CONFLICT, "this visitor is a contact in Salesforce");
+            }
+            Ok(SalesforcePerson::Lead { .. }) => {
+                return failure(StatusCode::CONFLICT, "this visitor already is a lead in Salesforce");
+            }
+            Ok(SalesforcePerson::Visitor) => {}
+            Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),
+        }
+    }
     let describe = match client.describe("Lead").await {
         Ok(d) => d,
         Err(e) => return failure(StatusCode::BAD_GATEWAY, format!("Salesforce: {e}")),

@@ -36,9 +36,14 @@ pub(super) struct CompiledField {
     pub expr: Option<Expr>,
 }
 
-/// Fields a rule may not write: the upsert key (Salesforce refuses it in the body), the id,
-/// and what the rule's own settings decide.
+/// Fields a rule may not write: the id and the upsert key (Salesforce refuses it in the
+/// body), and on a case what the rule's own settings decide (its owner and record type).
 const RESERVED_FIELDS: &[&str] = &["Id", "Casebridge_Conversation__c", "OwnerId", "RecordTypeId"];
+
+/// The reserved fields of a record of `object`.
+fn reserved(object: &str) -> impl Iterator<Item = &'static str> {
+    RESERVED_FIELDS.iter().copied().take(if object == "Case" { RESERVED_FIELDS.len() } else { 2 })
+}
 
 /// Whether `name` is a plain field API name (`Product__c`), not a path.
 fn is_field_name(name: &str) -> bool {
@@ -60,7 +65,7 @@ impl Loader<'_> {
         for f in fields {
             if !is_field_name(&f.field) {
                 self.errors.push(doc.near(&f.field, format!("{:?} is not a {object} field name", f.field)));
-            } else if RESERVED_FIELDS.iter().any(|r| r.eq_ignore_ascii_case(&f.field)) {
+            } else if reserved(object).any(|r| r.eq_ignore_ascii_case(&f.field)) {
                 let message = format!(
                     "{owner}: {:?} is casebridge's to write (the record's key, owner or record type); use the rule's own settings",
                     f.field

@@ -297,10 +297,6 @@ impl Messenger {
                     mine.lead_queued |= theirs.lead_queued;
                     mine.case_id = mine.case_id.take().or(theirs.case_id.clone());
                 }
-                if conv.state == ConversationState::Open && matches!(stored.state, ConversationState::HandedOver { .. })
-                {
-                    conv.state = stored.state.clone();
-                }
                 // A visitor who wrote while the daemon closed the chat (a resolution) reopens
                 // it, as writing after the close would.
                 let mine: std::collections::BTreeSet<&str> = conv.parts.iter().map(|p| p.id.as_str()).collect();
@@ -310,6 +306,17 @@ impl Messenger {
                     conv.state == ConversationState::Closed && conv.messenger.as_ref().is_some_and(|m| !m.case_closed);
                 if wrote_meanwhile && resolved {
                     conv.state = ConversationState::Open;
+                }
+                // A handover made meanwhile (by hand) stands, unless the chat ends with its case.
+                let ends_with_case = conv.messenger.as_ref().is_some_and(|m| m.case_closed);
+                if matches!(stored.state, ConversationState::HandedOver { .. })
+                    && !matches!(conv.state, ConversationState::HandedOver { .. })
+                    && !ends_with_case
+                {
+                    conv.state = stored.state.clone();
+                    if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref()) {
+                        mine.case_queued |= theirs.case_queued;
+                    }
                 }
                 // An email the visitor left in a message meanwhile.
                 if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref())
@@ -327,11 +334,15 @@ impl Messenger {
                 conv.modstamp = conv.modstamp.max(stored.modstamp);
             }
             // Due while the agent owes an answer, or a message awaits forwarding to the case.
+            // (The same tests the daemon's settling uses: a person's reply answers what came
+            // before it in a chat the agent answers.)
             let waiting = match conv.state {
-                ConversationState::Open => true,
-                ConversationState::HandedOver { .. } => conv.case_id().is_some(),
+                ConversationState::Open => !conv.unanswered().is_empty(),
+                ConversationState::HandedOver { .. } => {
+                    conv.case_id().is_some() && !conv.unhandled_customer_parts().is_empty()
+                }
                 _ => false,
-            } && !conv.unhandled_customer_parts().is_empty();
+            };
             if waiting && conv.retry_at.is_none() {
                 conv.retry_at = Some(Utc::now());
             }
@@ -355,6 +366,7 @@ impl Messenger {
         conv.parts.push(part);
         if let Some(info) = conv.messenger.as_mut() {
             info.case_id = Some(case_id.to_string());
+            info.case_queued = true;
         }
         if conv.state != ConversationState::Closed {
             let reason = "a person made a case for it from the admin page".to_string();

@@ -87,7 +87,8 @@ fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings
     // the rule's own settings.
     fields.extend(case.fields);
     fields.insert(case.transcript_field, json!(transcript(conv, case.transcript_max_chars)));
-    match case.record_type_id {
+    // A case Salesforce has keeps its record type.
+    match case.record_type_id.filter(|_| !case.update_only) {
         Some(id) => fields.insert("RecordTypeId".into(), json!(id)),
         None => fields.remove("RecordTypeId"),
     };
