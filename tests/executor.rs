@@ -254,3 +254,42 @@ async fn an_email_reply_without_smtp_is_a_sync_error_not_a_silent_drop() {
     assert_eq!(report.failed, 1);
     assert_eq!(store.sync_errors().unwrap()[0].code, "SMTP_NOT_CONFIGURED");
 }
+
+/// A later write to a record made by upsert (an `updateOnly` update) waits while the create
+/// it follows waits to be retried: sent first, it would find nothing and fail for good.
+#[tokio::test]
+async fn an_update_never_overtakes_the_create_it_follows() {
+    let w = World::new().await;
+    let store = w.store();
+    let client = w.agent_client();
+    let mut executor = Executor::new(client.clone(), store.clone(), None, w.id("agent"));
+    let lead = |fields: Vec<(&str, Value)>, update_only: bool| Action::UpsertRecord {
+        conversation_id: "msg_order".into(),
+        object: "Lead".into(),
+        key_field: "Casebridge_Conversation__c".into(),
+        fields: fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        key: None,
+        update_only,
+    };
+    store.enqueue(lead(vec![("LastName", json!("Doe")), ("Company", json!("Acme"))], false)).unwrap();
+    let mut waiting = store.outbox().unwrap().remove(0);
+    waiting.not_before = chrono::Utc::now() + chrono::Duration::hours(1);
+    store.update_entries(&[waiting.clone()]).unwrap();
+    store.enqueue(lead(vec![("Rating", json!("Warm"))], true)).unwrap();
+    let report = executor.run_round().await.unwrap();
+    assert_eq!((report.done, report.failed), (0, 0), "the update waits for its create");
+    assert!(store.sync_errors().unwrap().is_empty());
+
+    waiting.not_before = chrono::Utc::now();
+    store.update_entries(&[waiting]).unwrap();
+    executor.run_round().await.unwrap();
+    executor.run_round().await.unwrap();
+    assert_eq!(store.outbox_len(), 0);
+    let rows: Vec<Value> = client
+        .query("SELECT Rating, LastName FROM Lead WHERE Casebridge_Conversation__c = 'msg_order'")
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((&rows[0]["LastName"], &rows[0]["Rating"]), (&json!("Doe"), &json!("Warm")));
+}
