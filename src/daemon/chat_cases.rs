@@ -104,9 +104,12 @@ impl Daemon {
             }
         }
         let transcript_field = shaping.map_or(settings.transcript_field.clone(), |r| r.transcript_field.clone());
-        // A case closed (by the rule at a close, or by a person) opens again for whoever
-        // takes it now.
-        let reopen = conv.messenger.as_ref().is_some_and(|m| m.case_closed_by_rule || m.case_is_closed);
+        // A case the rule closed at a close opens again when the chat goes on; one a person
+        // closed, only for a handover (a person takes the chat).
+        let reopen = conv
+            .messenger
+            .as_ref()
+            .is_some_and(|m| m.case_closed_by_rule || (m.case_is_closed && handover_owner.is_some()));
         let reopen_status = if reopen { self.case_default_status().await } else { None };
         let transcript_max_chars = self.transcript_max_chars(&transcript_field).await;
         Ok(Some(CasePlan {
