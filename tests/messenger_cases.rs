@@ -46,6 +46,8 @@ async fn cases_of(w: &World, conversation: &str) -> Vec<Value> {
         .unwrap()
 }
 
+const GRIPPER: &str = "My gripper drifts after every restart, how do I recalibrate it?";
+
 const EVERY_CHAT: &str = r#"
 kind: cases
 cases:
@@ -59,13 +61,23 @@ cases:
     close_with_conversation: true
 "#;
 
+/// A daemon with the shipped rules and [`EVERY_CHAT`], its messenger, and a visitor's
+/// gripper question decided: (daemon, hub, conversation id, visitor token).
+async fn every_chat(w: &World, dir: &Path) -> (Daemon, Arc<Messenger>, String, String) {
+    let mut d = w.daemon_with_rules(rules_with(dir, EVERY_CHAT)).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, GRIPPER);
+    d.chat_round().await.unwrap();
+    (d, hub, id, token)
+}
+
 #[tokio::test]
 async fn a_rule_makes_the_case_at_the_start_and_writes_it_again_when_the_chat_closes() {
     let w = World::new().await;
     let tmp = tempfile::tempdir().unwrap();
     let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
     let hub = hub(&mut d);
-    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    let (id, token) = start(&hub, GRIPPER);
 
     d.chat_round().await.unwrap();
     let cases = cases_of(&w, &id).await;
@@ -136,7 +148,7 @@ cases:
 "#;
     let mut d = w.daemon_with_rules(rules_with(tmp.path(), rules)).await;
     let hub = hub(&mut d);
-    let (plain, _) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    let (plain, _) = start(&hub, GRIPPER);
     let (billing, token) = start(&hub, "Where can I download my invoice?");
     let long = format!("I am furious about the calibration wizard. {}", "It keeps failing. ".repeat(30));
     let (furious, _) = start(&hub, &long);
@@ -178,7 +190,7 @@ async fn a_rule_that_would_give_the_case_to_the_agent_user_makes_none_and_says_w
     let rules = "kind: cases\ncases:\n  - name: mine\n    on: start\n    owner: agent@test.example\n";
     let mut d = w.daemon_with_rules(rules_with(tmp.path(), rules)).await;
     let hub = hub(&mut d);
-    let (id, _) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    let (id, _) = start(&hub, GRIPPER);
     d.chat_round().await.unwrap();
     assert!(cases_of(&w, &id).await.is_empty());
     let errors = d.store().sync_errors().unwrap();
@@ -247,10 +259,7 @@ cases:
 async fn a_chat_whose_visitor_goes_quiet_closes_and_so_does_its_rules_case() {
     let w = World::new().await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
-    let hub = hub(&mut d);
-    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
-    d.chat_round().await.unwrap();
+    let (mut d, hub, id, token) = every_chat(&w, tmp.path()).await;
     d.cycle().await.unwrap();
     // A day passes without a word from the visitor.
     let mut conv = d.store().conversation(&id).unwrap().unwrap();
@@ -276,10 +285,7 @@ async fn a_chat_whose_visitor_goes_quiet_closes_and_so_does_its_rules_case() {
 async fn a_persons_reply_on_a_rule_case_answers_the_chat_without_waking_it_again() {
     let w = World::new().await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
-    let hub = hub(&mut d);
-    let (id, _) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
-    d.chat_round().await.unwrap();
+    let (mut d, _hub, id, _) = every_chat(&w, tmp.path()).await;
     d.cycle().await.unwrap();
     let case_id = cases_of(&w, &id).await[0]["Id"].as_str().unwrap().to_string();
     let comment = json!({ "ParentId": case_id, "CommentBody": "Hugo here: I will call you.", "IsPublished": true });
@@ -297,10 +303,7 @@ async fn a_persons_reply_on_a_rule_case_answers_the_chat_without_waking_it_again
 async fn a_chat_closed_before_its_case_is_read_back_still_closes_the_case() {
     let w = World::new().await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
-    let hub = hub(&mut d);
-    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
-    d.chat_round().await.unwrap();
+    let (mut d, hub, id, token) = every_chat(&w, tmp.path()).await;
     // No cycle between: the case was never read back.
     hub.post(&id, Some(&token), "That fixed it, thanks!", "127.0.0.1").unwrap();
     d.chat_round().await.unwrap();
@@ -314,10 +317,7 @@ async fn a_chat_closed_before_its_case_is_read_back_still_closes_the_case() {
 async fn a_handover_onto_a_case_a_person_closed_opens_it_again() {
     let w = World::new().await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = w.daemon_with_rules(rules_with(tmp.path(), EVERY_CHAT)).await;
-    let hub = hub(&mut d);
-    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
-    d.chat_round().await.unwrap();
+    let (mut d, hub, id, token) = every_chat(&w, tmp.path()).await;
     d.cycle().await.unwrap();
     let case_id = cases_of(&w, &id).await[0]["Id"].as_str().unwrap().to_string();
     w.admin.update("Case", &case_id, &json!({ "Status": "Closed" })).await.unwrap();
@@ -337,7 +337,7 @@ async fn a_decision_on_an_older_copy_keeps_what_happened_meanwhile() {
     let w = World::new().await;
     let mut d = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
     let hub = hub(&mut d);
-    let (id, token) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    let (id, token) = start(&hub, GRIPPER);
     d.chat_round().await.unwrap();
     // The daemon holds a copy; a person links a case from the admin page meanwhile.
     let older = d.store().conversation(&id).unwrap().unwrap();
@@ -348,7 +348,7 @@ async fn a_decision_on_an_older_copy_keeps_what_happened_meanwhile() {
     assert_eq!(conv.case_id(), Some("500000000000001AAA"));
 
     // The daemon closes a chat (a resolution) while the visitor writes: it stays open.
-    let (id, token2) = start(&hub, "My gripper drifts after every restart, how do I recalibrate it?");
+    let (id, token2) = start(&hub, GRIPPER);
     let _ = token;
     d.chat_round().await.unwrap();
     let mut closing = d.store().conversation(&id).unwrap().unwrap();

@@ -135,7 +135,8 @@ async fn a_handover_to_a_queue_leaves_the_lead_and_tasks_where_they_are() {
     d.chat_round().await.unwrap();
     let logged = rows(&w, format!("SELECT OwnerId FROM Task WHERE Casebridge_Conversation__c = '{id}'")).await;
     assert_eq!(logged.len(), 1);
-    assert_ne!(logged[0]["OwnerId"], json!(w.id("support_queue")), "a Task cannot belong to a queue");
+    assert_eq!(logged[0]["OwnerId"], json!(w.id("agent")), "a Task cannot belong to a queue: not given to it");
+    assert!(d.store().sync_errors().unwrap().is_empty(), "nor tried: {:?}", d.store().sync_errors().unwrap());
 }
 
 #[tokio::test]
@@ -169,6 +170,10 @@ async fn a_lead_made_by_hand_is_checked_first_and_queued_through_the_outbox() {
     d.chat_round().await.unwrap();
     assert!(rows(&w, format!("SELECT Id FROM Lead WHERE Casebridge_Conversation__c = '{sam}'")).await.is_empty());
 
+    // A body that is no JSON, or fields that are no object, are refused before anything.
+    let raw = http.post(format!("http://{addr}/api/inbox/{sam}/lead")).bearer_auth("t").body("{\"fields\":").send();
+    assert_eq!(raw.await.unwrap().status(), 400);
+    assert_eq!(post(format!("/api/inbox/{sam}/lead"), json!({ "fields": [1, 2] })).await.0, 400);
     let (status, answer) = post(format!("/api/inbox/{anonymous}/lead"), json!({})).await;
     assert_eq!(status, 422, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("no email"));

@@ -67,14 +67,7 @@ impl Daemon {
         }
         let mut actions = Vec::new();
         if !lead.is_empty() {
-            actions.push(Action::UpsertRecord {
-                conversation_id: conv.id.clone(),
-                object: "Lead".into(),
-                key_field: CONVERSATION_FIELD.into(),
-                fields: lead,
-                key: None,
-                update_only: true,
-            });
+            actions.push(messenger::plan::by_conversation(conv, "Lead", lead, true));
         }
         if let Some(owner) = owner {
             actions.extend(messenger::tasks::reassign(conv, owner));

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 
-use super::plan::{CONVERSATION_FIELD, DESCRIPTION_MAX_CHARS, transcript};
+use super::plan::{DESCRIPTION_MAX_CHARS, transcript};
 use crate::model::{Action, Conversation, SalesforcePerson};
 use crate::salesforce::soql::{Filter, Select};
 use crate::salesforce::{Client, SalesforceError};
@@ -83,14 +83,7 @@ pub fn create_lead(
     if let Some(owner) = owner {
         fields.insert("OwnerId".into(), json!(owner));
     }
-    Some(Action::UpsertRecord {
-        conversation_id: conv.id.clone(),
-        object: "Lead".into(),
-        key_field: CONVERSATION_FIELD.into(),
-        fields,
-        key: None,
-        update_only: false,
-    })
+    Some(super::plan::by_conversation(conv, "Lead", fields, false))
 }
 
 /// "Sam de Vries" → ("Sam", "de Vries"); one word is a last name; both cut to Salesforce's

@@ -98,13 +98,19 @@ fn upsert_case(conv: &Conversation, case: CasePlan, settings: &MessengerSettings
     if let Some(status) = case.reopen_status {
         fields.insert("Status".into(), json!(status));
     }
+    by_conversation(conv, "Case", fields, case.update_only)
+}
+
+/// A write to the `object` record made for `conv`, upserted by the conversation's id in
+/// `Casebridge_Conversation__c` (`update_only`: one made before, never a new one).
+pub fn by_conversation(conv: &Conversation, object: &str, fields: BTreeMap<String, Json>, update_only: bool) -> Action {
     Action::UpsertRecord {
         conversation_id: conv.id.clone(),
-        object: "Case".into(),
+        object: object.into(),
         key_field: CONVERSATION_FIELD.into(),
         fields,
         key: None,
-        update_only: case.update_only,
+        update_only,
     }
 }
 
@@ -118,14 +124,7 @@ pub fn close_case(conv: &Conversation, record: &CaseRecord, case_open: bool, tra
     if let Some(status) = record.close_status.as_ref().filter(|_| case_open) {
         fields.insert("Status".into(), json!(status));
     }
-    Action::UpsertRecord {
-        conversation_id: conv.id.clone(),
-        object: "Case".into(),
-        key_field: CONVERSATION_FIELD.into(),
-        fields,
-        key: None,
-        update_only: true,
-    }
+    by_conversation(conv, "Case", fields, true)
 }
 
 /// The visitor's messages as comments on the conversation's case, in order.
