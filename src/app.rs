@@ -11,6 +11,7 @@ use crate::agent::kb::KnowledgeBase;
 use crate::agent::openai::{Grounding, OpenAiAgent};
 use crate::agent::script::ScriptAgent;
 use crate::agent::{Agent, AgentError};
+use crate::auth::rotation::RotatedTokens;
 use crate::config::{AgentConfig, Config, ConfigError};
 use crate::daemon::{Daemon, DaemonError, DaemonSettings};
 use crate::decide::SharedRules;
@@ -79,22 +80,38 @@ pub fn client(config: &Config, base: &Path) -> Result<Client, AppError> {
                 AppError::Rules("no stored credentials: run `casebridge auth login --config ...` first".into())
             })?;
             let open = |sealed: &str| vault.open(sealed).map_err(|e| AppError::Rules(e.to_string()));
-            crate::salesforce::Credentials::RefreshToken {
+            let credentials = crate::salesforce::Credentials::RefreshToken {
                 client_id: client_id.clone(),
                 client_secret: stored.sealed_client_secret.as_deref().map(open).transpose()?,
                 refresh_token: open(&stored.sealed_refresh_token)?,
-            }
+            };
+            let rotated = RotatedTokens::Stored { store: base.join(&config.store_path), key };
+            (credentials, Some(rotated))
         }
-        _ => config.credentials(base)?,
+        _ => {
+            let credentials = config.credentials(base)?;
+            let rotated = match &credentials {
+                crate::salesforce::Credentials::RefreshToken { refresh_token, .. } => Some(RotatedTokens::Configured {
+                    store: base.join(&config.store_path),
+                    configured: refresh_token.clone(),
+                }),
+                _ => None,
+            };
+            (credentials, rotated)
+        }
     };
-    client_from(config, credentials)
+    let (credentials, rotated) = credentials;
+    let mut client_config = client_config(config, credentials);
+    client_config.refresh_tokens = rotated.map(|r| Arc::new(r) as Arc<dyn crate::salesforce::auth::RefreshTokenStore>);
+    Ok(Client::new(client_config)?)
 }
 
-fn client_from(config: &Config, credentials: crate::salesforce::Credentials) -> Result<Client, AppError> {
+fn client_config(config: &Config, credentials: crate::salesforce::Credentials) -> ClientConfig {
     let mut client_config = ClientConfig::new(config.org.login_url.clone(), credentials);
     client_config.api_version = config.org.api_version.clone();
     client_config.timeout = config.org.request_timeout;
-    Ok(Client::new(client_config)?)
+    client_config.assignment_rules = config.org.assignment_rules;
+    client_config
 }
 
 /// The agent the config describes.

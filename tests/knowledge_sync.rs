@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use casebridge::agent::Agent;
 use casebridge::agent::kb::KnowledgeBase;
-use casebridge::config::SalesforceKnowledgeConfig;
+use casebridge::config::{KnowledgeChannel, SalesforceKnowledgeConfig};
 use casebridge::daemon::{Daemon, DaemonSettings, EventKind};
 use casebridge::sim::org::WriteCtx;
 use chrono::Utc;
@@ -23,6 +23,7 @@ fn knowledge(body_fields: &[&str]) -> SalesforceKnowledgeConfig {
         language: "en_US".into(),
         interval: Duration::ZERO,
         object: "Knowledge__kav".into(),
+        channels: vec![KnowledgeChannel::Pkb, KnowledgeChannel::Csp],
     }
 }
 
@@ -41,7 +42,7 @@ fn as_admin<T>(w: &World, change: impl FnOnce(&mut casebridge::sim::org::Org, &W
 
 fn publish(w: &World, title: &str, url_name: &str, answer: &str) -> String {
     as_admin(w, |org, ctx| {
-        let body = json!({ "Title": title, "UrlName": url_name, "Answer__c": answer });
+        let body = json!({ "Title": title, "UrlName": url_name, "Answer__c": answer, "IsVisibleInPkb": true });
         let id = org.create("Knowledge__kav", body.as_object().unwrap(), ctx).unwrap();
         org.set_publish_status(&id, "Online", ctx).unwrap();
         id
@@ -89,7 +90,11 @@ async fn published_updated_and_archived_articles_follow_the_org() {
 
     // Archived: it leaves, and a question only it answered is handed over.
     let online = as_admin(&w, |org, _| {
-        org.all("Knowledge__kav").find(|v| v.str("PublishStatus") == Some("Online")).unwrap().id.clone()
+        org.all("Knowledge__kav")
+            .find(|v| v.str("PublishStatus") == Some("Online") && v.str("KnowledgeArticleId") == Some(article.as_str()))
+            .unwrap()
+            .id
+            .clone()
     });
     as_admin(&w, |org, ctx| org.set_publish_status(&online, "Archived", ctx).unwrap());
     let third =
@@ -146,4 +151,57 @@ async fn agent_ask_reads_the_orgs_articles_first() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("two-year warranty") && stdout.contains("warranty-and-repairs#intro"), "{stdout}");
+}
+
+/// The test org has an article published to the internal app only ("Granting a refund
+/// outside policy"): a customer asking its question is never given it, whatever the wording,
+/// and an admin who names the internal channel gets it (so the filter is what keeps it out).
+#[tokio::test]
+async fn an_agents_only_article_is_never_quoted_to_a_customer() {
+    let w = World::new().await;
+    let question = "How do I get a refund outside policy? Is there an override code?";
+    let mut d = daemon(&w, knowledge(&["Answer__c"])).await;
+    let case = w.case_for_agent(json!({ "Subject": "Refund outside policy", "Description": question })).await;
+    let report = d.cycle().await.unwrap();
+    assert_eq!(report.knowledge.as_ref().unwrap().articles, 0, "{:?}", report.knowledge);
+    for reply in w.agent_comment_bodies(&case).await {
+        assert!(!reply.contains("STAFF-OVERRIDE-77") && !reply.contains("refund-outside-policy"), "{reply}");
+    }
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case && e.kind == EventKind::HandedOver),
+        "nothing public answers it: {:?}",
+        report.events
+    );
+
+    // The internal channel, named on purpose: now it is part of the help centre.
+    let w = World::new().await;
+    let mut config = knowledge(&["Answer__c"]);
+    config.channels = vec![KnowledgeChannel::App];
+    let mut d = daemon(&w, config).await;
+    let case = w.case_for_agent(json!({ "Subject": "Refund outside policy", "Description": question })).await;
+    let report = d.cycle().await.unwrap();
+    assert_eq!(report.knowledge.as_ref().unwrap().articles, 1, "{:?}", report.knowledge);
+    let replies = w.agent_comment_bodies(&case).await;
+    assert!(replies.iter().any(|r| r.contains("STAFF-OVERRIDE-77")), "{replies:?}");
+}
+
+/// An article moved off every customer channel (a new version published to the internal
+/// app only) leaves the help centre at the next sync.
+#[tokio::test]
+async fn an_article_taken_off_customer_channels_leaves() {
+    let w = World::new().await;
+    let v1 = publish(&w, "Warranty and repairs", "warranty-and-repairs", "<p>Every arm has a two-year warranty.</p>");
+    let mut d = daemon(&w, knowledge(&["Answer__c"])).await;
+    let report = d.cycle().await.unwrap();
+    assert_eq!(report.knowledge.as_ref().unwrap().articles, 1);
+    let article = as_admin(&w, |org, _| org.get(&v1).unwrap().str("KnowledgeArticleId").unwrap().to_string());
+    as_admin(&w, |org, ctx| {
+        let v2 = org.new_draft(&article, ctx).unwrap();
+        let change = json!({ "IsVisibleInPkb": false, "IsVisibleInCsp": false });
+        org.update("Knowledge__kav", &v2, change.as_object().unwrap(), ctx).unwrap();
+        org.set_publish_status(&v2, "Online", ctx).unwrap();
+    });
+    let report = d.cycle().await.unwrap();
+    assert_eq!(report.knowledge.as_ref().unwrap().removed, 1, "{:?}", report.knowledge);
+    assert_eq!(report.knowledge.as_ref().unwrap().articles, 0);
 }

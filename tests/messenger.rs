@@ -436,11 +436,15 @@ async fn visitors_are_matched_and_a_new_one_who_leaves_an_email_becomes_one_lead
 #[tokio::test]
 async fn conversations_with_known_people_are_logged_as_tasks_and_completed_when_they_close() {
     let w = World::new().await;
+    // Two leads with one email, made before the org's duplicate rule was switched on.
     for _ in 0..2 {
-        w.admin
-            .create("Lead", &json!({ "LastName": "Prospect", "Company": "Widgets", "Email": "two@leads.example" }))
-            .await
-            .unwrap();
+        let ctx = casebridge::sim::org::WriteCtx {
+            user_id: w.id("admin"),
+            now: chrono::Utc::now(),
+            allow_system_fields: false,
+        };
+        let lead = json!({ "LastName": "Prospect", "Company": "Widgets", "Email": "two@leads.example" });
+        w.sim.with_org(|org| org.create("Lead", lead.as_object().unwrap(), &ctx).unwrap());
     }
     let mut d = daemon(&w).await;
     let settings =

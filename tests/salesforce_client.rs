@@ -255,8 +255,9 @@ async fn sobject_lifecycle_with_15_and_18_character_ids() {
 }
 
 #[tokio::test]
-async fn a_comment_bumps_its_case_systemmodstamp() {
+async fn a_comment_bumps_its_case_systemmodstamp_when_the_org_does() {
     let sim = start_sim(SimOptions::default()).await;
+    sim.with_org(|org| org.behaviour.child_records_touch_parent = true);
     let client = agent_client(&sim);
     let case_id = sim.id_of("case1").unwrap();
     let before: Value = client.get("Case", &case_id, Some(&["SystemModstamp"])).await.unwrap();

@@ -1,13 +1,17 @@
 //! The Salesforce metadata casebridge ships in `salesforce/` (source format, deployed with
 //! `sf project deploy start`; see `salesforce/README.md` and `docs/salesforce-setup.md`) is
-//! well-formed: `sfdx-project.json` names a package directory that exists, every `*-meta.xml`
-//! file is well-formed XML whose root element is its metadata type in the Metadata API's
-//! namespace, the agent user's permission set grants only what casebridge needs (and only
-//! object permissions Salesforce accepts), every custom Case field the shipped rules write is
-//! shipped too, and, when the Salesforce CLI (`sf`) is on PATH, the CLI converts the folder to
-//! Metadata API format offline. Without `sf` that last part is skipped, except in CI (the
-//! `CI` environment variable set), where a missing CLI fails the test.
+//! well-formed and complete: `sfdx-project.json` names package directories that exist, every
+//! `*-meta.xml` file is well-formed XML whose root element is its metadata type in the
+//! Metadata API's namespace and whose elements are ones that type documents (required ones
+//! present), the permission sets grant exactly what casebridge's code uses (every sObject
+//! `src/` queries or writes is granted or named with what governs it instead), every custom
+//! field shipped or written by the shipped rules has field permissions, the External Client
+//! App matches what `casebridge auth login` and the token requests send and ships no secret,
+//! and, when the Salesforce CLI (`sf`) is on PATH, the CLI converts the folder to Metadata API
+//! format offline. Without `sf` that last part is skipped, except in CI (the `CI` environment
+//! variable set), where a missing CLI fails the test.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
@@ -19,40 +23,426 @@ use std::time::{Duration, Instant};
 const METADATA_NAMESPACE: &str = "http://soap.sforce.com/2006/04/metadata";
 
 /// Source-format file suffixes and the metadata type (root element) each holds. A file with a
-/// suffix not listed here fails the test: add the type once you know its root element.
+/// suffix not listed here fails the test: add the type once you know its root element, and
+/// its elements to SCHEMAS.
 const METADATA_TYPES: &[(&str, &str)] = &[
     (".permissionset-meta.xml", "PermissionSet"),
     (".field-meta.xml", "CustomField"),
     (".object-meta.xml", "CustomObject"),
     (".topicsForObjects-meta.xml", "TopicsForObjects"),
+    (".eca-meta.xml", "ExternalClientApplication"),
+    (".ecaOauth-meta.xml", "ExtlClntAppOauthSettings"),
+    (".ecaGlblOauth-meta.xml", "ExtlClntAppGlobalOauthSettings"),
+    (".ecaOauthPlcy-meta.xml", "ExtlClntAppOauthConfigurablePolicies"),
+    (".ecaPlcy-meta.xml", "ExtlClntAppConfigurablePolicies"),
 ];
 
-/// The agent user's permission set.
+/// What a metadata type's file may hold: its documented fields (the child elements of the
+/// root), the ones the documentation marks required, and, for fields that are lists of
+/// entries, each entry's own fields (allowed, required). The field lists are those of the
+/// Metadata API reference page named in `doc` (the same as the Metadata WSDL's, as the
+/// Salesforce CLI's `@salesforce/types` 1.7.1 generates them: `lib/metadata.d.ts`); `required`
+/// is what the page marks "Required" (and, in a source-format file, `fullName` where the file
+/// carries it). An element not listed is a typo Salesforce would refuse at deploy time.
+struct Schema {
+    kind: &'static str,
+    doc: &'static str,
+    allowed: &'static [&'static str],
+    required: &'static [&'static str],
+    entries: &'static [(&'static str, &'static [&'static str], &'static [&'static str])],
+}
+
+const SCHEMAS: &[Schema] = &[
+    Schema {
+        kind: "CustomField",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/customfield.htm
+        doc: "customfield.htm",
+        allowed: &[
+            "fullName",
+            "businessOwnerGroup",
+            "businessOwnerUser",
+            "businessStatus",
+            "caseSensitive",
+            "complianceGroup",
+            "customDataType",
+            "defaultValue",
+            "deleteConstraint",
+            "deprecated",
+            "description",
+            "displayFormat",
+            "displayLocationInDecimal",
+            "elementType",
+            "encryptionScheme",
+            "escapeMarkup",
+            "externalDeveloperName",
+            "externalId",
+            "fieldManageability",
+            "formula",
+            "formulaTreatBlanksAs",
+            "inlineHelpText",
+            "isAIPredictionField",
+            "isConvertLeadDisabled",
+            "isFilteringDisabled",
+            "isNameField",
+            "isSortingDisabled",
+            "label",
+            "length",
+            "lookupFilter",
+            "maskChar",
+            "maskType",
+            "metadataRelationshipControllingField",
+            "mktDataLakeFieldAttributes",
+            "mktDataModelFieldAttributes",
+            "picklist",
+            "populateExistingRows",
+            "precision",
+            "readOnlyProxy",
+            "referenceTargetField",
+            "referenceTo",
+            "relationshipLabel",
+            "relationshipName",
+            "relationshipOrder",
+            "reparentableMasterDetail",
+            "required",
+            "restrictedAdminField",
+            "scale",
+            "securityClassification",
+            "startingNumber",
+            "stripMarkup",
+            "summarizedField",
+            "summaryFilterItems",
+            "summaryForeignKey",
+            "summaryOperation",
+            "trackFeedHistory",
+            "trackHistory",
+            "trackTrending",
+            "translateData",
+            "type",
+            "unique",
+            "valueSet",
+            "visibleLines",
+            "writeRequiresMasterRead",
+        ],
+        // The page marks none of its own fields required; a field file names its component.
+        required: &["fullName"],
+        entries: &[],
+    },
+    Schema {
+        kind: "PermissionSet",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_permissionset.htm
+        doc: "meta_permissionset.htm",
+        allowed: &[
+            "agentAccesses",
+            "applicationVisibilities",
+            "classAccesses",
+            "customMetadataTypeAccesses",
+            "customPermissions",
+            "customSettingAccesses",
+            "dataspaceScopes",
+            "description",
+            "emailRoutingAddressAccesses",
+            "externalCredentialPrincipalAccesses",
+            "externalDataSourceAccesses",
+            "fieldPermissions",
+            "flowAccesses",
+            "genComputingSummaryDefAccesses",
+            "hasActivationRequired",
+            "label",
+            "license",
+            "objectPermissions",
+            "pageAccesses",
+            "recordTypeVisibilities",
+            "servicePresenceStatusAccesses",
+            "tabSettings",
+            "userPermissions",
+        ],
+        required: &["label"],
+        entries: &[
+            (
+                "objectPermissions",
+                &[
+                    "allowCreate",
+                    "allowDelete",
+                    "allowEdit",
+                    "allowRead",
+                    "customizeSetup",
+                    "deleteSetup",
+                    "modifyAllRecords",
+                    "object",
+                    "viewAllFields",
+                    "viewAllRecords",
+                    "viewSetup",
+                ],
+                &[
+                    "allowCreate",
+                    "allowDelete",
+                    "allowEdit",
+                    "allowRead",
+                    "modifyAllRecords",
+                    "object",
+                    "viewAllRecords",
+                ],
+            ),
+            ("fieldPermissions", &["editable", "field", "readable"], &["editable", "field"]),
+            ("userPermissions", &["enabled", "name"], &["enabled", "name"]),
+        ],
+    },
+    Schema {
+        kind: "TopicsForObjects",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_topicsforobjects.htm
+        doc: "meta_topicsforobjects.htm",
+        allowed: &["enableTopics", "entityApiName"],
+        required: &["enableTopics", "entityApiName"],
+        entries: &[],
+    },
+    Schema {
+        kind: "ExternalClientApplication",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_externalclientapplication.htm
+        doc: "meta_externalclientapplication.htm",
+        allowed: &[
+            "contactEmail",
+            "contactPhone",
+            "description",
+            "distributionState",
+            "iconUrl",
+            "infoUrl",
+            "isProtected",
+            "label",
+            "logoUrl",
+            "managedType",
+            "orgScopedExternalApp",
+        ],
+        required: &[],
+        entries: &[],
+    },
+    Schema {
+        kind: "ExtlClntAppOauthSettings",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_extlclntappoauthsettings.htm
+        doc: "meta_extlclntappoauthsettings.htm",
+        allowed: &[
+            "areAttributesIncludedInAssetToken",
+            "areCustomPermsIncludedInAssetToken",
+            "assetTokenAudiences",
+            "assetTokenSigningCertificate",
+            "assetTokenValidity",
+            "clientAssertionCertificate",
+            "commaSeparatedCustomScopes",
+            "commaSeparatedOauthScopes",
+            "customAttributes",
+            "externalClientApplication",
+            "isFirstPartyAppEnabled",
+            "label",
+            "oauthLink",
+            "singleLogoutUrl",
+            "trustedIpRanges",
+        ],
+        required: &["externalClientApplication"],
+        entries: &[],
+    },
+    Schema {
+        kind: "ExtlClntAppGlobalOauthSettings",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_extlclntappglobaloauthsettings.htm
+        doc: "meta_extlclntappglobaloauthsettings.htm",
+        allowed: &[
+            "callbackUrl",
+            "certificate",
+            "consumerKey",
+            "consumerSecret",
+            "externalClientApplication",
+            "idTokenConfig",
+            "isClientCredentialsFlowEnabled",
+            "isCodeCredFlowEnabled",
+            "isCodeCredPostOnly",
+            "isConsumerSecretOptional",
+            "isDeviceFlowEnabled",
+            "isIntrospectAllTokens",
+            "isNamedUserJwtEnabled",
+            "isPkceRequired",
+            "isRefreshTokenRotationEnabled",
+            "isSecretRequiredForRefreshToken",
+            "isSecretRequiredForTokenExchange",
+            "isTokenExchangeEnabled",
+            "label",
+            "shouldRotateConsumerKey",
+            "shouldRotateConsumerSecret",
+        ],
+        required: &["externalClientApplication"],
+        entries: &[],
+    },
+    Schema {
+        kind: "ExtlClntAppOauthConfigurablePolicies",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_extlclntappoauthconfigurablepolicies.htm
+        doc: "meta_extlclntappoauthconfigurablepolicies.htm",
+        allowed: &[
+            "apexHandler",
+            "clientCredentialsFlowUser",
+            "commaSeparatedCustomScopes",
+            "commaSeparatedPermissionSet",
+            "commaSeparatedProfile",
+            "customAttributes",
+            "executeHandlerAs",
+            "externalClientApplication",
+            "guestJwtSessionTimeoutType",
+            "guestJwtTimeout",
+            "ipRelaxationPolicyType",
+            "isClientCredentialsFlowEnabled",
+            "isGuestCodeCredFlowEnabled",
+            "isTokenExchangeFlowEnabled",
+            "label",
+            "namedUserJwtSessionTimeoutType",
+            "namedUserJwtTimeout",
+            "permittedUsersPolicyType",
+            "policyAction",
+            "refreshTokenPolicyType",
+            "refreshTokenValidityPeriod",
+            "refreshTokenValidityUnit",
+            "requiredSessionLevel",
+            "sessionTimeoutInMinutes",
+            "singleLogoutUrl",
+            "startUrl",
+        ],
+        required: &["externalClientApplication"],
+        entries: &[],
+    },
+    Schema {
+        kind: "ExtlClntAppConfigurablePolicies",
+        // https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/meta_extlclntappconfigurablepolicies.htm
+        doc: "meta_extlclntappconfigurablepolicies.htm",
+        allowed: &[
+            "externalClientApplication",
+            "isCanvasPluginEnabled",
+            "isEnabled",
+            "isMobilePluginEnabled",
+            "isNotificationPluginEnabled",
+            "isOauthPluginEnabled",
+            "isPushPluginEnabled",
+            "isSamlPluginEnabled",
+            "label",
+            "startPage",
+            "startUrl",
+        ],
+        required: &["externalClientApplication", "isEnabled"],
+        entries: &[],
+    },
+];
+
+/// Elements that hold an External Client App's secrets: Salesforce makes them at deploy time,
+/// and they never belong in the repository.
+const SECRET_ELEMENTS: &[&str] = &["consumerKey", "consumerSecret"];
+
+/// The agent user's permission set, and the one for Salesforce Knowledge (in its own package
+/// directory: its object exists only in orgs with Lightning Knowledge).
 const PERMISSION_SET: &str = "Casebridge_Agent";
+const KNOWLEDGE_PERMISSION_SET: &str = "Casebridge_Knowledge";
 
-/// Objects the permission set may grant: objects Salesforce accepts in a permission set's
-/// `objectPermissions` and that casebridge reads or writes.
-const GRANTABLE_OBJECTS: &[&str] = &["Account", "Case", "Contact", "Lead"];
+/// One object permission casebridge needs: the object, read, create, edit, the permission set
+/// that grants it, and where the code uses it.
+struct Grant {
+    object: &'static str,
+    read: bool,
+    create: bool,
+    edit: bool,
+    permission_set: &'static str,
+    used_by: &'static str,
+}
 
-/// Objects casebridge touches whose access a permission set cannot grant, and what governs it.
+/// Every object permission casebridge needs, and nothing else: a missing or a wider grant
+/// fails. Delete, View All and Modify All are never granted.
+const OBJECT_GRANTS: &[Grant] = &[
+    Grant {
+        object: "Case",
+        read: true,
+        create: true,
+        edit: true,
+        permission_set: PERMISSION_SET,
+        used_by: "the poll (channels/cases/query.rs), handovers and `kind: cases` rules upsert cases \
+                  (channels/messenger/plan.rs), owner and mapped fields (channels/cases/deliver.rs)",
+    },
+    Grant {
+        object: "Lead",
+        read: true,
+        create: true,
+        edit: true,
+        permission_set: PERMISSION_SET,
+        used_by: "the messenger's visitors: matching and upserting leads (channels/messenger/matching.rs, \
+                  daemon/chat_leads.rs)",
+    },
+    Grant {
+        object: "Contact",
+        read: true,
+        create: false,
+        edit: false,
+        permission_set: PERMISSION_SET,
+        used_by: "matching visitors (channels/messenger/matching.rs), the inbox panel (report/inbox.rs)",
+    },
+    Grant {
+        object: "Account",
+        read: true,
+        create: false,
+        edit: false,
+        permission_set: PERMISSION_SET,
+        used_by: "Contact.Account.Name and rules' Account.* paths",
+    },
+    Grant {
+        object: "Opportunity",
+        read: true,
+        create: false,
+        edit: false,
+        permission_set: PERMISSION_SET,
+        used_by: "a Task's related opportunity (channels/messenger/tasks.rs), the inbox panel (report/inbox.rs)",
+    },
+    Grant {
+        object: "Knowledge__kav",
+        read: true,
+        create: false,
+        edit: false,
+        permission_set: KNOWLEDGE_PERMISSION_SET,
+        used_by: "Salesforce Knowledge sync (daemon/knowledge_sync.rs; agent.salesforce_knowledge.object)",
+    },
+];
+
+/// Objects casebridge touches whose access a permission set's object permissions cannot
+/// grant, and what governs it instead.
 const NOT_GRANTABLE: &[(&str, &str)] = &[
     ("CaseComment", "a comment's access follows its parent case (Case read/edit)"),
     ("EmailMessage", "an email on a case follows the case (Case read/edit)"),
     ("FeedItem", "a post on a case's feed follows the case"),
+    ("CaseFeed", "a case's feed follows the case"),
+    ("OpportunityContactRole", "a contact role follows its opportunity and contact"),
     ("Topic", "topics are governed by the CreateTopics user permission"),
     ("TopicAssignment", "topic assignments are governed by the AssignTopics user permission"),
     ("User", "users are visible through the org's user sharing, not object permissions"),
     ("Group", "queues are read without object permissions"),
-    ("Task", "tasks are governed by the EditTask user permission"),
     ("QueueSobject", "queues are read without object permissions"),
+    ("RecordType", "record types are read without object permissions"),
+    ("Task", "tasks are governed by the EditTask user permission"),
+    ("Knowledge__ka", "a Knowledge article follows its versions (Knowledge__kav)"),
 ];
 
-/// User permissions the agent user needs: API access, tagging cases with topics, and
-/// logging messenger conversations as Tasks.
+/// Child relationships the code queries, and the object each holds.
+const CHILD_RELATIONSHIPS: &[(&str, &str)] = &[
+    ("CaseComments", "CaseComment"),
+    ("EmailMessages", "EmailMessage"),
+    ("Feeds", "CaseFeed"),
+    ("QueueSobjects", "QueueSobject"),
+];
+
+/// User permissions the agent user needs: API access, tagging cases with topics (and making
+/// topics), and logging messenger conversations as Tasks.
 const USER_PERMISSIONS: &[&str] = &["ApiEnabled", "AssignTopics", "CreateTopics", "EditTask"];
 
-/// The elements a permission set may hold here (all documented fields of the PermissionSet
-/// metadata type); anything else is a typo Salesforce would refuse at deploy time.
+/// Field permissions the agent user needs: every custom field casebridge writes (the shipped
+/// rules' fields and the conversation External IDs), all editable. Activity's custom fields
+/// take their field permissions as Task's.
+const FIELD_GRANTS: &[&str] = &[
+    "Case.AI_Involved__c",
+    "Case.AI_Resolution__c",
+    "Case.Casebridge_Conversation__c",
+    "Lead.Casebridge_Conversation__c",
+    "Task.Casebridge_Conversation__c",
+];
+
+/// The elements casebridge's permission sets hold (a subset of the type's).
 const PERMISSION_SET_ELEMENTS: &[&str] = &[
     "description",
     "fieldPermissions",
@@ -62,10 +452,6 @@ const PERMISSION_SET_ELEMENTS: &[&str] = &[
     "objectPermissions",
     "userPermissions",
 ];
-
-/// The children of one `objectPermissions` entry, all required.
-const OBJECT_PERMISSION_FIELDS: &[&str] =
-    &["allowCreate", "allowDelete", "allowEdit", "allowRead", "modifyAllRecords", "object", "viewAllRecords"];
 
 /// How long the CLI may take to convert the folder (it takes a few seconds).
 const CLI_TIMEOUT: Duration = Duration::from_secs(300);
@@ -104,6 +490,15 @@ fn default_package_directory() -> PathBuf {
 
 fn permission_set_path() -> PathBuf {
     default_package_directory().join(format!("main/default/permissionsets/{PERMISSION_SET}.permissionset-meta.xml"))
+}
+
+/// The Knowledge permission set, in the package directory of its own (`knowledge`).
+fn knowledge_permission_set_path() -> PathBuf {
+    let dir = package_directories()
+        .into_iter()
+        .find(|d| d.ends_with("knowledge"))
+        .expect("sfdx-project.json names the knowledge package directory");
+    dir.join(format!("main/default/permissionsets/{KNOWLEDGE_PERMISSION_SET}.permissionset-meta.xml"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,6 +863,93 @@ fn metadata_files() -> Vec<PathBuf> {
     files
 }
 
+/// What is wrong with a document of metadata type `kind` against its SCHEMAS entry: each
+/// element the type does not document, each required one missing (or given twice), each
+/// secret. `file` names the document in the messages.
+fn schema_problems(file: &str, kind: &str, root: &Element) -> Vec<String> {
+    let Some(schema) = SCHEMAS.iter().find(|s| s.kind == kind) else {
+        return vec![format!("{file}: no element table for {kind} (add it to SCHEMAS)")];
+    };
+    let mut problems = Vec::new();
+    let mut check = |element: &Element, allowed: &[&str], required: &[&str], at: &str| {
+        for child in &element.children {
+            if !allowed.contains(&child.name.as_str()) {
+                problems.push(format!(
+                    "{file}: <{}> is not an element of {at} (Metadata API reference: {})",
+                    child.name, schema.doc
+                ));
+            }
+            if SECRET_ELEMENTS.contains(&child.name.as_str()) {
+                problems.push(format!(
+                    "{file}: <{}> is a secret Salesforce makes at deploy time; it never belongs in the repository",
+                    child.name
+                ));
+            }
+        }
+        for name in required {
+            let count = element.children.iter().filter(|c| c.name == *name).count();
+            if count != 1 {
+                problems.push(format!(
+                    "{file}: {at} requires one <{name}>, found {count} (Metadata API reference: {})",
+                    schema.doc
+                ));
+            }
+        }
+    };
+    check(root, schema.allowed, schema.required, kind);
+    for (entry, allowed, required) in schema.entries {
+        for element in root.children_named(entry) {
+            check(element, allowed, required, &format!("{kind}'s <{entry}>"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_schema_check_refuses_unknown_missing_and_secret_elements() {
+    let doc = |body: &str| {
+        parse_xml(&format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<X xmlns=\"{METADATA_NAMESPACE}\">{body}</X>\n"
+        ))
+        .unwrap()
+    };
+    let good = doc("<label>L</label><userPermissions><enabled>true</enabled><name>ApiEnabled</name></userPermissions>");
+    assert_eq!(schema_problems("good.xml", "PermissionSet", &good), Vec::<String>::new());
+
+    let typo = doc("<labl>L</labl>");
+    let problems = schema_problems("bad.permissionset-meta.xml", "PermissionSet", &typo);
+    assert!(
+        problems.iter().any(|p| p.starts_with("bad.permissionset-meta.xml: <labl> is not an element of PermissionSet")),
+        "{problems:?}"
+    );
+    assert!(problems.iter().any(|p| p.contains("requires one <label>, found 0")), "{problems:?}");
+
+    let entry =
+        doc("<label>L</label><objectPermissions><object>Case</object><allowRaed>true</allowRaed></objectPermissions>");
+    let problems = schema_problems("e.xml", "PermissionSet", &entry);
+    assert!(
+        problems.iter().any(|p| p.contains("<allowRaed> is not an element of PermissionSet's <objectPermissions>"))
+    );
+    assert!(problems.iter().any(|p| p.contains("<objectPermissions> requires one <allowRead>")), "{problems:?}");
+
+    let secret = doc("<externalClientApplication>A</externalClientApplication><consumerSecret>s</consumerSecret>");
+    let problems = schema_problems("g.xml", "ExtlClntAppGlobalOauthSettings", &secret);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("<consumerSecret> is a secret"), "{problems:?}");
+
+    let policies = doc("<externalClientApplication>A</externalClientApplication>");
+    let problems = schema_problems("p.xml", "ExtlClntAppConfigurablePolicies", &policies);
+    assert!(problems.iter().any(|p| p.contains("requires one <isEnabled>, found 0")), "{problems:?}");
+
+    assert!(schema_problems("u.xml", "Nope", &policies)[0].contains("no element table for Nope"));
+    for (_, kind) in METADATA_TYPES {
+        assert!(
+            *kind == "CustomObject" || SCHEMAS.iter().any(|s| s.kind == *kind),
+            "{kind}: every metadata type casebridge ships has an element table"
+        );
+    }
+}
+
 #[test]
 fn every_metadata_file_is_well_formed_xml_of_its_type() {
     let files = metadata_files();
@@ -493,6 +975,9 @@ fn every_metadata_file_is_well_formed_xml_of_its_type() {
         };
         if root.name != *kind {
             writeln!(problems, "{}: the root element is <{}>, not <{kind}>", file.display(), root.name).unwrap();
+        }
+        for problem in schema_problems(&file.display().to_string(), kind, &root) {
+            writeln!(problems, "{problem}").unwrap();
         }
         if root.attribute("xmlns") != Some(METADATA_NAMESPACE) {
             writeln!(problems, "{}: the root element must declare xmlns=\"{METADATA_NAMESPACE}\"", file.display())
@@ -525,59 +1010,75 @@ fn boolean(element: &Element, field: &str) -> bool {
     }
 }
 
-#[test]
-fn the_agent_permission_set_grants_only_what_casebridge_needs() {
-    let root = parse_file(&permission_set_path()).unwrap_or_else(|e| panic!("{e}"));
+/// The object permissions a permission set grants: (object, read, create, edit), after
+/// checking each entry never grants delete, View All or Modify All.
+fn object_grants(path: &Path) -> Vec<(String, bool, bool, bool)> {
+    let root = parse_file(path).unwrap_or_else(|e| panic!("{e}"));
     for child in &root.children {
         assert!(
             PERMISSION_SET_ELEMENTS.contains(&child.name.as_str()),
-            "<{}> is not an element this permission set should hold",
+            "{}: <{}> is not an element casebridge's permission sets hold",
+            path.display(),
             child.name
         );
     }
-    let label = root.child_text("label").expect("the permission set has one label");
+    let label = root.child_text("label").expect("a permission set has one label");
     assert!(!label.is_empty() && label.chars().count() <= 80, "label {label:?}: 1 to 80 characters");
-    let description = root.child_text("description").expect("the permission set has one description");
+    let description = root.child_text("description").expect("a permission set has one description");
     assert!(description.chars().count() <= 255, "the description is longer than Salesforce's 255 characters");
     assert!(!boolean(&root, "hasActivationRequired"), "the agent user's permissions must not need session activation");
     assert!(root.child_text("license").is_none(), "no license: the permission set must fit the agent user's own");
-
-    let mut granted: Vec<(&str, bool, bool, bool)> = Vec::new();
+    let mut granted = Vec::new();
     for p in root.children_named("objectPermissions") {
-        for field in &p.children {
-            assert!(OBJECT_PERMISSION_FIELDS.contains(&field.name.as_str()), "objectPermissions: <{}>?", field.name);
-        }
-        let object = p.child_text("object").expect("every objectPermissions names one object");
+        let object = p.child_text("object").expect("every objectPermissions names one object").to_string();
         if let Some((_, why)) = NOT_GRANTABLE.iter().find(|(o, _)| *o == object) {
             panic!("objectPermissions names {object}, which a permission set cannot grant: {why}");
         }
-        assert!(
-            GRANTABLE_OBJECTS.contains(&object),
-            "objectPermissions names {object}, which is not among the objects casebridge needs: {GRANTABLE_OBJECTS:?}"
-        );
-        assert!(!granted.iter().any(|(o, ..)| *o == object), "{object} is granted twice");
-        let (read, create, edit, delete) =
-            (boolean(p, "allowRead"), boolean(p, "allowCreate"), boolean(p, "allowEdit"), boolean(p, "allowDelete"));
-        if create || edit {
-            assert!(read, "{object}: create and edit need read");
-        }
-        assert!(!delete, "{object}: casebridge never deletes records");
+        let (read, create, edit) = (boolean(p, "allowRead"), boolean(p, "allowCreate"), boolean(p, "allowEdit"));
+        assert!(read || !(create || edit), "{object}: create and edit need read");
+        assert!(!boolean(p, "allowDelete"), "{object}: casebridge never deletes records");
         assert!(
             !boolean(p, "viewAllRecords") && !boolean(p, "modifyAllRecords"),
             "{object}: View All and Modify All are more than the agent user needs"
         );
         granted.push((object, read, create, edit));
     }
-    let grant = |object: &str| granted.iter().find(|(o, ..)| *o == object).map(|&(_, r, c, e)| (r, c, e));
-    assert_eq!(
-        grant("Case"),
-        Some((true, true, true)),
-        "Case: read, create (the messenger's handovers) and edit (comments, emails, owner, fields)"
-    );
-    assert_eq!(grant("Lead"), Some((true, true, true)), "Lead: the messenger's new visitors become leads");
-    assert_eq!(grant("Contact"), Some((true, false, false)), "Contact: read only");
-    assert_eq!(grant("Account"), Some((true, false, false)), "Account: read only");
+    granted
+}
 
+#[test]
+fn the_agent_permission_set_grants_only_what_casebridge_needs() {
+    let mut granted: Vec<(String, bool, bool, bool, &str)> = Vec::new();
+    for (set, path) in
+        [(PERMISSION_SET, permission_set_path()), (KNOWLEDGE_PERMISSION_SET, knowledge_permission_set_path())]
+    {
+        for (object, r, c, e) in object_grants(&path) {
+            assert!(!granted.iter().any(|g| g.0 == object), "{object} is granted twice");
+            granted.push((object, r, c, e, set));
+        }
+    }
+    for grant in OBJECT_GRANTS {
+        let found = granted.iter().find(|g| g.0 == grant.object);
+        assert_eq!(
+            found.map(|g| (g.1, g.2, g.3, g.4)),
+            Some((grant.read, grant.create, grant.edit, grant.permission_set)),
+            "{}: casebridge needs read {}, create {}, edit {} in {} ({})",
+            grant.object,
+            grant.read,
+            grant.create,
+            grant.edit,
+            grant.permission_set,
+            grant.used_by
+        );
+    }
+    for (object, ..) in &granted {
+        assert!(
+            OBJECT_GRANTS.iter().any(|g| g.object == object),
+            "{object} is granted, but casebridge does not use it (OBJECT_GRANTS)"
+        );
+    }
+
+    let root = parse_file(&permission_set_path()).unwrap_or_else(|e| panic!("{e}"));
     let mut permissions = Vec::new();
     for p in root.children_named("userPermissions") {
         let name = p.child_text("name").expect("every userPermissions has one name");
@@ -589,17 +1090,209 @@ fn the_agent_permission_set_grants_only_what_casebridge_needs() {
         assert!(permissions.contains(needed), "the permission set lacks the {needed} user permission");
     }
 
+    let mut fields = Vec::new();
     for p in root.children_named("fieldPermissions") {
         let field = p.child_text("field").expect("every fieldPermissions names one field");
-        let object = field.split('.').next().unwrap_or_default();
-        // Activity's custom fields take their field permissions as Task's (Task access
-        // itself is the EditTask user permission, not an object permission).
+        assert!(FIELD_GRANTS.contains(&field), "fieldPermissions on {field}: not a field casebridge uses");
         assert!(
-            GRANTABLE_OBJECTS.contains(&object) || object == "Task",
-            "fieldPermissions on {field}: not an object casebridge uses"
+            boolean(p, "readable") && boolean(p, "editable"),
+            "{field}: casebridge writes it: readable and editable"
         );
-        assert!(boolean(p, "readable") || !boolean(p, "editable"), "{field}: editable needs readable");
+        assert!(!fields.contains(&field), "{field} has two fieldPermissions");
+        fields.push(field);
     }
+    for needed in FIELD_GRANTS {
+        assert!(fields.contains(needed), "the permission set lacks editable field permissions on {needed}");
+    }
+    // Every custom field shipped is one of them (Activity's as Task's).
+    for file in metadata_files() {
+        if let Some(("CustomField", name)) = component(&file) {
+            let name = name.replace("Activity.", "Task.");
+            assert!(
+                FIELD_GRANTS.contains(&name.as_str()),
+                "{name} is shipped: add it to FIELD_GRANTS and the permission set"
+            );
+        }
+    }
+}
+
+/// Splits a call's arguments (the text after its opening parenthesis) at top-level commas, up
+/// to the closing parenthesis; string literals are kept whole.
+fn call_arguments(text: &str) -> Vec<String> {
+    let (mut args, mut current, mut depth, mut in_string, mut escaped) = (Vec::new(), String::new(), 0, false, false);
+    for c in text.chars() {
+        if in_string {
+            current.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                current.push(c);
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                current.push(c);
+            }
+            ')' | ']' | '}' if depth == 0 => break,
+            ')' | ']' | '}' => {
+                depth -= 1;
+                current.push(c);
+            }
+            ',' if depth == 0 => args.push(std::mem::take(&mut current).trim().to_string()),
+            _ => current.push(c),
+        }
+    }
+    if !current.trim().is_empty() {
+        args.push(current.trim().to_string());
+    }
+    args
+}
+
+/// The sObject named by a string literal argument (`"Case"`), if it is one.
+fn literal_object(arg: &str) -> Option<String> {
+    let name = arg.strip_prefix('"')?.strip_suffix('"')?;
+    let ok = name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ok.then(|| CHILD_RELATIONSHIPS.iter().find(|(r, _)| *r == name).map_or(name, |(_, o)| o).to_string())
+}
+
+/// The sObjects a piece of Rust source names as literals in queries (`Select::new(fields,
+/// "Case")`, child queries included), composite writes (`SubRequest::create(ref, "Topic",
+/// ...)`), describes and upserts (`object: "Task".into()`).
+fn objects_named_in(source: &str) -> BTreeSet<String> {
+    let mut objects = BTreeSet::new();
+    for (call, position) in
+        [("Select::new(", usize::MAX), ("SubRequest::create(", 1), ("SubRequest::update(", 1), ("describe(", 0)]
+    {
+        for (at, _) in source.match_indices(call) {
+            let args = call_arguments(&source[at + call.len()..]);
+            let arg = if position == usize::MAX { args.last() } else { args.get(position) };
+            objects.extend(arg.and_then(|a| literal_object(a)));
+        }
+    }
+    for (at, _) in source.match_indices("object: \"") {
+        let rest = &source[at + "object: ".len()..];
+        let end = rest[1..].find('"').map_or(0, |e| e + 2);
+        objects.extend(literal_object(&rest[..end]));
+    }
+    objects
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_object_the_code_uses_is_granted_or_governed_otherwise() {
+    let sample = "let q = Select::new([\"Id\", \"Name\"], \"Lead\")\n.with_children(Select::new(fields::C.iter().copied(), \"CaseComments\"));\n\
+                  SubRequest::create(\n  &r(0),\n  \"FeedItem\",\n  json!({ \"Body\": \"a, b\" }),\n);\nobject: \"Task\".into(), describe(\"Case\")";
+    assert_eq!(
+        objects_named_in(sample),
+        ["Case", "CaseComment", "FeedItem", "Lead", "Task"].into_iter().map(String::from).collect::<BTreeSet<_>>()
+    );
+    let src = repo().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut used = BTreeSet::new();
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        // The org simulator and the demo stand in for Salesforce; tests name made-up objects.
+        if relative.starts_with("sim/") || relative.starts_with("demo/") || relative.ends_with("tests.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        used.extend(objects_named_in(code));
+    }
+    // Named in configuration, not as a literal: the Knowledge article version object (the
+    // default of agent.salesforce_knowledge.object) and its articles.
+    used.extend(["Knowledge__kav", "Knowledge__ka"].map(String::from));
+    for expected in ["Case", "CaseComment", "EmailMessage", "Lead", "Opportunity", "Task", "TopicAssignment"] {
+        assert!(used.contains(expected), "the scan of src/ no longer finds {expected}: {used:?}");
+    }
+    for object in &used {
+        assert!(
+            OBJECT_GRANTS.iter().any(|g| g.object == object) || NOT_GRANTABLE.iter().any(|(o, _)| o == object),
+            "src/ reads or writes {object}: grant it in a permission set (OBJECT_GRANTS) or say what governs it \
+             (NOT_GRANTABLE)"
+        );
+    }
+}
+
+#[test]
+fn the_external_client_app_matches_what_casebridge_sends() {
+    let dir = default_package_directory().join("main/default");
+    let read = |path: &str| parse_file(&dir.join(path)).unwrap_or_else(|e| panic!("{e}"));
+    let app = read("externalClientApps/Casebridge.eca-meta.xml");
+    assert_eq!(app.child_text("distributionState"), Some("Local"), "the app lives in this org only");
+    let oauth = read("extlClntAppOauthSettings/CasebridgeOAuthSettings.ecaOauth-meta.xml");
+    let global = read("extlClntAppGlobalOauthSets/CasebridgeGlblOAuth.ecaGlblOauth-meta.xml");
+    let policies = read("extlClntAppOauthPolicies/CasebridgeOAuthSettings_defaultPolicy.ecaOauthPlcy-meta.xml");
+    let plugins = read("extlClntAppPolicies/Casebridge_defaultPolicy.ecaPlcy-meta.xml");
+    for part in [&oauth, &global, &policies, &plugins] {
+        assert_eq!(part.child_text("externalClientApplication"), Some("Casebridge"), "<{}> names the app", part.name);
+    }
+
+    // The scopes are the ones casebridge asks for (src/salesforce/auth.rs), in the Metadata
+    // API's names: `api` is Api, `refresh_token` and `offline_access` are RefreshToken.
+    let auth = fs::read_to_string(repo().join("src/salesforce/auth.rs")).unwrap();
+    let scopes = auth
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pub const SCOPES: &str = \"")?.strip_suffix("\";").map(str::to_string))
+        .expect("src/salesforce/auth.rs defines SCOPES");
+    let mut wanted: Vec<&str> = scopes
+        .split(' ')
+        .map(|s| match s {
+            "api" => "Api",
+            "refresh_token" | "offline_access" => "RefreshToken",
+            other => panic!("scope {other}: add its Metadata API name here"),
+        })
+        .collect();
+    wanted.dedup();
+    let shipped: Vec<&str> = oauth
+        .child_text("commaSeparatedOauthScopes")
+        .expect("the app names its scopes")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert_eq!(shipped, wanted, "the app's scopes are exactly casebridge's");
+
+    // The callback is where `casebridge auth login` listens by default (src/cli/args.rs).
+    let args = fs::read_to_string(repo().join("src/cli/args.rs")).unwrap();
+    let lines: Vec<&str> = args.lines().map(str::trim).collect();
+    let at = lines.iter().position(|l| *l == "callback: SocketAddr,").expect("auth login has a callback argument");
+    let default = lines[..at]
+        .iter()
+        .rev()
+        .find_map(|l| l.split("default_value = \"").nth(1)?.split('"').next())
+        .expect("the callback argument has a default");
+    assert_eq!(global.child_text("callbackUrl"), Some(format!("http://{default}/callback").as_str()));
+    assert!(boolean(&global, "isPkceRequired"), "auth login sends a PKCE challenge: require it");
+    assert!(!boolean(&global, "isConsumerSecretOptional"), "casebridge sends the secret in the web-server flow");
+    assert!(boolean(&global, "isSecretRequiredForRefreshToken"), "casebridge sends the secret when it refreshes");
+    assert!(
+        !boolean(&global, "isRefreshTokenRotationEnabled"),
+        "casebridge does not store a rotated refresh token: with rotation its second refresh would fail"
+    );
+
+    assert_eq!(policies.child_text("permittedUsersPolicyType"), Some("AdminApprovedPreAuthorized"));
+    assert_eq!(policies.child_text("refreshTokenPolicyType"), Some("Infinite"), "casebridge runs unattended");
+    assert_eq!(policies.child_text("ipRelaxationPolicyType"), Some("Enforce"));
+    assert!(boolean(&plugins, "isEnabled") && boolean(&plugins, "isOauthPluginEnabled"));
 }
 
 /// The `field:` of every outbound mapping in a mappings file (block-style YAML, as the shipped
@@ -723,8 +1416,12 @@ fn the_salesforce_cli_converts_the_metadata_offline() {
     let log_path = scratch.path().join("sf.log");
     let log = fs::File::create(&log_path).unwrap();
     let mut child = Command::new(&sf)
-        .args(["project", "convert", "source", "--root-dir", "force-app", "--output-dir"])
+        .args(["project", "convert", "source", "--output-dir"])
         .arg(&output_dir)
+        // Every package directory: the default one and the Knowledge permission set's.
+        .args(package_directories().iter().flat_map(|d| {
+            ["--source-dir".to_string(), d.strip_prefix(salesforce_dir()).unwrap().to_string_lossy().into_owned()]
+        }))
         .current_dir(&project)
         // Nothing but the conversion: no telemetry, no update check or self-update, no colour.
         .env("SF_DISABLE_TELEMETRY", "true")
@@ -786,7 +1483,7 @@ fn the_salesforce_cli_converts_the_metadata_offline() {
     }
     assert_eq!(
         members("PermissionSet"),
-        [PERMISSION_SET],
+        [PERMISSION_SET, KNOWLEDGE_PERMISSION_SET],
         "package.xml:\n{}",
         fs::read_to_string(output_dir.join("package.xml")).unwrap()
     );

@@ -235,6 +235,12 @@ impl Config {
                     format!("a language code such as en_US, found {:?}", k.language),
                 );
             }
+            if k.channels.is_empty() {
+                bad(
+                    "agent.salesforce_knowledge.channels",
+                    "at least one channel (pkb, csp, prm or app); without one no article is ever synced".to_string(),
+                );
+            }
             within(
                 bad,
                 "agent.salesforce_knowledge.interval",

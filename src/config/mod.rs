@@ -112,6 +112,12 @@ pub struct OrgConfig {
     #[serde(default = "default_request_timeout", with = "duration")]
     #[schemars(with = "String")]
     pub request_timeout: Duration,
+    /// Whether the org's active assignment rules may route what casebridge writes: `never`
+    /// (the default: every request says `Sforce-Auto-Assign: FALSE`, so a handover stays
+    /// with its queue or user) or `on_create` (the rule picks the owner of the Cases and
+    /// Leads casebridge creates; updates and handovers never run it).
+    #[serde(default)]
+    pub assignment_rules: crate::salesforce::AssignmentRules,
 }
 
 /// How casebridge signs in: the connected app's grant.
@@ -395,6 +401,38 @@ pub struct SalesforceKnowledgeConfig {
     /// The article version object, `Knowledge__kav` unless the org renamed it.
     #[serde(default = "default_knowledge_object")]
     pub object: String,
+    /// The channels whose articles customers may be answered from: an article is synced
+    /// when it is published to any of them. `pkb` (the public knowledge base), `csp` (the
+    /// customer portal or community), `prm` (the partner portal), `app` (the internal app:
+    /// articles written for agents). Default: `[pkb, csp]`, never the agents-only ones.
+    #[serde(default = "default_knowledge_channels")]
+    pub channels: Vec<KnowledgeChannel>,
+}
+
+/// A Knowledge channel, as an article version's `IsVisibleIn…` checkbox names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KnowledgeChannel {
+    /// `IsVisibleInApp`: the internal app (agents).
+    App,
+    /// `IsVisibleInPkb`: the public knowledge base.
+    Pkb,
+    /// `IsVisibleInCsp`: the customer portal or community.
+    Csp,
+    /// `IsVisibleInPrm`: the partner portal.
+    Prm,
+}
+
+impl KnowledgeChannel {
+    /// The article version's checkbox for this channel.
+    pub fn field(self) -> &'static str {
+        match self {
+            KnowledgeChannel::App => "IsVisibleInApp",
+            KnowledgeChannel::Pkb => "IsVisibleInPkb",
+            KnowledgeChannel::Csp => "IsVisibleInCsp",
+            KnowledgeChannel::Prm => "IsVisibleInPrm",
+        }
+    }
 }
 
 /// The SMTP server.
@@ -454,6 +492,9 @@ fn default_knowledge_interval() -> Duration {
 }
 fn default_knowledge_object() -> String {
     "Knowledge__kav".into()
+}
+fn default_knowledge_channels() -> Vec<KnowledgeChannel> {
+    vec![KnowledgeChannel::Pkb, KnowledgeChannel::Csp]
 }
 fn default_passages() -> usize {
     5

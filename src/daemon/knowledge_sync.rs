@@ -181,8 +181,18 @@ impl KnowledgeSync {
     fn online_query(&self, ids: Option<&[String]>) -> Result<String, SalesforceError> {
         let mut fields = vec!["Id", "KnowledgeArticleId", "Title", "UrlName", "Summary"];
         fields.extend(self.settings.body_fields.iter().map(String::as_str));
-        let mut filter =
-            Filter::eq("PublishStatus", "Online").and(Filter::eq("Language", self.settings.language.as_str()));
+        // Only articles published to a channel customers read: an agents-only article
+        // ("how to grant a refund outside policy") is never the agent's to quote.
+        let channels = self
+            .settings
+            .channels
+            .iter()
+            .map(|c| Filter::eq(c.field(), true))
+            .reduce(Filter::or)
+            .ok_or_else(|| SalesforceError::Config("agent.salesforce_knowledge.channels is empty".into()))?;
+        let mut filter = Filter::eq("PublishStatus", "Online")
+            .and(Filter::eq("Language", self.settings.language.as_str()))
+            .and(channels);
         if let Some(ids) = ids {
             filter = filter.and(Filter::is_in("KnowledgeArticleId", ids.iter().map(String::as_str)));
         }
@@ -245,6 +255,7 @@ mod tests {
             language: "en_US".into(),
             interval: std::time::Duration::from_secs(300),
             object: object.into(),
+            channels: vec![crate::config::KnowledgeChannel::Pkb, crate::config::KnowledgeChannel::Csp],
         };
         KnowledgeSync::new(settings, Library::new(Index::new(Vec::new())), std::time::Duration::from_secs(60))
     }

@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::Serialize;
-use serde_json::Value as Json;
 
 use crate::act::email::Mailer;
 use crate::act::executor::{Executor, RoundReport};
 use crate::agent::Agent;
-use crate::channels::cases::query::case_query;
+use crate::channels::cases::build::activity_stamp;
+use crate::channels::cases::query::{case_query, changed_case_queries};
 use crate::decide::SharedRules;
 use crate::model::ReplyChannel;
 use crate::report::status::{LastCycle, Org, RECENT_ERRORS_IN_STATUS, Status};
@@ -449,30 +449,38 @@ impl Daemon {
         let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
         let watched = self.store.recently_open(WATCHED_OPEN)?;
         let scope = if watched.is_empty() { owned } else { owned.or(Filter::is_in("Id", watched)) };
-        let soql = self.poll_query(Filter::gt("SystemModstamp", cursor).and(scope));
+        // The cases changed by their own stamp or by a new comment, email or post (an org
+        // need not bump the case for those): four queries, one API call.
+        let queries = changed_case_queries(&self.rules.load().case_fields(), scope, cursor);
         let mut newest = cursor;
-        let mut pages = self.client.query::<Json>(soql);
-        while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
-            let mut batch = Vec::new();
-            for row in page {
-                report.rows += 1;
-                let stamp = row["SystemModstamp"].as_str().and_then(crate::salesforce::soql::parse_datetime);
-                if let Some(stamp) = stamp {
-                    newest = newest.max(stamp);
+        let mut seen = std::collections::HashSet::new();
+        for mut pages in self.client.queries_at_once(&queries).await.map_err(DaemonError::Poll)? {
+            while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
+                let mut batch = Vec::new();
+                for row in page {
+                    let id = row["Id"].as_str().unwrap_or_default().to_string();
+                    if !seen.insert(id.clone()) {
+                        continue;
+                    }
+                    report.rows += 1;
+                    // Children past their first page may hold the newest stamp.
+                    let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
+                    let stamp = activity_stamp(&row);
+                    if let Some(stamp) = stamp {
+                        newest = newest.max(stamp);
+                    }
+                    let stored = self.store.conversation(&id)?;
+                    // Seen at this stamp already (the overlap): no decision.
+                    if let Some(stamp) = stamp
+                        && (self.echoes.get(&id).is_some_and(|echo| *echo >= stamp)
+                            || stored.as_ref().is_some_and(|c| c.modstamp >= stamp))
+                    {
+                        continue;
+                    }
+                    batch.push((row, stored));
                 }
-                let id = row["Id"].as_str().unwrap_or_default();
-                let stored = self.store.conversation(id)?;
-                // Seen at this stamp already (the overlap): no child pages, no decision.
-                if let Some(stamp) = stamp
-                    && (self.echoes.get(id).is_some_and(|echo| *echo >= stamp)
-                        || stored.as_ref().is_some_and(|c| c.modstamp >= stamp))
-                {
-                    continue;
-                }
-                let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
-                batch.push((row, stored));
+                self.process_rows(batch, false, report).await?;
             }
-            self.process_rows(batch, false, report).await?;
         }
         // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
         // rest of the newest row's second only when that second is older than the overlap.

@@ -57,6 +57,20 @@ struct TokenResponse {
     instance_url: String,
     #[serde(default)]
     id: String,
+    /// A new refresh token, when the app rotates them (the one sent is then void).
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// Where a rotated refresh token is kept. With refresh-token rotation on (an app policy),
+/// each refresh returns a new refresh token and voids the one sent: the client saves the
+/// new one here, durably, before it uses the access token that came with it, and reads it
+/// back when a refresh is refused (another process sharing the grant may have rotated it).
+pub trait RefreshTokenStore: Send + Sync + std::fmt::Debug {
+    /// The newest refresh token kept for this grant, if any.
+    fn load(&self) -> Option<Secret>;
+    /// Keeps `token` (sealed, written atomically); an error means it is held in memory only.
+    fn save(&self, token: &Secret) -> std::result::Result<(), String>;
 }
 
 #[derive(Deserialize)]
@@ -67,9 +81,10 @@ struct TokenError {
 }
 
 /// The form a credentials kind posts to the token endpoint.
-pub(crate) fn token_form(credentials: &Credentials) -> Result<Vec<(&'static str, String)>> {
+pub(crate) fn token_form(credentials: &Credentials, rotated: Option<&Secret>) -> Result<Vec<(&'static str, String)>> {
     Ok(match credentials {
         Credentials::RefreshToken { client_id, client_secret, refresh_token } => {
+            let refresh_token = rotated.unwrap_or(refresh_token);
             let mut form = vec![
                 ("grant_type", "refresh_token".to_string()),
                 ("client_id", client_id.clone()),
@@ -117,15 +132,23 @@ fn jwt_assertion(client_id: &str, username: &str, key: &Secret, audience: &str) 
 }
 
 /// Reads a token endpoint response into a session or the OAuth error.
+#[cfg(test)]
 pub(crate) fn parse_token_response(status: u16, body: &str) -> Result<Session> {
+    parse_grant(status, body).map(|(session, _)| session)
+}
+
+/// Reads a token endpoint response into a session and the rotated refresh token, if the
+/// response carried one.
+pub(crate) fn parse_grant(status: u16, body: &str) -> Result<(Session, Option<Secret>)> {
     if (200..300).contains(&status) {
         let t: TokenResponse = serde_json::from_str(body)
             .map_err(|e| SalesforceError::Decode { context: "token response".into(), detail: e.to_string() })?;
-        return Ok(Session {
+        let session = Session {
             access_token: Secret::new(t.access_token),
             instance_url: t.instance_url.trim_end_matches('/').to_string(),
             identity_url: t.id,
-        });
+        };
+        return Ok((session, t.refresh_token.filter(|r| !r.is_empty()).map(Secret::new)));
     }
     match serde_json::from_str::<TokenError>(body) {
         Ok(e) => Err(SalesforceError::Auth { status, error: e.error, description: e.error_description }),

@@ -9,6 +9,10 @@ use serde_json::{Value as Json, json};
 use super::client::{Client, QueryResult};
 use super::error::Result;
 
+/// The most queries one composite call may carry (Salesforce: "up to 5 of these
+/// subrequests can be sObject Collections or query operations").
+pub const QUERIES_AT_ONCE: usize = 5;
+
 impl Client {
     /// One page of a query result by its `nextRecordsUrl` (parent or child locator).
     pub async fn query_more(&self, next_records_url: &str) -> Result<QueryResult<Json>> {
@@ -40,6 +44,53 @@ impl Client {
             }
         }
         Ok(row)
+    }
+
+    /// Up to [`QUERIES_AT_ONCE`] queries in one API call (a composite request), each
+    /// returned as its own result, read on page by page past the first. A query Salesforce
+    /// refuses fails the whole call with its error.
+    pub async fn queries_at_once(&self, soqls: &[String]) -> Result<Vec<super::QueryPages<Json>>> {
+        if soqls.is_empty() || soqls.len() > QUERIES_AT_ONCE {
+            return Err(super::SalesforceError::Config(format!(
+                "one composite call holds 1 to {QUERIES_AT_ONCE} queries, not {}",
+                soqls.len()
+            )));
+        }
+        let subs = soqls.iter().enumerate().map(|(i, q)| super::SubRequest::query(&format!("q{i}"), q)).collect();
+        let responses = self.composite(false, subs).await?;
+        let mut results = Vec::with_capacity(soqls.len());
+        for i in 0..soqls.len() {
+            let reference = format!("q{i}");
+            let response = responses.iter().find(|r| r.reference_id == reference).ok_or_else(|| {
+                super::SalesforceError::Decode {
+                    context: "composite query".into(),
+                    detail: format!("no result for subrequest {reference}"),
+                }
+            })?;
+            let body = response.result()?.cloned().unwrap_or(Json::Null);
+            let first: QueryResult<Json> = serde_json::from_value(body).map_err(|e| {
+                super::SalesforceError::Decode { context: "composite query result".into(), detail: e.to_string() }
+            })?;
+            results.push(super::QueryPages::from_first_page(self.clone(), first));
+        }
+        Ok(results)
+    }
+
+    /// Every row of up to [`QUERIES_AT_ONCE`] queries sent in one call, each with all its
+    /// children, a row that several queries return kept once (the first time).
+    pub async fn rows_at_once(&self, soqls: &[String]) -> Result<Vec<Json>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::new();
+        for mut pages in self.queries_at_once(soqls).await? {
+            while let Some(page) = pages.next_page().await? {
+                for row in page {
+                    if seen.insert(row["Id"].as_str().unwrap_or_default().to_string()) {
+                        rows.push(self.with_all_children(row).await?);
+                    }
+                }
+            }
+        }
+        Ok(rows)
     }
 
     /// Every row of a query, each with all its children (see [`Client::with_all_children`]),

@@ -26,6 +26,7 @@ use super::error::{Result, SalesforceError};
 pub use super::pages::QueryPages;
 use super::types::api_error;
 pub use super::types::*;
+use crate::model::Secret;
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone)]
@@ -68,6 +69,47 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// How long to hold calls after `REQUEST_LIMIT_EXCEEDED`.
     pub limit_hold: Duration,
+    /// Whether the org's assignment rules may route what casebridge writes.
+    pub assignment_rules: AssignmentRules,
+    /// Where a rotated refresh token is kept (the refresh-token grant); without one a
+    /// rotated token lives only as long as the process.
+    pub refresh_tokens: Option<Arc<dyn super::auth::RefreshTokenStore>>,
+}
+
+/// Whether the org's active assignment rules run on the Cases and Leads casebridge writes.
+/// Salesforce runs them on every REST create and update of a Case, Lead or Account unless
+/// the request says `Sforce-Auto-Assign: FALSE` (its default is `TRUE`), so a handover to a
+/// queue could be routed elsewhere, even back to the agent user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentRules {
+    /// Never: every request says `Sforce-Auto-Assign: FALSE`; owners stay where casebridge
+    /// puts them.
+    #[default]
+    Never,
+    /// On the records casebridge creates (a Case or Lead create, an upsert that may
+    /// create): the org's rule picks their owner. Updates, handovers included, never run it.
+    OnCreate,
+}
+
+/// The name of the assignment rule header.
+pub const AUTO_ASSIGN_HEADER: &str = "Sforce-Auto-Assign";
+
+impl AssignmentRules {
+    /// The header's value for a request: `TRUE` only for a create of a Case or Lead when
+    /// rules may run on creates, `FALSE` for everything else.
+    pub fn header_value(self, method: &str, url: &str) -> &'static str {
+        let path = url.split('?').next().unwrap_or(url);
+        let update_only = url.split_once('?').is_some_and(|(_, q)| q.to_ascii_lowercase().contains("updateonly=true"));
+        let object_path = path.split_once("sobjects/").map(|(_, rest)| rest).unwrap_or_default();
+        let mut segments = object_path.split('/');
+        let object = segments.next().unwrap_or_default();
+        let routed = object.eq_ignore_ascii_case("Case") || object.eq_ignore_ascii_case("Lead");
+        let rest = segments.count();
+        let creates = (method.eq_ignore_ascii_case("POST") && rest == 0)
+            || (method.eq_ignore_ascii_case("PATCH") && rest == 2 && !update_only);
+        if self == AssignmentRules::OnCreate && routed && creates { "TRUE" } else { "FALSE" }
+    }
 }
 
 impl ClientConfig {
@@ -79,6 +121,8 @@ impl ClientConfig {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             limit_hold: Duration::from_secs(300),
+            assignment_rules: AssignmentRules::Never,
+            refresh_tokens: None,
         }
     }
 }
@@ -119,6 +163,9 @@ struct Inner {
     usage: Mutex<Option<ApiUsage>>,
     hold_until: Mutex<Option<Instant>>,
     requests_sent: AtomicU64,
+    /// The refresh token in use when it is not the configured one (rotated, or read from
+    /// the token store).
+    refresh_token: Mutex<Option<Secret>>,
 }
 
 /// A response the client accepted: its status and JSON body (if any).
@@ -151,6 +198,7 @@ impl Client {
                 usage: Mutex::new(None),
                 hold_until: Mutex::new(None),
                 requests_sent: AtomicU64::new(0),
+                refresh_token: Mutex::new(None),
             }),
         })
     }
@@ -188,18 +236,47 @@ impl Client {
     async fn login(&self) -> Result<Session> {
         let url = format!("{}/services/oauth2/token", self.inner.config.login_url);
         let retry = &self.inner.config.retry;
+        let store = self.inner.config.refresh_tokens.clone();
         let mut attempt = 0;
+        let mut reloaded = false;
         loop {
-            let form = auth::token_form(&self.inner.config.credentials)?;
+            // The newest refresh token: this process's latest, else the one kept on disk
+            // (rotated by an earlier run), else the configured one.
+            let current = {
+                let mut held = self.inner.refresh_token.lock().unwrap_or_else(|p| p.into_inner());
+                if held.is_none() {
+                    *held = store.as_ref().and_then(|s| s.load());
+                }
+                held.clone()
+            };
+            let form = auth::token_form(&self.inner.config.credentials, current.as_ref())?;
             let outcome = self.inner.http.post(&url).form(&form).send().await;
             let failure = match outcome {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let text =
                         resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
-                    match auth::parse_token_response(status, &text) {
+                    match auth::parse_grant(status, &text) {
+                        Ok((session, rotated)) => {
+                            if let Some(new) = rotated {
+                                self.keep_rotated(new, store.as_deref());
+                            }
+                            return Ok(session);
+                        }
                         Err(e) if status >= 500 => e,
-                        other => return other,
+                        // Refused: another process sharing the grant may have rotated the
+                        // token since this one read it. Read it again, once.
+                        Err(e) if e.error_code() == "invalid_grant" && !reloaded && store.is_some() => {
+                            reloaded = true;
+                            let kept = store.as_ref().and_then(|s| s.load());
+                            if kept.is_none() || kept == current {
+                                return Err(e);
+                            }
+                            tracing::info!("The refresh token was rotated by another process; using the newer one.");
+                            *self.inner.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 Err(e) => SalesforceError::Transport { url: url.clone(), source: e },
@@ -211,6 +288,17 @@ impl Client {
             tracing::warn!(error = %failure, attempt, "Salesforce sign-in failed; retrying.");
             tokio::time::sleep(retry.delay(attempt - 1)).await;
         }
+    }
+
+    /// A rotated refresh token: kept durably first (the one sent is void already, so a
+    /// restart must find this one), then used by this process from now on.
+    fn keep_rotated(&self, token: Secret, store: Option<&dyn super::auth::RefreshTokenStore>) {
+        if let Some(store) = store
+            && let Err(e) = store.save(&token)
+        {
+            tracing::error!(error = %e, "The rotated refresh token could not be saved; it is held in memory only, and a restart will need a new sign-in.");
+        }
+        *self.inner.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
     }
 
     fn data_url(&self, session: &Session, path: &str) -> String {
@@ -265,6 +353,11 @@ impl Client {
             if !query.is_empty() {
                 request = request.query(query);
             }
+            // On every request (Salesforce reads it only on Case, Lead and Account writes):
+            // the org's assignment rules never move what casebridge assigned.
+            let full = if query.is_empty() { path.to_string() } else { format!("{path}?{}", query_text(query)) };
+            request = request
+                .header(AUTO_ASSIGN_HEADER, self.inner.config.assignment_rules.header_value(method.as_str(), &full));
             for (name, value) in extra_headers {
                 request = request.header(*name, value);
             }
@@ -429,6 +522,17 @@ impl Client {
                 if !s.url.starts_with('/') {
                     s.url = format!("/services/data/v{version}/{}", s.url);
                 }
+                // Salesforce documents a subrequest's own headers, not the outer request's,
+                // as what it runs with: every Case or Lead write carries its own.
+                let routed = ["/sobjects/Case", "/sobjects/Lead"].iter().any(|o| {
+                    s.url.split('?').next().is_some_and(|p| {
+                        p.find(o).is_some_and(|i| matches!(p.as_bytes().get(i + o.len()), None | Some(b'/')))
+                    })
+                });
+                if routed && s.method != "GET" {
+                    let value = self.inner.config.assignment_rules.header_value(&s.method, &s.url);
+                    s.http_headers.insert(AUTO_ASSIGN_HEADER.into(), value.into());
+                }
                 s
             })
             .collect();
@@ -455,6 +559,11 @@ impl Client {
             (None, None) => unreachable!("a query page needs a query or a next-records URL"),
         }
     }
+}
+
+/// Query parameters as they would be sent (for the assignment header's choice only).
+fn query_text(query: &[(&str, &str)]) -> String {
+    query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
 /// A URL without its query string, for messages (a SOQL query can be very long).

@@ -19,6 +19,8 @@ mod types;
 pub mod validate;
 
 pub use auth::{Credentials, Session};
-pub use client::{ApiUsage, Client, ClientConfig, QueryPages, QueryResult, RetryPolicy, SubRequest, SubResponse};
+pub use client::{
+    ApiUsage, AssignmentRules, Client, ClientConfig, QueryPages, QueryResult, RetryPolicy, SubRequest, SubResponse,
+};
 pub use error::{ApiErrorItem, SalesforceError};
 pub use types::{FieldDescribe, PicklistValue, SObjectDescribe};

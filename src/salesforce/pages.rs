@@ -13,6 +13,8 @@ pub struct QueryPages<T> {
     next_url: Option<String>,
     total_size: Option<u64>,
     finished: bool,
+    /// A first page read elsewhere, and the URL of the page after it.
+    buffered: Option<(Vec<serde_json::Value>, Option<String>)>,
     _rows: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -24,6 +26,22 @@ impl<T: DeserializeOwned> QueryPages<T> {
             next_url: None,
             total_size: None,
             finished: false,
+            buffered: None,
+            _rows: Default::default(),
+        }
+    }
+
+    /// A result whose first page was already read (by a composite call): it hands out
+    /// that page first, then reads on through its `nextRecordsUrl`.
+    pub(super) fn from_first_page(client: Client, first: super::client::QueryResult<serde_json::Value>) -> Self {
+        let next_url = first.next_records_url.filter(|_| !first.done);
+        QueryPages {
+            client,
+            soql: None,
+            finished: false,
+            total_size: Some(first.total_size),
+            buffered: Some((first.records, next_url)),
+            next_url: None,
             _rows: Default::default(),
         }
     }
@@ -38,14 +56,23 @@ impl<T: DeserializeOwned> QueryPages<T> {
         if self.finished {
             return Ok(None);
         }
-        let first = self.soql.as_ref().map(|(q, all)| (q.as_str(), *all));
-        let page = self.client.query_page(first, self.next_url.as_deref()).await?;
-        self.soql = None;
-        self.total_size = Some(page.total_size);
-        self.next_url = page.next_records_url.filter(|_| !page.done);
-        self.finished = self.next_url.is_none();
-        let rows = page
-            .records
+        let records = match self.buffered.take() {
+            Some((records, next_url)) => {
+                self.next_url = next_url;
+                self.finished = self.next_url.is_none();
+                records
+            }
+            None => {
+                let first = self.soql.as_ref().map(|(q, all)| (q.as_str(), *all));
+                let page = self.client.query_page(first, self.next_url.as_deref()).await?;
+                self.soql = None;
+                self.total_size = Some(page.total_size);
+                self.next_url = page.next_records_url.filter(|_| !page.done);
+                self.finished = self.next_url.is_none();
+                page.records
+            }
+        };
+        let rows = records
             .into_iter()
             .map(|r| {
                 serde_json::from_value(r)

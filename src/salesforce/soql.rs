@@ -132,9 +132,26 @@ pub fn is_name(s: &str) -> bool {
 /// A `WHERE` condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    Cmp { field: String, op: &'static str, value: Literal },
-    In { field: String, negated: bool, values: Vec<Literal> },
-    Like { field: String, pattern: String },
+    Cmp {
+        field: String,
+        op: &'static str,
+        value: Literal,
+    },
+    In {
+        field: String,
+        negated: bool,
+        values: Vec<Literal>,
+    },
+    Like {
+        field: String,
+        pattern: String,
+    },
+    /// A semi-join: `field IN (SELECT ...)`. Salesforce takes it only at the top level of a
+    /// `WHERE`, joined by `AND` (never under `OR` or `NOT`), at most two a query.
+    InSelect {
+        field: String,
+        select: Box<Select>,
+    },
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
@@ -166,6 +183,9 @@ impl Filter {
         Filter::In { field: field.into(), negated: true, values: values.into_iter().map(Into::into).collect() }
     }
     /// `pattern` is used as written: `%` and `_` are wildcards (see [`like_literal`]).
+    pub fn in_select(field: &str, select: Select) -> Filter {
+        Filter::InSelect { field: field.into(), select: Box::new(select) }
+    }
     pub fn like(field: &str, pattern: &str) -> Filter {
         Filter::Like { field: field.into(), pattern: pattern.into() }
     }
@@ -214,6 +234,12 @@ impl Filter {
                 out.push_str(checked(field)?);
                 out.push_str(" LIKE ");
                 out.push_str(&quote_pattern(pattern));
+            }
+            Filter::InSelect { field, select } => {
+                out.push_str(checked(field)?);
+                out.push_str(" IN (");
+                out.push_str(&select.build()?);
+                out.push(')');
             }
             Filter::And(parts) | Filter::Or(parts) => {
                 let joiner = if matches!(self, Filter::And(_)) { " AND " } else { " OR " };

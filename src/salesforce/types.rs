@@ -118,6 +118,10 @@ pub struct SubRequest {
     pub reference_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Json>,
+    /// The subrequest's own headers (`Sforce-Auto-Assign` on Case and Lead writes; the
+    /// client sets them).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub http_headers: std::collections::BTreeMap<String, String>,
 }
 
 impl SubRequest {
@@ -127,6 +131,7 @@ impl SubRequest {
             url: format!("sobjects/{object}"),
             reference_id: reference_id.into(),
             body: Some(body),
+            http_headers: Default::default(),
         }
     }
     pub fn update(reference_id: &str, object: &str, id: &str, body: Json) -> SubRequest {
@@ -135,6 +140,7 @@ impl SubRequest {
             url: format!("sobjects/{object}/{id}"),
             reference_id: reference_id.into(),
             body: Some(body),
+            http_headers: Default::default(),
         }
     }
     pub fn delete(reference_id: &str, object: &str, id: &str) -> SubRequest {
@@ -143,6 +149,7 @@ impl SubRequest {
             url: format!("sobjects/{object}/{id}"),
             reference_id: reference_id.into(),
             body: None,
+            http_headers: Default::default(),
         }
     }
     pub fn get(reference_id: &str, object: &str, id: &str) -> SubRequest {
@@ -151,11 +158,18 @@ impl SubRequest {
             url: format!("sobjects/{object}/{id}"),
             reference_id: reference_id.into(),
             body: None,
+            http_headers: Default::default(),
         }
     }
     pub fn query(reference_id: &str, soql: &str) -> SubRequest {
         let q: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
-        SubRequest { method: "GET".into(), url: format!("query?q={q}"), reference_id: reference_id.into(), body: None }
+        SubRequest {
+            method: "GET".into(),
+            url: format!("query?q={q}"),
+            reference_id: reference_id.into(),
+            body: None,
+            http_headers: Default::default(),
+        }
     }
 }
 

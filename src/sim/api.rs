@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::cursors::Cursors;
 use super::error::ApiError;
+pub use super::org::WriteHeaders;
 use super::org::{Org, WriteCtx};
 use super::schema::ObjectDef;
 use super::soql::{self, QueryFailure};
@@ -65,6 +66,27 @@ pub struct Request<'a> {
     pub batch_size: Option<usize>,
     /// Usage and limit, for `/limits`.
     pub usage: (u64, u64),
+    /// `Sforce-Auto-Assign` and `Sforce-Duplicate-Rule-Header`, as the org's rules read them.
+    pub write_headers: WriteHeaders,
+}
+
+impl WriteHeaders {
+    /// The headers of a request, by (lowercase or any case) name.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> WriteHeaders {
+        let mut h = WriteHeaders::default();
+        for (name, value) in pairs {
+            if name.eq_ignore_ascii_case("Sforce-Auto-Assign") {
+                h.auto_assign = !value.trim().eq_ignore_ascii_case("false");
+            } else if name.eq_ignore_ascii_case("Sforce-Duplicate-Rule-Header") {
+                h.allow_duplicate_save = value.split(';').any(|p| {
+                    p.split_once('=').is_some_and(|(k, v)| {
+                        k.trim().eq_ignore_ascii_case("allowSave") && v.trim().eq_ignore_ascii_case("true")
+                    })
+                });
+            }
+        }
+        h
+    }
 }
 
 pub fn dispatch(data: &mut Data, req: Request<'_>) -> Reply {
@@ -146,8 +168,14 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
         ("GET", []) => {
             Reply::json(200, json!({ "objectDescribe": object_summary(def, req.version), "recentItems": [] }))
         }
-        ("POST", []) => match body_object(&req.body).and_then(|b| data.org.create(&def.name, &b, ctx)) {
+        ("POST", []) => match body_object(&req.body).and_then(|b| {
+            if let Some(refused) = data.org.duplicate_refusal(&def.name, &b, req.write_headers) {
+                return Err(refused);
+            }
+            data.org.create(&def.name, &b, ctx)
+        }) {
             Ok(id) => {
+                data.org.run_assignment_rules(&def.name, &id, req.write_headers, ctx);
                 let mut reply = Reply::json(201, json!({ "id": id, "success": true, "errors": [] }));
                 reply
                     .headers
@@ -158,6 +186,12 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
         },
         ("GET", ["describe"]) => Reply::json(200, describe(def, req.version)),
         ("PATCH", [field, value]) => match body_object(&req.body) {
+            Ok(b)
+                if data.org.upsert_would_create(&def.name, field, &percent_decoded(value))
+                    && data.org.duplicate_refusal(&def.name, &b, req.write_headers).is_some() =>
+            {
+                Reply::error(data.org.duplicate_refusal(&def.name, &b, req.write_headers).expect("checked"))
+            }
             Ok(b) => match data.org.upsert(
                 &def.name,
                 field,
@@ -168,17 +202,23 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
                     && req.version.parse::<f64>().is_ok_and(|v| v >= 61.0),
                 ctx,
             ) {
-                Ok((id, created)) => Reply::json(
-                    if created { 201 } else { 200 },
-                    json!({ "id": id, "success": true, "errors": [], "created": created }),
-                ),
+                Ok((id, created)) => {
+                    data.org.run_assignment_rules(&def.name, &id, req.write_headers, ctx);
+                    Reply::json(
+                        if created { 201 } else { 200 },
+                        json!({ "id": id, "success": true, "errors": [], "created": created }),
+                    )
+                }
                 Err(e) => Reply::error(e),
             },
             Err(e) => Reply::error(e),
         },
         ("GET", [id]) => get_record(&data.org, def, id, req),
         ("PATCH", [id]) => match body_object(&req.body).and_then(|b| data.org.update(&def.name, id, &b, ctx)) {
-            Ok(()) => Reply::no_content(),
+            Ok(()) => {
+                data.org.run_assignment_rules(&def.name, id, req.write_headers, ctx);
+                Reply::no_content()
+            }
             Err(e) => Reply::error(e),
         },
         ("DELETE", [id]) => match data.org.delete(&def.name, id, ctx) {
@@ -254,6 +294,11 @@ fn composite(data: &mut Data, req: &Request<'_>) -> Reply {
         reference_id: String,
         #[serde(default)]
         body: Option<Json>,
+        /// The subrequest's own headers: Salesforce documents these, not the outer
+        /// request's, as what a subrequest runs with (beyond Accept, Authorization and
+        /// Content-Type).
+        #[serde(default)]
+        http_headers: std::collections::BTreeMap<String, String>,
     }
     let body: Body = match req.body.clone().map(serde_json::from_value) {
         Some(Ok(b)) => b,
@@ -291,7 +336,8 @@ fn composite(data: &mut Data, req: &Request<'_>) -> Reply {
             results.push((sub.reference_id.clone(), halted()));
             continue;
         }
-        let reply = run_subrequest(data, req, sub.method.as_str(), &sub.url, sub.body.as_ref(), &results);
+        let headers = WriteHeaders::from_pairs(sub.http_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let reply = run_subrequest(data, req, sub.method.as_str(), &sub.url, sub.body.as_ref(), headers, &results);
         failed |= !reply.is_success();
         results.push((sub.reference_id.clone(), reply));
     }
@@ -329,6 +375,7 @@ fn run_subrequest(
     method: &str,
     url: &str,
     body: Option<&Json>,
+    write_headers: WriteHeaders,
     earlier: &[(String, Reply)],
 ) -> Reply {
     let url = match substitute(url, earlier) {
@@ -368,6 +415,7 @@ fn run_subrequest(
             user_id: req.user_id,
             batch_size: req.batch_size,
             usage: req.usage,
+            write_headers,
         },
     )
 }

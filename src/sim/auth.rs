@@ -103,7 +103,19 @@ impl Auth {
                     .find(|t| t.token == field("refresh_token"))
                     .map(|t| t.username.clone())
                     .ok_or(OAuthError::new(400, "invalid_grant", "expired access/refresh token"))?;
-                active_user(org, &username)?
+                let user_id = active_user(org, &username)?;
+                if app.rotate_refresh_tokens {
+                    // The token given is void from now on; the answer carries its successor.
+                    let client_id = app.client_id.clone();
+                    let used = field("refresh_token").to_string();
+                    let next = random_token(64);
+                    if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == client_id) {
+                        app.refresh_tokens.retain(|t| t.token != used);
+                        app.refresh_tokens.push(super::seed::SeedRefreshToken { token: next.clone(), username });
+                    }
+                    issued_refresh = Some(next);
+                }
+                user_id
             }
             "client_credentials" => {
                 let app = self.client(field("client_id"), Some(field("client_secret")))?;

@@ -10,11 +10,13 @@ pub struct ApiError {
     pub message: String,
     /// Present (possibly empty) on record-level errors, absent on request-level ones.
     pub fields: Option<Vec<String>>,
+    /// More keys of the error item, such as a duplicate rule's `duplicateResut`.
+    pub detail: Option<Box<(String, Json)>>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code: code.to_string(), message: message.into(), fields: None }
+        ApiError { status, code: code.to_string(), message: message.into(), fields: None, detail: None }
     }
 
     /// A 400 about specific fields of a record.
@@ -24,6 +26,7 @@ impl ApiError {
             code: code.to_string(),
             message: message.into(),
             fields: Some(fields.iter().map(|f| f.to_string()).collect()),
+            detail: None,
         }
     }
 
@@ -39,6 +42,9 @@ impl ApiError {
         let mut item = json!({ "message": self.message, "errorCode": self.code });
         if let Some(fields) = &self.fields {
             item["fields"] = json!(fields);
+        }
+        if let Some((key, value)) = self.detail.as_deref() {
+            item[key.as_str()] = value.clone();
         }
         json!([item])
     }

@@ -334,6 +334,9 @@ async fn process(state: Shared, method: Method, uri: Uri, headers: HeaderMap, bo
                     user_id: &user_id,
                     batch_size: batch_size(&headers),
                     usage,
+                    write_headers: api::WriteHeaders::from_pairs(
+                        headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+                    ),
                 },
             );
             st.calls_since_expiry += 1;

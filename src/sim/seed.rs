@@ -41,11 +41,32 @@ pub struct OrgSettings {
     pub name: String,
     #[serde(default = "default_daily_api_limit")]
     pub daily_api_limit: u64,
+    /// Whether a new comment, email or post bumps its case's `SystemModstamp` (undocumented
+    /// in Salesforce; off unless set, so nothing may rely on it).
+    #[serde(default)]
+    pub child_records_touch_parent: bool,
+    /// The active assignment rules (at most one an object), run on Case and Lead writes
+    /// without `Sforce-Auto-Assign: FALSE`. Owners are `@key`s.
+    #[serde(default)]
+    pub assignment_rules: Vec<crate::sim::org::AssignmentRule>,
+    /// Active duplicate rules.
+    #[serde(default)]
+    pub duplicate_rules: Vec<crate::sim::org::DuplicateRule>,
+    /// The newest REST API version the org serves (an org on an older release).
+    #[serde(default)]
+    pub max_api_version: Option<String>,
 }
 
 impl Default for OrgSettings {
     fn default() -> Self {
-        OrgSettings { name: default_org_name(), daily_api_limit: default_daily_api_limit() }
+        OrgSettings {
+            name: default_org_name(),
+            daily_api_limit: default_daily_api_limit(),
+            child_records_touch_parent: false,
+            assignment_rules: Vec::new(),
+            duplicate_rules: Vec::new(),
+            max_api_version: None,
+        }
     }
 }
 
@@ -80,6 +101,10 @@ pub struct ConnectedApp {
     /// authorization request must carry a `code_challenge`.
     #[serde(default)]
     pub require_pkce: bool,
+    /// Refresh-token rotation (an app policy): each refresh answers with a new refresh
+    /// token and voids the one it was given.
+    #[serde(default)]
+    pub rotate_refresh_tokens: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +162,8 @@ pub struct Seed {
     pub org: Org,
     pub name: String,
     pub daily_api_limit: u64,
+    /// The newest REST API version served, when older than the simulator's newest.
+    pub max_api_version: Option<String>,
     pub apps: Vec<ConnectedApp>,
     /// Username (lowercase) → (user id, password).
     pub passwords: HashMap<String, (String, String)>,
@@ -193,6 +220,16 @@ fn build(file: SeedFile) -> Result<Seed, String> {
     let mut ctx = WriteCtx { user_id: String::new(), now: seeding.now, allow_system_fields: true };
     let passwords = seeding.users(&file.users, &mut ctx)?;
     seeding.queues(&file.queues, &ctx)?;
+    // The org's rules act on records written through the API, not on the seed's own.
+    let mut rules = file.org.assignment_rules.clone();
+    for (r, rule) in rules.iter_mut().enumerate() {
+        for (e, entry) in rule.entries.iter_mut().enumerate() {
+            let key = entry.owner.strip_prefix('@').unwrap_or(&entry.owner);
+            entry.owner = seeding.keys.get(key).cloned().ok_or_else(|| {
+                format!("org.assignment_rules[{r}].entries[{e}].owner: no user or queue with key {key:?}")
+            })?;
+        }
+    }
     for (object, list) in &file.records {
         let object = object.as_str().ok_or("records: object names must be strings")?;
         let list = list.as_sequence().ok_or_else(|| format!("records.{object}: expected a list of records"))?;
@@ -201,10 +238,16 @@ fn build(file: SeedFile) -> Result<Seed, String> {
         }
     }
     seeding.link_portal_users(&file.users, &ctx)?;
+    seeding.org.behaviour = crate::sim::org::Behaviour {
+        child_records_touch_parent: file.org.child_records_touch_parent,
+        assignment_rules: rules,
+        duplicate_rules: file.org.duplicate_rules.clone(),
+    };
     Ok(Seed {
         org: seeding.org,
         name: file.org.name,
         daily_api_limit: file.org.daily_api_limit,
+        max_api_version: file.org.max_api_version.clone(),
         apps: file.connected_apps,
         passwords,
         keys: seeding.keys,

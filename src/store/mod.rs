@@ -26,7 +26,7 @@ mod sync_errors;
 pub use resolutions::ResolutionDay;
 
 use sidecar::write_private;
-pub use sidecar::{credentials_path, read_credentials, sidecar};
+pub use sidecar::{credentials_path, read_credentials, sidecar, write_private_durably};
 pub use sync_errors::{ERROR_HISTORY, ErrorEvent, SyncError};
 
 #[derive(Debug, thiserror::Error)]

@@ -41,3 +41,14 @@ pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     std::fs::rename(&tmp, path)
 }
+
+/// Writes a file only its owner can read, atomically and durably: the temporary file is
+/// flushed, renamed over the old, and the folder flushed, so after a crash the file holds
+/// the old bytes or the new, and once this returns, the new survive a power cut.
+pub fn write_private_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_private(path, bytes)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

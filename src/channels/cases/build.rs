@@ -52,8 +52,16 @@ pub mod fields {
         "AccountId",
         "Account.Name",
     ];
-    pub const COMMENT: &[&str] =
-        &["Id", "CommentBody", "IsPublished", "CreatedById", "CreatedBy.Name", "CreatedBy.UserType", "CreatedDate"];
+    pub const COMMENT: &[&str] = &[
+        "Id",
+        "CommentBody",
+        "IsPublished",
+        "CreatedById",
+        "CreatedBy.Name",
+        "CreatedBy.UserType",
+        "CreatedDate",
+        "SystemModstamp",
+    ];
     pub const EMAIL: &[&str] = &[
         "Id",
         "Incoming",
@@ -63,12 +71,17 @@ pub mod fields {
         "TextBody",
         "HtmlBody",
         "MessageIdentifier",
+        "Status",
         "CreatedById",
         "CreatedDate",
+        "SystemModstamp",
     ];
     pub const FEED: &[&str] =
-        &["Id", "Body", "Type", "CreatedById", "CreatedBy.Name", "CreatedBy.UserType", "CreatedDate"];
+        &["Id", "Body", "Type", "Visibility", "CreatedById", "CreatedBy.Name", "CreatedBy.UserType", "CreatedDate"];
 }
+
+/// `EmailMessage.Status` of a draft.
+const EMAIL_DRAFT: &str = "5";
 
 /// Why a case row could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +101,7 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
     let text = |v: &Json| v.as_str().map(str::to_string);
     let date = |v: &Json| v.as_str().and_then(parse_datetime);
     let created_at = date(&row["CreatedDate"]).ok_or_else(|| bad("CreatedDate is missing or malformed"))?;
-    let modstamp = date(&row["SystemModstamp"]).ok_or_else(|| bad("SystemModstamp is missing or malformed"))?;
+    let modstamp = activity_stamp(row).ok_or_else(|| bad("SystemModstamp is missing or malformed"))?;
     let subject = text(&row["Subject"]).unwrap_or_default();
     let description = text(&row["Description"]).unwrap_or_default();
 
@@ -160,7 +173,23 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
     })
 }
 
-/// The case's comments, emails and text posts as parts.
+/// When a case row last changed: the newest of the case's `SystemModstamp` and its
+/// children's stamps (a comment's or email's `SystemModstamp`, a post's `CreatedDate`).
+/// An org need not bump the case's stamp for a new child, so a row is news when either
+/// moved; `None` when the case's own stamp is missing or malformed.
+pub fn activity_stamp(row: &Json) -> Option<chrono::DateTime<chrono::Utc>> {
+    let date = |v: &Json| v.as_str().and_then(parse_datetime);
+    let case = date(&row["SystemModstamp"])?;
+    let stamped = [("CaseComments", "SystemModstamp"), ("EmailMessages", "SystemModstamp"), ("Feeds", "CreatedDate")];
+    let newest_child =
+        stamped.iter().flat_map(|(rel, stamp)| children(&row[*rel]).filter_map(|c| date(&c[*stamp]))).max();
+    Some(newest_child.map_or(case, |child| child.max(case)))
+}
+
+/// The case's comments, emails and text posts as parts. Only what a customer can see is
+/// public: a published comment, an email sent or received (not a draft), a post whose
+/// `Visibility` is `AllUsers` (Salesforce makes an internal user's record post
+/// `InternalUsers` unless it is shared; a row without the field counts as internal).
 fn child_parts(row: &Json, authors: &Authors<'_>) -> Vec<Part> {
     let text = |v: &Json| v.as_str().map(str::to_string);
     let date = |v: &Json| v.as_str().and_then(parse_datetime);
@@ -194,7 +223,8 @@ fn child_parts(row: &Json, authors: &Authors<'_>) -> Vec<Part> {
             author_id: if incoming { text(&e["FromAddress"]) } else { text(&e["CreatedById"]) },
             author_name: text(&e["FromName"]),
             body: strip_quoted_reply(&body),
-            public: true,
+            // Status 5 is a draft: written in Salesforce, never sent to the customer.
+            public: e["Status"].as_str() != Some(EMAIL_DRAFT),
             created_at: at,
             message_id: text(&e["MessageIdentifier"]),
         });
@@ -211,7 +241,7 @@ fn child_parts(row: &Json, authors: &Authors<'_>) -> Vec<Part> {
             author_id: text(&f["CreatedById"]),
             author_name: text(&f["CreatedBy"]["Name"]),
             body: html_to_text(f["Body"].as_str().unwrap_or_default()),
-            public: true,
+            public: f["Visibility"].as_str() == Some("AllUsers"),
             created_at: at,
             message_id: None,
         });

@@ -67,6 +67,7 @@ pub fn subrequests(reference: &str, action: &Action, topic_ids: &HashMap<String,
             ),
             reference_id: r(0),
             body: Some(json!(fields)),
+            http_headers: Default::default(),
         }],
         Action::AssignTopics { case_id, topics } => topics
             .iter()

@@ -1,4 +1,8 @@
-//! Poll: the SOQL query that reads cases with everything a conversation is built from.
+//! Poll: the SOQL queries that read cases with everything a conversation is built from, and
+//! the queries that find which cases changed — by their own stamp or by a new comment,
+//! email or post, whether or not the org bumps the case's stamp for it.
+
+use chrono::{DateTime, Utc};
 
 use crate::channels::cases::build::fields;
 use crate::salesforce::soql::{Filter, Select};
@@ -7,6 +11,10 @@ use crate::salesforce::soql::{Filter, Select};
 /// fields, `extra` fields the rules map, and comments, emails and text posts. The daemon
 /// polls with it and `casebridge record` writes fixtures with it, so the two agree.
 pub fn case_query(extra: &[String], filter: Filter) -> String {
+    case_select(extra, filter).build().expect("the case query is built from checked names")
+}
+
+fn case_select(extra: &[String], filter: Filter) -> Select {
     let mut case_fields: Vec<String> = fields::CASE.iter().map(|f| f.to_string()).collect();
     for f in extra {
         if !case_fields.iter().any(|c| c.eq_ignore_ascii_case(f)) {
@@ -23,6 +31,52 @@ pub fn case_query(extra: &[String], filter: Filter) -> String {
         )
         .filter(filter)
         .order_by("SystemModstamp", false)
-        .build()
-        .expect("the case query is built from checked names")
+}
+
+/// The child objects whose new records make a case changed, with the field that stamps
+/// them. FeedItem cannot be filtered by `SystemModstamp` ("you can't query a FeedItem
+/// object using the System Modstamp filter", FeedItem reference), so posts go by their
+/// `CreatedDate`: a post is news when it is made.
+const CHILD_STAMPS: [(&str, &str); 3] =
+    [("CaseComment", "SystemModstamp"), ("EmailMessage", "SystemModstamp"), ("FeedItem", "CreatedDate")];
+
+/// The queries that read the cases in `scope` changed after `since`: those whose own
+/// `SystemModstamp` moved, and those with a comment, email or post stamped after it (a
+/// semi-join on each child object). Salesforce does not document whether a new child
+/// bumps its case's stamp, so the poll never relies on it. Four queries, which one
+/// composite call carries ([`crate::salesforce::client::Client::queries_at_once`]): an
+/// idle poll stays one API call.
+pub fn changed_case_queries(extra: &[String], scope: Filter, since: DateTime<Utc>) -> Vec<String> {
+    let mut queries = vec![case_query(extra, Filter::gt("SystemModstamp", since).and(scope.clone()))];
+    for (object, stamp) in CHILD_STAMPS {
+        let children = Select::new(["ParentId"], object).filter(Filter::gt(stamp, since));
+        queries.push(case_query(extra, Filter::in_select("Id", children).and(scope.clone())));
+    }
+    queries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_cases_are_found_by_their_own_stamp_and_their_childrens() {
+        let since = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
+        let queries = changed_case_queries(&[], Filter::eq("OwnerId", "005A"), since);
+        assert_eq!(queries.len(), 4);
+        assert!(
+            queries[0].contains("WHERE SystemModstamp > 2026-01-02T03:04:05Z AND OwnerId = '005A'"),
+            "{}",
+            queries[0]
+        );
+        assert!(
+            queries[1].contains(
+                "WHERE Id IN (SELECT ParentId FROM CaseComment WHERE SystemModstamp > 2026-01-02T03:04:05Z) AND OwnerId = '005A'"
+            ),
+            "{}",
+            queries[1]
+        );
+        assert!(queries[2].contains("FROM EmailMessage WHERE SystemModstamp >"), "{}", queries[2]);
+        assert!(queries[3].contains("FROM FeedItem WHERE CreatedDate >"), "{}", queries[3]);
+    }
 }

@@ -1,6 +1,7 @@
 //! What the simulated org computes on a write, as Salesforce does: names from their parts,
 //! `IsClosed` and `ClosedDate` from a status, a topic assignment's entity type, seed formula
-//! fields, and a case's audit fields bumped by a new comment, email or post.
+//! fields, a post's default visibility, and (when the org does) a case's audit fields bumped
+//! by a new comment, email or post.
 
 use super::{Org, Record, WriteCtx};
 use crate::sim::value::Value;
@@ -33,6 +34,13 @@ impl Org {
                 let closed = record.str("StageName").is_some_and(|s| s.starts_with("Closed"));
                 record.fields.insert("IsClosed".into(), Value::Bool(closed));
             }
+            // "For record posts, Visibility is set to InternalUsers for all internal users by
+            // default" (FeedItem reference); external users can only post to all users.
+            "FeedItem" if existing.is_none() && record.get("Visibility").is_null() => {
+                let external = self.live(&ctx.user_id).and_then(|u| u.str("UserType")).is_some_and(|t| t != "Standard");
+                let visibility = if external { "AllUsers" } else { "InternalUsers" };
+                record.fields.insert("Visibility".into(), Value::Str(visibility.into()));
+            }
             "TopicAssignment" => {
                 let kind = record
                     .str("EntityId")
@@ -55,10 +63,12 @@ impl Org {
         }
     }
 
-    /// A new comment, email or feed post on a case updates the case's audit fields, which
-    /// is how pollers find cases with new activity.
+    /// With `org.child_records_touch_parent`, a new comment, email or feed post on a case
+    /// updates the case's audit fields (Salesforce does not document whether it does).
     pub(super) fn touch_parent_case(&mut self, child: &Record, ctx: &WriteCtx) {
-        if !matches!(child.object.as_str(), "CaseComment" | "EmailMessage" | "FeedItem") {
+        if !self.behaviour.child_records_touch_parent
+            || !matches!(child.object.as_str(), "CaseComment" | "EmailMessage" | "FeedItem")
+        {
             return;
         }
         let Some(parent_id) = child.str("ParentId") else { return };

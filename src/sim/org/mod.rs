@@ -15,8 +15,11 @@ use super::schema::{FieldDef, FieldType, ObjectDef, Schema};
 use super::value::Value;
 use crate::salesforce::id;
 
+mod behaviour;
 mod derive;
 mod validate;
+
+pub use behaviour::{AssignmentEntry, AssignmentRule, Behaviour, DuplicateAction, DuplicateRule, WriteHeaders};
 
 /// One stored record.
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ pub struct Org {
     next_seq: u64,
     next_case_number: u64,
     journal: Option<Vec<(String, Option<Record>)>>,
+    /// How the org behaves on API writes (the seed's `org:` switches).
+    pub behaviour: Behaviour,
 }
 
 impl Org {
@@ -76,6 +81,7 @@ impl Org {
             next_seq: 1,
             next_case_number: 1001,
             journal: None,
+            behaviour: Behaviour::default(),
         };
         org.org_id = org.new_id("00D");
         org

@@ -170,7 +170,7 @@ fn support() -> Vec<ObjectDef> {
                 &["TextPost", "LinkPost", "ContentPost", "TrackedChange"],
                 Some("TextPost"),
             )
-            .picklist("Visibility", "Visibility", &["AllUsers", "InternalUsers"], Some("AllUsers"))
+            .picklist("Visibility", "Visibility", &["AllUsers", "InternalUsers"], None)
             .flag("IsRichText", "Is Rich Text")
             .build(),
         ObjectBuilder::new("Topic", "0TO")
@@ -300,6 +300,18 @@ fn knowledge() -> Vec<ObjectDef> {
             .readonly("ArticleNumber", "Article Number", T::String, 30)
             .readonly("LastPublishedDate", "Last Published Date", T::DateTime, 0)
             .readonly("ArchivedDate", "Archived Date", T::DateTime, 0)
+            // The channels a version is published to, as Salesforce names them: the
+            // internal app (on by default, as in Setup's article form), the public
+            // knowledge base, the customer portal or community, and the partner portal.
+            .field(FieldDef {
+                nillable: false,
+                defaulted_on_create: true,
+                default_value: Some("true".into()),
+                ..FieldDef::new("IsVisibleInApp", "Visible In Internal App", T::Boolean)
+            })
+            .flag("IsVisibleInPkb", "Visible In Public Knowledge Base")
+            .flag("IsVisibleInCsp", "Visible to Customer")
+            .flag("IsVisibleInPrm", "Visible to Partner")
             .build(),
     ]
 }
