@@ -108,7 +108,7 @@ pub fn client(config: &Config, base: &Path) -> Result<Client, AppError> {
 
 fn client_config(config: &Config, credentials: crate::salesforce::Credentials) -> ClientConfig {
     let mut client_config = ClientConfig::new(config.org.login_url.clone(), credentials);
-    client_config.api_version = config.org.api_version.clone();
+    client_config.api_version.clone_from(&config.org.api_version);
     client_config.timeout = config.org.request_timeout;
     client_config.assignment_rules = config.org.assignment_rules;
     client_config

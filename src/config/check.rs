@@ -31,11 +31,18 @@ impl Config {
         if let Err(p) = check_url(&self.org.login_url, true) {
             bad("org.login_url", p);
         }
-        if !is_api_version(&self.org.api_version) {
-            bad(
-                "org.api_version",
-                format!("expected a REST API version such as 62.0, found {:?}", self.org.api_version),
-            );
+        if let Some(pinned) = &self.org.api_version {
+            // `updateOnly` upserts (Summer '24, API 61.0) keep a deleted record from being made
+            // again; older versions would ignore it.
+            let min = crate::salesforce::versions::MIN_API_VERSION;
+            match crate::salesforce::versions::parse(pinned) {
+                Some(v) if is_api_version(pinned) && Some(v) >= crate::salesforce::versions::parse(min) => {}
+                Some(_) if is_api_version(pinned) => bad(
+                    "org.api_version",
+                    format!("casebridge needs REST API {min} or later (updateOnly upserts), found {pinned}"),
+                ),
+                _ => bad("org.api_version", format!("expected a REST API version such as 62.0, found {pinned:?}")),
+            }
         }
         within(&mut bad, "org.request_timeout", self.org.request_timeout, ranges::TIMEOUT_MIN, ranges::TIMEOUT_MAX);
         let interval_min = if loopback { ranges::POLL_INTERVAL_MIN_LOOPBACK } else { ranges::POLL_INTERVAL_MIN };
@@ -89,18 +96,6 @@ impl Config {
         }
         if let Some(messenger) = &self.messenger {
             messenger.problems(&mut bad);
-            // Later writes to a chat's case, lead and Tasks are upserts with `updateOnly`
-            // (Summer '24, API 61.0): older versions would make a deleted record again.
-            let version: f64 = self.org.api_version.parse().unwrap_or(0.0);
-            if is_api_version(&self.org.api_version) && version < 61.0 {
-                bad(
-                    "org.api_version",
-                    format!(
-                        "the messenger needs REST API 61.0 or later (updateOnly upserts), found {}",
-                        self.org.api_version
-                    ),
-                );
-            }
             if self.admin.as_ref().is_some_and(|a| a.listen == messenger.listen) {
                 bad(
                     "messenger.listen",

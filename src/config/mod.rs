@@ -104,9 +104,10 @@ pub struct OrgConfig {
     /// sandboxes, your My Domain URL, or a simulator's URL.
     #[serde(default = "default_login_url")]
     pub login_url: String,
-    /// The REST API version.
-    #[serde(default = "default_api_version")]
-    pub api_version: String,
+    /// The REST API version, such as `62.0` (61.0 or later). Unset: the newest both
+    /// casebridge and the org support, chosen at sign-in from what the org offers.
+    #[serde(default)]
+    pub api_version: Option<String>,
     pub auth: AuthConfig,
     /// Per-request timeout: 1s to 10m.
     #[serde(default = "default_request_timeout", with = "duration")]
@@ -455,9 +456,6 @@ pub struct SmtpConfig {
 
 fn default_login_url() -> String {
     "https://login.salesforce.com".into()
-}
-fn default_api_version() -> String {
-    crate::salesforce::client::DEFAULT_API_VERSION.into()
 }
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)

@@ -236,9 +236,13 @@ fn a_bad_messenger_section_names_each_setting() {
         Config::parse(&format!("{MINIMAL}messenger: {{}}\n"), "c.yaml", &[]).is_ok(),
         "every setting has a default"
     );
-    // Later writes to chats' records are updateOnly upserts, which came with API 61.0.
+    // Later writes to cases' and chats' records are updateOnly upserts (API 61.0).
     let old = MINIMAL.replacen("org:\n", "org:\n  api_version: \"60.0\"\n", 1);
     let e = error(&format!("{old}messenger: {{}}\n"), &[]);
     assert!(e.contains("org.api_version") && e.contains("61.0 or later"), "{e}");
-    assert!(Config::parse(&old, "c.yaml", &[]).is_ok(), "without the messenger, 60.0 is fine");
+    let odd = MINIMAL.replacen("org:\n", "org:\n  api_version: \"latest\"\n", 1);
+    let e = error(&odd, &[]);
+    assert!(e.contains("org.api_version") && e.contains("such as 62.0"), "{e}");
+    let e = error(&old, &[]);
+    assert!(e.contains("org.api_version") && e.contains("61.0 or later"), "every write may be updateOnly: {e}");
 }

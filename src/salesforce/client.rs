@@ -61,8 +61,9 @@ pub struct ClientConfig {
     /// Where the token endpoint lives: `https://login.salesforce.com`,
     /// `https://test.salesforce.com`, a My Domain URL, or the simulator's URL.
     pub login_url: String,
-    /// REST API version, such as `59.0`.
-    pub api_version: String,
+    /// The REST API version to speak, such as `62.0` (checked against what the org offers);
+    /// `None`: the newest both casebridge and the org support ([`super::versions`]).
+    pub api_version: Option<String>,
     pub credentials: Credentials,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -116,7 +117,7 @@ impl ClientConfig {
     pub fn new(login_url: impl Into<String>, credentials: Credentials) -> ClientConfig {
         ClientConfig {
             login_url: login_url.into().trim_end_matches('/').to_string(),
-            api_version: DEFAULT_API_VERSION.to_string(),
+            api_version: None,
             credentials,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -126,8 +127,6 @@ impl ClientConfig {
         }
     }
 }
-
-pub const DEFAULT_API_VERSION: &str = "62.0";
 
 /// Daily API usage as the last response reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -166,6 +165,8 @@ struct Inner {
     /// The refresh token in use when it is not the configured one (rotated, or read from
     /// the token store).
     refresh_token: Mutex<Option<Secret>>,
+    /// The REST API version chosen at the first sign-in.
+    api_version: std::sync::OnceLock<String>,
 }
 
 /// A response the client accepted: its status and JSON body (if any).
@@ -199,6 +200,7 @@ impl Client {
                 hold_until: Mutex::new(None),
                 requests_sent: AtomicU64::new(0),
                 refresh_token: Mutex::new(None),
+                api_version: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -220,8 +222,47 @@ impl Client {
             return Ok(s.clone());
         }
         let session = Arc::new(self.login().await?);
+        if self.inner.api_version.get().is_none() {
+            let offered = self.versions_at(&session.instance_url).await?;
+            let chosen = super::versions::choose(&offered, self.inner.config.api_version.as_deref())?;
+            tracing::debug!(version = %chosen, "REST API version chosen.");
+            let _ = self.inner.api_version.set(chosen);
+        }
         *guard = Some(session.clone());
         Ok(session)
+    }
+
+    /// The REST API version in use: the one chosen at the first sign-in (until then, the
+    /// pinned one or the newest casebridge supports).
+    pub fn api_version(&self) -> &str {
+        self.inner
+            .api_version
+            .get()
+            .map(String::as_str)
+            .or(self.inner.config.api_version.as_deref())
+            .unwrap_or(super::versions::NEWEST_API_VERSION)
+    }
+
+    /// `GET {instance}/services/data/`: the versions an instance offers. Not an API call
+    /// (Salesforce needs no session for it and counts it against no limit).
+    pub(super) async fn versions_at(&self, instance_url: &str) -> Result<Vec<super::versions::ApiVersion>> {
+        let url = format!("{instance_url}/services/data/");
+        let resp = self
+            .inner
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| SalesforceError::Transport { url: url.clone(), source: e.without_url() })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| SalesforceError::Transport { url: url.clone(), source: e })?;
+        if !(200..300).contains(&status) {
+            return Err(super::types::api_error(status, serde_json::from_str(&text).ok().as_ref()));
+        }
+        let mut versions: Vec<super::versions::ApiVersion> = serde_json::from_str(&text)
+            .map_err(|e| SalesforceError::Decode { context: "GET /services/data/".into(), detail: e.to_string() })?;
+        versions.sort_by_key(|v| super::versions::parse(&v.version));
+        Ok(versions)
     }
 
     /// Drops the cached session if it is still `stale`, so the next call signs in again.
@@ -305,7 +346,7 @@ impl Client {
         if path.starts_with('/') {
             format!("{}{path}", session.instance_url)
         } else {
-            format!("{}/services/data/v{}/{path}", session.instance_url, self.inner.config.api_version)
+            format!("{}/services/data/v{}/{path}", session.instance_url, self.api_version())
         }
     }
 
@@ -515,7 +556,7 @@ impl Client {
                 subrequests.len()
             )));
         }
-        let version = &self.inner.config.api_version;
+        let version = self.api_version().to_string();
         let subrequests: Vec<SubRequest> = subrequests
             .into_iter()
             .map(|mut s| {

@@ -17,6 +17,7 @@ mod pages;
 pub mod soql;
 mod types;
 pub mod validate;
+pub mod versions;
 
 pub use auth::{Credentials, Session};
 pub use client::{

@@ -57,7 +57,31 @@ pub use seed::Seed;
 pub const DEMO_ORG: &str = include_str!("../../examples/demo/org.yaml");
 
 /// The API versions the simulator answers to.
-pub const API_VERSIONS: &[&str] = &["58.0", "59.0", "60.0", "61.0", "62.0"];
+/// The oldest and newest REST API versions served: 31.0 (Summer '14, the oldest Salesforce
+/// still lists) through 68.0 (Winter '27, the current release); a seed may stop earlier
+/// (`org.max_api_version`, an org on an older release).
+pub const API_VERSION_RANGE: (u32, u32) = (31, 68);
+
+/// Whether `version` (`62.0`) is served by an org whose newest is `max`.
+fn serves(version: &str, max: u32) -> bool {
+    version.strip_suffix(".0").and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= API_VERSION_RANGE.0 && m <= max)
+}
+
+/// `/services/data/`: every version served, oldest first, labelled with its release
+/// (`66.0` is Spring '26; three releases a year).
+fn versions_resource(max: u32) -> Json {
+    let versions: Vec<Json> = (API_VERSION_RANGE.0..=max)
+        .map(|v| {
+            let (season, year) = match v % 3 {
+                0 => ("Spring", 26 - (66 - v as i64) / 3),
+                1 => ("Summer", 26 - (67 - v as i64) / 3),
+                _ => ("Winter", 26 - (65 - v as i64) / 3),
+            };
+            json!({ "label": format!("{season} '{year:02}"), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0") })
+        })
+        .collect();
+    Json::Array(versions)
+}
 
 /// How the simulator runs.
 #[derive(Debug, Clone)]
@@ -115,6 +139,8 @@ struct SimState {
     auth: Auth,
     faults: Faults,
     seed_daily_limit: u64,
+    /// The newest REST API version served (its major number).
+    max_api_version: u32,
     /// API calls counted against the daily limit.
     api_usage: u64,
     calls_since_expiry: u64,
@@ -161,6 +187,12 @@ impl Simulator {
             auth: Auth::new(seed.apps, seed.passwords),
             faults: Faults::default(),
             seed_daily_limit: seed.daily_api_limit,
+            max_api_version: seed
+                .max_api_version
+                .as_deref()
+                .and_then(|v| v.strip_suffix(".0")?.parse().ok())
+                .unwrap_or(API_VERSION_RANGE.1)
+                .min(API_VERSION_RANGE.1),
             api_usage: 0,
             calls_since_expiry: 0,
             log: RequestLog::default(),
@@ -281,17 +313,14 @@ async fn process(state: Shared, method: Method, uri: Uri, headers: HeaderMap, bo
     let trimmed = path.trim_end_matches('/');
     if trimmed == "/services/data" {
         // The versions resource is not an API call and carries no limit header.
-        let versions: Vec<Json> = API_VERSIONS
-            .iter()
-            .map(|v| json!({ "label": format!("v{v}"), "url": format!("/services/data/v{v}"), "version": v }))
-            .collect();
-        return respond(200, Some(Json::Array(versions)), Vec::new(), None);
+        let max = lock(&state).max_api_version;
+        return respond(200, Some(versions_resource(max)), Vec::new(), None);
     }
     let Some(after) = trimmed.strip_prefix("/services/data/v") else {
         return respond(404, Some(ApiError::not_found().body()), Vec::new(), None);
     };
     let (version, rest) = after.split_once('/').unwrap_or((after, ""));
-    if !API_VERSIONS.contains(&version) {
+    if !serves(version, lock(&state).max_api_version) {
         return respond(404, Some(ApiError::not_found().body()), Vec::new(), None);
     }
     let version = version.to_string();
