@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::{Value as Json, json};
 
-use crate::channels::cases::query::case_query;
+use crate::channels::cases::query::{Posts, case_query};
 use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError, id};
 
@@ -35,7 +35,8 @@ pub async fn record(
     if !id::is_id(case_id) || !case_id.starts_with(id::prefix::CASE) {
         return Err(RecordError::NotACase(case_id.to_string()));
     }
-    let soql = case_query(extra_fields, Filter::eq("Id", case_id));
+    let posts = Posts::of(client).await?;
+    let soql = case_query(extra_fields, Filter::eq("Id", case_id), posts);
     let rows: Vec<Json> = client.query_with_children(soql).await?;
     let case = rows.into_iter().next().ok_or_else(|| RecordError::NotFound(case_id.to_string()))?;
     Ok(json!({ "agent_user_id": agent_user_id, "case": case }))

@@ -197,12 +197,22 @@ async fn a_handover_becomes_one_case_and_the_person_and_visitor_talk_through_it(
         .create("CaseComment", &json!({ "ParentId": case_id, "CommentBody": "internal only", "IsPublished": false }))
         .await
         .unwrap();
+    // A feed post is internal unless shared with the customer (Salesforce's default for
+    // an internal user's record post): never copied into the chat.
+    w.admin.create("FeedItem", &json!({ "ParentId": case_id, "Body": "internal post" })).await.unwrap();
     d.cycle().await.unwrap();
     let messages = chat.messages(&id, &token).await;
     let last = messages.last().unwrap();
     assert_eq!(last["author"], "human");
     assert_eq!(last["body"], "Hi Sam, I'm Alex. Let me look.");
-    assert!(!messages.iter().any(|m| m["body"] == "internal only"));
+    assert!(!messages.iter().any(|m| m["body"] == "internal only" || m["body"] == "internal post"));
+    w.admin
+        .create("FeedItem", &json!({ "ParentId": case_id, "Body": "Shared with you, Sam.", "Visibility": "AllUsers" }))
+        .await
+        .unwrap();
+    d.cycle().await.unwrap();
+    let messages = chat.messages(&id, &token).await;
+    assert_eq!(messages.last().unwrap()["body"], "Shared with you, Sam.", "a shared post reaches the chat");
 
     // The visitor answers; the AI stays quiet and the message reaches the case.
     assert_eq!(chat.say(&id, &token, "Order 1234, thanks Alex").await.status(), 201);
@@ -216,8 +226,8 @@ async fn a_handover_becomes_one_case_and_the_person_and_visitor_talk_through_it(
     d.cycle().await.unwrap();
     assert_eq!(
         chat.messages(&id, &token).await.iter().filter(|m| m["author"] == "human").count(),
-        1,
-        "our own forward is not copied back"
+        2,
+        "the comment and the shared post; our own forward is not copied back"
     );
 
     // The case closes: so does the chat.

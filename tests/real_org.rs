@@ -157,3 +157,179 @@ async fn a_duplicate_rule_refuses_a_second_lead_with_the_matching_records() {
     let matched = &body[0]["duplicateResut"]["matchResults"][0]["matchRecords"][0]["record"]["Id"];
     assert_eq!(matched, &json!(first), "{body}");
 }
+
+/// A new Lead the org's duplicate rule refuses is linked to the lead it matched: the
+/// conversation's key is written there (so its later writes reach it), nothing is made
+/// twice, and a sync error says what happened.
+#[tokio::test]
+async fn a_lead_refused_as_a_duplicate_is_linked_to_the_lead_it_matched() {
+    use casebridge::act::executor::Executor;
+    use casebridge::model::Action;
+    let w = World::new().await;
+    let existing = as_user(
+        &w,
+        "admin",
+        "Lead",
+        json!({ "LastName": "Porter", "Company": "Initech", "Email": "bob@initech.example" }),
+    );
+    let store = w.store();
+    let conversation = "msg-0000000000000000000000000001";
+    let lead = |email: &str| Action::UpsertRecord {
+        conversation_id: conversation.into(),
+        object: "Lead".into(),
+        key_field: "Casebridge_Conversation__c".into(),
+        fields: [
+            ("LastName".to_string(), json!("Visitor")),
+            ("Company".to_string(), json!("[not provided]")),
+            ("Email".to_string(), json!(email)),
+        ]
+        .into_iter()
+        .collect(),
+        key: None,
+        update_only: false,
+    };
+    store.enqueue(lead("bob@initech.example")).unwrap();
+    let mut executor = Executor::new(w.agent_client(), store.clone(), None, w.id("agent"));
+    let report = executor.run_round().await.unwrap();
+    assert_eq!(report.done, 1, "{report:?}");
+    let leads: Vec<Value> = w
+        .admin
+        .query("SELECT Id, LastName, Casebridge_Conversation__c FROM Lead WHERE Email = 'bob@initech.example'")
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(leads.len(), 1, "no second lead: {leads:?}");
+    assert_eq!(leads[0]["Id"], json!(existing));
+    assert_eq!(leads[0]["Casebridge_Conversation__c"], json!(conversation), "linked by the conversation's key");
+    assert_eq!(leads[0]["LastName"], "Porter", "the person's lead keeps its values");
+    let errors = store.sync_errors().unwrap();
+    let said = errors.iter().find(|e| e.code == "DUPLICATES_DETECTED").expect("a sync error says so");
+    assert!(said.message.contains(&existing) && said.message.contains("linked"), "{}", said.message);
+
+    // A later write by the conversation's key reaches the linked lead.
+    let mut update = lead("bob@initech.example");
+    if let Action::UpsertRecord { fields, update_only, .. } = &mut update {
+        *fields = [("Rating".to_string(), json!("Warm"))].into_iter().collect();
+        *update_only = true;
+    }
+    store.enqueue(update).unwrap();
+    executor.run_round().await.unwrap();
+    let rated: Value = w.admin.get("Lead", &existing, Some(&["Rating"])).await.unwrap();
+    assert_eq!(rated["Rating"], "Warm");
+
+    // A second conversation matching a lead another one made is not linked over it.
+    let other = "msg-0000000000000000000000000002";
+    let mut second = lead("bob@initech.example");
+    if let Action::UpsertRecord { conversation_id, .. } = &mut second {
+        *conversation_id = other.into();
+    }
+    store.enqueue(second).unwrap();
+    executor.run_round().await.unwrap();
+    let kept: Value = w.admin.get("Lead", &existing, Some(&["Casebridge_Conversation__c"])).await.unwrap();
+    assert_eq!(kept["Casebridge_Conversation__c"], json!(conversation), "the first conversation keeps its lead");
+    let errors = store.sync_errors().unwrap();
+    assert!(errors.iter().any(|e| e.code == "DUPLICATES_DETECTED" && e.message.contains(conversation)), "{errors:?}");
+}
+
+/// The test org with `edit` applied to its seed text (written beside the fixture's key).
+async fn org_with(edit: impl FnOnce(String) -> String) -> casebridge::sim::Simulator {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("jwt-test-key.pub.pem"), dir.path().join("jwt-test-key.pub.pem")).unwrap();
+    let text = edit(std::fs::read_to_string(fixture("org.yaml")).unwrap());
+    std::fs::write(dir.path().join("org.yaml"), text).unwrap();
+    let seed = casebridge::sim::seed::load_file(&dir.path().join("org.yaml")).unwrap();
+    casebridge::sim::Simulator::start("127.0.0.1:0".parse().unwrap(), seed, Default::default()).await.unwrap()
+}
+
+/// The REST API version is the newest both casebridge and the org offer: the test org's
+/// current release offers more than casebridge speaks; an org on an older release is spoken
+/// to in its newest; one older than casebridge needs is refused, naming what it offers.
+#[tokio::test]
+async fn the_api_version_is_the_newest_both_sides_offer() {
+    let sim = start_sim(Default::default()).await;
+    let client = agent_client(&sim);
+    assert_eq!(client.available_versions().await.unwrap().last().unwrap().version, "68.0");
+    assert_eq!(client.api_version(), casebridge::salesforce::versions::NEWEST_API_VERSION);
+    assert!(sim.api_requests().iter().all(|r| r.path.contains("/v66.0/")), "every call in the chosen version");
+
+    let older =
+        org_with(|s| s.replace("daily_api_limit: 100000", "daily_api_limit: 100000\n  max_api_version: \"62.0\""))
+            .await;
+    let client = agent_client(&older);
+    client.limits().await.unwrap();
+    assert_eq!(client.api_version(), "62.0");
+
+    let ancient =
+        org_with(|s| s.replace("daily_api_limit: 100000", "daily_api_limit: 100000\n  max_api_version: \"60.0\""))
+            .await;
+    let e = agent_client(&ancient).limits().await.unwrap_err().to_string();
+    assert!(e.contains("31.0 to 60.0") && e.contains("61.0 or later"), "{e}");
+
+    // A pinned version the org lacks is refused; one it offers is used.
+    let pinned = |version: &str| {
+        let credentials = casebridge::salesforce::Credentials::RefreshToken {
+            client_id: "test-app".into(),
+            client_secret: Some(casebridge::model::Secret::new("test-secret")),
+            refresh_token: casebridge::model::Secret::new("agent-refresh-token"),
+        };
+        let mut config = casebridge::salesforce::ClientConfig::new(older.url(), credentials);
+        config.api_version = Some(version.into());
+        casebridge::salesforce::Client::new(config).unwrap()
+    };
+    let e = pinned("66.0").limits().await.unwrap_err().to_string();
+    assert!(e.contains("org.api_version") && e.contains("66.0"), "{e}");
+    let ok = pinned("61.0");
+    ok.limits().await.unwrap();
+    assert_eq!(ok.api_version(), "61.0");
+}
+
+/// An org without Digital Experiences has no `FeedItem.Visibility`: the poll leaves posts
+/// out (no customer can see one) instead of naming a field the org would refuse, and the
+/// agent still answers, follow-ups included.
+#[tokio::test]
+async fn an_org_without_post_visibility_is_polled_without_posts() {
+    let sim = org_with(|s| s.replace("digital_experiences: true", "digital_experiences: false")).await;
+    let admin = user_client(&sim, "admin@test.example", "admin-pw");
+    let agent = sim.id_of("agent").unwrap();
+    let case_id = admin
+        .create(
+            "Case",
+            &json!({ "Subject": "Gripper", "Description": "How do I recalibrate the gripper?", "OwnerId": agent }),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = casebridge::store::Store::open(&dir.path().join("store")).unwrap();
+    let mut daemon = casebridge::daemon::Daemon::new(
+        agent_client(&sim),
+        store,
+        demo_kb(),
+        builtin_rules(),
+        None,
+        test_settings(None),
+    )
+    .await
+    .unwrap();
+    let report = daemon.cycle().await.unwrap();
+    assert!(report.poll_error.is_none(), "{:?}", report.poll_error);
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case_id && e.kind == EventKind::Replied),
+        "{:?}",
+        report.events
+    );
+    let jane = user_client(&sim, "jane@customer.example", "jane-pw");
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": case_id, "CommentBody": "And the firmware shows E42?", "IsPublished": true }),
+    )
+    .await
+    .unwrap();
+    let report = daemon.cycle().await.unwrap();
+    assert!(
+        report.events.iter().any(|e| e.conversation_id == case_id && e.kind == EventKind::Replied),
+        "{:?}",
+        report.events
+    );
+    let soql: Vec<String> = sim.api_requests().iter().map(|r| r.query.clone()).collect();
+    assert!(soql.iter().all(|q| !q.contains("Visibility")), "no query names the field the org lacks");
+}

@@ -78,7 +78,15 @@ pub struct Executor {
 enum Outcome {
     Done,
     Retry(String),
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
+    /// The org's duplicate rule refused a new record: link to the one it matched.
+    Duplicate {
+        record_id: String,
+        rule: String,
+    },
 }
 
 impl Executor {
@@ -273,6 +281,26 @@ impl Executor {
                     entry.attempts += 1;
                     self.fail(&entry, &code, &message)?;
                     report.failed += 1;
+                }
+                Outcome::Duplicate { record_id, rule } => {
+                    report.api_calls += 2;
+                    match super::duplicates::link(&self.client, &entry.action, &record_id, &rule).await {
+                        Ok(linked) => {
+                            tracing::info!(record = %linked.record_id, reason = %linked.message, "Linked to an existing record.");
+                            self.store.record_error(SyncError::new(
+                                Some(entry.action.case_id()),
+                                "link_duplicate",
+                                "DUPLICATES_DETECTED",
+                                &linked.message,
+                            ))?;
+                            done.push((entry.id, entry.action.confirmation_key()));
+                        }
+                        Err(why) => {
+                            report.retried_later += 1;
+                            entry.status = EntryStatus::Pending;
+                            self.retry_later(&mut entry, &format!("linking to {record_id}: {why}"))?;
+                        }
+                    }
                 }
             }
         }
@@ -568,6 +596,13 @@ fn entry_outcome(
             }
             if e.is_transient() || e.error_code() == "PROCESSING_HALTED" {
                 return Outcome::Retry(e.to_string());
+            }
+            // A new record the org's duplicate rule refused: linked, not made twice.
+            if let Action::UpsertRecord { update_only: false, .. } = entry.action
+                && e.error_code() == "DUPLICATES_DETECTED"
+                && let Some((ids, rule)) = super::duplicates::matches(result.body.as_ref())
+            {
+                return Outcome::Duplicate { record_id: ids[0].clone(), rule };
             }
             return Outcome::Failed { code: e.error_code().to_string(), message: e.message() };
         }

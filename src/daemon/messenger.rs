@@ -240,7 +240,7 @@ impl Daemon {
         since: Option<chrono::DateTime<Utc>>,
         report: &mut CycleReport,
     ) -> Result<Option<Option<chrono::DateTime<Utc>>>, DaemonError> {
-        let rows = match self.client.rows_at_once(&mirror::queries(ids, since)).await {
+        let rows = match self.client.rows_at_once(&mirror::queries(ids, since, self.posts)).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot read the cases of messenger chats.");

@@ -20,7 +20,7 @@ use crate::act::email::Mailer;
 use crate::act::executor::{Executor, RoundReport};
 use crate::agent::Agent;
 use crate::channels::cases::build::activity_stamp;
-use crate::channels::cases::query::{case_query, changed_case_queries};
+use crate::channels::cases::query::{Posts, case_query, changed_case_queries};
 use crate::decide::SharedRules;
 use crate::model::ReplyChannel;
 use crate::report::status::{LastCycle, Org, RECENT_ERRORS_IN_STATUS, Status};
@@ -173,6 +173,8 @@ pub struct Daemon {
     /// read asks only for cases changed since (less the overlap). In memory: after a
     /// restart the first read takes every case once.
     mirror_cursor: Option<DateTime<Utc>>,
+    /// Whether the org's feed posts are read (they carry `Visibility` there).
+    posts: Posts,
 }
 
 impl Daemon {
@@ -190,6 +192,12 @@ impl Daemon {
         let session = client.session().await.map_err(SetupError::from)?;
         let org = (session.instance_url.clone(), session.org_id().unwrap_or_default().to_string());
         let default_target = directory::handover_target(&client, &settings.default_target).await?;
+        let posts = Posts::of(&client).await.map_err(SetupError::from)?;
+        if posts == Posts::Skipped {
+            tracing::info!(
+                "Feed posts have no Visibility in this org (no Digital Experiences): none is read as a reply."
+            );
+        }
         let metrics = Arc::new(crate::report::metrics::Metrics::default());
         let mut executor = Executor::new(client.clone(), store.clone(), mailer, agent_user.id.clone());
         executor.set_metrics(metrics.clone());
@@ -220,6 +228,7 @@ impl Daemon {
             case_record_types: HashMap::new(),
             case_describe: None,
             mirror_cursor: None,
+            posts,
         })
     }
 
@@ -428,7 +437,7 @@ impl Daemon {
     }
 
     fn poll_query(&self, filter: Filter) -> String {
-        case_query(&self.rules.load().case_fields(), filter)
+        case_query(&self.rules.load().case_fields(), filter, self.posts)
     }
 
     /// Reads what changed since the cursor. The cursor is a watermark: every change
@@ -451,7 +460,7 @@ impl Daemon {
         let scope = if watched.is_empty() { owned } else { owned.or(Filter::is_in("Id", watched)) };
         // The cases changed by their own stamp or by a new comment, email or post (an org
         // need not bump the case for those): four queries, one API call.
-        let queries = changed_case_queries(&self.rules.load().case_fields(), scope, cursor);
+        let queries = changed_case_queries(&self.rules.load().case_fields(), scope, cursor, self.posts);
         let mut newest = cursor;
         let mut seen = std::collections::HashSet::new();
         for mut pages in self.client.queries_at_once(&queries).await.map_err(DaemonError::Poll)? {

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod error;
 pub mod id;
 mod pages;
+pub mod preflight;
 pub mod soql;
 mod types;
 pub mod validate;

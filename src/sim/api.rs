@@ -100,7 +100,9 @@ pub fn dispatch(data: &mut Data, req: Request<'_>) -> Reply {
                 return Reply::error(ApiError::new(400, "MALFORMED_QUERY", "A query string has to be specified"));
             };
             let batch = req.batch_size.unwrap_or(data.batch_size).min(data.batch_size).max(1);
-            match soql::execute(&data.org, q, all, req.version) {
+            // The query runs on the org as the user sees it: a field hidden from it by
+            // field-level security is an unknown column (INVALID_FIELD), as in Salesforce.
+            match data.org.as_seen_by(req.user_id, |org| soql::execute(org, q, all, req.version)) {
                 Ok(rows) => Reply::json(200, data.cursors.first_page(rows, batch, req.segments[0], req.version)),
                 Err(QueryFailure { code, message }) => Reply::error(ApiError::new(400, code, message)),
             }
@@ -113,7 +115,9 @@ pub fn dispatch(data: &mut Data, req: Request<'_>) -> Reply {
         ("GET", ["limits"]) => Reply::json(200, limits(req.usage)),
         ("GET", ["sobjects"]) => Reply::json(200, global_describe(&data.org, req.version)),
         (_, ["sobjects", object, rest @ ..]) => {
-            let Some(def) = data.org.schema.object(object).cloned() else {
+            // Describes and reads show the object as the user sees it (field-level security).
+            let view = data.org.schema_for(req.user_id);
+            let Some(def) = view.as_ref().unwrap_or(&data.org.schema).object(object).cloned() else {
                 return Reply::error(ApiError::not_found());
             };
             sobject(data, &def, method, rest, &req, &ctx)
@@ -169,6 +173,7 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
             Reply::json(200, json!({ "objectDescribe": object_summary(def, req.version), "recentItems": [] }))
         }
         ("POST", []) => match body_object(&req.body).and_then(|b| {
+            data.org.check_field_access(req.user_id, &def.name, b.keys().map(String::as_str))?;
             if let Some(refused) = data.org.duplicate_refusal(&def.name, &b, req.write_headers) {
                 return Err(refused);
             }
@@ -185,7 +190,17 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
             Err(e) => Reply::error(e),
         },
         ("GET", ["describe"]) => Reply::json(200, describe(def, req.version)),
-        ("PATCH", [field, value]) => match body_object(&req.body) {
+        ("PATCH", [field, value]) => match body_object(&req.body).and_then(|b| {
+            if def.field(field).is_none() {
+                return Err(ApiError::new(
+                    404,
+                    "NOT_FOUND",
+                    format!("Provided external ID field does not exist or is not accessible: {field}"),
+                ));
+            }
+            let written = std::iter::once(*field).chain(b.keys().map(String::as_str));
+            data.org.check_field_access(req.user_id, &def.name, written).map(|()| b)
+        }) {
             Ok(b)
                 if data.org.upsert_would_create(&def.name, field, &percent_decoded(value))
                     && data.org.duplicate_refusal(&def.name, &b, req.write_headers).is_some() =>
@@ -214,7 +229,10 @@ fn sobject(data: &mut Data, def: &ObjectDef, method: &str, rest: &[&str], req: &
             Err(e) => Reply::error(e),
         },
         ("GET", [id]) => get_record(&data.org, def, id, req),
-        ("PATCH", [id]) => match body_object(&req.body).and_then(|b| data.org.update(&def.name, id, &b, ctx)) {
+        ("PATCH", [id]) => match body_object(&req.body).and_then(|b| {
+            data.org.check_field_access(req.user_id, &def.name, b.keys().map(String::as_str))?;
+            data.org.update(&def.name, id, &b, ctx)
+        }) {
             Ok(()) => {
                 data.org.run_assignment_rules(&def.name, id, req.write_headers, ctx);
                 Reply::no_content()
@@ -554,6 +572,7 @@ fn object_summary(def: &ObjectDef, version: &str) -> Json {
         "createable": def.createable,
         "updateable": def.updateable,
         "deletable": def.deletable,
+        "feedEnabled": def.feed_enabled,
         "urls": {
             "sobject": base,
             "describe": format!("{base}/describe"),
@@ -588,6 +607,7 @@ fn describe(def: &ObjectDef, version: &str) -> Json {
                 "calculated": f.calculated,
                 "autoNumber": f.auto_number,
                 "unique": f.unique,
+                "caseSensitive": f.case_sensitive,
                 "externalId": f.external_id,
                 "idLookup": f.external_id || f.name == "Id",
                 "referenceTo": f.reference_to,

@@ -1,5 +1,6 @@
-//! Org seed files: the YAML that describes a simulated org — users and their passwords,
-//! queues and the objects they support, connected apps, custom fields, and records.
+//! Org seed files: the YAML that describes a simulated org — users and their passwords
+//! (and what field-level security hides from them), queues and the objects they support,
+//! connected apps, custom fields, permission sets, the org's switches (`org:`), and records.
 //!
 //! Records are written through the same validated write path as API calls, so a seed that
 //! Salesforce would refuse is refused here too, with the record it was about. Values that
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::org::{Org, WriteCtx};
-use super::schema::{CustomFieldSpec, Schema};
+use super::schema::{CustomFieldSpec, FieldAccess, Schema};
 use super::value::parse_datetime;
 
 /// The seed file as written.
@@ -29,6 +30,9 @@ pub struct SeedFile {
     pub queues: Vec<SeedQueue>,
     #[serde(default)]
     pub custom_fields: HashMap<String, Vec<CustomFieldSpec>>,
+    /// Permission sets and the users (`@key`s) they are assigned to.
+    #[serde(default)]
+    pub permission_sets: Vec<SeedPermissionSet>,
     /// Object name → records, created in file order.
     #[serde(default)]
     pub records: serde_yaml::Mapping,
@@ -55,6 +59,27 @@ pub struct OrgSettings {
     /// The newest REST API version the org serves (an org on an older release).
     #[serde(default)]
     pub max_api_version: Option<String>,
+    /// The objects with feed tracking on (describe's `feedEnabled`); default `[Case]`.
+    #[serde(default = "default_feed_tracking")]
+    pub feed_tracking: Vec<String>,
+    /// Whether Digital Experiences (communities) are on; without them `FeedItem` has no
+    /// `Visibility` field. Default on.
+    #[serde(default = "yes")]
+    pub digital_experiences: bool,
+}
+
+/// A permission set (read-only to the API, as `PermissionSet` and
+/// `PermissionSetAssignment` records).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedPermissionSet {
+    /// The API name, such as `Casebridge_Agent`.
+    pub name: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The users holding it, as `@key`s.
+    #[serde(default)]
+    pub assigned: Vec<String>,
 }
 
 impl Default for OrgSettings {
@@ -66,8 +91,14 @@ impl Default for OrgSettings {
             assignment_rules: Vec::new(),
             duplicate_rules: Vec::new(),
             max_api_version: None,
+            feed_tracking: default_feed_tracking(),
+            digital_experiences: true,
         }
     }
+}
+
+fn default_feed_tracking() -> Vec<String> {
+    vec!["Case".into()]
 }
 
 fn default_org_name() -> String {
@@ -133,6 +164,10 @@ pub struct SeedUser {
     /// For portal users: the `@key` of their contact record.
     #[serde(default)]
     pub contact: Option<String>,
+    /// Field-level security for this user: `Object.Field` → `hidden` or `read` (fields
+    /// not named are read/write).
+    #[serde(default)]
+    pub field_access: std::collections::BTreeMap<String, FieldAccess>,
 }
 
 fn default_user_type() -> String {
@@ -211,6 +246,10 @@ fn build(file: SeedFile) -> Result<Seed, String> {
             schema.add_custom_field(object, spec).map_err(|e| format!("custom_fields.{object}: {e}"))?;
         }
     }
+    schema.set_feed_tracking(&file.org.feed_tracking).map_err(|e| format!("org.feed_tracking: {e}"))?;
+    if !file.org.digital_experiences {
+        schema.without_digital_experiences();
+    }
     let mut seeding = Seeding { org: Org::new(schema), keys: HashMap::new(), now: Utc::now() };
     if file.users.is_empty() {
         return Err("users: at least one user is needed".into());
@@ -238,11 +277,21 @@ fn build(file: SeedFile) -> Result<Seed, String> {
         }
     }
     seeding.link_portal_users(&file.users, &ctx)?;
+    seeding.setup_records(&file, &ctx)?;
     seeding.org.behaviour = crate::sim::org::Behaviour {
         child_records_touch_parent: file.org.child_records_touch_parent,
         assignment_rules: rules,
         duplicate_rules: file.org.duplicate_rules.clone(),
+        field_access: Default::default(),
     };
+    for u in &file.users {
+        for (field, access) in &u.field_access {
+            if !field.contains('.') {
+                return Err(format!("users.{}.field_access: expected Object.Field, found {field:?}", u.key));
+            }
+            seeding.org.behaviour.restrict(&seeding.keys[&u.key], field, *access);
+        }
+    }
     Ok(Seed {
         org: seeding.org,
         name: file.org.name,
@@ -370,6 +419,54 @@ impl Seeding {
         Ok(())
     }
 
+    /// What Setup holds that the API reads: the active assignment and duplicate rules of
+    /// `org:` as `AssignmentRule` and `DuplicateRule` records, and the permission sets with
+    /// their assignments.
+    fn setup_records(&mut self, file: &SeedFile, ctx: &WriteCtx) -> Result<(), String> {
+        let text = |v: &str| Json::String(v.to_string());
+        for (i, rule) in file.org.assignment_rules.iter().enumerate() {
+            let body = Map::from_iter([
+                ("Name".to_string(), text(&rule.name)),
+                ("SobjectType".into(), text(&rule.object)),
+                ("Active".into(), Json::Bool(true)),
+            ]);
+            self.org
+                .create("AssignmentRule", &body, ctx)
+                .map_err(|e| format!("org.assignment_rules[{i}]: {}", e.message))?;
+        }
+        for (i, rule) in file.org.duplicate_rules.iter().enumerate() {
+            let body = Map::from_iter([
+                ("DeveloperName".to_string(), text(&rule.name)),
+                ("MasterLabel".into(), text(&rule.name.replace('_', " "))),
+                ("SobjectType".into(), text(&rule.object)),
+                ("IsActive".into(), Json::Bool(true)),
+            ]);
+            self.org
+                .create("DuplicateRule", &body, ctx)
+                .map_err(|e| format!("org.duplicate_rules[{i}]: {}", e.message))?;
+        }
+        for (i, set) in file.permission_sets.iter().enumerate() {
+            let label = set.label.clone().unwrap_or_else(|| set.name.replace('_', " "));
+            let body = Map::from_iter([("Name".to_string(), text(&set.name)), ("Label".into(), text(&label))]);
+            let set_id = self
+                .org
+                .create("PermissionSet", &body, ctx)
+                .map_err(|e| format!("permission_sets[{i}]: {}", e.message))?;
+            for user in &set.assigned {
+                let user_id =
+                    resolve_key(&self.keys, user).map_err(|e| format!("permission_sets[{i}].assigned: {e}"))?;
+                let body = Map::from_iter([
+                    ("AssigneeId".to_string(), Json::String(user_id)),
+                    ("PermissionSetId".into(), Json::String(set_id.clone())),
+                ]);
+                self.org
+                    .create("PermissionSetAssignment", &body, ctx)
+                    .map_err(|e| format!("permission_sets[{i}].assigned: {}", e.message))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Portal users are linked to their contacts once the contacts exist.
     fn link_portal_users(&mut self, users: &[SeedUser], ctx: &WriteCtx) -> Result<(), String> {
         let (org, keys) = (&mut self.org, &self.keys);
@@ -441,6 +538,51 @@ records:
         assert_eq!(case.str("OwnerId"), Some(seed.keys["q"].as_str()));
         assert_eq!(case.str("CaseNumber"), Some("00001001"));
         assert!(seed.passwords.contains_key("admin@x.example"));
+    }
+
+    #[test]
+    fn setup_records_feed_tracking_experiences_and_field_access_are_seeded() {
+        let seed = load(MINIMAL, "org.yaml").unwrap();
+        let schema = &seed.org.schema;
+        assert!(schema.object("Case").unwrap().feed_enabled && !schema.object("Lead").unwrap().feed_enabled);
+        assert!(schema.object("FeedItem").unwrap().field("Visibility").is_some(), "Digital Experiences by default");
+
+        let yaml = MINIMAL.replace(
+            "users:\n  - {key: admin, username: admin@x.example, last_name: Admin, password: pw}",
+            "org:\n  feed_tracking: [Lead]\n  digital_experiences: false\n  \
+             assignment_rules: [{object: Case, name: To_q, entries: [{owner: '@q'}]}]\n  \
+             duplicate_rules: [{object: Lead, name: Same_email, match_fields: [Email]}]\n\
+             permission_sets:\n  - {name: Casebridge_Agent, assigned: ['@admin']}\n\
+             users:\n  - {key: admin, username: admin@x.example, last_name: Admin, password: pw, field_access: {Case.Subject: hidden, Case.Origin: read}}",
+        );
+        let seed = load(&yaml, "org.yaml").unwrap();
+        let org = &seed.org;
+        assert!(!org.schema.object("Case").unwrap().feed_enabled && org.schema.object("Lead").unwrap().feed_enabled);
+        assert!(org.schema.object("FeedItem").unwrap().field("Visibility").is_none());
+        let one = |object: &str| {
+            let rows: Vec<_> = org.all(object).collect();
+            assert_eq!(rows.len(), 1, "{object}");
+            rows[0].clone()
+        };
+        assert_eq!(one("AssignmentRule").str("Name"), Some("To_q"));
+        assert_eq!(one("AssignmentRule").get("Active"), &crate::sim::value::Value::Bool(true));
+        assert_eq!(one("DuplicateRule").str("MasterLabel"), Some("Same email"));
+        assert_eq!(one("PermissionSet").str("Label"), Some("Casebridge Agent"));
+        assert_eq!(one("PermissionSetAssignment").str("AssigneeId"), Some(seed.keys["admin"].as_str()));
+
+        let admin = &seed.keys["admin"];
+        let view = org.schema_for(admin).expect("the admin has restrictions");
+        let case = view.object("Case").unwrap();
+        assert!(case.field("Subject").is_none());
+        let origin = case.field("Origin").unwrap();
+        assert!(!origin.createable && !origin.updateable);
+        let e = org.check_field_access(admin, "Case", ["Origin"]).unwrap_err();
+        assert_eq!(e.code, "INVALID_FIELD_FOR_INSERT_UPDATE");
+        assert_eq!(org.check_field_access(admin, "Case", ["subject"]).unwrap_err().code, "INVALID_FIELD");
+        assert!(org.check_field_access(admin, "Case", ["Priority"]).is_ok());
+        assert!(org.schema_for(&seed.keys["q"]).is_none(), "nothing restricted for others");
+        let bad = yaml.replace("Case.Subject: hidden", "Subject: hidden");
+        assert!(load(&bad, "org.yaml").unwrap_err().contains("expected Object.Field"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use super::plan::CONVERSATION_FIELD;
 use crate::channels::cases::build::{self, Authors, BuildError};
-use crate::channels::cases::query::{case_query, changed_case_queries};
+use crate::channels::cases::query::{Posts, case_query, changed_case_queries};
 use crate::model::{AuthorKind, Part, PartKind};
 use crate::salesforce::soql::Filter;
 
@@ -30,12 +30,12 @@ pub struct CaseNews {
 /// The queries for the cases of `conversation_ids`: all of them, or (with `since`) those
 /// changed after it, by their own stamp or a new comment, email or post
 /// ([`changed_case_queries`]; one composite call carries them).
-pub fn queries(conversation_ids: &[String], since: Option<DateTime<Utc>>) -> Vec<String> {
+pub fn queries(conversation_ids: &[String], since: Option<DateTime<Utc>>, posts: Posts) -> Vec<String> {
     let filter = Filter::is_in(CONVERSATION_FIELD, conversation_ids.iter().cloned());
     let extra = [CONVERSATION_FIELD.to_string()];
     match since {
-        Some(since) => changed_case_queries(&extra, filter, since),
-        None => vec![case_query(&extra, filter)],
+        Some(since) => changed_case_queries(&extra, filter, since, posts),
+        None => vec![case_query(&extra, filter, posts)],
     }
 }
 

@@ -2,14 +2,20 @@
 //! (`org:`): the active **assignment rule** that re-routes a Case or Lead written without
 //! `Sforce-Auto-Assign: FALSE` (Salesforce's default is `TRUE`, on creates and updates
 //! alike), **duplicate rules** that refuse a record matching another with
-//! `DUPLICATES_DETECTED`, and whether a new comment, email or post bumps its case's
-//! `SystemModstamp` (Salesforce does not document it, so both are modelled).
+//! `DUPLICATES_DETECTED`, whether a new comment, email or post bumps its case's
+//! `SystemModstamp` (Salesforce does not document it, so both are modelled), and a user's
+//! **field-level security**: a field hidden from a user is missing from its describe and
+//! refused in its queries and writes, a read-only one is described and refused as such.
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use super::{Org, WriteCtx};
+use crate::salesforce::id;
 use crate::sim::error::ApiError;
+use crate::sim::schema::{FieldAccess, Schema};
 use crate::sim::value::Value;
 
 /// The seed's switches for how the org behaves.
@@ -18,6 +24,23 @@ pub struct Behaviour {
     pub child_records_touch_parent: bool,
     pub assignment_rules: Vec<AssignmentRule>,
     pub duplicate_rules: Vec<DuplicateRule>,
+    /// User id (18 characters) → `Object.Field` (lowercase) → what field-level security
+    /// leaves that user; fields not named are read/write.
+    pub field_access: HashMap<String, BTreeMap<String, FieldAccess>>,
+}
+
+impl Behaviour {
+    /// Sets what `user_id` may do with `field` (`Case.Product__c`).
+    pub fn restrict(&mut self, user_id: &str, field: &str, access: FieldAccess) {
+        let user = id::to_18(user_id).unwrap_or_else(|| user_id.to_string());
+        self.field_access.entry(user).or_default().insert(field.to_ascii_lowercase(), access);
+    }
+
+    /// The restrictions on `user_id`'s fields, if any.
+    fn restrictions(&self, user_id: &str) -> Option<&BTreeMap<String, FieldAccess>> {
+        let user = id::to_18(user_id).unwrap_or_else(|| user_id.to_string());
+        self.field_access.get(&user).filter(|m| !m.is_empty())
+    }
 }
 
 /// An active assignment rule: its entries in order; the first whose criteria all hold
@@ -80,6 +103,79 @@ impl Default for WriteHeaders {
 }
 
 impl Org {
+    /// The schema as `user_id` sees it through field-level security (hidden fields gone,
+    /// read-only ones neither createable nor updateable); `None` when nothing is
+    /// restricted for the user, so the org's own schema serves.
+    pub fn schema_for(&self, user_id: &str) -> Option<Schema> {
+        let restrictions = self.behaviour.restrictions(user_id)?;
+        let mut schema = self.schema.clone();
+        for (path, access) in restrictions {
+            let Some((object, field)) = path.split_once('.') else { continue };
+            let Some(def) = schema.object_mut(object) else { continue };
+            match access {
+                FieldAccess::Hidden => {
+                    def.remove_field(field);
+                }
+                FieldAccess::Read => {
+                    if let Some(f) = def.field_mut(field) {
+                        (f.createable, f.updateable) = (false, false);
+                    }
+                }
+            }
+        }
+        Some(schema)
+    }
+
+    /// Runs `f` (a query) on the org as `user_id` sees it through field-level security, so
+    /// a hidden field is an unknown column there, as in Salesforce.
+    pub fn as_seen_by<T>(&mut self, user_id: &str, f: impl FnOnce(&Org) -> T) -> T {
+        let Some(view) = self.schema_for(user_id) else { return f(self) };
+        let own = std::mem::replace(&mut self.schema, view);
+        let out = f(self);
+        self.schema = own;
+        out
+    }
+
+    /// Whether field-level security lets `user_id` write `fields` on `object`: a hidden
+    /// field is unknown (`INVALID_FIELD`), a read-only one refused with
+    /// `INVALID_FIELD_FOR_INSERT_UPDATE`, as the write path words them.
+    pub fn check_field_access<'a>(
+        &self,
+        user_id: &str,
+        object: &str,
+        fields: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ApiError> {
+        let (Some(restrictions), Some(def)) = (self.behaviour.restrictions(user_id), self.schema.object(object)) else {
+            return Ok(());
+        };
+        let mut read_only = Vec::new();
+        for key in fields {
+            let path = format!("{}.{}", def.name, key).to_ascii_lowercase();
+            match restrictions.get(&path) {
+                Some(FieldAccess::Hidden) => {
+                    return Err(ApiError::new(
+                        400,
+                        "INVALID_FIELD",
+                        format!("No such column '{key}' on sobject of type {}", def.name),
+                    ));
+                }
+                Some(FieldAccess::Read) => read_only.push(def.field(key).map_or(key, |f| f.name.as_str())),
+                None => {}
+            }
+        }
+        if read_only.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::fields(
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            format!(
+                "Unable to create/update fields: {}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.",
+                read_only.join(", ")
+            ),
+            &read_only,
+        ))
+    }
+
     /// Whether an upsert of `object` by `field` = `value` would make a new record.
     pub fn upsert_would_create(&self, object: &str, field: &str, value: &str) -> bool {
         let Some(def) = self.schema.object(object) else { return false };

@@ -1,5 +1,7 @@
 //! Object and field metadata of the simulated org: the standard objects casebridge touches,
-//! plus the custom fields an org seed declares.
+//! plus the custom fields an org seed declares and the seed's switches that change what
+//! an org has (feed tracking per object, `FeedItem.Visibility` only with Digital
+//! Experiences).
 //!
 //! This is the single source of truth for `describe`, for SOQL validation (unknown fields,
 //! relationship paths, child relationships) and for write validation (types, lengths,
@@ -8,6 +10,9 @@
 use std::collections::HashMap;
 
 mod standard;
+mod switches;
+
+pub use switches::FieldAccess;
 
 /// The Salesforce field types the simulator knows, named as `describe` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +115,9 @@ pub struct FieldDef {
     pub external_id: bool,
     /// No two records may hold the same value (`DUPLICATE_VALUE`).
     pub unique: bool,
+    /// With `unique`: whether `ABC` and `abc` are different values (describe's
+    /// `caseSensitive`); an External ID matches case-insensitively only when this is false.
+    pub case_sensitive: bool,
     /// A formula field's formula: computed on every write, read-only to the API.
     pub formula: Option<crate::sim::formula::Formula>,
 }
@@ -136,6 +144,7 @@ impl FieldDef {
             calculated: false,
             external_id: false,
             unique: false,
+            case_sensitive: false,
             formula: None,
         }
     }
@@ -163,6 +172,8 @@ pub struct ObjectDef {
     pub createable: bool,
     pub updateable: bool,
     pub deletable: bool,
+    /// Feed tracking is on (describe's `feedEnabled`): the object's records have a feed.
+    pub feed_enabled: bool,
     pub fields: Vec<FieldDef>,
     pub children: Vec<ChildRelationship>,
     field_index: HashMap<String, usize>,
@@ -187,6 +198,19 @@ impl ObjectDef {
     fn push(&mut self, field: FieldDef) {
         self.field_index.insert(field.name.to_ascii_lowercase(), self.fields.len());
         self.fields.push(field);
+    }
+
+    /// Looks a field up to change it.
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut FieldDef> {
+        self.field_index.get(&name.to_ascii_lowercase()).map(|&i| &mut self.fields[i])
+    }
+
+    /// Removes a field (an org without the feature that brings it); whether it was there.
+    pub fn remove_field(&mut self, name: &str) -> bool {
+        let before = self.fields.len();
+        self.fields.retain(|f| !f.name.eq_ignore_ascii_case(name));
+        self.field_index = self.fields.iter().enumerate().map(|(i, f)| (f.name.to_ascii_lowercase(), i)).collect();
+        self.fields.len() != before
     }
 }
 
@@ -218,6 +242,11 @@ impl Schema {
 
     pub fn objects(&self) -> &[ObjectDef] {
         &self.objects
+    }
+
+    /// Looks an object up to change it (tests and the seed's switches).
+    pub fn object_mut(&mut self, name: &str) -> Option<&mut ObjectDef> {
+        self.by_name.get(&name.to_ascii_lowercase()).map(|&i| &mut self.objects[i])
     }
 
     /// The object an id belongs to, by its three-character key prefix.
@@ -254,6 +283,10 @@ impl Schema {
         field.restricted_picklist = spec.restricted;
         field.external_id = spec.external_id;
         field.unique = spec.unique;
+        field.case_sensitive = spec.case_sensitive;
+        if spec.case_sensitive && !spec.unique {
+            return Err(format!("custom field '{}': case_sensitive needs unique", spec.name));
+        }
         if let Some(default) = &spec.default {
             let text = match default {
                 serde_json::Value::String(s) => s.clone(),
@@ -325,6 +358,10 @@ pub struct CustomFieldSpec {
     pub external_id: bool,
     #[serde(default)]
     pub unique: bool,
+    /// With `unique`: `ABC` and `abc` are different values (off: the same, as
+    /// casebridge's External IDs want).
+    #[serde(default)]
+    pub case_sensitive: bool,
     /// The value a new record gets when the create leaves the field out.
     #[serde(default)]
     pub default: Option<serde_json::Value>,
@@ -345,6 +382,7 @@ impl ObjectBuilder {
             createable: true,
             updateable: true,
             deletable: true,
+            feed_enabled: false,
             fields: Vec::new(),
             children: Vec::new(),
             field_index: HashMap::new(),
@@ -530,6 +568,7 @@ mod tests {
             reference_to: None,
             external_id: false,
             unique: false,
+            case_sensitive: false,
             default: None,
             formula: None,
         };

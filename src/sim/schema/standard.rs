@@ -7,7 +7,7 @@ use FieldType as T;
 
 /// Every standard object.
 pub(crate) fn standard_objects() -> Vec<ObjectDef> {
-    [people(), accounts(), support(), sales(), knowledge()].into_iter().flatten().collect()
+    [people(), accounts(), support(), sales(), knowledge(), setup()].into_iter().flatten().collect()
 }
 
 /// Users, queues and record types.
@@ -312,6 +312,38 @@ fn knowledge() -> Vec<ObjectDef> {
             .flag("IsVisibleInPkb", "Visible In Public Knowledge Base")
             .flag("IsVisibleInCsp", "Visible to Customer")
             .flag("IsVisibleInPrm", "Visible to Partner")
+            .build(),
+    ]
+}
+
+/// What Setup configures and the API only reads: assignment and duplicate rules,
+/// permission sets and who holds them. The seed writes them (from `org.assignment_rules`,
+/// `org.duplicate_rules` and `permission_sets`); API writes are refused.
+fn setup() -> Vec<ObjectDef> {
+    vec![
+        ObjectBuilder::new("AssignmentRule", "01Q")
+            .required_text("Name", "Name", 120)
+            .required_text("SobjectType", "Sobject Type", 40)
+            .flag("Active", "Active")
+            .not_writable()
+            .build(),
+        ObjectBuilder::new("DuplicateRule", "0Bm")
+            .required_text("DeveloperName", "Rule Name", 80)
+            .required_text("MasterLabel", "Label", 80)
+            .required_text("SobjectType", "Sobject Type", 40)
+            .flag("IsActive", "Active")
+            .not_writable()
+            .build(),
+        ObjectBuilder::new("PermissionSet", "0PS")
+            .required_text("Name", "Name", 80)
+            .required_text("Label", "Label", 80)
+            .child("Assignments", "PermissionSetAssignment", "PermissionSetId")
+            .not_writable()
+            .build(),
+        ObjectBuilder::new("PermissionSetAssignment", "0Pa")
+            .parent("AssigneeId", "Assignee ID", &["User"], "Assignee")
+            .parent("PermissionSetId", "Permission Set ID", &["PermissionSet"], "PermissionSet")
+            .not_writable()
             .build(),
     ]
 }
