@@ -64,14 +64,14 @@ const MAX_BACKOFF_SECS: i64 = 900;
 const MAX_ATTEMPTS: u32 = 8;
 
 pub struct Executor {
-    client: Client,
-    store: Store,
+    pub(super) client: Client,
+    pub(super) store: Store,
     mailer: Option<Mailer>,
     agent_user_id: String,
     topic_ids: HashMap<String, String>,
     /// Objects' `describe`, read once each, to check writes before they are sent.
-    describes: HashMap<String, crate::salesforce::SObjectDescribe>,
-    metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
+    pub(super) describes: HashMap<String, crate::salesforce::SObjectDescribe>,
+    pub(super) metrics: Option<std::sync::Arc<crate::report::metrics::Metrics>>,
 }
 
 /// How one entry's attempt ended.
@@ -308,121 +308,8 @@ impl Executor {
         self.store.complete_entries(&done)
     }
 
-    /// Checks record writes against the org's describe (`validate`): a bad field is left
-    /// out, with a sync error that can retry it alone; a create that cannot be saved is a
-    /// sync error as a whole. Without a describe (the call failed), writes go unchecked and
-    /// Salesforce judges them.
-    async fn validate(
-        &mut self,
-        due: Vec<OutboxEntry>,
-        report: &mut RoundReport,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut kept = Vec::with_capacity(due.len());
-        let mut refreshed = std::collections::HashSet::new();
-        for mut entry in due {
-            // A retry writes one field of a record that exists by then: an update. The admin
-            // may have fixed the org meanwhile, so its object is described again.
-            let (object, creating) = match &entry.action {
-                Action::UpsertRecord { object, update_only, .. } => {
-                    (object.clone(), entry.retry_of.is_none() && !update_only)
-                }
-                Action::UpdateFields { .. } => ("Case".to_string(), false),
-                _ => {
-                    kept.push(entry);
-                    continue;
-                }
-            };
-            if entry.retry_of.is_some() && refreshed.insert(object.clone()) {
-                self.describes.remove(&object);
-            }
-            if !self.describes.contains_key(&object) {
-                report.api_calls += 1;
-                match self.client.describe(&object).await {
-                    Ok(d) => {
-                        self.describes.insert(object.clone(), d);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, object, "Cannot describe; the write goes unchecked.");
-                        kept.push(entry);
-                        continue;
-                    }
-                }
-            }
-            let describe = &self.describes[&object];
-            let fields = match &mut entry.action {
-                Action::UpsertRecord { fields, .. } | Action::UpdateFields { fields, .. } => fields,
-                _ => unreachable!("only record writes are checked"),
-            };
-            match crate::salesforce::validate::check(describe, fields, creating) {
-                Err(refusal) => {
-                    self.fail(&entry, refusal.code, &format!("{object}: {}", refusal.message))?;
-                    report.failed += 1;
-                }
-                Ok(checked) => {
-                    if checked.refused.is_empty() {
-                        kept.push(entry);
-                        continue;
-                    }
-                    let original = std::mem::replace(fields, checked.fields);
-                    if !fields.is_empty() {
-                        self.store.update_entries(std::slice::from_ref(&entry))?;
-                    }
-                    for r in checked.refused {
-                        let message = format!("{object}.{} was not written (the rest was): {}", r.field, r.message);
-                        // Retrying writes that one field alone, once the admin fixed the cause.
-                        let value = original.get(&r.key).cloned().unwrap_or(Json::Null);
-                        let retry = match &entry.action {
-                            Action::UpsertRecord { conversation_id, object, key_field, key, .. } => {
-                                Action::UpsertRecord {
-                                    conversation_id: conversation_id.clone(),
-                                    object: object.clone(),
-                                    key_field: key_field.clone(),
-                                    fields: [(r.field.clone(), value)].into_iter().collect(),
-                                    key: key.clone(),
-                                    update_only: true,
-                                }
-                            }
-                            other => Action::UpdateFields {
-                                case_id: other.case_id().to_string(),
-                                fields: [(r.field.clone(), value)].into_iter().collect(),
-                            },
-                        };
-                        self.refuse_field(&entry, r.code, &message, retry)?;
-                    }
-                    if fields_left(&entry.action) == 0 {
-                        // Nothing left to write: the entry ends here (its errors say why).
-                        self.store.remove_entries(&[entry.id])?;
-                        report.failed += 1;
-                        continue;
-                    }
-                    kept.push(entry);
-                }
-            }
-        }
-        Ok(kept)
-    }
-
-    /// A sync error for one field left out of a write; `retry` (that field alone) is what
-    /// the admin's retry queues.
-    fn refuse_field(&self, entry: &OutboxEntry, code: &str, message: &str, retry: Action) -> Result<(), StoreError> {
-        let case_id = entry.action.case_id();
-        tracing::warn!(case_id, operation = entry.action.operation(), code, reason = message, "A field was left out.");
-        if let Some(m) = &self.metrics {
-            m.sync_error(code);
-        }
-        // A retried field refused again is the same error, with one more attempt.
-        let id = if fields_left(&entry.action) == 0 { entry.retry_of.unwrap_or(0) } else { 0 };
-        self.store
-            .record_error(SyncError {
-                id,
-                action: Some(retry),
-                ..SyncError::new(Some(case_id), entry.action.operation(), code, message)
-            })
-            .map(|_| ())
-    }
-
     /// Records a sync error for the entry and takes it out of the outbox.
-    fn fail(&self, entry: &OutboxEntry, code: &str, message: &str) -> Result<(), StoreError> {
+    pub(super) fn fail(&self, entry: &OutboxEntry, code: &str, message: &str) -> Result<(), StoreError> {
         tracing::warn!(
             case_id = entry.action.case_id(),
             operation = entry.action.operation(),
@@ -608,14 +495,6 @@ fn entry_outcome(
         }
     }
     Outcome::Done
-}
-
-/// How many fields a record write still carries.
-fn fields_left(action: &Action) -> usize {
-    match action {
-        Action::UpsertRecord { fields, .. } | Action::UpdateFields { fields, .. } => fields.len(),
-        _ => usize::MAX,
-    }
 }
 
 fn backoff(attempts: u32) -> ChronoDuration {

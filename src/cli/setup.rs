@@ -12,6 +12,7 @@ use casebridge::app;
 use casebridge::channels::cases::{build::fields, deliver};
 use casebridge::config::Config;
 use casebridge::model::{Action, OutgoingEmail, ReplyChannel};
+use casebridge::salesforce::org_rules;
 use casebridge::salesforce::preflight::{self, Finding, Level, Need, Use};
 use casebridge::salesforce::{Client, SalesforceError, directory};
 
@@ -193,12 +194,12 @@ async fn rules(client: &Client, config: &Config) -> Vec<Finding> {
             "check them in Setup, or let the agent user read them (View Setup and Configuration)",
         )
     };
-    let mut out = match preflight::active_assignment_rules(client).await {
-        Ok(active) => preflight::assignment_rules(&active, config.org.assignment_rules),
+    let mut out = match org_rules::active_assignment_rules(client).await {
+        Ok(active) => org_rules::assignment_rules(&active, config.org.assignment_rules),
         Err(e) => vec![unreadable("assignment rules", e)],
     };
-    out.extend(match preflight::active_lead_duplicate_rules(client).await {
-        Ok(active) => preflight::duplicate_rules(&active),
+    out.extend(match org_rules::active_lead_duplicate_rules(client).await {
+        Ok(active) => org_rules::duplicate_rules(&active),
         Err(e) => vec![unreadable("duplicate rules", e)],
     });
     out

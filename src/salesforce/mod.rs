@@ -7,12 +7,14 @@
 //! `nextRecordsUrl`, composite, typed errors), so this is a thin layer over reqwest for the
 //! dozen endpoints we use.
 
+mod assignment;
 pub mod auth;
 mod children;
 pub mod client;
 pub mod directory;
 pub mod error;
 pub mod id;
+pub mod org_rules;
 mod pages;
 pub mod preflight;
 pub mod soql;

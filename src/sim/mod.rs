@@ -4,19 +4,24 @@
 //! Layout:
 //! - [`schema`]: objects and fields (`describe`, validation, SOQL names).
 //! - [`org`]: records and the validated write path.
-//! - [`seed`]: org seed files (YAML).
+//! - [`seed`]: org seed files (YAML), their format in [`seed_file`].
 //! - [`soql`]: the SOQL subset: parser and evaluator.
-//! - [`api`]: REST routing under `/services/data/vNN.0/`, composite included.
+//! - [`api`]: REST routing under `/services/data/vNN.0/`.
+//! - [`composite`]: the composite resource, its subrequests routed through [`api`].
 //! - [`knowledge`]: Lightning Knowledge articles, versions, publishing and archiving.
 //! - [`cursors`]: query locators, paging parents and their child subqueries.
 //! - [`auth`]: the OAuth token endpoint.
 //! - [`model`]: a stand-in for an OpenAI-compatible AI service (tests, benchmarks).
 //! - [`tls`]: HTTPS with a certificate made at start (`--tls`).
-//! - this module: the HTTP server, API-usage accounting, injected faults, and the
-//!   `/__sim/` control API that tests and benchmarks use.
+//! - [`control`]: the `/__sim/` control API that tests and benchmarks use: the request
+//!   log and the faults to inject.
+//! - this module: the HTTP server, API-usage accounting, and the refusals injected faults
+//!   cause.
 
 pub mod api;
 pub mod auth;
+pub mod composite;
+pub mod control;
 pub mod cursors;
 pub mod error;
 pub mod formula;
@@ -25,6 +30,7 @@ pub mod model;
 pub mod org;
 pub mod schema;
 pub mod seed;
+pub mod seed_file;
 pub mod soql;
 pub mod tls;
 pub mod value;
@@ -42,13 +48,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use api::{Data, Reply, Request};
 use auth::Auth;
+use control::RequestLog;
+pub use control::{Faults, LoggedRequest};
 use error::ApiError;
 pub use seed::Seed;
 
@@ -97,41 +104,6 @@ impl Default for SimOptions {
     fn default() -> Self {
         SimOptions { batch_size: 2000, tls: false }
     }
-}
-
-/// Faults the control API can inject.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Faults {
-    /// Added to every API request, in milliseconds.
-    #[serde(default)]
-    pub latency_ms: u64,
-    /// The share of API requests answered 503.
-    #[serde(default)]
-    pub error_rate: f64,
-    /// After every N API calls, every access token issued so far stops working.
-    #[serde(default)]
-    pub expire_sessions_every: u64,
-    /// Overrides the seed's daily API request limit.
-    #[serde(default)]
-    pub daily_api_limit: Option<u64>,
-}
-
-/// One logged request.
-#[derive(Debug, Clone, Serialize)]
-pub struct LoggedRequest {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub status: u16,
-    pub user: Option<String>,
-    pub time: String,
-}
-
-#[derive(Default)]
-struct RequestLog {
-    api: Vec<LoggedRequest>,
-    token: Vec<LoggedRequest>,
 }
 
 struct SimState {
@@ -308,7 +280,7 @@ async fn process(state: Shared, method: Method, uri: Uri, headers: HeaderMap, bo
         return authorize(&state, &method, &query, &body);
     }
     if let Some(rest) = path.strip_prefix("/__sim/") {
-        return control(&state, &method, rest.trim_end_matches('/'), &body);
+        return control::serve(&state, &method, rest.trim_end_matches('/'), &body);
     }
     let trimmed = path.trim_end_matches('/');
     if trimmed == "/services/data" {
@@ -558,49 +530,5 @@ fn authorize(state: &Shared, method: &Method, query: &str, body: &Bytes) -> Resp
 impl Simulator {
     pub fn refresh_tokens(&self) -> Vec<String> {
         lock(&self.state).auth.refresh_tokens()
-    }
-}
-
-fn control(state: &Shared, method: &Method, what: &str, body: &Bytes) -> Response {
-    let mut st = lock(state);
-    let ok = |b: Json| respond(200, Some(b), Vec::new(), None);
-    match (method.as_str(), what) {
-        ("GET", "requests") => {
-            let limit = st.faults.daily_api_limit.unwrap_or(st.seed_daily_limit);
-            ok(json!({
-                "total": st.log.api.len(),
-                "api_usage": st.api_usage,
-                "daily_api_limit": limit,
-                "requests": st.log.api,
-                "token_requests": st.log.token,
-            }))
-        }
-        ("DELETE", "requests") => {
-            st.log = RequestLog::default();
-            st.api_usage = 0;
-            st.calls_since_expiry = 0;
-            ok(json!({ "reset": true }))
-        }
-        ("GET", "faults") => ok(json!(st.faults)),
-        ("POST", "faults") => match serde_json::from_slice::<Faults>(body) {
-            Ok(f) if (0.0..=1.0).contains(&f.error_rate) => {
-                st.faults = f;
-                st.calls_since_expiry = 0;
-                ok(json!(st.faults))
-            }
-            Ok(_) => respond(400, Some(json!({ "error": "error_rate must be between 0 and 1" })), Vec::new(), None),
-            Err(e) => respond(400, Some(json!({ "error": format!("invalid faults: {e}") })), Vec::new(), None),
-        },
-        ("DELETE", "faults") => {
-            st.faults = Faults::default();
-            ok(json!(st.faults))
-        }
-        ("GET", "keys") => ok(json!(st.keys)),
-        _ => respond(
-            404,
-            Some(json!({ "error": format!("no control endpoint {method} /__sim/{what}") })),
-            Vec::new(),
-            None,
-        ),
     }
 }
