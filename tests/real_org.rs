@@ -44,6 +44,13 @@ async fn internal_posts_and_draft_emails_are_no_reply_to_the_customer() {
         "EmailMessage",
         json!({ "ParentId": case_id, "Incoming": false, "Status": "5", "Subject": "Draft", "TextBody": "Draft reply, not sent." }),
     );
+    as_user(
+        &w,
+        "human",
+        "EmailMessage",
+        json!({ "ParentId": case_id, "Incoming": false, "Status": "3", "Subject": "FYI", "ToAddress": "hugo@acme.example",
+                "TextBody": "Internal: check the firmware logs." }),
+    );
     let post = w.sim.with_org(|org| {
         org.all("FeedItem")
             .find(|f| f.str("ParentId") == Some(case_id.as_str()))
@@ -332,4 +339,59 @@ async fn an_org_without_post_visibility_is_polled_without_posts() {
     );
     let soql: Vec<String> = sim.api_requests().iter().map(|r| r.query.clone()).collect();
     assert!(soql.iter().all(|q| !q.contains("Visibility")), "no query names the field the org lacks");
+}
+
+/// A customer's follow-up is answered whether or not the org bumps the case's stamp for a
+/// new comment (Salesforce does not say): both behaviours, one API call when idle.
+#[tokio::test]
+async fn follow_ups_are_answered_whether_or_not_children_bump_their_case() {
+    for touch in [false, true] {
+        let w = World::new().await;
+        w.sim.with_org(|org| org.behaviour.child_records_touch_parent = touch);
+        let mut daemon = w.daemon().await;
+        let case_id =
+            w.new_case(json!({ "Subject": "Gripper", "Description": "How do I recalibrate the gripper?" })).await;
+        daemon.cycle().await.unwrap();
+        // Past the overlap, so only the follow-up can bring the case back.
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let idle = daemon.cycle().await.unwrap();
+        assert_eq!(idle.api_calls, 1, "touch={touch}: an idle cycle is one call");
+        w.customer()
+            .create("CaseComment", &json!({ "ParentId": case_id, "CommentBody": "The controller shows error E42 now.", "IsPublished": true }))
+            .await
+            .unwrap();
+        let report = daemon.cycle().await.unwrap();
+        assert!(
+            report.events.iter().any(|e| e.conversation_id == case_id && e.kind == EventKind::Replied),
+            "touch={touch}: {:?}",
+            report.events
+        );
+    }
+}
+
+/// FeedItem answers a user without View All Data only a query by Id, as Salesforce does;
+/// a case's feed (`CaseFeed`) is what casebridge reads posts through.
+#[tokio::test]
+async fn feed_items_are_read_through_the_cases_feed() {
+    let w = World::new().await;
+    let case_id = w.new_case(json!({ "Subject": "Feed" })).await;
+    let post = as_user(&w, "human", "FeedItem", json!({ "ParentId": case_id, "Body": "posted" }));
+    let client = w.agent_client();
+    let e = client
+        .query::<Value>(format!("SELECT Id FROM FeedItem WHERE ParentId = '{case_id}'"))
+        .collect_all()
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_code(), "MALFORMED_QUERY", "{e}");
+    assert!(e.to_string().contains("FeedItem requires a filter by Id"), "{e}");
+    let by_id: Vec<Value> =
+        client.query(format!("SELECT Id FROM FeedItem WHERE Id = '{post}'")).collect_all().await.unwrap();
+    assert_eq!(by_id.len(), 1);
+    let feed: Vec<Value> = client
+        .query(format!("SELECT Id, Body FROM CaseFeed WHERE ParentId = '{case_id}'"))
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0]["Body"], "posted");
 }

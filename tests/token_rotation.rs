@@ -69,10 +69,17 @@ async fn a_token_another_process_rotated_is_read_back() {
     daemon.limits().await.unwrap();
     let beside = rotating_client(&w, Some(kept(&w)));
     beside.limits().await.unwrap();
-    // The daemon's session expires; its own token was voided by the other's refresh.
+    // The daemon's session expires; its own token was voided by the other's refresh. The
+    // simulator revokes the whole grant if a voided token is ever sent (a stolen token).
     set_faults(&w.sim, json!({ "expire_sessions_every": 1 })).await;
     daemon.limits().await.expect("the daemon reads the rotated token back");
     beside.limits().await.expect("and so does the other");
+    // Both refreshing at once: one waits for the other's new token.
+    for _ in 0..5 {
+        let (a, b) = tokio::join!(daemon.limits(), beside.limits());
+        a.expect("still signed in");
+        b.expect("still signed in");
+    }
 }
 
 /// `casebridge run` on the rotating grant, sessions expiring every few calls, killed with

@@ -9,10 +9,11 @@
 use serde_json::{Value as Json, json};
 
 use crate::model::Action;
-use crate::salesforce::Client;
+use crate::salesforce::{Client, SalesforceError};
 
-/// The matching records' ids and the rule's name, from a `DUPLICATES_DETECTED` error body.
-pub fn matches(body: Option<&Json>) -> Option<(Vec<String>, String)> {
+/// The ids of the matching records of `object` (a rule may match other objects too: a lead
+/// rule can match contacts) and the rule's name, from a `DUPLICATES_DETECTED` error body.
+pub fn matches(body: Option<&Json>, object: &str) -> Option<(Vec<String>, String)> {
     let items = body?.as_array()?;
     let item = items.iter().find(|i| i["errorCode"] == "DUPLICATES_DETECTED")?;
     let result = item.get("duplicateResut").or_else(|| item.get("duplicateResult"))?;
@@ -20,7 +21,9 @@ pub fn matches(body: Option<&Json>) -> Option<(Vec<String>, String)> {
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|m| m["entityType"].as_str().is_none_or(|t| t.eq_ignore_ascii_case(object)))
         .flat_map(|m| m["matchRecords"].as_array().into_iter().flatten())
+        .filter(|r| r["record"]["attributes"]["type"].as_str().is_none_or(|t| t.eq_ignore_ascii_case(object)))
         .filter_map(|r| r["record"]["Id"].as_str().map(str::to_string))
         .collect();
     let rule = result["duplicateRule"].as_str().unwrap_or("a duplicate rule").to_string();
@@ -37,12 +40,12 @@ pub struct Linked {
 /// writes the upsert's key there when it has none. Another conversation's key is left as it
 /// is (that conversation owns the record); this one's later writes by its key then fail
 /// and are reported.
-pub async fn link(client: &Client, action: &Action, record_id: &str, rule: &str) -> Result<Linked, String> {
+pub async fn link(client: &Client, action: &Action, record_id: &str, rule: &str) -> Result<Linked, SalesforceError> {
     let Action::UpsertRecord { object, key_field, key, conversation_id, .. } = action else {
-        return Err("only an upsert is linked".into());
+        return Err(SalesforceError::Config("only an upsert is linked".into()));
     };
     let key = key.as_deref().unwrap_or(conversation_id);
-    let current: Json = client.get(object, record_id, Some(&[key_field.as_str()])).await.map_err(|e| e.to_string())?;
+    let current: Json = client.get(object, record_id, Some(&[key_field.as_str()])).await?;
     let message = match current[key_field.as_str()].as_str().filter(|v| !v.is_empty()) {
         Some(other) if other.eq_ignore_ascii_case(key) => {
             format!("{object}: the org's duplicate rule {rule} matched {record_id}, already this conversation's")
@@ -52,7 +55,7 @@ pub async fn link(client: &Client, action: &Action, record_id: &str, rule: &str)
              record was made, and this conversation's later writes to it are left out"
         ),
         None => {
-            client.update(object, record_id, &json!({ key_field.as_str(): key })).await.map_err(|e| e.to_string())?;
+            client.update(object, record_id, &json!({ key_field.as_str(): key })).await?;
             format!(
                 "{object}: the org's duplicate rule {rule} matched {record_id}; the conversation was linked to it \
                  instead of making a second record"
@@ -74,13 +77,18 @@ mod tests {
                             "matchResults": [{ "matchRecords": [{ "record": { "Id": "00QA" } }, { "record": { "Id": "00QB" } }] }] } }])
         };
         for key in ["duplicateResut", "duplicateResult"] {
-            let (ids, rule) = matches(Some(&body(key))).unwrap();
+            let (ids, rule) = matches(Some(&body(key)), "Lead").unwrap();
             assert_eq!(ids, ["00QA", "00QB"]);
             assert_eq!(rule, "Standard_Lead_Duplicate_Rule");
         }
         // sObject Collections answer without the matches: nothing to link to.
-        assert!(matches(Some(&json!([{ "errorCode": "DUPLICATES_DETECTED", "message": "x" }]))).is_none());
-        assert!(matches(Some(&json!([{ "errorCode": "INVALID_FIELD", "message": "x" }]))).is_none());
-        assert!(matches(None).is_none());
+        assert!(matches(Some(&json!([{ "errorCode": "DUPLICATES_DETECTED", "message": "x" }])), "Lead").is_none());
+        assert!(matches(Some(&json!([{ "errorCode": "INVALID_FIELD", "message": "x" }])), "Lead").is_none());
+        assert!(matches(None, "Lead").is_none());
+        // A match of another object (a lead rule matching a contact) is no lead to link to.
+        let contact = json!([{ "errorCode": "DUPLICATES_DETECTED", "duplicateResut": { "duplicateRule": "R",
+            "matchResults": [{ "entityType": "Contact", "matchRecords": [{ "record": { "attributes": { "type": "Contact" }, "Id": "003A" } }] },
+                             { "entityType": "Lead", "matchRecords": [{ "record": { "attributes": { "type": "Lead" }, "Id": "00QA" } }] }] } }]);
+        assert_eq!(matches(Some(&contact), "Lead").unwrap().0, ["00QA"]);
     }
 }

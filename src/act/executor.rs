@@ -295,6 +295,16 @@ impl Executor {
                             ))?;
                             done.push((entry.id, entry.action.confirmation_key()));
                         }
+                        // Refused (the rule may act on edits too): a sync error, never a loop.
+                        Err(why) if !why.is_transient() => {
+                            entry.attempts += 1;
+                            let message = format!(
+                                "the org's duplicate rule {rule} matched {record_id}, which could not be linked: {}",
+                                why.message()
+                            );
+                            self.fail(&entry, why.error_code(), &message)?;
+                            report.failed += 1;
+                        }
                         Err(why) => {
                             report.retried_later += 1;
                             entry.status = EntryStatus::Pending;
@@ -485,9 +495,9 @@ fn entry_outcome(
                 return Outcome::Retry(e.to_string());
             }
             // A new record the org's duplicate rule refused: linked, not made twice.
-            if let Action::UpsertRecord { update_only: false, .. } = entry.action
+            if let Action::UpsertRecord { update_only: false, object, .. } = &entry.action
                 && e.error_code() == "DUPLICATES_DETECTED"
-                && let Some((ids, rule)) = super::duplicates::matches(result.body.as_ref())
+                && let Some((ids, rule)) = super::duplicates::matches(result.body.as_ref(), object)
             {
                 return Outcome::Duplicate { record_id: ids[0].clone(), rule };
             }

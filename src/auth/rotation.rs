@@ -9,6 +9,10 @@
 //!   casebridge cannot rewrite): `<store>.refresh-token.json`, sealed under a key derived
 //!   from the configured token, so a new token the admin configures is never overridden by
 //!   one rotated from an older grant (the old file no longer opens, and is replaced).
+//!
+//! While one process refreshes, others on the same grant (`setup check` beside the daemon)
+//! wait on a lock file beside it (`<store>.refresh-token.lock`), then read the newest token:
+//! a voided one is never sent, which an org may take for a stolen token.
 
 use std::path::PathBuf;
 
@@ -87,6 +91,32 @@ impl RefreshTokenStore for RotatedTokens {
             }
         };
         crate::store::write_private_durably(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// An exclusive `flock` on `<store>.refresh-token.lock`, held by the open file.
+    fn exclusive(&self) -> Result<Option<Box<dyn std::any::Any + Send>>, String> {
+        let store = match self {
+            RotatedTokens::Stored { store, .. } => store,
+            // Until a token was ever rotated there is nothing to protect, and a command that
+            // only signs in leaves no file behind.
+            RotatedTokens::Configured { store, .. } if !Self::sidecar(store).exists() => return Ok(None),
+            RotatedTokens::Configured { store, .. } => store,
+        };
+        let path = crate::store::sidecar(store, "refresh-token.lock");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: flock on a descriptor this function owns; the lock goes with the file.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(format!("{}: {}", path.display(), std::io::Error::last_os_error()));
+            }
+        }
+        Ok(Some(Box::new(file)))
     }
 }
 

@@ -460,7 +460,8 @@ impl Daemon {
         let scope = if watched.is_empty() { owned } else { owned.or(Filter::is_in("Id", watched)) };
         // The cases changed by their own stamp or by a new comment, email or post (an org
         // need not bump the case for those): four queries, one API call.
-        let queries = changed_case_queries(&self.rules.load().case_fields(), scope, cursor, self.posts);
+        let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
+        let queries = changed_case_queries(&self.rules.load().case_fields(), owned, scope, cursor, self.posts);
         let mut newest = cursor;
         let mut seen = std::collections::HashSet::new();
         for mut pages in self.client.queries_at_once(&queries).await.map_err(DaemonError::Poll)? {

@@ -1,6 +1,6 @@
 //! Whether the org's assignment rules may route what casebridge writes: the
-//! `Sforce-Auto-Assign` header the client puts on every request, and on each Case or Lead
-//! write inside a composite call (re-exported from [`super::client`]).
+//! `Sforce-Auto-Assign` header the client puts on every request, and on each write inside a
+//! composite call (re-exported from [`super::client`]).
 
 use super::types::SubRequest;
 
@@ -39,17 +39,12 @@ impl AssignmentRules {
         if self == AssignmentRules::OnCreate && routed && creates { "TRUE" } else { "FALSE" }
     }
 
-    /// Puts the header on a composite subrequest that writes a Case or Lead: Salesforce
-    /// documents a subrequest's own headers, not the outer request's, as what it runs
-    /// with, so every Case or Lead write carries its own.
+    /// Puts the header on a composite subrequest that writes anything: Salesforce documents
+    /// a subrequest's own headers, not the outer request's, as what it runs with, and the
+    /// header also governs a Case or Lead a write changes indirectly (a flow or trigger on a
+    /// comment or an email updating its case), so every write carries its own.
     pub(super) fn mark_subrequest(self, s: &mut SubRequest) {
-        let routed = ["/sobjects/Case", "/sobjects/Lead"].iter().any(|o| {
-            s.url
-                .split('?')
-                .next()
-                .is_some_and(|p| p.find(o).is_some_and(|i| matches!(p.as_bytes().get(i + o.len()), None | Some(b'/'))))
-        });
-        if routed && s.method != "GET" {
+        if s.method != "GET" {
             let value = self.header_value(&s.method, &s.url);
             s.http_headers.insert(AUTO_ASSIGN_HEADER.into(), value.into());
         }

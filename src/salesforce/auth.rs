@@ -2,6 +2,8 @@
 //! and JWT bearer grants (and the password grant, for the simulator and scripts).
 //! Produces a [`Session`]: an access token and the instance URL to use it against.
 
+use std::sync::{Arc, Mutex};
+
 use serde::Deserialize;
 
 use super::error::{Result, SalesforceError};
@@ -71,6 +73,52 @@ pub trait RefreshTokenStore: Send + Sync + std::fmt::Debug {
     fn load(&self) -> Option<Secret>;
     /// Keeps `token` (sealed, written atomically); an error means it is held in memory only.
     fn save(&self, token: &Secret) -> std::result::Result<(), String>;
+    /// Waits until no other process refreshes this grant, and holds them off until the
+    /// guard is dropped (`None`: nothing to hold). Blocking: called off the async workers.
+    fn exclusive(&self) -> std::result::Result<Option<Box<dyn std::any::Any + Send>>, String> {
+        Ok(None)
+    }
+}
+
+/// Holds other processes' refreshes of this grant off until dropped (see
+/// [`RefreshTokenStore::exclusive`]); without a store, or when the lock cannot be taken
+/// (logged), nothing is held.
+pub(crate) async fn exclusive(store: Option<Arc<dyn RefreshTokenStore>>) -> Option<Box<dyn std::any::Any + Send>> {
+    let store = store?;
+    match tokio::task::spawn_blocking(move || store.exclusive()).await {
+        Ok(Ok(guard)) => guard,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Cannot hold other processes off while refreshing; going on.");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The refresh token to send: the newest kept on disk (rotated by this process or another
+/// on the same grant, so a voided token is sent only in a true race), else this process's
+/// latest, else `None` (the configured one).
+pub(crate) fn newest_refresh_token(
+    store: Option<&dyn RefreshTokenStore>,
+    held: &Mutex<Option<Secret>>,
+) -> Option<Secret> {
+    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(kept) = store.and_then(|s| s.load()) {
+        *held = Some(kept);
+    }
+    held.clone()
+}
+
+/// A rotated refresh token: kept durably first (the one sent is void already, so a restart
+/// must find this one), then used by this process from now on. A failed save leaves the
+/// token in memory (the old one is void: dropping this one would sign out at once).
+pub(crate) fn keep_rotated(token: Secret, store: Option<&dyn RefreshTokenStore>, held: &Mutex<Option<Secret>>) {
+    if let Some(store) = store
+        && let Err(e) = store.save(&token)
+    {
+        tracing::error!(error = %e, "The rotated refresh token could not be saved; it is held in memory only, and a restart will need a new sign-in.");
+    }
+    *held.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
 }
 
 #[derive(Deserialize)]

@@ -244,18 +244,12 @@ impl Client {
         let url = format!("{}/services/oauth2/token", self.inner.config.login_url);
         let retry = &self.inner.config.retry;
         let store = self.inner.config.refresh_tokens.clone();
+        // Other processes on the grant wait while this one refreshes (and saves what it got).
+        let _exclusive = auth::exclusive(store.clone()).await;
         let mut attempt = 0;
         let mut reloaded = false;
         loop {
-            // The newest refresh token: this process's latest, else the one kept on disk
-            // (rotated by an earlier run), else the configured one.
-            let current = {
-                let mut held = self.inner.refresh_token.lock().unwrap_or_else(|p| p.into_inner());
-                if held.is_none() {
-                    *held = store.as_ref().and_then(|s| s.load());
-                }
-                held.clone()
-            };
+            let current = auth::newest_refresh_token(store.as_deref(), &self.inner.refresh_token);
             let form = auth::token_form(&self.inner.config.credentials, current.as_ref())?;
             let outcome = self.inner.http.post(&url).form(&form).send().await;
             let failure = match outcome {
@@ -266,7 +260,7 @@ impl Client {
                     match auth::parse_grant(status, &text) {
                         Ok((session, rotated)) => {
                             if let Some(new) = rotated {
-                                self.keep_rotated(new, store.as_deref());
+                                auth::keep_rotated(new, store.as_deref(), &self.inner.refresh_token);
                             }
                             return Ok(session);
                         }
@@ -295,17 +289,6 @@ impl Client {
             tracing::warn!(error = %failure, attempt, "Salesforce sign-in failed; retrying.");
             tokio::time::sleep(retry.delay(attempt - 1)).await;
         }
-    }
-
-    /// A rotated refresh token: kept durably first (the one sent is void already, so a
-    /// restart must find this one), then used by this process from now on.
-    fn keep_rotated(&self, token: Secret, store: Option<&dyn super::auth::RefreshTokenStore>) {
-        if let Some(store) = store
-            && let Err(e) = store.save(&token)
-        {
-            tracing::error!(error = %e, "The rotated refresh token could not be saved; it is held in memory only, and a restart will need a new sign-in.");
-        }
-        *self.inner.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
     }
 
     fn data_url(&self, session: &Session, path: &str) -> String {

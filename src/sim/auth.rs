@@ -47,6 +47,8 @@ pub struct Auth {
     tokens: HashMap<String, String>,
     /// Authorization codes, each used once.
     codes: HashMap<String, AuthCode>,
+    /// Refresh tokens rotation voided → the app and username they were issued to.
+    voided: HashMap<String, (String, String)>,
 }
 
 /// What an authorization code was issued for.
@@ -64,7 +66,7 @@ pub const MISSING_CODE_CHALLENGE: &str = "error=invalid_request&error_descriptio
 
 impl Auth {
     pub fn new(apps: Vec<ConnectedApp>, passwords: HashMap<String, (String, String)>) -> Auth {
-        Auth { apps, passwords, tokens: HashMap::new(), codes: HashMap::new() }
+        Auth { apps, passwords, tokens: HashMap::new(), codes: HashMap::new(), voided: HashMap::new() }
     }
 
     /// The user an access token belongs to, if the token is still valid.
@@ -95,12 +97,21 @@ impl Auth {
                 user_id.clone()
             }
             "refresh_token" => {
+                let presented = field("refresh_token").to_string();
+                if let Some((client_id, stolen)) = self.voided.get(&presented).cloned() {
+                    // A voided token presented again looks stolen: the grant it came from is
+                    // revoked whole (as the connected-app documentation describes for rotation).
+                    for app in self.apps.iter_mut().filter(|a| a.client_id == client_id) {
+                        app.refresh_tokens.retain(|t| !t.username.eq_ignore_ascii_case(&stolen));
+                    }
+                    return Err(OAuthError::new(400, "invalid_grant", "expired access/refresh token"));
+                }
                 let secret = form.get("client_secret").map(String::as_str);
                 let app = self.client(field("client_id"), secret)?;
                 let username = app
                     .refresh_tokens
                     .iter()
-                    .find(|t| t.token == field("refresh_token"))
+                    .find(|t| t.token == presented)
                     .map(|t| t.username.clone())
                     .ok_or(OAuthError::new(400, "invalid_grant", "expired access/refresh token"))?;
                 let user_id = active_user(org, &username)?;
@@ -111,8 +122,10 @@ impl Auth {
                     let next = random_token(64);
                     if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == client_id) {
                         app.refresh_tokens.retain(|t| t.token != used);
-                        app.refresh_tokens.push(super::seed::SeedRefreshToken { token: next.clone(), username });
+                        app.refresh_tokens
+                            .push(super::seed::SeedRefreshToken { token: next.clone(), username: username.clone() });
                     }
+                    self.voided.insert(used, (client_id, username));
                     issued_refresh = Some(next);
                 }
                 user_id

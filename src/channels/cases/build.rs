@@ -72,12 +72,23 @@ pub mod fields {
         "HtmlBody",
         "MessageIdentifier",
         "Status",
+        "ToAddress",
+        "CcAddress",
         "CreatedById",
         "CreatedDate",
         "SystemModstamp",
     ];
-    pub const FEED: &[&str] =
-        &["Id", "Body", "Type", "Visibility", "CreatedById", "CreatedBy.Name", "CreatedBy.UserType", "CreatedDate"];
+    pub const FEED: &[&str] = &[
+        "Id",
+        "Body",
+        "Type",
+        "Visibility",
+        "CreatedById",
+        "CreatedBy.Name",
+        "CreatedBy.UserType",
+        "CreatedDate",
+        "LastModifiedDate",
+    ];
 }
 
 /// `EmailMessage.Status` of a draft.
@@ -122,7 +133,8 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         created_at,
         message_id: None,
     });
-    parts.extend(child_parts(row, authors));
+    let customer = text(&row["Contact"]["Email"]).or_else(|| text(&row["SuppliedEmail"]));
+    parts.extend(child_parts(row, authors, customer.as_deref()));
     drop_copied_description(&mut parts, &description);
     parts.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
 
@@ -174,13 +186,14 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
 }
 
 /// When a case row last changed: the newest of the case's `SystemModstamp` and its
-/// children's stamps (a comment's or email's `SystemModstamp`, a post's `CreatedDate`).
+/// children's stamps (a comment's or email's `SystemModstamp`, a post's `LastModifiedDate`).
 /// An org need not bump the case's stamp for a new child, so a row is news when either
 /// moved; `None` when the case's own stamp is missing or malformed.
 pub fn activity_stamp(row: &Json) -> Option<chrono::DateTime<chrono::Utc>> {
     let date = |v: &Json| v.as_str().and_then(parse_datetime);
     let case = date(&row["SystemModstamp"])?;
-    let stamped = [("CaseComments", "SystemModstamp"), ("EmailMessages", "SystemModstamp"), ("Feeds", "CreatedDate")];
+    let stamped =
+        [("CaseComments", "SystemModstamp"), ("EmailMessages", "SystemModstamp"), ("Feeds", "LastModifiedDate")];
     let newest_child =
         stamped.iter().flat_map(|(rel, stamp)| children(&row[*rel]).filter_map(|c| date(&c[*stamp]))).max();
     Some(newest_child.map_or(case, |child| child.max(case)))
@@ -190,7 +203,7 @@ pub fn activity_stamp(row: &Json) -> Option<chrono::DateTime<chrono::Utc>> {
 /// public: a published comment, an email sent or received (not a draft), a post whose
 /// `Visibility` is `AllUsers` (Salesforce makes an internal user's record post
 /// `InternalUsers` unless it is shared; a row without the field counts as internal).
-fn child_parts(row: &Json, authors: &Authors<'_>) -> Vec<Part> {
+fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) -> Vec<Part> {
     let text = |v: &Json| v.as_str().map(str::to_string);
     let date = |v: &Json| v.as_str().and_then(parse_datetime);
     let mut parts = Vec::new();
@@ -223,8 +236,9 @@ fn child_parts(row: &Json, authors: &Authors<'_>) -> Vec<Part> {
             author_id: if incoming { text(&e["FromAddress"]) } else { text(&e["CreatedById"]) },
             author_name: text(&e["FromName"]),
             body: strip_quoted_reply(&body),
-            // Status 5 is a draft: written in Salesforce, never sent to the customer.
-            public: e["Status"].as_str() != Some(EMAIL_DRAFT),
+            // An email the customer received: theirs, or one sent to them (To or Cc), not a
+            // draft (Status 5). One sent from the case to a colleague is internal.
+            public: incoming || (e["Status"].as_str() != Some(EMAIL_DRAFT) && addressed_to(e, customer_email)),
             created_at: at,
             message_id: text(&e["MessageIdentifier"]),
         });
@@ -247,6 +261,21 @@ fn child_parts(row: &Json, authors: &Authors<'_>) -> Vec<Part> {
         });
     }
     parts
+}
+
+/// Whether an email's To or Cc holds `customer` (`Name <address>` or a bare address, separated
+/// by `;` or `,`).
+fn addressed_to(email: &Json, customer: Option<&str>) -> bool {
+    let Some(customer) = customer.map(str::trim).filter(|c| !c.is_empty()) else { return false };
+    ["ToAddress", "CcAddress"].iter().filter_map(|f| email[*f].as_str()).flat_map(|list| list.split([';', ','])).any(
+        |mailbox| {
+            let address = match (mailbox.find('<'), mailbox.rfind('>')) {
+                (Some(s), Some(e)) if e > s => &mailbox[s + 1..e],
+                _ => mailbox,
+            };
+            address.trim().eq_ignore_ascii_case(customer)
+        },
+    )
 }
 
 /// Email-to-Case copies the first email's text into the Description: that message is the
@@ -345,6 +374,23 @@ mod tests {
         let c = from_case_row(&r, &Authors { agent_user_id: AGENT }).unwrap();
         assert!(c.parts.iter().all(|p| p.kind != PartKind::Opening), "{:?}", c.parts);
         assert_eq!(c.parts.iter().filter(|p| p.author == AuthorKind::User).count(), 2);
+    }
+
+    #[test]
+    fn only_emails_the_customer_received_are_public() {
+        let mut r = row();
+        let outgoing = |minute: u32, to: &str, status: &str| {
+            json!({ "Id": format!("02sDn00000000{minute}AAA"), "Incoming": false, "Status": status, "ToAddress": to, "TextBody": "x",
+                    "CreatedById": "005Dn0000000004IAA", "CreatedDate": format!("2024-05-01T12:{minute}:00.000+0000") })
+        };
+        r["EmailMessages"]["records"] = json!([
+            outgoing(25, "colleague@acme.example", "3"),
+            outgoing(26, "Jane Doe <JANE@customer.example>; boss@acme.example", "3"),
+            outgoing(27, "jane@customer.example", "5"),
+        ]);
+        let c = from_case_row(&r, &Authors { agent_user_id: AGENT }).unwrap();
+        let public: Vec<bool> = c.parts.iter().filter(|p| p.kind == PartKind::Email).map(|p| p.public).collect();
+        assert_eq!(public, [false, true, false], "to a colleague, to the customer, a draft");
     }
 
     #[test]

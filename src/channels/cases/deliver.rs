@@ -87,7 +87,9 @@ pub fn post_record(action: &Action) -> Option<(&'static str, &'static str)> {
         Action::PostReply { channel: ReplyChannel::Comment, .. } | Action::InternalNote { .. } => {
             Some(("CaseComment", "CommentBody"))
         }
-        Action::PostReply { channel: ReplyChannel::Feed, .. } => Some(("FeedItem", "Body")),
+        // Read back through the case's feed: FeedItem itself answers only a query by Id to a
+        // user without View All Data.
+        Action::PostReply { channel: ReplyChannel::Feed, .. } => Some(("CaseFeed", "Body")),
         _ => None,
     }
 }

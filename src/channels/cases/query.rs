@@ -18,9 +18,14 @@ pub enum Posts {
 
 impl Posts {
     /// `Read` when FeedItem has `Visibility` in the org (one describe).
+    /// `Skipped` too in an org without Chatter, which has no FeedItem at all.
     pub async fn of(client: &crate::salesforce::Client) -> Result<Posts, crate::salesforce::SalesforceError> {
-        let described = client.describe("FeedItem").await?;
-        Ok(if described.fields.iter().any(|f| f.name == "Visibility") { Posts::Read } else { Posts::Skipped })
+        match client.describe("FeedItem").await {
+            Ok(described) if described.fields.iter().any(|f| f.name == "Visibility") => Ok(Posts::Read),
+            Ok(_) => Ok(Posts::Skipped),
+            Err(e) if e.status() == Some(404) => Ok(Posts::Skipped),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -53,26 +58,41 @@ fn case_select(extra: &[String], filter: Filter, posts: Posts) -> Select {
 }
 
 /// The child objects whose new records make a case changed, with the field that stamps
-/// them. FeedItem cannot be filtered by `SystemModstamp` ("you can't query a FeedItem
-/// object using the System Modstamp filter", FeedItem reference), so posts go by their
-/// `CreatedDate`: a post is news when it is made.
+/// them. Posts are read through the case's feed (`CaseFeed`): FeedItem answers a user
+/// without View All Data only a query by Id ("Implementation restriction: FeedItem requires
+/// a filter by Id"), and cannot be filtered by `SystemModstamp` at all. A post goes by its
+/// `LastModifiedDate`, which also moves when it is shared with the customer later.
 const CHILD_STAMPS: [(&str, &str); 3] =
-    [("CaseComment", "SystemModstamp"), ("EmailMessage", "SystemModstamp"), ("FeedItem", "CreatedDate")];
+    [("CaseComment", "SystemModstamp"), ("EmailMessage", "SystemModstamp"), ("CaseFeed", "LastModifiedDate")];
 
-/// The queries that read the cases in `scope` changed after `since`: those whose own
-/// `SystemModstamp` moved, and those with a comment, email or post stamped after it (a
-/// semi-join on each child object). Salesforce does not document whether a new child
+/// The queries that read the cases changed after `since`: those in `scope` whose own
+/// `SystemModstamp` moved, and those in `owned` (a condition without `OR`) with a comment,
+/// email or post stamped after it (a semi-join on each child object). Salesforce does not document whether a new child
 /// bumps its case's stamp, so the poll never relies on it. Four queries, which one
 /// composite call carries ([`crate::salesforce::client::Client::queries_at_once`]): an
 /// idle poll stays one API call.
-pub fn changed_case_queries(extra: &[String], scope: Filter, since: DateTime<Utc>, posts: Posts) -> Vec<String> {
+pub fn changed_case_queries(
+    extra: &[String],
+    owned: Filter,
+    scope: Filter,
+    since: DateTime<Utc>,
+    posts: Posts,
+) -> Vec<String> {
     let mut queries = vec![case_query(extra, Filter::gt("SystemModstamp", since).and(scope.clone()), posts)];
     for (object, stamp) in CHILD_STAMPS {
-        if object == "FeedItem" && posts == Posts::Skipped {
-            continue;
+        let mut changed = Filter::gt(stamp, since);
+        if object == "CaseFeed" {
+            if posts == Posts::Skipped {
+                continue;
+            }
+            // Text posts only: the org's feed tracking writes a post for every tracked change,
+            // casebridge's own writes included.
+            changed = changed.and(Filter::eq("Type", "TextPost"));
         }
-        let children = Select::new(["ParentId"], object).filter(Filter::gt(stamp, since));
-        queries.push(case_query(extra, Filter::in_select("Id", children).and(scope.clone()), posts));
+        let children = Select::new(["ParentId"], object).filter(changed);
+        // Owned cases only: Salesforce refuses a semi-join beside `OR`, and the watched
+        // cases (`scope`'s other half) are re-read by their own stamp in the first query.
+        queries.push(case_query(extra, Filter::in_select("Id", children).and(owned.clone()), posts));
     }
     queries
 }
@@ -84,10 +104,12 @@ mod tests {
     #[test]
     fn changed_cases_are_found_by_their_own_stamp_and_their_childrens() {
         let since = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
-        let queries = changed_case_queries(&[], Filter::eq("OwnerId", "005A"), since, Posts::Read);
+        let owned = Filter::eq("OwnerId", "005A");
+        let scope = owned.clone().or(Filter::is_in("Id", ["500B"]));
+        let queries = changed_case_queries(&[], owned.clone(), scope, since, Posts::Read);
         assert_eq!(queries.len(), 4);
         assert!(
-            queries[0].contains("WHERE SystemModstamp > 2026-01-02T03:04:05Z AND OwnerId = '005A'"),
+            queries[0].contains("WHERE SystemModstamp > 2026-01-02T03:04:05Z AND (OwnerId = '005A' OR Id IN ('500B'))"),
             "{}",
             queries[0]
         );
@@ -99,9 +121,11 @@ mod tests {
             queries[1]
         );
         assert!(queries[2].contains("FROM EmailMessage WHERE SystemModstamp >"), "{}", queries[2]);
-        assert!(queries[3].contains("FROM FeedItem WHERE CreatedDate >"), "{}", queries[3]);
+        assert!(queries[3].contains("FROM CaseFeed WHERE LastModifiedDate >"), "{}", queries[3]);
+        assert!(queries[3].contains("Type = 'TextPost'"), "{}", queries[3]);
+        assert!(queries[1..].iter().all(|q| !q.contains(" OR ")), "no semi-join beside OR: {queries:?}");
         // An org whose posts have no Visibility: no post is read, none asked about.
-        let without = changed_case_queries(&[], Filter::eq("OwnerId", "005A"), since, Posts::Skipped);
+        let without = changed_case_queries(&[], owned.clone(), owned, since, Posts::Skipped);
         assert_eq!(without.len(), 3);
         assert!(without.iter().all(|q| !q.contains("Feed")), "{without:?}");
     }

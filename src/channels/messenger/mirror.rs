@@ -34,7 +34,7 @@ pub fn queries(conversation_ids: &[String], since: Option<DateTime<Utc>>, posts:
     let filter = Filter::is_in(CONVERSATION_FIELD, conversation_ids.iter().cloned());
     let extra = [CONVERSATION_FIELD.to_string()];
     match since {
-        Some(since) => changed_case_queries(&extra, filter, since, posts),
+        Some(since) => changed_case_queries(&extra, filter.clone(), filter, since, posts),
         None => vec![case_query(&extra, filter, posts)],
     }
 }

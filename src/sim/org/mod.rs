@@ -115,6 +115,18 @@ impl Org {
         self.by_object.get(object).into_iter().flat_map(|ids| ids.iter()).filter_map(|id| self.records.get(id))
     }
 
+    /// The records a query on `object` reads: its own, or for `CaseFeed` (a case's feed:
+    /// its posts) the FeedItems whose parent is a case.
+    pub fn rows_of<'a>(&'a self, object: &str) -> Box<dyn Iterator<Item = &'a Record> + 'a> {
+        if object.eq_ignore_ascii_case("CaseFeed") {
+            let case_prefix = self.schema.object("Case").map(|c| c.key_prefix.clone()).unwrap_or_default();
+            return Box::new(
+                self.all("FeedItem").filter(move |r| r.str("ParentId").is_some_and(|p| p.starts_with(&case_prefix))),
+            );
+        }
+        Box::new(self.all(object))
+    }
+
     /// Records of `object` whose reference `field` points at `target`, in creation order.
     pub fn referencing<'a>(&'a self, object: &str, field: &str, target: &str) -> impl Iterator<Item = &'a Record> + 'a {
         self.refs

@@ -228,6 +228,18 @@ impl Schema {
         for object in standard_objects() {
             schema.add(object);
         }
+        // A case's feed, as the API reads it (its posts are FeedItems parented by cases):
+        // what a user without View All Data queries instead of FeedItem.
+        if let Some(feed) = schema.object("FeedItem").cloned() {
+            schema.add(ObjectDef {
+                name: "CaseFeed".into(),
+                label: "Case Feed".into(),
+                createable: false,
+                updateable: false,
+                children: Vec::new(),
+                ..feed
+            });
+        }
         schema
     }
 

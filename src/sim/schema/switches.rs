@@ -32,8 +32,10 @@ impl Schema {
     /// An org without Digital Experiences: `FeedItem` has no `Visibility` ("available ...
     /// if digital experiences is enabled for your org", FeedItem reference).
     pub fn without_digital_experiences(&mut self) {
-        if let Some(feed) = self.object_mut("FeedItem") {
-            feed.remove_field("Visibility");
+        for object in ["FeedItem", "CaseFeed"] {
+            if let Some(feed) = self.object_mut(object) {
+                feed.remove_field("Visibility");
+            }
         }
     }
 }

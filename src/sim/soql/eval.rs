@@ -87,7 +87,35 @@ pub fn check(schema: &Schema, query: &Query) -> Result<Checked, QueryError> {
     if object.name == "Knowledge__kav" {
         knowledge_filter(query)?;
     }
+    if object.name == "FeedItem" {
+        feed_item_filter(query)?;
+    }
     check_on(schema, object, query)
+}
+
+/// Salesforce's implementation restriction on FeedItem for a user without View All Data
+/// (casebridge's agent user has none): a query must name the posts by `Id`. A record's
+/// feed (`CaseFeed`, or a case's `Feeds`) is what such a user reads instead.
+pub(super) fn feed_item_filter(query: &Query) -> Result<(), QueryError> {
+    let pins = |c: &Cond| match c {
+        Cond::Compare { field, op: CmpOp::Eq, .. } | Cond::In { field, negated: false, .. } => {
+            field.text.eq_ignore_ascii_case("Id")
+        }
+        _ => false,
+    };
+    let ok = match &query.filter {
+        Some(Cond::And(parts)) => parts.iter().any(pins),
+        Some(c) => pins(c),
+        None => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(QueryError {
+        offset: query.from.offset,
+        code: "MALFORMED_QUERY",
+        message: "Implementation restriction: FeedItem requires a filter by Id".into(),
+    })
 }
 
 /// Salesforce's implementation restriction on article versions: a query must pin the
@@ -329,7 +357,7 @@ pub struct Rows {
 pub fn run(org: &Org, query: &Checked, all_rows: bool, version: &str) -> Rows {
     let filter = query.filter.as_ref().map(|f| semijoin::materialize(org, f));
     let matched: Vec<&Record> = org
-        .all(&query.object)
+        .rows_of(&query.object)
         .filter(|r| all_rows || !r.is_deleted())
         .filter(|r| filter.as_ref().is_none_or(|f| matches(org, r, f)))
         .collect();

@@ -123,6 +123,9 @@ pub(super) fn check(
         ));
     }
     let inner = super::eval::object_named(schema, &sub.from)?;
+    if inner.name == "FeedItem" {
+        super::eval::feed_item_filter(sub)?;
+    }
     if UNSUPPORTED_INNER.iter().any(|o| o.eq_ignore_ascii_case(&inner.name)) {
         return Err(malformed(
             sub.from.offset,
@@ -184,7 +187,7 @@ pub(super) fn materialize(org: &Org, filter: &Filter) -> Filter {
 
 /// The non-null Ids the subquery selects, as 18-character Ids.
 pub(super) fn ids(org: &Org, sub: &SubSelect) -> HashSet<String> {
-    org.all(&sub.object)
+    org.rows_of(&sub.object)
         .filter(|r| !r.is_deleted())
         .filter(|r| sub.filter.as_ref().is_none_or(|f| super::eval::matches(org, r, f)))
         .filter_map(|r| match r.get(&sub.field) {
