@@ -32,6 +32,9 @@ pub enum RotatedTokens {
     Configured { store: PathBuf, configured: Secret },
 }
 
+/// The most bytes the rotated token's file may hold (a sealed token is a few hundred).
+const SIDECAR_MAX_BYTES: u64 = 64 * 1024;
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SidecarFile {
     sealed_refresh_token: String,
@@ -66,9 +69,21 @@ impl RefreshTokenStore for RotatedTokens {
                 vault.open(&stored.sealed_refresh_token).ok()
             }
             RotatedTokens::Configured { store, .. } => {
-                let text = crate::bounded_file::read(&Self::sidecar(store), 64 * 1024).ok()?;
-                let file: SidecarFile = serde_json::from_str(&text).ok()?;
-                // Sealed for another configured token: not this grant's.
+                let path = Self::sidecar(store);
+                let text = match crate::bounded_file::read(&path, SIDECAR_MAX_BYTES) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "The rotated refresh token cannot be read; the configured one is used.");
+                        return None;
+                    }
+                };
+                let Ok(file) = serde_json::from_str::<SidecarFile>(&text) else {
+                    tracing::warn!(file = %path.display(), "The rotated refresh token's file is damaged; the configured one is used.");
+                    return None;
+                };
+                // Sealed for another configured token: not this grant's (the admin configured
+                // a new one, which replaces it at its first rotation).
                 vault.open(&file.sealed_refresh_token).ok()
             }
         }
@@ -123,6 +138,22 @@ impl RefreshTokenStore for RotatedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_huge_or_special_file_is_no_token_and_no_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("casebridge.db");
+        let kept = RotatedTokens::Configured { store: store.clone(), configured: Secret::new("token-a") };
+        let path = RotatedTokens::sidecar(&store);
+        std::fs::write(&path, "{not json").unwrap();
+        assert_eq!(kept.load(), None);
+        std::fs::write(&path, "x".repeat(200_000)).unwrap();
+        assert_eq!(kept.load(), None);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert_eq!(kept.load(), None);
+        assert!(kept.save(&Secret::new("t")).is_err(), "a folder in the way is an error, not a panic");
+    }
 
     #[test]
     fn a_configured_token_reads_only_what_was_rotated_from_it() {

@@ -246,3 +246,28 @@ fn a_bad_messenger_section_names_each_setting() {
     let e = error(&old, &[]);
     assert!(e.contains("org.api_version") && e.contains("61.0 or later"), "every write may be updateOnly: {e}");
 }
+
+#[test]
+fn the_real_org_settings_are_checked_by_name() {
+    let knowledge = |channels: &str| {
+        format!(
+            "{MINIMAL}agent:\n  backend: knowledge_base\n  salesforce_knowledge: {{body_fields: [Answer__c], article_url: \"https://h.example/{{UrlName}}\", channels: {channels}}}\n"
+        )
+    };
+    let e = error(&knowledge("[]"), &[]);
+    assert!(e.contains("agent.salesforce_knowledge.channels") && e.contains("at least one channel"), "{e}");
+    let e = error(&knowledge("[wiki]"), &[]);
+    assert!(e.starts_with("c.yaml:") && e.contains("wiki") && e.contains("pkb"), "{e}");
+    let c = Config::parse(&knowledge("[pkb]"), "c.yaml", &[]).unwrap();
+    assert_eq!(c.agent.salesforce_knowledge().unwrap().channels, [KnowledgeChannel::Pkb]);
+    let default = Config::parse(&knowledge("[pkb, csp]").replace(", channels: [pkb, csp]", ""), "c.yaml", &[]).unwrap();
+    assert_eq!(default.agent.salesforce_knowledge().unwrap().channels, [KnowledgeChannel::Pkb, KnowledgeChannel::Csp]);
+
+    let rules = |value: &str| MINIMAL.replacen("org:\n", &format!("org:\n  assignment_rules: {value}\n"), 1);
+    let e = error(&rules("always"), &[]);
+    assert!(e.contains("org.assignment_rules") || (e.contains("always") && e.contains("on_create")), "{e}");
+    let c = Config::parse(&rules("on_create"), "c.yaml", &[]).unwrap();
+    assert_eq!(c.org.assignment_rules, crate::salesforce::AssignmentRules::OnCreate);
+    assert_eq!(Config::parse(MINIMAL, "c.yaml", &[]).unwrap().org.assignment_rules, Default::default());
+    assert_eq!(Config::parse(MINIMAL, "c.yaml", &[]).unwrap().org.api_version, None, "negotiated unless pinned");
+}

@@ -105,6 +105,7 @@ fn build(file: SeedFile) -> Result<Seed, String> {
         }
     }
     seeding.link_portal_users(&file.users, &ctx)?;
+    check_rule_fields(&seeding.org.schema, &file.org)?;
     seeding.setup_records(&file, &ctx)?;
     seeding.org.behaviour = crate::sim::org::Behaviour {
         child_records_touch_parent: file.org.child_records_touch_parent,
@@ -342,6 +343,34 @@ fn relative_time(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     parse_datetime(text)
 }
 
+/// The objects and fields an org's rules name exist (a rule naming none would never act,
+/// silently).
+fn check_rule_fields(schema: &Schema, org: &OrgSettings) -> Result<(), String> {
+    let field_of = |at: String, object: &str, field: &str| -> Result<(), String> {
+        let def = schema.object(object).ok_or_else(|| format!("{at}: no object {object:?}"))?;
+        def.field(field).map(|_| ()).ok_or_else(|| format!("{at}: {object} has no field {field:?}"))
+    };
+    for (r, rule) in org.assignment_rules.iter().enumerate() {
+        if !["Case", "Lead"].iter().any(|o| o.eq_ignore_ascii_case(&rule.object)) {
+            return Err(format!("org.assignment_rules[{r}].object: Case or Lead, found {:?}", rule.object));
+        }
+        for (e, entry) in rule.entries.iter().enumerate() {
+            for field in entry.when.keys() {
+                field_of(format!("org.assignment_rules[{r}].entries[{e}].when"), &rule.object, field)?;
+            }
+        }
+    }
+    for (r, rule) in org.duplicate_rules.iter().enumerate() {
+        if rule.match_fields.is_empty() {
+            return Err(format!("org.duplicate_rules[{r}].match_fields: at least one field"));
+        }
+        for field in &rule.match_fields {
+            field_of(format!("org.duplicate_rules[{r}].match_fields"), &rule.object, field)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +386,23 @@ records:
   Case:
     - {_key: c1, Subject: Help, ContactId: '@jane', OwnerId: '@q', _created: -2h}
 ";
+
+    #[test]
+    fn an_orgs_rules_name_what_it_has() {
+        let with = |org: &str| load(&format!("org:\n{org}{MINIMAL}"), "org.yaml").unwrap_err();
+        let e = with("  assignment_rules: [{object: Case, name: R, entries: [{owner: '@nobody'}]}]\n");
+        assert!(e.contains("org.assignment_rules[0].entries[0].owner") && e.contains("nobody"), "{e}");
+        let e = with("  assignment_rules: [{object: Account, name: R, entries: [{owner: '@q'}]}]\n");
+        assert!(e.contains("org.assignment_rules[0].object"), "{e}");
+        let e = with("  assignment_rules: [{object: Case, name: R, entries: [{when: {Colour: Red}, owner: '@q'}]}]\n");
+        assert!(e.contains("entries[0].when") && e.contains("Colour"), "{e}");
+        let e = with("  duplicate_rules: [{object: Lead, name: D, match_fields: [Emial]}]\n");
+        assert!(e.contains("org.duplicate_rules[0].match_fields") && e.contains("Emial"), "{e}");
+        let e = with("  duplicate_rules: [{object: Lead, name: D, match_fields: []}]\n");
+        assert!(e.contains("at least one field"), "{e}");
+        let e = with("  duplicate_rules: [{object: Lead, name: D, match_fields: [Email], action: warn}]\n");
+        assert!(e.contains("warn"), "{e}");
+    }
 
     #[test]
     fn loads_records_with_references_and_times() {

@@ -92,7 +92,9 @@ pub fn changed_case_queries(
         let children = Select::new(["ParentId"], object).filter(changed);
         // Owned cases only: Salesforce refuses a semi-join beside `OR`, and the watched
         // cases (`scope`'s other half) are re-read by their own stamp in the first query.
-        queries.push(case_query(extra, Filter::in_select("Id", children).and(owned.clone()), posts));
+        // Cases whose own stamp moved are the first query's: none is read twice.
+        let quiet = Filter::le("SystemModstamp", since);
+        queries.push(case_query(extra, Filter::in_select("Id", children).and(owned.clone()).and(quiet), posts));
     }
     queries
 }
@@ -115,7 +117,7 @@ mod tests {
         );
         assert!(
             queries[1].contains(
-                "WHERE Id IN (SELECT ParentId FROM CaseComment WHERE SystemModstamp > 2026-01-02T03:04:05Z) AND OwnerId = '005A'"
+                "WHERE Id IN (SELECT ParentId FROM CaseComment WHERE SystemModstamp > 2026-01-02T03:04:05Z) AND OwnerId = '005A' AND SystemModstamp <= 2026-01-02T03:04:05Z"
             ),
             "{}",
             queries[1]
