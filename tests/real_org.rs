@@ -348,13 +348,18 @@ async fn follow_ups_are_answered_whether_or_not_children_bump_their_case() {
     for touch in [false, true] {
         let w = World::new().await;
         w.sim.with_org(|org| org.behaviour.child_records_touch_parent = touch);
-        let mut daemon = w.daemon().await;
+        let settings =
+            casebridge::daemon::DaemonSettings { overlap: std::time::Duration::from_secs(1), ..test_settings(None) };
+        let mut daemon = w.daemon_with_settings(settings).await;
         let case_id =
             w.new_case(json!({ "Subject": "Gripper", "Description": "How do I recalibrate the gripper?" })).await;
         daemon.cycle().await.unwrap();
-        // Past the overlap, so only the follow-up can bring the case back.
-        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        // Past the overlap (and the second it ends in), so only the follow-up can bring the
+        // case back: the first query no longer reads it.
+        tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+        daemon.cycle().await.unwrap();
         let idle = daemon.cycle().await.unwrap();
+        assert_eq!(idle.rows, 0, "touch={touch}: an idle cycle reads no row");
         assert_eq!(idle.api_calls, 1, "touch={touch}: an idle cycle is one call");
         w.customer()
             .create("CaseComment", &json!({ "ParentId": case_id, "CommentBody": "The controller shows error E42 now.", "IsPublished": true }))
