@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge::channels::messenger::{Messenger, MessengerSettings, api, token};
-use casebridge::daemon::Daemon;
+use casebridge::daemon::{Daemon, DaemonSettings};
 use casebridge::model::{Action, ConversationState, Secret};
 use common::*;
 use serde_json::{Value, json};
@@ -599,4 +599,49 @@ async fn behind_a_proxy_each_forwarded_address_has_its_own_limit_and_otherwise_t
             assert_eq!(statuses, [201, 201, 429, 429], "without a proxy, everyone shares the connection's address");
         }
     }
+}
+
+/// A person's reply on a chat's case reaches the chat after the mirror's overlap has passed
+/// too, and another chat's newer case, though the test org never bumps a case's stamp for a
+/// new comment or post.
+#[tokio::test]
+async fn a_reply_long_after_the_handover_reaches_the_chat_without_its_case_moving() {
+    let w = World::new().await;
+    let settings = DaemonSettings { overlap: Duration::from_secs(1), ..test_settings(None) };
+    let mut d = w.daemon_full(None, demo_kb(), load_rules(&root().join("rules")), settings).await;
+    let chat = messenger(&mut d, MessengerSettings::default()).await;
+    let (id, token) = chat.started("I'd like to talk to a human about my order, please").await;
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    let case_id = d.store().conversation(&id).unwrap().unwrap().case_id().unwrap().to_string();
+    // A second chat's case, newer: the mirror's watermark follows it past the first one's.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (second, _) = chat.started("Could a human call me about an invoice, please?").await;
+    d.chat_round().await.unwrap();
+    d.cycle().await.unwrap();
+    assert!(d.store().conversation(&second).unwrap().unwrap().case_id().is_some());
+    // Past the overlap, and the mirror has read both cases since.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    d.cycle().await.unwrap();
+    d.cycle().await.unwrap();
+    let before: Value = w.admin.get("Case", &case_id, Some(&["SystemModstamp"])).await.unwrap();
+    w.admin
+        .create(
+            "FeedItem",
+            &json!({ "ParentId": case_id, "Body": "Hi Sam, found your order.", "Visibility": "AllUsers" }),
+        )
+        .await
+        .unwrap();
+    w.admin
+        .create("CaseComment", &json!({ "ParentId": case_id, "CommentBody": "It ships today.", "IsPublished": true }))
+        .await
+        .unwrap();
+    let after: Value = w.admin.get("Case", &case_id, Some(&["SystemModstamp"])).await.unwrap();
+    assert_eq!(before, after, "the case's stamp did not move");
+    d.cycle().await.unwrap();
+    let bodies: Vec<Value> = chat.messages(&id, &token).await.iter().map(|m| m["body"].clone()).collect();
+    assert!(
+        bodies.contains(&json!("Hi Sam, found your order.")) && bodies.contains(&json!("It ships today.")),
+        "{bodies:?}"
+    );
 }
