@@ -614,8 +614,9 @@ async fn a_reply_long_after_the_handover_reaches_the_chat_without_its_case_movin
     d.chat_round().await.unwrap();
     d.cycle().await.unwrap();
     let case_id = d.store().conversation(&id).unwrap().unwrap().case_id().unwrap().to_string();
-    // A second chat's case, newer: the mirror's watermark follows it past the first one's.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // A second chat's case, newer by more than the overlap: the mirror's watermark follows
+    // it past the first one's, so only the reply's own stamp can bring the first case back.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
     let (second, _) = chat.started("Could a human call me about an invoice, please?").await;
     d.chat_round().await.unwrap();
     d.cycle().await.unwrap();
