@@ -30,6 +30,18 @@ fn rotating_client(w: &World, store: Option<RotatedTokens>) -> Client {
     Client::new(config).unwrap()
 }
 
+/// `casebridge run` with `config`, quiet.
+fn run(config: &std::path::Path) -> std::process::Child {
+    bin()
+        .args(["run", "--config"])
+        .arg(config)
+        .env("CASEBRIDGE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn kept(w: &World) -> RotatedTokens {
     RotatedTokens::Configured { store: w.path().join("store"), configured: Secret::new(ROTATING) }
 }
@@ -94,14 +106,7 @@ async fn the_daemon_survives_a_kill_after_a_rotation() {
     std::fs::write(w.path().join("refresh"), ROTATING).unwrap();
     set_faults(&w.sim, json!({ "expire_sessions_every": 5 })).await;
     for round in 0..3 {
-        let mut child = bin()
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("CASEBRIDGE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = run(&config);
         let rotated = w.sim.refresh_tokens();
         let seen = rotated.clone();
         wait_within(Duration::from_secs(20), "a rotation", || w.sim.refresh_tokens() != seen);
@@ -116,14 +121,7 @@ async fn the_daemon_survives_a_kill_after_a_rotation() {
     let case_id = w
         .new_case(json!({ "Subject": "Gripper drifts", "Description": "How do I recalibrate the gripper?", "OwnerId": w.id("agent") }))
         .await;
-    let mut child = bin()
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("CASEBRIDGE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run(&config);
     let sim = &w.sim;
     let agent = w.id("agent");
     wait_within(Duration::from_secs(30), "a reply after the restarts", || {

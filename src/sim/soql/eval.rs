@@ -103,19 +103,7 @@ pub(super) fn feed_item_filter(query: &Query) -> Result<(), QueryError> {
         }
         _ => false,
     };
-    let ok = match &query.filter {
-        Some(Cond::And(parts)) => parts.iter().any(pins),
-        Some(c) => pins(c),
-        None => false,
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(QueryError {
-        offset: query.from.offset,
-        code: "MALFORMED_QUERY",
-        message: "Implementation restriction: FeedItem requires a filter by Id".into(),
-    })
+    pinned(query, pins, "Implementation restriction: FeedItem requires a filter by Id")
 }
 
 /// Salesforce's implementation restriction on article versions: a query must pin the
@@ -130,19 +118,25 @@ fn knowledge_filter(query: &Query) -> Result<(), QueryError> {
         }
         _ => false,
     };
+    pinned(
+        query,
+        pins,
+        "Implementation restriction: When querying the Knowledge__kav object, you must filter using the following syntax: Id = [single ID], Id IN [list of ID's], KnowledgeArticleId = [single ID], KnowledgeArticleId IN [list of ID's] or PublishStatus = [status]. In addition PublishStatus is only permitted in a top-level AND condition.",
+    )
+}
+
+/// An implementation restriction: the query's `WHERE` (or one part of its top-level `AND`)
+/// must be a condition `pins` accepts, else `MALFORMED_QUERY` with `message`.
+fn pinned(query: &Query, pins: impl Fn(&Cond) -> bool, message: &str) -> Result<(), QueryError> {
     let ok = match &query.filter {
-        Some(Cond::And(parts)) => parts.iter().any(pins),
+        Some(Cond::And(parts)) => parts.iter().any(&pins),
         Some(c) => pins(c),
         None => false,
     };
     if ok {
         return Ok(());
     }
-    Err(QueryError {
-        offset: query.from.offset,
-        code: "MALFORMED_QUERY",
-        message: "Implementation restriction: When querying the Knowledge__kav object, you must filter using the following syntax: Id = [single ID], Id IN [list of ID's], KnowledgeArticleId = [single ID], KnowledgeArticleId IN [list of ID's] or PublishStatus = [status]. In addition PublishStatus is only permitted in a top-level AND condition.".into(),
-    })
+    Err(QueryError { offset: query.from.offset, code: "MALFORMED_QUERY", message: message.into() })
 }
 
 /// The object a `FROM` names, or Salesforce's `INVALID_TYPE`.
