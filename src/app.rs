@@ -3,7 +3,7 @@
 //! it — the rule watcher, the admin server, the status file — under one shutdown signal
 //! ([`Service`]). `casebridge run` and `casebridge setup` use it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::act::email::{Mailer, SmtpSettings};
@@ -114,10 +114,26 @@ fn client_config(config: &Config, credentials: crate::salesforce::Credentials) -
     client_config
 }
 
-/// The agent the config describes.
+/// The agent the config describes, its help centre embedded when a model is configured
+/// (CPU work: seconds to minutes with an empty vector cache; call it off the async
+/// threads, as [`daemon`] does).
 pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
+    agent_with(config, base, true)
+}
+
+/// The agent, with the model's files checked but nothing embedded (`embed: false`: what
+/// an offline check needs, leaving no vector cache behind).
+fn agent_with(config: &Config, base: &Path, embed: bool) -> Result<Agent, AppError> {
     Ok(match &config.agent {
-        AgentConfig::KnowledgeBase { dir, base_url, min_confidence, salesforce_knowledge, synonyms } => {
+        AgentConfig::KnowledgeBase {
+            dir,
+            base_url,
+            min_confidence,
+            salesforce_knowledge,
+            synonyms,
+            embedding,
+            suggestions,
+        } => {
             let dir = match (dir, salesforce_knowledge) {
                 (Some(d), _) => Some(d.clone()),
                 (None, None) => Some(crate::config::default_kb_dir()),
@@ -128,7 +144,17 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
                 None => Vec::new(),
             };
             let index = Index::with_synonyms(articles, synonyms_of(base, synonyms.as_deref())?);
-            Agent::KnowledgeBase(KnowledgeBase::with_index(index, *min_confidence))
+            let bars = crate::agent::kb::Bars {
+                min_confidence: *min_confidence,
+                state_at_coverage: suggestions.state_at_coverage,
+                state_at: suggestions.state_at,
+                state_margin: suggestions.state_margin,
+                suggest_at: suggestions.suggest_at,
+                suggest_with_words_at: suggestions.suggest_with_words_at,
+                max_suggestions: suggestions.max,
+            };
+            let library = library(config, base, index, embedding.as_ref(), embed)?;
+            Agent::KnowledgeBase(KnowledgeBase::with_library(library, bars))
         }
         AgentConfig::Openai {
             base_url,
@@ -139,6 +165,7 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
             knowledge,
             salesforce_knowledge: _,
             synonyms,
+            embedding,
             passages,
             context_chars,
             json_schema,
@@ -164,11 +191,42 @@ pub fn agent(config: &Config, base: &Path) -> Result<Agent, AppError> {
                 json_schema: *json_schema,
                 attributes: attributes.clone(),
             };
-            let library = Library::new(Index::with_synonyms(articles, synonyms_of(base, synonyms.as_deref())?));
+            let index = Index::with_synonyms(articles, synonyms_of(base, synonyms.as_deref())?);
+            let library = library(config, base, index, embedding.as_ref(), embed)?;
             Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout, library, grounding)?)
         }
         AgentConfig::Script { file } => Agent::Script(ScriptAgent::load(&base.join(file), Limits::default())?),
     })
+}
+
+/// The help centre's library: ranked by meaning too when `agent.embedding` names a model,
+/// whose passage vectors are kept in `agent.embedding.cache` (beside the store unless
+/// set). The model's files are checked here, and a refusal names the file.
+fn library(
+    config: &Config,
+    base: &Path,
+    index: Index,
+    embedding: Option<&crate::config::EmbeddingConfig>,
+    embed: bool,
+) -> Result<Arc<Library>, AppError> {
+    let Some(settings) = embedding else { return Ok(Library::new(index)) };
+    if !embed {
+        crate::embedding::Encoder::load(&base.join(&settings.model))
+            .map_err(|e| AgentError::Config(format!("agent.embedding: {e}")))?;
+        return Ok(Library::new(index));
+    }
+    let cache = match &settings.cache {
+        Some(dir) => base.join(dir),
+        None => {
+            let mut path = base.join(&config.store_path).into_os_string();
+            path.push(".vectors");
+            PathBuf::from(path)
+        }
+    };
+    let encoder = crate::embedding::CachedEncoder::open(&base.join(&settings.model), &cache)
+        .map_err(|e| AgentError::Config(format!("agent.embedding: {e}")))?;
+    Library::with_embedder(index, Arc::new(encoder))
+        .map_err(|e| AgentError::Config(format!("agent.embedding: embedding the help centre: {e}")).into())
 }
 
 /// The agent the config describes with its whole help centre: when articles come from the
@@ -225,6 +283,10 @@ pub fn settings(config: &Config) -> DaemonSettings {
         email_from: config.smtp.as_ref().map(|s| s.from.clone()),
         agent_concurrency: config.agent.concurrency(),
         salesforce_knowledge: config.agent.salesforce_knowledge().cloned(),
+        silence_after_suggestions: match &config.agent {
+            AgentConfig::KnowledgeBase { suggestions, .. } => suggestions.on_silence,
+            _ => Default::default(),
+        },
         ..DaemonSettings::new(&config.agent_user, &config.handover.default_target)
     }
 }
@@ -274,7 +336,7 @@ pub fn check_offline(config: &Config, base: &Path) -> Result<(), AppError> {
     if let Some(key) = &config.credentials_key {
         key.read("credentials_key", base)?;
     }
-    agent(config, base)?;
+    agent_with(config, base, false)?;
     mailer(config, base)?;
     rules(config, base)?;
     Ok(())
@@ -285,7 +347,13 @@ pub fn check_offline(config: &Config, base: &Path) -> Result<(), AppError> {
 /// reloader swaps in new rule sets. The store is opened last, so a start refused for bad
 /// input or an unreachable org leaves nothing behind.
 pub async fn daemon(config: &Config, base: &Path) -> Result<(Daemon, Arc<Reloader>), AppError> {
-    let agent = agent(config, base)?;
+    // Embedding the help centre is CPU work: the other tasks move off this worker meanwhile.
+    let agent = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| agent(config, base))?
+        }
+        _ => agent(config, base)?,
+    };
     let mailer = mailer(config, base)?;
     let rule_set = rules(config, base)?;
     let client = client(config, base)?;

@@ -1,5 +1,5 @@
 //! Reading a file someone else controls (the config, a secret, a rule file, a fixture, the
-//! status file) without trusting it: only a regular file (opened without blocking and
+//! status file, a model's files) without trusting it: only a regular file (opened without blocking and
 //! checked after opening, so a FIFO or a device swapped in is refused, never waited on),
 //! at most `max` bytes, UTF-8.
 
@@ -8,6 +8,14 @@ use std::path::Path;
 
 /// The file's text, or an error saying why it was refused.
 pub fn read(path: &Path, max: u64) -> std::io::Result<String> {
+    let bytes = read_bytes(path, max)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::new(ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+    })
+}
+
+/// The file's bytes (a model's weights, say), or an error saying why it was refused.
+pub fn read_bytes(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -26,9 +34,7 @@ pub fn read(path: &Path, max: u64) -> std::io::Result<String> {
     if bytes.len() as u64 > max {
         return Err(too_large());
     }
-    String::from_utf8(bytes).map_err(|e| {
-        Error::new(ErrorKind::InvalidData, format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
-    })
+    Ok(bytes)
 }
 
 #[cfg(test)]

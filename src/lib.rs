@@ -35,6 +35,7 @@ pub mod daemon;
 pub mod decide;
 #[cfg(feature = "sim")]
 pub mod demo;
+pub mod embedding;
 pub mod knowledge;
 pub mod model;
 pub mod record;

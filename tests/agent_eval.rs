@@ -9,6 +9,10 @@ use casebridge::agent::{Agent, eval};
 use casebridge::sim::model::{ModelBehaviour, ModelStub};
 use common::*;
 
+/// The tests that embed the real help centres take turns: the first fills the vector cache
+/// the next reads, rather than both embedding the same passages at once on two cores.
+static EMBEDDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
@@ -35,21 +39,99 @@ fn the_demo_eval_set_passes_as_its_file_says_to_run_it() {
     assert!(report["hit_at_1"].as_f64().unwrap() >= 0.8, "{report}");
 }
 
-#[test]
-fn the_real_help_centre_holds_its_thresholds() {
-    let kb = KnowledgeBase::load(&root().join("tests/eval/rust-toolchain"), "https://doc.rust-lang.org", 0.35).unwrap();
-    let file = eval::load(&root().join("tests/eval/rust-toolchain.eval.yaml")).unwrap();
-    let report = block_on(eval::run(&Agent::KnowledgeBase(kb), &file)).unwrap();
-    println!("{}", report.render());
-    assert_eq!((report.answerable, report.not_covered), (53, 15));
-    assert!(report.failures.is_empty(), "{}", report.render());
+/// A real help centre's knowledge base: the folder, with its synonym groups where it has
+/// them, ranked by meaning too when `model` is given (vectors cached in the target folder,
+/// so a second run embeds nothing).
+fn real_kb(set: &str, model: Option<&std::path::Path>) -> Agent {
+    use casebridge::knowledge::{Index, Library, Synonyms, load_markdown_folder};
+    let articles = load_markdown_folder(&root().join("tests/eval").join(set), "https://help.example").unwrap();
+    let synonyms = root().join(format!("tests/eval/{set}.synonyms.yaml"));
+    let synonyms = if synonyms.is_file() { Synonyms::load(&synonyms).unwrap() } else { Synonyms::default() };
+    let index = Index::with_synonyms(articles, synonyms);
+    let library = match model {
+        Some(model) => {
+            let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("eval-vectors").join(set);
+            let encoder = casebridge::embedding::CachedEncoder::open(model, &cache).unwrap();
+            Library::with_embedder(index, std::sync::Arc::new(encoder)).unwrap()
+        }
+        None => Library::new(index),
+    };
+    let bars = casebridge::agent::kb::Bars::with_min_confidence(0.35);
+    Agent::KnowledgeBase(KnowledgeBase::with_library(library, bars))
+}
+
+fn eval_file(set: &str) -> eval::EvalFile {
+    let file = eval::load(&root().join(format!("tests/eval/{set}.eval.yaml"))).unwrap();
     // Every article an expectation names exists, so a typo cannot pass as a miss.
     for q in &file.questions {
         if let eval::Expect::Articles(articles) = &q.expect {
             for a in articles {
-                assert!(root().join(format!("tests/eval/rust-toolchain/{a}.md")).is_file(), "{a}");
+                assert!(root().join(format!("tests/eval/{set}/{a}.md")).is_file(), "{set}: {a}");
             }
         }
+        assert!(q.half.is_some(), "{set}: every question belongs to a half: {:?}", q.ask);
+    }
+    file
+}
+
+#[test]
+fn the_real_help_centres_hold_their_thresholds_on_their_reported_halves() {
+    for (set, answerable, uncovered) in [("rust-toolchain", 26, 8), ("zulip-help", 48, 16)] {
+        let file = eval_file(set);
+        let report = block_on(eval::run(&real_kb(set, None), &file, Some(eval::Half::Report))).unwrap();
+        println!("{set}, no model, reported half:\n{}", report.render());
+        assert_eq!((report.answerable, report.not_covered), (answerable, uncovered), "{set}");
+        assert!(report.failures.is_empty(), "{set}: {}", report.render());
+        assert_eq!(report.stated, 0, "{set}: words alone state nothing");
+    }
+}
+
+/// How often the right article is among the passages a grounded model is sent (five, in
+/// 8,000 characters, as configured by default), on the reported halves, ranked by words
+/// alone and fused with the model's cosine: a ratchet on the README's figures.
+#[test]
+fn the_passages_sent_to_a_model_hold_the_right_article() {
+    use casebridge::agent::openai::{Grounding, OpenAiAgent};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stub = runtime.block_on(ModelStub::start(ModelBehaviour::default())).unwrap();
+    let model = common::models::real_model();
+    let _turn = EMBEDDING.lock().unwrap_or_else(|p| p.into_inner());
+    for (set, by_words, fused) in [("rust-toolchain", 0.84, 0.96), ("zulip-help", 0.66, 0.79)] {
+        let file = eval_file(set);
+        let mut rankers = vec![(None, by_words)];
+        if let Some(m) = &model {
+            rankers.push((Some(m.as_path()), fused));
+        }
+        for (model, least) in rankers {
+            let Agent::KnowledgeBase(kb) = real_kb(set, model) else { unreachable!() };
+            let timeout = std::time::Duration::from_secs(10);
+            let library = kb.library().clone();
+            let agent =
+                OpenAiAgent::new(&stub.url, "stub", None, None, timeout, library, Grounding::default()).unwrap();
+            let report = runtime.block_on(eval::run(&Agent::OpenAi(agent), &file, Some(eval::Half::Report))).unwrap();
+            let how = if model.is_some() { "fused" } else { "words" };
+            println!("{set}, {how}: the right article among the passages sent {:.2}", report.passage_recall);
+            assert!(report.passage_recall >= least, "{set}, {how}: {:.3}", report.passage_recall);
+        }
+    }
+}
+
+/// The figures the README states for the knowledge base with all-MiniLM-L6-v2, on the
+/// reported halves (the bars were chosen on the tuning halves): a ratchet.
+#[test]
+fn with_the_embedding_model_the_reported_halves_hold_the_readme_s_figures() {
+    let Some(model) = common::models::real_model() else { return };
+    let _turn = EMBEDDING.lock().unwrap_or_else(|p| p.into_inner());
+    for (set, shown_right, shown_uncovered, recall) in
+        [("rust-toolchain", 0.73, 0.0, 0.84), ("zulip-help", 0.56, 0.25, 0.72)]
+    {
+        let file = eval_file(set);
+        let report = block_on(eval::run(&real_kb(set, Some(&model)), &file, Some(eval::Half::Report))).unwrap();
+        println!("{set}, with the model, reported half:\n{}", report.render());
+        assert!(report.shown_right >= shown_right - 1e-9, "{set}: {}", report.render());
+        assert!(report.shown_uncovered <= shown_uncovered + 1e-9, "{set}: {}", report.render());
+        assert!(report.passage_recall >= recall - 1e-9, "{set}: {}", report.render());
+        assert!(report.stated > 0 && report.wrong_answers == 0.0, "{set}: {}", report.render());
     }
 }
 
@@ -85,6 +167,12 @@ fn thresholds_missed_fail_and_bad_eval_files_are_refused_with_their_place() {
         ("empty.yaml", "kind: agent_eval\nquestions: []\n", "1 to 10000 questions"),
         ("typo.yaml", "kind: agent_eval\nthreshold: {}\nquestions: [{ask: hi, expect: cannot_help}]\n", "threshold"),
         ("outcome.yaml", "kind: agent_eval\nquestions: [{ask: hi, expect: maybe}]\n", "outcome.yaml:2:"),
+        (
+            "range.yaml",
+            "kind: agent_eval\nthresholds: {hit_at_1: 2}\nquestions: [{ask: hi, expect: cannot_help}]\n",
+            "thresholds.hit_at_1: a number from 0 to 1, found 2",
+        ),
+        ("half.yaml", "kind: agent_eval\nquestions: [{ask: hi, expect: cannot_help, half: both}]\n", "half.yaml:2:"),
     ] {
         let path = write(name, text);
         let out = casebridge(&["agent", "eval", &path, "--config", config]);
@@ -180,8 +268,7 @@ fn the_grounded_model_is_measured_and_asked_like_the_knowledge_base() {
 }
 
 /// The admin's synonym groups (tests/eval/rust-toolchain.synonyms.yaml), written from the
-/// misses of the even-numbered questions only: on the whole set, and on the odd-numbered
-/// questions they were not written for.
+/// misses of the tuning half only: they help on the reported half they were not written for.
 #[test]
 fn synonym_groups_help_on_questions_they_were_not_written_for() {
     use casebridge::knowledge::{Index, Synonyms, load_markdown_folder};
@@ -192,12 +279,9 @@ fn synonym_groups_help_on_questions_they_were_not_written_for() {
     let with = Agent::KnowledgeBase(KnowledgeBase::with_index(Index::with_synonyms(articles(), synonyms), 0.35));
     let mut file = eval::load(&root().join("tests/eval/rust-toolchain.eval.yaml")).unwrap();
     file.thresholds = Default::default();
-    let whole = block_on(eval::run(&with, &file)).unwrap();
-    assert!(whole.hit_at_1 >= 0.81 && whole.answered_right >= 0.81, "{}", whole.render());
-    let mut unseen = file.clone();
-    unseen.questions = file.questions.iter().skip(1).step_by(2).cloned().collect();
-    let before = block_on(eval::run(&plain, &unseen)).unwrap();
-    let after = block_on(eval::run(&with, &unseen)).unwrap();
+    let unseen = Some(eval::Half::Report);
+    let before = block_on(eval::run(&plain, &file, unseen)).unwrap();
+    let after = block_on(eval::run(&with, &file, unseen)).unwrap();
     assert!(after.hit_at_1 > before.hit_at_1, "{} -> {}", before.hit_at_1, after.hit_at_1);
-    assert!(after.wrong_answers <= before.wrong_answers, "{} -> {}", before.wrong_answers, after.wrong_answers);
+    assert!(after.shown_right >= before.shown_right, "{} -> {}", before.shown_right, after.shown_right);
 }

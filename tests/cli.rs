@@ -90,7 +90,10 @@ fn the_demo_plays_its_scenario_and_finishes() {
     assert!(stdout.contains("resolutions confirmed    1"), "{stdout}");
     assert!(stdout.contains("In-Reply-To: <e42-report@initech.example>"), "{stdout}");
     // The messenger scene: answered, a lead, a case in the queue, a person's reply in the chat.
-    assert!(stdout.contains("chat   AI agent: Recalibrate the gripper"), "{stdout}");
+    // Without a model the knowledge base offers articles to confirm rather than stating one.
+    assert!(stdout.contains("ranked by their words (no model: it offers articles, states none)"), "{stdout}");
+    assert!(stdout.contains("chat   AI agent: This help article may answer your question:"), "{stdout}");
+    assert!(stdout.contains("replied      offered 1 article(s) to confirm: Calibrating the gripper"), "{stdout}");
     assert!(stdout.contains("became a lead"), "{stdout}");
     assert!(
         stdout.contains("handed over  to Tier 2 Support by rule customer_asks_for_a_human: Dana asked"),
@@ -101,6 +104,23 @@ fn the_demo_plays_its_scenario_and_finishes() {
     assert!(stdout.contains("messenger chats          1 (7 messages; 1 lead, 1 case)"), "{stdout}");
     assert!(stdout.contains("sync errors              0"), "{stdout}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+/// With the embedding model the demo ranks by meaning and states the answers its evidence
+/// supports (the gripper one), rather than offering them.
+#[test]
+fn the_demo_with_the_embedding_model_states_strong_answers() {
+    let Some(model) = common::models::real_model() else { return };
+    let out = casebridge(&["demo", "--embedding-model", model.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ranked by meaning too"), "{stdout}");
+    assert!(stdout.contains("case 00001001  replied      Recalibrate the gripper"), "{stdout}");
+    assert!(stdout.contains("resolutions confirmed    1"), "{stdout}");
+    // A folder that is no model: refused, naming the file.
+    let out = casebridge(&["demo", "--embedding-model", "/nonexistent-model"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-model/config.json"));
 }
 
 /// `demo --serve` keeps a chat page running: the page, the widget, and a conversation

@@ -139,9 +139,13 @@ fn words(command: &str) -> Vec<String> {
 /// A scratch copy of what the docs' commands read and write.
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for folder in ["examples", "rules", "schema"] {
+    for folder in ["examples", "rules", "schema", "scripts"] {
         copy_dir(&root().join(folder), &dir.path().join(folder));
     }
+    // The embedding model is installed once, in the repository's models/ (CI's .ci/run
+    // installs it before the tests; `scripts/install-model` here does when it is not).
+    std::fs::create_dir_all(root().join("models")).unwrap();
+    std::os::unix::fs::symlink(root().join("models"), dir.path().join("models")).unwrap();
     dir
 }
 
@@ -174,6 +178,15 @@ impl Runner {
         let mut args = words(&command);
         match args.first().map(String::as_str) {
             Some("casebridge") => {}
+            Some("scripts/install-model") => {
+                let out = Command::new("bash").args(&args).current_dir(self.dir.path()).output().unwrap();
+                assert!(out.status.success(), "{doc}: `{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    self.dir.path().join("models/all-MiniLM-L6-v2/model.safetensors").is_file(),
+                    "{doc}: `{command}`"
+                );
+                return;
+            }
             Some("cargo") if command == "cargo test" => return, // the command running this test
             Some("cargo") if command.starts_with("cargo install --path . --locked") => {
                 // Installing builds a release binary (minutes); what can fail is the lock.

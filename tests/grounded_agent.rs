@@ -29,6 +29,16 @@ fn agent(stub: &ModelStub, timeout: Duration, grounding: Grounding) -> OpenAiAge
         .unwrap()
 }
 
+/// The same agent over a help centre ranked by meaning too (the real model), its vectors
+/// cached in `cache`.
+fn semantic_agent(stub: &ModelStub, model: &std::path::Path, cache: &std::path::Path) -> OpenAiAgent {
+    let encoder = casebridge::embedding::CachedEncoder::open(model, cache).unwrap();
+    let articles = load_markdown_folder(&root().join("examples/demo/help-center"), "https://help.example").unwrap();
+    let library = Library::with_embedder(Index::new(articles), std::sync::Arc::new(encoder)).unwrap();
+    let timeout = Duration::from_secs(5);
+    OpenAiAgent::new(&stub.url, "stub-model", None, None, timeout, library, Grounding::default()).unwrap()
+}
+
 fn conversation(question: &str) -> Conversation {
     let row = json!({
         "Id": "500000000000001AAA", "CaseNumber": "00001001", "Subject": "Help", "Description": question,
@@ -45,12 +55,40 @@ async fn ask(agent: &OpenAiAgent, question: &str) -> AgentAnswer {
 
 const GRIPPER: &str = "My gripper drifts after every restart, how do I recalibrate it?";
 
+/// Answers that cite a real passage while saying something else are not posted, by words
+/// alone and with the model's cosine: an invented promise, and another passage's text
+/// under the first passage's citation. An answer in the passage's words is.
+#[tokio::test]
+async fn answers_their_cited_passages_do_not_support_are_not_posted() {
+    let stub = ModelStub::start(ModelBehaviour::default()).await.unwrap();
+    let by_words = agent(&stub, Duration::from_secs(5), Grounding::default());
+    let mut agents = vec![("words", by_words)];
+    if let Some(model) = common::models::real_model() {
+        let cache = tempfile::tempdir().unwrap();
+        agents.push(("model", semantic_agent(&stub, &model, cache.path())));
+        std::mem::forget(cache);
+    }
+    for (how, agent) in &agents {
+        let right = ask(agent, GRIPPER).await;
+        assert!(right.text.is_some(), "{how}: {right:?}");
+        for trick in [
+            "My gripper drifts after restarts. Is there a guarantee on it?",
+            "My gripper drifts after restarts; the firmware mismatch maybe?",
+        ] {
+            let answer = ask(agent, trick).await;
+            assert!(answer.text.is_none(), "{how}: {trick}: {answer:?}");
+            let note = answer.note.unwrap_or_default();
+            assert!(note.contains("not supported by the passages it cites"), "{how}: {note}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn answers_cite_the_passages_they_were_given_and_link_their_articles() {
     let stub = ModelStub::start(ModelBehaviour::default()).await.unwrap();
     let answer = ask(&agent(&stub, Duration::from_secs(5), Grounding::default()), GRIPPER).await;
     let text = answer.text.clone().expect("answered");
-    assert!(text.starts_with("Stub answer to: Help\n\nMy gripper drifts"), "{text}");
+    assert!(text.starts_with("Recalibrate the gripper when it drifts after a restart"), "{text}");
     assert!(
         text.ends_with(
             "Sources:\n- Calibrating the gripper: https://help.acme-robotics.example/articles/gripper-calibration"

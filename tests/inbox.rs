@@ -53,6 +53,36 @@ fn start(hub: &Messenger, email: &str, verified: bool) -> (String, String) {
     (started.conversation_id, started.visitor_token)
 }
 
+/// An email typed in that matches a contact (looked up to avoid a duplicate lead) is
+/// labelled for what is known: unverified, not a user.
+#[tokio::test]
+async fn an_unverified_claim_of_a_contacts_email_is_labelled_unverified() {
+    let w = World::new().await;
+    let mut d = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
+    let settings = MessengerSettings {
+        identity_secret: Some(Secret::new("s")),
+        create_leads: true,
+        ..MessengerSettings::default()
+    };
+    let hub = Messenger::new(d.store().clone(), settings).unwrap();
+    d.attach_messenger(hub.clone());
+    let addr = serve("127.0.0.1:0".parse().unwrap(), d.admin_state(None, Secret::new("t")), std::future::pending())
+        .await
+        .unwrap();
+    let admin = Admin { base: format!("http://{addr}"), http: reqwest::Client::new() };
+    let (jane, _) = start(&hub, "jane@customer.example", true);
+    let (claim, _) = start(&hub, "jane@customer.example", false);
+    d.chat_round().await.unwrap();
+    let stored = d.store().conversation(&claim).unwrap().unwrap();
+    assert!(matches!(stored.messenger.unwrap().person, Some(casebridge::model::SalesforcePerson::User { .. })));
+    let (_, inbox) = admin.get("/api/inbox").await;
+    let kind = |id: &str| {
+        inbox["conversations"].as_array().unwrap().iter().find(|c| c["id"] == json!(id)).unwrap()["kind"].clone()
+    };
+    assert_eq!(kind(&jane), "user", "{inbox}");
+    assert_eq!(kind(&claim), "unverified", "{inbox}");
+}
+
 #[tokio::test]
 async fn the_inbox_shows_a_verified_contacts_live_salesforce_data_and_nothing_of_a_claim() {
     let w = World::new().await;

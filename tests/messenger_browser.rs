@@ -11,14 +11,16 @@ use common::webdriver::{self, Browser, ENTER, ESCAPE};
 use common::*;
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
-    let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
-    let w = World::new().await;
-    let mut daemon = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
+type Running = tokio::task::JoinHandle<Result<(), casebridge::daemon::DaemonError>>;
+
+/// The daemon running with its messenger on a free loopback port: the address, the switch
+/// that stops both, and the daemon's task.
+fn serve(mut daemon: casebridge::daemon::Daemon) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>, Running) {
     let hub = Messenger::new(daemon.store().clone(), MessengerSettings::default()).unwrap();
     daemon.attach_messenger(hub.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut stopped_server = stopped.clone();
     let addr = api::serve_on(listener, hub, async move {
@@ -29,6 +31,15 @@ async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
     let running = tokio::spawn(daemon.run(async move {
         let _ = stopped_daemon.wait_for(|s| *s).await;
     }));
+    (addr, stop, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_chats_in_a_browser_and_a_person_answers_through_the_case() {
+    let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
+    let w = World::new().await;
+    let daemon = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
+    let (addr, stop, running) = serve(daemon);
     let base = format!("http://{addr}/");
 
     let b = Browser::start(chromium, driver).await;
@@ -162,4 +173,68 @@ async fn the_inbox_panel_and_the_new_case_form_work_in_a_browser() {
     assert_eq!(rows[0]["Product__c"], "Gripper");
     assert_eq!(rows[0]["ContactId"], json!(w.id("jane")));
     b.quit().await;
+}
+
+/// Articles offered to confirm, in a real browser: links with their first lines (opening
+/// in a new tab, `rel="noopener"`), two buttons, and "Yes, that answered it" clicked: the
+/// visitor's answer is sent, the buttons go, and the chat is a hard resolution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suggested_articles_are_links_and_a_click_on_yes_confirms() {
+    let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
+    let w = World::new().await;
+    let kb = casebridge::agent::kb::KnowledgeBase::load(
+        &root().join("examples/demo/help-center"),
+        "https://help.example",
+        0.35,
+    )
+    .unwrap();
+    let agent = casebridge::agent::Agent::KnowledgeBase(kb);
+    let daemon = w.daemon_full(None, agent, load_rules(&root().join("rules")), test_settings(None)).await;
+    let store = daemon.store().clone();
+    let (addr, stop, running) = serve(daemon);
+
+    let b = Browser::start(chromium, driver).await;
+    b.open(&format!("http://{addr}/")).await;
+    let toggle = b.find("button[aria-controls=casebridge-panel]").await;
+    b.click(&toggle).await;
+    b.keys(&format!("My gripper drifts after every restart, how do I recalibrate it?{ENTER}")).await;
+    b.wait_for_text("li[data-author=agent]", "may answer your question").await;
+    let link = b.find("li[data-author=agent] ul a").await;
+    assert_eq!(b.text(&link).await, "Calibrating the gripper");
+    assert_eq!(
+        b.attribute(&link, "href").await.as_deref(),
+        Some("https://help.acme-robotics.example/articles/gripper-calibration")
+    );
+    assert_eq!(b.attribute(&link, "target").await.as_deref(), Some("_blank"));
+    assert!(b.attribute(&link, "rel").await.unwrap_or_default().contains("noopener"));
+    let item = b.find("li[data-author=agent]").await;
+    assert!(b.text(&item).await.contains("Recalibrate the gripper when it drifts"), "the first lines show");
+    let buttons = b.find_all("[data-choices] button").await;
+    assert_eq!(buttons.len(), 2);
+    assert_eq!(b.text(&buttons[0]).await, "Yes, that answered it");
+    assert_eq!(b.text(&buttons[1]).await, "No, talk to a person");
+
+    b.click(&buttons[0]).await;
+    b.wait_for_text("li[data-author=visitor]:last-of-type", "Yes, that answered it").await;
+    assert!(b.find_all("[data-choices]").await.is_empty(), "the buttons answer the latest message only");
+    let id = b
+        .script(
+            "const k = Object.keys(localStorage).find(k => k.startsWith('casebridge-messenger:'));
+             return JSON.parse(localStorage.getItem(k)).id",
+        )
+        .await;
+    let id = id.as_str().unwrap().to_string();
+    let mut state = None;
+    for _ in 0..100 {
+        state = store.conversation(&id).unwrap().and_then(|c| c.resolution).map(|r| r.state);
+        if state == Some(casebridge::model::Resolution::HardResolution) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, Some(casebridge::model::Resolution::HardResolution));
+
+    b.quit().await;
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
 }

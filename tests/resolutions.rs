@@ -118,6 +118,8 @@ async fn quiet_customers_are_soft_resolutions_or_abandoned_without_reading_sales
     let today = &days[2];
     assert_eq!(today["states"], json!({ "abandoned": 1, "soft_resolution": 1 }), "{figures}");
     assert_eq!(today["resolution_rate"], json!(0.5));
+    // Soft resolutions are reported apart from confirmed ones.
+    assert_eq!((&today["confirmed_rate"], &today["soft_rate"]), (&json!(0.0), &json!(0.5)));
     assert_eq!(days[0]["resolution_rate"], Value::Null);
     assert_eq!(case_fields(&w, &quiet).await["AI_Resolution__c"], "soft_resolution");
     assert_eq!(case_fields(&w, &unhappy).await["AI_Resolution__c"], "abandoned");

@@ -37,9 +37,16 @@ const MESSENGER: &str = "messenger: {listen: '127.0.0.1:0', create_leads: true, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_org_passes_and_every_check_is_listed() {
     let w = World::new().await;
-    let (code, text) = check(&w.config("1s", MESSENGER));
+    let model = common::models::tiny_model(&w.path().join("model"));
+    let agent = format!(
+        "{{backend: knowledge_base, dir: {}, min_confidence: 0.35, embedding: {{model: {}}}}}",
+        root().join("examples/demo/help-center").display(),
+        model.display()
+    );
+    let (code, text) = check(&test_config_with_agent(w.path(), w.sim.url(), "1s", &agent, MESSENGER));
     assert_eq!(code, Some(0), "{text}");
     for start in [
+        "ok  agent.embedding: the model in ",
         "ok  API versions: the org offers 31.0 to 68.0; casebridge needs 61.0 to 66.0 and uses 66.0",
         "ok  agent user: AI Agent",
         "ok  permission set Casebridge_Agent: assigned to agent@test.example",
@@ -61,7 +68,32 @@ async fn the_test_org_passes_and_every_check_is_listed() {
         line(&text, start);
     }
     assert!(!text.contains("\nwarn") && !text.contains("\nfail"), "{text}");
-    assert!(text.trim_end().ends_with("0 warn, 0 fail"), "{text}");
+    assert!(text.contains(" ok, 0 warn, 0 fail\n"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_model_the_check_says_what_is_missed_and_a_broken_one_fails_by_file() {
+    let w = World::new().await;
+    let (code, text) = check(&w.config("1s", ""));
+    assert_eq!(code, Some(0), "a warning is not a failure: {text}");
+    let warn = line(&text, "warn agent.embedding: no sentence-embedding model");
+    assert!(warn.contains("ranked by their words alone"), "{text}");
+    assert!(text.contains("scripts/install-model"), "{text}");
+
+    let model = common::models::tiny_model(&w.path().join("model"));
+    std::fs::write(model.join("tokenizer.json"), "{").unwrap();
+    let agent = format!(
+        "{{backend: knowledge_base, dir: {}, embedding: {{model: {}}}}}",
+        root().join("examples/demo/help-center").display(),
+        model.display()
+    );
+    // Refused before the org is read, as `casebridge run` refuses to start: the file named.
+    let (code, text) = check(&test_config_with_agent(w.path(), w.sim.url(), "1s", &agent, ""));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("agent.embedding: embedding model: ") && text.contains("model/tokenizer.json: not a tokenizer"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

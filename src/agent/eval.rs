@@ -2,9 +2,13 @@
 //! ask them, each with the help articles that answer it or `cannot_help` where the help
 //! centre has no answer (and the right outcome is a handover). `casebridge agent eval` runs
 //! the configured agent (the knowledge base, or the model grounded in it) over them and
-//! reports how often the right article ranks first (hit@1)
-//! or in the top three (hit@3), how often the agent answered from a right article, and how
-//! many of its answers were wrong; the file's thresholds make it pass or fail.
+//! reports the figures of [`report`]: how often the right article ranks first, is stated,
+//! is among the suggestions or the passages a model is sent, and how often something is
+//! shown for a question the help centre does not cover; the file's thresholds make it
+//! pass or fail.
+//!
+//! Each question may belong to a half: `tune` (where weights, bars and synonyms are
+//! chosen) or `report` (the figures the README states). A run measures one half, or all.
 
 use std::path::Path;
 
@@ -16,28 +20,23 @@ use super::Agent;
 use crate::knowledge::Index;
 use crate::model::{AgentAnswer, Conversation, View};
 
+pub use super::eval_report::{EvalReport, Thresholds};
+
 /// The most questions one eval file may hold.
 pub const MAX_QUESTIONS: usize = 10_000;
+/// How many articles of each question's ranking a report lists (for tuning).
+const CANDIDATES: usize = 10;
 
 /// An eval file (`kind: agent_eval`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalFile {
     pub kind: String,
-    /// The least (or, for `wrong_answers`, the most) each figure may be, from 0 to 1.
+    /// The least (or, for `wrong_answers` and `shown_uncovered`, the most) each figure may
+    /// be, from 0 to 1.
     #[serde(default)]
     pub thresholds: Thresholds,
     pub questions: Vec<Question>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Thresholds {
-    pub hit_at_1: Option<f64>,
-    pub hit_at_3: Option<f64>,
-    pub answered_right: Option<f64>,
-    pub wrong_answers: Option<f64>,
-    pub declined_right: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -45,6 +44,19 @@ pub struct Thresholds {
 pub struct Question {
     pub ask: String,
     pub expect: Expect,
+    /// Which half the question belongs to; none: both runs count it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half: Option<Half>,
+}
+
+/// The half of an eval set a question belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Half {
+    /// Where weights, bars and synonyms are chosen.
+    Tune,
+    /// What is reported.
+    Report,
 }
 
 /// The articles (by id: a markdown article's file name without `.md`) that answer a
@@ -62,37 +74,51 @@ pub enum Outcome {
     CannotHelp,
 }
 
+/// What the agent did with a question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Given {
+    /// An answer stated as the answer.
+    Stated,
+    /// Articles offered for the customer to confirm.
+    Suggested,
+    /// Nothing: a handover.
+    Declined,
+}
+
+/// An article in a question's ranking, with what each ranker made of its best passage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub article: String,
+    /// BM25F's score (0 when no word matched).
+    pub score: f64,
+    pub coverage: f64,
+    pub matched: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosine: Option<f32>,
+}
+
 /// What happened to one question.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuestionResult {
     pub ask: String,
+    /// The articles that answer it; `None`: not covered.
+    pub expected: Option<Vec<String>>,
     /// The articles ranked first, best first (at most three).
     pub ranked: Vec<String>,
-    /// The article the agent answered from, or `None` when it declined.
+    pub given: Given,
+    /// The article a stated answer came from.
     pub answered_from: Option<String>,
+    /// The articles offered.
+    pub suggested: Vec<String>,
+    /// The articles of the passages retrieved (for a model: the passages it was sent).
+    pub sent: Vec<String>,
     pub confidence: f64,
-    /// Whether the outcome was right: answered from an expected article, or declined a
-    /// question the help centre does not cover.
+    /// Whether the outcome was right: stated from, or offering, an expected article, or
+    /// nothing shown for a question the help centre does not cover.
     pub right: bool,
-}
-
-/// The figures of one eval run.
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalReport {
-    pub answerable: usize,
-    pub not_covered: usize,
-    /// Answerable questions whose first-ranked article is an expected one.
-    pub hit_at_1: f64,
-    pub hit_at_3: f64,
-    /// Answerable questions answered from an expected article.
-    pub answered_right: f64,
-    /// Answers given (to any question) from an article not expected, over answers given.
-    pub wrong_answers: f64,
-    /// Questions the help centre does not cover that the agent declined.
-    pub declined_right: f64,
-    pub results: Vec<QuestionResult>,
-    /// Each threshold the figures miss, as "name: figure < threshold".
-    pub failures: Vec<String>,
+    /// The best articles by the fused ranking, with each ranker's view (for tuning).
+    pub candidates: Vec<Candidate>,
 }
 
 /// Reads an eval file, with the file, line and column of what is wrong.
@@ -108,23 +134,33 @@ pub fn load(path: &Path) -> Result<EvalFile, String> {
     if file.questions.is_empty() || file.questions.len() > MAX_QUESTIONS {
         return Err(format!("{}: an eval file holds 1 to {MAX_QUESTIONS} questions", path.display()));
     }
+    if let Some((name, value)) = file.thresholds.out_of_range() {
+        return Err(format!("{}: thresholds.{name}: a number from 0 to 1, found {value}", path.display()));
+    }
     Ok(file)
 }
 
 /// How many questions are put to the agent at once (an AI service answers in seconds).
 const QUESTIONS_AT_ONCE: usize = 8;
 
-/// Runs the agent over every question of `file`: the knowledge base's ranking, and the
-/// agent's answer (for a model, the article of the first passage it cited). An agent
-/// without a help centre (a script) cannot be measured; an AI-service failure stops the run.
-pub async fn run(agent: &Agent, file: &EvalFile) -> Result<EvalReport, String> {
-    let Some(index) = agent.library().map(|l| l.current()) else {
+/// Runs the agent over the questions of `file` in `half` (all of them for `None`): the
+/// ranking, and the agent's answer (for a model, the article of the first passage it
+/// cited). An agent without a help centre (a script) cannot be measured; an AI-service
+/// failure stops the run.
+pub async fn run(agent: &Agent, file: &EvalFile, half: Option<Half>) -> Result<EvalReport, String> {
+    let Some(library) = agent.library() else {
         return Err(format!(
             "agent eval measures an agent that answers from a help centre; agent.backend is {}",
             agent.backend()
         ));
     };
-    let answers: Vec<Result<AgentAnswer, String>> = futures_util::stream::iter(&file.questions)
+    let index = library.current();
+    let questions: Vec<&Question> =
+        file.questions.iter().filter(|q| half.is_none() || q.half.is_none() || q.half == half).collect();
+    if questions.is_empty() {
+        return Err(format!("the eval file has no question in the {half:?} half"));
+    }
+    let answers: Vec<Result<AgentAnswer, String>> = futures_util::stream::iter(&questions)
         .map(|q| async move {
             let conversation = Conversation::from_question(&q.ask);
             agent.answer(View::of(&conversation)).await.map_err(|e| format!("{:?}: {e}", q.ask))
@@ -132,25 +168,66 @@ pub async fn run(agent: &Agent, file: &EvalFile) -> Result<EvalReport, String> {
         .buffered(QUESTIONS_AT_ONCE)
         .collect()
         .await;
-    let mut results: Vec<(QuestionResult, Option<&[String]>)> = Vec::new();
-    for (q, answer) in file.questions.iter().zip(answers) {
+    let mut results = Vec::new();
+    for (q, answer) in questions.iter().zip(answers) {
         let answer = answer?;
-        let expected = match &q.expect {
-            Expect::Articles(a) => Some(a.as_slice()),
-            Expect::Outcome(Outcome::CannotHelp) => None,
-        };
-        let ranked: Vec<String> =
-            index.ranked_articles(&q.ask).into_iter().take(3).map(|(a, _)| a.id.clone()).collect();
-        let answered_from = answer.text.as_ref().and_then(|_| answered_from(&index, &answer));
-        let right = match (expected, &answered_from) {
-            (Some(e), Some(a)) => e.contains(a),
-            (None, None) => true,
-            _ => false,
-        };
-        let result = QuestionResult { ask: q.ask.clone(), ranked, answered_from, confidence: answer.confidence, right };
-        results.push((result, expected));
+        let vector = library.question_vector(&q.ask).map_err(|e| format!("{:?}: {e}", q.ask))?;
+        results.push(result(&index, q, &answer, vector.as_deref()));
     }
-    Ok(report(results, &file.thresholds))
+    Ok(super::eval_report::report(results, &file.thresholds))
+}
+
+fn result(index: &Index, q: &Question, answer: &AgentAnswer, vector: Option<&[f32]>) -> QuestionResult {
+    let expected = match &q.expect {
+        Expect::Articles(a) => Some(a.clone()),
+        Expect::Outcome(Outcome::CannotHelp) => None,
+    };
+    let ranking = index.rank(&q.ask, vector);
+    let candidates: Vec<Candidate> = ranking
+        .articles(CANDIDATES)
+        .into_iter()
+        .map(|h| Candidate {
+            article: h.article.id.clone(),
+            score: h.score,
+            coverage: h.coverage,
+            matched: h.matched,
+            cosine: h.cosine,
+        })
+        .collect();
+    let ranked = candidates.iter().take(3).map(|c| c.article.clone()).collect();
+    let article_of = |passage: &str| passage.split('#').next().unwrap_or(passage).to_string();
+    let suggested: Vec<String> = answer.suggestions.iter().map(|s| article_of(&s.passage)).collect();
+    let given = match (&answer.text, suggested.is_empty()) {
+        (None, _) => Given::Declined,
+        (Some(_), true) => Given::Stated,
+        (Some(_), false) => Given::Suggested,
+    };
+    let answered_from = (given == Given::Stated).then(|| answered_from(index, answer)).flatten();
+    let mut sent: Vec<String> = Vec::new();
+    for r in &answer.retrieved {
+        let a = article_of(&r.passage);
+        if !sent.contains(&a) {
+            sent.push(a);
+        }
+    }
+    let right = match (&expected, given) {
+        (None, g) => g == Given::Declined,
+        (Some(e), Given::Stated) => answered_from.as_ref().is_some_and(|a| e.contains(a)),
+        (Some(e), Given::Suggested) => suggested.iter().any(|a| e.contains(a)),
+        (Some(_), Given::Declined) => false,
+    };
+    QuestionResult {
+        ask: q.ask.clone(),
+        expected,
+        ranked,
+        given,
+        answered_from,
+        suggested,
+        sent,
+        confidence: answer.confidence,
+        right,
+        candidates,
+    }
 }
 
 /// The article an answer came from: its first cited passage's, else its first link's.
@@ -162,111 +239,10 @@ fn answered_from(index: &Index, answer: &AgentAnswer) -> Option<String> {
     index.articles().iter().find(|a| &a.url == url).map(|a| a.id.clone())
 }
 
-fn report(results: Vec<(QuestionResult, Option<&[String]>)>, thresholds: &Thresholds) -> EvalReport {
-    let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
-    let answerable: Vec<_> = results.iter().filter_map(|(r, e)| e.map(|e| (r, e))).collect();
-    let not_covered: Vec<_> = results.iter().filter(|(_, e)| e.is_none()).map(|(r, _)| r).collect();
-    let hit = |k: usize| answerable.iter().filter(|(r, e)| r.ranked.iter().take(k).any(|a| e.contains(a))).count();
-    let answers: Vec<_> = results.iter().filter(|(r, _)| r.answered_from.is_some()).collect();
-    let mut report = EvalReport {
-        answerable: answerable.len(),
-        not_covered: not_covered.len(),
-        hit_at_1: share(hit(1), answerable.len()),
-        hit_at_3: share(hit(3), answerable.len()),
-        answered_right: share(answerable.iter().filter(|(r, _)| r.right).count(), answerable.len()),
-        wrong_answers: share(answers.iter().filter(|(r, _)| !r.right).count(), answers.len()),
-        declined_right: share(not_covered.iter().filter(|r| r.right).count(), not_covered.len()),
-        results: results.into_iter().map(|(r, _)| r).collect(),
-        failures: Vec::new(),
-    };
-    report.failures = failures(&report, thresholds);
-    report
-}
-
-fn failures(report: &EvalReport, t: &Thresholds) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut at_least = |name: &str, figure: f64, threshold: Option<f64>| {
-        if let Some(min) = threshold.filter(|min| figure < *min) {
-            out.push(format!("{name}: {figure:.2} < {min:.2}"));
-        }
-    };
-    at_least("hit_at_1", report.hit_at_1, t.hit_at_1);
-    at_least("hit_at_3", report.hit_at_3, t.hit_at_3);
-    at_least("answered_right", report.answered_right, t.answered_right);
-    at_least("declined_right", report.declined_right, t.declined_right);
-    if let Some(max) = t.wrong_answers.filter(|max| report.wrong_answers > *max) {
-        out.push(format!("wrong_answers: {:.2} > {max:.2}", report.wrong_answers));
-    }
-    out
-}
-
-impl EvalReport {
-    /// JUnit XML: a test case per question (failed when the outcome was wrong) and one per
-    /// threshold the file sets (failed when missed), so CI systems show both.
-    pub fn junit(&self) -> String {
-        let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-        let wrong = self.results.iter().filter(|r| !r.right).count();
-        let mut out = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"casebridge agent eval\" tests=\"{}\" failures=\"{}\">\n",
-            self.results.len() + 1,
-            wrong + usize::from(!self.failures.is_empty())
-        );
-        for r in &self.results {
-            out.push_str(&format!("  <testcase name=\"{}\" classname=\"questions\"", esc(&r.ask)));
-            if r.right {
-                out.push_str("/>\n");
-            } else {
-                let answered = r.answered_from.as_deref().unwrap_or("(declined)");
-                let message =
-                    format!("answered from {answered} at {:.2}; ranked {}", r.confidence, r.ranked.join(", "));
-                out.push_str(&format!(">\n    <failure message=\"{}\"/>\n  </testcase>\n", esc(&message)));
-            }
-        }
-        out.push_str("  <testcase name=\"thresholds\" classname=\"figures\"");
-        if self.failures.is_empty() {
-            out.push_str("/>\n");
-        } else {
-            out.push_str(&format!(">\n    <failure message=\"{}\"/>\n  </testcase>\n", esc(&self.failures.join("; "))));
-        }
-        out.push_str("</testsuite>\n");
-        out
-    }
-
-    /// The report as text: one line a question that went wrong, then the figures.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        for r in self.results.iter().filter(|r| !r.right) {
-            let answered = r.answered_from.as_deref().unwrap_or("(declined)");
-            out.push_str(&format!(
-                "wrong  {:?}\n       answered from {answered} at {:.2}; ranked {}\n",
-                r.ask,
-                r.confidence,
-                r.ranked.join(", ")
-            ));
-        }
-        out.push_str(&format!(
-            "{} answerable questions: hit@1 {:.2}, hit@3 {:.2}, answered from a right article {:.2}\n\
-             {} questions the help centre does not cover: declined {:.2}\n\
-             wrong answers: {:.2} of the answers given\n",
-            self.answerable,
-            self.hit_at_1,
-            self.hit_at_3,
-            self.answered_right,
-            self.not_covered,
-            self.declined_right,
-            self.wrong_answers
-        ));
-        for f in &self.failures {
-            out.push_str(&format!("below the file's threshold: {f}\n"));
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::kb::KnowledgeBase;
+    use crate::agent::kb::{Bars, KnowledgeBase};
 
     const ARTICLES: &[(&str, &str)] = &[
         (
@@ -280,12 +256,15 @@ mod tests {
     ];
 
     fn question(ask: &str, expect: Expect) -> Question {
-        Question { ask: ask.into(), expect }
+        Question { ask: ask.into(), expect, half: None }
     }
 
     #[tokio::test]
     async fn each_figure_counts_what_it_says() {
-        let kb = Agent::KnowledgeBase(KnowledgeBase::from_articles(ARTICLES, "https://help.example", 0.35));
+        // Every answer above the confidence floor stated, none suggested.
+        let kb = KnowledgeBase::from_articles(ARTICLES, "https://help.example", 0.35);
+        let bars = Bars { state_at_coverage: Some(0.0), ..kb.bars() };
+        let kb = Agent::KnowledgeBase(kb.with_bars(bars));
         let articles = |a: &str| Expect::Articles(vec![a.into()]);
         let file = EvalFile {
             kind: "agent_eval".into(),
@@ -304,7 +283,7 @@ mod tests {
                 ),
             ],
         };
-        let report = run(&kb, &file).await.unwrap();
+        let report = run(&kb, &file, None).await.unwrap();
         let outcomes: Vec<_> = report.results.iter().map(|r| (r.answered_from.as_deref(), r.right)).collect();
         assert_eq!(
             outcomes,
@@ -325,6 +304,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn suggestions_count_as_shown_and_halves_are_measured_apart() {
+        // Nothing stated: every answer above the floor becomes suggestions.
+        let kb = KnowledgeBase::from_articles(ARTICLES, "https://help.example", 0.35);
+        let bars = Bars { state_at_coverage: None, ..kb.bars() };
+        let kb = Agent::KnowledgeBase(kb.with_bars(bars));
+        let articles = |a: &str| Expect::Articles(vec![a.into()]);
+        let mut tuned = question("How do I recalibrate the gripper with the reset button?", articles("gripper"));
+        tuned.half = Some(Half::Tune);
+        let mut reported = question("Where can I download past invoices from the portal?", articles("billing"));
+        reported.half = Some(Half::Report);
+        let mut uncovered =
+            question("Can invoices be emailed monthly by zeppelin?", Expect::Outcome(Outcome::CannotHelp));
+        uncovered.half = Some(Half::Report);
+        let file = EvalFile {
+            kind: "agent_eval".into(),
+            thresholds: Thresholds { shown_uncovered: Some(0.0), ..Thresholds::default() },
+            questions: vec![tuned, reported, uncovered],
+        };
+        let report = run(&kb, &file, Some(Half::Report)).await.unwrap();
+        assert_eq!((report.answerable, report.not_covered), (1, 1), "only the reported half");
+        assert_eq!((report.stated, report.suggested), (0, 2));
+        assert_eq!((report.shown_right, report.answered_right, report.shown_uncovered), (1.0, 0.0, 1.0));
+        assert_eq!(report.results[0].suggested, ["billing"]);
+        assert_eq!(report.failures, ["shown_uncovered: 1.00 > 0.00"]);
+        assert_eq!(run(&kb, &file, Some(Half::Tune)).await.unwrap().answerable, 1);
+        assert_eq!(run(&kb, &file, None).await.unwrap().answerable, 2);
+    }
+
+    #[tokio::test]
     async fn an_agent_without_a_help_centre_cannot_be_measured() {
         let fixed = Agent::Fixed(AgentAnswer::answered("fixed", "Hi".into(), 1.0, Vec::new()));
         let file = EvalFile {
@@ -332,6 +340,6 @@ mod tests {
             thresholds: Thresholds::default(),
             questions: vec![question("Hi?", Expect::Outcome(Outcome::CannotHelp))],
         };
-        assert!(run(&fixed, &file).await.unwrap_err().contains("agent.backend is fixed"));
+        assert!(run(&fixed, &file, None).await.unwrap_err().contains("agent.backend is fixed"));
     }
 }

@@ -6,9 +6,11 @@
 //! AI service is down) is neither: the conversation stays unanswered and is tried again.
 
 pub mod eval;
+pub mod eval_report;
 pub mod kb;
 pub mod openai;
 pub mod script;
+pub mod support;
 
 use crate::model::{AgentAnswer, AuthorKind, Conversation, View};
 
@@ -67,6 +69,13 @@ impl Agent {
     /// attributes and topics the rules decided so far.
     pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {
         match self {
+            Agent::KnowledgeBase(kb) if kb.library().is_semantic() => {
+                // Embedding the question is CPU work: off the async threads.
+                let (kb, question) = (kb.clone(), question(view.conversation));
+                tokio::task::spawn_blocking(move || kb.answer(&question))
+                    .await
+                    .map_err(|e| AgentError::Service(format!("the knowledge base stopped: {e}")))
+            }
             Agent::KnowledgeBase(kb) => Ok(kb.answer(&question(view.conversation))),
             Agent::OpenAi(ai) => ai.answer(view).await,
             Agent::Script(s) => s.answer(&view.to_conversation()).await,

@@ -31,7 +31,7 @@ pub(crate) async fn run_agent(what: AgentCommand) -> ExitCode {
                 Err(e) => failed(&e.to_string()),
             }
         }
-        AgentCommand::Eval { file, config, format } => {
+        AgentCommand::Eval { file, config, format, half } => {
             let agent = match configured_agent(&config).await {
                 Ok(a) => a,
                 Err(code) => return code,
@@ -50,7 +50,7 @@ pub(crate) async fn run_agent(what: AgentCommand) -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            let report = match eval::run(&agent, &eval_file).await {
+            let report = match eval::run(&agent, &eval_file, half).await {
                 Ok(r) => r,
                 Err(e) => return failed(&e),
             };

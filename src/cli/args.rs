@@ -57,6 +57,11 @@ pub(crate) enum Command {
         /// page to try in a browser, until Ctrl-C.
         #[arg(long)]
         serve: bool,
+        /// A sentence-embedding model's folder (`scripts/install-model` installs one in
+        /// models/all-MiniLM-L6-v2): the help centre is ranked by meaning too, and strong
+        /// answers are stated rather than offered.
+        #[arg(long, value_name = "DIR")]
+        embedding_model: Option<PathBuf>,
     },
     /// Run the daemon: poll the org, answer cases assigned to the agent user, hand over.
     ///
@@ -198,6 +203,10 @@ pub(crate) enum AgentCommand {
         config: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
+        /// Measure one half of the set: `tune` (where weights and bars are chosen) or
+        /// `report` (the figures to state); without it, every question.
+        #[arg(long, value_enum)]
+        half: Option<casebridge::agent::eval::Half>,
     },
 }
 

@@ -45,7 +45,7 @@ pub(crate) use args::*;
 pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         #[cfg(feature = "sim")]
-        Command::Demo { serve } => run::run_demo(serve).await,
+        Command::Demo { serve, embedding_model } => run::run_demo(serve, embedding_model.as_deref()).await,
         Command::Run { config } => run::run_daemon(&config).await,
         Command::Setup { what } => setup::run_setup(what).await,
         Command::Errors { config } => status::list_errors(&config),

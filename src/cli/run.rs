@@ -8,8 +8,8 @@ use casebridge::app;
 use super::load_config;
 
 #[cfg(feature = "sim")]
-pub(crate) async fn run_demo(serve: bool) -> ExitCode {
-    match casebridge::demo::run(&mut std::io::stdout(), serve).await {
+pub(crate) async fn run_demo(serve: bool, embedding_model: Option<&Path>) -> ExitCode {
+    match casebridge::demo::run(&mut std::io::stdout(), serve, embedding_model).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e)
             if e.chain().any(|c| {

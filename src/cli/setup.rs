@@ -142,7 +142,36 @@ pub(crate) async fn check(client: &Client, config: &Config, base: &Path) -> Resu
     }
     report.extend(preflight::feed(&org, config.reply.channel == ReplyChannel::Feed));
     report.extend(rules(client, config).await);
+    report.add(embedding(config, base));
     Ok(report.finish())
+}
+
+/// The sentence-embedding model: loaded and checked when configured; without it, what
+/// the admin misses.
+fn embedding(config: &Config, base: &Path) -> Finding {
+    use casebridge::config::AgentConfig;
+    let settings = match &config.agent {
+        AgentConfig::KnowledgeBase { embedding, .. } | AgentConfig::Openai { embedding, .. } => embedding,
+        AgentConfig::Script { .. } => return Finding::ok("agent: a script answers, no help centre to rank"),
+    };
+    let Some(settings) = settings else {
+        return Finding::warn(
+            "agent.embedding: no sentence-embedding model; passages are ranked by their words alone, the knowledge \
+             base states no answer (it only offers articles), and a model's answers are checked by words alone",
+            "install one (scripts/install-model installs all-MiniLM-L6-v2) and set agent.embedding.model to its folder",
+        );
+    };
+    match casebridge::embedding::Encoder::load(&base.join(&settings.model)) {
+        Ok(encoder) => Finding::ok(format!(
+            "agent.embedding: the model in {} loads ({} numbers a vector)",
+            settings.model.display(),
+            encoder.dim()
+        )),
+        Err(e) => Finding::fail(
+            format!("agent.embedding: {e}"),
+            "point agent.embedding.model at a MiniLM-class model's folder",
+        ),
+    }
 }
 
 /// Signing in failed: when the reason is the REST API versions the org offers, that is the

@@ -145,9 +145,24 @@ impl Config {
 
     fn agent_problems(&self, bad: &mut impl FnMut(&str, String)) {
         match &self.agent {
-            AgentConfig::KnowledgeBase { base_url, min_confidence, .. } => {
+            AgentConfig::KnowledgeBase { base_url, min_confidence, suggestions, .. } => {
                 if !(0.0..=1.0).contains(min_confidence) {
                     bad("agent.min_confidence", format!("a number from 0 to 1, found {min_confidence}"));
+                }
+                if !(1..=5).contains(&suggestions.max) {
+                    bad("agent.suggestions.max", format!("a number from 1 to 5, found {}", suggestions.max));
+                }
+                let bars = [
+                    ("state_at", Some(suggestions.state_at)),
+                    ("state_margin", Some(suggestions.state_margin)),
+                    ("suggest_at", Some(suggestions.suggest_at)),
+                    ("suggest_with_words_at", Some(suggestions.suggest_with_words_at)),
+                    ("state_at_coverage", suggestions.state_at_coverage),
+                ];
+                for (name, value) in bars {
+                    if let Some(v) = value.filter(|v| !(0.0..=1.0).contains(v)) {
+                        bad(&format!("agent.suggestions.{name}"), format!("a number from 0 to 1, found {v}"));
+                    }
                 }
                 if let Err(p) = check_url(base_url, false) {
                     bad("agent.base_url", p);

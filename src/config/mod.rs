@@ -7,6 +7,8 @@
 //! environment variable or the file that holds each one. A bad setting is reported with
 //! its path (`poll.interval: ...`) and, for the file, its line and column.
 
+mod agent;
+pub use agent::{EmbeddingConfig, SilenceAfterSuggestions, SuggestionsConfig};
 mod check;
 pub mod duration;
 mod load;
@@ -293,6 +295,13 @@ pub enum AgentConfig {
         /// A file of synonym groups (`groups: [[update, upgrade], ...]`).
         #[serde(default)]
         synonyms: Option<PathBuf>,
+        /// A sentence-embedding model that ranks passages by meaning beside their words.
+        #[serde(default)]
+        embedding: Option<EmbeddingConfig>,
+        /// When the agent states an answer, when it offers articles instead, and what a
+        /// customer's silence after them means.
+        #[serde(default)]
+        suggestions: SuggestionsConfig,
     },
     /// Any OpenAI-compatible chat-completions service, answering only from the help
     /// centre's passages and citing them.
@@ -318,6 +327,10 @@ pub enum AgentConfig {
         /// A file of synonym groups (`groups: [[update, upgrade], ...]`).
         #[serde(default)]
         synonyms: Option<PathBuf>,
+        /// A sentence-embedding model that ranks passages by meaning beside their words
+        /// (which passages the model is given) and checks answers against them.
+        #[serde(default)]
+        embedding: Option<EmbeddingConfig>,
         /// How many of the best-ranked passages the model is given (1 to 50).
         #[serde(default = "default_passages")]
         passages: usize,
@@ -368,6 +381,8 @@ impl Default for AgentConfig {
             min_confidence: default_min_confidence(),
             salesforce_knowledge: None,
             synonyms: None,
+            embedding: None,
+            suggestions: SuggestionsConfig::default(),
         }
     }
 }

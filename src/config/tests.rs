@@ -110,6 +110,17 @@ fn every_setting_has_a_range() {
         ("poll:\n  initial_lookback: 400d\n", "poll.initial_lookback: from 0s to 365d"),
         ("poll:\n  overlap: 2h\n", "poll.overlap: from 0s to 1h"),
         ("agent:\n  backend: knowledge_base\n  min_confidence: -0.1\n", "agent.min_confidence"),
+        ("agent:\n  backend: knowledge_base\n  suggestions: {max: 9}\n", "agent.suggestions.max: a number from 1 to 5"),
+        ("agent:\n  backend: knowledge_base\n  suggestions: {state_at: 1.5}\n", "agent.suggestions.state_at: a number"),
+        (
+            "agent:\n  backend: knowledge_base\n  suggestions: {state_at_coverage: -1}\n",
+            "agent.suggestions.state_at_coverage: a number from 0 to 1",
+        ),
+        ("agent:\n  backend: knowledge_base\n  suggestions: {on_silence: shrug}\n", "unknown variant `shrug`"),
+        (
+            "agent:\n  backend: knowledge_base\n  embedding: {modle: x}\n",
+            "unknown field `modle`, expected `model` or `cache`",
+        ),
         (
             "agent:\n  backend: openai\n  base_url: http://api.example.com/v1\n  model: m\n  knowledge: {dir: kb}\n",
             "agent.base_url: \"http://api.example.com/v1\": use https",

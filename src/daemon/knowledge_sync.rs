@@ -148,7 +148,14 @@ impl KnowledgeSync {
             let mut articles = self.folder.clone();
             articles.extend(self.synced.values().cloned());
             let synonyms = self.library.current().synonyms().clone();
-            self.library.replace(Index::with_synonyms(articles, synonyms));
+            let library = self.library.clone();
+            let replaced =
+                tokio::task::spawn_blocking(move || library.replace(Index::with_synonyms(articles, synonyms)))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("embedding the help centre stopped: {e}")));
+            if let Err(why) = replaced {
+                tracing::warn!(%why, "the synced articles are ranked by words alone until the model works again");
+            }
         }
         report.articles = self.synced.len();
         Ok(report)

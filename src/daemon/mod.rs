@@ -56,6 +56,8 @@ pub struct DaemonSettings {
     pub agent_concurrency: usize,
     /// Articles from the org's Salesforce Knowledge, synced into the agent's help centre.
     pub salesforce_knowledge: Option<crate::config::SalesforceKnowledgeConfig>,
+    /// What a customer's silence after suggestions means.
+    pub silence_after_suggestions: crate::config::SilenceAfterSuggestions,
 }
 
 impl DaemonSettings {
@@ -74,6 +76,7 @@ impl DaemonSettings {
             default_target: default_target.to_string(),
             agent_concurrency: 1,
             salesforce_knowledge: None,
+            silence_after_suggestions: Default::default(),
         }
     }
 }

@@ -119,7 +119,7 @@ impl Daemon {
     }
 
     /// Acts on a conversation's decision: plans its actions and commits them with it.
-    async fn finish(
+    pub(super) async fn finish(
         &mut self,
         pending: Pending,
         decided: Result<Decision, DecideError>,
@@ -229,21 +229,7 @@ impl Daemon {
             }
             Err(DecideError::Agent(e)) => {
                 self.record_error(Some(&conv.id), "agent", "AGENT_ERROR", &e.to_string())?;
-                let base = Decision {
-                    attributes: Default::default(),
-                    topics: Default::default(),
-                    reply: None,
-                    email: None,
-                    handover: None,
-                    field_updates: Default::default(),
-                    agent: None,
-                    confirmed: false,
-                    unhappy: false,
-                    case: None,
-                    lead_fields: Default::default(),
-                    trace: Default::default(),
-                    rules: rules_id.to_string(),
-                };
+                let base = Decision::empty(rules_id);
                 let error = RuleError { rule: "agent".into(), message: e.to_string() };
                 Ok(Some(decide::fallback(base, Default::default(), error)))
             }
@@ -280,7 +266,14 @@ impl Daemon {
             self.metrics.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             conv.replies_sent += 1;
             let backend = decision.agent.as_ref().map_or("", |a| a.backend.as_str());
-            let detail = format!("{}{tagged} ({backend})", first_line(reply));
+            let offered = decision.agent.as_ref().map(|a| a.suggestions.as_slice()).unwrap_or_default();
+            let said = if offered.is_empty() {
+                first_line(reply)
+            } else {
+                let titles: Vec<&str> = offered.iter().map(|s| s.title.as_str()).collect();
+                format!("offered {} article(s) to confirm: {}", offered.len(), titles.join("; "))
+            };
+            let detail = format!("{said}{tagged} ({backend})");
             let summary = format!("replied, {} characters{tagged} ({backend})", reply.chars().count());
             report.events.push(event(&conv, EventKind::Replied, detail, summary));
         }
@@ -292,7 +285,7 @@ impl Daemon {
             report.events.push(event(
                 &conv,
                 EventKind::HandedOver,
-                format!("to {target} by rule {}: {}{tagged}", h.rule, h.reason),
+                format!("to {target} by rule {}: {}{tagged}", h.rule, first_line(&h.reason)),
                 format!("handed over to {target} by rule {}{tagged}", h.rule),
             ));
         }

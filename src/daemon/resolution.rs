@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use super::process::event;
 use super::{CycleReport, Daemon, DaemonError, EventKind};
+use crate::config::SilenceAfterSuggestions;
 use crate::model::{self, Action, Conversation, Decision, Moment, Resolution, Trace};
 
 /// The most conversations the quiet timer settles in one cycle (the rest wait a cycle).
@@ -53,6 +54,34 @@ impl Daemon {
         Ok(())
     }
 
+    /// Hands a conversation over whose customer did not say whether the articles offered
+    /// answered their question (the admin's `on_silence: handover`), through the same
+    /// planning as a decision's handover, with the articles in the note.
+    async fn hand_over_after_silence(
+        &mut self,
+        conv: Conversation,
+        rules_id: &str,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let handover = crate::model::Handover {
+            target: crate::model::DEFAULT_TARGET.into(),
+            reason: "The customer did not say whether the suggested articles answered their question.".into(),
+            rule: "suggestions_unanswered".into(),
+        };
+        let handover = crate::decide::with_suggestions(handover, crate::decide::offered(&conv).unwrap_or_default());
+        let mut trace = Trace::default();
+        let detail = "the customer said nothing after the articles offered; agent.suggestions.on_silence is handover";
+        trace.record(
+            model::TraceStage::HandoverAfter,
+            "suggestions_unanswered",
+            true,
+            detail,
+            std::time::Instant::now(),
+        );
+        let decision = Decision { handover: Some(handover), trace, ..Decision::empty(rules_id) };
+        self.finish(super::process::Pending { conv, unanswered: Vec::new() }, Ok(decision), rules_id, report).await
+    }
+
     /// Settles the conversations whose customer stayed quiet for the rule set's
     /// `quiet_after` since an answer: soft resolution, or abandoned when they were unhappy.
     pub(super) async fn settle_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
@@ -62,6 +91,12 @@ impl Daemon {
         for case_id in self.store.quiet_since(now - quiet, QUIET_PER_CYCLE)? {
             let Some(mut conv) = self.store.conversation(&case_id)? else { continue };
             let Some(awaiting) = conv.resolution.filter(|r| r.state == Resolution::AwaitingCustomer) else { continue };
+            // Silence after articles offered (the latest reply's) is what the admin chose.
+            let offered = crate::decide::offered(&conv).is_some();
+            if offered && self.settings.silence_after_suggestions == SilenceAfterSuggestions::Handover {
+                self.hand_over_after_silence(conv, &rules.id(), report).await?;
+                continue;
+            }
             let settled = model::resolution::after_quiet(awaiting, now);
             conv.resolution = Some(settled);
             self.metrics.resolution(settled.state.as_str());

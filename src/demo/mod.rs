@@ -76,7 +76,11 @@ fn client(sim: &Simulator, username: &str) -> anyhow::Result<Client> {
 
 /// Runs the demo, printing to `out`. With `serve`, the simulator, the daemon and the
 /// messenger keep running afterwards, until Ctrl-C, for a person to chat with.
-pub async fn run(out: &mut impl Write, serve: bool) -> anyhow::Result<DemoSummary> {
+pub async fn run(
+    out: &mut impl Write,
+    serve: bool,
+    embedding_model: Option<&std::path::Path>,
+) -> anyhow::Result<DemoSummary> {
     let started = Instant::now();
     let seed = sim::seed::load(sim::DEMO_ORG, "built-in demo org").map_err(anyhow::Error::msg)?;
     let sim = Simulator::start("127.0.0.1:0".parse()?, seed, SimOptions::default()).await?;
@@ -85,11 +89,23 @@ pub async fn run(out: &mut impl Write, serve: bool) -> anyhow::Result<DemoSummar
     writeln!(out, "casebridge demo")?;
     writeln!(out, "  Salesforce org simulator  {}  (Acme Robotics demo org)", sim.url())?;
     writeln!(out, "  SMTP sink                 {}", smtp.addr())?;
-    writeln!(out, "  agent                     knowledge base, {} help articles", HELP_CENTER.len())?;
+    match embedding_model {
+        Some(model) => writeln!(
+            out,
+            "  agent                     knowledge base, {} help articles, ranked by meaning too ({})",
+            HELP_CENTER.len(),
+            model.display()
+        )?,
+        None => writeln!(
+            out,
+            "  agent                     knowledge base, {} help articles, ranked by their words (no model: it offers articles, states none)",
+            HELP_CENTER.len()
+        )?,
+    }
     writeln!(out, "  rules                     the shipped rules/ ({} files)", SHIPPED_RULES.len())?;
     writeln!(out)?;
 
-    let (mut daemon, rules_hash) = start_daemon(&sim, &smtp, dir.path()).await?;
+    let (mut daemon, rules_hash) = start_daemon(&sim, &smtp, dir.path(), embedding_model).await?;
     writeln!(
         out,
         "The agent user is {} ({}); handovers go to the queue \"{}\"; rule set {rules_hash}.\n",
@@ -233,7 +249,12 @@ async fn play_chat(
 
 /// The daemon the demo runs: the shipped rules (written to `dir`), the demo help centre,
 /// the simulator's org and the SMTP sink. Returns it with its rule set's hash.
-async fn start_daemon(sim: &Simulator, smtp: &SmtpSink, dir: &std::path::Path) -> anyhow::Result<(Daemon, String)> {
+async fn start_daemon(
+    sim: &Simulator,
+    smtp: &SmtpSink,
+    dir: &std::path::Path,
+    embedding_model: Option<&std::path::Path>,
+) -> anyhow::Result<(Daemon, String)> {
     let daemon_client = Client::new(ClientConfig::new(
         sim.url(),
         Credentials::RefreshToken {
@@ -258,6 +279,16 @@ async fn start_daemon(sim: &Simulator, smtp: &SmtpSink, dir: &std::path::Path) -
         ..DaemonSettings::new("fin@acme.example", "Tier 2 Support")
     };
     let kb = KnowledgeBase::from_articles(HELP_CENTER, "https://help.acme-robotics.example/articles", 0.35);
+    let kb = match embedding_model {
+        Some(model) => {
+            let encoder = crate::embedding::CachedEncoder::open(model, &dir.join("vectors"))?;
+            let index = (*kb.library().current()).clone();
+            let library = crate::knowledge::Library::with_embedder(index, std::sync::Arc::new(encoder))
+                .map_err(anyhow::Error::msg)?;
+            KnowledgeBase::with_library(library, kb.bars())
+        }
+        None => kb,
+    };
     let store = Store::open(&dir.join("store"))?;
     let rules_dir = dir.join("rules");
     for (name, text) in SHIPPED_RULES {

@@ -8,10 +8,12 @@
 //! demo's; `casebridge agent eval` measures any change to them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::Article;
 use super::analyze::terms;
 use super::passages::Passage;
+use super::semantic::PassageVectors;
 use super::synonyms::Synonyms;
 
 /// BM25's term-frequency saturation.
@@ -79,6 +81,11 @@ pub struct Hit<'a> {
     /// The passage's place in the index: articles in order, each article's passages in its
     /// own order, so quotes from one article can be put back in reading order.
     pub order: usize,
+    /// The passage's cosine with the question, when both have vectors.
+    pub cosine: Option<f32>,
+    /// The score the hits are ordered by: BM25F's, or fused with the cosine
+    /// ([`super::semantic`]).
+    pub fused: f64,
 }
 
 /// Articles and their passages, indexed for ranking.
@@ -91,6 +98,8 @@ pub struct Index {
     postings: HashMap<String, Vec<u32>>,
     avg_len: [f64; 4],
     synonyms: Synonyms,
+    /// The passages' vectors, when a sentence-embedding model is configured.
+    vectors: Option<Arc<PassageVectors>>,
 }
 
 impl Index {
@@ -120,7 +129,39 @@ impl Index {
         }
         let n = entries.len().max(1) as f64;
         let avg_len = std::array::from_fn(|f| entries.iter().map(|e| e.fields[f].len as f64).sum::<f64>() / n);
-        Index { articles, entries, postings, avg_len, synonyms }
+        Index { articles, entries, postings, avg_len, synonyms, vectors: None }
+    }
+
+    /// The index with its passages' vectors (one a passage, in [`Index::passage_texts`]'s
+    /// order).
+    pub fn with_vectors(mut self, vectors: PassageVectors) -> Result<Index, String> {
+        if vectors.len() != self.entries.len() {
+            return Err(format!("{} vectors for {} passages", vectors.len(), self.entries.len()));
+        }
+        self.vectors = Some(Arc::new(vectors));
+        Ok(self)
+    }
+
+    /// The passages' vectors, when the index has them.
+    pub fn vectors(&self) -> Option<&PassageVectors> {
+        self.vectors.as_deref()
+    }
+
+    /// The vector of the passage `id`, when the index has vectors.
+    pub fn passage_vector(&self, id: &str) -> Option<&[f32]> {
+        let vectors = self.vectors.as_deref()?;
+        let i = self.entries.iter().position(|e| e.passage.id == id)?;
+        Some(vectors.vector(i))
+    }
+
+    /// How many passages the index holds.
+    pub fn passage_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Each passage with its article, in the index's order.
+    pub(super) fn entries_with_articles(&self) -> impl Iterator<Item = (&Article, &Passage)> {
+        self.entries.iter().map(|e| (&self.articles[e.article], &e.passage))
     }
 
     pub fn synonyms(&self) -> &Synonyms {
@@ -171,7 +212,16 @@ impl Index {
                 }
                 score += TITLE_BONUS * mean_weight * self.title_coverage(e, &query);
                 let coverage = if information > 0.0 { (covered / information).min(1.0) } else { 0.0 };
-                Some(Hit { article: &self.articles[e.article], passage: &e.passage, score, coverage, matched, order })
+                Some(Hit {
+                    article: &self.articles[e.article],
+                    passage: &e.passage,
+                    score,
+                    coverage,
+                    matched,
+                    order,
+                    cosine: None,
+                    fused: score,
+                })
             })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.passage.id.cmp(&b.passage.id)));

@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod index;
 pub mod passages;
+pub mod semantic;
 pub mod synonyms;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use arc_swap::ArcSwap;
 
 pub use index::{Hit, Index};
 pub use passages::Passage;
+pub use semantic::{PassageVectors, Ranking};
 pub use synonyms::Synonyms;
 
 /// The most articles one help-centre folder may hold.
@@ -40,25 +42,91 @@ pub struct Article {
     pub body: String,
 }
 
+/// Turns texts into unit vectors by meaning: the sentence-embedding model, seen from here
+/// (it lives in the `embedding` module, which does the I/O: model files, the vector cache).
+pub trait Embedder: Send + Sync + std::fmt::Debug {
+    /// The vectors of an index's passages, in [`Index::passage_texts`]'s order.
+    fn passage_vectors(&self, texts: &[String]) -> Result<PassageVectors, String>;
+    /// A question's vector.
+    fn question_vector(&self, question: &str) -> Result<Vec<f32>, String>;
+    /// Vectors of short texts (an answer's statements), in one pass.
+    fn text_vectors(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String>;
+}
+
 /// The help centre as the agent sees it now. A sync (Salesforce Knowledge) builds a new
 /// index and swaps it in whole, so an answer being made keeps the index it started with.
+/// With an [`Embedder`], every index swapped in carries its passages' vectors.
 #[derive(Debug)]
 pub struct Library {
     current: ArcSwap<Index>,
+    embedder: Option<Arc<dyn Embedder>>,
 }
 
 impl Library {
     pub fn new(index: Index) -> Arc<Library> {
-        Arc::new(Library { current: ArcSwap::from_pointee(index) })
+        Arc::new(Library { current: ArcSwap::from_pointee(index), embedder: None })
+    }
+
+    /// A library whose indexes are ranked by meaning too: `index`'s passages are embedded
+    /// (or read from the embedder's cache) before it is served.
+    pub fn with_embedder(index: Index, embedder: Arc<dyn Embedder>) -> Result<Arc<Library>, String> {
+        let index = embedded(index, embedder.as_ref())?;
+        Ok(Arc::new(Library { current: ArcSwap::from_pointee(index), embedder: Some(embedder) }))
     }
 
     pub fn current(&self) -> Arc<Index> {
         self.current.load_full()
     }
 
-    pub fn replace(&self, index: Index) {
-        self.current.store(Arc::new(index));
+    /// Swaps in `index`, embedded first when the library has an embedder. Embedding is CPU
+    /// work (seconds for a changed help centre): call it off the async threads. When the
+    /// model fails, the new articles are still served, ranked by words alone, and the
+    /// error says why.
+    pub fn replace(&self, index: Index) -> Result<(), String> {
+        let Some(embedder) = &self.embedder else {
+            self.current.store(Arc::new(index));
+            return Ok(());
+        };
+        match embedder.passage_vectors(&index.passage_texts()) {
+            Ok(vectors) if vectors.len() == index.passage_count() => {
+                self.current.store(Arc::new(index.with_vectors(vectors)?));
+                Ok(())
+            }
+            Ok(vectors) => {
+                let why = format!("{} vectors for {} passages", vectors.len(), index.passage_count());
+                self.current.store(Arc::new(index));
+                Err(why)
+            }
+            Err(e) => {
+                self.current.store(Arc::new(index));
+                Err(e)
+            }
+        }
     }
+
+    /// The question's vector, when the library ranks by meaning; `Err` when the model
+    /// failed (the caller ranks by words alone and says so).
+    pub fn question_vector(&self, question: &str) -> Result<Option<Vec<f32>>, String> {
+        match &self.embedder {
+            Some(embedder) => embedder.question_vector(question).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Vectors of short texts, when the library has a model.
+    pub fn text_vectors(&self, texts: &[&str]) -> Option<Result<Vec<Vec<f32>>, String>> {
+        self.embedder.as_ref().map(|e| e.text_vectors(texts))
+    }
+
+    /// Whether passages are ranked by meaning too.
+    pub fn is_semantic(&self) -> bool {
+        self.embedder.is_some()
+    }
+}
+
+fn embedded(index: Index, embedder: &dyn Embedder) -> Result<Index, String> {
+    let vectors = embedder.passage_vectors(&index.passage_texts())?;
+    index.with_vectors(vectors)
 }
 
 /// Why a help centre could not be loaded.

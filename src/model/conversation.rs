@@ -51,6 +51,9 @@ pub struct Part {
     /// For emails: the Message-ID, so replies can thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// The articles an agent's message offered to confirm (a messenger reply).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<super::Suggestion>,
 }
 
 /// Where a conversation stands.
@@ -211,6 +214,7 @@ impl Conversation {
                 public: true,
                 created_at: now,
                 message_id: None,
+                suggestions: Vec::new(),
             }],
             attributes: BTreeMap::new(),
             topics: BTreeSet::new(),

@@ -239,6 +239,27 @@ pub struct Decision {
     pub rules: String,
 }
 
+impl Decision {
+    /// A decision that does nothing, by the rule set `rules`.
+    pub fn empty(rules: &str) -> Decision {
+        Decision {
+            attributes: BTreeMap::new(),
+            topics: BTreeSet::new(),
+            reply: None,
+            email: None,
+            handover: None,
+            field_updates: BTreeMap::new(),
+            agent: None,
+            confirmed: false,
+            unhappy: false,
+            case: None,
+            lead_fields: BTreeMap::new(),
+            trace: Trace::default(),
+            rules: rules.to_string(),
+        }
+    }
+}
+
 /// What a `kind: cases` rule asks of a messenger conversation's case: upserted by the
 /// conversation's id, so there is one case a conversation whichever rule makes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,6 +305,21 @@ pub struct Retrieved {
     pub score: f64,
     /// The share of the question's information it matches, 0 to 1.
     pub coverage: f64,
+    /// Its cosine with the question, when a sentence-embedding model ranked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine: Option<f32>,
+}
+
+/// An article offered for the customer to confirm, when the evidence was not strong
+/// enough to state an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suggestion {
+    pub title: String,
+    pub url: String,
+    /// The first lines of the passage that matched.
+    pub excerpt: String,
+    /// The passage's stable id.
+    pub passage: String,
 }
 
 /// What one call to an AI service cost, as the service reported it.
@@ -310,6 +346,10 @@ pub struct AgentAnswer {
     /// The passages the answer is drawn from (for a model: the ones it cited).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cited: Vec<String>,
+    /// Articles offered for the customer to confirm: the reply lists them and asks
+    /// whether one answered the question. Empty for a stated answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
     /// The characters sent to an AI service (prompt, passages and conversation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_chars: Option<u64>,
@@ -331,6 +371,7 @@ impl AgentAnswer {
             note: Some(why.to_string()),
             retrieved: Vec::new(),
             cited: Vec::new(),
+            suggestions: Vec::new(),
             request_chars: None,
             usage: None,
             latency_ms: None,
@@ -346,6 +387,11 @@ impl AgentAnswer {
     /// service was sent and what it cost.
     pub fn trace_detail(&self) -> String {
         let mut detail = match &self.text {
+            Some(_) if !self.suggestions.is_empty() => format!(
+                "offered {} article(s) to confirm: {}",
+                self.suggestions.len(),
+                self.suggestions.iter().map(|s| s.passage.as_str()).collect::<Vec<_>>().join(", ")
+            ),
             Some(_) => format!("answered with confidence {:.2}", self.confidence),
             None => self.note.clone().unwrap_or_else(|| "cannot help".into()),
         };

@@ -95,6 +95,19 @@ pub enum SalesforcePerson {
     Visitor,
 }
 
+impl MessengerInfo {
+    /// What the admin inbox calls the visitor, saying only what is known: `user` for a
+    /// verified contact's email; `unverified` for an email typed in that matches a contact
+    /// (anyone can type one); `lead`, `visitor`, or empty before the visitor is matched.
+    pub fn person_label(&self) -> &'static str {
+        match &self.person {
+            Some(SalesforcePerson::User { .. }) if !self.visitor.verified => "unverified",
+            Some(p) => p.kind(),
+            None => "",
+        }
+    }
+}
+
 impl SalesforcePerson {
     /// `user`, `lead` or `visitor`: what rules read as `visitor.kind`.
     pub fn kind(&self) -> &'static str {

@@ -55,7 +55,7 @@ fn chat_summary(c: &Conversation) -> Json {
         "subject": c.subject,
         "state": crate::store::state_name(&c.state),
         "visitor": info.visitor,
-        "kind": info.person.as_ref().map_or("", |p| p.kind()),
+        "kind": info.person_label(),
         "case_id": info.case_id,
         "case_number": info.case_number,
         "messages": c.parts.len(),
@@ -88,7 +88,7 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
     let info = conv.messenger.clone().unwrap_or_default();
     let mut panel = json!({
         "visitor": info.visitor,
-        "kind": info.person.as_ref().map_or("", |p| p.kind()),
+        "kind": info.person_label(),
         "lead_queued": info.lead_queued,
     });
     let result = match &info.person {

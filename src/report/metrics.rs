@@ -30,7 +30,7 @@ pub struct Metrics {
     /// "ok" / "failed" → count.
     reloads: Mutex<BTreeMap<String, u64>>,
     latency: Mutex<Histogram>,
-    /// (backend, "answered" / "cannot_help") → count.
+    /// (backend, "answered" / "suggested" / "cannot_help") → count.
     agent_answers: Mutex<BTreeMap<(String, &'static str), u64>>,
     pub agent_prompt_tokens: AtomicU64,
     pub agent_completion_tokens: AtomicU64,
@@ -105,7 +105,11 @@ impl Metrics {
 
     /// Counts an agent's answer, the tokens it cost and the AI service's latency.
     pub fn agent_answer(&self, answer: &crate::model::AgentAnswer) {
-        let outcome = if answer.text.is_some() { "answered" } else { "cannot_help" };
+        let outcome = match (&answer.text, answer.suggestions.is_empty()) {
+            (None, _) => "cannot_help",
+            (Some(_), true) => "answered",
+            (Some(_), false) => "suggested",
+        };
         bump(&self.agent_answers, (answer.backend.clone(), outcome));
         if let Some(u) = answer.usage {
             self.agent_prompt_tokens.fetch_add(u.prompt_tokens, Ordering::Relaxed);

@@ -249,6 +249,7 @@ pub const VARIABLES: &[&str] = &[
     "value",
     "resolution",
     "ai_involved",
+    "suggested",
 ];
 
 /// The hour (0–23) and weekday ("Mon".."Sun") at `now` shifted by `offset` hours.

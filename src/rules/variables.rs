@@ -81,6 +81,7 @@ impl Variables {
         let resolution = conversation.resolution.map_or("", |r| r.state.as_str());
         scope.push_constant("resolution", rhai::ImmutableString::from(resolution));
         scope.push_constant("ai_involved", conversation.ai_involved);
+        scope.push_constant_dynamic("suggested", to_dynamic(&json!(suggested_titles(conversation))));
         scope.push_constant_dynamic("visitor", to_dynamic(&visitor_map(conversation)));
         let mut variables = Variables { scope };
         for changed in [Changed::Attributes, Changed::Topics, Changed::Answer] {
@@ -154,6 +155,7 @@ pub fn hook_view(view: View) -> Dynamic {
         "replies": conversation.replies_sent,
         "resolution": conversation.resolution.map_or("", |r| r.state.as_str()),
         "ai_involved": conversation.ai_involved,
+        "suggested": suggested_titles(conversation),
         "visitor": visitor_map(conversation),
     });
     to_dynamic(&view)
@@ -238,6 +240,12 @@ pub fn field_at<'a>(fields: &'a BTreeMap<String, Json>, path: &str) -> Option<&'
         current = current.get(part)?;
     }
     Some(current).filter(|v| !v.is_null())
+}
+
+/// The titles of the articles the agent's latest reply offered to confirm (empty when it
+/// stated an answer or offered none): rules read a customer's reply to them.
+fn suggested_titles(conversation: &Conversation) -> Vec<String> {
+    crate::decide::offered(conversation).unwrap_or_default().iter().map(|s| s.title.clone()).collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //!
 //! What it answers depends on the customer's last message: "refund" → cannot help;
 //! "invent" → cites a passage it was not given; "uncited" → cites nothing; "prose" → not
-//! JSON; "truncate" → cut off (`finish_reason: length`).
+//! JSON; "truncate" → cut off (`finish_reason: length`); "guarantee" → a promise no
+//! passage makes, citing the first; "mismatch" → the last passage's text, citing the
+//! first. Otherwise it answers with the first passage's opening sentences, citing it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,34 +119,49 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json
     Json(answer(&body)).into_response()
 }
 
+/// A passage's id and text from what follows `<passage id="` in a request.
+fn passage(rest: &str) -> Option<(String, String)> {
+    let id = rest.split('"').next()?.to_string();
+    let text = rest.split_once(">\n")?.1.split("\n</passage>").next()?.to_string();
+    Some((id, text))
+}
+
 /// The chat-completions response a grounded model would give.
 fn answer(body: &Value) -> Value {
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last = messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).unwrap_or("");
-    let passages: Vec<String> = messages
+    let passages: Vec<(String, String)> = messages
         .iter()
         .filter(|m| m["role"] == "system")
         .filter_map(|m| m["content"].as_str())
-        .flat_map(|c| c.split("<passage id=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_string))
+        .flat_map(|c| c.split("<passage id=\"").skip(1).filter_map(passage))
         .collect();
     let lower = last.to_lowercase();
-    let first = passages.first().cloned().unwrap_or_default();
-    let reply = |cited: Vec<String>| json!({ "answer": format!("Stub answer to: {last}"), "cited": cited, "cannot_help": false, "reason": "" });
+    let first = passages.first().map(|p| p.0.clone()).unwrap_or_default();
+    let opening = |text: &str| text.split_inclusive(". ").take(2).collect::<String>().trim().to_string();
+    let said = passages.first().map_or_else(|| format!("Stub answer to: {last}"), |p| opening(&p.1));
+    let reply = |said: String, cited: Vec<String>| json!({ "answer": said, "cited": cited, "cannot_help": false, "reason": "" });
     let (content, finish) = if lower.contains("refund") {
         (
             json!({ "answer": "", "cited": [], "cannot_help": true, "reason": "refunds need a person" }).to_string(),
             "stop",
         )
     } else if lower.contains("invent") {
-        (reply(vec!["made-up#passage".into()]).to_string(), "stop")
+        (reply(said, vec!["made-up#passage".into()]).to_string(), "stop")
     } else if lower.contains("uncited") {
-        (reply(Vec::new()).to_string(), "stop")
+        (reply(said, Vec::new()).to_string(), "stop")
+    } else if lower.contains("guarantee") {
+        let promise = "Every robot arm comes with a lifetime guarantee and free replacement parts shipped overnight.";
+        (reply(promise.into(), vec![first]).to_string(), "stop")
+    } else if lower.contains("mismatch") {
+        let other = passages.last().map(|p| opening(&p.1)).unwrap_or_default();
+        (reply(other, vec![first]).to_string(), "stop")
     } else if lower.contains("prose") {
         ("I think the answer is yes.".to_string(), "stop")
     } else if lower.contains("truncate") {
         ("{\"answer\": \"The first step is".to_string(), "length")
     } else {
-        (reply(vec![first]).to_string(), "stop")
+        (reply(said, vec![first]).to_string(), "stop")
     };
     let prompt_chars: usize = messages.iter().filter_map(|m| m["content"].as_str()).map(str::len).sum();
     json!({

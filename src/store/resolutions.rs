@@ -18,6 +18,11 @@ pub struct ResolutionDay {
     /// Soft and hard resolutions over the conversations settled that day (resolved,
     /// routed or abandoned); `None` when none was.
     pub resolution_rate: Option<f64>,
+    /// Hard resolutions (the customer confirmed) over the same: reported apart from the
+    /// soft ones (silence after an answer or suggestions).
+    pub confirmed_rate: Option<f64>,
+    /// Soft resolutions over the same.
+    pub soft_rate: Option<f64>,
 }
 
 impl Store {
@@ -41,7 +46,10 @@ impl Store {
             let count = |s: Resolution| day.states.get(s.as_str()).copied().unwrap_or(0);
             let resolved = count(Resolution::SoftResolution) + count(Resolution::HardResolution);
             let settled = resolved + count(Resolution::RoutedToTeam) + count(Resolution::Abandoned);
-            day.resolution_rate = (settled > 0).then(|| resolved as f64 / settled as f64);
+            let rate = |n: u64| (settled > 0).then(|| n as f64 / settled as f64);
+            day.resolution_rate = rate(resolved);
+            day.confirmed_rate = rate(count(Resolution::HardResolution));
+            day.soft_rate = rate(count(Resolution::SoftResolution));
         }
         Ok(by_day.into_values().collect())
     }

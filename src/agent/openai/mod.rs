@@ -136,14 +136,71 @@ impl OpenAiAgent {
         &self.knowledge
     }
 
+    /// The question's vector when the help centre is ranked by meaning (embedded off the
+    /// async threads); `None` without a model or when it failed (ranked by words then).
+    async fn question_vector(&self, question: &str) -> Option<Vec<f32>> {
+        if !self.knowledge.is_semantic() {
+            return None;
+        }
+        let (library, question) = (self.knowledge.clone(), question.to_string());
+        match tokio::task::spawn_blocking(move || library.question_vector(&question)).await {
+            Ok(Ok(vector)) => vector,
+            Ok(Err(why)) => {
+                tracing::warn!(%why, "the question is ranked by words alone: the embedding model failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Whether the answer's statements are in the passages it cites ([`super::support`]):
+    /// by words, and by meaning where the help centre has a model (off the async threads).
+    async fn supported(
+        &self,
+        said: &str,
+        cited: &[String],
+        sent: &[grounding::Sent],
+        index: &crate::knowledge::Index,
+    ) -> Result<(), super::support::Unsupported> {
+        let passages: Vec<(String, Option<Vec<f32>>)> = sent
+            .iter()
+            .filter(|s| cited.contains(&s.id))
+            .map(|s| (s.text.clone(), index.passage_vector(&s.id).map(<[f32]>::to_vec)))
+            .collect();
+        let (library, said) = (self.knowledge.clone(), said.to_string());
+        let check = move || {
+            let cited: Vec<super::support::Cited<'_>> = passages
+                .iter()
+                .map(|(text, vector)| super::support::Cited { text, vector: vector.as_deref() })
+                .collect();
+            let embed = |texts: &[&str]| library.text_vectors(texts).unwrap_or_else(|| Err("no model".into()));
+            let embed: Option<super::support::EmbedStatements<'_>> =
+                if library.is_semantic() { Some(&embed) } else { None };
+            super::support::check(&said, &cited, embed)
+        };
+        if self.knowledge.is_semantic() {
+            tokio::task::spawn_blocking(check).await.unwrap_or_else(|e| {
+                Err(super::support::Unsupported { statement: String::new(), why: format!("the check stopped: {e}") })
+            })
+        } else {
+            check()
+        }
+    }
+
     /// Retrieves, asks the model, and checks its answer. A question no passage matches is
     /// declined without a call.
     pub async fn answer(&self, view: View<'_>) -> Result<AgentAnswer, AgentError> {
         let question = super::question(view.conversation);
         let index = self.knowledge.current();
-        let hits = index.search(&question);
-        let retrieved = super::kb::retrieved(&hits, self.grounding.passages);
+        let vector = self.question_vector(&question).await;
+        let ranking = index.rank(&question, vector.as_deref());
+        let hits = ranking.hits;
         let sent = grounding::select(&hits, self.grounding.passages, self.grounding.context_chars);
+        // What the trace (and `agent eval`'s recall) records: the passages the model is sent.
+        let retrieved: Vec<_> = super::kb::retrieved(&hits, self.grounding.passages)
+            .into_iter()
+            .filter(|r| sent.iter().any(|s| s.id == r.passage))
+            .collect();
         if sent.is_empty() {
             let mut a = AgentAnswer::cannot_help(
                 "openai",
@@ -172,7 +229,20 @@ impl OpenAiAgent {
             Verdict::CannotHelp("the model's answer was cut off (finish_reason: length)".into())
         } else {
             match grounding::parse(&reply.content) {
-                Ok(answer) => grounding::check(answer, &sent),
+                Ok(answer) => {
+                    let said = answer.answer.clone();
+                    match grounding::check(answer, &sent) {
+                        Verdict::Answer { cited, .. }
+                            if let Err(u) = self.supported(&said, &cited, &sent, &index).await =>
+                        {
+                            Verdict::CannotHelp(format!(
+                                "the model's answer is not supported by the passages it cites, so it is not posted: {:?}: {}",
+                                u.statement, u.why
+                            ))
+                        }
+                        verdict => verdict,
+                    }
+                }
                 Err(problem) => Verdict::CannotHelp(problem),
             }
         };

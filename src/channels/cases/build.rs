@@ -132,6 +132,7 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         public: true,
         created_at,
         message_id: None,
+        suggestions: Vec::new(),
     });
     let customer = text(&row["Contact"]["Email"]).or_else(|| text(&row["SuppliedEmail"]));
     parts.extend(child_parts(row, authors, customer.as_deref()));
@@ -219,6 +220,7 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             public: c["IsPublished"].as_bool().unwrap_or(false),
             created_at: at,
             message_id: None,
+            suggestions: Vec::new(),
         });
     }
     for e in children(&row["EmailMessages"]) {
@@ -241,6 +243,7 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             public: incoming || (e["Status"].as_str() != Some(EMAIL_DRAFT) && addressed_to(e, customer_email)),
             created_at: at,
             message_id: text(&e["MessageIdentifier"]),
+            suggestions: Vec::new(),
         });
     }
     for f in children(&row["Feeds"]) {
@@ -258,6 +261,7 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             public: f["Visibility"].as_str() == Some("AllUsers"),
             created_at: at,
             message_id: None,
+            suggestions: Vec::new(),
         });
     }
     parts
@@ -359,6 +363,7 @@ mod tests {
                 public: true,
                 created_at: parse_datetime("2024-05-01T12:15:00.000+0000").unwrap(),
                 message_id: None,
+                suggestions: Vec::new(),
             },
         );
         let ids: Vec<&str> = c.unanswered().iter().map(|p| p.id.as_str()).collect();

@@ -126,6 +126,10 @@ pub struct Message {
     pub name: Option<String>,
     pub body: String,
     pub created_at: DateTime<Utc>,
+    /// Articles the agent offered for the visitor to confirm (the widget shows them as
+    /// links and asks with two buttons).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<crate::model::Suggestion>,
 }
 
 /// A new conversation's id and the visitor's token for it.
@@ -504,6 +508,7 @@ pub fn daemon_part(id: String, author: AuthorKind, name: Option<String>, body: S
         public: true,
         created_at: Utc::now(),
         message_id: None,
+        suggestions: Vec::new(),
     }
 }
 
@@ -518,6 +523,7 @@ fn visitor_part(id: String, body: String, at: DateTime<Utc>) -> Part {
         public: true,
         created_at: at,
         message_id: None,
+        suggestions: Vec::new(),
     }
 }
 
@@ -558,6 +564,7 @@ pub fn messages_of(conv: &Conversation, after: usize) -> Vec<Message> {
             name: if p.author == AuthorKind::User { None } else { p.author_name.clone() },
             body: p.body.clone(),
             created_at: p.created_at,
+            suggestions: p.suggestions.clone(),
         })
         .collect()
 }

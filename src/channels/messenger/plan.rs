@@ -57,7 +57,9 @@ pub fn plan(
     mut new_id: impl FnMut() -> String,
 ) -> Vec<Action> {
     if let Some(reply) = &decision.reply {
-        conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), reply.clone()));
+        let mut part = daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), reply.clone());
+        part.suggestions = decision.agent.as_ref().map(|a| a.suggestions.clone()).unwrap_or_default();
+        conv.parts.push(part);
     }
     if decision.handover.is_some() {
         let notice = settings.handover_message.clone();
@@ -203,6 +205,7 @@ mod tests {
                 public: true,
                 created_at: chrono::Utc::now(),
                 message_id: None,
+                suggestions: Vec::new(),
             })
             .collect();
         c

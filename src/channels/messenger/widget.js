@@ -48,16 +48,55 @@
   root.append(panel, toggle);
   document.body.append(root);
 
+  var choices = null;
+
+  // A link to an article the server named: only http(s), opening in a new tab.
+  function articleLink(s) {
+    var href;
+    try { href = new URL(s.url); } catch (e) { href = null; }
+    if (!href || (href.protocol !== "https:" && href.protocol !== "http:")) return el("span", { text: s.title });
+    return el("a", { href: href.href, target: "_blank", rel: "noopener noreferrer", text: s.title }, { color: "#1f4fd6", fontWeight: "600" });
+  }
+
+  // Articles offered to confirm: links with their first lines, and two buttons.
+  function suggestions(item, m) {
+    item.append(document.createTextNode(m.body.split("\n")[0]));
+    var list = el("ul", { "aria-label": "Suggested articles" }, { margin: ".35rem 0", paddingLeft: "1.1rem" });
+    m.suggestions.forEach(function (s) {
+      var entry = el("li", {}, { margin: ".3rem 0" });
+      entry.append(articleLink(s), el("div", { text: s.excerpt }, { fontSize: "13px", color: "#4a5568" }));
+      list.append(entry);
+    });
+    item.append(list);
+    choices = el("div", { role: "group", "aria-label": "Did one of them answer your question?", "data-choices": "" },
+      { display: "flex", gap: ".4rem", flexWrap: "wrap", marginTop: ".3rem" });
+    [["Yes, that answered it", "yes"], ["No, talk to a person", "no"]].forEach(function (c) {
+      var b = el("button", { type: "button", text: c[0], "data-choice": c[1] },
+        { background: "#fff", color: "#1f4fd6", border: "1px solid #1f4fd6", borderRadius: "1rem", padding: ".3rem .8rem", cursor: "pointer", font: "inherit" });
+      // One answer: the buttons go at the first click (a second would send it twice).
+      b.addEventListener("click", function () {
+        if (choices) { choices.remove(); choices = null; }
+        post(c[0]);
+      });
+      choices.append(b);
+    });
+    item.append(choices);
+  }
+
   function show(m) {
     if (state.seen[m.seq]) return;
     state.seen[m.seq] = true;
     state.seq = Math.max(state.seq, m.seq);
+    // Choices answer only the latest message.
+    if (choices) { choices.remove(); choices = null; }
     var mine = m.author === "visitor";
     var who = mine ? "You" : (m.name || (m.author === "human" ? "Support" : "Assistant"));
     var item = el("li", { "data-author": m.author },
       { margin: ".35rem 0", padding: ".45rem .65rem", borderRadius: ".6rem", maxWidth: "85%", whiteSpace: "pre-wrap", wordBreak: "break-word",
         background: mine ? "#1f4fd6" : "#eef1f6", color: mine ? "#fff" : "#1d2330", marginLeft: mine ? "auto" : "0" });
-    item.append(el("span", { text: who + ": " }, { fontWeight: "600" }), document.createTextNode(m.body));
+    item.append(el("span", { text: who + ": " }, { fontWeight: "600" }));
+    if (m.suggestions && m.suggestions.length) suggestions(item, m);
+    else item.append(document.createTextNode(m.body));
     log.append(item);
     log.scrollTop = log.scrollHeight;
   }
@@ -102,10 +141,8 @@
     });
   }
 
-  form.addEventListener("submit", function (e) {
-    e.preventDefault();
-    var text = input.value.trim();
-    if (!text) return;
+  // Sends a message: the first starts the conversation.
+  function post(text) {
     send.disabled = true;
     fail("");
     var done;
@@ -129,8 +166,15 @@
         throw new Error("That conversation was closed. Send your message again to start a new one.");
       });
     }
-    done.then(function () { input.value = ""; }).catch(function (err) { fail(err.message); })
-      .then(function () { send.disabled = false; input.focus(); });
+    return done.then(function () { return true; }).catch(function (err) { fail(err.message); return false; })
+      .then(function (sent) { send.disabled = false; input.focus(); return sent; });
+  }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    post(text).then(function (sent) { if (sent) input.value = ""; });
   });
 
   input.addEventListener("keydown", function (e) {

@@ -9,6 +9,8 @@
 //! Fallback: when a rule fails at run time, the case is handed to the default target with
 //! the error in the note and the trace, so a broken rule never leaves a customer unanswered.
 
+mod suggestions;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -19,6 +21,8 @@ use crate::model::{
     AgentAnswer, AuthorKind, CaseRecord, Channel, Conversation, DEFAULT_TARGET, Decision, Feedback, Handover, Moment,
     RenderedEmail, Resolution, RuleError, Trace, TraceEntry, TraceStage, View,
 };
+use suggestions::read_suggestion_reply;
+pub use suggestions::{offered, suggestion_reply, with_suggestions};
 
 /// The decision points an admin controls.
 pub trait Rules: Send + Sync {
@@ -131,21 +135,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversation) -> Result<Decision, DecideError> {
     // Room for the shipped rules' entries, so that recording them does not regrow the list.
     let mut trace = Trace(Vec::with_capacity(16));
-    let mut decision = Decision {
-        attributes: BTreeMap::new(),
-        topics: BTreeSet::new(),
-        reply: None,
-        email: None,
-        handover: None,
-        field_updates: BTreeMap::new(),
-        agent: None,
-        confirmed: false,
-        unhappy: false,
-        case: None,
-        lead_fields: BTreeMap::new(),
-        trace: Trace::default(),
-        rules: rules.id(),
-    };
+    let mut decision = Decision::empty(&rules.id());
     let mut rules = rules.evaluate(conversation);
     // All the rule evaluations below share one wall-clock budget.
     let mut budget = crate::script::DecisionBudget::default();
@@ -156,15 +146,34 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         budget.spend(|| {
             decision.attributes = rules.inbound(&mut trace)?;
             decision.topics = rules.topics(&mut trace)?;
+            let mut declined = false;
             if after_answer {
-                let feedback = rules.feedback(&crate::agent::question(conversation), &mut trace)?;
+                let text = crate::agent::question(conversation);
+                let feedback = rules.feedback(&text, &mut trace)?;
                 // A confirmation closes the conversation only when it is all the customer
                 // wrote since the answer: an earlier message would go unanswered.
-                decision.confirmed = feedback.confirmed && conversation.unanswered().len() == 1;
+                let mut confirmed = feedback.confirmed && conversation.unanswered().len() == 1;
+                if let Some(offered) = offered(conversation) {
+                    // Each message since the suggestions is read (a button clicked twice
+                    // sends two): all yes, or any no.
+                    let reply = read_suggestion_reply(conversation, offered, &mut trace);
+                    confirmed |= reply == Some(true);
+                    declined = reply == Some(false);
+                }
+                decision.confirmed = confirmed;
                 decision.unhappy = feedback.unhappy;
             }
             if !decision.confirmed {
                 decision.handover = rules.handover_before(&mut trace)?;
+            }
+            if declined {
+                let offered = offered(conversation).unwrap_or_default();
+                let handover = decision.handover.take().unwrap_or_else(|| Handover {
+                    target: DEFAULT_TARGET.into(),
+                    reason: "The customer said the suggested articles did not answer their question.".into(),
+                    rule: "suggestions_declined".into(),
+                });
+                decision.handover = Some(with_suggestions(handover, offered));
             }
             Ok(())
         })
