@@ -201,3 +201,81 @@ async fn a_lead_made_by_hand_is_checked_first_and_queued_through_the_outbox() {
     assert_eq!((&leads[0]["Company"], &leads[0]["Email"]), (&json!("NewCo"), &json!("sam@newco.example")));
     assert_eq!(leads[0]["LastName"], "Newman");
 }
+
+#[tokio::test]
+async fn chats_that_give_the_same_new_email_share_one_lead() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut d, hub) = setup(&w, tmp.path(), settings()).await;
+    // Decided in the same round: neither finds a Lead in Salesforce when it looks.
+    let (first, _) = start(&hub, Some("sam@newco.example"), false, "How do I recalibrate the gripper?");
+    let (second, second_token) = start(&hub, Some("Sam@NewCo.example"), false, "How do I recalibrate the gripper?");
+    let (verified, _) = start(&hub, Some("sam@newco.example"), true, "How do I recalibrate the gripper?");
+    d.chat_round().await.unwrap();
+    let leads =
+        rows(&w, "SELECT Id, Casebridge_Conversation__c FROM Lead WHERE Email = 'sam@newco.example'".into()).await;
+    assert_eq!(leads.len(), 1, "one visitor, one Lead: {leads:?}");
+    // Keyed by whichever chat was decided first; the others write to it by that key.
+    let key = leads[0]["Casebridge_Conversation__c"].as_str().unwrap().to_string();
+    assert!([&first, &second, &verified].contains(&&key), "{key}");
+    for id in [&first, &second, &verified] {
+        let conv = d.store().conversation(id).unwrap().unwrap();
+        assert_eq!(conv.lead_key(), Some(key.as_str()), "{id} writes to the one Lead");
+    }
+    let lead_id = leads[0]["Id"].as_str().unwrap().to_string();
+    let tasks = rows(&w, format!("SELECT WhoId FROM Task WHERE Casebridge_Conversation__c LIKE '{verified}%'")).await;
+    assert_eq!(tasks.len(), 1, "the verified chat's Task waits for the shared Lead, then is logged on it: {tasks:?}");
+    assert_eq!(tasks[0]["WhoId"], json!(lead_id));
+
+    // The second chat's changed mapping goes to the same Lead.
+    hub.post(&second, Some(&second_token), "We are Globex. How often should the arm joints be greased?", "1").unwrap();
+    d.chat_round().await.unwrap();
+    let leads = rows(&w, "SELECT Company FROM Lead WHERE Email = 'sam@newco.example'".into()).await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    assert_eq!(leads[0]["Company"], "Globex");
+    assert!(d.store().sync_errors().unwrap().is_empty(), "{:?}", d.store().sync_errors().unwrap());
+
+    // A later chat: Salesforce has the Lead now, found by its email.
+    let (later, _) = start(&hub, Some("sam@newco.example"), false, "How do I recalibrate the gripper?");
+    d.chat_round().await.unwrap();
+    let leads = rows(&w, "SELECT Id FROM Lead WHERE Email = 'sam@newco.example'".into()).await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    assert!(d.store().conversation(&later).unwrap().unwrap().lead_key().is_none(), "a known lead is matched, not made");
+}
+
+#[tokio::test]
+async fn a_lead_queued_by_hand_is_the_one_every_chat_with_that_email_writes() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut d, hub) = setup(&w, tmp.path(), settings()).await;
+    let addr = serve("127.0.0.1:0".parse().unwrap(), d.admin_state(None, Secret::new("t")), std::future::pending())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let make_lead = |id: String| {
+        let request = http.post(format!("http://{addr}/api/inbox/{id}/lead")).bearer_auth("t").json(&json!({}));
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (first, _) = start(&hub, Some("kim@newco.example"), false, "How do I recalibrate the gripper?");
+    let (second, token) = start(&hub, None, false, "How do I recalibrate the gripper?");
+    hub.post(&second, Some(&token), "It's KIM@newco.example, by the way.", "1").unwrap();
+    // Queued, not yet in Salesforce: the second request must not queue another.
+    assert_eq!(make_lead(first.clone()).await.0, 202);
+    let (status, body) = make_lead(second.clone()).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(&first), "{body}");
+
+    // The daemon decides all three before the outbox is sent: the others share the Lead.
+    let (third, _) = start(&hub, Some("kim@newco.example"), false, "How do I recalibrate the gripper?");
+    d.chat_round().await.unwrap();
+    let leads =
+        rows(&w, "SELECT Id, Casebridge_Conversation__c FROM Lead WHERE Email = 'kim@newco.example'".into()).await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    assert_eq!(leads[0]["Casebridge_Conversation__c"], json!(first));
+    for id in [&second, &third] {
+        assert_eq!(d.store().conversation(id).unwrap().unwrap().lead_key(), Some(first.as_str()), "{id}");
+    }
+}

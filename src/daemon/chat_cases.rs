@@ -6,6 +6,7 @@
 use super::process::event;
 use super::{CycleReport, Daemon, DaemonError, EventKind};
 use crate::channels::messenger::{self, plan::CasePlan};
+use crate::decide::Rules;
 use crate::model::{Action, CaseRecord, Conversation, ConversationState, Decision, Trace};
 use crate::salesforce::{directory, id};
 
@@ -15,12 +16,13 @@ impl Daemon {
     pub(super) async fn plan_chat(
         &mut self,
         conv: &mut Conversation,
-        decision: &Decision,
+        decision: &mut Decision,
+        rules: &dyn Rules,
         handover_owner: Option<&str>,
         report: &mut CycleReport,
     ) -> Result<Vec<Action>, DaemonError> {
         let Some(hub) = self.messenger.clone() else { return Ok(Vec::new()) };
-        let case = self.case_plan(conv, decision, handover_owner, report).await?;
+        let case = self.case_plan(conv, decision, rules, handover_owner, report).await?;
         if let Some(plan) = &case
             && let Some(info) = conv.messenger.as_mut()
         {
@@ -50,7 +52,7 @@ impl Daemon {
         if decision.confirmed && decision.handover.is_none() && conv.state == ConversationState::Open {
             conv.attributes.extend(decision.attributes.clone());
             conv.topics.extend(decision.topics.iter().cloned());
-            actions.extend(self.close_chat(conv, false, report).await?);
+            actions.extend(self.close_chat(conv, false, rules, &mut decision.trace, report).await?);
         }
         Ok(actions)
     }
@@ -61,7 +63,8 @@ impl Daemon {
     async fn case_plan(
         &mut self,
         conv: &Conversation,
-        decision: &Decision,
+        decision: &mut Decision,
+        rules: &dyn Rules,
         handover_owner: Option<&str>,
         report: &mut CycleReport,
     ) -> Result<Option<CasePlan>, DaemonError> {
@@ -84,9 +87,7 @@ impl Daemon {
         // A handover of a chat whose case a rule made keeps that rule's record type and
         // transcript field.
         let earlier = match (rule, conv.messenger.as_ref().and_then(|m| m.case_rule.as_deref())) {
-            (None, Some(name)) => {
-                self.rules.load().evaluate(conv).case_rule(name, &mut Trace::default()).ok().flatten()
-            }
+            (None, Some(name)) => rules.evaluate(conv).case_rule(name, &mut decision.trace).ok().flatten(),
             _ => None,
         };
         let shaping = rule.or(earlier.as_ref());
@@ -201,6 +202,8 @@ impl Daemon {
         &mut self,
         conv: &mut Conversation,
         case_closed: bool,
+        rules: &dyn Rules,
+        trace: &mut Trace,
         report: &mut CycleReport,
     ) -> Result<Vec<Action>, DaemonError> {
         conv.state = ConversationState::Closed;
@@ -213,7 +216,7 @@ impl Daemon {
         let why = if case_closed { "its case is closed" } else { "resolved" };
         report.events.push(event(conv, EventKind::Closed, why.into(), "closed".into()));
         let Some(rule) = rule else { return Ok(actions) };
-        let record = self.rules.load().evaluate(conv).case_rule(&rule, &mut Trace::default());
+        let record = rules.evaluate(conv).case_rule(&rule, trace);
         match record {
             Ok(Some(record)) => {
                 let max = self.transcript_max_chars(&record.transcript_field).await;

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use super::{Daemon, DaemonError};
 use crate::channels::messenger::{self, plan::CONVERSATION_FIELD};
+use crate::decide::Rules;
 use crate::model::{Action, Conversation, ConversationState, Decision, SalesforcePerson, Trace};
 use crate::salesforce::soql::{Filter, Select};
 
@@ -19,8 +20,12 @@ const LEADS_PER_QUERY: usize = 200;
 impl Daemon {
     /// The lead mappings' values for `conv` now; a failing mapping is a sync error and
     /// gives none.
-    pub(super) fn lead_mapping(&mut self, conv: &Conversation) -> Result<BTreeMap<String, Json>, DaemonError> {
-        let evaluated = self.rules.load().evaluate(conv).lead(&mut Trace::default());
+    pub(super) fn lead_mapping(
+        &mut self,
+        conv: &Conversation,
+        rules: &dyn Rules,
+    ) -> Result<BTreeMap<String, Json>, DaemonError> {
+        let evaluated = rules.evaluate(conv).lead(&mut Trace::default());
         match evaluated {
             Ok(values) => Ok(values),
             Err(e) => {
@@ -67,7 +72,7 @@ impl Daemon {
         }
         let mut actions = Vec::new();
         if !lead.is_empty() {
-            actions.push(messenger::plan::by_conversation(conv, "Lead", lead, true));
+            actions.extend(messenger::plan::lead_update(conv, lead));
         }
         if let Some(owner) = owner {
             actions.extend(messenger::tasks::reassign(conv, owner));
@@ -76,50 +81,64 @@ impl Daemon {
     }
 
     /// Logs the Task on each new Lead casebridge made for a verified visitor among
-    /// `conversation_ids`, once Salesforce has the lead; a lead not there yet is tried again
-    /// when the visitor next writes.
+    /// `conversation_ids`, once Salesforce has the lead (found by the key it was upserted
+    /// by, which chats with the same email share); a lead not there yet is tried again when
+    /// the visitor next writes.
     pub(super) async fn log_lead_tasks(&mut self, conversation_ids: &[String]) -> Result<(), DaemonError> {
-        for chunk in conversation_ids.chunks(LEADS_PER_QUERY) {
-            let soql = Select::new(["Id", CONVERSATION_FIELD], "Lead")
-                .filter(Filter::is_in(CONVERSATION_FIELD, chunk.iter().cloned()))
-                .limit(LEADS_PER_QUERY)
-                .build()
-                .map_err(|e| crate::salesforce::SalesforceError::Config(e.to_string()));
-            let rows: Vec<Json> = match soql {
-                Ok(soql) => match self.client.query(soql).collect_all().await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Cannot read back new leads; their Tasks wait.");
-                        continue;
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "Cannot build the new leads' query.");
-                    continue;
+        let mut chats_by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for id in conversation_ids {
+            if let Some(key) = self.store.conversation(id)?.as_ref().and_then(|c| c.lead_key().map(str::to_string)) {
+                chats_by_key.entry(key).or_default().push(id.clone());
+            }
+        }
+        let keys: Vec<String> = chats_by_key.keys().cloned().collect();
+        for chunk in keys.chunks(LEADS_PER_QUERY) {
+            for (lead_id, key) in self.leads_by_key(chunk).await {
+                for id in chats_by_key.get(&key).into_iter().flatten() {
+                    self.log_lead_task(id, &lead_id)?;
                 }
-            };
-            for row in rows {
-                let (Some(lead_id), Some(id)) = (row["Id"].as_str(), row[CONVERSATION_FIELD].as_str()) else {
-                    continue;
-                };
-                let Some(mut conv) = self.store.conversation(id)? else { continue };
-                if !conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
-                    continue;
-                }
-                let person = SalesforcePerson::Lead {
-                    lead_ids: vec![lead_id.to_string()],
-                    name: None,
-                    company: None,
-                    owner_id: None,
-                };
-                let logged = messenger::tasks::log(&conv, &person, None, self.lead_owner(&conv).as_deref());
-                let info = conv.messenger.as_mut().expect("checked above");
-                info.lead_task_pending = false;
-                info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
-                self.commit(&conv, logged.into_iter().map(|(_, action)| action).collect())?;
             }
         }
         Ok(())
+    }
+
+    /// The Leads upserted by `keys`, as (lead id, key); none when they cannot be read now.
+    async fn leads_by_key(&self, keys: &[String]) -> Vec<(String, String)> {
+        let soql = Select::new(["Id", CONVERSATION_FIELD], "Lead")
+            .filter(Filter::is_in(CONVERSATION_FIELD, keys.iter().cloned()))
+            .limit(LEADS_PER_QUERY)
+            .build();
+        let rows: Vec<Json> = match soql {
+            Ok(soql) => match self.client.query(soql).collect_all().await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot read back new leads; their Tasks wait.");
+                    Vec::new()
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot build the new leads' query.");
+                Vec::new()
+            }
+        };
+        rows.iter()
+            .filter_map(|row| Some((row["Id"].as_str()?.to_string(), row[CONVERSATION_FIELD].as_str()?.to_string())))
+            .collect()
+    }
+
+    /// Logs conversation `id`'s Task on the Lead `lead_id`, when it still waits for it.
+    fn log_lead_task(&mut self, id: &str, lead_id: &str) -> Result<(), DaemonError> {
+        let Some(mut conv) = self.store.conversation(id)? else { return Ok(()) };
+        if !conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
+            return Ok(());
+        }
+        let person =
+            SalesforcePerson::Lead { lead_ids: vec![lead_id.to_string()], name: None, company: None, owner_id: None };
+        let logged = messenger::tasks::log(&conv, &person, None, self.lead_owner(&conv).as_deref());
+        let info = conv.messenger.as_mut().expect("checked above");
+        info.lead_task_pending = false;
+        info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
+        self.commit(&conv, logged.into_iter().map(|(_, action)| action).collect())
     }
 }
 

@@ -10,8 +10,10 @@ use chrono::Utc;
 
 use super::process::{Pending, event};
 use super::{CycleReport, Daemon, DaemonError, EventKind};
-use crate::channels::messenger::{self, Messenger, mirror};
+use crate::channels::messenger::{self, Messenger, matching, mirror};
+use crate::decide::Rules;
 use crate::model::{AccountInfo, Action, AuthorKind, ContactInfo, Conversation, ConversationState, SalesforcePerson};
+use crate::store::StoreError;
 
 impl Daemon {
     /// Lets the daemon decide the messenger's conversations and carry their handovers.
@@ -44,11 +46,13 @@ impl Daemon {
         let calls = self.client.requests_sent();
         let due: Vec<String> =
             self.store.due_retries(Utc::now())?.into_iter().filter(|id| crate::model::is_messenger_id(id)).collect();
+        // One snapshot of the rule set for the round: the visitors' leads and every decision.
+        let rules = self.rules.load_full();
         let mut pending = Vec::new();
         let mut lead_tasks = Vec::new();
         for id in due {
             let Some(mut conv) = self.store.conversation(&id)? else { continue };
-            self.know_visitor(&mut conv, &mut report).await?;
+            self.know_visitor(&mut conv, rules.as_ref().as_ref(), &mut report).await?;
             if conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
                 lead_tasks.push(conv.id.clone());
             }
@@ -56,7 +60,7 @@ impl Daemon {
                 pending.push(Pending { conv, unanswered });
             }
         }
-        self.decide_pending(pending, &mut report).await?;
+        self.decide_pending(pending, &rules, &mut report).await?;
         if self.store.outbox_len() > 0 {
             report.executed = self.executor.run_round().await?;
         }
@@ -75,7 +79,12 @@ impl Daemon {
     /// when `messenger.create_leads` is on (queued with the conversation). A verified
     /// visitor's contact and account become the conversation's, for rules and templates;
     /// an unverified email is matched only to avoid a duplicate lead, and shows nothing.
-    async fn know_visitor(&mut self, conv: &mut Conversation, report: &mut CycleReport) -> Result<(), DaemonError> {
+    async fn know_visitor(
+        &mut self,
+        conv: &mut Conversation,
+        rules: &dyn Rules,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
         let Some(hub) = self.messenger.clone() else { return Ok(()) };
         let Some(info) = conv.messenger.as_ref() else { return Ok(()) };
         let Some(email) = info.visitor.email.clone() else { return Ok(()) };
@@ -101,24 +110,58 @@ impl Daemon {
             conv.account = account_id.as_ref().map(|id| AccountInfo { id: id.clone(), name: account_name.clone() });
         }
         let mut actions = self.log_tasks(conv, &person, verified).await?;
+        let create = person == SalesforcePerson::Visitor && hub.settings().create_leads;
         let info = conv.messenger.as_mut().expect("checked above");
-        if person == SalesforcePerson::Visitor && hub.settings().create_leads && !info.lead_queued {
-            info.lead_queued = true;
-            info.person = Some(person);
-            // A verified visitor's conversation is logged on the lead once it exists.
-            info.lead_task_pending = verified && hub.settings().log_tasks;
-            let mapped = self.lead_mapping(conv)?;
-            let owner = self.lead_owner(conv);
-            let info = conv.messenger.as_mut().expect("checked above");
-            info.lead_fields = mapped.clone();
-            let lead = messenger::matching::create_lead(conv, &hub.settings().lead_source, &mapped, owner.as_deref());
-            actions.extend(lead);
-            let detail = "a new visitor left an email: a Lead is created".to_string();
-            report.events.push(event(conv, EventKind::LeadCreated, detail.clone(), detail));
-        } else {
-            info.person = Some(person);
+        info.person = Some(person);
+        if !create || info.lead_queued {
+            return self.commit(conv, actions);
         }
-        self.commit(conv, actions)
+        // One Lead per email: an earlier chat's, when one made it (in this round, or before
+        // Salesforce has it), else this chat's own.
+        if let Some(earlier) = self.store.visitor_lead(&email)?.filter(|other| *other != conv.id) {
+            self.share_lead(conv, earlier, rules)?;
+            return self.commit(conv, actions);
+        }
+        actions.extend(self.make_lead(conv, rules)?);
+        match self.commit(conv, actions) {
+            // A person made one by hand for another chat with this email meanwhile.
+            Err(DaemonError::Store(StoreError::LeadClaimed { claimant })) => {
+                self.share_lead(conv, claimant, rules)?;
+                self.commit(conv, Vec::new())
+            }
+            done => {
+                let detail = "a new visitor left an email: a Lead is created".to_string();
+                report.events.push(event(conv, EventKind::LeadCreated, detail.clone(), detail));
+                done
+            }
+        }
+    }
+
+    /// Queues the Lead a new visitor with an email becomes, keyed by the conversation's id.
+    fn make_lead(&mut self, conv: &mut Conversation, rules: &dyn Rules) -> Result<Option<Action>, DaemonError> {
+        let Some(settings) = self.messenger.as_ref().map(|h| h.settings().clone()) else { return Ok(None) };
+        let mapped = self.lead_mapping(conv, rules)?;
+        let owner = self.lead_owner(conv);
+        let Some(info) = conv.messenger.as_mut() else { return Ok(None) };
+        info.lead_queued = true;
+        info.lead_key = Some(conv.id.clone());
+        // A verified visitor's conversation is logged on the lead once it exists.
+        info.lead_task_pending = info.visitor.verified && settings.log_tasks;
+        info.lead_fields = mapped.clone();
+        Ok(matching::create_lead(conv, &settings.lead_source, &mapped, owner.as_deref()))
+    }
+
+    /// Makes the Lead conversation `earlier` queued for the same email this chat's too:
+    /// later writes (changed mappings, owner, Tasks) go to it, by its key.
+    fn share_lead(&mut self, conv: &mut Conversation, earlier: String, rules: &dyn Rules) -> Result<(), DaemonError> {
+        let log_tasks = self.messenger.as_ref().is_some_and(|h| h.settings().log_tasks);
+        let mapped = self.lead_mapping(conv, rules)?;
+        let Some(info) = conv.messenger.as_mut() else { return Ok(()) };
+        info.lead_queued = true;
+        info.lead_key = Some(earlier);
+        info.lead_task_pending = info.visitor.verified && log_tasks;
+        info.lead_fields = mapped;
+        Ok(())
     }
 
     /// The Tasks a matched visitor's conversation is logged as (`messenger.log_tasks`), and
@@ -305,7 +348,9 @@ impl Daemon {
         // A handed-over chat ends with its case. A chat the agent still answers goes on: its
         // case (made by a rule, or closed by one at an earlier close) is a record of it.
         if news.closed && matches!(conv.state, ConversationState::HandedOver { .. }) {
-            actions = self.close_chat(&mut conv, true, report).await?;
+            let rules = self.rules.load_full();
+            let mut trace = crate::model::Trace::default();
+            actions = self.close_chat(&mut conv, true, rules.as_ref().as_ref(), &mut trace, report).await?;
         }
         self.commit(&conv, actions)
     }

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::{ConversationEvent, CycleReport, Daemon, DaemonError, EventKind};
 use crate::act::plan::{HandoverTo, ReplySettings, plan};
 use crate::channels::cases::build::{self, Authors};
-use crate::decide::{self, DecideError};
+use crate::decide::{self, DecideError, RuleSnapshot};
 use crate::model::{Action, Channel, Conversation, ConversationState, DEFAULT_TARGET, Decision, RuleError};
 use crate::salesforce::directory::{self, SetupError};
 use crate::salesforce::id;
@@ -38,29 +38,29 @@ impl Daemon {
         force: bool,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
+        let rules = self.rules.load_full();
         let mut pending = Vec::new();
         for (row, stored) in rows {
-            if let Some(p) = self.prepare(&row, stored, force, report)? {
+            if let Some(p) = self.prepare(&row, stored, force, &rules, report)? {
                 pending.push(p);
             }
         }
-        self.decide_pending(pending, report).await
+        self.decide_pending(pending, &rules, report).await
     }
 
     /// Decides conversations built and settled, `agent_concurrency` at a time, and commits
-    /// each with its actions in order.
+    /// each with its actions in order, all on the one snapshot of the rule set `rules`.
     pub(super) async fn decide_pending(
         &mut self,
         pending: Vec<Pending>,
+        rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         if pending.is_empty() {
             return Ok(());
         }
-        let rules = self.rules.load_full();
         let (agent, metrics) = (self.agent.clone(), self.metrics.clone());
-        let (rules_ref, agent_ref, metrics_ref) = (&rules, &agent, &metrics);
-        let rules_id = rules.id();
+        let (rules_ref, agent_ref, metrics_ref) = (rules, &agent, &metrics);
         // Each conversation is committed as soon as it and those before it are decided, not
         // when the whole batch is: a stop mid-batch loses no answer already made.
         let mut decided = futures_util::stream::iter(pending)
@@ -72,7 +72,7 @@ impl Daemon {
             })
             .buffered(self.settings.agent_concurrency.max(1));
         while let Some((p, result)) = decided.next().await {
-            self.finish(p, result, &rules_id, report).await?;
+            self.finish(p, result, rules, report).await?;
         }
         Ok(())
     }
@@ -84,6 +84,7 @@ impl Daemon {
         row: &Json,
         stored: Option<Conversation>,
         force: bool,
+        rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<Option<Pending>, DaemonError> {
         let fresh = match build::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
@@ -115,22 +116,25 @@ impl Daemon {
             }
             None => fresh,
         };
-        Ok(self.settle(&mut conv, report)?.map(|unanswered| Pending { conv, unanswered }))
+        Ok(self.settle(&mut conv, rules, report)?.map(|unanswered| Pending { conv, unanswered }))
     }
 
-    /// Acts on a conversation's decision: plans its actions and commits them with it.
+    /// Acts on a conversation's decision: plans its actions and commits them with it. What
+    /// the rules say while planning (mappings after the resolution, a chat's case and
+    /// closing) comes from `rules`, the snapshot the decision was made on, and is traced in
+    /// the decision.
     pub(super) async fn finish(
         &mut self,
         pending: Pending,
         decided: Result<Decision, DecideError>,
-        rules_id: &str,
+        rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         let Pending { mut conv, unanswered } = pending;
-        let Some(mut decision) = self.settle_decision(&mut conv, decided, rules_id, report)? else {
+        let Some(mut decision) = self.settle_decision(&mut conv, decided, &rules.id(), report)? else {
             return Ok(());
         };
-        self.resolve(&mut conv, &mut decision, report)?;
+        self.resolve(&mut conv, &mut decision, rules.as_ref().as_ref(), report)?;
         let handover = match &decision.handover {
             Some(h) => Some(self.handover_to(&conv.id, h).await),
             None => None,
@@ -144,7 +148,10 @@ impl Daemon {
                 };
                 plan(&conv, &decision, replies, handover)
             }
-            Channel::Messenger => self.plan_chat(&mut conv, &decision, target_id.as_deref(), report).await?,
+            Channel::Messenger => {
+                let rules = rules.as_ref().as_ref();
+                self.plan_chat(&mut conv, &mut decision, rules, target_id.as_deref(), report).await?
+            }
         };
         self.apply(conv, decision, actions, unanswered, target_id, report)
     }
@@ -154,6 +161,7 @@ impl Daemon {
     fn settle(
         &mut self,
         conv: &mut Conversation,
+        rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<Option<Vec<String>>, DaemonError> {
         if !id::same(&conv.owner_id, &self.agent_user.id) {
@@ -172,7 +180,6 @@ impl Daemon {
                 conv.state = ConversationState::Closed;
                 // Mappings configured `on: [close]` write their fields now.
                 let mut trace = crate::model::Trace::default();
-                let rules = self.rules.load();
                 match rules.evaluate(conv).outbound(crate::model::Moment::Close, &mut trace) {
                     Ok(fields) if !fields.is_empty() => {
                         actions.push(Action::UpdateFields { case_id: conv.id.clone(), fields });

@@ -9,6 +9,7 @@ use chrono::Utc;
 use super::process::event;
 use super::{CycleReport, Daemon, DaemonError, EventKind};
 use crate::config::SilenceAfterSuggestions;
+use crate::decide::{RuleSnapshot, Rules};
 use crate::model::{self, Action, Conversation, Decision, Moment, Resolution, Trace};
 
 /// The most conversations the quiet timer settles in one cycle (the rest wait a cycle).
@@ -21,6 +22,7 @@ impl Daemon {
         &mut self,
         conv: &mut Conversation,
         decision: &mut Decision,
+        rules: &dyn Rules,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         let before = conv.resolution.map(|r| r.state);
@@ -43,7 +45,7 @@ impl Daemon {
         let mut after_decision = conv.clone();
         after_decision.attributes.extend(decision.attributes.clone());
         after_decision.topics.extend(decision.topics.iter().cloned());
-        match self.rules.load().evaluate(&after_decision).outbound(moment, &mut Trace::default()) {
+        match rules.evaluate(&after_decision).outbound(moment, &mut decision.trace) {
             Ok(fields) => {
                 for (field, value) in fields {
                     decision.field_updates.entry(field).or_insert(value);
@@ -60,7 +62,7 @@ impl Daemon {
     async fn hand_over_after_silence(
         &mut self,
         conv: Conversation,
-        rules_id: &str,
+        rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         let handover = crate::model::Handover {
@@ -78,8 +80,8 @@ impl Daemon {
             detail,
             std::time::Instant::now(),
         );
-        let decision = Decision { handover: Some(handover), trace, ..Decision::empty(rules_id) };
-        self.finish(super::process::Pending { conv, unanswered: Vec::new() }, Ok(decision), rules_id, report).await
+        let decision = Decision { handover: Some(handover), trace, ..Decision::empty(&rules.id()) };
+        self.finish(super::process::Pending { conv, unanswered: Vec::new() }, Ok(decision), rules, report).await
     }
 
     /// Settles the conversations whose customer stayed quiet for the rule set's
@@ -94,18 +96,19 @@ impl Daemon {
             // Silence after articles offered (the latest reply's) is what the admin chose.
             let offered = crate::decide::offered(&conv).is_some();
             if offered && self.settings.silence_after_suggestions == SilenceAfterSuggestions::Handover {
-                self.hand_over_after_silence(conv, &rules.id(), report).await?;
+                self.hand_over_after_silence(conv, &rules, report).await?;
                 continue;
             }
             let settled = model::resolution::after_quiet(awaiting, now);
             conv.resolution = Some(settled);
             self.metrics.resolution(settled.state.as_str());
             let mut actions = Vec::new();
+            let mut trace = Trace::default();
             // A chat the agent answered ends here (it reopens if the visitor writes again).
             if conv.channel == model::Channel::Messenger && conv.state == model::ConversationState::Open {
-                actions = self.close_chat(&mut conv, false, report).await?;
+                actions = self.close_chat(&mut conv, false, rules.as_ref().as_ref(), &mut trace, report).await?;
             }
-            match rules.evaluate(&conv).outbound(Moment::Sync, &mut Trace::default()) {
+            match rules.evaluate(&conv).outbound(Moment::Sync, &mut trace) {
                 Ok(fields) if !fields.is_empty() => {
                     // A messenger conversation that never became a case has no fields to write.
                     if let Some(case_id) = conv.case_id() {

@@ -109,6 +109,10 @@ pub struct CaseMoment {
 /// sees one rule set, never a mix.
 pub type SharedRules = std::sync::Arc<arc_swap::ArcSwap<Box<dyn Rules>>>;
 
+/// One snapshot of the running rule set: what a decision reads from its first rule to the
+/// last write it plans (a reload meanwhile is the next decision's).
+pub type RuleSnapshot = std::sync::Arc<Box<dyn Rules>>;
+
 /// Wraps a rule set for sharing and hot swapping.
 pub fn shared(rules: Box<dyn Rules>) -> SharedRules {
     std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(rules))

@@ -241,7 +241,7 @@ async fn play_chat(
     show(out, &report, summary)?;
     if let Some(c) = chat.id().and_then(|id| daemon.store().conversation(id).ok().flatten()) {
         summary.chat_messages = c.parts.len();
-        summary.leads += usize::from(c.messenger.as_ref().is_some_and(|m| m.lead_queued));
+        summary.leads += usize::from(c.lead_key() == Some(c.id.as_str()));
         summary.chat_cases += usize::from(c.case_id().is_some());
     }
     Ok(())

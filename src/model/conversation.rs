@@ -183,6 +183,13 @@ impl Conversation {
         }
     }
 
+    /// The External ID the visitor's Lead is upserted by, once one was queued for this
+    /// conversation (see `MessengerInfo::lead_key`).
+    pub fn lead_key(&self) -> Option<&str> {
+        let info = self.messenger.as_ref().filter(|m| m.lead_queued)?;
+        Some(info.lead_key.as_deref().unwrap_or(&self.id))
+    }
+
     pub fn is_closed(&self) -> bool {
         self.case_fields.get("IsClosed").and_then(|v| v.as_bool()).unwrap_or(false)
             || self.status.as_deref() == Some("Closed")

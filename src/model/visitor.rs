@@ -34,6 +34,12 @@ pub struct MessengerInfo {
     /// it is upserted by the conversation's id, so it is found by that.
     #[serde(default)]
     pub lead_queued: bool,
+    /// The External ID the visitor's Lead is upserted by: this conversation's id when it
+    /// made the Lead, an earlier conversation's when that one made a Lead for the same
+    /// email (a visitor's identity is the org's, not the chat's). `None` in records from
+    /// before it was kept: the conversation's own id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_key: Option<String>,
     /// The Tasks logged for this conversation, by their External ID values: completed, with
     /// the transcript, when the conversation closes.
     #[serde(default)]
@@ -70,6 +76,12 @@ pub struct MessengerInfo {
 
 fn closed_by_case() -> bool {
     true
+}
+
+/// An email as the org matches it (Salesforce compares emails without regard to case):
+/// the key under which one visitor's Lead is found, whichever chat gave the email.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
 }
 
 /// Who a visitor's email is in Salesforce, as the seed maps it: an email that matches a

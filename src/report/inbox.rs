@@ -407,6 +407,13 @@ pub async fn create_lead(State(state): State<AdminState>, Path(id): Path<String>
         if info.lead_queued {
             return Err((StatusCode::CONFLICT, "this visitor already is a lead".into()));
         }
+        let made_for = info.visitor.email.as_deref().map(|e| state.store.visitor_lead(e)).transpose();
+        match made_for.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?.flatten() {
+            Some(other) if other != conv.id => {
+                return Err((StatusCode::CONFLICT, format!("conversation {other} already made this visitor's Lead")));
+            }
+            _ => {}
+        }
         match info.person {
             Some(crate::model::SalesforcePerson::User { .. }) => {
                 return Err((StatusCode::CONFLICT, "this visitor is a contact in Salesforce".into()));

@@ -22,6 +22,7 @@ use crate::model::Conversation;
 mod resolutions;
 mod sidecar;
 mod sync_errors;
+mod visitor_leads;
 
 pub use resolutions::ResolutionDay;
 
@@ -43,6 +44,9 @@ pub enum StoreError {
     Io { path: String, source: std::io::Error },
     #[error("store record {key} is unreadable: {source}")]
     Corrupt { key: String, source: serde_json::Error },
+    /// A conversation tried to queue a Lead for an email another conversation made one for.
+    #[error("conversation {claimant} already queued the Lead for this visitor's email")]
+    LeadClaimed { claimant: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -109,6 +113,8 @@ pub struct Store {
     /// answered by the agent with a case a rule made): the chats whose case the daemon
     /// reads for its id, its state and people's replies.
     handed_over_chats: sled::Tree,
+    /// A visitor's email (as the org matches it) → the conversation whose id keys their Lead.
+    visitor_leads: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -193,6 +199,7 @@ impl Store {
             awaiting: db.open_tree("awaiting")?,
             awaiting_key: db.open_tree("awaiting_key")?,
             handed_over_chats: db.open_tree("handed_over_chats")?,
+            visitor_leads: db.open_tree("visitor_leads")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
             db,
             path: path.to_path_buf(),
@@ -322,6 +329,7 @@ impl Store {
                 crate::model::ConversationState::Open => conversation.messenger.as_ref().is_some_and(|m| m.case_queued),
                 _ => false,
             };
+        let lead_claim = visitor_leads::claimed_email(conversation);
         let trees = (
             &self.conversations,
             &self.outbox,
@@ -331,38 +339,47 @@ impl Store {
             &self.awaiting,
             &self.awaiting_key,
             &self.handed_over_chats,
+            &self.visitor_leads,
         );
         trees
-            .transaction(|(conversations, outbox, retries, activity, activity_keys, awaiting, awaiting_keys, chats)| {
-                match handed_over_chat {
-                    true => chats.insert(conversation.id.as_bytes(), &[])?,
-                    false => chats.remove(conversation.id.as_bytes())?,
-                };
-                let previous = conversations.insert(conversation.id.as_bytes(), conversation_bytes.clone())?;
-                if let Some(old) = activity_keys.insert(conversation.id.as_bytes(), new_key.clone())? {
-                    activity.remove(old)?;
-                }
-                let old_wait = match &awaiting_key {
-                    Some(key) => awaiting_keys.insert(conversation.id.as_bytes(), key.clone())?,
-                    None => awaiting_keys.remove(conversation.id.as_bytes())?,
-                };
-                if let Some(old) = old_wait {
-                    awaiting.remove(old)?;
-                }
-                if let Some(key) = &awaiting_key {
-                    awaiting.insert(key.clone(), &[])?;
-                }
-                activity.insert(new_key.clone(), state.as_bytes())?;
-                match &retry {
-                    Some(at) => retries.insert(conversation.id.as_bytes(), at.clone())?,
-                    None => retries.remove(conversation.id.as_bytes())?,
-                };
-                for entry in &entries {
-                    outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(previous.is_none())
+            .transaction(
+                |(conversations, outbox, retries, activity, activity_keys, awaiting, awaiting_keys, chats, leads)| {
+                    match handed_over_chat {
+                        true => chats.insert(conversation.id.as_bytes(), &[])?,
+                        false => chats.remove(conversation.id.as_bytes())?,
+                    };
+                    let previous = conversations.insert(conversation.id.as_bytes(), conversation_bytes.clone())?;
+                    if let Some(email) = &lead_claim {
+                        visitor_leads::claim(leads, email, &conversation.id, previous.as_ref())?;
+                    }
+                    if let Some(old) = activity_keys.insert(conversation.id.as_bytes(), new_key.clone())? {
+                        activity.remove(old)?;
+                    }
+                    let old_wait = match &awaiting_key {
+                        Some(key) => awaiting_keys.insert(conversation.id.as_bytes(), key.clone())?,
+                        None => awaiting_keys.remove(conversation.id.as_bytes())?,
+                    };
+                    if let Some(old) = old_wait {
+                        awaiting.remove(old)?;
+                    }
+                    if let Some(key) = &awaiting_key {
+                        awaiting.insert(key.clone(), &[])?;
+                    }
+                    activity.insert(new_key.clone(), state.as_bytes())?;
+                    match &retry {
+                        Some(at) => retries.insert(conversation.id.as_bytes(), at.clone())?,
+                        None => retries.remove(conversation.id.as_bytes())?,
+                    };
+                    for entry in &entries {
+                        outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
+                    }
+                    Ok::<_, ConflictableTransactionError<String>>(previous.is_none())
+                },
+            )
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(claimant) => StoreError::LeadClaimed { claimant },
             })
-            .map_err(storage_error)
             .map(|new| {
                 if new {
                     self.conversation_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

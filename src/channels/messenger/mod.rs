@@ -298,7 +298,9 @@ impl Messenger {
                 // What the admin page did meanwhile: a lead queued, a case linked (and the
                 // chat handed over to its owner, which a decision on the older copy keeps).
                 if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref()) {
-                    mine.lead_queued |= theirs.lead_queued;
+                    if theirs.lead_queued && !mine.lead_queued {
+                        (mine.lead_queued, mine.lead_key) = (true, theirs.lead_key.clone());
+                    }
                     mine.case_id = mine.case_id.take().or(theirs.case_id.clone());
                 }
                 // A visitor who wrote while the daemon closed the chat (a resolution) reopens
@@ -396,8 +398,15 @@ impl Messenger {
         };
         if let Some(info) = conv.messenger.as_mut() {
             info.lead_queued = true;
+            info.lead_key = Some(conv.id.clone());
         }
-        self.store.commit(&conv, vec![action])?;
+        // The store refuses a second Lead for one email (another chat made it first).
+        match self.store.commit(&conv, vec![action]) {
+            Err(StoreError::LeadClaimed { claimant }) => {
+                return Ok(Err(format!("conversation {claimant} already made this visitor's Lead")));
+            }
+            other => other?,
+        };
         Ok(Ok(()))
     }
 

@@ -116,6 +116,19 @@ pub fn by_conversation(conv: &Conversation, object: &str, fields: BTreeMap<Strin
     }
 }
 
+/// A later write to the visitor's Lead (`None` before one was queued): upserted, update
+/// only, by the Lead's key, which an earlier chat with the same email may hold.
+pub fn lead_update(conv: &Conversation, fields: BTreeMap<String, Json>) -> Option<Action> {
+    let key = conv.lead_key()?;
+    let mut action = by_conversation(conv, "Lead", fields, true);
+    if let Action::UpsertRecord { key: k, .. } = &mut action
+        && key != conv.id
+    {
+        *k = Some(key.to_string());
+    }
+    Some(action)
+}
+
 /// What the conversation's closing writes to its case: a `kind: cases` rule's mapped fields
 /// again, the transcript, and the closed status when the rule closes the case with the
 /// conversation (and the case is still open). An update by the conversation's id, so it

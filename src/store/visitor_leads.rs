@@ -1,0 +1,108 @@
+//! One Lead per visitor email: the index from an email (as the org matches it) to the
+//! conversation whose id keys the Lead made for it. A conversation claims an email in the
+//! same transaction that queues its Lead, and the store refuses a second claim, so two
+//! chats that give the same new email (in one round, or before Salesforce has made the
+//! first Lead) share one Lead instead of making two.
+
+use sled::IVec;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+use super::{Result, Store};
+use crate::model::Conversation;
+use crate::model::visitor::email_key;
+
+/// The email a commit of `conversation` claims: its own when it queued the visitor's Lead
+/// keyed by its own id.
+pub(super) fn claimed_email(conversation: &Conversation) -> Option<String> {
+    let info = conversation.messenger.as_ref()?;
+    let own = info.lead_queued && info.lead_key.as_deref() == Some(conversation.id.as_str());
+    own.then(|| info.visitor.email.as_deref().map(email_key)).flatten()
+}
+
+/// Records `conversation_id`'s claim of `email`, inside the commit's transaction; aborts
+/// with the claimant's id when another conversation claimed it first. A conversation that
+/// held the claim before this commit keeps it (its record says so), whatever its email
+/// became since.
+pub(super) fn claim(
+    index: &TransactionalTree,
+    email: &str,
+    conversation_id: &str,
+    previous: Option<&IVec>,
+) -> std::result::Result<(), ConflictableTransactionError<String>> {
+    match index.get(email.as_bytes())? {
+        None => {
+            index.insert(email.as_bytes(), conversation_id.as_bytes())?;
+        }
+        Some(owner) if owner.as_ref() == conversation_id.as_bytes() => {}
+        Some(owner) => {
+            let held = previous
+                .and_then(|p| serde_json::from_slice::<Conversation>(p).ok())
+                .and_then(|p| p.messenger.and_then(|m| m.lead_key))
+                .is_some_and(|key| key == conversation_id);
+            if !held {
+                return Err(ConflictableTransactionError::Abort(String::from_utf8_lossy(&owner).into_owned()));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The conversation whose id keys the Lead made for `email`, when one was queued.
+    pub fn visitor_lead(&self, email: &str) -> Result<Option<String>> {
+        let owner = self.visitor_leads.get(email_key(email).as_bytes())?;
+        Ok(owner.map(|o| String::from_utf8_lossy(&o).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::visitor::{MessengerInfo, Visitor};
+    use crate::model::{Channel, Conversation};
+    use crate::store::{Store, StoreError};
+
+    fn chat(id: &str, email: &str) -> Conversation {
+        let row = serde_json::json!({
+            "Id": id, "CaseNumber": "", "Subject": "s", "CreatedDate": "2026-01-01T10:00:00.000+0000",
+            "SystemModstamp": "2026-01-01T10:00:00.000+0000", "OwnerId": "005000000000001AAA"
+        });
+        let authors = crate::channels::cases::build::Authors { agent_user_id: "005000000000001AAA" };
+        let mut conv = crate::channels::cases::build::from_case_row(&row, &authors).unwrap();
+        conv.channel = Channel::Messenger;
+        let visitor = Visitor { email: Some(email.into()), ..Visitor::default() };
+        conv.messenger = Some(MessengerInfo { visitor, ..MessengerInfo::default() });
+        conv
+    }
+
+    fn queue_lead(conv: &mut Conversation, key: &str) {
+        let info = conv.messenger.as_mut().unwrap();
+        (info.lead_queued, info.lead_key) = (true, Some(key.into()));
+    }
+
+    #[test]
+    fn a_second_chat_cannot_queue_a_lead_for_an_email_one_was_queued_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        let mut first = chat("m-first", "sam@newco.example");
+        store.commit(&first, Vec::new()).unwrap();
+        assert_eq!(store.visitor_lead("sam@newco.example").unwrap(), None, "no Lead queued, no claim");
+        queue_lead(&mut first, "m-first");
+        store.commit(&first, Vec::new()).unwrap();
+        let mut second = chat("m-second", " SAM@NewCo.example ");
+        queue_lead(&mut second, "m-second");
+        match store.commit(&second, Vec::new()) {
+            Err(StoreError::LeadClaimed { claimant }) => assert_eq!(claimant, "m-first"),
+            other => panic!("expected the claim refused, got {other:?}"),
+        }
+        assert!(store.conversation("m-second").unwrap().is_none(), "nothing of the refused commit is kept");
+        // Sharing the first chat's Lead is what it may do; the claimant commits again freely,
+        // even after its visitor's email changed.
+        queue_lead(&mut second, "m-first");
+        store.commit(&second, Vec::new()).unwrap();
+        first.messenger.as_mut().unwrap().visitor.email = Some("other@newco.example".into());
+        store.commit(&first, Vec::new()).unwrap();
+        drop(store);
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        assert_eq!(store.visitor_lead("Sam@newco.example").unwrap().as_deref(), Some("m-first"), "durable");
+    }
+}
