@@ -1,5 +1,5 @@
 //! What the sentence-embedding model costs (run with `cargo bench --bench embedding`;
-//! figures go in the README). It needs the model: `scripts/install-model`, or
+//! figures go in docs/benchmarks.md). It needs the model: `scripts/install-model`, or
 //! `CASEBRIDGE_TEST_MODEL=DIR`.
 //!
 //! 1. Loading the model, and the memory it adds (resident set before and after).

@@ -1,5 +1,5 @@
-//! The web messenger under load (run with `cargo bench --bench messenger`; figures go in the
-//! README): a `casebridge run` process (release build) with the shipped rules and the
+//! The web messenger under load (run with `cargo bench --bench messenger`; figures go in
+//! docs/benchmarks.md): a `casebridge run` process (release build) with the shipped rules and the
 //! grounded OpenAI-compatible agent against a local model stub that takes 1 s an answer
 //! (`agent.concurrency` 64), on the simulator. The benchmark opens N visitors' conversations,
 //! each with its Server-Sent Events stream open (a first question, answered), then, while they

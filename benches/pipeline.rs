@@ -1,4 +1,4 @@
-//! Pipeline benchmarks (run with `cargo bench --bench pipeline`; figures go in the README):
+//! Pipeline benchmarks (run with `cargo bench --bench pipeline`; figures go in docs/benchmarks.md):
 //!
 //! 1. Salesforce API calls per processed case update, with 50 cases updated per cycle, and
 //!    the cost of an idle cycle — counted by the simulator.

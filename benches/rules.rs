@@ -1,4 +1,4 @@
-//! Rule engine benchmarks (run with `cargo bench --bench rules`; figures go in the README):
+//! Rule engine benchmarks (run with `cargo bench --bench rules`; figures go in docs/benchmarks.md):
 //!
 //! 1. Decisions per second on one core through the shipped rule set, the agent excluded
 //!    (a fixed answer), over the shipped fixtures; and the 99th-percentile decision time;

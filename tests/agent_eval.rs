@@ -88,7 +88,7 @@ fn the_real_help_centres_hold_their_thresholds_on_their_reported_halves() {
 
 /// How often the right article is among the passages a grounded model is sent (five, in
 /// 8,000 characters, as configured by default), on the reported halves, ranked by words
-/// alone and fused with the model's cosine: a ratchet on the README's figures.
+/// alone and fused with the model's cosine: a ratchet on docs/agent.md's figures.
 #[test]
 fn the_passages_sent_to_a_model_hold_the_right_article() {
     use casebridge::agent::openai::{Grounding, OpenAiAgent};
@@ -116,7 +116,7 @@ fn the_passages_sent_to_a_model_hold_the_right_article() {
     }
 }
 
-/// The figures the README states for the knowledge base with all-MiniLM-L6-v2, on the
+/// The figures docs/agent.md states for the knowledge base with all-MiniLM-L6-v2, on the
 /// reported halves (the bars were chosen on the tuning halves): a ratchet.
 #[test]
 fn with_the_embedding_model_the_reported_halves_hold_the_readme_s_figures() {

@@ -1,52 +1,67 @@
-//! The documentation is a test. Every command in the README and `rules/README.md` runs here
-//! as written (optional `[...]` parts each way, placeholders such as `FILE` or `500...`
-//! filled in), in a copy of the repository's examples and rules; every config snippet and
-//! org seed parses; every `CASEBRIDGE_*` variable the docs and examples name is one the
-//! binary reads, a setting's override, or a secret a snippet names; and the examples load.
-//! A command the harness does not know how to run fails the test, so docs cannot drift.
+//! The documentation is a test. Every command in the README, every page of `docs/` and
+//! `rules/README.md` runs here as written (optional `[...]` parts each way, placeholders such
+//! as `FILE` or `500...` filled in), in a copy of the repository's examples and rules, except
+//! the Salesforce CLI's, which need a real org: what they name must exist in `salesforce/`.
+//! Every config snippet and org seed parses; every `CASEBRIDGE_*` variable the docs and
+//! examples name is one the binary reads, a setting's override, or a secret a snippet names;
+//! every relative link leads somewhere; and the examples load. A command the harness does not
+//! know how to run fails the test, so docs cannot drift.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use casebridge::config::Config;
 use common::{bin, copy_dir, root, wait_within, walk};
 
-const DOCS: &[&str] = &["README.md", "rules/README.md"];
+/// The documents whose commands run and whose snippets parse: the README, every page of
+/// `docs/` (listed from the folder, so a new page is covered), and the rule set's README.
+fn docs() -> Vec<String> {
+    let mut pages: Vec<String> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    pages.sort();
+    [vec!["README.md".to_string()], pages, vec!["rules/README.md".to_string()]].concat()
+}
 
 /// A code block of a document: fenced (with its language) or indented by four spaces.
 struct Block {
-    doc: &'static str,
+    doc: String,
     lang: String,
     text: String,
 }
 
-fn blocks(doc: &'static str) -> Vec<Block> {
+fn blocks(doc: &str) -> Vec<Block> {
     let text = std::fs::read_to_string(root().join(doc)).unwrap();
     let mut out = Vec::new();
     let mut lines = text.lines().peekable();
     let mut previous_blank = true;
     while let Some(line) = lines.next() {
-        if let Some(lang) = line.strip_prefix("```") {
+        if let Some(lang) = line.trim_start().strip_prefix("```") {
+            // A fence inside a list item is indented as the item is; so are its lines.
+            let indent = line.len() - line.trim_start().len();
             let mut body = String::new();
             for l in lines.by_ref() {
-                if l.starts_with("```") {
+                if l.trim_start().starts_with("```") {
                     break;
                 }
-                body += l;
+                body += &l[indent.min(l.len() - l.trim_start_matches(' ').len())..];
                 body.push('\n');
             }
-            out.push(Block { doc, lang: lang.trim().to_string(), text: body });
+            out.push(Block { doc: doc.to_string(), lang: lang.trim().to_string(), text: body });
         } else if previous_blank && line.starts_with("    ") && !line.trim().is_empty() {
             let mut body = format!("{}\n", &line[4..]);
             while lines.peek().is_some_and(|l| l.starts_with("    ")) {
                 body += &lines.next().unwrap()[4..];
                 body.push('\n');
             }
-            out.push(Block { doc, lang: "sh".into(), text: body });
+            out.push(Block { doc: doc.to_string(), lang: "sh".into(), text: body });
         }
         previous_blank = line.trim().is_empty();
     }
@@ -70,6 +85,44 @@ fn commands(text: &str) -> Vec<String> {
         current.clear();
     }
     out
+}
+
+/// The steps of a command line: `a; b` is `a`, then `b` (a `;` outside quotes).
+fn steps(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = None;
+    for c in line.chars() {
+        match (c, quoted) {
+            ('"' | '\'', None) => quoted = Some(c),
+            (q, Some(open)) if q == open => quoted = None,
+            (';', None) => {
+                out.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        out.last_mut().unwrap().push(c);
+    }
+    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// Whether a command line is a shell script: it calls curl, or pipes (a `|` outside quotes
+/// and outside optional `[...]` parts, where it separates alternatives).
+fn is_script(line: &str) -> bool {
+    let mut quoted = None;
+    let mut optional = 0;
+    let mut pipe = false;
+    for c in line.chars() {
+        match (c, quoted) {
+            ('"' | '\'', None) => quoted = Some(c),
+            (q, Some(open)) if q == open => quoted = None,
+            ('[', None) => optional += 1,
+            (']', None) => optional -= 1,
+            ('|', None) if optional == 0 => pipe = true,
+            _ => {}
+        }
+    }
+    pipe || line.contains("curl ")
 }
 
 /// A line without its `# comment` (a `#` outside quotes, after a space).
@@ -163,21 +216,91 @@ struct Runner {
     dir: tempfile::TempDir,
     running: Vec<Running>,
     ran: Vec<String>,
+    /// The Salesforce CLI's commands, checked but not run: they need a real org.
+    not_run: Vec<String>,
+    /// The folders an `sf project retrieve` of the docs writes (outside the repository).
+    retrieved: Vec<String>,
+    /// The variables the command being run sets (`NAME=value casebridge ...`).
+    env: Vec<(String, String)>,
 }
 
 impl Runner {
     fn bin(&self, args: &[String]) -> Command {
         let mut c = bin();
-        c.args(args).current_dir(self.dir.path()).env("CASEBRIDGE_LOG", "warn");
+        c.args(args).current_dir(self.dir.path()).env("CASEBRIDGE_LOG", "warn").envs(self.env.iter().cloned());
         c
+    }
+
+    /// A path a command names, in the workspace: `/etc/casebridge/...` (where the docs keep
+    /// keys) is the workspace's `etc/casebridge/...`; nothing is written outside it.
+    fn local(&self, doc: &str, path: &str) -> PathBuf {
+        let relative = path.strip_prefix('/').unwrap_or(path);
+        assert!(
+            !path.starts_with('/') || path.starts_with("/etc/casebridge/"),
+            "{doc}: `{path}`: the harness maps only /etc/casebridge/ into its workspace; teach it"
+        );
+        let local = self.dir.path().join(relative);
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        local
     }
 
     /// Runs one documented command; `cargo run --release --` is the same binary.
     fn run(&mut self, doc: &str, command: &str) {
         let command = command.replace("cargo run --release -- ", "casebridge ");
         let mut args = words(&command);
+        // `NAME=value command`: a variable of casebridge's, or a secret the document's
+        // snippets name (`{env: NAME}`).
+        self.env.clear();
+        while let Some((name, value)) = args.first().and_then(|w| w.split_once('=')).filter(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        }) {
+            let text = std::fs::read_to_string(root().join(doc)).unwrap();
+            assert!(
+                name.starts_with("CASEBRIDGE_") || text.contains(&format!("{{env: {name}}}")),
+                "{doc}: `{command}` sets {name}, which no snippet names"
+            );
+            self.env.push((name.to_string(), value.to_string()));
+            args.remove(0);
+        }
         match args.first().map(String::as_str) {
             Some("casebridge") => {}
+            Some("sf") => return self.salesforce_cli(doc, &args, &command),
+            Some("cd") => {
+                // Only into the Salesforce DX project, where the `sf` commands run.
+                assert!(
+                    args.len() == 2 && root().join(&args[1]).join("sfdx-project.json").is_file(),
+                    "{doc}: `{command}` is not the Salesforce DX project; teach the harness"
+                );
+                return;
+            }
+            Some("grep" | "rm") => {
+                // They read, then remove, what the docs' `sf project retrieve` wrote.
+                let dir = args.last().unwrap();
+                assert!(self.retrieved.contains(dir), "{doc}: `{command}`: no documented retrieve writes {dir}");
+                self.not_run.push(command.clone());
+                return;
+            }
+            Some("chmod") => {
+                assert_eq!(args.len(), 3, "{doc}: `{command}`");
+                let out = Command::new("chmod").arg(&args[1]).arg(self.local(doc, &args[2])).output().unwrap();
+                assert!(out.status.success(), "{doc}: `{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+                self.ran.push(command.clone());
+                return;
+            }
+            Some("openssl") => {
+                assert!(
+                    Command::new("which").arg("openssl").output().unwrap().status.success(),
+                    "openssl is needed (.ci/run installs it)"
+                );
+                let args: Vec<PathBuf> = args[1..]
+                    .iter()
+                    .map(|a| if a.starts_with("/etc/") { self.local(doc, a) } else { PathBuf::from(a) })
+                    .collect();
+                let out = Command::new("openssl").args(&args).current_dir(self.dir.path()).output().unwrap();
+                assert!(out.status.success(), "{doc}: `{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+                self.ran.push(command.clone());
+                return;
+            }
             Some("scripts/install-model") => {
                 let out = Command::new("bash").args(&args).current_dir(self.dir.path()).output().unwrap();
                 assert!(out.status.success(), "{doc}: `{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -203,12 +326,31 @@ impl Runner {
         }
         args.remove(0);
         self.ran.push(command.clone());
+        if let Some(at) = args.iter().position(|a| a == ">") {
+            // `casebridge auth keygen > FILE`: what it prints goes to the file.
+            let file = self.local(doc, &args[at + 1]);
+            args.truncate(at);
+            let out = self.bin(&args).output().unwrap();
+            assert!(out.status.success(), "{doc}: `{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+            std::fs::write(&file, &out.stdout).unwrap();
+            if args == ["auth", "keygen"] {
+                use base64::Engine;
+                let key = base64::engine::general_purpose::STANDARD.decode(String::from_utf8_lossy(&out.stdout).trim());
+                assert_eq!(key.map(|k| k.len()).ok(), Some(32), "{doc}: `{command}` prints 32 bytes in base64");
+            }
+            return;
+        }
         match args.first().map(String::as_str) {
             Some("sim") => self.start(&args, "casebridge sim listening on", &command),
             Some("run") => {
-                let status = self.dir.path().join("examples/demo/casebridge-demo.db.status.json");
+                let status = self.status_file(&args);
                 self.start(&args, "", &command);
                 wait_within(Duration::from_secs(60), &command, || status.exists());
+            }
+            Some("auth") if args.get(1).is_some_and(|a| a == "login") => {
+                // It waits for a person in a browser; its arguments must parse.
+                let out = self.bin(&args).arg("--help").output().unwrap();
+                assert!(out.status.success(), "{doc}: `{command}`: {}", String::from_utf8_lossy(&out.stderr));
             }
             Some("demo") => {
                 let out = self.bin(&args).output().unwrap();
@@ -226,6 +368,47 @@ impl Runner {
                 );
             }
         }
+    }
+
+    /// The status file of the config a `run` names: `{store_path}.status.json`.
+    fn status_file(&self, args: &[String]) -> PathBuf {
+        let config = args.windows(2).find(|w| w[0] == "--config").map_or("casebridge.yaml", |w| w[1].as_str());
+        let path = self.dir.path().join(config);
+        let c = Config::parse(&std::fs::read_to_string(&path).unwrap(), config, &[]).unwrap();
+        PathBuf::from(format!("{}.status.json", path.parent().unwrap().join(&c.store_path).display()))
+    }
+
+    /// A Salesforce CLI command: it needs a real org and an admin signed in to it, so it is
+    /// not run; the folders, permission sets and components it names must be in the
+    /// Salesforce DX project (`salesforce/`, where it runs), and what it retrieves must go
+    /// outside the repository.
+    fn salesforce_cli(&mut self, doc: &str, args: &[String], command: &str) {
+        let project = root().join("salesforce");
+        let names: Vec<String> =
+            walk(&project).iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let values = |flag: &str| args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect::<Vec<_>>();
+        for dir in values("--source-dir") {
+            assert!(project.join(&dir).is_dir(), "{doc}: `{command}`: salesforce/{dir} is not a folder");
+        }
+        for set in values("--name") {
+            let file = format!("{set}.permissionset-meta.xml");
+            assert!(names.contains(&file), "{doc}: `{command}`: salesforce/ ships no permission set {set}");
+        }
+        for metadata in values("--metadata") {
+            let name = metadata.split_once(':').map_or(metadata.as_str(), |(_, name)| name);
+            assert!(
+                names.iter().any(|n| n.starts_with(&format!("{name}."))),
+                "{doc}: `{command}`: salesforce/ ships no component {name}"
+            );
+        }
+        for dir in values("--output-dir") {
+            assert!(
+                Path::new(&dir).is_absolute() && !Path::new(&dir).starts_with(root()),
+                "{doc}: `{command}` must retrieve outside the repository"
+            );
+            self.retrieved.push(dir);
+        }
+        self.not_run.push(command.to_string());
     }
 
     fn start(&mut self, args: &[String], ready: &str, command: &str) {
@@ -267,22 +450,29 @@ fn write_workspace_config(dir: &Path) {
 
 #[test]
 fn every_documented_command_runs_as_written() {
-    let mut runner = Runner { dir: workspace(), running: Vec::new(), ran: Vec::new() };
+    let mut runner = Runner {
+        dir: workspace(),
+        running: Vec::new(),
+        ran: Vec::new(),
+        not_run: Vec::new(),
+        retrieved: Vec::new(),
+        env: Vec::new(),
+    };
     write_workspace_config(runner.dir.path());
     let mut shell_blocks = Vec::new();
-    for doc in DOCS {
-        for block in blocks(doc).into_iter().filter(|b| b.lang == "sh") {
+    for doc in docs() {
+        for block in blocks(&doc).into_iter().filter(|b| b.lang == "sh") {
             let lines = commands(&block.text);
             // Blocks that are shell scripts (variables, pipes, curl) run through bash.
-            if lines.iter().any(|l| l.contains("curl ") || l.contains('|') && !l.contains('[')) {
+            if lines.iter().any(|l| is_script(l)) {
                 shell_blocks.push(block);
                 continue;
             }
-            for line in lines {
-                // The case for `record` exists once a simulator runs (the block before starts one).
+            for step in lines.iter().flat_map(|l| steps(l)) {
+                // The case for `record` exists once a simulator runs (the README starts one).
                 let case_id = std::env::var("DOCS_CASE_ID").unwrap_or_else(|_| demo_case_id());
-                for variant in variants(&fill(&line, &case_id)) {
-                    runner.run(block.doc, &variant);
+                for variant in variants(&fill(&step, &case_id)) {
+                    runner.run(&block.doc, &variant);
                 }
             }
         }
@@ -292,6 +482,7 @@ fn every_documented_command_runs_as_written() {
         run_script(&runner, &block);
     }
     println!("ran: {:#?}", runner.ran);
+    println!("not run (they need a real org): {:#?}", runner.not_run);
     for expected in [
         "demo",
         "sim --listen",
@@ -353,8 +544,8 @@ fn run_script(runner: &Runner, block: &Block) {
 #[test]
 fn every_documented_yaml_snippet_parses() {
     let minimal = "org:\n  auth: {grant: refresh_token, client_id: a, refresh_token: {env: X}}\nagent_user: a\nhandover: {default_target: q}\n";
-    for doc in DOCS.iter().chain(["docs/salesforce-setup.md"].iter()) {
-        for block in blocks(doc).into_iter().filter(|b| b.lang == "yaml") {
+    for doc in docs() {
+        for block in blocks(&doc).into_iter().filter(|b| b.lang == "yaml") {
             if block.text.contains("users:") || block.text.contains("connected_apps:") {
                 let dir = tempfile::tempdir().unwrap();
                 std::fs::create_dir_all(dir.path().join("keys")).unwrap();
@@ -374,7 +565,7 @@ fn every_documented_yaml_snippet_parses() {
                 let fragment = block.text.starts_with("org:") && !block.text.contains("agent_user");
                 let text =
                     if fragment { config_with(minimal, &block.text) } else { format!("{minimal}{}", block.text) };
-                Config::parse(&text, doc, &[])
+                Config::parse(&text, &doc, &[])
                     .unwrap_or_else(|e| panic!("{doc}: the config snippet does not parse: {e}\n{}", block.text));
             }
         }
@@ -394,10 +585,12 @@ fn every_documented_setting_and_variable_is_real() {
     let minimal = "org:\n  auth: {grant: refresh_token, client_id: a, refresh_token: {env: X}}\nagent_user: a\nhandover: {default_target: q}\n";
     let mut secrets = Vec::new();
     let mut sources = Vec::new();
-    for doc in DOCS {
-        sources.push((doc.to_string(), std::fs::read_to_string(root().join(doc)).unwrap()));
+    for doc in docs() {
+        let text = std::fs::read_to_string(root().join(&doc)).unwrap();
+        sources.push((doc, text));
     }
-    for e in walk(&root().join("examples")).into_iter().chain(walk(&root().join("docs"))) {
+    let pages = walk(&root().join("docs")).into_iter().filter(|p| p.extension().is_none_or(|e| e != "md"));
+    for e in walk(&root().join("examples")).into_iter().chain(pages) {
         if let Ok(text) = std::fs::read_to_string(&e) {
             sources.push((e.display().to_string(), text));
         }
@@ -473,4 +666,81 @@ fn the_examples_load() {
     assert_eq!(args[..2], ["run", "--config"], "{exec}");
     let out = bin().arg("run").env("CASEBRIDGE_CONFIG", "/nonexistent/c.yaml").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.yaml"), "`run` reads CASEBRIDGE_CONFIG");
+}
+
+/// The README opens on what a newcomer runs first: its first code block is the two commands.
+#[test]
+fn the_readme_starts_with_the_two_commands() {
+    let first = blocks("README.md").into_iter().next().expect("the README has a code block");
+    assert_eq!(first.lang, "sh");
+    assert_eq!(commands(&first.text), ["cargo run --release -- demo", "cargo test"], "{}", first.text);
+}
+
+/// The README's "Where to go next" links every page of `docs/`, and every page opens with
+/// a one-line `# Title`.
+#[test]
+fn the_readme_links_every_page() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let pages: Vec<String> = docs().into_iter().filter(|d| d.starts_with("docs/")).collect();
+    assert!(pages.contains(&"docs/salesforce-setup.md".to_string()), "{pages:?}");
+    for page in pages {
+        assert!(readme.contains(&format!("]({page})")), "README.md does not link {page}");
+        let text = std::fs::read_to_string(root().join(&page)).unwrap();
+        assert!(
+            text.starts_with("# ") && text.lines().nth(1) == Some(""),
+            "{page} does not open with a `# Title` line"
+        );
+    }
+}
+
+/// Every relative link of the docs leads to a file, and its `#anchor` to a heading there.
+#[test]
+fn every_relative_link_resolves() {
+    for doc in docs() {
+        let text = prose(&std::fs::read_to_string(root().join(&doc)).unwrap());
+        for (at, _) in text.match_indices("](") {
+            let target = &text[at + 2..at + 2 + text[at + 2..].find(')').unwrap()];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let file = if path.is_empty() { root().join(&doc) } else { root().join(&doc).parent().unwrap().join(path) };
+            assert!(file.exists(), "{doc}: the link ({target}) leads nowhere");
+            if !anchor.is_empty() {
+                let heads = headings(&std::fs::read_to_string(&file).unwrap());
+                assert!(heads.iter().any(|h| h == anchor), "{doc}: ({target}): no such heading; there are {heads:?}");
+            }
+        }
+    }
+}
+
+/// A document without its fenced code blocks.
+fn prose(text: &str) -> String {
+    let mut out = String::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            out += line;
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The anchors of a document's headings, as GitHub makes them: lower case, punctuation
+/// dropped, spaces as hyphens.
+fn headings(text: &str) -> Vec<String> {
+    prose(text)
+        .lines()
+        .filter_map(|l| l.strip_prefix('#').map(|h| h.trim_start_matches('#').trim()))
+        .map(|h| {
+            h.to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect()
 }

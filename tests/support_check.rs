@@ -2,7 +2,7 @@
 //! (`casebridge::agent::support`), measured on a real help centre (Zulip's, `tests/eval/`):
 //! each passage's own opening statements, cited for it, must pass; another article's,
 //! cited for it, must be stopped. By words alone, and with the embedding model. The figures
-//! are the README's.
+//! are docs/agent.md's.
 
 mod common;
 

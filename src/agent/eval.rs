@@ -8,7 +8,7 @@
 //! pass or fail.
 //!
 //! Each question may belong to a half: `tune` (where weights, bars and synonyms are
-//! chosen) or `report` (the figures the README states). A run measures one half, or all.
+//! chosen) or `report` (the figures docs/agent.md states). A run measures one half, or all.
 
 use std::path::Path;
 

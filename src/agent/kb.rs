@@ -16,7 +16,7 @@
 //!
 //! Coverage is the share of the question's information (its terms, weighted by rarity)
 //! that a passage matches; the bars' defaults were chosen on the tuning halves of the
-//! eval sets (`tests/eval/`), and the README reports the other halves.
+//! eval sets (`tests/eval/`), and docs/agent.md reports the other halves.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::duration::format;
 use super::{AgentConfig, AuthConfig, Config, SecretRef};
 
-/// The ranges, so that the README, the schema and the checks say the same thing.
+/// The ranges, so that docs/configuration.md, the schema and the checks say the same thing.
 pub mod ranges {
     use std::time::Duration;
 

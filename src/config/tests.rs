@@ -76,7 +76,7 @@ fn environment_variables_override_settings() {
 
 #[test]
 fn variables_named_for_secrets_are_not_overrides() {
-    // The README's and the systemd unit's names for secrets: they used to stop start-up.
+    // docs/operations.md's and the systemd unit's names for secrets: they used to stop start-up.
     let admin = format!("{MINIMAL}admin: {{token: {{env: CASEBRIDGE_ADMIN_TOKEN}}}}\n");
     let vars =
         [("CASEBRIDGE_ADMIN_TOKEN", "t0k3n"), ("CASEBRIDGE_SF_CLIENT_SECRET", "s3cret"), ("CASEBRIDGE_LOG", "info")];

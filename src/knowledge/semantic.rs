@@ -6,7 +6,7 @@
 //! BM25F finds the article whose title the question names and the model finds the one
 //! written in other words; the fused score puts the right article first more often than
 //! either alone. The weight and the bars the knowledge-base agent reads were chosen on
-//! those tuning halves only, and the README reports the other halves.
+//! those tuning halves only, and docs/agent.md reports the other halves.
 
 use super::index::{Hit, Index};
 
