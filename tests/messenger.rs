@@ -125,7 +125,7 @@ async fn a_visitors_question_is_answered_over_the_api_and_the_event_stream() {
     let conv = d.store().conversation(&id).unwrap().unwrap();
     assert_eq!(conv.channel.as_str(), "messenger");
     assert!(conv.unanswered().is_empty());
-    assert!(d.store().due_retries(chrono::Utc::now()).unwrap().is_empty(), "nothing left to decide");
+    assert!(d.store().due_chats(chrono::Utc::now()).unwrap().is_empty(), "nothing left to decide");
     assert_eq!(chat.hub.open_streams(), 1);
     // One conversation holds a few streams (browser tabs), not any number.
     let mut held = Vec::new();

@@ -296,7 +296,7 @@ async fn a_persons_reply_on_a_rule_case_answers_the_chat_without_waking_it_again
     assert_eq!(conv.state, ConversationState::Open);
     assert!(conv.retry_at.is_none(), "nothing left to decide: {:?}", conv.retry_at);
     assert!(conv.unhandled_customer_parts().is_empty());
-    assert!(d.store().due_retries(chrono::Utc::now()).unwrap().is_empty());
+    assert!(d.store().due_chats(chrono::Utc::now()).unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -354,7 +354,7 @@ async fn a_decision_on_an_older_copy_keeps_what_happened_meanwhile() {
     let mut closing = d.store().conversation(&id).unwrap().unwrap();
     hub.post(&id, Some(&token2), "One more question: how do I grease the arm?", "127.0.0.1").unwrap();
     closing.state = ConversationState::Closed;
-    closing.messenger.as_mut().unwrap().case_closed = false;
+    closing.messenger.as_mut().unwrap().ended_by_case = false;
     hub.commit(closing, Vec::new()).unwrap();
     let conv = d.store().conversation(&id).unwrap().unwrap();
     assert_eq!(conv.state, ConversationState::Open);

@@ -7,7 +7,7 @@ use super::process::event;
 use super::{CycleReport, Daemon, DaemonError, EventKind};
 use crate::channels::messenger::{self, plan::CasePlan};
 use crate::decide::Rules;
-use crate::model::{Action, CaseRecord, Conversation, ConversationState, Decision, Trace};
+use crate::model::{Action, CaseRecord, CaseStatus, Conversation, ConversationState, Decision, Trace};
 use crate::salesforce::{directory, id};
 
 impl Daemon {
@@ -26,9 +26,9 @@ impl Daemon {
         if let Some(plan) = &case
             && let Some(info) = conv.messenger.as_mut()
         {
-            info.case_queued = true;
+            info.case = std::mem::take(&mut info.case).queued();
             if plan.reopen_status.is_some() {
-                (info.case_closed_by_rule, info.case_is_closed) = (false, false);
+                info.case = std::mem::take(&mut info.case).reopened();
             }
             if let Some(rule) = &plan.rule {
                 info.case_rule = Some(rule.clone());
@@ -69,10 +69,10 @@ impl Daemon {
         report: &mut CycleReport,
     ) -> Result<Option<CasePlan>, DaemonError> {
         let Some(settings) = self.messenger.as_ref().map(|h| h.settings().clone()) else { return Ok(None) };
-        let queued = conv.messenger.as_ref().is_some_and(|m| m.case_queued);
+        let queued = conv.messenger.as_ref().is_some_and(|m| m.case.exists());
         // Salesforce has the case (it was read back): later writes only update it. Until
         // then a write carries the whole case, so it makes one if the first create failed.
-        let known = conv.messenger.as_ref().is_some_and(|m| m.case_id.is_some());
+        let known = conv.messenger.as_ref().is_some_and(|m| m.case.id().is_some());
         let rule = decision.case.as_ref().filter(|r| r.update || !queued);
         let owner_id = match (handover_owner, rule) {
             (Some(owner), _) => Some(owner.to_string()),
@@ -107,10 +107,7 @@ impl Daemon {
         let transcript_field = shaping.map_or(settings.transcript_field.clone(), |r| r.transcript_field.clone());
         // A case the rule closed at a close opens again when the chat goes on; one a person
         // closed, only for a handover (a person takes the chat).
-        let reopen = conv
-            .messenger
-            .as_ref()
-            .is_some_and(|m| m.case_closed_by_rule || (m.case_is_closed && handover_owner.is_some()));
+        let reopen = conv.messenger.as_ref().is_some_and(|m| m.case.reopens_for(handover_owner.is_some()));
         let reopen_status = if reopen { self.case_default_status().await } else { None };
         let transcript_max_chars = self.transcript_max_chars(&transcript_field).await;
         Ok(Some(CasePlan {
@@ -196,24 +193,24 @@ impl Daemon {
 
     /// Closes a chat: its Tasks are completed with the transcript, and the case a `kind:
     /// cases` rule made gets the rule's fields again, the transcript and (when the rule says
-    /// so, and the case is still open) the closed status. `case_closed`: the chat closes
+    /// so, and the case is still open) the closed status. `ended_by_case`: the chat closes
     /// because its case did (the visitor cannot reopen it).
     pub(super) async fn close_chat(
         &mut self,
         conv: &mut Conversation,
-        case_closed: bool,
+        ended_by_case: bool,
         rules: &dyn Rules,
         trace: &mut Trace,
         report: &mut CycleReport,
     ) -> Result<Vec<Action>, DaemonError> {
         conv.state = ConversationState::Closed;
         let Some(info) = conv.messenger.as_mut() else { return Ok(Vec::new()) };
-        info.case_closed = case_closed;
+        info.ended_by_case = ended_by_case;
         let rule = info.case_rule.clone();
         // A case a person closed meanwhile is not closed again (nor its status rewritten).
-        let case_open = !case_closed && !info.case_is_closed;
+        let case_open = !ended_by_case && info.case.status() == CaseStatus::Open;
         let mut actions = messenger::tasks::complete(conv);
-        let why = if case_closed { "its case is closed" } else { "resolved" };
+        let why = if ended_by_case { "its case is closed" } else { "resolved" };
         report.events.push(event(conv, EventKind::Closed, why.into(), "closed".into()));
         let Some(rule) = rule else { return Ok(actions) };
         let record = rules.evaluate(conv).case_rule(&rule, trace);
@@ -224,7 +221,7 @@ impl Daemon {
                     && case_open
                     && let Some(info) = conv.messenger.as_mut()
                 {
-                    info.case_closed_by_rule = true;
+                    info.case = std::mem::take(&mut info.case).closed_by_rule();
                 }
                 actions.push(messenger::plan::close_case(conv, &record, case_open, max));
             }

@@ -44,8 +44,7 @@ impl Daemon {
             return Ok(report);
         }
         let calls = self.client.requests_sent();
-        let due: Vec<String> =
-            self.store.due_retries(Utc::now())?.into_iter().filter(|id| crate::model::is_messenger_id(id)).collect();
+        let due: Vec<String> = self.store.due_chats(Utc::now())?;
         // One snapshot of the rule set for the round: the visitors' leads and every decision.
         let rules = self.rules.load_full();
         let mut pending = Vec::new();
@@ -249,7 +248,7 @@ impl Daemon {
         let mut read = Vec::new();
         let mut unread = Vec::new();
         for id in self.store.chats_with_cases()? {
-            match self.store.conversation(&id)?.and_then(|c| c.messenger.and_then(|m| m.case_modstamp)) {
+            match self.store.conversation(&id)?.and_then(|c| c.messenger.and_then(|m| m.case.modstamp())) {
                 Some(_) => read.push(id),
                 None => unread.push(id),
             }
@@ -308,13 +307,10 @@ impl Daemon {
     async fn take_news(&mut self, news: mirror::CaseNews, report: &mut CycleReport) -> Result<(), DaemonError> {
         let Some(mut conv) = self.store.conversation(&news.conversation_id)? else { return Ok(()) };
         let Some(info) = conv.messenger.as_mut() else { return Ok(()) };
-        let linked = info.case_id.is_none();
-        info.case_id = Some(news.case_id.clone());
-        info.case_number = Some(news.case_number.clone());
-        info.case_modstamp = Some(news.modstamp);
-        info.case_is_closed = news.closed;
-        // Reopened by a person since the rule closed it: theirs to keep.
-        info.case_closed_by_rule &= news.closed;
+        let linked = info.case.id().is_none();
+        // Reopened by a person since the rule closed it: theirs to keep (`read` says so).
+        let (id, number) = (news.case_id.clone(), news.case_number.clone());
+        info.case = std::mem::take(&mut info.case).read(id, number, news.modstamp, news.closed);
         conv.case_number = news.case_number.clone();
         let known: std::collections::BTreeSet<String> = conv.parts.iter().map(|p| p.id.clone()).collect();
         let mut copied = 0;

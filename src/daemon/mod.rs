@@ -508,9 +508,7 @@ impl Daemon {
     /// Conversations whose agent failed earlier: read again by Id (which also shows
     /// whether they were re-assigned meanwhile) and decided again.
     async fn retry_due(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let mut due = self.store.due_retries(Utc::now())?;
-        // Messenger conversations are due in `chat_round`; their ids are no case ids.
-        due.retain(|id| !crate::model::is_messenger_id(id));
+        let due = self.store.due_retries(Utc::now())?;
         for chunk in due.chunks(200) {
             let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
             match self.client.query_with_children(soql).await {

@@ -217,7 +217,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             if conversation.channel == Channel::Messenger {
                 let start = !conversation.parts.iter().any(|p| p.author == AuthorKind::Bot);
                 let info = conversation.messenger.as_ref();
-                let has_case = info.is_some_and(|m| m.case_queued);
+                let has_case = info.is_some_and(|m| m.case.exists());
                 let moment = CaseMoment { start, handover: decision.handover.is_some(), has_case };
                 decision.case = rules.case(moment, &mut trace)?;
                 // Only a lead made before is written again; a failing lead mapping is the

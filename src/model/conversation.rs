@@ -179,7 +179,7 @@ impl Conversation {
     pub fn case_id(&self) -> Option<&str> {
         match self.channel {
             Channel::Case => Some(&self.id),
-            Channel::Messenger => self.messenger.as_ref().and_then(|m| m.case_id.as_deref()),
+            Channel::Messenger => self.messenger.as_ref().and_then(|m| m.case.id()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! stages; the model is what flows.
 
 pub mod action;
+pub mod chat_case;
 pub mod conversation;
 pub mod decision;
 pub mod resolution;
@@ -11,6 +12,7 @@ pub mod text;
 pub mod visitor;
 
 pub use action::*;
+pub use chat_case::{CaseStatus, ChatCase};
 pub use conversation::*;
 pub use decision::*;
 pub use resolution::*;

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::chat_case::{ChatCase, LegacyCaseFlags};
+
 /// Who is chatting in the messenger, as far as casebridge knows.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Visitor {
@@ -17,65 +19,108 @@ pub struct Visitor {
 
 /// A messenger conversation's own state.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "StoredMessengerInfo")]
 pub struct MessengerInfo {
     pub visitor: Visitor,
-    /// The Salesforce Case the conversation became on handover, once Salesforce has it.
-    #[serde(default)]
-    pub case_id: Option<String>,
-    #[serde(default)]
-    pub case_number: Option<String>,
-    /// The linked case's `SystemModstamp` when last read, so only its news is read again.
-    #[serde(default)]
-    pub case_modstamp: Option<DateTime<Utc>>,
+    /// The Salesforce Case the conversation became (on handover, by a `kind: cases` rule,
+    /// or by a person's hand), as a lifecycle.
+    pub case: ChatCase,
     /// Who the visitor's email matched in Salesforce, once looked up.
-    #[serde(default)]
     pub person: Option<SalesforcePerson>,
     /// Whether a Lead was queued for this visitor (they matched nobody and left an email);
-    /// it is upserted by the conversation's id, so it is found by that.
-    #[serde(default)]
+    /// it is upserted by [`MessengerInfo::lead_key`], so it is found by that.
     pub lead_queued: bool,
     /// The External ID the visitor's Lead is upserted by: this conversation's id when it
     /// made the Lead, an earlier conversation's when that one made a Lead for the same
     /// email (a visitor's identity is the org's, not the chat's). `None` in records from
     /// before it was kept: the conversation's own id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_key: Option<String>,
     /// The Tasks logged for this conversation, by their External ID values: completed, with
     /// the transcript, when the conversation closes.
-    #[serde(default)]
     pub tasks: Vec<String>,
     /// The `kind: cases` rule that made the conversation's case, when one did: its fields
     /// are written again each time the conversation closes.
-    #[serde(default)]
     pub case_rule: Option<String>,
-    /// Whether a case was queued for the conversation (by a rule or a handover).
-    #[serde(default)]
-    pub case_queued: bool,
     /// The lead mappings' values last written to the conversation's Lead: a value that
     /// changes is written again.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub lead_fields: std::collections::BTreeMap<String, serde_json::Value>,
     /// A verified visitor became a new Lead and Tasks are logged: the Task waits for the
     /// lead's id, read back once Salesforce has made it.
-    #[serde(default)]
     pub lead_task_pending: bool,
-    /// Whether the conversation's case was closed when last read: a handover or rule that
-    /// writes it again reopens it.
-    #[serde(default)]
-    pub case_is_closed: bool,
-    /// Whether casebridge closed the case when the conversation closed (a rule's
-    /// `close_with_conversation`): a later handover or rule reopens it.
-    #[serde(default)]
-    pub case_closed_by_rule: bool,
-    /// Whether the conversation closed because its case closed: a visitor who writes again
-    /// is told it is over. A conversation closed by its resolution reopens instead. Records
-    /// from before resolutions closed chats lack it: only a case closed them then.
-    #[serde(default = "closed_by_case")]
-    pub case_closed: bool,
+    /// Whether the conversation ended because its case closed: a visitor who writes again
+    /// is told it is over. A conversation closed by its resolution reopens instead.
+    pub ended_by_case: bool,
 }
 
-fn closed_by_case() -> bool {
+/// A messenger conversation's state as stored, by this version or an older one (whose
+/// case was six flags, and whose `case_closed` is today's `ended_by_case`).
+#[derive(Deserialize)]
+struct StoredMessengerInfo {
+    visitor: Visitor,
+    #[serde(default)]
+    case: Option<ChatCase>,
+    #[serde(default)]
+    person: Option<SalesforcePerson>,
+    #[serde(default)]
+    lead_queued: bool,
+    #[serde(default)]
+    lead_key: Option<String>,
+    #[serde(default)]
+    tasks: Vec<String>,
+    #[serde(default)]
+    case_rule: Option<String>,
+    #[serde(default)]
+    lead_fields: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    lead_task_pending: bool,
+    /// Records from before resolutions closed chats lack it: only a case closed them then.
+    #[serde(default = "ended_by_case", alias = "case_closed")]
+    ended_by_case: bool,
+    #[serde(default)]
+    case_id: Option<String>,
+    #[serde(default)]
+    case_number: Option<String>,
+    #[serde(default)]
+    case_modstamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    case_queued: bool,
+    #[serde(default)]
+    case_is_closed: bool,
+    #[serde(default)]
+    case_closed_by_rule: bool,
+}
+
+fn ended_by_case() -> bool {
     true
+}
+
+impl From<StoredMessengerInfo> for MessengerInfo {
+    fn from(s: StoredMessengerInfo) -> MessengerInfo {
+        let case = s.case.unwrap_or_else(|| {
+            ChatCase::from_flags(LegacyCaseFlags {
+                id: s.case_id,
+                number: s.case_number,
+                modstamp: s.case_modstamp,
+                queued: s.case_queued,
+                is_closed: s.case_is_closed,
+                closed_by_rule: s.case_closed_by_rule,
+            })
+        });
+        MessengerInfo {
+            visitor: s.visitor,
+            case,
+            person: s.person,
+            lead_queued: s.lead_queued,
+            lead_key: s.lead_key,
+            tasks: s.tasks,
+            case_rule: s.case_rule,
+            lead_fields: s.lead_fields,
+            lead_task_pending: s.lead_task_pending,
+            ended_by_case: s.ended_by_case,
+        }
+    }
 }
 
 /// An email as the org matches it (Salesforce compares emails without regard to case):

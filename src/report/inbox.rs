@@ -56,8 +56,8 @@ fn chat_summary(c: &Conversation) -> Json {
         "state": crate::store::state_name(&c.state),
         "visitor": info.visitor,
         "kind": info.person_label(),
-        "case_id": info.case_id,
-        "case_number": info.case_number,
+        "case_id": info.case.id(),
+        "case_number": case_number(&info.case),
         "messages": c.parts.len(),
         "updated": c.modstamp,
     })
@@ -98,8 +98,9 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
         Some(SalesforcePerson::Lead { lead_ids, .. }) => lead_panel(&state, &client, lead_ids, &mut panel).await,
         _ => Ok(()),
     };
-    if let Some(case_id) = &info.case_id {
-        panel["case"] = json!({ "id": case_id, "number": info.case_number, "link": link(&state, "Case", case_id) });
+    if let Some(case_id) = info.case.id() {
+        let number = case_number(&info.case);
+        panel["case"] = json!({ "id": case_id, "number": number, "link": link(&state, "Case", case_id) });
     }
     match result {
         Ok(()) => axum::Json(panel).into_response(),
@@ -446,5 +447,13 @@ pub async fn create_lead(State(state): State<AdminState>, Path(id): Path<String>
         Ok(Ok(())) => (StatusCode::ACCEPTED, axum::Json(json!({ "queued": true, "conversation": id }))).into_response(),
         Ok(Err(why)) => failure(StatusCode::CONFLICT, why),
         Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// The chat's case's number, once read back.
+fn case_number(case: &crate::model::ChatCase) -> Option<&str> {
+    match case {
+        crate::model::ChatCase::Known { number, .. } => number.as_deref(),
+        _ => None,
     }
 }

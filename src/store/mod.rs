@@ -19,6 +19,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::model::Action;
 use crate::model::Conversation;
 
+mod due;
 mod resolutions;
 mod sidecar;
 mod sync_errors;
@@ -115,6 +116,9 @@ pub struct Store {
     handed_over_chats: sled::Tree,
     /// A visitor's email (as the org matches it) → the conversation whose id keys their Lead.
     visitor_leads: sled::Tree,
+    /// Messenger conversation id → when it is due for a decision (a visitor wrote, or its
+    /// agent failed earlier): the chats' own queue, apart from the cases' `retries`.
+    chats_due: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -200,11 +204,13 @@ impl Store {
             awaiting_key: db.open_tree("awaiting_key")?,
             handed_over_chats: db.open_tree("handed_over_chats")?,
             visitor_leads: db.open_tree("visitor_leads")?,
+            chats_due: db.open_tree("chats_due")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
             db,
             path: path.to_path_buf(),
         }
-        .with_activity_index()
+        .with_activity_index()?
+        .with_chats_due()
     }
 
     /// Opens a store that must already exist (read-only commands never create one).
@@ -326,10 +332,13 @@ impl Store {
                 crate::model::ConversationState::HandedOver { .. } => true,
                 // A chat the agent still answers whose case a `kind: cases` rule made: read
                 // too, to learn the case's id and copy people's replies.
-                crate::model::ConversationState::Open => conversation.messenger.as_ref().is_some_and(|m| m.case_queued),
+                crate::model::ConversationState::Open => {
+                    conversation.messenger.as_ref().is_some_and(|m| m.case.exists())
+                }
                 _ => false,
             };
         let lead_claim = visitor_leads::claimed_email(conversation);
+        let is_chat = conversation.channel == crate::model::Channel::Messenger;
         let trees = (
             &self.conversations,
             &self.outbox,
@@ -340,10 +349,22 @@ impl Store {
             &self.awaiting_key,
             &self.handed_over_chats,
             &self.visitor_leads,
+            &self.chats_due,
         );
         trees
             .transaction(
-                |(conversations, outbox, retries, activity, activity_keys, awaiting, awaiting_keys, chats, leads)| {
+                |(
+                    conversations,
+                    outbox,
+                    retries,
+                    activity,
+                    activity_keys,
+                    awaiting,
+                    awaiting_keys,
+                    chats,
+                    leads,
+                    chats_due,
+                )| {
                     match handed_over_chat {
                         true => chats.insert(conversation.id.as_bytes(), &[])?,
                         false => chats.remove(conversation.id.as_bytes())?,
@@ -366,9 +387,11 @@ impl Store {
                         awaiting.insert(key.clone(), &[])?;
                     }
                     activity.insert(new_key.clone(), state.as_bytes())?;
+                    // A chat's place in the chats' queue, a case's in the cases' retries.
+                    let due = if is_chat { chats_due } else { retries };
                     match &retry {
-                        Some(at) => retries.insert(conversation.id.as_bytes(), at.clone())?,
-                        None => retries.remove(conversation.id.as_bytes())?,
+                        Some(at) => due.insert(conversation.id.as_bytes(), at.clone())?,
+                        None => due.remove(conversation.id.as_bytes())?,
                     };
                     for entry in &entries {
                         outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
@@ -398,20 +421,6 @@ impl Store {
     /// A new number, unique in this store (for ids casebridge makes).
     pub fn new_id(&self) -> Result<u64> {
         Ok(self.db.generate_id()?)
-    }
-
-    /// Ids of the conversations due for a decision (again) at `now`: an agent that failed
-    /// for now, or a messenger visitor who wrote.
-    pub fn due_retries(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
-        let mut due = Vec::new();
-        for item in self.retries.iter() {
-            let (k, v) = item?;
-            let at: DateTime<Utc> = decode(&k, &v)?;
-            if at <= now {
-                due.push(String::from_utf8_lossy(&k).into_owned());
-            }
-        }
-        Ok(due)
     }
 
     /// Case ids of the conversations awaiting the customer since `cutoff` or earlier,
@@ -547,44 +556,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::channels::cases::build::{Authors, from_case_row};
-    use crate::model::ConversationState;
-
-    fn conversation(id: &str, stamp: &str) -> Conversation {
-        let row = serde_json::json!({
-            "Id": id, "CaseNumber": id, "Subject": "s", "CreatedDate": stamp, "SystemModstamp": stamp, "OwnerId": "005000000000001AAA"
-        });
-        from_case_row(&row, &Authors { agent_user_id: "005000000000001AAA" }).unwrap()
-    }
-
-    #[test]
-    fn recent_conversations_come_newest_first_filtered_and_paged() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s")).unwrap();
-        let mut a = conversation("500000000000001AAA", "2026-01-01T10:00:00.000+0000");
-        let b = conversation("500000000000002AAA", "2026-01-01T11:00:00.000+0000");
-        let mut c = conversation("500000000000003AAA", "2026-01-01T12:00:00.000+0000");
-        c.state = ConversationState::Closed;
-        for conv in [&a, &b, &c] {
-            store.commit(conv, Vec::new()).unwrap();
-        }
-        let ids = |list: Vec<Conversation>| list.into_iter().map(|c| c.id).collect::<Vec<_>>();
-        let (page, total) = store.recent_conversations(None, 0, 2).unwrap();
-        assert_eq!((ids(page), total), (vec![c.id.clone(), b.id.clone()], 3));
-        let (page, total) = store.recent_conversations(Some("open"), 1, 5).unwrap();
-        assert_eq!((ids(page), total), (vec![a.id.clone()], 2));
-        // An update moves the conversation, without leaving its old place behind.
-        a.modstamp = "2026-01-01T13:00:00.000+0000".parse::<chrono::DateTime<chrono::FixedOffset>>().unwrap().into();
-        store.commit(&a, Vec::new()).unwrap();
-        let (page, total) = store.recent_conversations(None, 0, 10).unwrap();
-        assert_eq!((ids(page)[0].clone(), total), (a.id.clone(), 3));
-
-        // A store written before the index existed gets one when opened.
-        store.activity.clear().unwrap();
-        drop(store);
-        let reopened = Store::open(&dir.path().join("s")).unwrap();
-        assert_eq!(reopened.recent_conversations(None, 0, 10).unwrap().1, 3);
-    }
-}
+mod tests;

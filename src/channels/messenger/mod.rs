@@ -234,7 +234,7 @@ impl Messenger {
             let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
             if conv.state == ConversationState::Closed {
                 // A chat whose case a person closed is over; one the agent resolved reopens.
-                if conv.messenger.as_ref().is_none_or(|m| m.case_closed) {
+                if conv.messenger.as_ref().is_none_or(|m| m.ended_by_case) {
                     return Err(MessengerError::Closed);
                 }
                 conv.state = ConversationState::Open;
@@ -301,28 +301,25 @@ impl Messenger {
                     if theirs.lead_queued && !mine.lead_queued {
                         (mine.lead_queued, mine.lead_key) = (true, theirs.lead_key.clone());
                     }
-                    mine.case_id = mine.case_id.take().or(theirs.case_id.clone());
+                    mine.case = std::mem::take(&mut mine.case).later(&theirs.case);
                 }
                 // A visitor who wrote while the daemon closed the chat (a resolution) reopens
                 // it, as writing after the close would.
                 let mine: std::collections::BTreeSet<&str> = conv.parts.iter().map(|p| p.id.as_str()).collect();
                 let wrote_meanwhile =
                     stored.parts.iter().any(|p| p.author == AuthorKind::User && !mine.contains(p.id.as_str()));
-                let resolved =
-                    conv.state == ConversationState::Closed && conv.messenger.as_ref().is_some_and(|m| !m.case_closed);
+                let resolved = conv.state == ConversationState::Closed
+                    && conv.messenger.as_ref().is_some_and(|m| !m.ended_by_case);
                 if wrote_meanwhile && resolved {
                     conv.state = ConversationState::Open;
                 }
                 // A handover made meanwhile (by hand) stands, unless the chat ends with its case.
-                let ends_with_case = conv.messenger.as_ref().is_some_and(|m| m.case_closed);
+                let ends_with_case = conv.messenger.as_ref().is_some_and(|m| m.ended_by_case);
                 if matches!(stored.state, ConversationState::HandedOver { .. })
                     && !matches!(conv.state, ConversationState::HandedOver { .. })
                     && !ends_with_case
                 {
                     conv.state = stored.state.clone();
-                    if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref()) {
-                        mine.case_queued |= theirs.case_queued;
-                    }
                 }
                 // An email the visitor left in a message meanwhile.
                 if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref())
@@ -371,8 +368,7 @@ impl Messenger {
         part.public = false;
         conv.parts.push(part);
         if let Some(info) = conv.messenger.as_mut() {
-            info.case_id = Some(case_id.to_string());
-            info.case_queued = true;
+            info.case = std::mem::take(&mut info.case).linked(case_id.to_string());
         }
         if conv.state != ConversationState::Closed {
             let reason = "a person made a case for it from the admin page".to_string();
