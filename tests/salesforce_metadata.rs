@@ -365,7 +365,7 @@ const OBJECT_GRANTS: &[Grant] = &[
         edit: true,
         permission_set: PERMISSION_SET,
         used_by: "the messenger's visitors: matching and upserting leads (channels/messenger/matching.rs, \
-                  daemon/chat_leads.rs)",
+                  daemon/chats/leads.rs)",
     },
     Grant {
         object: "Contact",

@@ -29,12 +29,12 @@ use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError};
 use crate::store::{Cursor, Store, StoreError};
 
-mod chat_cases;
-mod chat_leads;
+mod chats;
+mod dispatch;
 pub mod knowledge_sync;
-mod messenger;
 mod process;
 mod resolution;
+mod shared;
 
 /// How many recently active open conversations the poll also watches for re-assignment.
 const WATCHED_OPEN: usize = 100;
@@ -164,18 +164,8 @@ pub struct Daemon {
     /// The latest status, for the admin server.
     status_snapshot: Arc<std::sync::Mutex<Option<Status>>>,
     knowledge: Option<knowledge_sync::KnowledgeSync>,
-    /// The web messenger's hub, when the messenger is on.
-    messenger: Option<Arc<crate::channels::messenger::Messenger>>,
-    /// Case record types by the name a setting or rule gives, once looked up (`None`: the
-    /// org lacks it).
-    case_record_types: HashMap<String, Option<String>>,
-    /// Case's describe, read once: the Status picklist's default (to reopen a case) and
-    /// the transcript fields' lengths.
-    case_describe: Option<crate::salesforce::client::SObjectDescribe>,
-    /// The newest `SystemModstamp` the last complete read of chats' cases saw: the next
-    /// read asks only for cases changed since (less the overlap). In memory: after a
-    /// restart the first read takes every case once.
-    mirror_cursor: Option<DateTime<Utc>>,
+    /// The chat channel, when the messenger is on.
+    chats: Option<chats::ChatChannel>,
     /// Whether the org's feed posts are read (they carry `Visibility` there).
     posts: Posts,
 }
@@ -227,10 +217,7 @@ impl Daemon {
             org,
             status_snapshot: Arc::new(std::sync::Mutex::new(None)),
             knowledge,
-            messenger: None,
-            case_record_types: HashMap::new(),
-            case_describe: None,
-            mirror_cursor: None,
+            chats: None,
             posts,
         })
     }
@@ -270,7 +257,7 @@ impl Daemon {
             client: Some(self.client.clone()),
             instance_url: self.org.0.clone(),
             default_owner: serde_json::json!({ "id": self.default_target.id, "name": self.default_target.name }),
-            messenger: self.messenger.clone(),
+            messenger: self.messenger().cloned(),
         }
     }
 
@@ -338,7 +325,7 @@ impl Daemon {
             // Between polls, a visitor's message is decided at once.
             let next_poll = tokio::time::Instant::now() + self.settings.poll_interval;
             loop {
-                let hub = self.messenger.clone();
+                let hub = self.messenger().cloned();
                 tokio::select! {
                     _ = &mut shutdown => break 'cycles,
                     _ = tokio::time::sleep_until(next_poll) => break,
@@ -403,13 +390,32 @@ impl Daemon {
             }
         }
         self.retry_due(&mut report).await?;
-        self.mirror_chats(&mut report).await?;
+        if let (mut shared, Some(chats)) = self.parts() {
+            chats.mirror_chats(&mut shared, &mut report).await?;
+        }
         let chats = self.chat_round().await?;
         report.events.extend(chats.events);
         self.settle_quiet(&mut report).await?;
         report.executed = self.executor.run_round().await?;
         report.api_calls = self.client.requests_sent() - calls_before;
         Ok(report)
+    }
+
+    /// The state the stages share, and the chat channel (when the messenger is on),
+    /// borrowed apart so a channel's call can use both.
+    fn parts(&mut self) -> (shared::Shared<'_>, Option<&mut chats::ChatChannel>) {
+        let shared = shared::Shared {
+            client: &self.client,
+            store: &self.store,
+            metrics: &self.metrics,
+            rules: &self.rules,
+            agent_user: &self.agent_user,
+            default_target: &self.default_target,
+            targets: &mut self.targets,
+            overlap: self.settings.overlap,
+            posts: self.posts,
+        };
+        (shared, self.chats.as_mut())
     }
 
     /// Syncs Salesforce Knowledge when due; `false` while its articles never loaded.

@@ -7,13 +7,13 @@ use futures_util::StreamExt;
 use serde_json::Value as Json;
 
 use super::{ConversationEvent, CycleReport, Daemon, DaemonError, EventKind};
-use crate::act::plan::{HandoverTo, ReplySettings, plan};
+use crate::act::plan::HandoverTo;
 use crate::channels::cases::build::{self, Authors};
 use crate::decide::{self, DecideError, RuleSnapshot};
-use crate::model::{Action, Channel, Conversation, ConversationState, DEFAULT_TARGET, Decision, RuleError};
-use crate::salesforce::directory::{self, SetupError};
+use crate::model::{Action, Conversation, ConversationState, Decision, RuleError};
+use crate::salesforce::directory::SetupError;
 use crate::salesforce::id;
-use crate::store::{StoreError, SyncError};
+use crate::store::StoreError;
 
 /// A conversation built and settled, waiting for its decision.
 pub(super) struct Pending {
@@ -140,19 +140,7 @@ impl Daemon {
             None => None,
         };
         let target_id = handover.as_ref().map(|h| h.owner_id.clone());
-        let actions = match conv.channel {
-            Channel::Case => {
-                let replies = ReplySettings {
-                    channel: self.settings.reply_channel,
-                    email_from: self.settings.email_from.as_deref(),
-                };
-                plan(&conv, &decision, replies, handover)
-            }
-            Channel::Messenger => {
-                let rules = rules.as_ref().as_ref();
-                self.plan_chat(&mut conv, &mut decision, rules, target_id.as_deref(), report).await?
-            }
-        };
+        let actions = self.plan_by_channel(&mut conv, &mut decision, rules, handover, report).await?;
         self.apply(conv, decision, actions, unanswered, target_id, report)
     }
 
@@ -334,15 +322,7 @@ impl Daemon {
     }
 
     pub(super) async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {
-        if target == DEFAULT_TARGET {
-            return Ok(self.default_target.id.clone());
-        }
-        if let Some(id) = self.targets.get(target) {
-            return Ok(id.clone());
-        }
-        let resolved = directory::handover_target(&self.client, target).await?;
-        self.targets.insert(target.to_string(), resolved.id.clone());
-        Ok(resolved.id)
+        self.parts().0.resolve_target(target).await
     }
 
     pub(super) fn record_error(
@@ -352,8 +332,7 @@ impl Daemon {
         code: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        self.metrics.sync_error(code);
-        self.store.record_error(SyncError::new(case_id, operation, code, message)).map(|_| ())
+        super::shared::record_error(&self.store, &self.metrics, case_id, operation, code, message)
     }
 }
 

@@ -104,10 +104,7 @@ impl Daemon {
             self.metrics.resolution(settled.state.as_str());
             let mut actions = Vec::new();
             let mut trace = Trace::default();
-            // A chat the agent answered ends here (it reopens if the visitor writes again).
-            if conv.channel == model::Channel::Messenger && conv.state == model::ConversationState::Open {
-                actions = self.close_chat(&mut conv, false, rules.as_ref().as_ref(), &mut trace, report).await?;
-            }
+            actions.extend(self.settled_by_silence(&mut conv, rules.as_ref().as_ref(), &mut trace, report).await?);
             match rules.evaluate(&conv).outbound(Moment::Sync, &mut trace) {
                 Ok(fields) if !fields.is_empty() => {
                     // A messenger conversation that never became a case has no fields to write.

@@ -5,6 +5,7 @@
 
 pub mod eval;
 mod lex;
+mod like;
 pub mod parse;
 mod semijoin;
 

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::{Daemon, DaemonError};
+use super::ChatChannel;
 use crate::channels::messenger::{self, plan::CONVERSATION_FIELD};
+use crate::daemon::DaemonError;
+use crate::daemon::shared::Shared;
 use crate::decide::Rules;
 use crate::model::{Action, Conversation, ConversationState, Decision, SalesforcePerson, Trace};
 use crate::salesforce::soql::{Filter, Select};
@@ -17,11 +19,12 @@ use crate::salesforce::soql::{Filter, Select};
 /// How many conversations one lead query asks about.
 const LEADS_PER_QUERY: usize = 200;
 
-impl Daemon {
+impl ChatChannel {
     /// The lead mappings' values for `conv` now; a failing mapping is a sync error and
     /// gives none.
     pub(super) fn lead_mapping(
         &mut self,
+        shared: &mut Shared<'_>,
         conv: &Conversation,
         rules: &dyn Rules,
     ) -> Result<BTreeMap<String, Json>, DaemonError> {
@@ -29,7 +32,7 @@ impl Daemon {
         match evaluated {
             Ok(values) => Ok(values),
             Err(e) => {
-                self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?;
+                shared.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?;
                 Ok(BTreeMap::new())
             }
         }
@@ -38,7 +41,7 @@ impl Daemon {
     /// The user a conversation's Lead and Tasks belong to: its assignee, when it was handed
     /// to a user and `messenger.owner_follows_assignee` is on.
     pub(super) fn lead_owner(&self, conv: &Conversation) -> Option<String> {
-        let follows = self.messenger.as_ref().is_some_and(|h| h.settings().owner_follows_assignee);
+        let follows = self.hub.settings().owner_follows_assignee;
         match &conv.state {
             ConversationState::HandedOver { target_id, .. } if follows && is_user_id(target_id) => {
                 Some(target_id.clone())
@@ -55,7 +58,7 @@ impl Daemon {
         decision: &Decision,
         handover_owner: Option<&str>,
     ) -> Vec<Action> {
-        let follows = self.messenger.as_ref().is_some_and(|h| h.settings().owner_follows_assignee);
+        let follows = self.hub.settings().owner_follows_assignee;
         let owner = handover_owner.filter(|id| follows && is_user_id(id));
         let Some(info) = conv.messenger.as_mut() else { return Vec::new() };
         let mut lead: BTreeMap<String, Json> = BTreeMap::new();
@@ -84,18 +87,22 @@ impl Daemon {
     /// `conversation_ids`, once Salesforce has the lead (found by the key it was upserted
     /// by, which chats with the same email share); a lead not there yet is tried again when
     /// the visitor next writes.
-    pub(super) async fn log_lead_tasks(&mut self, conversation_ids: &[String]) -> Result<(), DaemonError> {
+    pub(in crate::daemon) async fn log_lead_tasks(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conversation_ids: &[String],
+    ) -> Result<(), DaemonError> {
         let mut chats_by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for id in conversation_ids {
-            if let Some(key) = self.store.conversation(id)?.as_ref().and_then(|c| c.lead_key().map(str::to_string)) {
+            if let Some(key) = shared.store.conversation(id)?.as_ref().and_then(|c| c.lead_key().map(str::to_string)) {
                 chats_by_key.entry(key).or_default().push(id.clone());
             }
         }
         let keys: Vec<String> = chats_by_key.keys().cloned().collect();
         for chunk in keys.chunks(LEADS_PER_QUERY) {
-            for (lead_id, key) in self.leads_by_key(chunk).await {
+            for (lead_id, key) in self.leads_by_key(shared, chunk).await {
                 for id in chats_by_key.get(&key).into_iter().flatten() {
-                    self.log_lead_task(id, &lead_id)?;
+                    self.log_lead_task(shared, id, &lead_id)?;
                 }
             }
         }
@@ -103,13 +110,13 @@ impl Daemon {
     }
 
     /// The Leads upserted by `keys`, as (lead id, key); none when they cannot be read now.
-    async fn leads_by_key(&self, keys: &[String]) -> Vec<(String, String)> {
+    async fn leads_by_key(&self, shared: &mut Shared<'_>, keys: &[String]) -> Vec<(String, String)> {
         let soql = Select::new(["Id", CONVERSATION_FIELD], "Lead")
             .filter(Filter::is_in(CONVERSATION_FIELD, keys.iter().cloned()))
             .limit(LEADS_PER_QUERY)
             .build();
         let rows: Vec<Json> = match soql {
-            Ok(soql) => match self.client.query(soql).collect_all().await {
+            Ok(soql) => match shared.client.query(soql).collect_all().await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "Cannot read back new leads; their Tasks wait.");
@@ -127,8 +134,8 @@ impl Daemon {
     }
 
     /// Logs conversation `id`'s Task on the Lead `lead_id`, when it still waits for it.
-    fn log_lead_task(&mut self, id: &str, lead_id: &str) -> Result<(), DaemonError> {
-        let Some(mut conv) = self.store.conversation(id)? else { return Ok(()) };
+    fn log_lead_task(&mut self, shared: &mut Shared<'_>, id: &str, lead_id: &str) -> Result<(), DaemonError> {
+        let Some(mut conv) = shared.store.conversation(id)? else { return Ok(()) };
         if !conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
             return Ok(());
         }

@@ -3,26 +3,29 @@
 //! cases the cases channel answers); and what a conversation's closing writes to its case
 //! (the rule's fields again, the transcript, the closed status) and its Tasks.
 
-use super::process::event;
-use super::{CycleReport, Daemon, DaemonError, EventKind};
+use super::ChatChannel;
 use crate::channels::messenger::{self, plan::CasePlan};
+use crate::daemon::process::event;
+use crate::daemon::shared::Shared;
+use crate::daemon::{CycleReport, DaemonError, EventKind};
 use crate::decide::Rules;
 use crate::model::{Action, CaseRecord, CaseStatus, Conversation, ConversationState, Decision, Trace};
 use crate::salesforce::{directory, id};
 
-impl Daemon {
+impl ChatChannel {
     /// What a decision does to a chat (see `channels::messenger::plan`). `handover_owner`
     /// is the handover target, resolved, when the decision hands over.
-    pub(super) async fn plan_chat(
+    pub(in crate::daemon) async fn plan_chat(
         &mut self,
+        shared: &mut Shared<'_>,
         conv: &mut Conversation,
         decision: &mut Decision,
         rules: &dyn Rules,
         handover_owner: Option<&str>,
         report: &mut CycleReport,
     ) -> Result<Vec<Action>, DaemonError> {
-        let Some(hub) = self.messenger.clone() else { return Ok(Vec::new()) };
-        let case = self.case_plan(conv, decision, rules, handover_owner, report).await?;
+        let hub = self.hub.clone();
+        let case = self.case_plan(shared, conv, decision, rules, handover_owner, report).await?;
         if let Some(plan) = &case
             && let Some(info) = conv.messenger.as_mut()
         {
@@ -34,7 +37,7 @@ impl Daemon {
                 info.case_rule = Some(rule.clone());
             }
         }
-        let store = &self.store;
+        let store = &shared.store;
         let mut failed = None;
         let mut actions = messenger::plan::plan(conv, decision, case, hub.settings(), || match store.new_id() {
             Ok(n) => format!("a{n}"),
@@ -52,7 +55,7 @@ impl Daemon {
         if decision.confirmed && decision.handover.is_none() && conv.state == ConversationState::Open {
             conv.attributes.extend(decision.attributes.clone());
             conv.topics.extend(decision.topics.iter().cloned());
-            actions.extend(self.close_chat(conv, false, rules, &mut decision.trace, report).await?);
+            actions.extend(self.close_chat(shared, conv, false, rules, &mut decision.trace, report).await?);
         }
         Ok(actions)
     }
@@ -62,13 +65,14 @@ impl Daemon {
     /// by the rule's owner.
     async fn case_plan(
         &mut self,
+        shared: &mut Shared<'_>,
         conv: &Conversation,
         decision: &mut Decision,
         rules: &dyn Rules,
         handover_owner: Option<&str>,
         report: &mut CycleReport,
     ) -> Result<Option<CasePlan>, DaemonError> {
-        let Some(settings) = self.messenger.as_ref().map(|h| h.settings().clone()) else { return Ok(None) };
+        let settings = self.hub.settings().clone();
         let queued = conv.messenger.as_ref().is_some_and(|m| m.case.exists());
         // Salesforce has the case (it was read back): later writes only update it. Until
         // then a write carries the whole case, so it makes one if the first create failed.
@@ -78,7 +82,7 @@ impl Daemon {
             (Some(owner), _) => Some(owner.to_string()),
             // A rule writing a case made before leaves its owner be.
             (None, Some(_)) if known => None,
-            (None, Some(rule)) => match self.case_owner(conv, rule).await? {
+            (None, Some(rule)) => match self.case_owner(shared, conv, rule).await? {
                 Some(owner) => Some(owner),
                 None => return Ok(None),
             },
@@ -93,7 +97,7 @@ impl Daemon {
         let shaping = rule.or(earlier.as_ref());
         let record_type = shaping.map_or(settings.case_record_type.clone(), |r| r.record_type.clone());
         let record_type_id = match record_type {
-            Some(name) => self.case_record_type(&conv.id, &name).await?,
+            Some(name) => self.case_record_type(shared, &conv.id, &name).await?,
             None => None,
         };
         let mut fields = decision.field_updates.clone();
@@ -108,8 +112,8 @@ impl Daemon {
         // A case the rule closed at a close opens again when the chat goes on; one a person
         // closed, only for a handover (a person takes the chat).
         let reopen = conv.messenger.as_ref().is_some_and(|m| m.case.reopens_for(handover_owner.is_some()));
-        let reopen_status = if reopen { self.case_default_status().await } else { None };
-        let transcript_max_chars = self.transcript_max_chars(&transcript_field).await;
+        let reopen_status = if reopen { self.case_default_status(shared).await } else { None };
+        let transcript_max_chars = self.transcript_max_chars(shared, &transcript_field).await;
         Ok(Some(CasePlan {
             owner_id,
             record_type_id,
@@ -125,9 +129,9 @@ impl Daemon {
     }
 
     /// Case's describe, read once (`None` while it cannot be read).
-    async fn case_describe(&mut self) -> Option<&crate::salesforce::client::SObjectDescribe> {
+    async fn case_describe(&mut self, shared: &mut Shared<'_>) -> Option<&crate::salesforce::client::SObjectDescribe> {
         if self.case_describe.is_none() {
-            match self.client.describe("Case").await {
+            match shared.client.describe("Case").await {
                 Ok(d) => self.case_describe = Some(d),
                 Err(e) => tracing::warn!(error = %e, "Cannot read Case's describe."),
             }
@@ -138,15 +142,15 @@ impl Daemon {
     /// How much of the transcript `field` holds: its described length when shorter than
     /// 32,000 characters, so that the latest messages are kept rather than the field
     /// refused as too long.
-    async fn transcript_max_chars(&mut self, field: &str) -> usize {
-        let described = self.case_describe().await.and_then(|d| d.field(field)).map(|f| f.length as usize);
+    async fn transcript_max_chars(&mut self, shared: &mut Shared<'_>, field: &str) -> usize {
+        let described = self.case_describe(shared).await.and_then(|d| d.field(field)).map(|f| f.length as usize);
         transcript_chars(described)
     }
 
     /// The Case `Status` picklist's default value (its first active value when none is
     /// marked), looked up once; `None` when the describe cannot be read now.
-    async fn case_default_status(&mut self) -> Option<String> {
-        let status = self.case_describe().await?.field("Status")?;
+    async fn case_default_status(&mut self, shared: &mut Shared<'_>) -> Option<String> {
+        let status = self.case_describe(shared).await?.field("Status")?;
         let mut active = status.picklist_values.iter().filter(|v| v.active);
         let default = active.clone().find(|v| v.default_value).or_else(|| active.next());
         default.map(|v| v.value.clone())
@@ -154,32 +158,42 @@ impl Daemon {
 
     /// The id of a `kind: cases` rule's owner; `None` (with a sync error) when the org has
     /// no such queue or user, or when it is the agent user.
-    async fn case_owner(&mut self, conv: &Conversation, rule: &CaseRecord) -> Result<Option<String>, DaemonError> {
-        let problem = match self.resolve_target(&rule.owner).await {
-            Ok(owner) if !id::same(&owner, &self.agent_user.id) => return Ok(Some(owner)),
+    async fn case_owner(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conv: &Conversation,
+        rule: &CaseRecord,
+    ) -> Result<Option<String>, DaemonError> {
+        let problem = match shared.resolve_target(&rule.owner).await {
+            Ok(owner) if !id::same(&owner, &shared.agent_user.id) => return Ok(Some(owner)),
             Ok(_) => format!(
                 "cases rule {} names the agent user as the case's owner; casebridge would answer its own case, so none is made",
                 rule.rule
             ),
             Err(e) => format!("cases rule {} names owner {:?}, which cannot be used: {e}", rule.rule, rule.owner),
         };
-        self.record_error(Some(&conv.id), "create_case", "CASE_OWNER_UNUSABLE", &problem)?;
+        shared.record_error(Some(&conv.id), "create_case", "CASE_OWNER_UNUSABLE", &problem)?;
         Ok(None)
     }
 
     /// The id of the Case record type `name` names, looked up once; a name the org lacks is
     /// a sync error, and the case gets the org's default.
-    async fn case_record_type(&mut self, conversation_id: &str, name: &str) -> Result<Option<String>, DaemonError> {
+    async fn case_record_type(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conversation_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, DaemonError> {
         if let Some(found) = self.case_record_types.get(name) {
             return Ok(found.clone());
         }
-        match directory::record_type(&self.client, "Case", name).await {
+        match directory::record_type(shared.client, "Case", name).await {
             Ok(found) => {
                 if found.is_none() {
                     let problem = format!(
                         "record type {name:?} is no active record type of Case; the case gets the org's default"
                     );
-                    self.record_error(Some(conversation_id), "create_case", "RECORD_TYPE_NOT_FOUND", &problem)?;
+                    shared.record_error(Some(conversation_id), "create_case", "RECORD_TYPE_NOT_FOUND", &problem)?;
                 }
                 self.case_record_types.insert(name.to_string(), found.clone());
                 Ok(found)
@@ -195,8 +209,9 @@ impl Daemon {
     /// cases` rule made gets the rule's fields again, the transcript and (when the rule says
     /// so, and the case is still open) the closed status. `ended_by_case`: the chat closes
     /// because its case did (the visitor cannot reopen it).
-    pub(super) async fn close_chat(
+    pub(in crate::daemon) async fn close_chat(
         &mut self,
+        shared: &mut Shared<'_>,
         conv: &mut Conversation,
         ended_by_case: bool,
         rules: &dyn Rules,
@@ -216,7 +231,7 @@ impl Daemon {
         let record = rules.evaluate(conv).case_rule(&rule, trace);
         match record {
             Ok(Some(record)) => {
-                let max = self.transcript_max_chars(&record.transcript_field).await;
+                let max = self.transcript_max_chars(shared, &record.transcript_field).await;
                 if record.close_status.is_some()
                     && case_open
                     && let Some(info) = conv.messenger.as_mut()
@@ -228,7 +243,7 @@ impl Daemon {
             Ok(None) => {
                 tracing::info!(rule, "The cases rule that made this chat's case is gone; nothing written at close.")
             }
-            Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
+            Err(e) => shared.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
         }
         Ok(actions)
     }

@@ -1,0 +1,187 @@
+//! The visitors of chats: matching a visitor who gave an email to the org, their Lead (one
+//! per email), the Tasks a verified visitor's conversation is logged as, and settling a
+//! chat that needs no decision.
+
+use super::ChatChannel;
+use crate::channels::messenger::{self, matching};
+use crate::daemon::process::event;
+use crate::daemon::shared::Shared;
+use crate::daemon::{CycleReport, DaemonError, EventKind};
+use crate::decide::Rules;
+use crate::model::{AccountInfo, Action, ContactInfo, Conversation, ConversationState, SalesforcePerson};
+use crate::store::StoreError;
+
+impl ChatChannel {
+    /// Matches a visitor who gave an email to the org, once; a new visitor becomes a Lead
+    /// when `messenger.create_leads` is on (queued with the conversation). A verified
+    /// visitor's contact and account become the conversation's, for rules and templates;
+    /// an unverified email is matched only to avoid a duplicate lead, and shows nothing.
+    pub(in crate::daemon) async fn know_visitor(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conv: &mut Conversation,
+        rules: &dyn Rules,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let hub = self.hub.clone();
+        let Some(info) = conv.messenger.as_ref() else { return Ok(()) };
+        let Some(email) = info.visitor.email.clone() else { return Ok(()) };
+        if info.person.is_some() {
+            return Ok(());
+        }
+        // An unverified email (anyone can type one) is looked up only to avoid a duplicate
+        // lead, and only when leads are made: each lookup is two API calls.
+        if !info.visitor.verified && !hub.settings().create_leads {
+            return Ok(());
+        }
+        let person = match messenger::matching::find(shared.client, &email).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Tried again when the visitor next writes.
+                tracing::warn!(error = %e, "Cannot match a messenger visitor in Salesforce.");
+                return Ok(shared.record_error(Some(&conv.id), "match_visitor", e.error_code(), &e.message())?);
+            }
+        };
+        let verified = info.visitor.verified;
+        if verified && let SalesforcePerson::User { contact_id, name, account_id, account_name, .. } = &person {
+            conv.contact = Some(ContactInfo { id: contact_id.clone(), name: name.clone(), email: Some(email.clone()) });
+            conv.account = account_id.as_ref().map(|id| AccountInfo { id: id.clone(), name: account_name.clone() });
+        }
+        let mut actions = self.log_tasks(shared, conv, &person, verified).await?;
+        let create = person == SalesforcePerson::Visitor && hub.settings().create_leads;
+        let info = conv.messenger.as_mut().expect("checked above");
+        info.person = Some(person);
+        if !create || info.lead_queued {
+            return self.commit(conv, actions);
+        }
+        // One Lead per email: an earlier chat's, when one made it (in this round, or before
+        // Salesforce has it), else this chat's own.
+        if let Some(earlier) = shared.store.visitor_lead(&email)?.filter(|other| *other != conv.id) {
+            self.share_lead(shared, conv, earlier, rules)?;
+            return self.commit(conv, actions);
+        }
+        actions.extend(self.make_lead(shared, conv, rules)?);
+        match self.commit(conv, actions) {
+            // A person made one by hand for another chat with this email meanwhile.
+            Err(DaemonError::Store(StoreError::LeadClaimed { claimant })) => {
+                self.share_lead(shared, conv, claimant, rules)?;
+                self.commit(conv, Vec::new())
+            }
+            done => {
+                let detail = "a new visitor left an email: a Lead is created".to_string();
+                report.events.push(event(conv, EventKind::LeadCreated, detail.clone(), detail));
+                done
+            }
+        }
+    }
+
+    /// Queues the Lead a new visitor with an email becomes, keyed by the conversation's id.
+    fn make_lead(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conv: &mut Conversation,
+        rules: &dyn Rules,
+    ) -> Result<Option<Action>, DaemonError> {
+        let settings = self.hub.settings().clone();
+        let mapped = self.lead_mapping(shared, conv, rules)?;
+        let owner = self.lead_owner(conv);
+        let Some(info) = conv.messenger.as_mut() else { return Ok(None) };
+        info.lead_queued = true;
+        info.lead_key = Some(conv.id.clone());
+        // A verified visitor's conversation is logged on the lead once it exists.
+        info.lead_task_pending = info.visitor.verified && settings.log_tasks;
+        info.lead_fields = mapped.clone();
+        Ok(matching::create_lead(conv, &settings.lead_source, &mapped, owner.as_deref()))
+    }
+
+    /// Makes the Lead conversation `earlier` queued for the same email this chat's too:
+    /// later writes (changed mappings, owner, Tasks) go to it, by its key.
+    fn share_lead(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conv: &mut Conversation,
+        earlier: String,
+        rules: &dyn Rules,
+    ) -> Result<(), DaemonError> {
+        let log_tasks = self.hub.settings().log_tasks;
+        let mapped = self.lead_mapping(shared, conv, rules)?;
+        let Some(info) = conv.messenger.as_mut() else { return Ok(()) };
+        info.lead_queued = true;
+        info.lead_key = Some(earlier);
+        info.lead_task_pending = info.visitor.verified && log_tasks;
+        info.lead_fields = mapped;
+        Ok(())
+    }
+
+    /// The Tasks a matched visitor's conversation is logged as (`messenger.log_tasks`), and
+    /// their keys noted in the conversation; only for a verified email.
+    async fn log_tasks(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conv: &mut Conversation,
+        person: &SalesforcePerson,
+        verified: bool,
+    ) -> Result<Vec<Action>, DaemonError> {
+        let on = self.hub.settings().log_tasks;
+        // Only for a verified email: a Task on an unverified claim would file anyone's words
+        // in a contact's or lead's history.
+        if !verified {
+            return Ok(Vec::new());
+        }
+        let contact = match person {
+            SalesforcePerson::User { contact_id, .. } => Some(contact_id.clone()),
+            SalesforcePerson::Visitor => return Ok(Vec::new()),
+            SalesforcePerson::Lead { .. } => None,
+        };
+        if !on {
+            return Ok(Vec::new());
+        }
+        let what = match &contact {
+            Some(id) => match messenger::tasks::related_opportunity(shared.client, id).await {
+                Ok(what) => what,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot read the contact's opportunities; the Task is related to none.");
+                    None
+                }
+            },
+            None => None,
+        };
+        let logged = messenger::tasks::log(conv, person, what.as_deref(), self.lead_owner(conv).as_deref());
+        let info = conv.messenger.as_mut().expect("a messenger conversation");
+        info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
+        Ok(logged.into_iter().map(|(_, action)| action).collect())
+    }
+
+    /// Settles a chat that needs no decision: closed, handed over (the visitor's messages go
+    /// to the case), or nothing new; otherwise returns the messages to answer.
+    pub(in crate::daemon) fn settle_chat(
+        &mut self,
+        conv: &mut Conversation,
+        report: &mut CycleReport,
+    ) -> Result<Option<Vec<String>>, DaemonError> {
+        conv.retry_at = None;
+        let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
+        let unhandled: Vec<String> = conv.unhandled_customer_parts().iter().map(|p| p.id.clone()).collect();
+        match &conv.state {
+            ConversationState::Open if !unanswered.is_empty() => return Ok(Some(unanswered)),
+            ConversationState::HandedOver { .. } if !unhandled.is_empty() => {
+                let unanswered = unhandled;
+                // Without its case yet, the messages wait: the case's first read makes the
+                // conversation due again.
+                if let Some(case_id) = conv.case_id().map(str::to_string) {
+                    let parts: Vec<&crate::model::Part> =
+                        conv.parts.iter().filter(|p| unanswered.contains(&p.id)).collect();
+                    let actions = messenger::plan::forward(conv, &case_id, &parts);
+                    conv.handled.extend(unanswered);
+                    let detail = format!("{} message(s) added to case {case_id}", parts.len());
+                    report.events.push(event(conv, EventKind::Forwarded, detail.clone(), detail));
+                    self.commit(conv, actions)?;
+                    return Ok(None);
+                }
+            }
+            _ => {}
+        }
+        self.commit(conv, Vec::new())?;
+        Ok(None)
+    }
+}
