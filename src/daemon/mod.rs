@@ -1,12 +1,11 @@
-//! The daemon's cycle: poll → build → decide → act.
-//!
-//! One SOQL query per cycle finds the cases owned by the agent user whose `SystemModstamp`
-//! is past the persisted cursor (minus a small overlap), with their comments, emails and
-//! text feed posts in child subqueries. Rows already processed are recognised by their
-//! `SystemModstamp` and skipped, so the overlap costs nothing. Each updated case is merged
-//! into its stored conversation and decided; the decision's actions are committed with the
-//! new conversation state in one store transaction, then the executor sends the outbox.
-//! The cursor only moves after every row of the poll is committed, so a crash re-polls.
+//! The daemon's loop: each cycle syncs Salesforce Knowledge when due, polls the Cases
+//! channel (`cases.rs`), reads the cases chats became and decides the due chats (`chats/`,
+//! through `dispatch.rs`), settles the quiet conversations (`resolution.rs`) and sends the
+//! outbox; between polls the messenger's hub wakes it for a visitor's message. The stages
+//! a decision goes through are `process.rs`'s; the state they lend a channel is
+//! `shared.rs`'s. Every decision is committed with its actions in one store transaction
+//! before anything is sent, and the poll's cursor moves only after every row of the poll is
+//! committed, so a crash re-polls.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,25 +18,21 @@ use serde::Serialize;
 use crate::act::email::Mailer;
 use crate::act::executor::{Executor, RoundReport};
 use crate::agent::Agent;
-use crate::channels::cases::build::activity_stamp;
-use crate::channels::cases::query::{Posts, case_query, changed_case_queries};
+use crate::channels::cases::query::Posts;
 use crate::decide::SharedRules;
 use crate::model::ReplyChannel;
 use crate::report::status::{LastCycle, Org, RECENT_ERRORS_IN_STATUS, Status};
 use crate::salesforce::directory::{self, SetupError, Target};
-use crate::salesforce::soql::Filter;
 use crate::salesforce::{Client, SalesforceError};
-use crate::store::{Cursor, Store, StoreError};
+use crate::store::{Store, StoreError};
 
+mod cases;
 mod chats;
 mod dispatch;
 pub mod knowledge_sync;
 mod process;
 mod resolution;
 mod shared;
-
-/// How many recently active open conversations the poll also watches for re-assignment.
-const WATCHED_OPEN: usize = 100;
 
 /// How the daemon behaves (from the config).
 #[derive(Debug, Clone)]
@@ -151,10 +146,8 @@ pub struct Daemon {
     default_target: Target,
     /// Handover targets named by rules, resolved to ids.
     targets: HashMap<String, String>,
-    /// Cases whose latest stamp was only the echo of our own reply, by that stamp: skipped
-    /// by the next polls without reading their child pages. Entries go once the cursor
-    /// passes them.
-    echoes: HashMap<String, DateTime<Utc>>,
+    /// The Cases channel's own state.
+    cases: cases::CasesChannel,
     /// Where the status for `casebridge status` is written after each cycle.
     status_file: Option<std::path::PathBuf>,
     reloader: Option<Arc<crate::rules::watch::Reloader>>,
@@ -210,7 +203,7 @@ impl Daemon {
             agent_user,
             default_target,
             targets: HashMap::new(),
-            echoes: HashMap::new(),
+            cases: cases::CasesChannel::default(),
             status_file: None,
             reloader: None,
             metrics,
@@ -443,93 +436,6 @@ impl Daemon {
             }
         }
         Ok(self.knowledge.as_ref().is_none_or(|k| k.loaded()))
-    }
-
-    fn poll_query(&self, filter: Filter) -> String {
-        case_query(&self.rules.load().case_fields(), filter, self.posts)
-    }
-
-    /// Reads what changed since the cursor. The cursor is a watermark: every change
-    /// stamped at or before it has been seen. It advances to the newest stamp seen, but
-    /// never past `overlap` before this poll began, since Salesforce may still commit
-    /// writes stamped a little in the past; so after a burst the next polls re-read only
-    /// the burst's last `overlap` (plus the second it ends in), and an idle poll reads
-    /// nothing (one API call).
-    async fn poll(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let started = Utc::now();
-        let overlap = ChronoDuration::from_std(self.settings.overlap).unwrap_or(ChronoDuration::minutes(1));
-        let cursor = self.store.cursor()?.map(|c| c.modstamp).unwrap_or_else(|| {
-            started - ChronoDuration::from_std(self.settings.initial_lookback).unwrap_or(ChronoDuration::days(1))
-        });
-        // The agent user's cases, and the recently active open conversations whichever owner
-        // they have now: a case someone re-assigned away comes back with its new owner and
-        // is recorded as such, at no extra API call.
-        let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
-        let watched = self.store.recently_open(WATCHED_OPEN)?;
-        let scope = if watched.is_empty() { owned } else { owned.or(Filter::is_in("Id", watched)) };
-        // The cases changed by their own stamp or by a new comment, email or post (an org
-        // need not bump the case for those): four queries, one API call.
-        let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
-        let queries = changed_case_queries(&self.rules.load().case_fields(), owned, scope, cursor, self.posts);
-        let mut newest = cursor;
-        let mut seen = std::collections::HashSet::new();
-        for mut pages in self.client.queries_at_once(&queries).await.map_err(DaemonError::Poll)? {
-            while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
-                let mut batch = Vec::new();
-                for row in page {
-                    let id = row["Id"].as_str().unwrap_or_default().to_string();
-                    if !seen.insert(id.clone()) {
-                        continue;
-                    }
-                    report.rows += 1;
-                    // Children past their first page may hold the newest stamp.
-                    let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
-                    let stamp = activity_stamp(&row);
-                    if let Some(stamp) = stamp {
-                        newest = newest.max(stamp);
-                    }
-                    let stored = self.store.conversation(&id)?;
-                    // Seen at this stamp already (the overlap): no decision.
-                    if let Some(stamp) = stamp
-                        && (self.echoes.get(&id).is_some_and(|echo| *echo >= stamp)
-                            || stored.as_ref().is_some_and(|c| c.modstamp >= stamp))
-                    {
-                        continue;
-                    }
-                    batch.push((row, stored));
-                }
-                self.process_rows(batch, false, report).await?;
-            }
-        }
-        // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
-        // rest of the newest row's second only when that second is older than the overlap.
-        let watermark = ceil_second(newest).min(floor_second(started - overlap)).max(cursor);
-        self.echoes.retain(|_, stamp| *stamp > watermark);
-        if watermark > cursor {
-            self.store.set_cursor(Cursor { modstamp: watermark })?;
-        }
-        Ok(())
-    }
-
-    /// Conversations whose agent failed earlier: read again by Id (which also shows
-    /// whether they were re-assigned meanwhile) and decided again.
-    async fn retry_due(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let due = self.store.due_retries(Utc::now())?;
-        for chunk in due.chunks(200) {
-            let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
-            match self.client.query_with_children(soql).await {
-                Ok(rows) => {
-                    let mut batch = Vec::new();
-                    for row in rows {
-                        let stored = self.store.conversation(row["Id"].as_str().unwrap_or_default())?;
-                        batch.push((row, stored));
-                    }
-                    self.process_rows(batch, true, report).await?;
-                }
-                Err(e) => tracing::warn!(error = %e, "Cannot re-read conversations due for a retry."),
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,18 +1,17 @@
-//! One updated case through the stages: build its conversation, settle it when no decision
-//! is needed (assigned away, closed, nothing new), decide, plan the actions, and commit the
-//! conversation with them in one store transaction.
+//! The stages every channel's conversations go through once they need a decision: decide
+//! (up to `agent.concurrency` at once, on one snapshot of the rule set), settle what the
+//! agent's failure leaves, move the resolution, plan the actions in the conversation's
+//! channel (`dispatch.rs`), apply the decision and commit the conversation with its actions
+//! in one store transaction.
 
 use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::StreamExt;
-use serde_json::Value as Json;
 
 use super::{ConversationEvent, CycleReport, Daemon, DaemonError, EventKind};
 use crate::act::plan::HandoverTo;
-use crate::channels::cases::build::{self, Authors};
 use crate::decide::{self, DecideError, RuleSnapshot};
 use crate::model::{Action, Conversation, ConversationState, Decision, RuleError};
 use crate::salesforce::directory::SetupError;
-use crate::salesforce::id;
 use crate::store::StoreError;
 
 /// A conversation built and settled, waiting for its decision.
@@ -23,31 +22,6 @@ pub(super) struct Pending {
 }
 
 impl Daemon {
-    /// Builds, decides and commits a batch of rows, each a different case, with what the
-    /// store holds for it (read by the caller). Without `force`, a row no newer than the
-    /// store's is skipped.
-    ///
-    /// The agent is asked about up to `agent_concurrency` conversations at once (an AI
-    /// service answers in seconds; one at a time, a burst of cases waits minutes). Each
-    /// conversation is still decided once and committed with its actions in one store
-    /// transaction, in the batch's order, so nothing the outbox guarantees changes: a crash
-    /// before a conversation's commit leaves it to be decided again, as before.
-    pub(super) async fn process_rows(
-        &mut self,
-        rows: Vec<(Json, Option<Conversation>)>,
-        force: bool,
-        report: &mut CycleReport,
-    ) -> Result<(), DaemonError> {
-        let rules = self.rules.load_full();
-        let mut pending = Vec::new();
-        for (row, stored) in rows {
-            if let Some(p) = self.prepare(&row, stored, force, &rules, report)? {
-                pending.push(p);
-            }
-        }
-        self.decide_pending(pending, &rules, report).await
-    }
-
     /// Decides conversations built and settled, `agent_concurrency` at a time, and commits
     /// each with its actions in order, all on the one snapshot of the rule set `rules`.
     pub(super) async fn decide_pending(
@@ -77,48 +51,6 @@ impl Daemon {
         Ok(())
     }
 
-    /// Builds the row's conversation on the stored one and settles it; returns it when it
-    /// needs a decision.
-    fn prepare(
-        &mut self,
-        row: &Json,
-        stored: Option<Conversation>,
-        force: bool,
-        rules: &RuleSnapshot,
-        report: &mut CycleReport,
-    ) -> Result<Option<Pending>, DaemonError> {
-        let fresh = match build::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
-            Ok(c) => c,
-            Err(e) => {
-                self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?;
-                report.events.push(ConversationEvent {
-                    conversation_id: e.case_id.clone(),
-                    case_number: String::new(),
-                    kind: EventKind::Unreadable,
-                    summary: "the case cannot be read (see casebridge errors)".into(),
-                    detail: e.problem,
-                });
-                return Ok(None);
-            }
-        };
-        let mut conv = match stored {
-            Some(mut stored) => {
-                if !force && fresh.modstamp <= stored.modstamp {
-                    return Ok(None);
-                }
-                if !force && only_our_own_echo(&stored, &fresh) {
-                    // Our reply bumped the case's stamp; nothing to decide or to keep.
-                    self.echoes.insert(fresh.id.clone(), fresh.modstamp);
-                    return Ok(None);
-                }
-                stored.merge(fresh);
-                stored
-            }
-            None => fresh,
-        };
-        Ok(self.settle(&mut conv, rules, report)?.map(|unanswered| Pending { conv, unanswered }))
-    }
-
     /// Acts on a conversation's decision: plans its actions and commits them with it. What
     /// the rules say while planning (mappings after the resolution, a chat's case and
     /// closing) comes from `rules`, the snapshot the decision was made on, and is traced in
@@ -142,57 +74,6 @@ impl Daemon {
         let target_id = handover.as_ref().map(|h| h.owner_id.clone());
         let actions = self.plan_by_channel(&mut conv, &mut decision, rules, handover, report).await?;
         self.apply(conv, decision, actions, unanswered, target_id, report)
-    }
-
-    /// Settles a conversation that needs no decision (assigned away, closed, nothing new)
-    /// and commits it; otherwise returns the ids of the parts to answer.
-    fn settle(
-        &mut self,
-        conv: &mut Conversation,
-        rules: &RuleSnapshot,
-        report: &mut CycleReport,
-    ) -> Result<Option<Vec<String>>, DaemonError> {
-        if !id::same(&conv.owner_id, &self.agent_user.id) {
-            if conv.state == ConversationState::Open {
-                conv.state = ConversationState::AssignedAway { owner_id: conv.owner_id.clone() };
-                let detail = format!("now owned by {}", conv.owner_id);
-                report.events.push(event(conv, EventKind::AssignedAway, detail.clone(), detail));
-            }
-            conv.retry_at = None;
-            self.commit(conv, Vec::new())?;
-            return Ok(None);
-        }
-        if conv.is_closed() {
-            let mut actions = Vec::new();
-            if conv.state != ConversationState::Closed {
-                conv.state = ConversationState::Closed;
-                // Mappings configured `on: [close]` write their fields now.
-                let mut trace = crate::model::Trace::default();
-                match rules.evaluate(conv).outbound(crate::model::Moment::Close, &mut trace) {
-                    Ok(fields) if !fields.is_empty() => {
-                        actions.push(Action::UpdateFields { case_id: conv.id.clone(), fields });
-                    }
-                    Ok(_) => {}
-                    Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
-                }
-                report.events.push(event(conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
-            }
-            conv.retry_at = None;
-            self.commit(conv, actions)?;
-            return Ok(None);
-        }
-        if conv.state != ConversationState::Open {
-            conv.state = ConversationState::Open;
-            let detail = "assigned back to the agent user".to_string();
-            report.events.push(event(conv, EventKind::Resumed, detail.clone(), detail));
-        }
-        let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
-        if unanswered.is_empty() {
-            conv.retry_at = None;
-            self.commit(conv, Vec::new())?;
-            return Ok(None);
-        }
-        Ok(Some(unanswered))
     }
 
     /// The decision to act on. An agent that failed for now leaves the conversation to be
@@ -339,18 +220,6 @@ impl Daemon {
 /// A case's event for the cycle report.
 pub(super) fn event(conv: &Conversation, kind: EventKind, detail: String, summary: String) -> ConversationEvent {
     ConversationEvent { conversation_id: conv.id.clone(), case_number: conv.case_number.clone(), kind, detail, summary }
-}
-
-/// Whether `fresh` differs from `stored` only by parts our own agent user wrote (the echo
-/// of our replies), with the same owner and status: nothing to decide, nothing to store.
-fn only_our_own_echo(stored: &Conversation, fresh: &Conversation) -> bool {
-    let known: std::collections::BTreeSet<&str> = stored.parts.iter().map(|p| p.id.as_str()).collect();
-    let new_parts: Vec<_> = fresh.parts.iter().filter(|p| !known.contains(p.id.as_str())).collect();
-    !new_parts.is_empty()
-        && new_parts.iter().all(|p| p.author == crate::model::AuthorKind::Bot)
-        && stored.owner_id == fresh.owner_id
-        && stored.status == fresh.status
-        && stored.state == ConversationState::Open
 }
 
 fn first_line(text: &str) -> String {
