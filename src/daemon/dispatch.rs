@@ -60,10 +60,10 @@ impl Daemon {
         }
     }
 
-    /// What the conversation's channel writes when the customer's silence settles it: a
+    /// What the conversation's channel writes when the customer's silence resolves it: a
     /// chat the agent answered closes (it reopens if the visitor writes again); a case
     /// stays as it is.
-    pub(super) async fn settled_by_silence(
+    pub(super) async fn close_on_silence(
         &mut self,
         conv: &mut Conversation,
         rules: &dyn Rules,

@@ -1,6 +1,6 @@
 //! The daemon's loop: each cycle syncs Salesforce Knowledge when due, polls the Cases
 //! channel (`cases.rs`), reads the cases chats became and decides the due chats (`chats/`,
-//! through `dispatch.rs`), settles the quiet conversations (`resolution.rs`) and sends the
+//! through `dispatch.rs`), resolves the quiet conversations (`resolution.rs`) and sends the
 //! outbox; between polls the messenger's hub wakes it for a visitor's message. The stages
 //! a decision goes through are `process.rs`'s; the state they lend a channel is
 //! `shared.rs`'s. Every decision is committed with its actions in one store transaction
@@ -388,7 +388,7 @@ impl Daemon {
         }
         let chats = self.chat_round().await?;
         report.events.extend(chats.events);
-        self.settle_quiet(&mut report).await?;
+        self.resolve_quiet(&mut report).await?;
         report.executed = self.executor.run_round().await?;
         report.api_calls = self.client.requests_sent() - calls_before;
         Ok(report)

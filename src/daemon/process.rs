@@ -63,7 +63,7 @@ impl Daemon {
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         let Pending { mut conv, unanswered } = pending;
-        let Some(mut decision) = self.settle_decision(&mut conv, decided, &rules.id(), report)? else {
+        let Some(mut decision) = self.decision_to_act_on(&mut conv, decided, &rules.id(), report)? else {
             return Ok(());
         };
         self.resolve(&mut conv, &mut decision, rules.as_ref().as_ref(), report)?;
@@ -78,7 +78,7 @@ impl Daemon {
 
     /// The decision to act on. An agent that failed for now leaves the conversation to be
     /// tried again later (committed, no decision); one that failed for good is a handover.
-    fn settle_decision(
+    fn decision_to_act_on(
         &mut self,
         conv: &mut Conversation,
         decided: Result<Decision, DecideError>,

@@ -1,6 +1,6 @@
 //! Resolutions as the daemon keeps them: each decision moves a conversation the agent took
 //! part in to its next resolution (and the mapped case fields with it), and the quiet
-//! timer settles conversations whose customer stayed quiet after an answer. The timer
+//! timer resolves conversations whose customer stayed quiet after an answer. The timer
 //! reads the store's index of awaiting conversations, oldest first and only those due: no
 //! Salesforce call to find them, one write (the mapped fields) for each that changes.
 
@@ -12,7 +12,7 @@ use crate::config::SilenceAfterSuggestions;
 use crate::decide::{RuleSnapshot, Rules};
 use crate::model::{self, Action, Conversation, Decision, Moment, Resolution, Trace};
 
-/// The most conversations the quiet timer settles in one cycle (the rest wait a cycle).
+/// The most conversations the quiet timer resolves in one cycle (the rest wait a cycle).
 const QUIET_PER_CYCLE: usize = 500;
 
 impl Daemon {
@@ -84,9 +84,9 @@ impl Daemon {
         self.finish(super::process::Pending { conv, unanswered: Vec::new() }, Ok(decision), rules, report).await
     }
 
-    /// Settles the conversations whose customer stayed quiet for the rule set's
+    /// Resolves the conversations whose customer stayed quiet for the rule set's
     /// `quiet_after` since an answer: soft resolution, or abandoned when they were unhappy.
-    pub(super) async fn settle_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+    pub(super) async fn resolve_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
         let rules = self.rules.load_full();
         let now = Utc::now();
         let quiet = chrono::Duration::from_std(rules.quiet_after()).unwrap_or(chrono::Duration::hours(24));
@@ -104,7 +104,7 @@ impl Daemon {
             self.metrics.resolution(settled.state.as_str());
             let mut actions = Vec::new();
             let mut trace = Trace::default();
-            actions.extend(self.settled_by_silence(&mut conv, rules.as_ref().as_ref(), &mut trace, report).await?);
+            actions.extend(self.close_on_silence(&mut conv, rules.as_ref().as_ref(), &mut trace, report).await?);
             match rules.evaluate(&conv).outbound(Moment::Sync, &mut trace) {
                 Ok(fields) if !fields.is_empty() => {
                     // A messenger conversation that never became a case has no fields to write.
