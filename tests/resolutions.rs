@@ -90,7 +90,7 @@ async fn quiet_customers_are_soft_resolutions_or_abandoned_without_reading_sales
     assert_eq!(idle.api_calls, 1, "{idle:?}");
     assert_eq!(state(&d, &quiet).map(|r| r.state), Some(Resolution::AwaitingCustomer));
 
-    // A day without a word: the timer settles both from the store; the only calls are the
+    // A day without a word: the timer resolves both from the store; the only calls are the
     // poll and the one composite that writes the two fields.
     age(&d, &quiet, 2);
     age(&d, &unhappy, 25);

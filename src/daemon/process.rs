@@ -1,6 +1,6 @@
 //! The stages every channel's conversations go through once they need a decision: decide
-//! (up to `agent.concurrency` at once, on one snapshot of the rule set), settle what the
-//! agent's failure leaves, move the resolution, plan the actions in the conversation's
+//! (up to `agent.concurrency` at once, on one snapshot of the rule set), keep a conversation
+//! whose agent failed for now to try again, move the resolution, plan the actions in the conversation's
 //! channel (`dispatch.rs`), apply the decision and commit the conversation with its actions
 //! in one store transaction.
 
@@ -14,7 +14,7 @@ use crate::model::{Action, Conversation, ConversationState, Decision, RuleError}
 use crate::salesforce::directory::SetupError;
 use crate::store::StoreError;
 
-/// A conversation built and settled, waiting for its decision.
+/// A conversation that needs a decision, waiting for it.
 pub(super) struct Pending {
     pub(super) conv: Conversation,
     /// The customer parts the decision answers.
@@ -22,7 +22,7 @@ pub(super) struct Pending {
 }
 
 impl Daemon {
-    /// Decides conversations built and settled, `agent_concurrency` at a time, and commits
+    /// Decides conversations that need a decision, `agent_concurrency` at a time, and commits
     /// each with its actions in order, all on the one snapshot of the rule set `rules`.
     pub(super) async fn decide_pending(
         &mut self,
@@ -172,7 +172,7 @@ impl Daemon {
     /// Where a decision's handover goes: the rule's target when the org has it, else the
     /// default target with a note saying why (and a sync error for the admin).
     async fn handover_to(&mut self, case_id: &str, handover: &crate::model::Handover) -> HandoverTo {
-        match self.resolve_target(&handover.target).await {
+        match self.target_id(&handover.target).await {
             Ok(owner_id) => HandoverTo { owner_id, note: handover.reason.clone() },
             Err(e) => {
                 let problem = format!(
@@ -202,8 +202,8 @@ impl Daemon {
         self.targets.iter().find(|(_, v)| v.as_str() == id).map_or_else(|| id.to_string(), |(k, _)| k.clone())
     }
 
-    pub(super) async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {
-        self.parts().0.resolve_target(target).await
+    pub(super) async fn target_id(&mut self, target: &str) -> Result<String, SetupError> {
+        self.parts().0.target_id(target).await
     }
 
     pub(super) fn record_error(

@@ -99,9 +99,9 @@ impl Daemon {
                 self.hand_over_after_silence(conv, &rules, report).await?;
                 continue;
             }
-            let settled = model::resolution::after_quiet(awaiting, now);
-            conv.resolution = Some(settled);
-            self.metrics.resolution(settled.state.as_str());
+            let resolved = model::resolution::after_quiet(awaiting, now);
+            conv.resolution = Some(resolved);
+            self.metrics.resolution(resolved.state.as_str());
             let mut actions = Vec::new();
             let mut trace = Trace::default();
             actions.extend(self.close_on_silence(&mut conv, rules.as_ref().as_ref(), &mut trace, report).await?);
@@ -117,7 +117,7 @@ impl Daemon {
             }
             let detail = format!(
                 "{} after {} without a word from the customer",
-                settled.state.as_str().replace('_', " "),
+                resolved.state.as_str().replace('_', " "),
                 crate::config::duration::format(&rules.quiet_after())
             );
             report.events.push(event(&conv, EventKind::Resolved, detail.clone(), detail));

@@ -1,5 +1,5 @@
 //! What a channel's work in the daemon shares with the stages: the org's client, the store,
-//! the metrics, the agent user, the handover targets (resolved once) and the rule set. A
+//! the metrics, the agent user, the handover targets (looked up once) and the rule set. A
 //! channel gets it borrowed from the daemon for the length of a call, so its own state
 //! stays its own.
 
@@ -14,6 +14,7 @@ use crate::salesforce::Client;
 use crate::salesforce::directory::{self, SetupError, Target};
 use crate::store::{Store, StoreError, SyncError};
 
+/// The daemon's state a channel borrows for one call.
 pub struct Shared<'a> {
     pub client: &'a Client,
     pub store: &'a Store,
@@ -43,7 +44,7 @@ impl Shared<'_> {
 
     /// The id of a handover target by name (the default target's for `DEFAULT_TARGET`),
     /// looked up once.
-    pub async fn resolve_target(&mut self, target: &str) -> Result<String, SetupError> {
+    pub async fn target_id(&mut self, target: &str) -> Result<String, SetupError> {
         if target == DEFAULT_TARGET {
             return Ok(self.default_target.id.clone());
         }

@@ -145,13 +145,27 @@ impl ChatCase {
     }
 
     /// The later of this copy's state and `other`'s (the store's, written meanwhile): the
-    /// further stage; between two known cases, the later read; on a tie, this copy's.
+    /// further stage; between two known cases, the later read; on a tie, this copy's. A
+    /// further stage that no read brought (a person linked a case by hand) keeps this
+    /// copy's status: a close casebridge queued meanwhile is still casebridge's.
     pub fn later(self, other: &ChatCase) -> ChatCase {
         let other_is_later = match (self.stage(), other.stage()) {
             (mine, theirs) if mine != theirs => theirs > mine,
             _ => other.modstamp() > self.modstamp(),
         };
-        if other_is_later { other.clone() } else { self }
+        match (other_is_later, other.modstamp()) {
+            (false, _) => self,
+            (true, None) if self.exists() => other.clone().with_status(self.status()),
+            (true, _) => other.clone(),
+        }
+    }
+
+    /// The case's number, once read back.
+    pub fn number(&self) -> Option<&str> {
+        match self {
+            ChatCase::Known { number, .. } => number.as_deref(),
+            _ => None,
+        }
     }
 
     /// The state older records kept as flags.

@@ -42,8 +42,9 @@ pub struct MessengerInfo {
     /// The `kind: cases` rule that made the conversation's case, when one did: its fields
     /// are written again each time the conversation closes.
     pub case_rule: Option<String>,
-    /// The lead mappings' values last written to the conversation's Lead: a value that
-    /// changes is written again.
+    /// The lead mappings' values as this conversation last wrote or found them on its Lead
+    /// (for a Lead an earlier chat made: their values when it joined): a value that changes
+    /// is written again.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub lead_fields: std::collections::BTreeMap<String, serde_json::Value>,
     /// A verified visitor became a new Lead and Tasks are logged: the Task waits for the

@@ -57,7 +57,7 @@ fn chat_summary(c: &Conversation) -> Json {
         "visitor": info.visitor,
         "kind": info.person_label(),
         "case_id": info.case.id(),
-        "case_number": case_number(&info.case),
+        "case_number": info.case.number(),
         "messages": c.parts.len(),
         "updated": c.modstamp,
     })
@@ -99,7 +99,7 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
         _ => Ok(()),
     };
     if let Some(case_id) = info.case.id() {
-        let number = case_number(&info.case);
+        let number = info.case.number();
         panel["case"] = json!({ "id": case_id, "number": number, "link": link(&state, "Case", case_id) });
     }
     match result {
@@ -447,13 +447,5 @@ pub async fn create_lead(State(state): State<AdminState>, Path(id): Path<String>
         Ok(Ok(())) => (StatusCode::ACCEPTED, axum::Json(json!({ "queued": true, "conversation": id }))).into_response(),
         Ok(Err(why)) => failure(StatusCode::CONFLICT, why),
         Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
-}
-
-/// The chat's case's number, once read back.
-fn case_number(case: &crate::model::ChatCase) -> Option<&str> {
-    match case {
-        crate::model::ChatCase::Known { number, .. } => number.as_deref(),
-        _ => None,
     }
 }

@@ -1,5 +1,6 @@
-//! The queues of conversations due for a decision: the cases whose agent failed for now
-//! (`retries`), and the chats a visitor wrote in or whose agent is due again (`chats_due`),
+//! The queues of conversations due: the cases whose agent failed for now (`retries`), and
+//! the chats a visitor wrote in (to decide, or, handed over, to forward to the case) or
+//! whose agent is due again (`chats_due`),
 //! each its channel's own. Both are written in the commit's transaction with the
 //! conversation (see `Store::commit`).
 

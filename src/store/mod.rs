@@ -144,7 +144,7 @@ fn activity_key(c: &Conversation) -> Vec<u8> {
 
 /// The quiet-timer key of a conversation awaiting the customer, or `None`.
 /// Only a conversation that is open, waits for no retry and has no unanswered customer
-/// message is awaiting the customer: the timer must not settle one the customer wrote to.
+/// message is awaiting the customer: the timer must not resolve one the customer wrote to.
 fn awaiting_key(c: &Conversation) -> Option<Vec<u8>> {
     let r = c.resolution.filter(|r| r.state == crate::model::Resolution::AwaitingCustomer)?;
     if c.state != crate::model::ConversationState::Open || c.retry_at.is_some() || !c.unanswered().is_empty() {
@@ -166,7 +166,20 @@ pub fn state_name(state: &crate::model::ConversationState) -> &'static str {
     }
 }
 
-/// The transactions here never abort; only storage can fail.
+/// Whether a conversation is a chat whose case the daemon reads: handed over, or still
+/// answered by the agent with a case a `kind: cases` rule made (to learn the case's id and
+/// copy people's replies).
+fn reads_its_case(conversation: &Conversation) -> bool {
+    conversation.channel == crate::model::Channel::Messenger
+        && match conversation.state {
+            crate::model::ConversationState::HandedOver { .. } => true,
+            crate::model::ConversationState::Open => conversation.messenger.as_ref().is_some_and(|m| m.case.exists()),
+            _ => false,
+        }
+}
+
+/// What a transaction that never aborts can fail with: only storage (`commit`'s, which
+/// can refuse a second claim of a visitor's email, maps its own errors).
 fn storage_error(e: TransactionError<()>) -> StoreError {
     match e {
         TransactionError::Storage(e) => StoreError::Sled(e),
@@ -306,37 +319,13 @@ impl Store {
 
     /// Saves a conversation and queues its actions in one transaction, durably.
     pub fn commit(&self, conversation: &Conversation, actions: Vec<Action>) -> Result<Vec<u64>> {
-        let now = Utc::now();
-        let entries: Vec<OutboxEntry> = actions
-            .into_iter()
-            .map(|action| {
-                Ok(OutboxEntry {
-                    id: self.db.generate_id()?,
-                    action,
-                    status: EntryStatus::Pending,
-                    attempts: 0,
-                    not_before: now,
-                    created_at: now,
-                    last_error: None,
-                    retry_of: None,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let entries = self.outbox_entries(actions)?;
         let conversation_bytes = encode(conversation);
         let retry = conversation.retry_at.map(|at| encode(&at));
         let new_key = activity_key(conversation);
         let state = state_name(&conversation.state);
         let awaiting_key = awaiting_key(conversation);
-        let handed_over_chat = conversation.channel == crate::model::Channel::Messenger
-            && match conversation.state {
-                crate::model::ConversationState::HandedOver { .. } => true,
-                // A chat the agent still answers whose case a `kind: cases` rule made: read
-                // too, to learn the case's id and copy people's replies.
-                crate::model::ConversationState::Open => {
-                    conversation.messenger.as_ref().is_some_and(|m| m.case.exists())
-                }
-                _ => false,
-            };
+        let handed_over_chat = reads_its_case(conversation);
         let lead_claim = visitor_leads::claimed_email(conversation);
         let is_chat = conversation.channel == crate::model::Channel::Messenger;
         let trees = (
@@ -412,6 +401,26 @@ impl Store {
         Ok(entries.iter().map(|e| e.id).collect())
     }
 
+    /// `actions` as new outbox entries, each with its id.
+    fn outbox_entries(&self, actions: Vec<Action>) -> Result<Vec<OutboxEntry>> {
+        let now = Utc::now();
+        actions
+            .into_iter()
+            .map(|action| {
+                Ok(OutboxEntry {
+                    id: self.db.generate_id()?,
+                    action,
+                    status: EntryStatus::Pending,
+                    attempts: 0,
+                    not_before: now,
+                    created_at: now,
+                    last_error: None,
+                    retry_of: None,
+                })
+            })
+            .collect()
+    }
+
     /// The open messenger conversations with a case to read: handed over to a person, or
     /// with a case a `kind: cases` rule made.
     pub fn chats_with_cases(&self) -> Result<Vec<String>> {
@@ -424,7 +433,7 @@ impl Store {
     }
 
     /// Case ids of the conversations awaiting the customer since `cutoff` or earlier,
-    /// oldest first, at most `limit`: what the quiet timer settles. Reads only those.
+    /// oldest first, at most `limit`: what the quiet timer resolves. Reads only those.
     pub fn quiet_since(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<String>> {
         let end = ((cutoff.timestamp_millis().max(0) as u64) + 1).to_be_bytes();
         let mut due = Vec::new();

@@ -15,7 +15,8 @@ use crate::model::visitor::email_key;
 /// keyed by its own id.
 pub(super) fn claimed_email(conversation: &Conversation) -> Option<String> {
     let info = conversation.messenger.as_ref()?;
-    let own = info.lead_queued && info.lead_key.as_deref() == Some(conversation.id.as_str());
+    // No key: a record from before keys were kept, whose Lead is its own.
+    let own = info.lead_queued && info.lead_key.as_deref().is_none_or(|key| key == conversation.id);
     own.then(|| info.visitor.email.as_deref().map(email_key)).flatten()
 }
 
@@ -35,10 +36,12 @@ pub(super) fn claim(
         }
         Some(owner) if owner.as_ref() == conversation_id.as_bytes() => {}
         Some(owner) => {
+            // Held before this commit: its record says it made its own Lead (a record from
+            // before keys were kept may share an email with another such; both stand).
             let held = previous
                 .and_then(|p| serde_json::from_slice::<Conversation>(p).ok())
-                .and_then(|p| p.messenger.and_then(|m| m.lead_key))
-                .is_some_and(|key| key == conversation_id);
+                .and_then(|p| p.messenger)
+                .is_some_and(|m| m.lead_queued && m.lead_key.as_deref().is_none_or(|key| key == conversation_id));
             if !held {
                 return Err(ConflictableTransactionError::Abort(String::from_utf8_lossy(&owner).into_owned()));
             }
@@ -104,5 +107,25 @@ mod tests {
         drop(store);
         let store = Store::open(&dir.path().join("s")).unwrap();
         assert_eq!(store.visitor_lead("Sam@newco.example").unwrap().as_deref(), Some("m-first"), "durable");
+    }
+
+    #[test]
+    fn chats_from_before_lead_keys_claim_their_email_and_two_such_both_stand() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).unwrap();
+        // The old defect's two Leads for one email, stored before keys were kept.
+        let mut old = [chat("m-old1", "kim@newco.example"), chat("m-old2", "kim@newco.example")];
+        for conv in &mut old {
+            conv.messenger.as_mut().unwrap().lead_queued = true;
+            store.conversations.insert(conv.id.as_bytes(), serde_json::to_vec(&*conv).unwrap()).unwrap();
+        }
+        assert_eq!(store.visitor_lead("kim@newco.example").unwrap(), None, "not indexed then");
+        for conv in &old {
+            store.commit(conv, Vec::new()).expect("each keeps committing");
+        }
+        assert_eq!(store.visitor_lead("kim@newco.example").unwrap().as_deref(), Some("m-old1"), "claimed on commit");
+        let mut new = chat("m-new", "kim@newco.example");
+        queue_lead(&mut new, "m-new");
+        assert!(matches!(store.commit(&new, Vec::new()), Err(StoreError::LeadClaimed { .. })));
     }
 }

@@ -164,7 +164,7 @@ impl ChatChannel {
         conv: &Conversation,
         rule: &CaseRecord,
     ) -> Result<Option<String>, DaemonError> {
-        let problem = match shared.resolve_target(&rule.owner).await {
+        let problem = match shared.target_id(&rule.owner).await {
             Ok(owner) if !id::same(&owner, &shared.agent_user.id) => return Ok(Some(owner)),
             Ok(_) => format!(
                 "cases rule {} names the agent user as the case's owner; casebridge would answer its own case, so none is made",

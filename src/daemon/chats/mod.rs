@@ -2,17 +2,19 @@
 //! hub, the cursor of its cases' reads, Case's describe and record types, looked up once)
 //! that the daemon's loop and stages call with the state they share ([`Shared`]). It knows
 //! the visitors (matching them to the org, their Lead and Tasks: `visitors.rs`,
-//! `leads.rs`), what a decision does to a chat and its case, and what its closing writes
-//! (`cases.rs`), and reads the cases chats became (`mirror.rs`).
+//! `leads.rs`), settles a chat that needs no decision (here), knows what a decision does to
+//! a chat and its case, and what its closing writes (`cases.rs`), and reads the cases chats
+//! became (`mirror.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::DaemonError;
-use crate::channels::messenger::Messenger;
-use crate::model::{Action, Conversation};
+use super::process::event;
+use super::{CycleReport, DaemonError, EventKind};
+use crate::channels::messenger::{self, Messenger};
+use crate::model::{Action, Conversation, ConversationState};
 use crate::salesforce::client::SObjectDescribe;
 
 mod cases;
@@ -20,6 +22,7 @@ mod leads;
 mod mirror;
 mod visitors;
 
+/// The chat channel's state in the daemon: its hub and what it looked up or read once.
 pub struct ChatChannel {
     hub: Arc<Messenger>,
     /// Case record types by the name a setting or rule gives, once looked up (`None`: the
@@ -41,6 +44,39 @@ impl ChatChannel {
 
     pub fn hub(&self) -> &Arc<Messenger> {
         &self.hub
+    }
+
+    /// Settles a chat that needs no decision: closed, handed over (the visitor's messages go
+    /// to the case), or nothing new; otherwise returns the messages to answer.
+    pub(in crate::daemon) fn settle_chat(
+        &self,
+        conv: &mut Conversation,
+        report: &mut CycleReport,
+    ) -> Result<Option<Vec<String>>, DaemonError> {
+        conv.retry_at = None;
+        let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
+        let unhandled: Vec<String> = conv.unhandled_customer_parts().iter().map(|p| p.id.clone()).collect();
+        match &conv.state {
+            ConversationState::Open if !unanswered.is_empty() => return Ok(Some(unanswered)),
+            ConversationState::HandedOver { .. } if !unhandled.is_empty() => {
+                let unanswered = unhandled;
+                // Without its case yet, the messages wait: the case's first read makes the
+                // conversation due again.
+                if let Some(case_id) = conv.case_id().map(str::to_string) {
+                    let parts: Vec<&crate::model::Part> =
+                        conv.parts.iter().filter(|p| unanswered.contains(&p.id)).collect();
+                    let actions = messenger::plan::forward(conv, &case_id, &parts);
+                    conv.handled.extend(unanswered);
+                    let detail = format!("{} message(s) added to case {case_id}", parts.len());
+                    report.events.push(event(conv, EventKind::Forwarded, detail.clone(), detail));
+                    self.commit(conv, actions)?;
+                    return Ok(None);
+                }
+            }
+            _ => {}
+        }
+        self.commit(conv, Vec::new())?;
+        Ok(None)
     }
 
     /// Commits a chat with its actions through its hub, which keeps what the visitor wrote

@@ -1,6 +1,9 @@
 //! The visitors of chats: matching a visitor who gave an email to the org, their Lead (one
-//! per email), the Tasks a verified visitor's conversation is logged as, and settling a
-//! chat that needs no decision.
+//! per email), and the Tasks a verified visitor's conversation is logged as.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
 
 use super::ChatChannel;
 use crate::channels::messenger::{self, matching};
@@ -8,7 +11,7 @@ use crate::daemon::process::event;
 use crate::daemon::shared::Shared;
 use crate::daemon::{CycleReport, DaemonError, EventKind};
 use crate::decide::Rules;
-use crate::model::{AccountInfo, Action, ContactInfo, Conversation, ConversationState, SalesforcePerson};
+use crate::model::{AccountInfo, Action, ContactInfo, Conversation, SalesforcePerson};
 use crate::store::StoreError;
 
 impl ChatChannel {
@@ -57,14 +60,17 @@ impl ChatChannel {
         // One Lead per email: an earlier chat's, when one made it (in this round, or before
         // Salesforce has it), else this chat's own.
         if let Some(earlier) = shared.store.visitor_lead(&email)?.filter(|other| *other != conv.id) {
-            self.share_lead(shared, conv, earlier, rules)?;
+            let mapped = self.lead_mapping(shared, conv, rules)?;
+            self.share_lead(conv, earlier, mapped);
             return self.commit(conv, actions);
         }
         actions.extend(self.make_lead(shared, conv, rules)?);
         match self.commit(conv, actions) {
             // A person made one by hand for another chat with this email meanwhile.
             Err(DaemonError::Store(StoreError::LeadClaimed { claimant })) => {
-                self.share_lead(shared, conv, claimant, rules)?;
+                // The mapping `make_lead` evaluated stands (not evaluated twice).
+                let mapped = conv.messenger.as_ref().map(|m| m.lead_fields.clone()).unwrap_or_default();
+                self.share_lead(conv, claimant, mapped);
                 self.commit(conv, Vec::new())
             }
             done => {
@@ -95,22 +101,16 @@ impl ChatChannel {
     }
 
     /// Makes the Lead conversation `earlier` queued for the same email this chat's too:
-    /// later writes (changed mappings, owner, Tasks) go to it, by its key.
-    fn share_lead(
-        &mut self,
-        shared: &mut Shared<'_>,
-        conv: &mut Conversation,
-        earlier: String,
-        rules: &dyn Rules,
-    ) -> Result<(), DaemonError> {
+    /// later writes (owner, Tasks, and a mapped value once it changes from `mapped`, its
+    /// value now) go to it, by its key. The Lead keeps the values it was made with until
+    /// then: written now, they would race the Lead's own create in the same round.
+    fn share_lead(&self, conv: &mut Conversation, earlier: String, mapped: BTreeMap<String, Json>) {
         let log_tasks = self.hub.settings().log_tasks;
-        let mapped = self.lead_mapping(shared, conv, rules)?;
-        let Some(info) = conv.messenger.as_mut() else { return Ok(()) };
+        let Some(info) = conv.messenger.as_mut() else { return };
         info.lead_queued = true;
         info.lead_key = Some(earlier);
         info.lead_task_pending = info.visitor.verified && log_tasks;
         info.lead_fields = mapped;
-        Ok(())
     }
 
     /// The Tasks a matched visitor's conversation is logged as (`messenger.log_tasks`), and
@@ -150,38 +150,5 @@ impl ChatChannel {
         let info = conv.messenger.as_mut().expect("a messenger conversation");
         info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
         Ok(logged.into_iter().map(|(_, action)| action).collect())
-    }
-
-    /// Settles a chat that needs no decision: closed, handed over (the visitor's messages go
-    /// to the case), or nothing new; otherwise returns the messages to answer.
-    pub(in crate::daemon) fn settle_chat(
-        &mut self,
-        conv: &mut Conversation,
-        report: &mut CycleReport,
-    ) -> Result<Option<Vec<String>>, DaemonError> {
-        conv.retry_at = None;
-        let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
-        let unhandled: Vec<String> = conv.unhandled_customer_parts().iter().map(|p| p.id.clone()).collect();
-        match &conv.state {
-            ConversationState::Open if !unanswered.is_empty() => return Ok(Some(unanswered)),
-            ConversationState::HandedOver { .. } if !unhandled.is_empty() => {
-                let unanswered = unhandled;
-                // Without its case yet, the messages wait: the case's first read makes the
-                // conversation due again.
-                if let Some(case_id) = conv.case_id().map(str::to_string) {
-                    let parts: Vec<&crate::model::Part> =
-                        conv.parts.iter().filter(|p| unanswered.contains(&p.id)).collect();
-                    let actions = messenger::plan::forward(conv, &case_id, &parts);
-                    conv.handled.extend(unanswered);
-                    let detail = format!("{} message(s) added to case {case_id}", parts.len());
-                    report.events.push(event(conv, EventKind::Forwarded, detail.clone(), detail));
-                    self.commit(conv, actions)?;
-                    return Ok(None);
-                }
-            }
-            _ => {}
-        }
-        self.commit(conv, Vec::new())?;
-        Ok(None)
     }
 }

@@ -115,6 +115,18 @@ fn merging_keeps_the_later_state_in_every_interleaving() {
 }
 
 #[test]
+fn a_close_casebridge_queued_survives_a_case_linked_by_hand_meanwhile() {
+    // The decision read a queued case and closed it with the chat; a person linked one.
+    let decided = ChatCase::None.queued().closed_by_rule();
+    let stored = ChatCase::None.queued().linked("500HAND".into());
+    let merged = decided.later(&stored);
+    assert_eq!((merged.id(), merged.status()), (Some("500HAND"), CaseStatus::ClosedByRule));
+    // A read of the case is Salesforce's word: it stands.
+    let read = ChatCase::None.queued().read("500A".into(), "1".into(), at(1), false);
+    assert_eq!(ChatCase::None.queued().closed_by_rule().later(&read), read);
+}
+
+#[test]
 fn a_close_is_the_persons_unless_casebridge_closed_it() {
     let known = ChatCase::None.queued().read("500A".into(), "1".into(), at(1), false);
     let by_rule = known.clone().closed_by_rule();
