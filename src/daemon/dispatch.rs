@@ -94,7 +94,7 @@ impl Daemon {
             let Some(mut conv) = self.store.conversation(&id)? else { continue };
             let (mut shared, Some(chats)) = self.parts() else { break };
             chats.know_visitor(&mut shared, &mut conv, rules.as_ref().as_ref(), &mut report).await?;
-            if conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
+            if conv.messenger.as_ref().is_some_and(|m| m.lead.task_pending()) {
                 lead_tasks.push(conv.id.clone());
             }
             if let Some(unanswered) = chats.settle_chat(&mut conv, &mut report)? {

@@ -222,7 +222,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
                 decision.case = rules.case(moment, &mut trace)?;
                 // Only a lead made before is written again; a failing lead mapping is the
                 // admin's to see (a sync error), not a reason to hand the chat over.
-                if info.is_some_and(|m| m.lead_queued) {
+                if info.is_some_and(|m| m.lead.exists()) {
                     match rules.lead(&mut trace) {
                         Ok(fields) => decision.lead_fields = fields,
                         Err(e) => trace.0.push(TraceEntry {

@@ -184,10 +184,9 @@ impl Conversation {
     }
 
     /// The External ID the visitor's Lead is upserted by, once one was queued for this
-    /// conversation (see `MessengerInfo::lead_key`).
+    /// conversation (see `ChatLead`).
     pub fn lead_key(&self) -> Option<&str> {
-        let info = self.messenger.as_ref().filter(|m| m.lead_queued)?;
-        Some(info.lead_key.as_deref().unwrap_or(&self.id))
+        self.messenger.as_ref()?.lead.key(&self.id)
     }
 
     pub fn is_closed(&self) -> bool {

@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod chat_case;
+pub mod chat_lead;
 pub mod conversation;
 pub mod decision;
 pub mod resolution;
@@ -13,6 +14,7 @@ pub mod visitor;
 
 pub use action::*;
 pub use chat_case::{CaseStatus, ChatCase};
+pub use chat_lead::ChatLead;
 pub use conversation::*;
 pub use decision::*;
 pub use resolution::*;

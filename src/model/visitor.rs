@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::chat_case::{ChatCase, LegacyCaseFlags};
+use super::chat_lead::ChatLead;
 
 /// Who is chatting in the messenger, as far as casebridge knows.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -27,15 +28,10 @@ pub struct MessengerInfo {
     pub case: ChatCase,
     /// Who the visitor's email matched in Salesforce, once looked up.
     pub person: Option<SalesforcePerson>,
-    /// Whether a Lead was queued for this visitor (they matched nobody and left an email);
-    /// it is upserted by [`MessengerInfo::lead_key`], so it is found by that.
-    pub lead_queued: bool,
-    /// The External ID the visitor's Lead is upserted by: this conversation's id when it
-    /// made the Lead, an earlier conversation's when that one made a Lead for the same
-    /// email (a visitor's identity is the org's, not the chat's). `None` in records from
-    /// before it was kept: the conversation's own id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lead_key: Option<String>,
+    /// The visitor's Lead (they matched nobody and left an email), as a lifecycle: made by
+    /// this chat, or shared with the earlier chat that made one for the same email (a
+    /// visitor's identity is the org's, not the chat's).
+    pub lead: ChatLead,
     /// The Tasks logged for this conversation, by their External ID values: completed, with
     /// the transcript, when the conversation closes.
     pub tasks: Vec<String>,
@@ -47,9 +43,6 @@ pub struct MessengerInfo {
     /// is written again.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub lead_fields: std::collections::BTreeMap<String, serde_json::Value>,
-    /// A verified visitor became a new Lead and Tasks are logged: the Task waits for the
-    /// lead's id, read back once Salesforce has made it.
-    pub lead_task_pending: bool,
     /// Whether the conversation ended because its case closed: a visitor who writes again
     /// is told it is over. A conversation closed by its resolution reopens instead.
     pub ended_by_case: bool,
@@ -65,9 +58,9 @@ struct StoredMessengerInfo {
     #[serde(default)]
     person: Option<SalesforcePerson>,
     #[serde(default)]
-    lead_queued: bool,
+    lead: Option<ChatLead>,
     #[serde(default)]
-    lead_key: Option<String>,
+    lead_queued: bool,
     #[serde(default)]
     tasks: Vec<String>,
     #[serde(default)]
@@ -113,12 +106,14 @@ impl From<StoredMessengerInfo> for MessengerInfo {
             visitor: s.visitor,
             case,
             person: s.person,
-            lead_queued: s.lead_queued,
-            lead_key: s.lead_key,
+            // Records from before the lifecycle: a queued Lead was the chat's own.
+            lead: s.lead.unwrap_or(match s.lead_queued {
+                true => ChatLead::Made { task_pending: s.lead_task_pending },
+                false => ChatLead::None,
+            }),
             tasks: s.tasks,
             case_rule: s.case_rule,
             lead_fields: s.lead_fields,
-            lead_task_pending: s.lead_task_pending,
             ended_by_case: s.ended_by_case,
         }
     }

@@ -89,7 +89,7 @@ pub async fn salesforce(State(state): State<AdminState>, Path(id): Path<String>)
     let mut panel = json!({
         "visitor": info.visitor,
         "kind": info.person_label(),
-        "lead_queued": info.lead_queued,
+        "lead_queued": info.lead.exists(),
     });
     let result = match &info.person {
         Some(SalesforcePerson::User { contact_id, .. }) if info.visitor.verified => {
@@ -405,7 +405,7 @@ pub async fn create_lead(State(state): State<AdminState>, Path(id): Path<String>
     let extra = crate::salesforce::validate::from_form(&describe, extra);
     let build = |conv: &crate::model::Conversation| -> Result<crate::model::Action, (StatusCode, String)> {
         let info = conv.messenger.as_ref().ok_or((StatusCode::NOT_FOUND, "not a messenger conversation".into()))?;
-        if info.lead_queued {
+        if info.lead.exists() {
             return Err((StatusCode::CONFLICT, "this visitor already is a lead".into()));
         }
         let made_for = info.visitor.email.as_deref().map(|e| state.store.visitor_lead(e)).transpose();

@@ -15,9 +15,7 @@ use crate::model::visitor::email_key;
 /// keyed by its own id.
 pub(super) fn claimed_email(conversation: &Conversation) -> Option<String> {
     let info = conversation.messenger.as_ref()?;
-    // No key: a record from before keys were kept, whose Lead is its own.
-    let own = info.lead_queued && info.lead_key.as_deref().is_none_or(|key| key == conversation.id);
-    own.then(|| info.visitor.email.as_deref().map(email_key)).flatten()
+    info.lead.made_here().then(|| info.visitor.email.as_deref().map(email_key)).flatten()
 }
 
 /// Records `conversation_id`'s claim of `email`, inside the commit's transaction; aborts
@@ -36,12 +34,12 @@ pub(super) fn claim(
         }
         Some(owner) if owner.as_ref() == conversation_id.as_bytes() => {}
         Some(owner) => {
-            // Held before this commit: its record says it made its own Lead (a record from
-            // before keys were kept may share an email with another such; both stand).
+            // Held before this commit: its record says it made its own Lead (records from
+            // before the index may share an email with another such; both stand).
             let held = previous
                 .and_then(|p| serde_json::from_slice::<Conversation>(p).ok())
                 .and_then(|p| p.messenger)
-                .is_some_and(|m| m.lead_queued && m.lead_key.as_deref().is_none_or(|key| key == conversation_id));
+                .is_some_and(|m| m.lead.made_here());
             if !held {
                 return Err(ConflictableTransactionError::Abort(String::from_utf8_lossy(&owner).into_owned()));
             }
@@ -61,7 +59,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::model::visitor::{MessengerInfo, Visitor};
-    use crate::model::{Channel, Conversation};
+    use crate::model::{Channel, ChatLead, Conversation};
     use crate::store::{Store, StoreError};
 
     fn chat(id: &str, email: &str) -> Conversation {
@@ -79,7 +77,10 @@ mod tests {
 
     fn queue_lead(conv: &mut Conversation, key: &str) {
         let info = conv.messenger.as_mut().unwrap();
-        (info.lead_queued, info.lead_key) = (true, Some(key.into()));
+        info.lead = match key == conv.id {
+            true => ChatLead::Made { task_pending: false },
+            false => ChatLead::Shared { key: key.into(), task_pending: false },
+        };
     }
 
     #[test]
@@ -116,7 +117,7 @@ mod tests {
         // The old defect's two Leads for one email, stored before keys were kept.
         let mut old = [chat("m-old1", "kim@newco.example"), chat("m-old2", "kim@newco.example")];
         for conv in &mut old {
-            conv.messenger.as_mut().unwrap().lead_queued = true;
+            conv.messenger.as_mut().unwrap().lead = ChatLead::Made { task_pending: false };
             store.conversations.insert(conv.id.as_bytes(), serde_json::to_vec(&*conv).unwrap()).unwrap();
         }
         assert_eq!(store.visitor_lead("kim@newco.example").unwrap(), None, "not indexed then");

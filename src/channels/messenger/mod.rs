@@ -298,9 +298,7 @@ impl Messenger {
                 // What the admin page did meanwhile: a lead queued, a case linked (and the
                 // chat handed over to its owner, which a decision on the older copy keeps).
                 if let (Some(mine), Some(theirs)) = (conv.messenger.as_mut(), stored.messenger.as_ref()) {
-                    if theirs.lead_queued && !mine.lead_queued {
-                        (mine.lead_queued, mine.lead_key) = (true, theirs.lead_key.clone());
-                    }
+                    mine.lead = std::mem::take(&mut mine.lead).later(&theirs.lead);
                     mine.case = std::mem::take(&mut mine.case).later(&theirs.case);
                 }
                 // A visitor who wrote while the daemon closed the chat (a resolution) reopens
@@ -393,8 +391,7 @@ impl Messenger {
             Err(why) => return Ok(Err(why)),
         };
         if let Some(info) = conv.messenger.as_mut() {
-            info.lead_queued = true;
-            info.lead_key = Some(conv.id.clone());
+            info.lead = crate::model::ChatLead::Made { task_pending: false };
         }
         // The store refuses a second Lead for one email (another chat made it first).
         match self.store.commit(&conv, vec![action]) {

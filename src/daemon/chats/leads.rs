@@ -62,7 +62,7 @@ impl ChatChannel {
         let owner = handover_owner.filter(|id| follows && is_user_id(id));
         let Some(info) = conv.messenger.as_mut() else { return Vec::new() };
         let mut lead: BTreeMap<String, Json> = BTreeMap::new();
-        if info.lead_queued {
+        if info.lead.exists() {
             for (field, value) in &decision.lead_fields {
                 if info.lead_fields.get(field) != Some(value) {
                     lead.insert(field.clone(), value.clone());
@@ -136,14 +136,14 @@ impl ChatChannel {
     /// Logs conversation `id`'s Task on the Lead `lead_id`, when it still waits for it.
     fn log_lead_task(&mut self, shared: &mut Shared<'_>, id: &str, lead_id: &str) -> Result<(), DaemonError> {
         let Some(mut conv) = shared.store.conversation(id)? else { return Ok(()) };
-        if !conv.messenger.as_ref().is_some_and(|m| m.lead_task_pending) {
+        if !conv.messenger.as_ref().is_some_and(|m| m.lead.task_pending()) {
             return Ok(());
         }
         let person =
             SalesforcePerson::Lead { lead_ids: vec![lead_id.to_string()], name: None, company: None, owner_id: None };
         let logged = messenger::tasks::log(&conv, &person, None, self.lead_owner(&conv).as_deref());
         let info = conv.messenger.as_mut().expect("checked above");
-        info.lead_task_pending = false;
+        info.lead = std::mem::take(&mut info.lead).task_logged();
         info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
         self.commit(&conv, logged.into_iter().map(|(_, action)| action).collect())
     }

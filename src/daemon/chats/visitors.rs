@@ -11,7 +11,7 @@ use crate::daemon::process::event;
 use crate::daemon::shared::Shared;
 use crate::daemon::{CycleReport, DaemonError, EventKind};
 use crate::decide::Rules;
-use crate::model::{AccountInfo, Action, ContactInfo, Conversation, SalesforcePerson};
+use crate::model::{AccountInfo, Action, ChatLead, ContactInfo, Conversation, SalesforcePerson};
 use crate::store::StoreError;
 
 impl ChatChannel {
@@ -54,7 +54,7 @@ impl ChatChannel {
         let create = person == SalesforcePerson::Visitor && hub.settings().create_leads;
         let info = conv.messenger.as_mut().expect("checked above");
         info.person = Some(person);
-        if !create || info.lead_queued {
+        if !create || info.lead.exists() {
             return self.commit(conv, actions);
         }
         // One Lead per email: an earlier chat's, when one made it (in this round, or before
@@ -92,10 +92,8 @@ impl ChatChannel {
         let mapped = self.lead_mapping(shared, conv, rules)?;
         let owner = self.lead_owner(conv);
         let Some(info) = conv.messenger.as_mut() else { return Ok(None) };
-        info.lead_queued = true;
-        info.lead_key = Some(conv.id.clone());
         // A verified visitor's conversation is logged on the lead once it exists.
-        info.lead_task_pending = info.visitor.verified && settings.log_tasks;
+        info.lead = ChatLead::Made { task_pending: info.visitor.verified && settings.log_tasks };
         info.lead_fields = mapped.clone();
         Ok(matching::create_lead(conv, &settings.lead_source, &mapped, owner.as_deref()))
     }
@@ -107,9 +105,7 @@ impl ChatChannel {
     fn share_lead(&self, conv: &mut Conversation, earlier: String, mapped: BTreeMap<String, Json>) {
         let log_tasks = self.hub.settings().log_tasks;
         let Some(info) = conv.messenger.as_mut() else { return };
-        info.lead_queued = true;
-        info.lead_key = Some(earlier);
-        info.lead_task_pending = info.visitor.verified && log_tasks;
+        info.lead = ChatLead::Shared { key: earlier, task_pending: info.visitor.verified && log_tasks };
         info.lead_fields = mapped;
     }
 

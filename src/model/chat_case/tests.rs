@@ -163,7 +163,7 @@ fn records_stored_with_flags_read_as_the_lifecycle_and_are_written_back_as_it() 
     let info: MessengerInfo = serde_json::from_value(old).unwrap();
     assert_eq!(info.case.id(), Some("500A"));
     assert_eq!(info.case.status(), CaseStatus::ClosedByRule);
-    assert!(!info.ended_by_case && info.lead_queued);
+    assert!(!info.ended_by_case && info.lead == crate::model::ChatLead::Made { task_pending: false });
     let written = serde_json::to_value(&info).unwrap();
     assert!(written.get("case_id").is_none() && written.get("case_closed").is_none(), "{written}");
     let again: MessengerInfo = serde_json::from_value(written).unwrap();
