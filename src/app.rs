@@ -287,6 +287,7 @@ pub fn settings(config: &Config) -> DaemonSettings {
             AgentConfig::KnowledgeBase { suggestions, .. } => suggestions.on_silence,
             _ => Default::default(),
         },
+        retention: config.retention.clone(),
         ..DaemonSettings::new(&config.agent_user, &config.handover.default_target)
     }
 }

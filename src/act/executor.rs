@@ -1,6 +1,6 @@
 //! The executor: sends what waits in the outbox, in as few Salesforce calls as it can.
 //!
-//! Each round:
+//! Each round reads the due entries in queue order, `ROUND_BATCH` at a time; for each batch:
 //! 1. Entries left in flight by a crash (or a request that timed out) are checked in
 //!    Salesforce before anything is resent: a reply whose comment already exists is marked
 //!    done, never posted again. Idempotent actions (owner, fields, topics) are simply resent.
@@ -23,7 +23,7 @@ use crate::model::Action;
 use crate::salesforce::client::COMPOSITE_MAX;
 use crate::salesforce::soql::{Filter, Select};
 use crate::salesforce::{Client, SalesforceError, SubRequest};
-use crate::store::{EntryStatus, OutboxEntry, Store, StoreError, SyncError};
+use crate::store::{EntryStatus, OutboxEntry, OutboxScan, Store, StoreError, SyncError};
 
 /// What one round did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -34,17 +34,13 @@ pub struct RoundReport {
     pub verified_already_applied: usize,
     pub emails_sent: usize,
     pub api_calls: usize,
+    /// Outbox entries the round read to find the due ones (each read once a round).
+    pub entries_read: usize,
 }
 
-/// The record an upsert writes, as (object, External ID value).
-fn upserted_record(action: &Action) -> Option<(&str, &str)> {
-    match action {
-        Action::UpsertRecord { object, conversation_id, key, .. } => {
-            Some((object.as_str(), key.as_deref().unwrap_or(conversation_id)))
-        }
-        _ => None,
-    }
-}
+/// How many due entries the executor holds at once: a round reads the outbox in batches of
+/// this many, so its memory does not grow with the outbox.
+pub const ROUND_BATCH: usize = 200;
 
 impl std::ops::AddAssign for RoundReport {
     /// Two rounds of one cycle, counted together.
@@ -55,6 +51,7 @@ impl std::ops::AddAssign for RoundReport {
         self.verified_already_applied += other.verified_already_applied;
         self.emails_sent += other.emails_sent;
         self.api_calls += other.api_calls;
+        self.entries_read += other.entries_read;
     }
 }
 
@@ -100,31 +97,73 @@ impl Executor {
         self.metrics = Some(metrics);
     }
 
-    /// Sends everything that is due. Store failures end the round; Salesforce and SMTP
-    /// failures are handled per entry.
+    /// Sends everything that is due, a batch of at most `ROUND_BATCH` entries at a time
+    /// read in queue order (never the whole outbox at once). Store failures end the round;
+    /// Salesforce and SMTP failures are handled per entry.
     pub async fn run_round(&mut self) -> Result<RoundReport, StoreError> {
         let mut report = RoundReport::default();
         let now = Utc::now();
-        let outbox = self.store.outbox()?;
-        // One write at a time for each record made by upsert (a chat's case, lead, Task):
-        // a later update must never overtake the create it follows (it would find nothing).
-        let mut first_write: HashMap<(&str, &str), u64> = HashMap::new();
-        for e in &outbox {
-            if let Some(record) = upserted_record(&e.action) {
-                first_write.entry(record).and_modify(|id| *id = (*id).min(e.id)).or_insert(e.id);
+        let mut scan = OutboxScan::default();
+        while !scan.finished() {
+            let due = self.store.due_entries(&mut scan, now, ROUND_BATCH)?;
+            if !due.is_empty() {
+                self.send_batch(due, &mut report).await?;
             }
         }
-        let next_in_line = |e: &OutboxEntry| upserted_record(&e.action).is_none_or(|r| first_write[&r] == e.id);
-        let mut due: Vec<OutboxEntry> =
-            outbox.iter().filter(|e| e.not_before <= now && next_in_line(e)).cloned().collect();
-        drop(first_write);
-        if due.is_empty() {
-            return Ok(report);
+        report.entries_read = scan.read;
+        Ok(report)
+    }
+
+    /// Sends one batch of due entries: those a crash left in flight verified first, then
+    /// emails over SMTP, then the rest in composite calls.
+    async fn send_batch(&mut self, mut due: Vec<OutboxEntry>, report: &mut RoundReport) -> Result<(), StoreError> {
+        self.verify_in_flight(&mut due, report).await?;
+        // Emails first: the SMTP send, then the record on the case goes with the rest.
+        self.send_emails(&mut due, report).await?;
+        // An email not accepted waits for a later round, or failed and left the outbox.
+        due.retain(|e| !matches!(&e.action, Action::SendEmail { email, .. } if !email.smtp_accepted));
+
+        if let Err(e) = self.resolve_topics(&due, report).await {
+            tracing::warn!(error = %e, "Cannot resolve topics; topic assignments wait for the next round.");
+            due.retain(|e| !matches!(e.action, Action::AssignTopics { .. }));
         }
+
+        let due = self.validate(due, report).await?;
+
+        // Pack entries, in order, into composite calls.
+        let mut chunk: Vec<(OutboxEntry, Vec<SubRequest>)> = Vec::new();
+        let mut chunk_len = 0;
+        for entry in due {
+            let subrequests = deliver::subrequests(&format!("e{}", entry.id), &entry.action, &self.topic_ids);
+            if subrequests.is_empty() {
+                self.store.complete_entries(&[(entry.id, None)])?;
+                report.done += 1;
+                continue;
+            }
+            if chunk_len + subrequests.len() > COMPOSITE_MAX && !chunk.is_empty() {
+                self.send_chunk(std::mem::take(&mut chunk), report).await?;
+                chunk_len = 0;
+            }
+            chunk_len += subrequests.len();
+            chunk.push((entry, subrequests));
+        }
+        if !chunk.is_empty() {
+            self.send_chunk(chunk, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Entries a crash left in flight: checked in Salesforce, those applied already are
+    /// confirmed and leave `due`; the rest are sent again.
+    async fn verify_in_flight(
+        &mut self,
+        due: &mut Vec<OutboxEntry>,
+        report: &mut RoundReport,
+    ) -> Result<(), StoreError> {
         let in_flight: Vec<OutboxEntry> =
             due.iter().filter(|e| matches!(e.status, EntryStatus::InFlight { .. })).cloned().collect();
         if !in_flight.is_empty() {
-            let applied = self.verify(&in_flight, &mut report).await;
+            let applied = self.verify(&in_flight, report).await;
             let (confirmed, resend): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
                 in_flight.into_iter().partition(|e| applied.contains(&e.id));
             report.verified_already_applied += confirmed.len();
@@ -144,8 +183,11 @@ impl Executor {
                 e.status = EntryStatus::Pending;
             }
         }
+        Ok(())
+    }
 
-        // Emails first: the SMTP send, then the record on the case goes with the rest.
+    /// Sends the emails due over SMTP (their record on the case goes with the rest).
+    async fn send_emails(&mut self, due: &mut [OutboxEntry], report: &mut RoundReport) -> Result<(), StoreError> {
         for entry in due.iter_mut() {
             if let Action::SendEmail { email, .. } = &mut entry.action
                 && !email.smtp_accepted
@@ -176,38 +218,7 @@ impl Executor {
                 }
             }
         }
-        let outbox_ids: Vec<u64> = self.store.outbox()?.iter().map(|e| e.id).collect();
-        due.retain(|e| outbox_ids.contains(&e.id));
-        due.retain(|e| !matches!(&e.action, Action::SendEmail { email, .. } if !email.smtp_accepted));
-
-        if let Err(e) = self.resolve_topics(&due, &mut report).await {
-            tracing::warn!(error = %e, "Cannot resolve topics; topic assignments wait for the next round.");
-            due.retain(|e| !matches!(e.action, Action::AssignTopics { .. }));
-        }
-
-        let due = self.validate(due, &mut report).await?;
-
-        // Pack entries, in order, into composite calls.
-        let mut chunk: Vec<(OutboxEntry, Vec<SubRequest>)> = Vec::new();
-        let mut chunk_len = 0;
-        for entry in due {
-            let subrequests = deliver::subrequests(&format!("e{}", entry.id), &entry.action, &self.topic_ids);
-            if subrequests.is_empty() {
-                self.store.complete_entries(&[(entry.id, None)])?;
-                report.done += 1;
-                continue;
-            }
-            if chunk_len + subrequests.len() > COMPOSITE_MAX && !chunk.is_empty() {
-                self.send_chunk(std::mem::take(&mut chunk), &mut report).await?;
-                chunk_len = 0;
-            }
-            chunk_len += subrequests.len();
-            chunk.push((entry, subrequests));
-        }
-        if !chunk.is_empty() {
-            self.send_chunk(chunk, &mut report).await?;
-        }
-        Ok(report)
+        Ok(())
     }
 
     async fn send_chunk(
@@ -260,62 +271,77 @@ impl Executor {
         let by_ref: HashMap<&str, &crate::salesforce::SubResponse> =
             results.iter().map(|r| (r.reference_id.as_str(), r)).collect();
         let mut done = Vec::new();
-        for ((_, subs), mut entry) in chunk.into_iter().zip(marked) {
+        for ((_, subs), entry) in chunk.into_iter().zip(marked) {
             let outcome = entry_outcome(&entry, &subs, &by_ref);
-            match outcome {
-                Outcome::Done => done.push((entry.id, entry.action.confirmation_key())),
-                Outcome::Retry(why) => {
-                    report.retried_later += 1;
-                    entry.attempts += 1;
-                    if entry.attempts >= MAX_ATTEMPTS {
-                        self.fail(&entry, "RETRIES_EXHAUSTED", &why)?;
-                        report.failed += 1;
-                    } else {
-                        entry.status = EntryStatus::Pending;
-                        entry.last_error = Some(why);
-                        entry.not_before = Utc::now() + backoff(entry.attempts);
-                        self.store.update_entries(&[entry])?;
-                    }
-                }
-                Outcome::Failed { code, message } => {
-                    entry.attempts += 1;
-                    self.fail(&entry, &code, &message)?;
-                    report.failed += 1;
-                }
-                Outcome::Duplicate { record_id, rule } => {
-                    report.api_calls += 2;
-                    match super::duplicates::link(&self.client, &entry.action, &record_id, &rule).await {
-                        Ok(linked) => {
-                            tracing::info!(record = %linked.record_id, reason = %linked.message, "Linked to an existing record.");
-                            self.store.record_error(SyncError::new(
-                                Some(entry.action.case_id()),
-                                "link_duplicate",
-                                "DUPLICATES_DETECTED",
-                                &linked.message,
-                            ))?;
-                            done.push((entry.id, entry.action.confirmation_key()));
-                        }
-                        // Refused (the rule may act on edits too): a sync error, never a loop.
-                        Err(why) if !why.is_transient() => {
-                            entry.attempts += 1;
-                            let message = format!(
-                                "the org's duplicate rule {rule} matched {record_id}, which could not be linked: {}",
-                                why.message()
-                            );
-                            self.fail(&entry, why.error_code(), &message)?;
-                            report.failed += 1;
-                        }
-                        Err(why) => {
-                            report.retried_later += 1;
-                            entry.status = EntryStatus::Pending;
-                            self.retry_later(&mut entry, &format!("linking to {record_id}: {why}"))?;
-                        }
-                    }
-                }
+            if let Some(confirmed) = self.after_send(entry, outcome, report).await? {
+                done.push(confirmed);
             }
         }
         report.done += done.len();
         self.store.complete_entries(&done)
+    }
+
+    /// What becomes of an entry after its composite call: done (returned, to be confirmed
+    /// with the rest), tried again later, failed for good, or linked to the duplicate the
+    /// org matched.
+    async fn after_send(
+        &mut self,
+        mut entry: OutboxEntry,
+        outcome: Outcome,
+        report: &mut RoundReport,
+    ) -> Result<Option<(u64, Option<String>)>, StoreError> {
+        match outcome {
+            Outcome::Done => return Ok(Some((entry.id, entry.action.confirmation_key()))),
+            Outcome::Retry(why) => {
+                report.retried_later += 1;
+                entry.attempts += 1;
+                if entry.attempts >= MAX_ATTEMPTS {
+                    self.fail(&entry, "RETRIES_EXHAUSTED", &why)?;
+                    report.failed += 1;
+                } else {
+                    entry.status = EntryStatus::Pending;
+                    entry.last_error = Some(why);
+                    entry.not_before = Utc::now() + backoff(entry.attempts);
+                    self.store.update_entries(&[entry])?;
+                }
+            }
+            Outcome::Failed { code, message } => {
+                entry.attempts += 1;
+                self.fail(&entry, &code, &message)?;
+                report.failed += 1;
+            }
+            Outcome::Duplicate { record_id, rule } => {
+                report.api_calls += 2;
+                match super::duplicates::link(&self.client, &entry.action, &record_id, &rule).await {
+                    Ok(linked) => {
+                        tracing::info!(record = %linked.record_id, reason = %linked.message, "Linked to an existing record.");
+                        self.store.record_error(SyncError::new(
+                            Some(entry.action.case_id()),
+                            "link_duplicate",
+                            "DUPLICATES_DETECTED",
+                            &linked.message,
+                        ))?;
+                        return Ok(Some((entry.id, entry.action.confirmation_key())));
+                    }
+                    // Refused (the rule may act on edits too): a sync error, never a loop.
+                    Err(why) if !why.is_transient() => {
+                        entry.attempts += 1;
+                        let message = format!(
+                            "the org's duplicate rule {rule} matched {record_id}, which could not be linked: {}",
+                            why.message()
+                        );
+                        self.fail(&entry, why.error_code(), &message)?;
+                        report.failed += 1;
+                    }
+                    Err(why) => {
+                        report.retried_later += 1;
+                        entry.status = EntryStatus::Pending;
+                        self.retry_later(&mut entry, &format!("linking to {record_id}: {why}"))?;
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Records a sync error for the entry and takes it out of the outbox.
@@ -415,7 +441,7 @@ impl Executor {
             let (object, body_field) = (*object, *body_field);
             let cases: std::collections::BTreeSet<String> =
                 group.iter().map(|e| e.action.case_id().to_string()).collect();
-            let soql = Select::new(["Id", "ParentId", body_field], object)
+            let soql = Select::new(["Id", "ParentId", "CreatedDate", body_field], object)
                 .filter(Filter::is_in("ParentId", cases))
                 .filter(Filter::eq("CreatedById", self.agent_user_id.as_str()))
                 .build();
@@ -436,10 +462,14 @@ impl Executor {
                     _ => continue,
                 };
                 let Some(key) = e.action.confirmation_key() else { continue };
+                // A conversation pruned before took its confirmations with it: only posts made
+                // since count.
+                let pruned_at = self.store.pruned_at(case_id).ok().flatten();
                 let in_salesforce = rows
                     .iter()
                     .filter(|r| r["ParentId"].as_str().is_some_and(|p| crate::salesforce::id::same(p, case_id)))
                     .filter(|r| r[body_field].as_str() == Some(body.as_str()))
+                    .filter(|r| pruned_at.is_none_or(|at| created_after(r, at)))
                     .count() as u64;
                 let accounted = self.store.confirmed_count(&key).unwrap_or(0) + claimed.get(&key).copied().unwrap_or(0);
                 if in_salesforce > accounted {
@@ -510,4 +540,13 @@ fn entry_outcome(
 fn backoff(attempts: u32) -> ChronoDuration {
     let secs = (5i64 << attempts.min(10)).min(MAX_BACKOFF_SECS);
     ChronoDuration::seconds(secs)
+}
+
+/// Whether a record was created after `at` (one without a readable `CreatedDate` counts, so
+/// that a doubt never sends a reply twice).
+fn created_after(record: &Json, at: chrono::DateTime<Utc>) -> bool {
+    record["CreatedDate"]
+        .as_str()
+        .and_then(|d| chrono::DateTime::parse_from_str(d, "%Y-%m-%dT%H:%M:%S%.3f%z").ok())
+        .is_none_or(|created| created.with_timezone(&Utc) > at)
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::duration::format;
-use super::{AgentConfig, AuthConfig, Config, SecretRef};
+use super::{AgentConfig, AuthConfig, Config, SalesforceKnowledgeConfig, SecretRef};
 
 /// The ranges, so that docs/configuration.md, the schema and the checks say the same thing.
 pub mod ranges {
@@ -66,6 +66,10 @@ impl Config {
             Duration::ZERO,
             ranges::INITIAL_LOOKBACK_MAX,
         );
+        let retention = &self.retention;
+        let (second, max) = (Duration::from_secs(1), super::retention::RETENTION_MAX);
+        within(&mut bad, "retention.conversations", retention.conversations, second, max);
+        within(&mut bad, "retention.traces", retention.traces, second, retention.conversations.clamp(second, max));
         if self.agent_user.trim().is_empty() {
             bad("agent_user", "name the agent user (a username or a User Id)".into());
         }
@@ -216,50 +220,50 @@ impl Config {
             AgentConfig::Script { .. } => {}
         }
         if let Some(k) = self.agent.salesforce_knowledge() {
-            if k.body_fields.is_empty() || k.body_fields.iter().any(|f| !is_api_name(f)) {
-                bad(
-                    "agent.salesforce_knowledge.body_fields",
-                    format!("one or more field API names such as Answer__c, found {:?}", k.body_fields),
-                );
-            }
-            if !k.article_url.contains("{UrlName}")
-                || check_url(&k.article_url.replace("{UrlName}", "x"), false).is_err()
-            {
-                bad(
-                    "agent.salesforce_knowledge.article_url",
-                    format!(
-                        "a URL with {{UrlName}} in it, such as https://help.example.com/s/article/{{UrlName}}, found {:?}",
-                        k.article_url
-                    ),
-                );
-            }
-            if !is_api_name(&k.object) {
-                bad(
-                    "agent.salesforce_knowledge.object",
-                    format!("an object API name such as Knowledge__kav, found {:?}", k.object),
-                );
-            }
-            if k.language.is_empty() || !k.language.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                bad(
-                    "agent.salesforce_knowledge.language",
-                    format!("a language code such as en_US, found {:?}", k.language),
-                );
-            }
-            if k.channels.is_empty() {
-                bad(
-                    "agent.salesforce_knowledge.channels",
-                    "at least one channel (pkb, csp, prm or app); without one no article is ever synced".to_string(),
-                );
-            }
-            within(
-                bad,
-                "agent.salesforce_knowledge.interval",
-                k.interval,
-                Duration::from_secs(10),
-                Duration::from_secs(86_400),
-            );
+            salesforce_knowledge_problems(k, bad);
         }
     }
+}
+
+/// What is wrong with `agent.salesforce_knowledge`.
+fn salesforce_knowledge_problems(k: &SalesforceKnowledgeConfig, bad: &mut impl FnMut(&str, String)) {
+    if k.body_fields.is_empty() || k.body_fields.iter().any(|f| !is_api_name(f)) {
+        bad(
+            "agent.salesforce_knowledge.body_fields",
+            format!("one or more field API names such as Answer__c, found {:?}", k.body_fields),
+        );
+    }
+    if !k.article_url.contains("{UrlName}") || check_url(&k.article_url.replace("{UrlName}", "x"), false).is_err() {
+        bad(
+            "agent.salesforce_knowledge.article_url",
+            format!(
+                "a URL with {{UrlName}} in it, such as https://help.example.com/s/article/{{UrlName}}, found {:?}",
+                k.article_url
+            ),
+        );
+    }
+    if !is_api_name(&k.object) {
+        bad(
+            "agent.salesforce_knowledge.object",
+            format!("an object API name such as Knowledge__kav, found {:?}", k.object),
+        );
+    }
+    if k.language.is_empty() || !k.language.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bad("agent.salesforce_knowledge.language", format!("a language code such as en_US, found {:?}", k.language));
+    }
+    if k.channels.is_empty() {
+        bad(
+            "agent.salesforce_knowledge.channels",
+            "at least one channel (pkb, csp, prm or app); without one no article is ever synced".to_string(),
+        );
+    }
+    within(
+        bad,
+        "agent.salesforce_knowledge.interval",
+        k.interval,
+        Duration::from_secs(10),
+        Duration::from_secs(86_400),
+    );
 }
 
 /// A Salesforce API name: letters, digits and underscores, starting with a letter (what

@@ -15,6 +15,8 @@ mod load;
 pub mod messenger;
 
 pub use messenger::MessengerConfig;
+mod retention;
+pub use retention::RetentionConfig;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +46,9 @@ pub struct Config {
     pub poll: PollConfig,
     #[serde(default)]
     pub reply: ReplyConfig,
+    /// What the store keeps of its history.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// The AI agent that answers.
     #[serde(default)]
     pub agent: AgentConfig,

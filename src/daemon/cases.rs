@@ -1,19 +1,25 @@
-//! The Cases channel: the poll (what changed past the cursor, by the case's own stamp or a
-//! new comment, email or post), the cases due for a retry, and each row built into its
-//! conversation and settled when no decision is needed (assigned away, closed, nothing
-//! new, or only the echo of our own reply); what needs one goes to the shared stages.
+//! The Cases channel as a component: its poll (what changed past the cursor, by the case's
+//! own stamp or a new comment, email or post, read a page at a time), the cases due for a
+//! retry, each row built into its conversation and settled when no decision is needed
+//! (assigned away, closed, nothing new, or only the echo of our own reply), and the
+//! channel's side of the stages (`ConversationChannel`): a case's actions and commit. The
+//! daemon drives it (`dispatch.rs`); what needs a decision goes to the shared stages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::Value as Json;
 
+use super::channel::ConversationChannel;
 use super::process::{Pending, event};
-use super::{ConversationEvent, CycleReport, Daemon, DaemonError, EventKind, ceil_second, floor_second};
+use super::shared::Shared;
+use super::{ConversationEvent, CycleReport, DaemonError, DaemonSettings, EventKind, ceil_second, floor_second};
+use crate::act::plan::{HandoverTo, ReplySettings, plan};
 use crate::channels::cases::build::{self, Authors, activity_stamp};
 use crate::channels::cases::query::{case_query, changed_case_queries};
 use crate::decide::RuleSnapshot;
-use crate::model::{Action, Conversation, ConversationState};
+use crate::model::{Action, Conversation, ConversationState, Decision, ReplyChannel, Trace};
+use crate::salesforce::QueryPages;
 use crate::salesforce::id;
 use crate::salesforce::soql::Filter;
 use crate::store::Cursor;
@@ -21,142 +27,177 @@ use crate::store::Cursor;
 /// How many recently active open conversations the poll also watches for re-assignment.
 const WATCHED_OPEN: usize = 100;
 
-/// The Cases channel's own state.
-#[derive(Default)]
+/// The Cases channel's own state: its settings and the echoes of our own replies.
 pub(super) struct CasesChannel {
     /// Cases whose latest stamp was only the echo of our own reply, by that stamp: skipped
     /// by the next polls without reading their child pages. Entries go once the cursor
     /// passes them.
     echoes: HashMap<String, DateTime<Utc>>,
+    /// How far back the first poll reads, before there is a cursor.
+    initial_lookback: std::time::Duration,
+    reply_channel: ReplyChannel,
+    /// The sender of email replies; `None` without SMTP.
+    email_from: Option<String>,
 }
 
-impl Daemon {
-    fn poll_query(&self, filter: Filter) -> String {
-        case_query(&self.rules.load().case_fields(), filter, self.posts)
+/// One poll under way: its queries' pages, read one at a time, and what it saw so far.
+pub(super) struct CasePoll {
+    started: DateTime<Utc>,
+    cursor: DateTime<Utc>,
+    newest: DateTime<Utc>,
+    /// Case ids already read by an earlier query of this poll.
+    seen: HashSet<String>,
+    queries: std::vec::IntoIter<QueryPages<Json>>,
+    current: Option<QueryPages<Json>>,
+}
+
+/// A case row with what the store holds for it.
+pub(super) type Row = (Json, Option<Conversation>);
+
+impl CasesChannel {
+    pub(super) fn new(settings: &DaemonSettings) -> CasesChannel {
+        CasesChannel {
+            echoes: HashMap::new(),
+            initial_lookback: settings.initial_lookback,
+            reply_channel: settings.reply_channel,
+            email_from: settings.email_from.clone(),
+        }
     }
 
-    /// Reads what changed since the cursor. The cursor is a watermark: every change
-    /// stamped at or before it has been seen. It advances to the newest stamp seen, but
-    /// never past `overlap` before this poll began, since Salesforce may still commit
+    fn query(shared: &Shared<'_>, filter: Filter) -> String {
+        case_query(&shared.rules.load().case_fields(), filter, shared.posts)
+    }
+
+    /// Starts a poll of what changed since the cursor. The cursor is a watermark: every
+    /// change stamped at or before it has been seen. It advances to the newest stamp seen,
+    /// but never past `overlap` before this poll began, since Salesforce may still commit
     /// writes stamped a little in the past; so after a burst the next polls re-read only
     /// the burst's last `overlap` (plus the second it ends in), and an idle poll reads
     /// nothing (one API call).
-    pub(super) async fn poll(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+    pub(super) async fn begin_poll(&self, shared: &Shared<'_>) -> Result<CasePoll, DaemonError> {
         let started = Utc::now();
-        let overlap = ChronoDuration::from_std(self.settings.overlap).unwrap_or(ChronoDuration::minutes(1));
-        let cursor = self.store.cursor()?.map(|c| c.modstamp).unwrap_or_else(|| {
-            started - ChronoDuration::from_std(self.settings.initial_lookback).unwrap_or(ChronoDuration::days(1))
-        });
+        let lookback = ChronoDuration::from_std(self.initial_lookback).unwrap_or(ChronoDuration::days(1));
+        let cursor = shared.store.cursor()?.map(|c| c.modstamp).unwrap_or(started - lookback);
         // The agent user's cases, and the recently active open conversations whichever owner
         // they have now: a case someone re-assigned away comes back with its new owner and
         // is recorded as such, at no extra API call.
-        let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
-        let watched = self.store.recently_open(WATCHED_OPEN)?;
+        let owned = Filter::eq("OwnerId", shared.agent_user.id.as_str());
+        let watched = shared.store.recently_open(WATCHED_OPEN)?;
         let scope = if watched.is_empty() { owned } else { owned.or(Filter::is_in("Id", watched)) };
         // The cases changed by their own stamp or by a new comment, email or post (an org
         // need not bump the case for those): four queries, one API call.
-        let owned = Filter::eq("OwnerId", self.agent_user.id.as_str());
-        let queries = changed_case_queries(&self.rules.load().case_fields(), owned, scope, cursor, self.posts);
-        let mut newest = cursor;
-        let mut seen = std::collections::HashSet::new();
-        for mut pages in self.client.queries_at_once(&queries).await.map_err(DaemonError::Poll)? {
-            while let Some(page) = pages.next_page().await.map_err(DaemonError::Poll)? {
-                let mut batch = Vec::new();
-                for row in page {
-                    let id = row["Id"].as_str().unwrap_or_default().to_string();
-                    if !seen.insert(id.clone()) {
-                        continue;
-                    }
-                    report.rows += 1;
-                    // Children past their first page may hold the newest stamp.
-                    let row = self.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
-                    let stamp = activity_stamp(&row);
-                    if let Some(stamp) = stamp {
-                        newest = newest.max(stamp);
-                    }
-                    let stored = self.store.conversation(&id)?;
-                    // Seen at this stamp already (the overlap): no decision.
-                    if let Some(stamp) = stamp
-                        && (self.cases.echoes.get(&id).is_some_and(|echo| *echo >= stamp)
-                            || stored.as_ref().is_some_and(|c| c.modstamp >= stamp))
-                    {
-                        continue;
-                    }
-                    batch.push((row, stored));
-                }
-                self.process_rows(batch, false, report).await?;
+        let owned = Filter::eq("OwnerId", shared.agent_user.id.as_str());
+        let fields = shared.rules.load().case_fields();
+        let queries = changed_case_queries(&fields, owned, scope, cursor, shared.posts);
+        let pages = shared.client.queries_at_once(&queries).await.map_err(DaemonError::Poll)?;
+        Ok(CasePoll {
+            started,
+            cursor,
+            newest: cursor,
+            seen: HashSet::new(),
+            queries: pages.into_iter(),
+            current: None,
+        })
+    }
+
+    /// The poll's next page of rows that may need work, each with what the store holds;
+    /// `None` once every query is read. A row seen at its stamp already (the overlap, or
+    /// the echo of our own reply) is left out.
+    pub(super) async fn next_rows(
+        &self,
+        shared: &Shared<'_>,
+        poll: &mut CasePoll,
+        report: &mut CycleReport,
+    ) -> Result<Option<Vec<Row>>, DaemonError> {
+        let page = loop {
+            let pages = match poll.current.as_mut() {
+                Some(pages) => pages,
+                None => match poll.queries.next() {
+                    Some(next) => poll.current.insert(next),
+                    None => return Ok(None),
+                },
+            };
+            match pages.next_page().await.map_err(DaemonError::Poll)? {
+                Some(page) => break page,
+                None => poll.current = None,
             }
+        };
+        let mut rows = Vec::new();
+        for row in page {
+            let id = row["Id"].as_str().unwrap_or_default().to_string();
+            if !poll.seen.insert(id.clone()) {
+                continue;
+            }
+            report.rows += 1;
+            // Children past their first page may hold the newest stamp.
+            let row = shared.client.with_all_children(row).await.map_err(DaemonError::Poll)?;
+            let stamp = activity_stamp(&row);
+            if let Some(stamp) = stamp {
+                poll.newest = poll.newest.max(stamp);
+            }
+            let stored = shared.store.conversation(&id)?;
+            if let Some(stamp) = stamp
+                && (self.echoes.get(&id).is_some_and(|echo| *echo >= stamp)
+                    || stored.as_ref().is_some_and(|c| c.modstamp >= stamp))
+            {
+                continue;
+            }
+            rows.push((row, stored));
         }
+        Ok(Some(rows))
+    }
+
+    /// Ends a poll whose every row is committed: the cursor moves to its watermark.
+    pub(super) fn end_poll(&mut self, shared: &Shared<'_>, poll: CasePoll) -> Result<(), DaemonError> {
+        let overlap = ChronoDuration::from_std(shared.overlap).unwrap_or(ChronoDuration::minutes(1));
         // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
         // rest of the newest row's second only when that second is older than the overlap.
-        let watermark = ceil_second(newest).min(floor_second(started - overlap)).max(cursor);
-        self.cases.echoes.retain(|_, stamp| *stamp > watermark);
-        if watermark > cursor {
-            self.store.set_cursor(Cursor { modstamp: watermark })?;
+        let watermark = ceil_second(poll.newest).min(floor_second(poll.started - overlap)).max(poll.cursor);
+        self.echoes.retain(|_, stamp| *stamp > watermark);
+        if watermark > poll.cursor {
+            shared.store.set_cursor(Cursor { modstamp: watermark })?;
         }
         Ok(())
     }
 
-    /// Conversations whose agent failed earlier: read again by Id (which also shows
-    /// whether they were re-assigned meanwhile) and decided again.
-    pub(super) async fn retry_due(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let due = self.store.due_retries(Utc::now())?;
-        for chunk in due.chunks(200) {
-            let soql = self.poll_query(Filter::is_in("Id", chunk.iter().cloned()));
-            match self.client.query_with_children(soql).await {
-                Ok(rows) => {
-                    let mut batch = Vec::new();
-                    for row in rows {
-                        let stored = self.store.conversation(row["Id"].as_str().unwrap_or_default())?;
-                        batch.push((row, stored));
-                    }
-                    self.process_rows(batch, true, report).await?;
+    /// Cases whose agent failed earlier, read again by Id (which also shows whether they
+    /// were re-assigned meanwhile); `None` when the org cannot be read now (logged).
+    pub(super) async fn retry_rows(
+        &self,
+        shared: &Shared<'_>,
+        ids: &[String],
+    ) -> Result<Option<Vec<Row>>, DaemonError> {
+        let soql = Self::query(shared, Filter::is_in("Id", ids.iter().cloned()));
+        match shared.client.query_with_children(soql).await {
+            Ok(rows) => {
+                let mut batch = Vec::new();
+                for row in rows {
+                    let stored = shared.store.conversation(row["Id"].as_str().unwrap_or_default())?;
+                    batch.push((row, stored));
                 }
-                Err(e) => tracing::warn!(error = %e, "Cannot re-read conversations due for a retry."),
+                Ok(Some(batch))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot re-read conversations due for a retry.");
+                Ok(None)
             }
         }
-        Ok(())
-    }
-
-    /// Builds, decides and commits a batch of rows, each a different case, with what the
-    /// store holds for it (read by the caller). Without `force`, a row no newer than the
-    /// store's is skipped.
-    ///
-    /// The agent is asked about up to `agent_concurrency` conversations at once (an AI
-    /// service answers in seconds; one at a time, a burst of cases waits minutes). Each
-    /// conversation is still decided once and committed with its actions in one store
-    /// transaction, in the batch's order, so nothing the outbox guarantees changes: a crash
-    /// before a conversation's commit leaves it to be decided again, as before.
-    pub(super) async fn process_rows(
-        &mut self,
-        rows: Vec<(Json, Option<Conversation>)>,
-        force: bool,
-        report: &mut CycleReport,
-    ) -> Result<(), DaemonError> {
-        let rules = self.rules.load_full();
-        let mut pending = Vec::new();
-        for (row, stored) in rows {
-            if let Some(p) = self.prepare(&row, stored, force, &rules, report)? {
-                pending.push(p);
-            }
-        }
-        self.decide_pending(pending, &rules, report).await
     }
 
     /// Builds the row's conversation on the stored one and settles it; returns it when it
-    /// needs a decision.
-    fn prepare(
+    /// needs a decision. Without `force`, a row no newer than the store's is skipped.
+    pub(super) fn prepare(
         &mut self,
-        row: &Json,
-        stored: Option<Conversation>,
+        shared: &mut Shared<'_>,
+        (row, stored): Row,
         force: bool,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<Option<Pending>, DaemonError> {
-        let fresh = match build::from_case_row(row, &Authors { agent_user_id: &self.agent_user.id }) {
+        let fresh = match build::from_case_row(&row, &Authors { agent_user_id: &shared.agent_user.id }) {
             Ok(c) => c,
             Err(e) => {
-                self.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?;
+                shared.record_error(Some(&e.case_id), "read_case", "UNREADABLE_CASE", &e.problem)?;
                 report.events.push(ConversationEvent {
                     conversation_id: e.case_id.clone(),
                     case_number: String::new(),
@@ -174,33 +215,42 @@ impl Daemon {
                 }
                 if !force && only_our_own_echo(&stored, &fresh) {
                     // Our reply bumped the case's stamp; nothing to decide or to keep.
-                    self.cases.echoes.insert(fresh.id.clone(), fresh.modstamp);
+                    self.echoes.insert(fresh.id.clone(), fresh.modstamp);
                     return Ok(None);
                 }
                 stored.merge(fresh);
                 stored
             }
-            None => fresh,
+            None => {
+                let mut fresh = fresh;
+                // A case whose conversation was pruned comes back: what was written before is
+                // history, dealt with then.
+                if let Some(pruned_at) = shared.store.pruned_at(&fresh.id)? {
+                    fresh.handled_until(pruned_at);
+                }
+                fresh
+            }
         };
-        Ok(self.settle(&mut conv, rules, report)?.map(|unanswered| Pending { conv, unanswered }))
+        Ok(self.settle(shared, &mut conv, rules, report)?.map(|unanswered| Pending { conv, unanswered }))
     }
+}
 
-    /// Settles a conversation that needs no decision (assigned away, closed, nothing new)
-    /// and commits it; otherwise returns the ids of the parts to answer.
+impl ConversationChannel for CasesChannel {
     fn settle(
         &mut self,
+        shared: &mut Shared<'_>,
         conv: &mut Conversation,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<Option<Vec<String>>, DaemonError> {
-        if !id::same(&conv.owner_id, &self.agent_user.id) {
+        if !id::same(&conv.owner_id, &shared.agent_user.id) {
             if conv.state == ConversationState::Open {
                 conv.state = ConversationState::AssignedAway { owner_id: conv.owner_id.clone() };
                 let detail = format!("now owned by {}", conv.owner_id);
                 report.events.push(event(conv, EventKind::AssignedAway, detail.clone(), detail));
             }
             conv.retry_at = None;
-            self.commit(conv, Vec::new())?;
+            self.commit(shared, conv, Vec::new())?;
             return Ok(None);
         }
         if conv.is_closed() {
@@ -214,12 +264,12 @@ impl Daemon {
                         actions.push(Action::UpdateFields { case_id: conv.id.clone(), fields });
                     }
                     Ok(_) => {}
-                    Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
+                    Err(e) => shared.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
                 }
                 report.events.push(event(conv, EventKind::Closed, "the case is closed".into(), "closed".into()));
             }
             conv.retry_at = None;
-            self.commit(conv, actions)?;
+            self.commit(shared, conv, actions)?;
             return Ok(None);
         }
         if conv.state != ConversationState::Open {
@@ -230,10 +280,40 @@ impl Daemon {
         let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
         if unanswered.is_empty() {
             conv.retry_at = None;
-            self.commit(conv, Vec::new())?;
+            self.commit(shared, conv, Vec::new())?;
             return Ok(None);
         }
         Ok(Some(unanswered))
+    }
+
+    /// A case's reply (comment, post or email), note, owner and fields.
+    async fn plan(
+        &mut self,
+        _shared: &mut Shared<'_>,
+        conv: &mut Conversation,
+        decision: &mut Decision,
+        _rules: &RuleSnapshot,
+        handover: Option<HandoverTo>,
+        _report: &mut CycleReport,
+    ) -> Result<Vec<Action>, DaemonError> {
+        let replies = ReplySettings { channel: self.reply_channel, email_from: self.email_from.as_deref() };
+        Ok(plan(conv, decision, replies, handover))
+    }
+
+    fn commit(&self, shared: &Shared<'_>, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
+        Ok(shared.store.commit(conv, actions).map(|_| ())?)
+    }
+
+    /// A case stays as it is: the people who own it decide when it closes.
+    async fn close_on_silence(
+        &mut self,
+        _shared: &mut Shared<'_>,
+        _conv: &mut Conversation,
+        _rules: &RuleSnapshot,
+        _trace: &mut Trace,
+        _report: &mut CycleReport,
+    ) -> Result<Vec<Action>, DaemonError> {
+        Ok(Vec::new())
     }
 }
 

@@ -27,11 +27,13 @@ use crate::salesforce::{Client, SalesforceError};
 use crate::store::{Store, StoreError};
 
 mod cases;
+mod channel;
 mod chats;
 mod dispatch;
 pub mod knowledge_sync;
 mod process;
 mod resolution;
+mod retention;
 mod shared;
 
 /// How the daemon behaves (from the config).
@@ -53,6 +55,8 @@ pub struct DaemonSettings {
     pub salesforce_knowledge: Option<crate::config::SalesforceKnowledgeConfig>,
     /// What a customer's silence after suggestions means.
     pub silence_after_suggestions: crate::config::SilenceAfterSuggestions,
+    /// How long the store keeps conversations and traces.
+    pub retention: crate::config::RetentionConfig,
 }
 
 impl DaemonSettings {
@@ -72,6 +76,7 @@ impl DaemonSettings {
             agent_concurrency: 1,
             salesforce_knowledge: None,
             silence_after_suggestions: Default::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -161,6 +166,8 @@ pub struct Daemon {
     chats: Option<chats::ChatChannel>,
     /// Whether the org's feed posts are read (they carry `Visibility` there).
     posts: Posts,
+    /// When the last retention pass ran, and what it did.
+    last_prune: Option<(std::time::Instant, crate::report::status::LastPrune)>,
 }
 
 impl Daemon {
@@ -193,6 +200,7 @@ impl Daemon {
             }
             _ => None,
         };
+        let cases = cases::CasesChannel::new(&settings);
         Ok(Daemon {
             client,
             store,
@@ -203,7 +211,7 @@ impl Daemon {
             agent_user,
             default_target,
             targets: HashMap::new(),
-            cases: cases::CasesChannel::default(),
+            cases,
             status_file: None,
             reloader: None,
             metrics,
@@ -212,6 +220,7 @@ impl Daemon {
             knowledge,
             chats: None,
             posts,
+            last_prune: None,
         })
     }
 
@@ -288,6 +297,7 @@ impl Daemon {
             sync_errors: self.store.sync_error_count(),
             recent_sync_errors: self.store.recent_sync_errors(RECENT_ERRORS_IN_STATUS).unwrap_or_default(),
             rules: self.reloader.as_ref().map(|r| r.status()),
+            store: Some(self.store_usage()),
         }
     }
 
@@ -372,18 +382,8 @@ impl Daemon {
             report.api_calls = self.client.requests_sent() - calls_before;
             return Ok(report);
         }
-        if let Err(e) = self.poll(&mut report).await {
-            match e {
-                DaemonError::Poll(err) => {
-                    tracing::warn!(error = %err, "Polling failed.");
-                    self.record_error(None, "poll", err.error_code(), &err.message())?;
-                    report.poll_error = Some(err.to_string());
-                }
-                other => return Err(other),
-            }
-        }
-        self.retry_due(&mut report).await?;
-        if let (mut shared, Some(chats)) = self.parts() {
+        self.cases_round(&mut report).await?;
+        if let (mut shared, Channels { chats: Some(chats), .. }) = self.parts() {
             chats.mirror_chats(&mut shared, &mut report).await?;
         }
         let chats = self.chat_round().await?;
@@ -391,12 +391,15 @@ impl Daemon {
         self.resolve_quiet(&mut report).await?;
         report.executed = self.executor.run_round().await?;
         report.api_calls = self.client.requests_sent() - calls_before;
+        if self.prune_due() {
+            self.prune().await?;
+        }
         Ok(report)
     }
 
-    /// The state the stages share, and the chat channel (when the messenger is on),
-    /// borrowed apart so a channel's call can use both.
-    fn parts(&mut self) -> (shared::Shared<'_>, Option<&mut chats::ChatChannel>) {
+    /// The state the stages share, and the channels, borrowed apart so a channel's call can
+    /// use both.
+    fn parts(&mut self) -> (shared::Shared<'_>, Channels<'_>) {
         let shared = shared::Shared {
             client: &self.client,
             store: &self.store,
@@ -408,7 +411,7 @@ impl Daemon {
             overlap: self.settings.overlap,
             posts: self.posts,
         };
-        (shared, self.chats.as_mut())
+        (shared, Channels { cases: &mut self.cases, chats: self.chats.as_mut() })
     }
 
     /// Syncs Salesforce Knowledge when due; `false` while its articles never loaded.
@@ -437,6 +440,13 @@ impl Daemon {
         }
         Ok(self.knowledge.as_ref().is_none_or(|k| k.loaded()))
     }
+}
+
+/// The daemon's channels, borrowed for a call beside the state they share.
+struct Channels<'a> {
+    cases: &'a mut cases::CasesChannel,
+    /// The chat channel, when the messenger is on.
+    chats: Option<&'a mut chats::ChatChannel>,
 }
 
 /// Resolves when the messenger wakes the daemon; never without a messenger.

@@ -104,7 +104,7 @@ impl Daemon {
             self.metrics.resolution(resolved.state.as_str());
             let mut actions = Vec::new();
             let mut trace = Trace::default();
-            actions.extend(self.close_on_silence(&mut conv, rules.as_ref().as_ref(), &mut trace, report).await?);
+            actions.extend(self.close_on_silence(&mut conv, &rules, &mut trace, report).await?);
             match rules.evaluate(&conv).outbound(Moment::Sync, &mut trace) {
                 Ok(fields) if !fields.is_empty() => {
                     // A messenger conversation that never became a case has no fields to write.

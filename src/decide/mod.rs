@@ -18,8 +18,8 @@ use serde_json::Value as Json;
 
 use crate::agent::{Agent, AgentError};
 use crate::model::{
-    AgentAnswer, AuthorKind, CaseRecord, Channel, Conversation, DEFAULT_TARGET, Decision, Feedback, Handover, Moment,
-    RenderedEmail, Resolution, RuleError, Trace, TraceEntry, TraceStage, View,
+    AgentAnswer, AuthorKind, CaseRecord, Conversation, DEFAULT_TARGET, Decision, Feedback, Handover, MessengerInfo,
+    Moment, RenderedEmail, Resolution, RuleError, Trace, TraceEntry, TraceStage, View,
 };
 use suggestions::read_suggestion_reply;
 pub use suggestions::{offered, suggestion_reply, with_suggestions};
@@ -198,45 +198,8 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
         }
     };
     // The rules after the agent, in one step of the budget.
-    let by_email = conversation.is_email_origin() && conversation.customer_email.is_some();
-    let outcome: Result<(), RuleError> = blocking(|| {
-        budget.spend(|| {
-            if let Some(answer) = &answer {
-                decision.handover = rules.handover_after(answer, &mut trace)?;
-                if decision.handover.is_none()
-                    && let Some(text) = &answer.text
-                {
-                    decision.reply = Some(text.clone());
-                    if by_email {
-                        decision.email = Some(rules.email(text, &mut trace)?);
-                    }
-                }
-            }
-            let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
-            decision.field_updates = rules.outbound(moment, &mut trace)?;
-            if conversation.channel == Channel::Messenger {
-                let start = !conversation.parts.iter().any(|p| p.author == AuthorKind::Bot);
-                let info = conversation.messenger.as_ref();
-                let has_case = info.is_some_and(|m| m.case.exists());
-                let moment = CaseMoment { start, handover: decision.handover.is_some(), has_case };
-                decision.case = rules.case(moment, &mut trace)?;
-                // Only a lead made before is written again; a failing lead mapping is the
-                // admin's to see (a sync error), not a reason to hand the chat over.
-                if info.is_some_and(|m| m.lead.exists()) {
-                    match rules.lead(&mut trace) {
-                        Ok(fields) => decision.lead_fields = fields,
-                        Err(e) => trace.0.push(TraceEntry {
-                            stage: TraceStage::Error,
-                            rule: e.rule.clone().into(),
-                            fired: true,
-                            detail: e.message.clone().into(),
-                            micros: 0,
-                        }),
-                    }
-                }
-            }
-            Ok(())
-        })
+    let outcome = blocking(|| {
+        budget.spend(|| rules_after_agent(rules.as_mut(), conversation, &answer, &mut decision, &mut trace))
     });
     decision.agent = answer;
     if let Err(e) = outcome {
@@ -244,6 +207,62 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
     }
     decision.trace = trace;
     Ok(decision)
+}
+
+/// The rules after the agent: a handover it calls for, the reply and its email, the
+/// fields to write, and a chat's case and Lead.
+fn rules_after_agent(
+    rules: &mut dyn Evaluation,
+    conversation: &Conversation,
+    answer: &Option<AgentAnswer>,
+    decision: &mut Decision,
+    trace: &mut Trace,
+) -> Result<(), RuleError> {
+    if let Some(answer) = answer {
+        decision.handover = rules.handover_after(answer, trace)?;
+        if decision.handover.is_none()
+            && let Some(text) = &answer.text
+        {
+            decision.reply = Some(text.clone());
+            if conversation.is_email_origin() && conversation.customer_email.is_some() {
+                decision.email = Some(rules.email(text, trace)?);
+            }
+        }
+    }
+    let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
+    decision.field_updates = rules.outbound(moment, trace)?;
+    if let Some(info) = conversation.messenger.as_ref() {
+        chat_records(rules, conversation, info, decision, trace)?;
+    }
+    Ok(())
+}
+
+/// A chat's records: the case a `kind: cases` rule makes, and its Lead's mapped fields.
+fn chat_records(
+    rules: &mut dyn Evaluation,
+    conversation: &Conversation,
+    info: &MessengerInfo,
+    decision: &mut Decision,
+    trace: &mut Trace,
+) -> Result<(), RuleError> {
+    let start = !conversation.parts.iter().any(|p| p.author == AuthorKind::Bot);
+    let moment = CaseMoment { start, handover: decision.handover.is_some(), has_case: info.case.exists() };
+    decision.case = rules.case(moment, trace)?;
+    // Only a lead made before is written again; a failing lead mapping is the admin's to
+    // see (a sync error), not a reason to hand the chat over.
+    if info.lead.exists() {
+        match rules.lead(trace) {
+            Ok(fields) => decision.lead_fields = fields,
+            Err(e) => trace.0.push(TraceEntry {
+                stage: TraceStage::Error,
+                rule: e.rule.clone().into(),
+                fired: true,
+                detail: e.message.clone().into(),
+                micros: 0,
+            }),
+        }
+    }
+    Ok(())
 }
 
 /// The documented fallback for a failing rule: no reply, hand over with the error.

@@ -86,25 +86,7 @@ pub async fn run(
     let sim = Simulator::start("127.0.0.1:0".parse()?, seed, SimOptions::default()).await?;
     let smtp = SmtpSink::start("127.0.0.1:0".parse()?).await?;
     let dir = tempfile_dir()?;
-    writeln!(out, "casebridge demo")?;
-    writeln!(out, "  Salesforce org simulator  {}  (Acme Robotics demo org)", sim.url())?;
-    writeln!(out, "  SMTP sink                 {}", smtp.addr())?;
-    match embedding_model {
-        Some(model) => writeln!(
-            out,
-            "  agent                     knowledge base, {} help articles, ranked by meaning too ({})",
-            HELP_CENTER.len(),
-            model.display()
-        )?,
-        None => writeln!(
-            out,
-            "  agent                     knowledge base, {} help articles, ranked by their words (no model: it offers articles, states none)",
-            HELP_CENTER.len()
-        )?,
-    }
-    writeln!(out, "  rules                     the shipped rules/ ({} files)", SHIPPED_RULES.len())?;
-    writeln!(out)?;
-
+    print_header(out, &sim, &smtp, embedding_model)?;
     let (mut daemon, rules_hash) = start_daemon(&sim, &smtp, dir.path(), embedding_model).await?;
     writeln!(
         out,
@@ -116,60 +98,7 @@ pub async fn run(
 
     let mut summary = DemoSummary::default();
     let admin = client(&sim, "admin@acme.example")?;
-    let jane = client(&sim, "jane@customer.example")?;
-    let fin = sim.id_of("fin").unwrap_or_default();
-    let bob = sim.id_of("bob").unwrap_or_default();
-
-    step(out, 1, "The daemon starts and finds the cases already assigned to the agent user.")?;
-    let report = daemon.cycle().await?;
-    show(out, &report, &mut summary)?;
-
-    step(out, 2, "Jane follows up in the help portal on her gripper case.")?;
-    let reset_case = sim.id_of("reset_case").unwrap_or_default();
-    jane.create(
-        "CaseComment",
-        &json!({ "ParentId": reset_case, "IsPublished": true,
-                 "CommentBody": "That fixed the drift, thanks! One more thing: the controller shows as offline in the app." }),
-    )
-    .await?;
-    let report = daemon.cycle().await?;
-    show(out, &report, &mut summary)?;
-
-    step(out, 3, "Bob opens a web case and asks for a person.")?;
-    admin
-        .create(
-            "Case",
-            &json!({ "Subject": "Order change", "Origin": "Web", "ContactId": bob, "OwnerId": fin,
-                     "Description": "I need to change my order. Can I talk to a real person please?" }),
-        )
-        .await?;
-    let report = daemon.cycle().await?;
-    show(out, &report, &mut summary)?;
-
-    step(out, 4, "A question the help centre does not cover.")?;
-    admin
-        .create(
-            "Case",
-            &json!({ "Subject": "Delivery to Antarctica", "Origin": "Web", "ContactId": bob, "OwnerId": fin,
-                     "Description": "Do you deliver spare parts to research stations by zeppelin?" }),
-        )
-        .await?;
-    let report = daemon.cycle().await?;
-    show(out, &report, &mut summary)?;
-
-    step(out, 5, "Jane confirms the answer worked: a hard resolution, and nothing to reply.")?;
-    jane.create(
-        "CaseComment",
-        &json!({ "ParentId": reset_case, "IsPublished": true,
-                 "CommentBody": "That worked, the controller is back online. Thanks!" }),
-    )
-    .await?;
-    let report = daemon.cycle().await?;
-    show(out, &report, &mut summary)?;
-
-    step(out, 6, "Nothing new: an idle poll.")?;
-    let report = daemon.cycle().await?;
-    show(out, &report, &mut summary)?;
+    play_cases(out, &mut daemon, &sim, &admin, &mut summary).await?;
 
     let mut chat = chat::start(&mut daemon, SERVE_MESSENGER.parse()?).await?;
     play_chat(out, &mut daemon, &mut chat, &admin, &mut summary).await?;
@@ -195,6 +124,100 @@ pub async fn run(
     drop(chat);
     sim.stop().await;
     Ok(summary)
+}
+
+/// What the demo runs on, printed before it starts.
+fn print_header(
+    out: &mut impl Write,
+    sim: &Simulator,
+    smtp: &SmtpSink,
+    embedding_model: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    writeln!(out, "casebridge demo")?;
+    writeln!(out, "  Salesforce org simulator  {}  (Acme Robotics demo org)", sim.url())?;
+    writeln!(out, "  SMTP sink                 {}", smtp.addr())?;
+    match embedding_model {
+        Some(model) => writeln!(
+            out,
+            "  agent                     knowledge base, {} help articles, ranked by meaning too ({})",
+            HELP_CENTER.len(),
+            model.display()
+        )?,
+        None => writeln!(
+            out,
+            "  agent                     knowledge base, {} help articles, ranked by their words (no model: it offers articles, states none)",
+            HELP_CENTER.len()
+        )?,
+    }
+    writeln!(out, "  rules                     the shipped rules/ ({} files)", SHIPPED_RULES.len())?;
+    writeln!(out)?;
+
+    Ok(())
+}
+
+/// Steps 1 to 6: cases the agent user owns, answered, handed over and resolved.
+async fn play_cases(
+    out: &mut impl Write,
+    daemon: &mut Daemon,
+    sim: &Simulator,
+    admin: &Client,
+    summary: &mut DemoSummary,
+) -> anyhow::Result<()> {
+    let jane = client(sim, "jane@customer.example")?;
+    let fin = sim.id_of("fin").unwrap_or_default();
+    let bob = sim.id_of("bob").unwrap_or_default();
+
+    step(out, 1, "The daemon starts and finds the cases already assigned to the agent user.")?;
+    let report = daemon.cycle().await?;
+    show(out, &report, summary)?;
+
+    step(out, 2, "Jane follows up in the help portal on her gripper case.")?;
+    let reset_case = sim.id_of("reset_case").unwrap_or_default();
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": reset_case, "IsPublished": true,
+                 "CommentBody": "That fixed the drift, thanks! One more thing: the controller shows as offline in the app." }),
+    )
+    .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, summary)?;
+
+    step(out, 3, "Bob opens a web case and asks for a person.")?;
+    admin
+        .create(
+            "Case",
+            &json!({ "Subject": "Order change", "Origin": "Web", "ContactId": bob, "OwnerId": fin,
+                     "Description": "I need to change my order. Can I talk to a real person please?" }),
+        )
+        .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, summary)?;
+
+    step(out, 4, "A question the help centre does not cover.")?;
+    admin
+        .create(
+            "Case",
+            &json!({ "Subject": "Delivery to Antarctica", "Origin": "Web", "ContactId": bob, "OwnerId": fin,
+                     "Description": "Do you deliver spare parts to research stations by zeppelin?" }),
+        )
+        .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, summary)?;
+
+    step(out, 5, "Jane confirms the answer worked: a hard resolution, and nothing to reply.")?;
+    jane.create(
+        "CaseComment",
+        &json!({ "ParentId": reset_case, "IsPublished": true,
+                 "CommentBody": "That worked, the controller is back online. Thanks!" }),
+    )
+    .await?;
+    let report = daemon.cycle().await?;
+    show(out, &report, summary)?;
+
+    step(out, 6, "Nothing new: an idle poll.")?;
+    let report = daemon.cycle().await?;
+    show(out, &report, summary)?;
+    Ok(())
 }
 
 /// Steps 7 to 10: a conversation that starts on the website, in the messenger.

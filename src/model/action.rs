@@ -85,6 +85,17 @@ impl Action {
         }
     }
 
+    /// The record an upsert writes, by object and external key (a chat's case, Lead, Task):
+    /// writes to one such record go one at a time, in order.
+    pub fn upserted_record(&self) -> Option<(&str, &str)> {
+        match self {
+            Action::UpsertRecord { object, conversation_id, key, .. } => {
+                Some((object.as_str(), key.as_deref().unwrap_or(conversation_id)))
+            }
+            _ => None,
+        }
+    }
+
     /// For posts that are not idempotent (replies, notes): a key naming the case and the
     /// exact body, under which the store counts confirmed posts. Two identical replies on
     /// one case (a customer asking the same thing twice) share a key, and the count tells

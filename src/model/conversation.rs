@@ -262,6 +262,14 @@ impl Conversation {
             .collect()
     }
 
+    /// Counts every customer part written at or before `at` as handled: for a
+    /// conversation built again after it was pruned, whose history was dealt with then.
+    pub fn handled_until(&mut self, at: DateTime<Utc>) {
+        let old = self.parts.iter().filter(|p| p.author == AuthorKind::User && p.created_at <= at);
+        let ids: Vec<String> = old.map(|p| p.id.clone()).collect();
+        self.handled.extend(ids);
+    }
+
     /// Customer parts not yet handled (answered, forwarded or handed over), oldest first,
     /// whatever a human wrote after them: what a handed-over chat forwards to its case.
     pub fn unhandled_customer_parts(&self) -> Vec<&Part> {

@@ -37,6 +37,35 @@ pub struct Status {
     pub recent_sync_errors: Vec<SyncError>,
     /// The rule set and its reloads (absent when the daemon runs without a rules folder).
     pub rules: Option<ReloadStatus>,
+    /// The store's size and what retention does to it.
+    #[serde(default)]
+    pub store: Option<StoreUsage>,
+}
+
+/// The store's size on disk and its retention.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreUsage {
+    pub bytes_on_disk: u64,
+    /// How long inactive conversations are kept (`retention.conversations`).
+    pub keep_conversations: String,
+    /// How long decision traces are kept (`retention.traces`).
+    pub keep_traces: String,
+    pub last_prune: Option<LastPrune>,
+}
+
+/// What the last retention pass did, and what the next would free.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastPrune {
+    pub at: DateTime<Utc>,
+    pub pruned: usize,
+    pub pruned_bytes: u64,
+    pub traces_cleared: usize,
+    /// Conversations past the retention now, and their bytes (those with something
+    /// pending stay until it is done).
+    pub next_conversations: usize,
+    pub next_bytes: u64,
+    /// Whether the count stopped at its cap (there are more).
+    pub next_capped: bool,
 }
 
 /// The org as the session reported it.
@@ -103,6 +132,26 @@ impl Status {
         line(format!("  conversations    {}", self.conversations));
         line(format!("  outbox pending   {}", self.outbox_pending));
         line(format!("  sync errors      {}  (casebridge errors --config ...)", self.sync_errors));
+        if let Some(store) = &self.store {
+            line(format!(
+                "  store            {} on disk; keeps conversations {}, traces {}",
+                mib(store.bytes_on_disk),
+                store.keep_conversations,
+                store.keep_traces
+            ));
+            if let Some(p) = &store.last_prune {
+                line(format!(
+                    "  retention        last pass {}: pruned {} ({}), traces cleared {}; next frees up to {}{} ({})",
+                    at(p.at),
+                    p.pruned,
+                    mib(p.pruned_bytes),
+                    p.traces_cleared,
+                    p.next_conversations,
+                    if p.next_capped { "+" } else { "" },
+                    mib(p.next_bytes)
+                ));
+            }
+        }
         if let Some(rules) = &self.rules {
             line(format!(
                 "  rule set         {} ({} reloads, {} failed; last attempt {})",
@@ -123,6 +172,10 @@ impl Status {
         }
         out
     }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn at(t: DateTime<Utc>) -> String {

@@ -97,37 +97,8 @@ impl Auth {
                 user_id.clone()
             }
             "refresh_token" => {
-                let presented = field("refresh_token").to_string();
-                if let Some((client_id, stolen)) = self.voided.get(&presented).cloned() {
-                    // A voided token presented again looks stolen: the grant it came from is
-                    // revoked whole (as the connected-app documentation describes for rotation).
-                    for app in self.apps.iter_mut().filter(|a| a.client_id == client_id) {
-                        app.refresh_tokens.retain(|t| !t.username.eq_ignore_ascii_case(&stolen));
-                    }
-                    return Err(OAuthError::new(400, "invalid_grant", "expired access/refresh token"));
-                }
-                let secret = form.get("client_secret").map(String::as_str);
-                let app = self.client(field("client_id"), secret)?;
-                let username = app
-                    .refresh_tokens
-                    .iter()
-                    .find(|t| t.token == presented)
-                    .map(|t| t.username.clone())
-                    .ok_or(OAuthError::new(400, "invalid_grant", "expired access/refresh token"))?;
-                let user_id = active_user(org, &username)?;
-                if app.rotate_refresh_tokens {
-                    // The token given is void from now on; the answer carries its successor.
-                    let client_id = app.client_id.clone();
-                    let used = field("refresh_token").to_string();
-                    let next = random_token(64);
-                    if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == client_id) {
-                        app.refresh_tokens.retain(|t| t.token != used);
-                        app.refresh_tokens
-                            .push(super::seed::SeedRefreshToken { token: next.clone(), username: username.clone() });
-                    }
-                    self.voided.insert(used, (client_id, username));
-                    issued_refresh = Some(next);
-                }
+                let (user_id, rotated) = self.refresh_grant(org, form)?;
+                issued_refresh = rotated;
                 user_id
             }
             "client_credentials" => {
@@ -144,26 +115,7 @@ impl Auth {
                 active_user(org, &username)?
             }
             "authorization_code" => {
-                self.client(field("client_id"), Some(field("client_secret")))?;
-                let code = self.codes.remove(field("code")).ok_or(OAuthError::new(
-                    400,
-                    "invalid_grant",
-                    "invalid authorization code",
-                ))?;
-                if code.client_id != field("client_id") || code.redirect_uri != field("redirect_uri") {
-                    return Err(OAuthError::new(400, "invalid_grant", "redirect_uri must match configuration"));
-                }
-                if let Some(challenge) = &code.code_challenge
-                    && !verifies(challenge, field("code_verifier"))
-                {
-                    return Err(OAuthError::new(400, "invalid_grant", "invalid code verifier"));
-                }
-                let user_id = code.user_id;
-                let username = org.get(&user_id).and_then(|u| u.str("Username")).unwrap_or_default().to_string();
-                let refresh = random_token(64);
-                if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == code.client_id) {
-                    app.refresh_tokens.push(super::seed::SeedRefreshToken { token: refresh.clone(), username });
-                }
+                let (user_id, refresh) = self.code_grant(org, form)?;
                 issued_refresh = Some(refresh);
                 user_id
             }
@@ -186,6 +138,76 @@ impl Auth {
             response["refresh_token"] = json!(refresh);
         }
         Ok(response)
+    }
+
+    /// The `refresh_token` grant: the user, and the refresh token's successor when the app
+    /// rotates them.
+    fn refresh_grant(
+        &mut self,
+        org: &Org,
+        form: &HashMap<String, String>,
+    ) -> Result<(String, Option<String>), OAuthError> {
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        let mut rotated = None;
+        let presented = field("refresh_token").to_string();
+        if let Some((client_id, stolen)) = self.voided.get(&presented).cloned() {
+            // A voided token presented again looks stolen: the grant it came from is
+            // revoked whole (as the connected-app documentation describes for rotation).
+            for app in self.apps.iter_mut().filter(|a| a.client_id == client_id) {
+                app.refresh_tokens.retain(|t| !t.username.eq_ignore_ascii_case(&stolen));
+            }
+            return Err(OAuthError::new(400, "invalid_grant", "expired access/refresh token"));
+        }
+        let secret = form.get("client_secret").map(String::as_str);
+        let app = self.client(field("client_id"), secret)?;
+        let username = app
+            .refresh_tokens
+            .iter()
+            .find(|t| t.token == presented)
+            .map(|t| t.username.clone())
+            .ok_or(OAuthError::new(400, "invalid_grant", "expired access/refresh token"))?;
+        let user_id = active_user(org, &username)?;
+        if app.rotate_refresh_tokens {
+            // The token given is void from now on; the answer carries its successor.
+            let client_id = app.client_id.clone();
+            let used = field("refresh_token").to_string();
+            let next = random_token(64);
+            if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == client_id) {
+                app.refresh_tokens.retain(|t| t.token != used);
+                app.refresh_tokens
+                    .push(super::seed::SeedRefreshToken { token: next.clone(), username: username.clone() });
+            }
+            self.voided.insert(used, (client_id, username));
+            rotated = Some(next);
+        }
+        Ok((user_id, rotated))
+    }
+
+    /// The `authorization_code` grant (the web-server flow, with PKCE where the request
+    /// carried a challenge): the user and a new refresh token.
+    fn code_grant(&mut self, org: &Org, form: &HashMap<String, String>) -> Result<(String, String), OAuthError> {
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        self.client(field("client_id"), Some(field("client_secret")))?;
+        let code = self.codes.remove(field("code")).ok_or(OAuthError::new(
+            400,
+            "invalid_grant",
+            "invalid authorization code",
+        ))?;
+        if code.client_id != field("client_id") || code.redirect_uri != field("redirect_uri") {
+            return Err(OAuthError::new(400, "invalid_grant", "redirect_uri must match configuration"));
+        }
+        if let Some(challenge) = &code.code_challenge
+            && !verifies(challenge, field("code_verifier"))
+        {
+            return Err(OAuthError::new(400, "invalid_grant", "invalid code verifier"));
+        }
+        let user_id = code.user_id;
+        let username = org.get(&user_id).and_then(|u| u.str("Username")).unwrap_or_default().to_string();
+        let refresh = random_token(64);
+        if let Some(app) = self.apps.iter_mut().find(|a| a.client_id == code.client_id) {
+            app.refresh_tokens.push(super::seed::SeedRefreshToken { token: refresh.clone(), username });
+        }
+        Ok((user_id, refresh))
     }
 
     /// The refresh tokens issued so far (seeded and by the web-server flow), for tests.

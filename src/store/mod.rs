@@ -20,12 +20,16 @@ use crate::model::Action;
 use crate::model::Conversation;
 
 mod due;
+mod outbox;
 mod resolutions;
+mod retention;
 mod sidecar;
 mod sync_errors;
 mod visitor_leads;
 
+pub use outbox::OutboxScan;
 pub use resolutions::ResolutionDay;
+pub use retention::PruneReport;
 
 use sidecar::write_private;
 pub use sidecar::{credentials_path, read_credentials, sidecar, write_private_durably};
@@ -90,8 +94,12 @@ pub struct OutboxEntry {
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
-    /// Kept by `commit`, shared by every clone.
+    /// Kept by `commit`, shared by every clone (and in `meta`, so opening never counts).
     conversation_count: Arc<AtomicU64>,
+    /// The outbox's entries, counted at open and kept by every write to it.
+    outbox_count: Arc<AtomicU64>,
+    /// How many conversation records this store (and its clones) read since it opened.
+    conversations_read: Arc<AtomicU64>,
     conversations: sled::Tree,
     outbox: sled::Tree,
     errors: sled::Tree,
@@ -116,12 +124,20 @@ pub struct Store {
     handed_over_chats: sled::Tree,
     /// A visitor's email (as the org matches it) → the conversation whose id keys their Lead.
     visitor_leads: sled::Tree,
+    /// Outbox entries by when they are due: not before (ms, big-endian) + id → nothing.
+    outbox_due: sled::Tree,
+    /// Outbox entries writing a record made by upsert: object, record key + id → nothing.
+    outbox_records: sled::Tree,
+    /// Pruned conversations: id → when (ms, big-endian), what exactly-once needs of them.
+    pruned: sled::Tree,
     /// Messenger conversation id → when it is due for a decision (a visitor wrote, or its
     /// agent failed earlier): the chats' own queue, apart from the cases' `retries`.
     chats_due: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
+/// Where the number of conversations is kept, in `meta`.
+const COUNT_KEY: &[u8] = b"conversation_count";
 
 /// sled's page cache: enough for the hot part of the store, not the whole of it.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -217,12 +233,18 @@ impl Store {
             awaiting_key: db.open_tree("awaiting_key")?,
             handed_over_chats: db.open_tree("handed_over_chats")?,
             visitor_leads: db.open_tree("visitor_leads")?,
+            outbox_due: db.open_tree("outbox_due")?,
+            outbox_records: db.open_tree("outbox_records")?,
+            pruned: db.open_tree("pruned")?,
             chats_due: db.open_tree("chats_due")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
+            outbox_count: Arc::new(AtomicU64::new(0)),
+            conversations_read: Arc::new(AtomicU64::new(0)),
             db,
             path: path.to_path_buf(),
         }
         .with_activity_index()?
+        .with_outbox_index()?
         .with_chats_due()
     }
 
@@ -234,10 +256,26 @@ impl Store {
         Store::open(path)
     }
 
-    /// Builds the activity index for a store written before it existed, and counts the
-    /// conversations.
+    /// Reads the kept counts (a store from before the conversations' count was kept is
+    /// counted once, by key, and kept from then on) and builds the activity index for a
+    /// store written before it existed. Reads no conversation of a store that has both.
     fn with_activity_index(self) -> Result<Store> {
-        self.conversation_count.store(self.conversations.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let kept = self.meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
+        let count = match kept {
+            Some(bytes) => u64::from_be_bytes(bytes),
+            None => {
+                let mut n = 0u64;
+                for key in self.conversations.iter().keys() {
+                    key?;
+                    n += 1;
+                }
+                self.meta.insert(COUNT_KEY, &n.to_be_bytes())?;
+                n
+            }
+        };
+        self.conversation_count.store(count, std::sync::atomic::Ordering::Relaxed);
+        // The outbox holds only work not yet done: counting it is proportional to that.
+        self.outbox_count.store(self.outbox.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if self.activity.is_empty() && !self.conversations.is_empty() {
             for conversation in self.conversations() {
                 let c = conversation?;
@@ -293,12 +331,24 @@ impl Store {
     }
 
     pub fn conversation(&self, case_id: &str) -> Result<Option<Conversation>> {
-        self.conversations.get(case_id)?.map(|v| decode(case_id.as_bytes(), &v)).transpose()
+        let bytes = self.conversations.get(case_id)?;
+        if bytes.is_some() {
+            self.conversations_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        bytes.map(|v| decode(case_id.as_bytes(), &v)).transpose()
     }
 
     /// Every conversation, in case-id order.
     pub fn conversations(&self) -> impl Iterator<Item = Result<Conversation>> + '_ {
-        read_all(&self.conversations)
+        read_all(&self.conversations).inspect(|_| {
+            self.conversations_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    }
+
+    /// How many conversation records were read since the store opened: what start-up,
+    /// a cycle or an admin request costs in history.
+    pub fn conversations_read(&self) -> u64 {
+        self.conversations_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many conversations the store holds (counted once at open, then kept, since
@@ -339,6 +389,9 @@ impl Store {
             &self.handed_over_chats,
             &self.visitor_leads,
             &self.chats_due,
+            &self.meta,
+            &self.outbox_due,
+            &self.outbox_records,
         );
         trees
             .transaction(
@@ -353,12 +406,20 @@ impl Store {
                     chats,
                     leads,
                     chats_due,
+                    meta,
+                    outbox_due,
+                    outbox_records,
                 )| {
                     match handed_over_chat {
                         true => chats.insert(conversation.id.as_bytes(), &[])?,
                         false => chats.remove(conversation.id.as_bytes())?,
                     };
                     let previous = conversations.insert(conversation.id.as_bytes(), conversation_bytes.clone())?;
+                    if previous.is_none() {
+                        let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
+                        let count = count.map_or(0, u64::from_be_bytes) + 1;
+                        meta.insert(COUNT_KEY, &count.to_be_bytes())?;
+                    }
                     if let Some(email) = &lead_claim {
                         visitor_leads::claim(leads, email, &conversation.id, previous.as_ref())?;
                     }
@@ -382,8 +443,9 @@ impl Store {
                         Some(at) => due.insert(conversation.id.as_bytes(), at.clone())?,
                         None => due.remove(conversation.id.as_bytes())?,
                     };
+                    let queued = outbox::OutboxTx { outbox, due: outbox_due, records: outbox_records };
                     for entry in &entries {
-                        outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
+                        queued.put(entry)?;
                     }
                     Ok::<_, ConflictableTransactionError<String>>(previous.is_none())
                 },
@@ -396,6 +458,7 @@ impl Store {
                 if new {
                     self.conversation_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
+                self.outbox_count.fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
             })?;
         self.db.flush()?;
         Ok(entries.iter().map(|e| e.id).collect())
@@ -442,94 +505,6 @@ impl Store {
             due.push(String::from_utf8_lossy(&k[8..]).into_owned());
         }
         Ok(due)
-    }
-
-    /// Outbox entries in the order they were queued.
-    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        read_all(&self.outbox).collect()
-    }
-
-    pub fn outbox_len(&self) -> usize {
-        self.outbox.len()
-    }
-
-    /// Rewrites entries (their status, attempts, error) durably, in one batch.
-    pub fn update_entries(&self, entries: &[OutboxEntry]) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for e in entries {
-            batch.insert(&e.id.to_be_bytes(), encode(e));
-        }
-        self.outbox.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// How many posts with this confirmation key Salesforce has confirmed.
-    pub fn confirmed_count(&self, key: &str) -> Result<u64> {
-        Ok(self.confirmed.get(key)?.map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))).unwrap_or(0))
-    }
-
-    /// Removes done entries and counts their confirmations, in one transaction: a crash
-    /// can never leave an entry removed but uncounted, or counted but still queued.
-    pub fn complete_entries(&self, done: &[(u64, Option<String>)]) -> Result<()> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        (&self.outbox, &self.confirmed, &self.errors)
-            .transaction(|(outbox, confirmed, errors)| {
-                for (id, key) in done {
-                    let Some(removed) = outbox.remove(&id.to_be_bytes())? else { continue };
-                    // A retried action that went through resolves its sync error.
-                    if let Ok(entry) = serde_json::from_slice::<OutboxEntry>(&removed)
-                        && let Some(error_id) = entry.retry_of
-                    {
-                        errors.remove(&error_id.to_be_bytes())?;
-                    }
-                    if let Some(key) = key {
-                        let n = confirmed
-                            .get(key.as_bytes())?
-                            .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
-                            .unwrap_or(0);
-                        confirmed.insert(key.as_bytes(), &(n + 1).to_be_bytes())?;
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(storage_error)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Removes entries durably (failed ones, whose sync error keeps the action).
-    pub fn remove_entries(&self, ids: &[u64]) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for id in ids {
-            batch.remove(&id.to_be_bytes());
-        }
-        self.outbox.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Queues an action outside a decision.
-    pub fn enqueue(&self, action: Action) -> Result<u64> {
-        self.enqueue_entry(action, None)
-    }
-
-    fn enqueue_entry(&self, action: Action, retry_of: Option<u64>) -> Result<u64> {
-        let entry = OutboxEntry {
-            id: self.db.generate_id()?,
-            action,
-            status: EntryStatus::Pending,
-            attempts: 0,
-            not_before: Utc::now(),
-            created_at: Utc::now(),
-            last_error: None,
-            retry_of,
-        };
-        self.outbox.insert(entry.id.to_be_bytes(), encode(&entry))?;
-        self.db.flush()?;
-        Ok(entry.id)
     }
 
     /// Saves the credentials `casebridge auth login` obtained (already sealed), in a file

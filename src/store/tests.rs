@@ -2,7 +2,18 @@
 
 use super::*;
 use crate::channels::cases::build::{Authors, from_case_row};
-use crate::model::ConversationState;
+use crate::model::{Action, ConversationState};
+
+/// Opens a store again; sled's flusher thread may hold the one just dropped for a moment.
+pub(super) fn reopen(path: &std::path::Path) -> Store {
+    for _ in 0..200 {
+        if let Ok(store) = Store::open(path) {
+            return store;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Store::open(path).unwrap()
+}
 
 fn conversation(id: &str, stamp: &str) -> Conversation {
     let row = serde_json::json!({
@@ -36,7 +47,7 @@ fn recent_conversations_come_newest_first_filtered_and_paged() {
     // A store written before the index existed gets one when opened.
     store.activity.clear().unwrap();
     drop(store);
-    let reopened = Store::open(&dir.path().join("s")).unwrap();
+    let reopened = reopen(&dir.path().join("s"));
     assert_eq!(reopened.recent_conversations(None, 0, 10).unwrap().1, 3);
 }
 
@@ -62,7 +73,171 @@ fn chats_and_cases_are_due_in_queues_of_their_own_and_older_stores_are_moved() {
     // A store from before the chats' queue kept a chat among the cases' retries.
     store.retries.insert(b"msg_old", serde_json::to_vec(&now).unwrap()).unwrap();
     drop(store);
-    let store = Store::open(&path).unwrap();
+    let store = reopen(&path);
     assert_eq!(store.due_retries(now).unwrap(), vec![case.id.clone()], "no chat among the cases");
     assert_eq!(store.due_chats(now).unwrap(), vec!["msg_old".to_string()]);
+}
+
+#[test]
+fn opening_reads_no_conversation_and_the_counts_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path).unwrap();
+    for n in 0..30 {
+        let fields = [("Status".to_string(), serde_json::json!("Working"))].into();
+        let conv = conversation(&format!("5000000000000{n:02}AAA"), "2026-01-01T10:00:00.000+0000");
+        store.commit(&conv, vec![Action::UpdateFields { case_id: conv.id.clone(), fields }]).unwrap();
+    }
+    // A second commit of the same conversation counts it once.
+    store.commit(&conversation("500000000000000AAA", "2026-01-01T10:00:00.000+0000"), Vec::new()).unwrap();
+    assert_eq!((store.conversation_count(), store.outbox_len()), (30, 30));
+    let first = store.due_entries(&mut OutboxScan::default(), Utc::now(), 10).unwrap();
+    store.complete_entries(&first.iter().map(|e| (e.id, None)).collect::<Vec<_>>()).unwrap();
+    store.remove_entries(&[first[0].id, u64::MAX]).unwrap();
+    assert_eq!(store.outbox_len(), 20, "removing what is gone already changes nothing");
+    drop(store);
+
+    let store = reopen(&path);
+    assert_eq!((store.conversation_count(), store.outbox_len(), store.conversations_read()), (30, 20, 0));
+    // A store from before the count was kept is counted once, by key.
+    store.meta.remove(COUNT_KEY).unwrap();
+    drop(store);
+    let store = reopen(&path);
+    assert_eq!((store.conversation_count(), store.conversations_read()), (30, 0));
+    assert!(store.meta.get(COUNT_KEY).unwrap().is_some(), "and kept from then on");
+}
+
+fn upsert(conversation_id: &str) -> Action {
+    Action::UpsertRecord {
+        conversation_id: conversation_id.into(),
+        object: "Lead".into(),
+        key_field: "Casebridge_Conversation__c".into(),
+        fields: Default::default(),
+        key: None,
+        update_only: false,
+    }
+}
+
+#[test]
+fn the_executor_reads_only_what_is_due_and_an_update_waits_for_its_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s")).unwrap();
+    let later = Utc::now() + chrono::Duration::hours(1);
+    // 500 entries backing off (as after an outage), and three due.
+    let mut waiting = Vec::new();
+    for n in 0..500 {
+        let id = store.enqueue(Action::UpdateFields { case_id: format!("c{n}"), fields: Default::default() }).unwrap();
+        waiting.push(id);
+    }
+    let mut entries = store.due_entries(&mut OutboxScan::default(), Utc::now(), 1000).unwrap();
+    for e in entries.iter_mut() {
+        e.not_before = later;
+    }
+    store.update_entries(&entries).unwrap();
+    let create = store.enqueue(upsert("msg_a")).unwrap();
+    let update = store.enqueue(upsert("msg_a")).unwrap();
+    let other = store.enqueue(upsert("msg_b")).unwrap();
+    let mut scan = OutboxScan::default();
+    let due = store.due_entries(&mut scan, Utc::now(), 200).unwrap();
+    assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), vec![create, other], "the update waits");
+    assert!(scan.finished());
+    assert_eq!(scan.read, 3, "entries backing off are not read");
+
+    // The create backs off: its update still waits, due or not.
+    let mut backing_off = due[0].clone();
+    backing_off.not_before = later;
+    store.update_entries(&[backing_off]).unwrap();
+    let due = store.due_entries(&mut OutboxScan::default(), Utc::now(), 200).unwrap();
+    assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), vec![other]);
+    // Done: the update is next.
+    store.complete_entries(&[(create, None), (other, None)]).unwrap();
+    let due = store.due_entries(&mut OutboxScan::default(), Utc::now(), 200).unwrap();
+    assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), vec![update]);
+
+    // Batches: a scan goes on from where the last batch ended.
+    let mut scan = OutboxScan::default();
+    let all_due = store.due_entries(&mut scan, later + chrono::Duration::seconds(1), 200).unwrap();
+    assert_eq!((all_due.len(), scan.finished()), (200, false));
+    let rest = store.due_entries(&mut scan, later + chrono::Duration::seconds(1), 1000).unwrap();
+    assert_eq!((rest.len(), scan.finished()), (301, true));
+}
+
+#[test]
+fn pruning_takes_a_conversation_with_every_entry_of_it_and_keeps_what_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s")).unwrap();
+    let old = "2025-01-01T10:00:00.000+0000";
+    let mut closed = conversation("500000000000001AAA", old);
+    closed.state = ConversationState::Closed;
+    let reply = Action::PostReply {
+        case_id: closed.id.clone(),
+        body: "hi".into(),
+        channel: crate::model::ReplyChannel::Comment,
+    };
+    store.commit(&closed, vec![reply]).unwrap();
+    let sent = store.due_entries(&mut OutboxScan::default(), Utc::now(), 10).unwrap();
+    store.complete_entries(&sent.iter().map(|e| (e.id, e.action.confirmation_key())).collect::<Vec<_>>()).unwrap();
+    let key = sent[0].action.confirmation_key().unwrap();
+    assert_eq!(store.confirmed_count(&key).unwrap(), 1);
+    // A chat that claimed its visitor's email, handed over.
+    let mut chat = conversation("msg_old", old);
+    chat.channel = crate::model::Channel::Messenger;
+    chat.state = ConversationState::HandedOver { target_id: "00G".into(), reason: "r".into() };
+    let visitor = crate::model::visitor::Visitor { email: Some("Ann@Example.com".into()), ..Default::default() };
+    chat.messenger = Some(crate::model::visitor::MessengerInfo {
+        visitor,
+        lead: crate::model::ChatLead::Made { task_pending: false },
+        ..Default::default()
+    });
+    store.commit(&chat, Vec::new()).unwrap();
+    // Pending: an action waiting, a retry.
+    let waiting = conversation("500000000000002AAA", old);
+    store
+        .commit(&waiting, vec![Action::UpdateFields { case_id: waiting.id.clone(), fields: Default::default() }])
+        .unwrap();
+    let mut retrying = conversation("500000000000003AAA", old);
+    retrying.retry_at = Some(Utc::now());
+    store.commit(&retrying, Vec::new()).unwrap();
+    let recent = conversation("500000000000004AAA", "2026-11-30T10:00:00.000+0000");
+    store.commit(&recent, Vec::new()).unwrap();
+    assert_eq!(store.visitor_lead("ann@example.com").unwrap().as_deref(), Some("msg_old"));
+
+    let cutoff = "2026-06-01T00:00:00Z".parse().unwrap();
+    let report = store.prune(cutoff, cutoff, 100).unwrap();
+    assert_eq!((report.pruned, report.kept_pending, report.more), (2, 2, false), "{report:?}");
+    for gone in [&closed.id, &chat.id] {
+        assert!(store.conversation(gone).unwrap().is_none());
+        assert!(store.pruned_at(gone).unwrap().is_some());
+        assert!(store.activity_key.get(gone).unwrap().is_none());
+    }
+    assert_eq!(store.activity.len(), 3, "the activity index holds the three kept");
+    assert_eq!(store.confirmed_count(&key).unwrap(), 0, "its confirmations went with it");
+    assert!(store.chats_with_cases().unwrap().is_empty());
+    assert_eq!(store.visitor_lead("ann@example.com").unwrap(), None, "its email is free again");
+    assert_eq!(store.conversation_count(), 3);
+    assert_eq!(store.due_retries(Utc::now()).unwrap(), vec![retrying.id.clone()]);
+    drop(store);
+    let store = reopen(&dir.path().join("s"));
+    assert_eq!(store.conversation_count(), 3, "the kept count went down with it");
+}
+
+#[test]
+fn traces_are_cleared_once_past_their_window_and_the_decisions_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s")).unwrap();
+    let mut conv = conversation("500000000000001AAA", "2026-01-01T10:00:00.000+0000");
+    let mut decision = crate::model::Decision::empty("rules");
+    decision.reply = Some("hello".into());
+    decision.trace.record(crate::model::TraceStage::Agent, "kb", true, "answered", std::time::Instant::now());
+    conv.push_decision(decision);
+    store.commit(&conv, Vec::new()).unwrap();
+    let far_past = "2020-01-01T00:00:00Z".parse().unwrap();
+    let report = store.prune(far_past, "2026-06-01T00:00:00Z".parse().unwrap(), 10).unwrap();
+    assert_eq!((report.pruned, report.traces_cleared), (0, 1));
+    let kept = store.conversation(&conv.id).unwrap().unwrap();
+    assert_eq!(kept.decisions[0].reply.as_deref(), Some("hello"), "the decision stays");
+    assert!(kept.decisions[0].trace.0.is_empty());
+    // The next pass starts where this one ended: nothing to read again.
+    let report = store.prune(far_past, "2026-06-01T00:00:00Z".parse().unwrap(), 10).unwrap();
+    assert_eq!(report.traces_cleared, 0);
 }

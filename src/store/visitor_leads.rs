@@ -106,7 +106,7 @@ mod tests {
         first.messenger.as_mut().unwrap().visitor.email = Some("other@newco.example".into());
         store.commit(&first, Vec::new()).unwrap();
         drop(store);
-        let store = Store::open(&dir.path().join("s")).unwrap();
+        let store = crate::store::tests::reopen(&dir.path().join("s"));
         assert_eq!(store.visitor_lead("Sam@newco.example").unwrap().as_deref(), Some("m-first"), "durable");
     }
 

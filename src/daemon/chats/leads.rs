@@ -145,7 +145,7 @@ impl ChatChannel {
         let info = conv.messenger.as_mut().expect("checked above");
         info.lead = std::mem::take(&mut info.lead).task_logged();
         info.tasks.extend(logged.iter().map(|(key, _)| key.clone()));
-        self.commit(&conv, logged.into_iter().map(|(_, action)| action).collect())
+        self.hub_commit(&conv, logged.into_iter().map(|(_, action)| action).collect())
     }
 }
 

@@ -133,6 +133,6 @@ impl ChatChannel {
             let mut trace = crate::model::Trace::default();
             actions = self.close_chat(shared, &mut conv, true, rules.as_ref().as_ref(), &mut trace, report).await?;
         }
-        self.commit(&conv, actions)
+        self.hub_commit(&conv, actions)
     }
 }

@@ -11,10 +11,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::channel::ConversationChannel;
 use super::process::event;
+use super::shared::Shared;
 use super::{CycleReport, DaemonError, EventKind};
+use crate::act::plan::HandoverTo;
 use crate::channels::messenger::{self, Messenger};
-use crate::model::{Action, Conversation, ConversationState};
+use crate::decide::RuleSnapshot;
+use crate::model::{Action, Conversation, ConversationState, Decision, Trace};
 use crate::salesforce::client::SObjectDescribe;
 
 mod cases;
@@ -46,11 +50,21 @@ impl ChatChannel {
         &self.hub
     }
 
+    /// Commits a chat with its actions through its hub, which keeps what the visitor wrote
+    /// meanwhile and tells the widget.
+    fn hub_commit(&self, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
+        Ok(self.hub.commit(conv.clone(), actions)?)
+    }
+}
+
+impl ConversationChannel for ChatChannel {
     /// Settles a chat that needs no decision: closed, handed over (the visitor's messages go
     /// to the case), or nothing new; otherwise returns the messages to answer.
-    pub(in crate::daemon) fn settle_chat(
-        &self,
+    fn settle(
+        &mut self,
+        _shared: &mut Shared<'_>,
         conv: &mut Conversation,
+        _rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<Option<Vec<String>>, DaemonError> {
         conv.retry_at = None;
@@ -69,19 +83,47 @@ impl ChatChannel {
                     conv.handled.extend(unanswered);
                     let detail = format!("{} message(s) added to case {case_id}", parts.len());
                     report.events.push(event(conv, EventKind::Forwarded, detail.clone(), detail));
-                    self.commit(conv, actions)?;
+                    self.hub_commit(conv, actions)?;
                     return Ok(None);
                 }
             }
             _ => {}
         }
-        self.commit(conv, Vec::new())?;
+        self.hub_commit(conv, Vec::new())?;
         Ok(None)
     }
 
-    /// Commits a chat with its actions through its hub, which keeps what the visitor wrote
-    /// meanwhile and tells the widget.
-    pub fn commit(&self, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
-        Ok(self.hub.commit(conv.clone(), actions)?)
+    /// A chat's reply (a message in the conversation), its case and Lead, its closing
+    /// (`cases.rs`).
+    async fn plan(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conv: &mut Conversation,
+        decision: &mut Decision,
+        rules: &RuleSnapshot,
+        handover: Option<HandoverTo>,
+        report: &mut CycleReport,
+    ) -> Result<Vec<Action>, DaemonError> {
+        let target_id = handover.map(|h| h.owner_id);
+        self.plan_chat(shared, conv, decision, rules.as_ref().as_ref(), target_id.as_deref(), report).await
+    }
+
+    fn commit(&self, _shared: &Shared<'_>, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
+        self.hub_commit(conv, actions)
+    }
+
+    /// A chat the agent answered closes (it reopens if the visitor writes again).
+    async fn close_on_silence(
+        &mut self,
+        shared: &mut Shared<'_>,
+        conv: &mut Conversation,
+        rules: &RuleSnapshot,
+        trace: &mut Trace,
+        report: &mut CycleReport,
+    ) -> Result<Vec<Action>, DaemonError> {
+        if conv.state != ConversationState::Open {
+            return Ok(Vec::new());
+        }
+        self.close_chat(shared, conv, false, rules.as_ref().as_ref(), trace, report).await
     }
 }

@@ -55,23 +55,23 @@ impl ChatChannel {
         let info = conv.messenger.as_mut().expect("checked above");
         info.person = Some(person);
         if !create || info.lead.exists() {
-            return self.commit(conv, actions);
+            return self.hub_commit(conv, actions);
         }
         // One Lead per email: an earlier chat's, when one made it (in this round, or before
         // Salesforce has it), else this chat's own.
         if let Some(earlier) = shared.store.visitor_lead(&email)?.filter(|other| *other != conv.id) {
             let mapped = self.lead_mapping(shared, conv, rules)?;
             self.share_lead(conv, earlier, mapped);
-            return self.commit(conv, actions);
+            return self.hub_commit(conv, actions);
         }
         actions.extend(self.make_lead(shared, conv, rules)?);
-        match self.commit(conv, actions) {
+        match self.hub_commit(conv, actions) {
             // A person made one by hand for another chat with this email meanwhile.
             Err(DaemonError::Store(StoreError::LeadClaimed { claimant })) => {
                 // The mapping `make_lead` evaluated stands (not evaluated twice).
                 let mapped = conv.messenger.as_ref().map(|m| m.lead_fields.clone()).unwrap_or_default();
                 self.share_lead(conv, claimant, mapped);
-                self.commit(conv, Vec::new())
+                self.hub_commit(conv, Vec::new())
             }
             done => {
                 let detail = "a new visitor left an email: a Lead is created".to_string();

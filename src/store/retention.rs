@@ -1,0 +1,214 @@
+//! Retention: what the store keeps of its history, so that its size follows the admin's
+//! policy rather than the years it has run. A pass prunes conversations inactive past
+//! `conversations` (with nothing pending: no outbox entry, no retry, no quiet timer),
+//! every index entry that belongs to them and their confirmation counts, in one
+//! transaction each; and clears the traces of decisions older than `traces`.
+//!
+//! What exactly-once needs outlives the conversation: a pruned conversation leaves a mark
+//! (its id and when it was pruned, about 30 bytes). If its case comes back, the customer
+//! parts written before the mark count as handled, and the check of an in-flight reply
+//! after a crash counts only the posts made after it (the confirmation counts before it
+//! were pruned with the conversation).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+
+use chrono::{DateTime, Utc};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::{COUNT_KEY, OutboxEntry, Result, Store, activity_key, awaiting_key, decode, read_all, visitor_leads};
+use crate::model::Conversation;
+
+/// Where the newest activity whose traces were cleared is kept, in `meta`.
+const TRACES_CLEARED_KEY: &str = "traces_cleared_until";
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PruneReport {
+    /// Conversations pruned, with their index entries.
+    pub pruned: usize,
+    /// Bytes of conversation records pruned.
+    pub pruned_bytes: u64,
+    /// Conversations whose decisions' traces were cleared.
+    pub traces_cleared: usize,
+    /// Inactive conversations kept because something is pending for them.
+    pub kept_pending: usize,
+    /// Whether the pass stopped at its limit with more to do.
+    pub more: bool,
+}
+
+impl Store {
+    /// When conversation `id` was pruned, if it was.
+    pub fn pruned_at(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        let Some(bytes) = self.pruned.get(id.as_bytes())? else { return Ok(None) };
+        let millis = <[u8; 8]>::try_from(bytes.as_ref()).map(i64::from_be_bytes).unwrap_or(0);
+        Ok(DateTime::from_timestamp_millis(millis))
+    }
+
+    /// One retention pass: prunes up to `limit` conversations whose last activity is
+    /// before `prune_before`, and clears the traces of up to `limit` conversations whose
+    /// last activity is before `traces_before`. Reads only those (and the outbox, to know
+    /// what is pending).
+    pub fn prune(
+        &self,
+        prune_before: DateTime<Utc>,
+        traces_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let pending: HashSet<String> = read_all::<OutboxEntry>(&self.outbox)
+            .filter_map(|e| e.ok().map(|e| e.action.case_id().to_string()))
+            .collect();
+        let end = ((prune_before.timestamp_millis().max(0) as u64) + 1).to_be_bytes();
+        for (seen, item) in self.activity.range(..end.as_slice()).enumerate() {
+            if seen >= limit {
+                report.more = true;
+                break;
+            }
+            let (key, _) = item?;
+            let id = String::from_utf8_lossy(&key[8..]).into_owned();
+            let Some(bytes) = self.conversations.get(id.as_bytes())? else { continue };
+            let conversation: Conversation = decode(id.as_bytes(), &bytes)?;
+            if pending.contains(&id) || conversation.retry_at.is_some() || awaiting_key(&conversation).is_some() {
+                report.kept_pending += 1;
+                continue;
+            }
+            if self.prune_one(&conversation, &bytes)? {
+                report.pruned += 1;
+                report.pruned_bytes += bytes.len() as u64;
+            }
+        }
+        report.traces_cleared = self.clear_traces(traces_before.min(Utc::now()), limit, &mut report.more)?;
+        Ok(report)
+    }
+
+    /// What a pass pruning before `before` would free at most: the conversations last
+    /// active before it and their bytes (some may be kept, something being pending), counted
+    /// up to `cap`; `true` when the cap was reached.
+    pub fn prunable(&self, before: DateTime<Utc>, cap: usize) -> Result<(usize, u64, bool)> {
+        let end = ((before.timestamp_millis().max(0) as u64) + 1).to_be_bytes();
+        let (mut count, mut bytes) = (0, 0);
+        for item in self.activity.range(..end.as_slice()).keys() {
+            if count >= cap {
+                return Ok((count, bytes, true));
+            }
+            let key = item?;
+            bytes += self.conversations.get(&key[8..])?.map_or(0, |v| v.len() as u64);
+            count += 1;
+        }
+        Ok((count, bytes, false))
+    }
+
+    /// The bytes the store takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Prunes one conversation and everything that belongs to it, if it is still as
+    /// `bytes` (a commit meanwhile keeps it); leaves its mark.
+    fn prune_one(&self, conversation: &Conversation, bytes: &sled::IVec) -> Result<bool> {
+        let id = conversation.id.as_bytes();
+        let mut confirmations = Vec::new();
+        for key in self.confirmed.scan_prefix(format!("{}:", conversation.id)).keys() {
+            confirmations.push(key?);
+        }
+        let claimed = visitor_leads::claimed_email(conversation);
+        let mark = Utc::now().timestamp_millis().to_be_bytes();
+        let trees = (
+            &self.conversations,
+            &self.activity,
+            &self.activity_key,
+            &self.awaiting_key,
+            &self.handed_over_chats,
+            &self.visitor_leads,
+            &self.chats_due,
+            &self.retries,
+            &self.confirmed,
+            &self.meta,
+            &self.pruned,
+        );
+        let pruned = trees
+            .transaction(
+                |(
+                    conversations,
+                    activity,
+                    activity_keys,
+                    awaiting_keys,
+                    chats,
+                    leads,
+                    due,
+                    retries,
+                    confirmed,
+                    meta,
+                    pruned,
+                )| {
+                    if conversations.get(id)?.as_ref() != Some(bytes) {
+                        return Ok(false);
+                    }
+                    conversations.remove(id)?;
+                    if let Some(key) = activity_keys.remove(id)? {
+                        activity.remove(key)?;
+                    }
+                    activity.remove(activity_key(conversation))?;
+                    awaiting_keys.remove(id)?;
+                    chats.remove(id)?;
+                    due.remove(id)?;
+                    retries.remove(id)?;
+                    if let Some(email) = &claimed
+                        && leads.get(email.as_bytes())?.is_some_and(|owner| owner.as_ref() == id)
+                    {
+                        leads.remove(email.as_bytes())?;
+                    }
+                    for key in &confirmations {
+                        confirmed.remove(key)?;
+                    }
+                    let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
+                    meta.insert(COUNT_KEY, &count.map_or(0, u64::from_be_bytes).saturating_sub(1).to_be_bytes())?;
+                    pruned.insert(id, &mark)?;
+                    Ok::<_, ConflictableTransactionError<()>>(true)
+                },
+            )
+            .map_err(super::storage_error)?;
+        if pruned {
+            self.conversation_count.fetch_sub(1, Relaxed);
+        }
+        Ok(pruned)
+    }
+
+    /// Clears the decisions' traces of up to `limit` conversations last active before
+    /// `before` and after the previous pass's end; returns how many.
+    fn clear_traces(&self, before: DateTime<Utc>, limit: usize, more: &mut bool) -> Result<usize> {
+        let from: u64 = self.meta(TRACES_CLEARED_KEY)?.unwrap_or(0);
+        let end = (before.timestamp_millis().max(0) as u64).to_be_bytes();
+        let mut cleared = 0;
+        let mut until = from;
+        for item in self.activity.range(from.to_be_bytes().as_slice()..end.as_slice()) {
+            if cleared >= limit {
+                *more = true;
+                break;
+            }
+            let (key, _) = item?;
+            until = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
+            let Some(bytes) = self.conversations.get(&key[8..])? else { continue };
+            let mut conversation: Conversation = decode(&key[8..], &bytes)?;
+            if conversation.decisions.iter().all(|d| d.trace.0.is_empty()) {
+                continue;
+            }
+            for decision in &mut conversation.decisions {
+                decision.trace = Default::default();
+            }
+            // A commit meanwhile wins: its conversation is newer, and is cleared later.
+            let swapped =
+                self.conversations.compare_and_swap(&key[8..], Some(&bytes), Some(super::encode(&conversation)))?;
+            if swapped.is_ok() {
+                cleared += 1;
+            }
+        }
+        if until > from {
+            self.set_meta(TRACES_CLEARED_KEY, &until)?;
+        }
+        self.db.flush()?;
+        Ok(cleared)
+    }
+}
