@@ -80,13 +80,15 @@ fn agent_replies(sim: &Simulator) -> usize {
 }
 
 /// Time for `cases` cases arriving together to be answered through a model stub that
-/// takes `latency` per answer, with `concurrency` calls at once.
-async fn agent_burst(cases: usize, latency: Duration, concurrency: usize) {
+/// takes `latency` per answer (and refuses calls past `service_limit` at once, 0: none),
+/// with `concurrency` the most calls at once (the level under it found by the agent).
+async fn agent_burst(cases: usize, latency: Duration, concurrency: usize, service_limit: usize) {
     use casebridge::agent::openai::{Grounding, OpenAiAgent};
     use casebridge::sim::model::{ModelBehaviour, ModelStub};
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let stub = ModelStub::start(ModelBehaviour { latency, ..Default::default() }).await.unwrap();
+    let behaviour = ModelBehaviour { latency, max_concurrent: service_limit, ..Default::default() };
+    let stub = ModelStub::start(behaviour).await.unwrap();
     let articles =
         casebridge::knowledge::load_markdown_folder(&root().join("examples/demo/help-center"), "https://help.example")
             .unwrap();
@@ -99,7 +101,8 @@ async fn agent_burst(cases: usize, latency: Duration, concurrency: usize) {
         casebridge::knowledge::Library::new(casebridge::knowledge::Index::new(articles)),
         Grounding::default(),
     )
-    .unwrap();
+    .unwrap()
+    .with_ceiling(concurrency);
     let settings = DaemonSettings {
         poll_interval: Duration::from_millis(10),
         initial_lookback: Duration::from_secs(3600),
@@ -124,11 +127,13 @@ async fn agent_burst(cases: usize, latency: Duration, concurrency: usize) {
         assert!(started.elapsed() < Duration::from_secs(600), "cases left undone");
         d.cycle().await.unwrap();
     }
+    let limit = if service_limit == 0 { "no limit".to_string() } else { format!("429 past {service_limit} at once") };
     println!(
-        "agent burst: {cases} cases at once, model stub {:.1} s an answer, agent.concurrency {concurrency}: all answered in {:.1} s (peak {} calls at once)",
+        "agent burst: {cases} cases at once, model stub {:.1} s an answer ({limit}), agent.concurrency {concurrency}: all answered in {:.1} s (peak {} calls at once, {} refused)",
         latency.as_secs_f64(),
         started.elapsed().as_secs_f64(),
-        stub.peak_concurrency()
+        stub.peak_concurrency(),
+        stub.overloaded()
     );
 }
 
@@ -501,9 +506,14 @@ async fn main() {
     }
     if run("agent") {
         for concurrency in [1, 8, 32] {
-            agent_burst(20, Duration::from_secs(1), concurrency).await;
+            agent_burst(20, Duration::from_secs(1), concurrency, 0).await;
         }
-        agent_burst(100, Duration::from_secs(1), 32).await;
+        // At the default ceiling: a service without a limit, and services that refuse
+        // calls past 20 and past 8 at once (the level is found, nothing fails).
+        for service_limit in [0, 20, 8] {
+            agent_burst(100, Duration::from_secs(1), casebridge::config::DEFAULT_AGENT_CONCURRENCY, service_limit)
+                .await;
+        }
     }
     if run("cpu") {
         let bursts: Vec<usize> = std::env::var("BENCH_CPU_BURSTS")

@@ -170,7 +170,7 @@ fn agent_with(config: &Config, base: &Path, embed: bool) -> Result<Agent, AppErr
             context_chars,
             json_schema,
             attributes,
-            concurrency: _,
+            concurrency,
         } => {
             let key = api_key.as_ref().map(|k| k.read("agent.api_key", base)).transpose()?;
             let prompt = system_prompt_file
@@ -193,7 +193,8 @@ fn agent_with(config: &Config, base: &Path, embed: bool) -> Result<Agent, AppErr
             };
             let index = Index::with_synonyms(articles, synonyms_of(base, synonyms.as_deref())?);
             let library = library(config, base, index, embedding.as_ref(), embed)?;
-            Agent::OpenAi(OpenAiAgent::new(base_url, model, key, prompt, *timeout, library, grounding)?)
+            let agent = OpenAiAgent::new(base_url, model, key, prompt, *timeout, library, grounding)?;
+            Agent::OpenAi(agent.with_ceiling(*concurrency))
         }
         AgentConfig::Script { file } => Agent::Script(ScriptAgent::load(&base.join(file), Limits::default())?),
     })

@@ -350,7 +350,9 @@ pub enum AgentConfig {
         /// default.
         #[serde(default)]
         attributes: Vec<String>,
-        /// How many conversations the service is asked about at once (1 to 64).
+        /// The most conversations the service is asked about at once (1 to 64): casebridge
+        /// starts at 4 and finds the service's level under this by itself (it doubles until
+        /// the service says "too many requests", then halves at each and grows by one a round).
         #[serde(default = "default_agent_concurrency")]
         concurrency: usize,
     },
@@ -523,8 +525,11 @@ fn default_context_chars() -> usize {
 fn default_true() -> bool {
     true
 }
+/// The most conversations an AI service is asked about at once, by default.
+pub const DEFAULT_AGENT_CONCURRENCY: usize = 32;
+
 fn default_agent_concurrency() -> usize {
-    8
+    DEFAULT_AGENT_CONCURRENCY
 }
 fn default_agent_timeout() -> Duration {
     Duration::from_secs(30)

@@ -64,7 +64,7 @@ impl CasesChannel {
         }
     }
 
-    fn query(shared: &Shared<'_>, filter: Filter) -> String {
+    fn query(shared: &Shared, filter: Filter) -> String {
         case_query(&shared.rules.load().case_fields(), filter, shared.posts)
     }
 
@@ -74,7 +74,7 @@ impl CasesChannel {
     /// writes stamped a little in the past; so after a burst the next polls re-read only
     /// the burst's last `overlap` (plus the second it ends in), and an idle poll reads
     /// nothing (one API call).
-    pub(super) async fn begin_poll(&self, shared: &Shared<'_>) -> Result<CasePoll, DaemonError> {
+    pub(super) async fn begin_poll(&self, shared: &Shared) -> Result<CasePoll, DaemonError> {
         let started = Utc::now();
         let lookback = ChronoDuration::from_std(self.initial_lookback).unwrap_or(ChronoDuration::days(1));
         let cursor = shared.store.cursor()?.map(|c| c.modstamp).unwrap_or(started - lookback);
@@ -105,7 +105,7 @@ impl CasesChannel {
     /// the echo of our own reply) is left out.
     pub(super) async fn next_rows(
         &self,
-        shared: &Shared<'_>,
+        shared: &Shared,
         poll: &mut CasePoll,
         report: &mut CycleReport,
     ) -> Result<Option<Vec<Row>>, DaemonError> {
@@ -148,8 +148,8 @@ impl CasesChannel {
     }
 
     /// Ends a poll whose every row is committed: the cursor moves to its watermark.
-    pub(super) fn end_poll(&mut self, shared: &Shared<'_>, poll: CasePoll) -> Result<(), DaemonError> {
-        let overlap = ChronoDuration::from_std(shared.overlap).unwrap_or(ChronoDuration::minutes(1));
+    pub(super) fn end_poll(&mut self, shared: &Shared, poll: CasePoll) -> Result<(), DaemonError> {
+        let overlap = ChronoDuration::from_std(shared.settings.overlap).unwrap_or(ChronoDuration::minutes(1));
         // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
         // rest of the newest row's second only when that second is older than the overlap.
         let watermark = ceil_second(poll.newest).min(floor_second(poll.started - overlap)).max(poll.cursor);
@@ -162,11 +162,7 @@ impl CasesChannel {
 
     /// Cases whose agent failed earlier, read again by Id (which also shows whether they
     /// were re-assigned meanwhile); `None` when the org cannot be read now (logged).
-    pub(super) async fn retry_rows(
-        &self,
-        shared: &Shared<'_>,
-        ids: &[String],
-    ) -> Result<Option<Vec<Row>>, DaemonError> {
+    pub(super) async fn retry_rows(&self, shared: &Shared, ids: &[String]) -> Result<Option<Vec<Row>>, DaemonError> {
         let soql = Self::query(shared, Filter::is_in("Id", ids.iter().cloned()));
         match shared.client.query_with_children(soql).await {
             Ok(rows) => {
@@ -188,7 +184,7 @@ impl CasesChannel {
     /// needs a decision. Without `force`, a row no newer than the store's is skipped.
     pub(super) fn prepare(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         (row, stored): Row,
         force: bool,
         rules: &RuleSnapshot,
@@ -238,7 +234,7 @@ impl CasesChannel {
 impl ConversationChannel for CasesChannel {
     fn settle(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
@@ -289,7 +285,7 @@ impl ConversationChannel for CasesChannel {
     /// A case's reply (comment, post or email), note, owner and fields.
     async fn plan(
         &mut self,
-        _shared: &mut Shared<'_>,
+        _shared: &Shared,
         conv: &mut Conversation,
         decision: &mut Decision,
         _rules: &RuleSnapshot,
@@ -300,14 +296,14 @@ impl ConversationChannel for CasesChannel {
         Ok(plan(conv, decision, replies, handover))
     }
 
-    fn commit(&self, shared: &Shared<'_>, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
+    fn commit(&self, shared: &Shared, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
         Ok(shared.store.commit(conv, actions).map(|_| ())?)
     }
 
     /// A case stays as it is: the people who own it decide when it closes.
     async fn close_on_silence(
         &mut self,
-        _shared: &mut Shared<'_>,
+        _shared: &Shared,
         _conv: &mut Conversation,
         _rules: &RuleSnapshot,
         _trace: &mut Trace,

@@ -19,7 +19,7 @@ pub(super) trait ConversationChannel {
     /// returns the ids of the customer's parts a decision answers.
     fn settle(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
@@ -29,7 +29,7 @@ pub(super) trait ConversationChannel {
     /// decision's handover goes, its target already looked up.
     fn plan(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         decision: &mut Decision,
         rules: &RuleSnapshot,
@@ -38,13 +38,13 @@ pub(super) trait ConversationChannel {
     ) -> impl Future<Output = Result<Vec<Action>, DaemonError>> + Send;
 
     /// Writes a conversation with its actions in one store transaction.
-    fn commit(&self, shared: &Shared<'_>, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError>;
+    fn commit(&self, shared: &Shared, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError>;
 
     /// What this channel writes when the customer's silence resolves a conversation
     /// (evaluations traced in `trace`).
     fn close_on_silence(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         rules: &RuleSnapshot,
         trace: &mut Trace,

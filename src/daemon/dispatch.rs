@@ -1,81 +1,33 @@
-//! Where the daemon turns to a conversation's channel, the one place that asks which it
-//! is: the `ConversationChannel` calls (how a decision is carried out, how a conversation
-//! is committed, what a customer's silence ends) made on the right component, and each
-//! channel's round: the Cases channel's poll and retries, and the chats due (between polls
-//! too, when the hub wakes the daemon because a visitor wrote).
+//! Where the daemon turns to a channel, the one place that names them: each channel's
+//! round (the Cases channel's poll and retries; the chats due and the reads of the cases
+//! chats became), the quiet timer's conversations handed to their own channel, and the
+//! chat channel's own task, which decides a visitor's message as it arrives, whatever the
+//! cases channel is doing.
 
 use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::sync::Mutex;
 
 use super::cases::Row;
 use super::channel::ConversationChannel;
 use super::chats::ChatChannel;
 use super::process::Pending;
-use super::{Channels, CycleReport, Daemon, DaemonError};
-use crate::act::plan::HandoverTo;
+use super::resolution::QUIET_PER_CYCLE;
+use super::shared::Shared;
+use super::{CycleReport, Daemon, DaemonError, log_cycle};
 use crate::channels::messenger::Messenger;
-use crate::decide::RuleSnapshot;
-use crate::model::{Action, Channel, Conversation, Decision, Trace};
+use crate::model::Channel;
 
 impl Daemon {
     /// Lets the daemon decide the messenger's conversations and carry their handovers.
     pub fn attach_messenger(&mut self, messenger: Arc<Messenger>) {
-        self.chats = Some(ChatChannel::new(messenger));
+        self.chats = Some(Arc::new(Mutex::new(ChatChannel::new(messenger.clone()))));
+        self.hub = Some(messenger);
     }
 
     pub fn messenger(&self) -> Option<&Arc<Messenger>> {
-        self.chats.as_ref().map(ChatChannel::hub)
-    }
-
-    /// Commits a conversation with its actions, as its channel does: a chat through the
-    /// chat channel's hub, a case directly to the store. (A chat read while the messenger
-    /// is off is written as a case is.)
-    pub(super) fn commit(&mut self, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
-        match (self.parts(), conv.channel) {
-            ((shared, Channels { chats: Some(chats), .. }), Channel::Messenger) => chats.commit(&shared, conv, actions),
-            ((shared, Channels { cases, .. }), _) => cases.commit(&shared, conv, actions),
-        }
-    }
-
-    /// The actions that carry out `decision` in the conversation's channel: a case's reply,
-    /// note, email, owner and fields; a chat's message, its case and Lead, its closing.
-    pub(super) async fn plan_by_channel(
-        &mut self,
-        conv: &mut Conversation,
-        decision: &mut Decision,
-        rules: &RuleSnapshot,
-        handover: Option<HandoverTo>,
-        report: &mut CycleReport,
-    ) -> Result<Vec<Action>, DaemonError> {
-        match (self.parts(), conv.channel) {
-            ((mut shared, Channels { cases, .. }), Channel::Case) => {
-                cases.plan(&mut shared, conv, decision, rules, handover, report).await
-            }
-            ((mut shared, Channels { chats: Some(chats), .. }), Channel::Messenger) => {
-                chats.plan(&mut shared, conv, decision, rules, handover, report).await
-            }
-            (_, Channel::Messenger) => Ok(Vec::new()),
-        }
-    }
-
-    /// What the conversation's channel writes when the customer's silence resolves it.
-    pub(super) async fn close_on_silence(
-        &mut self,
-        conv: &mut Conversation,
-        rules: &RuleSnapshot,
-        trace: &mut Trace,
-        report: &mut CycleReport,
-    ) -> Result<Vec<Action>, DaemonError> {
-        match (self.parts(), conv.channel) {
-            ((mut shared, Channels { cases, .. }), Channel::Case) => {
-                cases.close_on_silence(&mut shared, conv, rules, trace, report).await
-            }
-            ((mut shared, Channels { chats: Some(chats), .. }), Channel::Messenger) => {
-                chats.close_on_silence(&mut shared, conv, rules, trace, report).await
-            }
-            (_, Channel::Messenger) => Ok(Vec::new()),
-        }
+        self.hub.as_ref()
     }
 
     /// The Cases channel's round: its poll, page by page (every row of a page committed
@@ -85,16 +37,12 @@ impl Daemon {
         if let Err(e) = self.poll_cases(report).await {
             let DaemonError::Poll(err) = e else { return Err(e) };
             tracing::warn!(error = %err, "Polling failed.");
-            self.record_error(None, "poll", err.error_code(), &err.message())?;
+            self.shared.record_error(None, "poll", err.error_code(), &err.message())?;
             report.poll_error = Some(err.to_string());
         }
-        let due = self.store.due_retries(Utc::now())?;
+        let due = self.shared.store.due_retries(Utc::now())?;
         for ids in due.chunks(200) {
-            let rows = {
-                let (shared, channels) = self.parts();
-                channels.cases.retry_rows(&shared, ids).await?
-            };
-            if let Some(rows) = rows {
+            if let Some(rows) = self.cases.retry_rows(&self.shared, ids).await? {
                 self.decide_rows(rows, true, report).await?;
             }
         }
@@ -102,74 +50,141 @@ impl Daemon {
     }
 
     async fn poll_cases(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let mut poll = {
-            let (shared, channels) = self.parts();
-            channels.cases.begin_poll(&shared).await?
-        };
-        loop {
-            let rows = {
-                let (shared, channels) = self.parts();
-                channels.cases.next_rows(&shared, &mut poll, report).await?
-            };
-            let Some(rows) = rows else { break };
+        let mut poll = self.cases.begin_poll(&self.shared).await?;
+        while let Some(rows) = self.cases.next_rows(&self.shared, &mut poll, report).await? {
             self.decide_rows(rows, false, report).await?;
         }
-        let (shared, channels) = self.parts();
-        channels.cases.end_poll(&shared, poll)
+        self.cases.end_poll(&self.shared, poll)
     }
 
     /// Builds, settles, decides and commits a batch of case rows, each a different case,
     /// on one snapshot of the rule set. Without `force`, a row no newer than the store's
     /// is skipped.
     async fn decide_rows(&mut self, rows: Vec<Row>, force: bool, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let rules = self.rules.load_full();
+        let rules = self.shared.rules.load_full();
         let mut pending = Vec::new();
         for row in rows {
-            let (mut shared, channels) = self.parts();
-            if let Some(p) = channels.cases.prepare(&mut shared, row, force, &rules, report)? {
+            if let Some(p) = self.cases.prepare(&self.shared, row, force, &rules, report)? {
                 pending.push(p);
             }
         }
-        self.decide_pending(pending, &rules, report).await
+        self.shared.decide_pending(&mut self.cases, pending, &rules, report).await
     }
 
-    /// Decides the messenger conversations that are due, then sends what they queued.
-    pub async fn chat_round(&mut self) -> Result<CycleReport, DaemonError> {
-        let mut report = CycleReport::default();
-        if self.chats.is_none() {
-            return Ok(report);
-        }
-        let calls = self.client.requests_sent();
-        let due: Vec<String> = self.store.due_chats(Utc::now())?;
-        // One snapshot of the rule set for the round: the visitors' leads and every decision.
-        let rules = self.rules.load_full();
-        let mut pending = Vec::new();
-        let mut lead_tasks = Vec::new();
-        for id in due {
-            let Some(mut conv) = self.store.conversation(&id)? else { continue };
-            let (mut shared, Channels { chats: Some(chats), .. }) = self.parts() else { break };
-            chats.know_visitor(&mut shared, &mut conv, rules.as_ref().as_ref(), &mut report).await?;
-            if conv.messenger.as_ref().is_some_and(|m| m.lead.task_pending()) {
-                lead_tasks.push(conv.id.clone());
-            }
-            if let Some(unanswered) = chats.settle(&mut shared, &mut conv, &rules, &mut report)? {
-                pending.push(Pending { conv, unanswered });
+    /// The quiet timer: each conversation whose customer stayed quiet, resolved through
+    /// its own channel. Reads only those due.
+    pub(super) async fn resolve_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let rules = self.shared.rules.load_full();
+        let quiet = chrono::Duration::from_std(rules.quiet_after()).unwrap_or(chrono::Duration::hours(24));
+        for id in self.shared.store.quiet_since(Utc::now() - quiet, QUIET_PER_CYCLE)? {
+            let Some(conv) = self.shared.store.conversation(&id)? else { continue };
+            match (conv.channel, &self.chats) {
+                (Channel::Messenger, Some(chats)) => {
+                    let mut chats = chats.lock().await;
+                    self.shared.resolve_quiet(&mut *chats, conv, &rules, report).await?;
+                }
+                _ => self.shared.resolve_quiet(&mut self.cases, conv, &rules, report).await?,
             }
         }
-        self.decide_pending(pending, &rules, &mut report).await?;
-        if self.store.outbox_len() > 0 {
-            report.executed = self.executor.run_round().await?;
-        }
-        if !lead_tasks.is_empty() {
-            // The leads just made are in Salesforce now: their Tasks follow.
-            if let (mut shared, Channels { chats: Some(chats), .. }) = self.parts() {
-                chats.log_lead_tasks(&mut shared, &lead_tasks).await?;
-            }
-            if self.store.outbox_len() > 0 {
-                report.executed += self.executor.run_round().await?;
-            }
-        }
-        report.api_calls = self.client.requests_sent() - calls;
-        Ok(report)
+        Ok(())
     }
+
+    /// Decides the chats that are due, then sends what they queued (as the chat channel's
+    /// task does whenever a visitor writes).
+    pub async fn chat_round(&mut self) -> Result<CycleReport, DaemonError> {
+        match &self.chats {
+            Some(chats) => chat_round(&self.shared, &mut *chats.lock().await).await,
+            None => Ok(CycleReport::default()),
+        }
+    }
+
+    /// The chat channel's part of a cycle run in the daemon's own loop (tests and the demo
+    /// step through cycles): the cases chats became read, then the chats due.
+    pub(super) async fn chats_cycle(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
+        let Some(chats) = &self.chats else { return Ok(()) };
+        let mut chats = chats.lock().await;
+        chats.mirror_chats(&self.shared, report).await?;
+        let round = chat_round(&self.shared, &mut chats).await?;
+        report.events.extend(round.events);
+        Ok(())
+    }
+
+    /// Starts the chat channel's own task, when the messenger is on: it runs until it fails
+    /// on the store (its result) or is aborted.
+    pub(super) fn spawn_chat_task(&self) -> Option<tokio::task::JoinHandle<Result<(), DaemonError>>> {
+        let (chats, hub) = (self.chats.clone()?, self.hub.clone()?);
+        Some(tokio::spawn(chat_task(self.shared.clone(), chats, hub)))
+    }
+}
+
+/// The chat channel on its own: a visitor's message is decided as soon as the hub wakes
+/// it, and every poll interval the cases chats became are read; the cases channel's
+/// cycle never holds it up (they meet only at the executor, one round at a time).
+async fn chat_task(
+    shared: Arc<Shared>,
+    chats: Arc<Mutex<ChatChannel>>,
+    hub: Arc<Messenger>,
+) -> Result<(), DaemonError> {
+    let every = shared.settings.poll_interval;
+    let mut next_read = tokio::time::Instant::now();
+    loop {
+        let read_cases = tokio::select! {
+            _ = hub.woken() => false,
+            _ = tokio::time::sleep_until(next_read) => true,
+        };
+        if read_cases {
+            next_read = tokio::time::Instant::now() + every;
+        }
+        let mut channel = chats.lock().await;
+        let mut report = CycleReport::default();
+        let result = async {
+            if read_cases {
+                channel.mirror_chats(&shared, &mut report).await?;
+            }
+            let round = chat_round(&shared, &mut channel).await?;
+            report.events.extend(round.events);
+            report.executed += round.executed;
+            Ok::<_, DaemonError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => log_cycle(&report),
+            Err(DaemonError::Store(e)) => return Err(DaemonError::Store(e)),
+            Err(e) => tracing::error!(error = %e, "Deciding chats failed; trying again at the next poll."),
+        }
+    }
+}
+
+/// Decides the messenger conversations that are due, then sends what they queued.
+async fn chat_round(shared: &Shared, chats: &mut ChatChannel) -> Result<CycleReport, DaemonError> {
+    let mut report = CycleReport::default();
+    let calls = shared.client.requests_sent();
+    let due: Vec<String> = shared.store.due_chats(Utc::now())?;
+    // One snapshot of the rule set for the round: the visitors' leads and every decision.
+    let rules = shared.rules.load_full();
+    let mut pending = Vec::new();
+    let mut lead_tasks = Vec::new();
+    for id in due {
+        let Some(mut conv) = shared.store.conversation(&id)? else { continue };
+        chats.know_visitor(shared, &mut conv, rules.as_ref().as_ref(), &mut report).await?;
+        if conv.messenger.as_ref().is_some_and(|m| m.lead.task_pending()) {
+            lead_tasks.push(conv.id.clone());
+        }
+        if let Some(unanswered) = chats.settle(shared, &mut conv, &rules, &mut report)? {
+            pending.push(Pending { conv, unanswered });
+        }
+    }
+    shared.decide_pending(chats, pending, &rules, &mut report).await?;
+    if shared.store.outbox_len() > 0 {
+        report.executed = shared.send_outbox().await?;
+    }
+    if !lead_tasks.is_empty() {
+        // The leads just made are in Salesforce now: their Tasks follow.
+        chats.log_lead_tasks(shared, &lead_tasks).await?;
+        if shared.store.outbox_len() > 0 {
+            report.executed += shared.send_outbox().await?;
+        }
+    }
+    report.api_calls = shared.client.requests_sent() - calls;
+    Ok(report)
 }

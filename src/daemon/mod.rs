@@ -7,7 +7,6 @@
 //! before anything is sent, and the poll's cursor moves only after every row of the poll is
 //! committed, so a crash re-polls.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,31 +140,23 @@ pub struct CycleReport {
 }
 
 pub struct Daemon {
-    client: Client,
-    store: Store,
-    agent: Arc<Agent>,
-    rules: SharedRules,
-    executor: Executor,
-    settings: DaemonSettings,
-    agent_user: Target,
-    default_target: Target,
-    /// Handover targets named by rules, resolved to ids.
-    targets: HashMap<String, String>,
+    /// What the channels and the stages share, the chat channel's task included.
+    shared: Arc<shared::Shared>,
     /// The Cases channel's own state.
     cases: cases::CasesChannel,
+    /// The chat channel, when the messenger is on: its own task decides chats as they
+    /// come, the daemon's loop only its quiet ones.
+    chats: Option<Arc<tokio::sync::Mutex<chats::ChatChannel>>>,
+    /// The messenger's hub, when it is on.
+    hub: Option<Arc<crate::channels::messenger::Messenger>>,
     /// Where the status for `casebridge status` is written after each cycle.
     status_file: Option<std::path::PathBuf>,
     reloader: Option<Arc<crate::rules::watch::Reloader>>,
-    metrics: Arc<crate::report::metrics::Metrics>,
     /// The org as the session reported it: instance URL and org id.
     org: (String, String),
     /// The latest status, for the admin server.
     status_snapshot: Arc<std::sync::Mutex<Option<Status>>>,
     knowledge: Option<knowledge_sync::KnowledgeSync>,
-    /// The chat channel, when the messenger is on.
-    chats: Option<chats::ChatChannel>,
-    /// Whether the org's feed posts are read (they carry `Visibility` there).
-    posts: Posts,
     /// When the last retention pass ran, and what it did.
     last_prune: Option<(std::time::Instant, crate::report::status::LastPrune)>,
 }
@@ -201,47 +192,50 @@ impl Daemon {
             _ => None,
         };
         let cases = cases::CasesChannel::new(&settings);
-        Ok(Daemon {
+        let shared = shared::Shared::new(shared::SharedParts {
             client,
             store,
-            agent: Arc::new(agent),
+            metrics,
             rules,
-            executor,
+            agent: Arc::new(agent),
             settings,
             agent_user,
             default_target,
-            targets: HashMap::new(),
+            executor,
+            posts,
+        });
+        Ok(Daemon {
+            shared: Arc::new(shared),
             cases,
+            chats: None,
+            hub: None,
             status_file: None,
             reloader: None,
-            metrics,
             org,
             status_snapshot: Arc::new(std::sync::Mutex::new(None)),
             knowledge,
-            chats: None,
-            posts,
             last_prune: None,
         })
     }
 
     pub fn agent_user(&self) -> &Target {
-        &self.agent_user
+        &self.shared.agent_user
     }
 
     pub fn default_target(&self) -> &Target {
-        &self.default_target
+        &self.shared.default_target
     }
 
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.shared.store
     }
 
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.shared.client
     }
 
     pub fn metrics(&self) -> Arc<crate::report::metrics::Metrics> {
-        self.metrics.clone()
+        self.shared.metrics.clone()
     }
 
     /// What the admin server reads of this daemon.
@@ -256,9 +250,9 @@ impl Daemon {
             status: self.status_snapshot(),
             reloader,
             token,
-            client: Some(self.client.clone()),
+            client: Some(self.shared.client.clone()),
             instance_url: self.org.0.clone(),
-            default_owner: serde_json::json!({ "id": self.default_target.id, "name": self.default_target.name }),
+            default_owner: serde_json::json!({ "id": self.shared.default_target.id, "name": self.shared.default_target.name }),
             messenger: self.messenger().cloned(),
         }
     }
@@ -280,9 +274,9 @@ impl Daemon {
             pid: std::process::id(),
             org: Org { instance_url: self.org.0.clone(), org_id: self.org.1.clone() },
             updated_at: Utc::now(),
-            agent_user: self.agent_user.clone(),
-            handover_target: self.default_target.clone(),
-            cursor: self.store.cursor().ok().flatten().map(|c| c.modstamp),
+            agent_user: self.shared.agent_user.clone(),
+            handover_target: self.shared.default_target.clone(),
+            cursor: self.store().cursor().ok().flatten().map(|c| c.modstamp),
             last_cycle: LastCycle {
                 rows: last.rows,
                 events: last.events.len(),
@@ -291,11 +285,11 @@ impl Daemon {
                 api_calls: last.api_calls,
                 poll_error: last.poll_error.clone(),
             },
-            api_usage: self.client.api_usage(),
-            conversations: self.store.conversation_count(),
-            outbox_pending: self.store.outbox_len(),
-            sync_errors: self.store.sync_error_count(),
-            recent_sync_errors: self.store.recent_sync_errors(RECENT_ERRORS_IN_STATUS).unwrap_or_default(),
+            api_usage: self.client().api_usage(),
+            conversations: self.store().conversation_count(),
+            outbox_pending: self.store().outbox_len(),
+            sync_errors: self.store().sync_error_count(),
+            recent_sync_errors: self.store().recent_sync_errors(RECENT_ERRORS_IN_STATUS).unwrap_or_default(),
             rules: self.reloader.as_ref().map(|r| r.status()),
             store: Some(self.store_usage()),
         }
@@ -316,38 +310,49 @@ impl Daemon {
     /// are checked in Salesforce before they are sent again.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
         tokio::pin!(shutdown);
-        'cycles: loop {
+        // The chat channel runs on its own: a visitor's message never waits for a cycle.
+        let mut chat_task = self.spawn_chat_task();
+        let chat_task_ended = async {
+            match chat_task.as_mut() {
+                Some(task) => task.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(chat_task_ended);
+        let result = loop {
             tokio::select! {
-                _ = &mut shutdown => break,
-                result = self.cycle() => match result {
+                _ = &mut shutdown => break Ok(()),
+                ended = &mut chat_task_ended => break match ended {
+                    Ok(result) => result,
+                    Err(e) => { tracing::error!(error = %e, "The chat channel's task stopped."); Ok(()) }
+                },
+                result = self.cycle_with(false) => match result {
                     Ok(report) => log_cycle(&report),
-                    Err(DaemonError::Store(e)) => return Err(DaemonError::Store(e)),
+                    Err(DaemonError::Store(e)) => break Err(DaemonError::Store(e)),
                     Err(e) => tracing::error!(error = %e, "Cycle failed; trying again at the next poll."),
                 },
             }
-            // Between polls, a visitor's message is decided at once.
-            let next_poll = tokio::time::Instant::now() + self.settings.poll_interval;
-            loop {
-                let hub = self.messenger().cloned();
-                tokio::select! {
-                    _ = &mut shutdown => break 'cycles,
-                    _ = tokio::time::sleep_until(next_poll) => break,
-                    _ = woken(hub.as_deref()) => match self.chat_round().await {
-                        Ok(report) => log_cycle(&report),
-                        Err(DaemonError::Store(e)) => return Err(DaemonError::Store(e)),
-                        Err(e) => tracing::error!(error = %e, "Deciding chats failed; trying again at the next poll."),
-                    },
-                }
+            tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                _ = tokio::time::sleep(self.shared.settings.poll_interval) => {}
             }
+        };
+        if let Some(task) = chat_task {
+            task.abort();
         }
-        self.store.flush()?;
+        self.store().flush()?;
         tracing::info!("casebridge stopped; pending actions stay in the outbox.");
-        Ok(())
+        result
     }
 
     /// One poll → decide → act cycle.
     pub async fn cycle(&mut self) -> Result<CycleReport, DaemonError> {
-        let report = self.cycle_inner().await?;
+        self.cycle_with(true).await
+    }
+
+    /// A cycle, with the chat channel's part when it does not run on its own.
+    async fn cycle_with(&mut self, chats: bool) -> Result<CycleReport, DaemonError> {
+        let report = self.cycle_inner(chats).await?;
         self.count(&report);
         self.write_status(&report);
         Ok(report)
@@ -356,14 +361,14 @@ impl Daemon {
     /// Updates the metrics after a cycle.
     fn count(&self, report: &CycleReport) {
         use std::sync::atomic::Ordering::Relaxed;
-        let m = &self.metrics;
+        let m = &self.shared.metrics;
         m.polls.fetch_add(1, Relaxed);
         if report.poll_error.is_some() {
             m.poll_errors.fetch_add(1, Relaxed);
         }
         m.emails_sent.fetch_add(report.executed.emails_sent as u64, Relaxed);
-        m.outbox_pending.store(self.store.outbox_len() as u64, Relaxed);
-        if let Some(usage) = self.client.api_usage() {
+        m.outbox_pending.store(self.store().outbox_len() as u64, Relaxed);
+        if let Some(usage) = self.client().api_usage() {
             m.api_used.store(usage.used, Relaxed);
             m.api_max.store(usage.max, Relaxed);
         }
@@ -373,45 +378,26 @@ impl Daemon {
         }
     }
 
-    async fn cycle_inner(&mut self) -> Result<CycleReport, DaemonError> {
-        let calls_before = self.client.requests_sent();
+    async fn cycle_inner(&mut self, chats: bool) -> Result<CycleReport, DaemonError> {
+        let calls_before = self.client().requests_sent();
         let mut report = CycleReport::default();
         if !self.sync_knowledge(&mut report).await? {
             // The help centre never loaded: deciding now would hand every case over.
-            report.executed = self.executor.run_round().await?;
-            report.api_calls = self.client.requests_sent() - calls_before;
+            report.executed = self.shared.send_outbox().await?;
+            report.api_calls = self.client().requests_sent() - calls_before;
             return Ok(report);
         }
         self.cases_round(&mut report).await?;
-        if let (mut shared, Channels { chats: Some(chats), .. }) = self.parts() {
-            chats.mirror_chats(&mut shared, &mut report).await?;
+        if chats {
+            self.chats_cycle(&mut report).await?;
         }
-        let chats = self.chat_round().await?;
-        report.events.extend(chats.events);
         self.resolve_quiet(&mut report).await?;
-        report.executed = self.executor.run_round().await?;
-        report.api_calls = self.client.requests_sent() - calls_before;
+        report.executed = self.shared.send_outbox().await?;
+        report.api_calls = self.client().requests_sent() - calls_before;
         if self.prune_due() {
             self.prune().await?;
         }
         Ok(report)
-    }
-
-    /// The state the stages share, and the channels, borrowed apart so a channel's call can
-    /// use both.
-    fn parts(&mut self) -> (shared::Shared<'_>, Channels<'_>) {
-        let shared = shared::Shared {
-            client: &self.client,
-            store: &self.store,
-            metrics: &self.metrics,
-            rules: &self.rules,
-            agent_user: &self.agent_user,
-            default_target: &self.default_target,
-            targets: &mut self.targets,
-            overlap: self.settings.overlap,
-            posts: self.posts,
-        };
-        (shared, Channels { cases: &mut self.cases, chats: self.chats.as_mut() })
     }
 
     /// Syncs Salesforce Knowledge when due; `false` while its articles never loaded.
@@ -420,7 +406,7 @@ impl Daemon {
         if !sync.due() {
             return Ok(true);
         }
-        match sync.sync(&self.client).await {
+        match sync.sync(&self.shared.client).await {
             Ok(r) => {
                 if r.added_or_updated + r.removed > 0 {
                     tracing::info!(
@@ -434,26 +420,11 @@ impl Daemon {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot sync Salesforce Knowledge.");
-                self.record_error(None, "knowledge_sync", e.error_code(), &e.message())?;
+                self.shared.record_error(None, "knowledge_sync", e.error_code(), &e.message())?;
                 report.poll_error = Some(format!("Salesforce Knowledge: {e}"));
             }
         }
         Ok(self.knowledge.as_ref().is_none_or(|k| k.loaded()))
-    }
-}
-
-/// The daemon's channels, borrowed for a call beside the state they share.
-struct Channels<'a> {
-    cases: &'a mut cases::CasesChannel,
-    /// The chat channel, when the messenger is on.
-    chats: Option<&'a mut chats::ChatChannel>,
-}
-
-/// Resolves when the messenger wakes the daemon; never without a messenger.
-async fn woken(hub: Option<&crate::channels::messenger::Messenger>) {
-    match hub {
-        Some(hub) => hub.woken().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -466,7 +437,7 @@ pub(super) fn ceil_second(t: DateTime<Utc>) -> DateTime<Utc> {
     if floor == t { t } else { floor + ChronoDuration::seconds(1) }
 }
 
-fn log_cycle(report: &CycleReport) {
+pub(super) fn log_cycle(report: &CycleReport) {
     for e in &report.events {
         tracing::info!(conversation_id = %e.conversation_id, case_number = %e.case_number, kind = ?e.kind, "{}", e.summary);
     }

@@ -7,12 +7,12 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::StreamExt;
 
-use super::{ConversationEvent, CycleReport, Daemon, DaemonError, EventKind};
+use super::channel::ConversationChannel;
+use super::shared::Shared;
+use super::{ConversationEvent, CycleReport, DaemonError, EventKind};
 use crate::act::plan::HandoverTo;
 use crate::decide::{self, DecideError, RuleSnapshot};
 use crate::model::{Action, Conversation, ConversationState, Decision, RuleError};
-use crate::salesforce::directory::SetupError;
-use crate::store::StoreError;
 
 /// A conversation that needs a decision, waiting for it.
 pub(super) struct Pending {
@@ -21,11 +21,13 @@ pub(super) struct Pending {
     pub(super) unanswered: Vec<String>,
 }
 
-impl Daemon {
-    /// Decides conversations that need a decision, `agent_concurrency` at a time, and commits
-    /// each with its actions in order, all on the one snapshot of the rule set `rules`.
-    pub(super) async fn decide_pending(
-        &mut self,
+impl Shared {
+    /// Decides conversations of `channel` that need a decision, `agent_concurrency` at a
+    /// time, and commits each with its actions in order, all on the one snapshot of the
+    /// rule set `rules`.
+    pub(super) async fn decide_pending<C: ConversationChannel>(
+        &self,
+        channel: &mut C,
         pending: Vec<Pending>,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
@@ -46,7 +48,7 @@ impl Daemon {
             })
             .buffered(self.settings.agent_concurrency.max(1));
         while let Some((p, result)) = decided.next().await {
-            self.finish(p, result, rules, report).await?;
+            self.finish(channel, p, result, rules, report).await?;
         }
         Ok(())
     }
@@ -55,15 +57,16 @@ impl Daemon {
     /// the rules say while planning (mappings after the resolution, a chat's case and
     /// closing) comes from `rules`, the snapshot the decision was made on, and is traced in
     /// the decision.
-    pub(super) async fn finish(
-        &mut self,
+    pub(super) async fn finish<C: ConversationChannel>(
+        &self,
+        channel: &mut C,
         pending: Pending,
         decided: Result<Decision, DecideError>,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         let Pending { mut conv, unanswered } = pending;
-        let Some(mut decision) = self.decision_to_act_on(&mut conv, decided, &rules.id(), report)? else {
+        let Some(mut decision) = self.decision_to_act_on(channel, &mut conv, decided, &rules.id(), report)? else {
             return Ok(());
         };
         self.resolve(&mut conv, &mut decision, rules.as_ref().as_ref(), report)?;
@@ -72,14 +75,15 @@ impl Daemon {
             None => None,
         };
         let target_id = handover.as_ref().map(|h| h.owner_id.clone());
-        let actions = self.plan_by_channel(&mut conv, &mut decision, rules, handover, report).await?;
-        self.apply(conv, decision, actions, unanswered, target_id, report)
+        let actions = channel.plan(self, &mut conv, &mut decision, rules, handover, report).await?;
+        self.apply(channel, conv, decision, actions, unanswered, target_id, report)
     }
 
     /// The decision to act on. An agent that failed for now leaves the conversation to be
     /// tried again later (committed, no decision); one that failed for good is a handover.
-    fn decision_to_act_on(
-        &mut self,
+    fn decision_to_act_on<C: ConversationChannel>(
+        &self,
+        channel: &mut C,
         conv: &mut Conversation,
         decided: Result<Decision, DecideError>,
         rules_id: &str,
@@ -100,7 +104,7 @@ impl Daemon {
                 self.record_error(Some(&conv.id), "agent", "AGENT_ERROR", &e.to_string())?;
                 let detail = format!("{e}; trying again in {}s", wait.num_seconds());
                 report.events.push(event(conv, EventKind::AgentFailed, detail.clone(), detail));
-                self.commit(conv, Vec::new())?;
+                channel.commit(self, conv, Vec::new())?;
                 Ok(None)
             }
             Err(DecideError::Agent(e)) => {
@@ -114,8 +118,10 @@ impl Daemon {
 
     /// Applies a decision to its conversation (answered parts, attributes, topics, state),
     /// reports it, and commits the conversation with the decision's actions.
-    fn apply(
-        &mut self,
+    #[allow(clippy::too_many_arguments)]
+    fn apply<C: ConversationChannel>(
+        &self,
+        channel: &mut C,
         mut conv: Conversation,
         decision: Decision,
         actions: Vec<Action>,
@@ -166,12 +172,12 @@ impl Daemon {
             ));
         }
         conv.push_decision(decision);
-        self.commit(&conv, actions)
+        channel.commit(self, &conv, actions)
     }
 
     /// Where a decision's handover goes: the rule's target when the org has it, else the
     /// default target with a note saying why (and a sync error for the admin).
-    async fn handover_to(&mut self, case_id: &str, handover: &crate::model::Handover) -> HandoverTo {
+    async fn handover_to(&self, case_id: &str, handover: &crate::model::Handover) -> HandoverTo {
         match self.target_id(&handover.target).await {
             Ok(owner_id) => HandoverTo { owner_id, note: handover.reason.clone() },
             Err(e) => {
@@ -192,28 +198,6 @@ impl Daemon {
                 }
             }
         }
-    }
-
-    /// A target's name for people, where it is known.
-    fn target_name(&self, id: &str) -> String {
-        if id == self.default_target.id {
-            return self.default_target.name.clone();
-        }
-        self.targets.iter().find(|(_, v)| v.as_str() == id).map_or_else(|| id.to_string(), |(k, _)| k.clone())
-    }
-
-    pub(super) async fn target_id(&mut self, target: &str) -> Result<String, SetupError> {
-        self.parts().0.target_id(target).await
-    }
-
-    pub(super) fn record_error(
-        &self,
-        case_id: Option<&str>,
-        operation: &str,
-        code: &str,
-        message: &str,
-    ) -> Result<(), StoreError> {
-        super::shared::record_error(&self.store, &self.metrics, case_id, operation, code, message)
     }
 }
 

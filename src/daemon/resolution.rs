@@ -6,20 +6,22 @@
 
 use chrono::Utc;
 
+use super::channel::ConversationChannel;
 use super::process::event;
-use super::{CycleReport, Daemon, DaemonError, EventKind};
+use super::shared::Shared;
+use super::{CycleReport, DaemonError, EventKind};
 use crate::config::SilenceAfterSuggestions;
 use crate::decide::{RuleSnapshot, Rules};
 use crate::model::{self, Action, Conversation, Decision, Moment, Resolution, Trace};
 
 /// The most conversations the quiet timer resolves in one cycle (the rest wait a cycle).
-const QUIET_PER_CYCLE: usize = 500;
+pub(super) const QUIET_PER_CYCLE: usize = 500;
 
-impl Daemon {
+impl Shared {
     /// Moves the conversation to the resolution its decision leads to; when the state
     /// changes, the outbound mappings run again so mapped fields carry it.
     pub(super) fn resolve(
-        &mut self,
+        &self,
         conv: &mut Conversation,
         decision: &mut Decision,
         rules: &dyn Rules,
@@ -59,8 +61,9 @@ impl Daemon {
     /// Hands a conversation over whose customer did not say whether the articles offered
     /// answered their question (the admin's `on_silence: handover`), through the same
     /// planning as a decision's handover, with the articles in the note.
-    async fn hand_over_after_silence(
-        &mut self,
+    async fn hand_over_after_silence<C: ConversationChannel>(
+        &self,
+        channel: &mut C,
         conv: Conversation,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
@@ -81,48 +84,49 @@ impl Daemon {
             std::time::Instant::now(),
         );
         let decision = Decision { handover: Some(handover), trace, ..Decision::empty(&rules.id()) };
-        self.finish(super::process::Pending { conv, unanswered: Vec::new() }, Ok(decision), rules, report).await
+        let pending = super::process::Pending { conv, unanswered: Vec::new() };
+        self.finish(channel, pending, Ok(decision), rules, report).await
     }
 
-    /// Resolves the conversations whose customer stayed quiet for the rule set's
-    /// `quiet_after` since an answer: soft resolution, or abandoned when they were unhappy.
-    pub(super) async fn resolve_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
-        let rules = self.rules.load_full();
-        let now = Utc::now();
-        let quiet = chrono::Duration::from_std(rules.quiet_after()).unwrap_or(chrono::Duration::hours(24));
-        for case_id in self.store.quiet_since(now - quiet, QUIET_PER_CYCLE)? {
-            let Some(mut conv) = self.store.conversation(&case_id)? else { continue };
-            let Some(awaiting) = conv.resolution.filter(|r| r.state == Resolution::AwaitingCustomer) else { continue };
-            // Silence after articles offered (the latest reply's) is what the admin chose.
-            let offered = crate::decide::offered(&conv).is_some();
-            if offered && self.settings.silence_after_suggestions == SilenceAfterSuggestions::Handover {
-                self.hand_over_after_silence(conv, &rules, report).await?;
-                continue;
-            }
-            let resolved = model::resolution::after_quiet(awaiting, now);
-            conv.resolution = Some(resolved);
-            self.metrics.resolution(resolved.state.as_str());
-            let mut actions = Vec::new();
-            let mut trace = Trace::default();
-            actions.extend(self.close_on_silence(&mut conv, &rules, &mut trace, report).await?);
-            match rules.evaluate(&conv).outbound(Moment::Sync, &mut trace) {
-                Ok(fields) if !fields.is_empty() => {
-                    // A messenger conversation that never became a case has no fields to write.
-                    if let Some(case_id) = conv.case_id() {
-                        actions.push(Action::UpdateFields { case_id: case_id.to_string(), fields });
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
-            }
-            let detail = format!(
-                "{} after {} without a word from the customer",
-                resolved.state.as_str().replace('_', " "),
-                crate::config::duration::format(&rules.quiet_after())
-            );
-            report.events.push(event(&conv, EventKind::Resolved, detail.clone(), detail));
-            self.commit(&conv, actions)?;
+    /// Resolves a conversation of `channel` whose customer stayed quiet for the rule set's
+    /// `quiet_after` since an answer: soft resolution, or abandoned when they were unhappy
+    /// (or, after articles offered, what the admin chose).
+    pub(super) async fn resolve_quiet<C: ConversationChannel>(
+        &self,
+        channel: &mut C,
+        mut conv: Conversation,
+        rules: &RuleSnapshot,
+        report: &mut CycleReport,
+    ) -> Result<(), DaemonError> {
+        let Some(awaiting) = conv.resolution.filter(|r| r.state == Resolution::AwaitingCustomer) else {
+            return Ok(());
+        };
+        // Silence after articles offered (the latest reply's) is what the admin chose.
+        let offered = crate::decide::offered(&conv).is_some();
+        if offered && self.settings.silence_after_suggestions == SilenceAfterSuggestions::Handover {
+            return self.hand_over_after_silence(channel, conv, rules, report).await;
         }
-        Ok(())
+        let resolved = model::resolution::after_quiet(awaiting, Utc::now());
+        conv.resolution = Some(resolved);
+        self.metrics.resolution(resolved.state.as_str());
+        let mut trace = Trace::default();
+        let mut actions = channel.close_on_silence(self, &mut conv, rules, &mut trace, report).await?;
+        match rules.evaluate(&conv).outbound(Moment::Sync, &mut trace) {
+            Ok(fields) if !fields.is_empty() => {
+                // A messenger conversation that never became a case has no fields to write.
+                if let Some(case_id) = conv.case_id() {
+                    actions.push(Action::UpdateFields { case_id: case_id.to_string(), fields });
+                }
+            }
+            Ok(_) => {}
+            Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
+        }
+        let detail = format!(
+            "{} after {} without a word from the customer",
+            resolved.state.as_str().replace('_', " "),
+            crate::config::duration::format(&rules.quiet_after())
+        );
+        report.events.push(event(&conv, EventKind::Resolved, detail.clone(), detail));
+        channel.commit(self, &conv, actions)
     }
 }

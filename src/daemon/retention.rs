@@ -26,14 +26,14 @@ fn prune_every(retention: Duration) -> Duration {
 impl Daemon {
     /// Whether a retention pass is due.
     pub(super) fn prune_due(&self) -> bool {
-        let every = prune_every(self.settings.retention.conversations);
+        let every = prune_every(self.shared.settings.retention.conversations);
         self.last_prune.as_ref().is_none_or(|(at, _)| at.elapsed() >= every)
     }
 
     /// Runs a retention pass now: prunes what the policy says, then estimates the next.
     pub async fn prune(&mut self) -> Result<PruneReport, DaemonError> {
-        let retention = self.settings.retention.clone();
-        let store = self.store.clone();
+        let retention = self.shared.settings.retention.clone();
+        let store = self.store().clone();
         let pass = tokio::task::spawn_blocking(move || {
             let now = Utc::now();
             let age = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
@@ -72,9 +72,9 @@ impl Daemon {
     /// The store's size and retention, for the status.
     pub(super) fn store_usage(&self) -> StoreUsage {
         StoreUsage {
-            bytes_on_disk: self.store.size_on_disk().unwrap_or(0),
-            keep_conversations: crate::config::duration::format(&self.settings.retention.conversations),
-            keep_traces: crate::config::duration::format(&self.settings.retention.traces),
+            bytes_on_disk: self.store().size_on_disk().unwrap_or(0),
+            keep_conversations: crate::config::duration::format(&self.shared.settings.retention.conversations),
+            keep_traces: crate::config::duration::format(&self.shared.settings.retention.traces),
             last_prune: self.last_prune.as_ref().map(|(_, last)| last.clone()),
         }
     }

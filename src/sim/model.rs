@@ -2,7 +2,8 @@
 //! benchmarks: it answers the way a grounded model is asked to (JSON citing the first
 //! passage it was given), with a latency, and misbehaves on demand — down, rate limited,
 //! or answering with what a careless model sends (no citations, invented ones, prose,
-//! answers cut off). It records every request and the most requests it held at once.
+//! answers cut off), or refusing requests past a concurrency limit. It records every
+//! request and the most requests it held at once.
 //!
 //! What it answers depends on the customer's last message: "refund" → cannot help;
 //! "invent" → cites a passage it was not given; "uncited" → cites nothing; "prose" → not
@@ -35,6 +36,9 @@ pub struct ModelBehaviour {
     pub huge_reply_bytes: usize,
     /// Answer 400 `context_length_exceeded` (a request that fails whenever it is sent).
     pub bad_request: bool,
+    /// Answer 429 at once (no `Retry-After`) to a request arriving while this many are
+    /// being answered: a service with a concurrency limit. 0: no limit.
+    pub max_concurrent: usize,
 }
 
 /// One request as the stub received it.
@@ -50,6 +54,8 @@ struct Shared {
     requests: Mutex<Vec<ModelRequest>>,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
+    /// Requests refused for `max_concurrent`.
+    overloaded: AtomicUsize,
 }
 
 /// A running stub.
@@ -80,16 +86,29 @@ impl ModelStub {
         self.shared.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The most requests the stub was answering at the same time.
+    /// The most requests the stub was answering at the same time (those refused for
+    /// `max_concurrent` not counted).
     pub fn peak_concurrency(&self) -> usize {
         self.shared.peak.load(Ordering::SeqCst)
+    }
+
+    /// How many requests were refused for `max_concurrent`.
+    pub fn overloaded(&self) -> usize {
+        self.shared.overloaded.load(Ordering::SeqCst)
     }
 }
 
 async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     shared.requests.lock().unwrap_or_else(|e| e.into_inner()).push(ModelRequest { authorization, body: body.clone() });
+    let limit = shared.behaviour.lock().unwrap_or_else(|e| e.into_inner()).max_concurrent;
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    if limit > 0 && now > limit {
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        shared.overloaded.fetch_add(1, Ordering::SeqCst);
+        let error = Json(json!({ "error": { "message": "too many concurrent requests", "type": "requests" } }));
+        return (StatusCode::TOO_MANY_REQUESTS, error).into_response();
+    }
     shared.peak.fetch_max(now, Ordering::SeqCst);
     let behaviour = {
         let mut b = shared.behaviour.lock().unwrap_or_else(|e| e.into_inner());

@@ -139,8 +139,10 @@ const CURSOR_KEY: &[u8] = b"cursor";
 /// Where the number of conversations is kept, in `meta`.
 const COUNT_KEY: &[u8] = b"conversation_count";
 
-/// sled's page cache: enough for the hot part of the store, not the whole of it.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache: enough for the hot part of the store (the indexes' recent pages,
+/// the conversations being decided), not the whole of it; the daemon's memory stays flat
+/// whatever the store holds.
+pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("store records serialise")
@@ -369,6 +371,23 @@ impl Store {
 
     /// Saves a conversation and queues its actions in one transaction, durably.
     pub fn commit(&self, conversation: &Conversation, actions: Vec<Action>) -> Result<Vec<u64>> {
+        let ids = self.commit_unflushed(conversation, actions)?;
+        self.db.flush()?;
+        Ok(ids)
+    }
+
+    /// Saves conversations as `commit` does, each in its own transaction, and makes them
+    /// durable once at the end: the bulk path for a store built from elsewhere (the
+    /// history benchmark's, an import), not for the daemon's decisions.
+    pub fn import(&self, conversations: &[Conversation]) -> Result<()> {
+        for conversation in conversations {
+            self.commit_unflushed(conversation, Vec::new())?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn commit_unflushed(&self, conversation: &Conversation, actions: Vec<Action>) -> Result<Vec<u64>> {
         let entries = self.outbox_entries(actions)?;
         let conversation_bytes = encode(conversation);
         let retry = conversation.retry_at.map(|at| encode(&at));
@@ -460,7 +479,6 @@ impl Store {
                 }
                 self.outbox_count.fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
             })?;
-        self.db.flush()?;
         Ok(entries.iter().map(|e| e.id).collect())
     }
 

@@ -6,9 +6,12 @@
 //!
 //! The service is shared by every conversation the daemon works on at once. When it says
 //! "too many requests" (HTTP 429, or 503 with `Retry-After`), every caller waits out the
-//! same pause ([`RateGate`]) instead of each failing its own conversation.
+//! same pause ([`RateGate`]) when it said how long, and the number of requests sent at once
+//! halves ([`limit::AdaptiveLimit`]: found by the daemon, up to `agent.concurrency`), so a
+//! burst finds the service's level instead of failing conversations.
 
 pub mod grounding;
+pub mod limit;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,10 +31,13 @@ pub const CANNOT_HELP: &str = "CANNOT_HELP";
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a friendly, precise customer support agent. Keep answers short \
 and plain. If the customer asks for a person, say you cannot help.";
 
-/// How many times one question is sent while the service keeps saying "too many requests".
-const RATE_LIMITED_TRIES: u32 = 4;
-/// The pause after "too many requests" without a `Retry-After`, and the longest one honoured.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How many times one question is sent while the service keeps saying "too many requests"
+/// (while the level of requests at once is being found, a few are expected).
+const RATE_LIMITED_TRIES: u32 = 8;
+/// The wait before asking again after "too many requests" without a `Retry-After`, times
+/// the attempt: the halved level does the rest.
+const OVERLOAD_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The largest response read from the service: an answer is a few KiB; a service that
 /// sends more is failing, and its reply must not fill the daemon's memory.
@@ -95,6 +101,7 @@ pub struct OpenAiAgent {
     knowledge: Arc<Library>,
     grounding: Grounding,
     gate: RateGate,
+    limit: limit::AdaptiveLimit,
 }
 
 /// One response from the service.
@@ -128,7 +135,19 @@ impl OpenAiAgent {
             knowledge,
             grounding,
             gate: RateGate::default(),
+            limit: limit::AdaptiveLimit::new(crate::config::DEFAULT_AGENT_CONCURRENCY),
         })
+    }
+
+    /// The most requests sent at once (`agent.concurrency`); the level under it is found.
+    pub fn with_ceiling(mut self, ceiling: usize) -> OpenAiAgent {
+        self.limit = limit::AdaptiveLimit::new(ceiling);
+        self
+    }
+
+    /// The level of requests at once found so far.
+    pub fn concurrency_level(&self) -> usize {
+        self.limit.level()
     }
 
     /// The help centre it answers from.
@@ -272,10 +291,12 @@ impl OpenAiAgent {
         Ok(answer)
     }
 
-    /// Sends one request, waiting out "too many requests" with every other caller.
+    /// Sends one request under the level of requests at once, waiting out "too many
+    /// requests" (with every other caller when the service said how long).
     async fn send(&self, body: &Json) -> Result<Reply, AgentError> {
         for attempt in 1..=RATE_LIMITED_TRIES {
             self.gate.pass().await;
+            let permit = self.limit.acquire().await;
             let mut request = self.http.post(&self.url).json(body);
             if let Some(key) = &self.api_key {
                 request = request.bearer_auth(key.expose());
@@ -286,7 +307,12 @@ impl OpenAiAgent {
             let text = read_capped(response).await?;
             let rate_limited = status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some());
             if rate_limited && attempt < RATE_LIMITED_TRIES {
-                self.gate.pause(retry_after.unwrap_or(DEFAULT_RETRY_AFTER));
+                permit.overloaded();
+                drop(permit);
+                match retry_after {
+                    Some(pause) => self.gate.pause(pause),
+                    None => tokio::time::sleep(OVERLOAD_BACKOFF * attempt).await,
+                }
                 continue;
             }
             if !status.is_success() {
@@ -296,6 +322,7 @@ impl OpenAiAgent {
                 let for_good = status.is_client_error() && !matches!(status.as_u16(), 408 | 429);
                 return Err(if for_good { AgentError::Refused(message) } else { AgentError::Service(message) });
             }
+            permit.answered();
             return parse_reply(&text);
         }
         unreachable!("the last attempt returns")

@@ -17,7 +17,7 @@ impl ChatChannel {
     /// is the handover target, resolved, when the decision hands over.
     pub(in crate::daemon) async fn plan_chat(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         decision: &mut Decision,
         rules: &dyn Rules,
@@ -65,7 +65,7 @@ impl ChatChannel {
     /// by the rule's owner.
     async fn case_plan(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &Conversation,
         decision: &mut Decision,
         rules: &dyn Rules,
@@ -129,7 +129,7 @@ impl ChatChannel {
     }
 
     /// Case's describe, read once (`None` while it cannot be read).
-    async fn case_describe(&mut self, shared: &mut Shared<'_>) -> Option<&crate::salesforce::client::SObjectDescribe> {
+    async fn case_describe(&mut self, shared: &Shared) -> Option<&crate::salesforce::client::SObjectDescribe> {
         if self.case_describe.is_none() {
             match shared.client.describe("Case").await {
                 Ok(d) => self.case_describe = Some(d),
@@ -142,14 +142,14 @@ impl ChatChannel {
     /// How much of the transcript `field` holds: its described length when shorter than
     /// 32,000 characters, so that the latest messages are kept rather than the field
     /// refused as too long.
-    async fn transcript_max_chars(&mut self, shared: &mut Shared<'_>, field: &str) -> usize {
+    async fn transcript_max_chars(&mut self, shared: &Shared, field: &str) -> usize {
         let described = self.case_describe(shared).await.and_then(|d| d.field(field)).map(|f| f.length as usize);
         transcript_chars(described)
     }
 
     /// The Case `Status` picklist's default value (its first active value when none is
     /// marked), looked up once; `None` when the describe cannot be read now.
-    async fn case_default_status(&mut self, shared: &mut Shared<'_>) -> Option<String> {
+    async fn case_default_status(&mut self, shared: &Shared) -> Option<String> {
         let status = self.case_describe(shared).await?.field("Status")?;
         let mut active = status.picklist_values.iter().filter(|v| v.active);
         let default = active.clone().find(|v| v.default_value).or_else(|| active.next());
@@ -160,7 +160,7 @@ impl ChatChannel {
     /// no such queue or user, or when it is the agent user.
     async fn case_owner(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &Conversation,
         rule: &CaseRecord,
     ) -> Result<Option<String>, DaemonError> {
@@ -180,14 +180,14 @@ impl ChatChannel {
     /// a sync error, and the case gets the org's default.
     async fn case_record_type(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conversation_id: &str,
         name: &str,
     ) -> Result<Option<String>, DaemonError> {
         if let Some(found) = self.case_record_types.get(name) {
             return Ok(found.clone());
         }
-        match directory::record_type(shared.client, "Case", name).await {
+        match directory::record_type(&shared.client, "Case", name).await {
             Ok(found) => {
                 if found.is_none() {
                     let problem = format!(
@@ -211,7 +211,7 @@ impl ChatChannel {
     /// because its case did (the visitor cannot reopen it).
     pub(in crate::daemon) async fn close_chat(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         ended_by_case: bool,
         rules: &dyn Rules,

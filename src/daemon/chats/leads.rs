@@ -24,7 +24,7 @@ impl ChatChannel {
     /// gives none.
     pub(super) fn lead_mapping(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &Conversation,
         rules: &dyn Rules,
     ) -> Result<BTreeMap<String, Json>, DaemonError> {
@@ -89,7 +89,7 @@ impl ChatChannel {
     /// the visitor next writes.
     pub(in crate::daemon) async fn log_lead_tasks(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conversation_ids: &[String],
     ) -> Result<(), DaemonError> {
         let mut chats_by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -110,7 +110,7 @@ impl ChatChannel {
     }
 
     /// The Leads upserted by `keys`, as (lead id, key); none when they cannot be read now.
-    async fn leads_by_key(&self, shared: &mut Shared<'_>, keys: &[String]) -> Vec<(String, String)> {
+    async fn leads_by_key(&self, shared: &Shared, keys: &[String]) -> Vec<(String, String)> {
         let soql = Select::new(["Id", CONVERSATION_FIELD], "Lead")
             .filter(Filter::is_in(CONVERSATION_FIELD, keys.iter().cloned()))
             .limit(LEADS_PER_QUERY)
@@ -134,7 +134,7 @@ impl ChatChannel {
     }
 
     /// Logs conversation `id`'s Task on the Lead `lead_id`, when it still waits for it.
-    fn log_lead_task(&mut self, shared: &mut Shared<'_>, id: &str, lead_id: &str) -> Result<(), DaemonError> {
+    fn log_lead_task(&mut self, shared: &Shared, id: &str, lead_id: &str) -> Result<(), DaemonError> {
         let Some(mut conv) = shared.store.conversation(id)? else { return Ok(()) };
         if !conv.messenger.as_ref().is_some_and(|m| m.lead.task_pending()) {
             return Ok(());

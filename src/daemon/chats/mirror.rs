@@ -17,7 +17,7 @@ impl ChatChannel {
     /// per 200 chats, for the cases changed since the oldest read.
     pub(in crate::daemon) async fn mirror_chats(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
         // Chats whose case was read before ask only for the cases changed since the last
@@ -32,7 +32,7 @@ impl ChatChannel {
                 None => unread.push(id),
             }
         }
-        let overlap = chrono::Duration::from_std(shared.overlap).unwrap_or(chrono::Duration::minutes(1));
+        let overlap = chrono::Duration::from_std(shared.settings.overlap).unwrap_or(chrono::Duration::minutes(1));
         let since = self.mirror_cursor.map(|c| crate::daemon::floor_second(c - overlap));
         let (mut newest, mut complete) = (self.mirror_cursor, true);
         for chunk in read.chunks(mirror::CHUNK) {
@@ -57,7 +57,7 @@ impl ChatChannel {
     /// newest stamp read (`Some(None)`: nothing changed), or `None` when the query failed.
     async fn mirror_chunk(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         ids: &[String],
         since: Option<chrono::DateTime<Utc>>,
         report: &mut CycleReport,
@@ -86,7 +86,7 @@ impl ChatChannel {
     /// Applies what a chat's case says now to the chat.
     async fn take_news(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         news: mirror::CaseNews,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {

@@ -46,10 +46,6 @@ impl ChatChannel {
         ChatChannel { hub, case_record_types: HashMap::new(), case_describe: None, mirror_cursor: None }
     }
 
-    pub fn hub(&self) -> &Arc<Messenger> {
-        &self.hub
-    }
-
     /// Commits a chat with its actions through its hub, which keeps what the visitor wrote
     /// meanwhile and tells the widget.
     fn hub_commit(&self, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
@@ -62,7 +58,7 @@ impl ConversationChannel for ChatChannel {
     /// to the case), or nothing new; otherwise returns the messages to answer.
     fn settle(
         &mut self,
-        _shared: &mut Shared<'_>,
+        _shared: &Shared,
         conv: &mut Conversation,
         _rules: &RuleSnapshot,
         report: &mut CycleReport,
@@ -97,7 +93,7 @@ impl ConversationChannel for ChatChannel {
     /// (`cases.rs`).
     async fn plan(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         decision: &mut Decision,
         rules: &RuleSnapshot,
@@ -108,14 +104,14 @@ impl ConversationChannel for ChatChannel {
         self.plan_chat(shared, conv, decision, rules.as_ref().as_ref(), target_id.as_deref(), report).await
     }
 
-    fn commit(&self, _shared: &Shared<'_>, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
+    fn commit(&self, _shared: &Shared, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
         self.hub_commit(conv, actions)
     }
 
     /// A chat the agent answered closes (it reopens if the visitor writes again).
     async fn close_on_silence(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         rules: &RuleSnapshot,
         trace: &mut Trace,

@@ -21,7 +21,7 @@ impl ChatChannel {
     /// an unverified email is matched only to avoid a duplicate lead, and shows nothing.
     pub(in crate::daemon) async fn know_visitor(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         rules: &dyn Rules,
         report: &mut CycleReport,
@@ -37,7 +37,7 @@ impl ChatChannel {
         if !info.visitor.verified && !hub.settings().create_leads {
             return Ok(());
         }
-        let person = match messenger::matching::find(shared.client, &email).await {
+        let person = match messenger::matching::find(&shared.client, &email).await {
             Ok(p) => p,
             Err(e) => {
                 // Tried again when the visitor next writes.
@@ -84,7 +84,7 @@ impl ChatChannel {
     /// Queues the Lead a new visitor with an email becomes, keyed by the conversation's id.
     fn make_lead(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         rules: &dyn Rules,
     ) -> Result<Option<Action>, DaemonError> {
@@ -113,7 +113,7 @@ impl ChatChannel {
     /// their keys noted in the conversation; only for a verified email.
     async fn log_tasks(
         &mut self,
-        shared: &mut Shared<'_>,
+        shared: &Shared,
         conv: &mut Conversation,
         person: &SalesforcePerson,
         verified: bool,
@@ -133,7 +133,7 @@ impl ChatChannel {
             return Ok(Vec::new());
         }
         let what = match &contact {
-            Some(id) => match messenger::tasks::related_opportunity(shared.client, id).await {
+            Some(id) => match messenger::tasks::related_opportunity(&shared.client, id).await {
                 Ok(what) => what,
                 Err(e) => {
                     tracing::warn!(error = %e, "Cannot read the contact's opportunities; the Task is related to none.");
