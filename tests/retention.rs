@@ -116,3 +116,26 @@ async fn a_reply_in_flight_after_a_prune_is_checked_against_the_posts_made_since
     assert_eq!(same, 2, "the old identical reply is history: the one in flight is sent");
     assert_eq!(d.store().outbox_len(), 0);
 }
+
+#[test]
+fn retention_settings_out_of_range_are_refused_naming_the_setting() {
+    let minimal = "org:\n  auth: {grant: refresh_token, client_id: a, refresh_token: {env: X}}\nagent_user: a\nhandover: {default_target: q}\n";
+    let cases = [
+        ("retention: {conversations: 0s}\n", "retention.conversations: from 1s to 3650d"),
+        (
+            "retention: {conversations: 40000d}\n",
+            "retention.conversations: \"40000d\" is longer than any setting allows",
+        ),
+        ("retention: {conversations: 30d, traces: 60d}\n", "retention.traces: from 1s to 30d"),
+        ("retention: {traces: soon}\n", "retention.traces"),
+        ("retention: {keep: 30d}\n", "keep"),
+    ];
+    for (snippet, expected) in cases {
+        let text = format!("{minimal}{snippet}");
+        let error = casebridge::config::Config::parse(&text, "c.yaml", &[]).unwrap_err().to_string();
+        assert!(error.contains(expected), "{snippet}: {error}");
+    }
+    let text = format!("{minimal}retention: {{conversations: 365d, traces: 7d}}\n");
+    let config = casebridge::config::Config::parse(&text, "c.yaml", &[]).unwrap();
+    assert_eq!(config.retention.traces, std::time::Duration::from_secs(7 * 86_400));
+}

@@ -351,7 +351,7 @@ pub enum AgentConfig {
         #[serde(default)]
         attributes: Vec<String>,
         /// The most conversations the service is asked about at once (1 to 64): casebridge
-        /// starts at 4 and finds the service's level under this by itself (it doubles until
+        /// starts at 8 and finds the service's level under this by itself (it doubles until
         /// the service says "too many requests", then halves at each and grows by one a round).
         #[serde(default = "default_agent_concurrency")]
         concurrency: usize,

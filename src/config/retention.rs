@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::duration;
 
-/// The longest either window may be: 100 years.
-pub const RETENTION_MAX: Duration = Duration::from_secs(100 * 365 * 86_400);
+/// The longest either window may be: ten years (the longest duration a setting takes).
+pub const RETENTION_MAX: Duration = Duration::from_secs(3650 * 86_400);
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// How long a conversation with nothing pending (no action waiting, no retry, no quiet
-    /// timer) is kept after its last activity: 1s to 36500d. A pruned conversation leaves a
+    /// timer) is kept after its last activity: 1s to 3650d. A pruned conversation leaves a
     /// mark of about 30 bytes, so a case that comes back is never answered twice.
     #[serde(default = "default_conversations", with = "duration")]
     #[schemars(with = "String")]

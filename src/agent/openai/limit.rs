@@ -9,8 +9,9 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-/// Where the level starts (or the ceiling, when lower).
-pub const START: usize = 4;
+/// Where the level starts (or the ceiling, when lower): what the daemon sent at once before
+/// it found levels itself.
+pub const START: usize = 8;
 
 #[derive(Debug)]
 struct State {
@@ -116,23 +117,23 @@ mod tests {
         assert_eq!(limit.level(), START);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
-            // A round of four answers: eight.
-            for _ in 0..4 {
+            // A round of answers doubles the level.
+            for _ in 0..START {
                 limit.acquire().await.answered();
             }
-            assert_eq!(limit.level(), 8);
-            // Eight sent; all eight say "too many": one halving, not eight.
-            let permits: Vec<_> = futures_util::future::join_all((0..8).map(|_| limit.acquire())).await;
+            assert_eq!(limit.level(), 2 * START);
+            // All those sent at that level say "too many": one halving, not one each.
+            let permits: Vec<_> = futures_util::future::join_all((0..2 * START).map(|_| limit.acquire())).await;
             for p in &permits {
                 p.overloaded();
             }
             drop(permits);
-            assert_eq!(limit.level(), 4);
-            // Then one a round: four answers add one.
-            for _ in 0..4 {
+            assert_eq!(limit.level(), START);
+            // Then one a round.
+            for _ in 0..START {
                 limit.acquire().await.answered();
             }
-            assert_eq!(limit.level(), 5);
+            assert_eq!(limit.level(), START + 1);
         });
     }
 
