@@ -10,6 +10,8 @@
 //! `cargo bench --bench history` (`BENCH_HISTORY_IDLE_SECS`, 60 by default, sets the idle
 //! windows; `BENCH_HISTORY_BURST`, 500, the burst).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -17,66 +19,20 @@ use std::time::{Duration, Instant};
 use casebridge::agent::Agent;
 use casebridge::agent::kb::KnowledgeBase;
 use casebridge::daemon::{Daemon, DaemonSettings};
-use casebridge::model::{Conversation, ConversationState, Secret};
+use casebridge::model::{Conversation, ConversationState};
 use casebridge::rules::RuleSet;
-use casebridge::salesforce::{Client, ClientConfig, Credentials};
-use casebridge::sim::org::WriteCtx;
-use casebridge::sim::value::Value;
-use casebridge::sim::{SimOptions, Simulator, seed};
+use casebridge::sim::Simulator;
 use casebridge::store::Store;
 use chrono::Utc;
-use serde_json::json;
-
-const QUESTIONS: &[&str] = &[
-    "The gripper drifts after every restart. How do I recalibrate the gripper?",
-    "The firmware update stopped and the controller shows error E42.",
-    "A joint of the arm makes a grinding noise. Does it need lubrication?",
-    "The controller shows as offline in the app. How do I connect it to the network?",
-    "Where can I download past invoices from the customer portal?",
-];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::*;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-async fn sim() -> Simulator {
-    let seed = seed::load_file(&root().join("tests/fixtures/org.yaml")).unwrap();
-    Simulator::start("127.0.0.1:0".parse().unwrap(), seed, SimOptions::default()).await.unwrap()
-}
-
-fn create_cases(sim: &Simulator, n: usize) {
-    let admin = sim.id_of("admin").unwrap();
-    let agent = sim.id_of("agent").unwrap();
-    sim.with_org(|org| {
-        let ctx = WriteCtx { user_id: admin, now: Utc::now(), allow_system_fields: false };
-        for i in 0..n {
-            let body = json!({ "Subject": format!("Question {i}"), "Description": QUESTIONS[i % QUESTIONS.len()], "OwnerId": agent });
-            org.create("Case", body.as_object().unwrap(), &ctx).unwrap();
-        }
-    });
-}
-
-fn agent_replies(sim: &Simulator) -> usize {
-    let agent = sim.id_of("agent").unwrap();
-    sim.with_org(|org| {
-        org.all("CaseComment")
-            .filter(|c| c.str("CreatedById") == Some(agent.as_str()) && c.get("IsPublished") == &Value::Bool(true))
-            .count()
-    })
-}
-
 /// Conversations a real daemon decided: the templates the bulk path copies.
 async fn decided_conversations(sim: &Simulator, dir: &Path) -> Vec<Conversation> {
-    let credentials = Credentials::RefreshToken {
-        client_id: "test-app".into(),
-        client_secret: Some(Secret::new("test-secret")),
-        refresh_token: Secret::new("agent-refresh-token"),
-    };
-    let client = Client::new(ClientConfig::new(sim.url(), credentials)).unwrap();
+    let client = client(sim);
     let kb = KnowledgeBase::load(&root().join("examples/demo/help-center"), "https://help.example", 0.35).unwrap();
     let agent = Agent::KnowledgeBase(kb);
     let rules = casebridge::decide::shared(Box::new(RuleSet::load(&root().join("rules")).unwrap()));
@@ -131,24 +87,6 @@ fn dir_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
-}
-
 /// A `casebridge run` process, killed however the benchmark ends.
 struct Running(Child);
 
@@ -186,11 +124,15 @@ async fn start(sim: &Simulator, config: &Path) -> (Running, Duration) {
         .env("CASEBRIDGE_LOG", "error")
         .spawn()
         .unwrap();
+    let mut running = Running(child);
     while sim.api_requests().iter().filter(|r| r.path.ends_with("/composite")).count() <= polls_before {
         assert!(started.elapsed() < Duration::from_secs(600), "the daemon did not start");
+        if let Ok(Some(status)) = running.0.try_wait() {
+            panic!("the daemon stopped before its first poll: {status}");
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    (Running(child), started.elapsed())
+    (running, started.elapsed())
 }
 
 /// RSS (MiB) and CPU seconds over an idle window.
@@ -209,7 +151,7 @@ async fn one_size(n: usize, templates: &[Conversation], idle_window: Duration, b
     let disk = dir_bytes(&store);
     let config = config(dir.path(), sim, &store);
 
-    let (daemon, startup) = start(sim, &config).await;
+    let (mut daemon, startup) = start(sim, &config).await;
     let pid = daemon.0.id();
     let (rss_idle, cpu_idle) = idle(pid, idle_window).await;
     let done = agent_replies(sim) + burst;
@@ -217,6 +159,9 @@ async fn one_size(n: usize, templates: &[Conversation], idle_window: Duration, b
     let burst_started = Instant::now();
     while agent_replies(sim) < done {
         assert!(burst_started.elapsed() < Duration::from_secs(1800), "the burst was not answered");
+        if let Ok(Some(status)) = daemon.0.try_wait() {
+            panic!("the daemon stopped during the burst: {status}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let burst_took = burst_started.elapsed();

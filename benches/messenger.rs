@@ -8,30 +8,19 @@
 //! resident memory idle, with the streams open, and after. N is 100, 500 and 1,000
 //! (`BENCH_VISITORS` to change), each on a fresh daemon.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use casebridge::sim::model::{ModelBehaviour, ModelStub};
 use casebridge::sim::{SimOptions, Simulator, seed};
+use common::{root, rss_kib};
 use serde_json::{Value, json};
 
 const RATE_PER_SECOND: u64 = 50;
 const SENDING: Duration = Duration::from_secs(20);
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// Kills the daemon however the benchmark ends.
 struct Guard(std::process::Child);

@@ -323,3 +323,29 @@ async fn rules_check_with_a_config_checks_mappings_against_the_orgs_fields() {
     assert!(stderr.contains("handover.yaml:5:") && stderr.contains("\"Tier 3 Support\""), "{stderr}");
     assert!(stderr.contains("did you mean Tier 2 Support?"), "{stderr}");
 }
+
+/// `rules explain` shows the whole decision the daemon would act on: the resolution step
+/// after it included (the mappings run again once the answer awaits the customer).
+#[test]
+fn rules_explain_shows_what_the_resolution_step_writes() {
+    let fixture = root().join("rules/tests/fixtures/email-firmware.json");
+    let rules = root().join("rules");
+    let out = casebridge(&[
+        "rules",
+        "explain",
+        fixture.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+        "--answer",
+        "Power-cycle it.",
+        "--confidence",
+        "0.9",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("AI_Resolution__c = \"awaiting_customer\""), "{stdout}");
+    assert!(
+        stdout.contains("\"AI_Involved__c\":true") && stdout.contains("\"AI_Resolution__c\":\"awaiting_customer\""),
+        "{stdout}"
+    );
+}

@@ -49,7 +49,7 @@ async fn a_pruned_case_that_comes_back_is_answered_once_and_its_history_never_ag
     let report = d.prune().await.unwrap();
     assert_eq!((report.pruned, report.kept_pending), (1, 1), "{report:?}");
     assert!(d.store().conversation(&case).unwrap().is_none());
-    assert!(d.store().pruned_at(&case).unwrap().is_some(), "it leaves its mark");
+    assert!(d.store().prune_mark(&case).unwrap().is_some(), "it leaves its mark");
     assert_eq!(d.store().conversation_count(), count - 1);
     let status = d.status(&Default::default());
     let store = status.store.unwrap();
@@ -138,4 +138,29 @@ fn retention_settings_out_of_range_are_refused_naming_the_setting() {
     let text = format!("{minimal}retention: {{conversations: 365d, traces: 7d}}\n");
     let config = casebridge::config::Config::parse(&text, "c.yaml", &[]).unwrap();
     assert_eq!(config.retention.traces, std::time::Duration::from_secs(7 * 86_400));
+}
+
+#[tokio::test]
+async fn a_message_written_just_before_the_prune_is_still_answered() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let case = w.case_for_agent(json!({ "Subject": "Gripper", "Description": GRIPPER })).await;
+    d.cycle().await.unwrap();
+    close(&w, &case).await;
+    d.cycle().await.unwrap();
+    age(&d, &case, 200);
+    // The customer writes, and the case is opened again, between two polls: the prune comes
+    // first.
+    w.admin.update("Case", &case, &json!({ "Status": "New" })).await.unwrap();
+    w.customer()
+        .create(
+            "CaseComment",
+            &json!({ "ParentId": case, "IsPublished": true,
+                     "CommentBody": "The firmware update stopped and the controller shows error E42." }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.prune().await.unwrap().pruned, 1);
+    d.cycle().await.unwrap();
+    assert_eq!(w.agent_replies(&case).await, 2, "written after what it had seen: answered");
 }

@@ -464,7 +464,7 @@ impl Executor {
                 let Some(key) = e.action.confirmation_key() else { continue };
                 // A conversation pruned before took its confirmations with it: only posts made
                 // since count.
-                let pruned_at = self.store.pruned_at(case_id).ok().flatten();
+                let pruned_at = self.store.prune_mark(case_id).ok().flatten().map(|m| m.pruned_at);
                 let in_salesforce = rows
                     .iter()
                     .filter(|r| r["ParentId"].as_str().is_some_and(|p| crate::salesforce::id::same(p, case_id)))

@@ -219,10 +219,10 @@ impl CasesChannel {
             }
             None => {
                 let mut fresh = fresh;
-                // A case whose conversation was pruned comes back: what was written before is
-                // history, dealt with then.
-                if let Some(pruned_at) = shared.store.pruned_at(&fresh.id)? {
-                    fresh.handled_until(pruned_at);
+                // A case whose conversation was pruned comes back: what it had seen is
+                // history, dealt with then; anything written since is new.
+                if let Some(mark) = shared.store.prune_mark(&fresh.id)? {
+                    fresh.handled_until(mark.seen_until);
                 }
                 fresh
             }

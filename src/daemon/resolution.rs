@@ -27,33 +27,16 @@ impl Shared {
         rules: &dyn Rules,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
-        let before = conv.resolution.map(|r| r.state);
-        conv.ai_involved |= decision.agent.is_some();
-        conv.resolution = model::resolution::after_decision(conv.resolution, conv.ai_involved, decision, Utc::now());
-        let after = conv.resolution.map(|r| r.state);
-        if after == before {
-            return Ok(());
-        }
-        if let Some(state) = after {
+        let (moved_to, mapped) = crate::decide::resolution::resolve(rules, conv, decision, Utc::now());
+        if let Some(state) = moved_to {
             self.metrics.resolution(state.as_str());
-        }
-        if after == Some(Resolution::HardResolution) {
-            let detail = "the customer confirmed the answer solved it (hard resolution)".to_string();
-            report.events.push(event(conv, EventKind::Resolved, detail.clone(), detail));
-        }
-        // The mappings again, on the conversation as the decision leaves it; what the
-        // decision's own mappings set (from the agent's answer, say) stands.
-        let moment = if decision.handover.is_some() { Moment::Handover } else { Moment::Sync };
-        let mut after_decision = conv.clone();
-        after_decision.attributes.extend(decision.attributes.clone());
-        after_decision.topics.extend(decision.topics.iter().cloned());
-        match rules.evaluate(&after_decision).outbound(moment, &mut decision.trace) {
-            Ok(fields) => {
-                for (field, value) in fields {
-                    decision.field_updates.entry(field).or_insert(value);
-                }
+            if state == Resolution::HardResolution {
+                let detail = "the customer confirmed the answer solved it (hard resolution)".to_string();
+                report.events.push(event(conv, EventKind::Resolved, detail.clone(), detail));
             }
-            Err(e) => self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?,
+        }
+        if let Err(e) = mapped {
+            self.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?;
         }
         Ok(())
     }

@@ -41,7 +41,7 @@ impl Daemon {
             let next = store.prunable(age(retention.conversations), ESTIMATE_CAP)?;
             Ok::<_, crate::store::StoreError>((report, next))
         });
-        let (report, (count, bytes, capped)) = match pass.await {
+        let (report, (count, capped)) = match pass.await {
             Ok(result) => result?,
             Err(e) => {
                 tracing::error!(error = %e, "The retention pass stopped.");
@@ -62,7 +62,9 @@ impl Daemon {
             pruned_bytes: report.pruned_bytes,
             traces_cleared: report.traces_cleared,
             next_conversations: count,
-            next_bytes: bytes,
+            // An estimate: the store's bytes a conversation, on average.
+            next_bytes: self.store().size_on_disk().unwrap_or(0) / (self.store().conversation_count().max(1) as u64)
+                * count as u64,
             next_capped: capped,
         };
         self.last_prune = Some((Instant::now(), last));

@@ -9,6 +9,7 @@
 //! Fallback: when a rule fails at run time, the case is handed to the default target with
 //! the error in the note and the trace, so a broken rule never leaves a customer unanswered.
 
+pub mod resolution;
 mod suggestions;
 
 use std::collections::{BTreeMap, BTreeSet};

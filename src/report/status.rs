@@ -60,8 +60,9 @@ pub struct LastPrune {
     pub pruned: usize,
     pub pruned_bytes: u64,
     pub traces_cleared: usize,
-    /// Conversations past the retention now, and their bytes (those with something
-    /// pending stay until it is done).
+    /// Conversations past the retention now, and about how many bytes they take (the
+    /// store's bytes a conversation on average); those with something pending stay until
+    /// it is done.
     pub next_conversations: usize,
     pub next_bytes: u64,
     /// Whether the count stopped at its cap (there are more).
@@ -141,7 +142,7 @@ impl Status {
             ));
             if let Some(p) = &store.last_prune {
                 line(format!(
-                    "  retention        last pass {}: pruned {} ({}), traces cleared {}; next frees up to {}{} ({})",
+                    "  retention        last pass {}: pruned {} ({}), traces cleared {}; next frees up to {}{} (about {})",
                     at(p.at),
                     p.pruned,
                     mib(p.pruned_bytes),

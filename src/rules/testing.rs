@@ -44,14 +44,28 @@ fn stub_answer(stub: &AgentStub) -> AgentAnswer {
     }
 }
 
-/// Runs the rules over a conversation with a canned agent answer.
+/// Runs the rules over a conversation with a canned agent answer, and the resolution step
+/// the daemon runs after every decision (its mappings traced in the decision).
 pub async fn decide_with(rules: &RuleSet, conversation: &Conversation, stub: &AgentStub) -> Decision {
     let agent = Agent::Fixed(stub_answer(stub));
-    match decide::decide(rules, &agent, conversation).await {
+    let mut decision = match decide::decide(rules, &agent, conversation).await {
         Ok(d) => d,
         // A fixed agent cannot fail.
         Err(e) => unreachable!("the fixed agent failed: {e}"),
+    };
+    // What the daemon does next with every decision: the resolution, and the mappings again
+    // when it moved (a failing mapping shows in the trace, as it does in the daemon's).
+    let mut after = conversation.clone();
+    if let (_, Err(e)) = decide::resolution::resolve(rules, &mut after, &mut decision, chrono::Utc::now()) {
+        decision.trace.0.push(crate::model::TraceEntry {
+            stage: crate::model::TraceStage::Error,
+            rule: e.rule.clone().into(),
+            fired: true,
+            detail: e.message.clone().into(),
+            micros: 0,
+        });
     }
+    decision
 }
 
 /// One test's result.

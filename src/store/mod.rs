@@ -29,7 +29,7 @@ mod visitor_leads;
 
 pub use outbox::OutboxScan;
 pub use resolutions::ResolutionDay;
-pub use retention::PruneReport;
+pub use retention::{PruneMark, PruneReport};
 
 use sidecar::write_private;
 pub use sidecar::{credentials_path, read_credentials, sidecar, write_private_durably};
@@ -128,14 +128,22 @@ pub struct Store {
     outbox_due: sled::Tree,
     /// Outbox entries writing a record made by upsert: object, record key + id → nothing.
     outbox_records: sled::Tree,
-    /// Pruned conversations: id → when (ms, big-endian), what exactly-once needs of them.
+    /// Pruned conversations: id → when, and the newest activity seen (ms, big-endian each):
+    /// what exactly-once needs of them.
     pruned: sled::Tree,
+    /// Sync errors by case, operation and code → the error's id (a repeat finds its error).
+    error_keys: sled::Tree,
+    /// The sync errors kept, counted at open and kept.
+    error_count: Arc<AtomicU64>,
     /// Messenger conversation id → when it is due for a decision (a visitor wrote, or its
     /// agent failed earlier): the chats' own queue, apart from the cases' `retries`.
     chats_due: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
+/// How many transactions a bulk write (an import, a retention pass) makes between flushes.
+const FLUSH_EVERY: usize = 100;
+
 /// Where the number of conversations is kept, in `meta`.
 const COUNT_KEY: &[u8] = b"conversation_count";
 
@@ -238,6 +246,8 @@ impl Store {
             outbox_due: db.open_tree("outbox_due")?,
             outbox_records: db.open_tree("outbox_records")?,
             pruned: db.open_tree("pruned")?,
+            error_keys: db.open_tree("error_keys")?,
+            error_count: Arc::new(AtomicU64::new(0)),
             chats_due: db.open_tree("chats_due")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
             outbox_count: Arc::new(AtomicU64::new(0)),
@@ -247,6 +257,7 @@ impl Store {
         }
         .with_activity_index()?
         .with_outbox_index()?
+        .with_error_index()?
         .with_chats_due()
     }
 
@@ -380,8 +391,13 @@ impl Store {
     /// durable once at the end: the bulk path for a store built from elsewhere (the
     /// history benchmark's, an import), not for the daemon's decisions.
     pub fn import(&self, conversations: &[Conversation]) -> Result<()> {
-        for conversation in conversations {
+        for (n, conversation) in conversations.iter().enumerate() {
             self.commit_unflushed(conversation, Vec::new())?;
+            // Written out as it goes: sled 0.34 can deadlock when a transaction needs a new
+            // segment while many unwritten buffers wait (spacejam/sled#1412).
+            if n % FLUSH_EVERY == FLUSH_EVERY - 1 {
+                self.db.flush()?;
+            }
         }
         self.db.flush()?;
         Ok(())

@@ -211,17 +211,18 @@ impl Store {
         if done.is_empty() {
             return Ok(());
         }
-        let trees = (&self.outbox, &self.outbox_due, &self.outbox_records, &self.confirmed, &self.errors);
-        let removed_count = trees
-            .transaction(|(outbox, due, records, confirmed, errors)| {
+        let trees =
+            (&self.outbox, &self.outbox_due, &self.outbox_records, &self.confirmed, &self.errors, &self.error_keys);
+        let (removed_count, resolved) = trees
+            .transaction(|(outbox, due, records, confirmed, errors, keys)| {
                 let tx = OutboxTx { outbox, due, records };
-                let mut count = 0;
+                let (mut count, mut resolved) = (0, 0);
                 for (id, key) in done {
                     let Some(entry) = tx.take(*id)? else { continue };
                     count += 1;
                     // A retried action that went through resolves its sync error.
                     if let Some(error_id) = entry.retry_of {
-                        errors.remove(&error_id.to_be_bytes())?;
+                        resolved += u64::from(super::sync_errors::ErrorsTx { errors, keys }.take(error_id)?);
                     }
                     if let Some(key) = key {
                         let n = confirmed
@@ -231,10 +232,11 @@ impl Store {
                         confirmed.insert(key.as_bytes(), &(n + 1).to_be_bytes())?;
                     }
                 }
-                Ok::<_, ConflictableTransactionError<()>>(count)
+                Ok::<_, ConflictableTransactionError<()>>((count, resolved))
             })
             .map_err(storage_error)?;
         self.outbox_count.fetch_sub(removed_count, Relaxed);
+        self.error_count.fetch_sub(resolved, Relaxed);
         self.db.flush()?;
         Ok(())
     }

@@ -1,14 +1,15 @@
 //! Retention: what the store keeps of its history, so that its size follows the admin's
 //! policy rather than the years it has run. A pass prunes conversations inactive past
 //! `conversations` (with nothing pending: no outbox entry, no retry, no quiet timer),
-//! every index entry that belongs to them and their confirmation counts, in one
-//! transaction each; and clears the traces of decisions older than `traces`.
+//! every index entry that belongs to them, their confirmation counts and their sync
+//! errors, in one transaction each; and clears the traces of decisions older than `traces`.
 //!
 //! What exactly-once needs outlives the conversation: a pruned conversation leaves a mark
-//! (its id and when it was pruned, about 30 bytes). If its case comes back, the customer
-//! parts written before the mark count as handled, and the check of an in-flight reply
-//! after a crash counts only the posts made after it (the confirmation counts before it
-//! were pruned with the conversation).
+//! (its id, when it was pruned and the newest activity it had seen; about 35 bytes). If
+//! its case comes back, the customer parts up to what it had seen count as handled (one
+//! written later, even before the prune, is answered), and the check of an in-flight reply
+//! after a crash counts only the posts made after the prune (the confirmation counts
+//! before it were pruned with the conversation).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,6 +23,16 @@ use crate::model::Conversation;
 
 /// Where the newest activity whose traces were cleared is kept, in `meta`.
 const TRACES_CLEARED_KEY: &str = "traces_cleared_until";
+
+/// What a pruned conversation leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneMark {
+    /// When it was pruned: every post of ours on its case is older.
+    pub pruned_at: DateTime<Utc>,
+    /// The newest activity it had seen (its stamp, or its newest part's): every customer
+    /// part up to it was dealt with; a part written after (even before the prune) is new.
+    pub seen_until: DateTime<Utc>,
+}
 
 /// What one retention pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,11 +50,15 @@ pub struct PruneReport {
 }
 
 impl Store {
-    /// When conversation `id` was pruned, if it was.
-    pub fn pruned_at(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+    /// The mark conversation `id` left when it was pruned, if it was.
+    pub fn prune_mark(&self, id: &str) -> Result<Option<PruneMark>> {
         let Some(bytes) = self.pruned.get(id.as_bytes())? else { return Ok(None) };
-        let millis = <[u8; 8]>::try_from(bytes.as_ref()).map(i64::from_be_bytes).unwrap_or(0);
-        Ok(DateTime::from_timestamp_millis(millis))
+        let at = |range: std::ops::Range<usize>| {
+            bytes.get(range).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_be_bytes)
+        };
+        let pruned_at = at(0..8).and_then(DateTime::from_timestamp_millis).unwrap_or_default();
+        let seen_until = at(8..16).and_then(DateTime::from_timestamp_millis).unwrap_or(pruned_at);
+        Ok(Some(PruneMark { pruned_at, seen_until }))
     }
 
     /// One retention pass: prunes up to `limit` conversations whose last activity is
@@ -77,27 +92,31 @@ impl Store {
             if self.prune_one(&conversation, &bytes)? {
                 report.pruned += 1;
                 report.pruned_bytes += bytes.len() as u64;
+                // Written out as it goes (see `Store::import`).
+                if report.pruned % super::FLUSH_EVERY == 0 {
+                    self.db.flush()?;
+                }
             }
         }
+        self.db.flush()?;
         report.traces_cleared = self.clear_traces(traces_before.min(Utc::now()), limit, &mut report.more)?;
         Ok(report)
     }
 
     /// What a pass pruning before `before` would free at most: the conversations last
-    /// active before it and their bytes (some may be kept, something being pending), counted
-    /// up to `cap`; `true` when the cap was reached.
-    pub fn prunable(&self, before: DateTime<Utc>, cap: usize) -> Result<(usize, u64, bool)> {
+    /// active before it (some may be kept, something being pending), counted by key up to
+    /// `cap` (no conversation is read); `true` when the cap was reached.
+    pub fn prunable(&self, before: DateTime<Utc>, cap: usize) -> Result<(usize, bool)> {
         let end = ((before.timestamp_millis().max(0) as u64) + 1).to_be_bytes();
-        let (mut count, mut bytes) = (0, 0);
-        for item in self.activity.range(..end.as_slice()).keys() {
+        let mut count = 0;
+        for key in self.activity.range(..end.as_slice()).keys() {
             if count >= cap {
-                return Ok((count, bytes, true));
+                return Ok((count, true));
             }
-            let key = item?;
-            bytes += self.conversations.get(&key[8..])?.map_or(0, |v| v.len() as u64);
+            key?;
             count += 1;
         }
-        Ok((count, bytes, false))
+        Ok((count, false))
     }
 
     /// The bytes the store takes on disk.
@@ -113,8 +132,16 @@ impl Store {
         for key in self.confirmed.scan_prefix(format!("{}:", conversation.id)).keys() {
             confirmations.push(key?);
         }
+        let mut errors_of = Vec::new();
+        for item in self.error_keys.scan_prefix([id, b"\0"].concat()) {
+            let (_, error_id) = item?;
+            errors_of.push(u64::from_be_bytes(<[u8; 8]>::try_from(error_id.as_ref()).unwrap_or_default()));
+        }
         let claimed = visitor_leads::claimed_email(conversation);
-        let mark = Utc::now().timestamp_millis().to_be_bytes();
+        let mut mark = Utc::now().timestamp_millis().to_be_bytes().to_vec();
+        let newest_part = conversation.parts.iter().map(|p| p.created_at).max();
+        let seen_until = newest_part.map_or(conversation.modstamp, |p| p.max(conversation.modstamp));
+        mark.extend(seen_until.timestamp_millis().to_be_bytes());
         let trees = (
             &self.conversations,
             &self.activity,
@@ -127,8 +154,10 @@ impl Store {
             &self.confirmed,
             &self.meta,
             &self.pruned,
+            &self.errors,
+            &self.error_keys,
         );
-        let pruned = trees
+        let outcome = trees
             .transaction(
                 |(
                     conversations,
@@ -142,9 +171,15 @@ impl Store {
                     confirmed,
                     meta,
                     pruned,
+                    errors,
+                    keys,
                 )| {
                     if conversations.get(id)?.as_ref() != Some(bytes) {
-                        return Ok(false);
+                        return Ok(None);
+                    }
+                    let mut errors_removed = 0;
+                    for error_id in &errors_of {
+                        errors_removed += u64::from(super::sync_errors::ErrorsTx { errors, keys }.take(*error_id)?);
                     }
                     conversations.remove(id)?;
                     if let Some(key) = activity_keys.remove(id)? {
@@ -165,15 +200,15 @@ impl Store {
                     }
                     let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
                     meta.insert(COUNT_KEY, &count.map_or(0, u64::from_be_bytes).saturating_sub(1).to_be_bytes())?;
-                    pruned.insert(id, &mark)?;
-                    Ok::<_, ConflictableTransactionError<()>>(true)
+                    pruned.insert(id, mark.as_slice())?;
+                    Ok::<_, ConflictableTransactionError<()>>(Some(errors_removed))
                 },
             )
             .map_err(super::storage_error)?;
-        if pruned {
-            self.conversation_count.fetch_sub(1, Relaxed);
-        }
-        Ok(pruned)
+        let Some(errors_removed) = outcome else { return Ok(false) };
+        self.conversation_count.fetch_sub(1, Relaxed);
+        self.error_count.fetch_sub(errors_removed, Relaxed);
+        Ok(true)
     }
 
     /// Clears the decisions' traces of up to `limit` conversations last active before
@@ -203,6 +238,9 @@ impl Store {
                 self.conversations.compare_and_swap(&key[8..], Some(&bytes), Some(super::encode(&conversation)))?;
             if swapped.is_ok() {
                 cleared += 1;
+                if cleared % super::FLUSH_EVERY == 0 {
+                    self.db.flush()?;
+                }
             }
         }
         if until > from {

@@ -179,6 +179,8 @@ fn pruning_takes_a_conversation_with_every_entry_of_it_and_keeps_what_is_pending
     store.complete_entries(&sent.iter().map(|e| (e.id, e.action.confirmation_key())).collect::<Vec<_>>()).unwrap();
     let key = sent[0].action.confirmation_key().unwrap();
     assert_eq!(store.confirmed_count(&key).unwrap(), 1);
+    store.record_error(SyncError::new(Some(&closed.id), "topics", "INVALID_FIELD", "old")).unwrap();
+    store.record_error(SyncError::new(None, "poll", "SERVER_UNAVAILABLE", "org down")).unwrap();
     // A chat that claimed its visitor's email, handed over.
     let mut chat = conversation("msg_old", old);
     chat.channel = crate::model::Channel::Messenger;
@@ -207,11 +209,13 @@ fn pruning_takes_a_conversation_with_every_entry_of_it_and_keeps_what_is_pending
     assert_eq!((report.pruned, report.kept_pending, report.more), (2, 2, false), "{report:?}");
     for gone in [&closed.id, &chat.id] {
         assert!(store.conversation(gone).unwrap().is_none());
-        assert!(store.pruned_at(gone).unwrap().is_some());
+        assert!(store.prune_mark(gone).unwrap().is_some());
         assert!(store.activity_key.get(gone).unwrap().is_none());
     }
     assert_eq!(store.activity.len(), 3, "the activity index holds the three kept");
     assert_eq!(store.confirmed_count(&key).unwrap(), 0, "its confirmations went with it");
+    let errors: Vec<String> = store.sync_errors().unwrap().into_iter().map(|e| e.operation).collect();
+    assert_eq!((errors, store.sync_error_count()), (vec!["poll".to_string()], 1), "its sync errors too");
     assert!(store.chats_with_cases().unwrap().is_empty());
     assert_eq!(store.visitor_lead("ann@example.com").unwrap(), None, "its email is free again");
     assert_eq!(store.conversation_count(), 3);
@@ -240,4 +244,38 @@ fn traces_are_cleared_once_past_their_window_and_the_decisions_stay() {
     // The next pass starts where this one ended: nothing to read again.
     let report = store.prune(far_past, "2026-06-01T00:00:00Z".parse().unwrap(), 10).unwrap();
     assert_eq!(report.traces_cleared, 0);
+}
+
+#[test]
+fn a_repeated_sync_error_is_found_by_its_key_and_the_count_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path).unwrap();
+    let first = store.record_error(SyncError::new(Some("500A"), "post_reply", "FIELD_X", "one")).unwrap();
+    let again = store.record_error(SyncError::new(Some("500A"), "post_reply", "FIELD_X", "two")).unwrap();
+    let other = store.record_error(SyncError::new(Some("500B"), "post_reply", "FIELD_X", "three")).unwrap();
+    assert_eq!(first, again, "a repeat counts on the first");
+    assert_ne!(first, other);
+    assert_eq!(store.sync_error_count(), 2);
+    let kept = store.sync_errors().unwrap().into_iter().find(|e| e.id == first).unwrap();
+    assert_eq!((kept.attempts, kept.message.as_str(), kept.history.len()), (2, "two", 1));
+    // Recorded again by its id with another code: the same error, found under its new key.
+    let mut retried = SyncError::new(Some("500A"), "post_reply", "FIELD_Y", "four");
+    retried.id = first;
+    store.record_error(retried).unwrap();
+    let repeat = store.record_error(SyncError::new(Some("500A"), "post_reply", "FIELD_Y", "five")).unwrap();
+    assert_eq!((repeat, store.sync_error_count()), (first, 2));
+    // A store from before the index finds its repeats after opening.
+    store.error_keys.clear().unwrap();
+    drop(store);
+    let store = reopen(&path);
+    assert_eq!(store.sync_error_count(), 2);
+    let repeat = store.record_error(SyncError::new(Some("500B"), "post_reply", "FIELD_X", "six")).unwrap();
+    assert_eq!((repeat, store.sync_error_count()), (other, 2));
+    // Dismissed: gone, and the next failure is a new error.
+    store.remove_error(other).unwrap();
+    assert_eq!(store.sync_error_count(), 1);
+    let fresh = store.record_error(SyncError::new(Some("500B"), "post_reply", "FIELD_X", "seven")).unwrap();
+    assert_ne!(fresh, other);
+    assert_eq!(store.sync_error_count(), 2);
 }
