@@ -17,7 +17,6 @@ use super::resolution::QUIET_PER_CYCLE;
 use super::shared::Shared;
 use super::{CycleReport, Daemon, DaemonError, log_cycle};
 use crate::channels::messenger::Messenger;
-use crate::model::Channel;
 
 impl Daemon {
     /// Lets the daemon decide the messenger's conversations and carry their handovers.
@@ -76,14 +75,20 @@ impl Daemon {
     pub(super) async fn resolve_quiet(&mut self, report: &mut CycleReport) -> Result<(), DaemonError> {
         let rules = self.shared.rules.load_full();
         let quiet = chrono::Duration::from_std(rules.quiet_after()).unwrap_or(chrono::Duration::hours(24));
-        for id in self.shared.store.quiet_since(Utc::now() - quiet, QUIET_PER_CYCLE)? {
-            let Some(conv) = self.shared.store.conversation(&id)? else { continue };
-            match (conv.channel, &self.chats) {
-                (Channel::Messenger, Some(chats)) => {
+        let cutoff = Utc::now() - quiet;
+        for id in self.shared.store.quiet_since(cutoff, QUIET_PER_CYCLE)? {
+            match (crate::model::is_messenger_id(&id), &self.chats) {
+                (true, Some(chats)) => {
+                    // Read under the chat channel's lock: its task may have answered the
+                    // visitor since the index was read.
                     let mut chats = chats.lock().await;
-                    self.shared.resolve_quiet(&mut *chats, conv, &rules, report).await?;
+                    let Some(conv) = self.shared.store.conversation(&id)? else { continue };
+                    self.shared.resolve_quiet(&mut *chats, conv, cutoff, &rules, report).await?;
                 }
-                _ => self.shared.resolve_quiet(&mut self.cases, conv, &rules, report).await?,
+                _ => {
+                    let Some(conv) = self.shared.store.conversation(&id)? else { continue };
+                    self.shared.resolve_quiet(&mut self.cases, conv, cutoff, &rules, report).await?;
+                }
             }
         }
         Ok(())

@@ -88,6 +88,9 @@ pub enum DaemonError {
     Setup(#[from] SetupError),
     #[error("polling failed: {0}")]
     Poll(SalesforceError),
+    /// The chat channel's task ended (it runs until the daemon stops).
+    #[error("the chat channel's task failed: {0}")]
+    ChatTask(String),
 }
 
 /// What happened to one conversation (a case or a chat) in a cycle.
@@ -322,10 +325,7 @@ impl Daemon {
         let result = loop {
             tokio::select! {
                 _ = &mut shutdown => break Ok(()),
-                ended = &mut chat_task_ended => break match ended {
-                    Ok(result) => result,
-                    Err(e) => { tracing::error!(error = %e, "The chat channel's task stopped."); Ok(()) }
-                },
+                ended = &mut chat_task_ended => break chat_task_result(ended),
                 result = self.cycle_with(false) => match result {
                     Ok(report) => log_cycle(&report),
                     Err(DaemonError::Store(e)) => break Err(DaemonError::Store(e)),
@@ -334,6 +334,7 @@ impl Daemon {
             }
             tokio::select! {
                 _ = &mut shutdown => break Ok(()),
+                ended = &mut chat_task_ended => break chat_task_result(ended),
                 _ = tokio::time::sleep(self.shared.settings.poll_interval) => {}
             }
         };
@@ -425,6 +426,16 @@ impl Daemon {
             }
         }
         Ok(self.knowledge.as_ref().is_none_or(|k| k.loaded()))
+    }
+}
+
+/// What the chat channel's task ending means for the daemon: it runs until stopped, so an
+/// end is a failure (its store error, or a panic), never a clean stop.
+fn chat_task_result(ended: Result<Result<(), DaemonError>, tokio::task::JoinError>) -> Result<(), DaemonError> {
+    match ended {
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) => Err(DaemonError::ChatTask("it stopped".into())),
+        Err(e) => Err(DaemonError::ChatTask(e.to_string())),
     }
 }
 

@@ -78,12 +78,21 @@ impl Shared {
         &self,
         channel: &mut C,
         mut conv: Conversation,
+        cutoff: chrono::DateTime<Utc>,
         rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<(), DaemonError> {
-        let Some(awaiting) = conv.resolution.filter(|r| r.state == Resolution::AwaitingCustomer) else {
+        // Still quiet as it is now: awaiting since the cutoff, nothing unanswered, no retry.
+        let Some(awaiting) = conv.resolution.filter(|r| r.state == Resolution::AwaitingCustomer && r.since <= cutoff)
+        else {
             return Ok(());
         };
+        if conv.state != crate::model::ConversationState::Open
+            || conv.retry_at.is_some()
+            || !conv.unanswered().is_empty()
+        {
+            return Ok(());
+        }
         // Silence after articles offered (the latest reply's) is what the admin chose.
         let offered = crate::decide::offered(&conv).is_some();
         if offered && self.settings.silence_after_suggestions == SilenceAfterSuggestions::Handover {

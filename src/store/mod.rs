@@ -213,6 +213,14 @@ fn storage_error(e: TransactionError<()>) -> StoreError {
     }
 }
 
+/// Takes `n` off a kept count, never below zero (a count is a figure for people; a
+/// wrapped one would say billions).
+fn count_down(count: &AtomicU64, n: u64) {
+    let _ = count.fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |c| {
+        Some(c.saturating_sub(n))
+    });
+}
+
 /// Every record of a tree, in key order.
 fn read_all<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<T>> + '_ {
     tree.iter().map(|item| {

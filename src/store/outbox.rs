@@ -96,20 +96,25 @@ impl OutboxTx<'_> {
 }
 
 impl Store {
-    /// Builds the outbox's indexes for a store written before they existed (reads the
-    /// outbox once, which holds only work not yet done).
+    /// Builds the outbox's indexes again when they do not cover the outbox exactly (a store
+    /// written before they existed, by an older build, or an open cut short while building
+    /// them): an entry missing from them would never be sent. Reads the outbox, which holds
+    /// only work not yet done.
     pub(super) fn with_outbox_index(self) -> Result<Store> {
-        if self.outbox_due.is_empty() && !self.outbox.is_empty() {
-            for entry in read_all::<OutboxEntry>(&self.outbox) {
-                let entry = entry?;
-                self.outbox_due.insert(due_key(&entry), &[])?;
-                if let Some(mut key) = record_prefix(&entry) {
-                    key.extend(entry.id.to_be_bytes());
-                    self.outbox_records.insert(key, &[])?;
-                }
-            }
-            self.db.flush()?;
+        if self.outbox_due.len() == self.outbox.len() {
+            return Ok(self);
         }
+        self.outbox_due.clear()?;
+        self.outbox_records.clear()?;
+        for entry in read_all::<OutboxEntry>(&self.outbox) {
+            let entry = entry?;
+            self.outbox_due.insert(due_key(&entry), &[])?;
+            if let Some(mut key) = record_prefix(&entry) {
+                key.extend(entry.id.to_be_bytes());
+                self.outbox_records.insert(key, &[])?;
+            }
+        }
+        self.db.flush()?;
         Ok(self)
     }
 
@@ -235,8 +240,8 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>((count, resolved))
             })
             .map_err(storage_error)?;
-        self.outbox_count.fetch_sub(removed_count, Relaxed);
-        self.error_count.fetch_sub(resolved, Relaxed);
+        super::count_down(&self.outbox_count, removed_count);
+        super::count_down(&self.error_count, resolved);
         self.db.flush()?;
         Ok(())
     }
@@ -253,7 +258,7 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(count)
             })
             .map_err(storage_error)?;
-        self.outbox_count.fetch_sub(removed, Relaxed);
+        super::count_down(&self.outbox_count, removed);
         self.db.flush()?;
         Ok(())
     }

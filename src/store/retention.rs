@@ -12,7 +12,6 @@
 //! before it were pruned with the conversation).
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering::Relaxed;
 
 use chrono::{DateTime, Utc};
 use sled::Transactional;
@@ -206,8 +205,8 @@ impl Store {
             )
             .map_err(super::storage_error)?;
         let Some(errors_removed) = outcome else { return Ok(false) };
-        self.conversation_count.fetch_sub(1, Relaxed);
-        self.error_count.fetch_sub(errors_removed, Relaxed);
+        super::count_down(&self.conversation_count, 1);
+        super::count_down(&self.error_count, errors_removed);
         Ok(true)
     }
 

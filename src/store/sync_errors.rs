@@ -86,6 +86,19 @@ fn key_of(error: &SyncError) -> Vec<u8> {
     error_key(error.case_id.as_deref(), &error.operation, &error.code)
 }
 
+/// `error` recorded on `existing`, which it repeats: counted there, with its history.
+fn merge_into(error: &mut SyncError, existing: SyncError) {
+    error.id = existing.id;
+    error.first_seen = existing.first_seen;
+    error.attempts = existing.attempts + error.attempts.max(1);
+    error.retries = existing.retries;
+    error.last_retry = existing.last_retry;
+    error.history = existing.history;
+    error.history.push(ErrorEvent { at: existing.last_seen, code: existing.code, message: existing.message });
+    let excess = error.history.len().saturating_sub(ERROR_HISTORY);
+    error.history.drain(..excess);
+}
+
 /// The errors and their key index in a transaction: an error and its key move together.
 pub(super) struct ErrorsTx<'a> {
     pub(super) errors: &'a TransactionalTree,
@@ -110,13 +123,18 @@ impl Store {
     /// Builds the errors' key index for a store written before it existed, and counts the
     /// errors (those not yet resolved or dismissed: the admin's list).
     pub(super) fn with_error_index(self) -> Result<Store> {
-        if self.error_keys.is_empty() && !self.errors.is_empty() {
+        let count = self.errors.len();
+        // Built again when it does not cover the errors (a store from before it, or an open
+        // cut short while building it).
+        if self.error_keys.len() != count {
+            self.error_keys.clear()?;
             for error in read_all::<SyncError>(&self.errors) {
                 let error = error?;
                 self.error_keys.insert(key_of(&error), &error.id.to_be_bytes())?;
             }
+            self.db.flush()?;
         }
-        self.error_count.store(self.errors.len() as u64, Relaxed);
+        self.error_count.store(count as u64, Relaxed);
         Ok(self)
     }
 
@@ -142,56 +160,50 @@ impl Store {
     }
     /// Records a failure: as a new sync error, or on the one it repeats (the same `id`, or
     /// the same case, operation and code), keeping that one's history.
-    pub fn record_error(&self, mut error: SyncError) -> Result<u64> {
-        let same_id = match error.id {
-            0 => self.error_keys.get(key_of(&error))?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()),
-            id => Some(id.to_be_bytes()),
-        };
-        let previous = match same_id {
-            Some(id) => self.sync_error(u64::from_be_bytes(id))?,
-            None => None,
-        };
-        let old_key = previous.as_ref().map(key_of);
-        match previous {
-            Some(existing) => {
-                error.id = existing.id;
-                error.first_seen = existing.first_seen;
-                error.attempts = existing.attempts + error.attempts.max(1);
-                error.retries = existing.retries;
-                error.last_retry = existing.last_retry;
-                error.history = existing.history;
-                error.history.push(ErrorEvent {
-                    at: existing.last_seen,
-                    code: existing.code,
-                    message: existing.message,
-                });
-                let excess = error.history.len().saturating_sub(ERROR_HISTORY);
-                error.history.drain(..excess);
-            }
-            None => error.id = 0,
-        }
-        if error.id == 0 {
-            error.id = self.db.generate_id()? + 1;
-        }
-        let (bytes, key, id) = (encode(&error), key_of(&error), error.id.to_be_bytes());
-        (&self.errors, &self.error_keys)
+    pub fn record_error(&self, error: SyncError) -> Result<u64> {
+        let fresh_id = self.db.generate_id()? + 1;
+        // Found, merged and written in one transaction: a repeat recorded at the same time,
+        // or the error resolved meanwhile, never leaves two errors or a count that drifts.
+        let (id, added) = (&self.errors, &self.error_keys)
             .transaction(|(errors, keys)| {
+                let mut error = error.clone();
+                let same_id = match error.id {
+                    0 => keys.get(key_of(&error))?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()),
+                    id => Some(id.to_be_bytes()),
+                };
+                let previous = match same_id {
+                    Some(id) => errors.get(id)?.and_then(|v| serde_json::from_slice::<SyncError>(&v).ok()),
+                    None => None,
+                };
+                let old_key = previous.as_ref().map(key_of);
+                match previous {
+                    Some(existing) => merge_into(&mut error, existing),
+                    None => error.id = fresh_id,
+                }
+                let (key, id) = (key_of(&error), error.id.to_be_bytes());
                 if let Some(old) = &old_key
                     && *old != key
                     && keys.get(old)?.is_some_and(|v| v.as_ref() == id)
                 {
                     keys.remove(old.as_slice())?;
                 }
-                errors.insert(&id, bytes.as_slice())?;
-                keys.insert(key.as_slice(), &id)?;
-                Ok::<_, ConflictableTransactionError<()>>(())
+                let added = errors.insert(&id, encode(&error))?.is_none();
+                // The key names this error, unless another error still holds it.
+                let held = match keys.get(key.as_slice())? {
+                    Some(other) if other.as_ref() != id => errors.get(other)?.is_some(),
+                    _ => false,
+                };
+                if !held {
+                    keys.insert(key.as_slice(), &id)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>((error.id, added))
             })
             .map_err(super::storage_error)?;
-        if old_key.is_none() {
+        if added {
             self.error_count.fetch_add(1, Relaxed);
         }
         self.db.flush()?;
-        Ok(error.id)
+        Ok(id)
     }
     pub fn sync_errors(&self) -> Result<Vec<SyncError>> {
         read_all(&self.errors).collect()
@@ -204,7 +216,7 @@ impl Store {
             })
             .map_err(super::storage_error)?;
         if removed {
-            self.error_count.fetch_sub(1, Relaxed);
+            super::count_down(&self.error_count, 1);
         }
         self.db.flush()?;
         Ok(Some(error))
@@ -218,7 +230,15 @@ impl Store {
         let Some(action) = error.action.clone() else { return Ok(Some((None, error))) };
         error.retries += 1;
         error.last_retry = Some(Utc::now());
-        self.errors.insert(error.id.to_be_bytes(), encode(&error))?;
+        // Only while it is still there: an error resolved meanwhile is not brought back.
+        let key = error.id.to_be_bytes();
+        let before = self.errors.get(key)?;
+        if before.is_none() {
+            return Ok(None);
+        }
+        if self.errors.compare_and_swap(key, before, Some(encode(&error)))?.is_err() {
+            return Ok(None);
+        }
         let entry = self.enqueue_entry(action, Some(error_id))?;
         Ok(Some((Some(entry), error)))
     }

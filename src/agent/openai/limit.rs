@@ -79,9 +79,14 @@ impl AdaptiveLimit {
 
 impl Permit<'_> {
     /// The service answered: the level grows (by one an answer in slow start, by one a
-    /// round after).
+    /// round after), when at least half of it is in flight.
     pub fn answered(&self) {
         let mut state = self.limit.state();
+        // Only a level in use is proven: with under half of it in flight, an answer says
+        // nothing about more (the level would drift to the ceiling untested).
+        if ((2 * state.in_flight) as f64) < state.level.floor() {
+            return;
+        }
         let step = if state.slow_start { 1.0 } else { 1.0 / state.level.floor().max(1.0) };
         state.level = (state.level + step).min(self.limit.ceiling as f64);
         drop(state);
@@ -111,16 +116,22 @@ impl Drop for Permit<'_> {
 mod tests {
     use super::*;
 
+    /// `n` requests sent at once, all answered.
+    async fn a_round(limit: &AdaptiveLimit, n: usize) {
+        let permits: Vec<_> = futures_util::future::join_all((0..n).map(|_| limit.acquire())).await;
+        for p in &permits {
+            p.answered();
+        }
+    }
+
     #[test]
     fn the_level_doubles_until_too_many_then_halves_and_grows_by_one_a_round() {
         let limit = AdaptiveLimit::new(64);
         assert_eq!(limit.level(), START);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
-            // A round of answers doubles the level.
-            for _ in 0..START {
-                limit.acquire().await.answered();
-            }
+            // A full round of answers doubles the level.
+            a_round(&limit, START).await;
             assert_eq!(limit.level(), 2 * START);
             // All those sent at that level say "too many": one halving, not one each.
             let permits: Vec<_> = futures_util::future::join_all((0..2 * START).map(|_| limit.acquire())).await;
@@ -129,11 +140,21 @@ mod tests {
             }
             drop(permits);
             assert_eq!(limit.level(), START);
-            // Then one a round.
-            for _ in 0..START {
+            // Then one a full round.
+            a_round(&limit, START).await;
+            assert_eq!(limit.level(), START + 1);
+        });
+    }
+
+    #[test]
+    fn answers_below_the_level_do_not_raise_it() {
+        let limit = AdaptiveLimit::new(64);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            for _ in 0..100 {
                 limit.acquire().await.answered();
             }
-            assert_eq!(limit.level(), START + 1);
+            assert_eq!(limit.level(), START, "one at a time proves nothing about eight");
         });
     }
 
@@ -143,7 +164,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             for _ in 0..10 {
-                limit.acquire().await.answered();
+                a_round(&limit, 2).await;
             }
             assert_eq!(limit.level(), 2);
             for _ in 0..10 {

@@ -295,8 +295,10 @@ impl OpenAiAgent {
     /// requests" (with every other caller when the service said how long).
     async fn send(&self, body: &Json) -> Result<Reply, AgentError> {
         for attempt in 1..=RATE_LIMITED_TRIES {
-            self.gate.pass().await;
+            // The place first, then the pause: a request that waited for its place must
+            // still honour a `Retry-After` that came meanwhile.
             let permit = self.limit.acquire().await;
+            self.gate.pass().await;
             let mut request = self.http.post(&self.url).json(body);
             if let Some(key) = &self.api_key {
                 request = request.bearer_auth(key.expose());
