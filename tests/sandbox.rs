@@ -268,7 +268,12 @@ async fn attack_many_slow_conditions_share_one_budget() {
     std::fs::write(rules.join("topics.yaml"), format!("kind: topics\ntopics:\n{topics}")).unwrap();
     let (decision, elapsed) = decide_billing_question(&rules, |_| {}).await;
     let error = error_of(&decision);
-    assert!(error.contains("wall-clock budget of the decision exceeded"), "{error:?}");
+    // On an idle machine one busy condition may reach the operation limit within its
+    // 230 ms: either limit stops the decision well before nine seconds.
+    assert!(
+        error.contains("wall-clock budget of the decision exceeded") || error.contains("too many operations"),
+        "{error:?}"
+    );
     assert!(elapsed < Duration::from_millis(1_600), "{elapsed:?}");
     assert_eq!(decision.handover.expect("handed over").rule, "fallback");
 }
