@@ -128,6 +128,8 @@ pub struct Store {
     outbox_due: sled::Tree,
     /// Outbox entries writing a record made by upsert: object, record key + id → nothing.
     outbox_records: sled::Tree,
+    /// Case (conversation) id → how many outbox entries it has queued.
+    outbox_cases: sled::Tree,
     /// Pruned conversations: id → when, and the newest activity seen (ms, big-endian each):
     /// what exactly-once needs of them.
     pruned: sled::Tree,
@@ -253,6 +255,7 @@ impl Store {
             visitor_leads: db.open_tree("visitor_leads")?,
             outbox_due: db.open_tree("outbox_due")?,
             outbox_records: db.open_tree("outbox_records")?,
+            outbox_cases: db.open_tree("outbox_cases")?,
             pruned: db.open_tree("pruned")?,
             error_keys: db.open_tree("error_keys")?,
             error_count: Arc::new(AtomicU64::new(0)),
@@ -435,6 +438,7 @@ impl Store {
             &self.meta,
             &self.outbox_due,
             &self.outbox_records,
+            &self.outbox_cases,
         );
         trees
             .transaction(
@@ -452,6 +456,7 @@ impl Store {
                     meta,
                     outbox_due,
                     outbox_records,
+                    outbox_cases,
                 )| {
                     match handed_over_chat {
                         true => chats.insert(conversation.id.as_bytes(), &[])?,
@@ -486,7 +491,8 @@ impl Store {
                         Some(at) => due.insert(conversation.id.as_bytes(), at.clone())?,
                         None => due.remove(conversation.id.as_bytes())?,
                     };
-                    let queued = outbox::OutboxTx { outbox, due: outbox_due, records: outbox_records };
+                    let queued =
+                        outbox::OutboxTx { outbox, due: outbox_due, records: outbox_records, cases: outbox_cases };
                     for entry in &entries {
                         queued.put(entry)?;
                     }

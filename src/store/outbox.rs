@@ -60,6 +60,14 @@ pub(super) struct OutboxTx<'a> {
     pub(super) outbox: &'a TransactionalTree,
     pub(super) due: &'a TransactionalTree,
     pub(super) records: &'a TransactionalTree,
+    /// Case (conversation) id → how many of its entries are queued: what retention asks,
+    /// inside its own transaction, before it prunes a conversation.
+    pub(super) cases: &'a TransactionalTree,
+}
+
+/// How many entries a case has queued, from its `outbox_cases` value.
+pub(super) fn queued_count(value: Option<&sled::IVec>) -> u64 {
+    value.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map_or(0, u64::from_be_bytes)
 }
 
 impl OutboxTx<'_> {
@@ -75,6 +83,9 @@ impl OutboxTx<'_> {
                     key.extend(entry.id.to_be_bytes());
                     self.records.insert(key, &[])?;
                 }
+                let case = entry.action.case_id().as_bytes();
+                let queued = queued_count(self.cases.get(case)?.as_ref());
+                self.cases.insert(case, &(queued + 1).to_be_bytes())?;
             }
         }
         self.due.insert(due_key(entry), &[])?;
@@ -91,6 +102,11 @@ impl OutboxTx<'_> {
             key.extend(entry.id.to_be_bytes());
             self.records.remove(key)?;
         }
+        let case = entry.action.case_id().as_bytes();
+        match queued_count(self.cases.get(case)?.as_ref()) {
+            0 | 1 => self.cases.remove(case)?,
+            n => self.cases.insert(case, &(n - 1).to_be_bytes())?,
+        };
         Ok(Some(entry))
     }
 }
@@ -101,11 +117,14 @@ impl Store {
     /// them): an entry missing from them would never be sent. Reads the outbox, which holds
     /// only work not yet done.
     pub(super) fn with_outbox_index(self) -> Result<Store> {
-        if self.outbox_due.len() == self.outbox.len() {
+        let queued: u64 = self.outbox_cases.iter().values().map(|v| queued_count(v.ok().as_ref())).sum();
+        let entries = self.outbox.len();
+        if self.outbox_due.len() == entries && queued == entries as u64 {
             return Ok(self);
         }
         self.outbox_due.clear()?;
         self.outbox_records.clear()?;
+        self.outbox_cases.clear()?;
         for entry in read_all::<OutboxEntry>(&self.outbox) {
             let entry = entry?;
             self.outbox_due.insert(due_key(&entry), &[])?;
@@ -113,6 +132,9 @@ impl Store {
                 key.extend(entry.id.to_be_bytes());
                 self.outbox_records.insert(key, &[])?;
             }
+            let case = entry.action.case_id().as_bytes();
+            let n = queued_count(self.outbox_cases.get(case)?.as_ref());
+            self.outbox_cases.insert(case, &(n + 1).to_be_bytes())?;
         }
         self.db.flush()?;
         Ok(self)
@@ -190,9 +212,9 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let added = (&self.outbox, &self.outbox_due, &self.outbox_records)
-            .transaction(|(outbox, due, records)| {
-                let tx = OutboxTx { outbox, due, records };
+        let added = (&self.outbox, &self.outbox_due, &self.outbox_records, &self.outbox_cases)
+            .transaction(|(outbox, due, records, cases)| {
+                let tx = OutboxTx { outbox, due, records, cases };
                 let mut added = 0;
                 for e in entries {
                     added += u64::from(tx.put(e)?);
@@ -216,11 +238,18 @@ impl Store {
         if done.is_empty() {
             return Ok(());
         }
-        let trees =
-            (&self.outbox, &self.outbox_due, &self.outbox_records, &self.confirmed, &self.errors, &self.error_keys);
+        let trees = (
+            &self.outbox,
+            &self.outbox_due,
+            &self.outbox_records,
+            &self.outbox_cases,
+            &self.confirmed,
+            &self.errors,
+            &self.error_keys,
+        );
         let (removed_count, resolved) = trees
-            .transaction(|(outbox, due, records, confirmed, errors, keys)| {
-                let tx = OutboxTx { outbox, due, records };
+            .transaction(|(outbox, due, records, cases, confirmed, errors, keys)| {
+                let tx = OutboxTx { outbox, due, records, cases };
                 let (mut count, mut resolved) = (0, 0);
                 for (id, key) in done {
                     let Some(entry) = tx.take(*id)? else { continue };
@@ -248,9 +277,9 @@ impl Store {
 
     /// Removes entries durably (failed ones, whose sync error keeps the action).
     pub fn remove_entries(&self, ids: &[u64]) -> Result<()> {
-        let removed = (&self.outbox, &self.outbox_due, &self.outbox_records)
-            .transaction(|(outbox, due, records)| {
-                let tx = OutboxTx { outbox, due, records };
+        let removed = (&self.outbox, &self.outbox_due, &self.outbox_records, &self.outbox_cases)
+            .transaction(|(outbox, due, records, cases)| {
+                let tx = OutboxTx { outbox, due, records, cases };
                 let mut count = 0;
                 for id in ids {
                     count += u64::from(tx.take(*id)?.is_some());

@@ -11,13 +11,11 @@
 //! after a crash counts only the posts made after the prune (the confirmation counts
 //! before it were pruned with the conversation).
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
-use super::{COUNT_KEY, OutboxEntry, Result, Store, activity_key, awaiting_key, decode, read_all, visitor_leads};
+use super::{COUNT_KEY, Result, Store, activity_key, awaiting_key, decode, visitor_leads};
 use crate::model::Conversation;
 
 /// Where the newest activity whose traces were cleared is kept, in `meta`.
@@ -31,6 +29,16 @@ pub struct PruneMark {
     /// The newest activity it had seen (its stamp, or its newest part's): every customer
     /// part up to it was dealt with; a part written after (even before the prune) is new.
     pub seen_until: DateTime<Utc>,
+}
+
+/// What became of one conversation a pass tried to prune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pruned {
+    Yes,
+    /// An action of its own waits in the outbox.
+    Pending,
+    /// A commit changed it meanwhile: it is newer now.
+    Changed,
 }
 
 /// What one retention pass did.
@@ -62,8 +70,7 @@ impl Store {
 
     /// One retention pass: prunes up to `limit` conversations whose last activity is
     /// before `prune_before`, and clears the traces of up to `limit` conversations whose
-    /// last activity is before `traces_before`. Reads only those (and the outbox, to know
-    /// what is pending).
+    /// last activity is before `traces_before`. Reads only those.
     pub fn prune(
         &self,
         prune_before: DateTime<Utc>,
@@ -71,9 +78,6 @@ impl Store {
         limit: usize,
     ) -> Result<PruneReport> {
         let mut report = PruneReport::default();
-        let pending: HashSet<String> = read_all::<OutboxEntry>(&self.outbox)
-            .filter_map(|e| e.ok().map(|e| e.action.case_id().to_string()))
-            .collect();
         let end = ((prune_before.timestamp_millis().max(0) as u64) + 1).to_be_bytes();
         for (seen, item) in self.activity.range(..end.as_slice()).enumerate() {
             if seen >= limit {
@@ -84,11 +88,15 @@ impl Store {
             let id = String::from_utf8_lossy(&key[8..]).into_owned();
             let Some(bytes) = self.conversations.get(id.as_bytes())? else { continue };
             let conversation: Conversation = decode(id.as_bytes(), &bytes)?;
-            if pending.contains(&id) || conversation.retry_at.is_some() || awaiting_key(&conversation).is_some() {
+            if conversation.retry_at.is_some() || awaiting_key(&conversation).is_some() {
                 report.kept_pending += 1;
                 continue;
             }
-            if self.prune_one(&conversation, &bytes)? {
+            let pruned = self.prune_one(&conversation, &bytes)?;
+            if pruned == Pruned::Pending {
+                report.kept_pending += 1;
+            }
+            if pruned == Pruned::Yes {
                 report.pruned += 1;
                 report.pruned_bytes += bytes.len() as u64;
                 // Written out as it goes (see `Store::import`).
@@ -125,7 +133,7 @@ impl Store {
 
     /// Prunes one conversation and everything that belongs to it, if it is still as
     /// `bytes` (a commit meanwhile keeps it); leaves its mark.
-    fn prune_one(&self, conversation: &Conversation, bytes: &sled::IVec) -> Result<bool> {
+    fn prune_one(&self, conversation: &Conversation, bytes: &sled::IVec) -> Result<Pruned> {
         let id = conversation.id.as_bytes();
         let mut confirmations = Vec::new();
         for key in self.confirmed.scan_prefix(format!("{}:", conversation.id)).keys() {
@@ -155,6 +163,7 @@ impl Store {
             &self.pruned,
             &self.errors,
             &self.error_keys,
+            &self.outbox_cases,
         );
         let outcome = trees
             .transaction(
@@ -172,9 +181,15 @@ impl Store {
                     pruned,
                     errors,
                     keys,
+                    queued,
                 )| {
                     if conversations.get(id)?.as_ref() != Some(bytes) {
-                        return Ok(None);
+                        return Ok(Err(Pruned::Changed));
+                    }
+                    // Asked here, in the transaction: an action queued meanwhile (an admin's
+                    // retry, say) keeps the conversation and what its sending needs.
+                    if super::outbox::queued_count(queued.get(id)?.as_ref()) > 0 {
+                        return Ok(Err(Pruned::Pending));
                     }
                     let mut errors_removed = 0;
                     for error_id in &errors_of {
@@ -200,14 +215,17 @@ impl Store {
                     let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
                     meta.insert(COUNT_KEY, &count.map_or(0, u64::from_be_bytes).saturating_sub(1).to_be_bytes())?;
                     pruned.insert(id, mark.as_slice())?;
-                    Ok::<_, ConflictableTransactionError<()>>(Some(errors_removed))
+                    Ok::<_, ConflictableTransactionError<()>>(Ok(errors_removed))
                 },
             )
             .map_err(super::storage_error)?;
-        let Some(errors_removed) = outcome else { return Ok(false) };
+        let errors_removed = match outcome {
+            Ok(n) => n,
+            Err(kept) => return Ok(kept),
+        };
         super::count_down(&self.conversation_count, 1);
         super::count_down(&self.error_count, errors_removed);
-        Ok(true)
+        Ok(Pruned::Yes)
     }
 
     /// Clears the decisions' traces of up to `limit` conversations last active before

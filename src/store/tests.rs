@@ -279,3 +279,25 @@ fn a_repeated_sync_error_is_found_by_its_key_and_the_count_is_kept() {
     assert_ne!(fresh, other);
     assert_eq!(store.sync_error_count(), 2);
 }
+
+#[test]
+fn an_action_queued_for_an_inactive_conversation_keeps_it_until_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path).unwrap();
+    let mut closed = conversation("500000000000001AAA", "2025-01-01T10:00:00.000+0000");
+    closed.state = ConversationState::Closed;
+    store.commit(&closed, Vec::new()).unwrap();
+    // An admin's retry, queued outside any decision.
+    let retry = store.enqueue(Action::UpdateFields { case_id: closed.id.clone(), fields: Default::default() }).unwrap();
+    let cutoff = "2026-06-01T00:00:00Z".parse().unwrap();
+    let report = store.prune(cutoff, cutoff, 10).unwrap();
+    assert_eq!((report.pruned, report.kept_pending), (0, 1));
+    // The per-case count is rebuilt when it does not match the outbox.
+    store.outbox_cases.clear().unwrap();
+    drop(store);
+    let store = reopen(&path);
+    assert_eq!(store.prune(cutoff, cutoff, 10).unwrap().pruned, 0, "still queued after a reopen");
+    store.complete_entries(&[(retry, None)]).unwrap();
+    assert_eq!(store.prune(cutoff, cutoff, 10).unwrap().pruned, 1, "sent: now it goes");
+}
