@@ -27,6 +27,13 @@ fn age(d: &Daemon, id: &str, days: i64) {
     d.store().commit(&conv, Vec::new()).unwrap();
 }
 
+/// The customer writes a new question on the case, through the portal.
+async fn customer_asks_about_firmware(w: &World, case_id: &str) {
+    let text = "The firmware update stopped and the controller shows error E42.";
+    let comment = json!({ "ParentId": case_id, "IsPublished": true, "CommentBody": text });
+    w.customer().create("CaseComment", &comment).await.unwrap();
+}
+
 async fn close(w: &World, case_id: &str) {
     w.admin.update("Case", case_id, &json!({ "Status": "Closed" })).await.unwrap();
 }
@@ -64,14 +71,7 @@ async fn a_pruned_case_that_comes_back_is_answered_once_and_its_history_never_ag
     d.cycle().await.unwrap();
     assert_eq!(w.agent_replies(&case).await, 1, "the old question is not answered again");
     // The customer writes again: only the new question is answered.
-    w.customer()
-        .create(
-            "CaseComment",
-            &json!({ "ParentId": case, "IsPublished": true,
-                     "CommentBody": "The firmware update stopped and the controller shows error E42." }),
-        )
-        .await
-        .unwrap();
+    customer_asks_about_firmware(&w, &case).await;
     d.cycle().await.unwrap();
     assert_eq!(w.agent_replies(&case).await, 2, "{:?}", w.agent_comment_bodies(&case).await);
     let conv = d.store().conversation(&case).unwrap().unwrap();
@@ -152,14 +152,7 @@ async fn a_message_written_just_before_the_prune_is_still_answered() {
     // The customer writes, and the case is opened again, between two polls: the prune comes
     // first.
     w.admin.update("Case", &case, &json!({ "Status": "New" })).await.unwrap();
-    w.customer()
-        .create(
-            "CaseComment",
-            &json!({ "ParentId": case, "IsPublished": true,
-                     "CommentBody": "The firmware update stopped and the controller shows error E42." }),
-        )
-        .await
-        .unwrap();
+    customer_asks_about_firmware(&w, &case).await;
     assert_eq!(d.prune().await.unwrap().pruned, 1);
     d.cycle().await.unwrap();
     assert_eq!(w.agent_replies(&case).await, 2, "written after what it had seen: answered");

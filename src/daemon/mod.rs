@@ -160,8 +160,8 @@ pub struct Daemon {
     /// The latest status, for the admin server.
     status_snapshot: Arc<std::sync::Mutex<Option<Status>>>,
     knowledge: Option<knowledge_sync::KnowledgeSync>,
-    /// When the last retention pass ran, and what it did.
-    last_prune: Option<(std::time::Instant, crate::report::status::LastPrune)>,
+    /// When the last retention pass ran, what it did, and the store's bytes on disk then.
+    last_prune: Option<(std::time::Instant, crate::report::status::LastPrune, u64)>,
 }
 
 impl Daemon {
@@ -195,7 +195,7 @@ impl Daemon {
             _ => None,
         };
         let cases = cases::CasesChannel::new(&settings);
-        let shared = shared::Shared::new(shared::SharedParts {
+        let shared = shared::Shared {
             client,
             store,
             metrics,
@@ -204,9 +204,10 @@ impl Daemon {
             settings,
             agent_user,
             default_target,
-            executor,
+            targets: Default::default(),
+            executor: tokio::sync::Mutex::new(executor),
             posts,
-        });
+        };
         Ok(Daemon {
             shared: Arc::new(shared),
             cases,

@@ -27,7 +27,7 @@ impl Daemon {
     /// Whether a retention pass is due.
     pub(super) fn prune_due(&self) -> bool {
         let every = prune_every(self.shared.settings.retention.conversations);
-        self.last_prune.as_ref().is_none_or(|(at, _)| at.elapsed() >= every)
+        self.last_prune.as_ref().is_none_or(|(at, _, _)| at.elapsed() >= every)
     }
 
     /// Runs a retention pass now: prunes what the policy says, then estimates the next.
@@ -56,6 +56,8 @@ impl Daemon {
                 "Retention pass."
             );
         }
+        // Measured once a pass (sled stats its files for it), not at every status.
+        let on_disk = self.store().size_on_disk().unwrap_or(0);
         let last = LastPrune {
             at: Utc::now(),
             pruned: report.pruned,
@@ -63,21 +65,20 @@ impl Daemon {
             traces_cleared: report.traces_cleared,
             next_conversations: count,
             // An estimate: the store's bytes a conversation, on average.
-            next_bytes: self.store().size_on_disk().unwrap_or(0) / (self.store().conversation_count().max(1) as u64)
-                * count as u64,
+            next_bytes: on_disk / (self.store().conversation_count().max(1) as u64) * count as u64,
             next_capped: capped,
         };
-        self.last_prune = Some((Instant::now(), last));
+        self.last_prune = Some((Instant::now(), last, on_disk));
         Ok(report)
     }
 
-    /// The store's size and retention, for the status.
+    /// The store's size (as the last pass measured it) and retention, for the status.
     pub(super) fn store_usage(&self) -> StoreUsage {
         StoreUsage {
-            bytes_on_disk: self.store().size_on_disk().unwrap_or(0),
+            bytes_on_disk: self.last_prune.as_ref().map_or(0, |(_, _, on_disk)| *on_disk),
             keep_conversations: crate::config::duration::format(&self.shared.settings.retention.conversations),
             keep_traces: crate::config::duration::format(&self.shared.settings.retention.traces),
-            last_prune: self.last_prune.as_ref().map(|(_, last)| last.clone()),
+            last_prune: self.last_prune.as_ref().map(|(_, last, _)| last.clone()),
         }
     }
 }

@@ -30,45 +30,14 @@ pub struct Shared {
     pub agent_user: Target,
     pub default_target: Target,
     /// Handover targets named by rules, looked up to ids.
-    targets: std::sync::Mutex<HashMap<String, String>>,
-    executor: tokio::sync::Mutex<Executor>,
+    pub(super) targets: std::sync::Mutex<HashMap<String, String>>,
+    /// The outbox's sender: one round at a time, whichever channel asks.
+    pub(super) executor: tokio::sync::Mutex<Executor>,
     /// Whether the org's feed posts are read (they carry `Visibility` there).
     pub posts: Posts,
 }
 
-/// What the daemon assembles `Shared` from.
-pub struct SharedParts {
-    pub client: Client,
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub rules: SharedRules,
-    pub agent: Arc<Agent>,
-    pub settings: DaemonSettings,
-    pub agent_user: Target,
-    pub default_target: Target,
-    pub executor: Executor,
-    pub posts: Posts,
-}
-
 impl Shared {
-    pub fn new(parts: SharedParts) -> Shared {
-        let SharedParts { client, store, metrics, rules, agent, settings, agent_user, default_target, executor, posts } =
-            parts;
-        Shared {
-            client,
-            store,
-            metrics,
-            rules,
-            agent,
-            settings,
-            agent_user,
-            default_target,
-            targets: Default::default(),
-            executor: tokio::sync::Mutex::new(executor),
-            posts,
-        }
-    }
-
     /// Records a sync error the admin sees (`casebridge errors`, the admin page) and counts it.
     pub fn record_error(
         &self,

@@ -45,6 +45,7 @@ pub struct Status {
 /// The store's size on disk and its retention.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreUsage {
+    /// The store's files, as the last retention pass measured them.
     pub bytes_on_disk: u64,
     /// How long inactive conversations are kept (`retention.conversations`).
     pub keep_conversations: String,
