@@ -98,7 +98,7 @@ fn follow_up(sim: &Simulator, case_id: &str, portal_user: &str, n: usize) {
 async fn sigkill_at_random_moments_loses_nothing_and_repeats_nothing() {
     let w = World::new().await;
     let config = w.config("50ms", "");
-    sigkill_rounds(&w, &config).await;
+    sigkill_rounds(&w, &config, Churn::None).await;
 }
 
 /// The same with an AI service asked about eight conversations at once: decisions made
@@ -114,11 +114,44 @@ async fn sigkill_with_concurrent_agent_calls_loses_nothing_and_repeats_nothing()
         root().join("examples/demo/help-center").display()
     );
     let config = test_config_with_agent(w.path(), w.sim.url(), "50ms", &agent, "");
-    sigkill_rounds(&w, &config).await;
+    sigkill_rounds(&w, &config, Churn::None).await;
     assert!(stub.peak_concurrency() > 1, "the agent was asked about several conversations at once");
 }
 
-async fn sigkill_rounds(w: &World, config: &std::path::Path) {
+/// The same with retention pruning as fast as it can (1 s): customers close answered
+/// cases, and later reopen them with a new message, so pruned conversations come back
+/// while the daemon is killed around its passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_retention_prunes_loses_nothing_and_repeats_nothing() {
+    let w = World::new().await;
+    let config = w.config("50ms", "retention: {conversations: 1s, traces: 1s}\n");
+    let reopened = sigkill_rounds(&w, &config, Churn::CloseAndReopen).await;
+    let store = w.store();
+    let came_back = reopened.iter().filter(|id| store.prune_mark(id).unwrap().is_some()).count();
+    assert!(came_back > 0, "a pruned conversation came back (of {} reopened)", reopened.len());
+}
+
+/// What customers do to their answered cases between rounds, besides writing again.
+#[derive(PartialEq)]
+enum Churn {
+    None,
+    /// Close some; reopen those closed a few rounds ago with a new message.
+    CloseAndReopen,
+}
+
+/// Sets a case's status, as the customer's agent in the org would.
+fn set_status(sim: &Simulator, case_id: &str, status: &str) {
+    let admin = sim.id_of("admin").unwrap();
+    sim.with_org(|org| {
+        let ctx = WriteCtx { user_id: admin, now: Utc::now(), allow_system_fields: false };
+        let body = json!({ "Status": status });
+        org.update("Case", case_id, body.as_object().unwrap(), &ctx).unwrap();
+    });
+}
+
+/// Kills the daemon at random moments over rounds of new cases and follow-ups, then
+/// checks every customer message got exactly one reply. Returns the cases reopened.
+async fn sigkill_rounds(w: &World, config: &std::path::Path, churn: Churn) -> Vec<String> {
     let config = config.to_path_buf();
     let portal_user = w.id("jane_portal");
     // Every call takes a while, so kills land while requests are in flight.
@@ -128,6 +161,9 @@ async fn sigkill_rounds(w: &World, config: &std::path::Path) {
     let mut messages: HashMap<String, usize> = HashMap::new();
     let mut kills = 0;
     let mut interrupted_work = 0;
+    let mut closed: HashMap<String, usize> = HashMap::new();
+    let mut reopened: Vec<String> = Vec::new();
+    let mut settled_before: std::collections::HashSet<String> = Default::default();
     for round in 0..40 {
         // New cases arrive in waves while the daemon works and dies.
         if round < 10 {
@@ -137,8 +173,28 @@ async fn sigkill_rounds(w: &World, config: &std::path::Path) {
         }
         // Customers whose every message was answered write again.
         let answered = replies(&w.sim);
-        let settled: Vec<String> =
+        let mut settled: Vec<String> =
             messages.iter().filter(|(c, n)| answered.get(*c) == Some(*n) && **n < 3).map(|(c, _)| c.clone()).collect();
+        settled.sort();
+        if churn == Churn::CloseAndReopen {
+            settled.retain(|case_id| match closed.get(case_id) {
+                // Closed long enough ago to be pruned by now: the customer reopens it.
+                Some(at) if round >= at + 4 => {
+                    set_status(&w.sim, case_id, "New");
+                    closed.remove(case_id);
+                    reopened.push(case_id.clone());
+                    true
+                }
+                Some(_) => false,
+                None if settled_before.contains(case_id) && reopened.len() + closed.len() < 60 => {
+                    set_status(&w.sim, case_id, "Closed");
+                    closed.insert(case_id.clone(), round);
+                    false
+                }
+                None => true,
+            });
+            settled_before = messages.keys().filter(|c| answered.get(*c) == messages.get(*c)).cloned().collect();
+        }
         for case_id in settled.iter().take(15) {
             let n = messages[case_id];
             follow_up(&w.sim, case_id, &portal_user, n);
@@ -146,7 +202,11 @@ async fn sigkill_rounds(w: &World, config: &std::path::Path) {
         }
         let before: usize = replies(&w.sim).values().sum();
         let mut child = spawn_daemon(&config);
-        if round % 2 == 0 {
+        if churn == Churn::CloseAndReopen && round % 3 == 2 {
+            // Long enough for closed conversations to pass their 1 s and be pruned, with
+            // the kill landing anywhere in the passes.
+            tokio::time::sleep(Duration::from_millis(rng.random_range(1200..2500))).await;
+        } else if round % 2 == 0 {
             tokio::time::sleep(Duration::from_millis(rng.random_range(20..400))).await;
         } else {
             // Kill the moment Salesforce has applied part of the work: the window between
@@ -164,7 +224,7 @@ async fn sigkill_rounds(w: &World, config: &std::path::Path) {
         if after > before && after < expected {
             interrupted_work += 1;
         }
-        if round >= 15 && after == expected {
+        if round >= 15 && after == expected && (churn == Churn::None || round >= 25) {
             break;
         }
     }
@@ -194,6 +254,7 @@ async fn sigkill_rounds(w: &World, config: &std::path::Path) {
     );
     assert_eq!(messages.len(), 200);
     assert!(messages.values().any(|&n| n > 1), "follow-ups were part of the run");
+    reopened
 }
 
 #[tokio::test]

@@ -130,6 +130,14 @@ pub(crate) enum Command {
         #[arg(long, env = "CASEBRIDGE_CONFIG")]
         config: PathBuf,
     },
+    /// Give the space retention freed back to the file system: copy the store, check the
+    /// copy, and swap it in. Run it while the daemon is stopped.
+    ///
+    /// Example: casebridge compact --config casebridge.yaml
+    Compact {
+        #[arg(long, env = "CASEBRIDGE_CONFIG")]
+        config: PathBuf,
+    },
     #[cfg(feature = "sim")]
     /// Serve a simulated Salesforce org over the REST API, for tests, demos and trying
     /// Salesforce clients without a real org.

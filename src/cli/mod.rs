@@ -31,6 +31,7 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments) {
 mod agent;
 pub(crate) mod args;
 mod auth;
+mod compact;
 mod record;
 mod rules;
 mod run;
@@ -52,6 +53,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
         Command::Rules { what } => rules::run_rules(what).await,
         Command::Agent { what } => agent::run_agent(what).await,
         Command::Status { config } => status::show_status(&config),
+        Command::Compact { config } => compact::compact_store(&config),
         Command::Auth { what } => auth::run_auth(what).await,
         Command::Record { case_id, config, out, scrub } => {
             record::record_case(&case_id, &config, out.as_deref(), scrub).await

@@ -5,7 +5,7 @@
 //! channel's side of the stages (`ConversationChannel`): a case's actions and commit. The
 //! daemon drives it (`dispatch.rs`); what needs a decision goes to the shared stages.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::Value as Json;
@@ -27,12 +27,9 @@ use crate::store::Cursor;
 /// How many recently active open conversations the poll also watches for re-assignment.
 const WATCHED_OPEN: usize = 100;
 
-/// The Cases channel's own state: its settings and the echoes of our own replies.
+/// The Cases channel's own settings. The echoes of our own replies (cases whose newest
+/// stamp was only our reply's, skipped by the polls that re-read them) are in the store.
 pub(super) struct CasesChannel {
-    /// Cases whose latest stamp was only the echo of our own reply, by that stamp: skipped
-    /// by the next polls without reading their child pages. Entries go once the cursor
-    /// passes them.
-    echoes: HashMap<String, DateTime<Utc>>,
     /// How far back the first poll reads, before there is a cursor.
     initial_lookback: std::time::Duration,
     reply_channel: ReplyChannel,
@@ -57,7 +54,6 @@ pub(super) type Row = (Json, Option<Conversation>);
 impl CasesChannel {
     pub(super) fn new(settings: &DaemonSettings) -> CasesChannel {
         CasesChannel {
-            echoes: HashMap::new(),
             initial_lookback: settings.initial_lookback,
             reply_channel: settings.reply_channel,
             email_from: settings.email_from.clone(),
@@ -135,10 +131,15 @@ impl CasesChannel {
             if let Some(stamp) = stamp {
                 poll.newest = poll.newest.max(stamp);
             }
+            // The echo of our own reply is skipped before its conversation is even read.
+            if let Some(stamp) = stamp
+                && shared.store.echo(&id)?.is_some_and(|echo| echo >= stamp)
+            {
+                continue;
+            }
             let stored = shared.store.conversation(&id)?;
             if let Some(stamp) = stamp
-                && (self.echoes.get(&id).is_some_and(|echo| *echo >= stamp)
-                    || stored.as_ref().is_some_and(|c| c.modstamp >= stamp))
+                && stored.as_ref().is_some_and(|c| c.modstamp >= stamp)
             {
                 continue;
             }
@@ -153,7 +154,7 @@ impl CasesChannel {
         // SOQL datetime literals are whole seconds: the watermark is too. It may cover the
         // rest of the newest row's second only when that second is older than the overlap.
         let watermark = ceil_second(poll.newest).min(floor_second(poll.started - overlap)).max(poll.cursor);
-        self.echoes.retain(|_, stamp| *stamp > watermark);
+        shared.store.forget_echoes_through(watermark)?;
         if watermark > poll.cursor {
             shared.store.set_cursor(Cursor { modstamp: watermark })?;
         }
@@ -211,7 +212,7 @@ impl CasesChannel {
                 }
                 if !force && only_our_own_echo(&stored, &fresh) {
                     // Our reply bumped the case's stamp; nothing to decide or to keep.
-                    self.echoes.insert(fresh.id.clone(), fresh.modstamp);
+                    shared.store.set_echo(&fresh.id, fresh.modstamp)?;
                     return Ok(None);
                 }
                 stored.merge(fresh);

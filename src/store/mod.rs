@@ -19,7 +19,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::model::Action;
 use crate::model::Conversation;
 
+mod compact;
 mod due;
+mod echoes;
 mod outbox;
 mod resolutions;
 mod retention;
@@ -27,6 +29,7 @@ mod sidecar;
 mod sync_errors;
 mod visitor_leads;
 
+pub use compact::CompactReport;
 pub use outbox::OutboxScan;
 pub use resolutions::ResolutionDay;
 pub use retention::{PruneMark, PruneReport};
@@ -140,6 +143,8 @@ pub struct Store {
     /// Messenger conversation id → when it is due for a decision (a visitor wrote, or its
     /// agent failed earlier): the chats' own queue, apart from the cases' `retries`.
     chats_due: sled::Tree,
+    /// Case id → the stamp of our own reply's echo (see `echoes.rs`).
+    echoes: sled::Tree,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -233,6 +238,7 @@ fn read_all<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Resu
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
+        compact::restore_interrupted(path)?;
         let db = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(500))
@@ -260,6 +266,7 @@ impl Store {
             error_keys: db.open_tree("error_keys")?,
             error_count: Arc::new(AtomicU64::new(0)),
             chats_due: db.open_tree("chats_due")?,
+            echoes: db.open_tree("echoes")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
             outbox_count: Arc::new(AtomicU64::new(0)),
             conversations_read: Arc::new(AtomicU64::new(0)),
@@ -274,6 +281,7 @@ impl Store {
 
     /// Opens a store that must already exist (read-only commands never create one).
     pub fn open_existing(path: &Path) -> Result<Store> {
+        compact::restore_interrupted(path)?;
         if !path.exists() {
             return Err(StoreError::Missing { path: path.display().to_string() });
         }
