@@ -5,7 +5,8 @@
 //! `casebridge run` process (release build): start-up (spawn to its first poll), resident
 //! memory and CPU after an idle window, after a burst of cases answered and after a
 //! restart; the API calls of the first cycle after the restart; then the store's size on
-//! disk before and after a retention pass prunes what is older than 180 days.
+//! disk before and after a retention pass prunes what is older than 180 days, and after
+//! `casebridge compact` (`Store::compact`) gives the freed space back.
 //!
 //! `cargo bench --bench history` (`BENCH_HISTORY_IDLE_SECS`, 60 by default, sets the idle
 //! windows; `BENCH_HISTORY_BURST`, 500, the burst).
@@ -195,10 +196,14 @@ async fn one_size(n: usize, templates: &[Conversation], idle_window: Duration, b
     drop(store_handle);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let disk_after = dir_bytes(&store);
+    let compact_started = Instant::now();
+    Store::compact(&store).unwrap();
+    let compact_took = compact_started.elapsed();
+    let disk_compacted = dir_bytes(&store);
 
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
-        "| {n} | {:.1} s | {:.0} MiB | {:.2} s | {rss_idle:.1} MiB, {cpu_idle:.2} CPU s | {burst} cases in {:.1} s, then {rss_burst:.1} MiB | {:.2} s, {first_calls} calls in its first 2 s, {rss_restart:.1} MiB, {cpu_restart:.2} CPU s | {pruned} pruned in {:.1} s: {:.0} → {:.0} MiB |",
+        "| {n} | {:.1} s | {:.0} MiB | {:.2} s | {rss_idle:.1} MiB, {cpu_idle:.2} CPU s | {burst} cases in {:.1} s, then {rss_burst:.1} MiB | {:.2} s, {first_calls} calls in its first 2 s, {rss_restart:.1} MiB, {cpu_restart:.2} CPU s | {pruned} pruned in {:.1} s: {:.0} → {:.0} MiB; compacted in {:.1} s: {:.0} MiB |",
         built.as_secs_f64(),
         mib(disk),
         startup.as_secs_f64(),
@@ -207,6 +212,8 @@ async fn one_size(n: usize, templates: &[Conversation], idle_window: Duration, b
         prune_took.as_secs_f64(),
         mib(disk_before),
         mib(disk_after),
+        compact_took.as_secs_f64(),
+        mib(disk_compacted),
     );
 }
 
@@ -222,7 +229,7 @@ async fn main() {
     let templates_dir = tempfile::tempdir().unwrap();
     let templates = decided_conversations(&sim().await, templates_dir.path()).await;
     println!(
-        "| conversations held | store built in | on disk | start-up (spawn to first poll) | after an idle {} s | a burst, then idle | a restart, then idle | retention 180d |",
+        "| conversations held | store built in | on disk | start-up (spawn to first poll) | after an idle {} s | a burst, then idle | a restart, then idle | retention 180d, then compaction |",
         idle_window.as_secs()
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");

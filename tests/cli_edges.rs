@@ -1,6 +1,7 @@
 //! The command line at its edges, each found by a new user: output into a closed pipe,
 //! flags with values it does not know, read-only commands beside a running daemon, a start
-//! refused for bad input (exit 2, nothing left behind), status of a stopped daemon.
+//! refused for bad input (exit 2, nothing left behind), status of a stopped daemon, and
+//! `compact`, refused beside a running daemon.
 
 mod common;
 
@@ -106,6 +107,12 @@ async fn read_only_commands_work_beside_a_running_daemon() {
     assert!(stdout.contains("from the running daemon's status"), "{stdout}");
     let check = bin().args(["setup", "check", "--config"]).arg(&path).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    // `compact` is not read-only: beside the daemon it refuses, saying why, and leaves no copy.
+    let compact = bin().args(["compact", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&compact.stderr);
+    assert_eq!(compact.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("is another casebridge using it?"), "{stderr}");
+    assert!(!w.path().join("store.compacting").exists());
 
     Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
     assert!(daemon.wait().unwrap().success());
@@ -117,4 +124,18 @@ async fn read_only_commands_work_beside_a_running_daemon() {
     let errors = bin().args(["errors", "--config"]).arg(&path).output().unwrap();
     assert!(errors.status.success());
     assert!(!String::from_utf8_lossy(&errors.stdout).contains("from the running daemon"));
+    // And `compact` does its work, the daemon's conversations kept.
+    let held = w.store().conversation_count();
+    // sled's flusher thread may hold the store just dropped for a moment.
+    let mut compact = bin().args(["compact", "--config"]).arg(&path).output().unwrap();
+    for _ in 0..40 {
+        if compact.status.success() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        compact = bin().args(["compact", "--config"]).arg(&path).output().unwrap();
+    }
+    assert!(compact.status.success(), "{}", String::from_utf8_lossy(&compact.stderr));
+    assert!(String::from_utf8_lossy(&compact.stdout).starts_with("Compacted the store at"));
+    assert_eq!(w.store().conversation_count(), held);
 }

@@ -215,6 +215,8 @@ impl Drop for Running {
 struct Runner {
     dir: tempfile::TempDir,
     running: Vec<Running>,
+    /// The daemons a documented `run` started: stopped before a `compact`, as it asks.
+    daemons: Vec<Running>,
     ran: Vec<String>,
     /// The Salesforce CLI's commands, checked but not run: they need a real org.
     not_run: Vec<String>,
@@ -341,11 +343,23 @@ impl Runner {
             return;
         }
         match args.first().map(String::as_str) {
-            Some("sim") => self.start(&args, "casebridge sim listening on", &command),
+            Some("sim") => {
+                let sim = self.start(&args, "casebridge sim listening on", &command);
+                self.running.push(sim);
+            }
             Some("run") => {
                 let status = self.status_file(&args);
-                self.start(&args, "", &command);
+                let daemon = self.start(&args, "", &command);
+                self.daemons.push(daemon);
                 wait_within(Duration::from_secs(60), &command, || status.exists());
+            }
+            Some("compact") => {
+                // It needs the daemon stopped (the store is locked while it runs).
+                self.daemons.clear();
+                let out = self.bin(&args).output().unwrap();
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success(), "{doc}: `{command}` failed: {}", String::from_utf8_lossy(&out.stderr));
+                assert!(stdout.starts_with("Compacted the store"), "{doc}: `{command}` printed {stdout}");
             }
             Some("auth") if args.get(1).is_some_and(|a| a == "login") => {
                 // It waits for a person in a browser; its arguments must parse.
@@ -411,17 +425,18 @@ impl Runner {
         self.not_run.push(command.to_string());
     }
 
-    fn start(&mut self, args: &[String], ready: &str, command: &str) {
+    fn start(&mut self, args: &[String], ready: &str, command: &str) -> Running {
         let mut child = self.bin(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
         if !ready.is_empty() {
             let mut line = String::new();
             BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
             assert!(line.starts_with(ready), "`{command}` printed {line:?}");
         }
-        self.running.push(Running(child));
+        Running(child)
     }
 
     fn stop_all(&mut self) {
+        self.daemons.clear();
         while let Some(r) = self.running.pop() {
             drop(r);
         }
@@ -453,6 +468,7 @@ fn every_documented_command_runs_as_written() {
     let mut runner = Runner {
         dir: workspace(),
         running: Vec::new(),
+        daemons: Vec::new(),
         ran: Vec::new(),
         not_run: Vec::new(),
         retrieved: Vec::new(),
