@@ -147,6 +147,7 @@ impl Shared {
         if let Some(reply) = &decision.reply {
             self.metrics.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             conv.replies_sent += 1;
+            conv.first_reply_at.get_or_insert_with(chrono::Utc::now);
             let backend = decision.agent.as_ref().map_or("", |a| a.backend.as_str());
             let offered = decision.agent.as_ref().map(|a| a.suggestions.as_slice()).unwrap_or_default();
             let said = if offered.is_empty() {

@@ -171,6 +171,7 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             if !decision.confirmed {
                 decision.handover = rules.handover_before(&mut trace)?;
             }
+            decision.declined = declined;
             if declined {
                 let offered = offered(conversation).unwrap_or_default();
                 let handover = decision.handover.take().unwrap_or_else(|| Handover {
@@ -193,6 +194,8 @@ pub async fn decide(rules: &dyn Rules, agent: &Agent, conversation: &Conversatio
             let started = Instant::now();
             // The agent sees what the rules decided so far (not the decision history).
             let (attributes, topics) = rules.decided();
+            let question = crate::agent::question(conversation);
+            decision.question = Some(question.chars().take(crate::model::QUESTION_MAX_CHARS).collect());
             let answer = agent.answer(View { conversation, attributes, topics }).await?;
             trace.record(TraceStage::Agent, agent.backend(), answer.text.is_some(), answer.trace_detail(), started);
             Some(answer)

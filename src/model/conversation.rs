@@ -165,6 +165,10 @@ pub struct Conversation {
     /// What became of it, once the agent took part.
     #[serde(default)]
     pub resolution: Option<super::ResolutionState>,
+    /// When the agent first replied (an answer or articles offered), for the time to
+    /// first reply the report reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reply_at: Option<DateTime<Utc>>,
     /// What only a messenger conversation has: its visitor and the case it became.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messenger: Option<MessengerInfo>,
@@ -234,6 +238,7 @@ impl Conversation {
             decisions: Vec::new(),
             ai_involved: false,
             resolution: None,
+            first_reply_at: None,
             messenger: None,
         }
     }
@@ -359,6 +364,7 @@ impl<'c> View<'c> {
             decisions: Vec::new(),
             ai_involved: c.ai_involved,
             resolution: c.resolution,
+            first_reply_at: c.first_reply_at,
             messenger: c.messenger.clone(),
         }
     }

@@ -212,6 +212,9 @@ pub enum Moment {
     Close,
 }
 
+/// The longest question a decision keeps, in characters.
+pub const QUESTION_MAX_CHARS: usize = 500;
+
 /// What the rules and the agent decided for one conversation update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -234,6 +237,13 @@ pub struct Decision {
     /// A messenger visitor's Lead fields from the lead mappings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lead_fields: BTreeMap<String, Json>,
+    /// What the customer asked, as the agent was given it (at most
+    /// [`QUESTION_MAX_CHARS`]): the report's unanswered questions come from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// The customer said the suggested articles did not answer their question.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declined: bool,
     pub trace: Trace,
     /// The rule set that decided (its content hash, or `builtin`).
     pub rules: String,
@@ -254,6 +264,8 @@ impl Decision {
             unhappy: false,
             case: None,
             lead_fields: BTreeMap::new(),
+            question: None,
+            declined: false,
             trace: Trace::default(),
             rules: rules.to_string(),
         }

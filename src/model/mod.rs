@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod decision;
 pub mod resolution;
 pub mod secret;
+pub mod summary;
 pub mod text;
 pub mod visitor;
 
@@ -19,3 +20,4 @@ pub use conversation::*;
 pub use decision::*;
 pub use resolution::*;
 pub use secret::{Secret, StoredCredentials};
+pub use summary::{ArticleUse, Summary};

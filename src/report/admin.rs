@@ -11,6 +11,7 @@
 //! | `GET /api/status` | org, agent user, cursor, last poll, rule set and reloads, API usage |
 //! | `GET /api/conversations?state=open&page=1&per_page=50` | conversations, newest activity first |
 //! | `GET /api/conversations/{case_id}` | parts, attributes, topics, decisions and traces |
+//! | `GET /api/report?from=2026-03-01&to=2026-03-31` | the agent report over whole UTC days, with its charts (`report_api.rs`) |
 //! | `GET /api/sync-errors` | what Salesforce, SMTP or the agent refused |
 //! | `POST /api/sync-errors/{id}/retry` | queue the failed action again |
 //!
@@ -64,6 +65,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/conversations", get(conversations))
         .route("/api/conversations/{id}", get(conversation))
         .route("/api/resolutions", get(resolutions))
+        .route("/api/report", get(super::report_api::report))
         .route("/api/sync-errors", get(sync_errors))
         .route("/api/sync-errors/{id}/retry", post(retry))
         .route("/api/sync-errors/groups", get(super::inbox::error_groups))
@@ -235,7 +237,7 @@ struct DaysQuery {
 /// The resolution figures per day (`?days=N`, 1 to 90, default 14).
 async fn resolutions(State(state): State<AdminState>, Query(q): Query<DaysQuery>) -> Response {
     let days = q.days.unwrap_or(14).clamp(1, 90);
-    // A scan of every stored conversation: off the async workers.
+    // A scan of the summaries of the conversations active in the period: off the async workers.
     let store = state.store.clone();
     let figures = tokio::task::spawn_blocking(move || store.resolutions_by_day(chrono::Utc::now(), days)).await;
     match figures.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {

@@ -26,6 +26,7 @@ mod outbox;
 mod resolutions;
 mod retention;
 mod sidecar;
+mod summaries;
 mod sync_errors;
 mod visitor_leads;
 
@@ -151,6 +152,9 @@ const CURSOR_KEY: &[u8] = b"cursor";
 /// How many transactions a bulk write (an import, a retention pass) makes between flushes.
 const FLUSH_EVERY: usize = 100;
 
+/// How many of the most recently active conversations `recently_open` looks through.
+pub const RECENT_SCAN: usize = 5_000;
+
 /// Where the number of conversations is kept, in `meta`.
 const COUNT_KEY: &[u8] = b"conversation_count";
 
@@ -274,6 +278,7 @@ impl Store {
             path: path.to_path_buf(),
         }
         .with_activity_index()?
+        .with_summaries()?
         .with_outbox_index()?
         .with_error_index()?
         .with_chats_due()
@@ -312,7 +317,7 @@ impl Store {
             for conversation in self.conversations() {
                 let c = conversation?;
                 let key = activity_key(&c);
-                self.activity.insert(&key, state_name(&c.state).as_bytes())?;
+                self.activity.insert(&key, summaries::activity_value(&c))?;
                 self.activity_key.insert(c.id.as_bytes(), key)?;
             }
             self.db.flush()?;
@@ -320,13 +325,16 @@ impl Store {
         Ok(self)
     }
 
-    /// The case ids of the `limit` most recently active open conversations.
+    /// The case ids of the `limit` most recently active open conversations, among the
+    /// [`RECENT_SCAN`] most recently active (a poll's cost never grows with history).
     pub fn recently_open(&self, limit: usize) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for item in self.activity.iter().rev() {
+        for item in self.activity.iter().rev().take(RECENT_SCAN) {
             let (key, value) = item?;
             // Messenger conversations are no Salesforce records: their ids are not case ids.
-            if value.as_ref() == b"open" && !crate::model::is_messenger_id(&String::from_utf8_lossy(&key[8..])) {
+            if summaries::activity_state(&value) == b"open"
+                && !crate::model::is_messenger_id(&String::from_utf8_lossy(&key[8..]))
+            {
                 out.push(String::from_utf8_lossy(&key[8..]).into_owned());
                 if out.len() == limit {
                     break;
@@ -348,7 +356,7 @@ impl Store {
         let mut page = Vec::new();
         for item in self.activity.iter().rev() {
             let (key, value) = item?;
-            if state.is_some_and(|s| s.as_bytes() != value.as_ref()) {
+            if state.is_some_and(|s| s.as_bytes() != summaries::activity_state(&value)) {
                 continue;
             }
             if total >= skip && page.len() < take {
@@ -427,7 +435,7 @@ impl Store {
         let conversation_bytes = encode(conversation);
         let retry = conversation.retry_at.map(|at| encode(&at));
         let new_key = activity_key(conversation);
-        let state = state_name(&conversation.state);
+        let activity_value = summaries::activity_value(conversation);
         let awaiting_key = awaiting_key(conversation);
         let handed_over_chat = reads_its_case(conversation);
         let lead_claim = visitor_leads::claimed_email(conversation);
@@ -492,7 +500,7 @@ impl Store {
                     if let Some(key) = &awaiting_key {
                         awaiting.insert(key.clone(), &[])?;
                     }
-                    activity.insert(new_key.clone(), state.as_bytes())?;
+                    activity.insert(new_key.clone(), activity_value.clone())?;
                     // A chat's place in the chats' queue, a case's in the cases' retries.
                     let due = if is_chat { chats_due } else { retries };
                     match &retry {

@@ -1,5 +1,6 @@
 //! The resolution figures over time, for the admin page: per UTC day, how many of the
-//! conversations the agent took part in reached each resolution, and the share resolved.
+//! conversations the agent took part in reached each resolution, and the share resolved,
+//! from the conversations' summaries.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::{Result, Store};
-use crate::model::{Conversation, Resolution};
+use crate::model::Resolution;
+
+/// The longest a resolution may come after a conversation's last activity, in days: the
+/// longest `quiet_after` (30 days), and a day's margin.
+const RESOLUTION_LAG_DAYS: i64 = 31;
 
 /// One day's figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -34,10 +39,14 @@ impl Store {
             let date = first + chrono::Duration::days(i64::from(offset));
             by_day.insert(date, ResolutionDay { date, ..ResolutionDay::default() });
         }
-        for item in self.conversations.iter() {
-            let (k, v) = item?;
-            let c: Conversation = super::decode(&k, &v)?;
-            let Some(r) = c.resolution else { continue };
+        // A resolution comes at most `quiet_after` (30 days at most) after the
+        // conversation's last activity: the summaries of those active since then hold
+        // every resolution of the period. No conversation is read.
+        let since =
+            first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() - chrono::Duration::days(RESOLUTION_LAG_DAYS);
+        for item in self.summaries_since(since) {
+            let (_, summary) = item?;
+            let Some(r) = summary.resolution else { continue };
             if let Some(day) = by_day.get_mut(&r.since.date_naive()) {
                 *day.states.entry(r.state.as_str()).or_default() += 1;
             }
