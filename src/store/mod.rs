@@ -325,51 +325,6 @@ impl Store {
         Ok(self)
     }
 
-    /// The case ids of the `limit` most recently active open conversations, among the
-    /// [`RECENT_SCAN`] most recently active (a poll's cost never grows with history).
-    pub fn recently_open(&self, limit: usize) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for item in self.activity.iter().rev().take(RECENT_SCAN) {
-            let (key, value) = item?;
-            // Messenger conversations are no Salesforce records: their ids are not case ids.
-            if summaries::activity_state(&value) == b"open"
-                && !crate::model::is_messenger_id(&String::from_utf8_lossy(&key[8..]))
-            {
-                out.push(String::from_utf8_lossy(&key[8..]).into_owned());
-                if out.len() == limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Conversations newest activity first, optionally only those in `state`, paged: the
-    /// page's conversations and the total that match. Only the page's records are read.
-    pub fn recent_conversations(
-        &self,
-        state: Option<&str>,
-        skip: usize,
-        take: usize,
-    ) -> Result<(Vec<Conversation>, usize)> {
-        let mut total = 0;
-        let mut page = Vec::new();
-        for item in self.activity.iter().rev() {
-            let (key, value) = item?;
-            if state.is_some_and(|s| s.as_bytes() != summaries::activity_state(&value)) {
-                continue;
-            }
-            if total >= skip && page.len() < take {
-                let case_id = String::from_utf8_lossy(&key[8..]).into_owned();
-                if let Some(c) = self.conversation(&case_id)? {
-                    page.push(c);
-                }
-            }
-            total += 1;
-        }
-        Ok((page, total))
-    }
-
     pub fn conversation(&self, case_id: &str) -> Result<Option<Conversation>> {
         let bytes = self.conversations.get(case_id)?;
         if bytes.is_some() {

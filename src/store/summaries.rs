@@ -1,11 +1,12 @@
-//! The conversations' summaries (`model::Summary`), kept as the value of each
-//! conversation's entry in the activity index: its state's name, a NUL, then the summary.
-//! The index is ordered by last activity, so a report over a period reads the summaries of
-//! the conversations active since it began, and never a conversation.
+//! The activity index's readers, and the conversations' summaries (`model::Summary`) kept
+//! as the value of each conversation's entry in it: its state's name, a NUL, then the
+//! summary. The index is ordered by last activity, so the recently open conversations, the
+//! admin's pages of conversations and a report over a period read the index (and only the
+//! conversations shown), never every conversation.
 
 use chrono::{DateTime, Utc};
 
-use super::{FLUSH_EVERY, Result, Store, decode, encode, state_name};
+use super::{FLUSH_EVERY, RECENT_SCAN, Result, Store, decode, encode, state_name};
 use crate::model::{Conversation, Summary};
 
 /// Set in `meta` once every activity entry carries its summary.
@@ -25,6 +26,51 @@ pub(super) fn activity_state(value: &[u8]) -> &[u8] {
 }
 
 impl Store {
+    /// The case ids of the `limit` most recently active open conversations, among the
+    /// [`RECENT_SCAN`] most recently active (a poll's cost never grows with history).
+    pub fn recently_open(&self, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for item in self.activity.iter().rev().take(RECENT_SCAN) {
+            let (key, value) = item?;
+            // Messenger conversations are no Salesforce records: their ids are not case ids.
+            if activity_state(&value) == b"open"
+                && !crate::model::is_messenger_id(&String::from_utf8_lossy(&key[8..]))
+            {
+                out.push(String::from_utf8_lossy(&key[8..]).into_owned());
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Conversations newest activity first, optionally only those in `state`, paged: the
+    /// page's conversations and the total that match. Only the page's records are read.
+    pub fn recent_conversations(
+        &self,
+        state: Option<&str>,
+        skip: usize,
+        take: usize,
+    ) -> Result<(Vec<Conversation>, usize)> {
+        let mut total = 0;
+        let mut page = Vec::new();
+        for item in self.activity.iter().rev() {
+            let (key, value) = item?;
+            if state.is_some_and(|s| s.as_bytes() != activity_state(&value)) {
+                continue;
+            }
+            if total >= skip && page.len() < take {
+                let case_id = String::from_utf8_lossy(&key[8..]).into_owned();
+                if let Some(c) = self.conversation(&case_id)? {
+                    page.push(c);
+                }
+            }
+            total += 1;
+        }
+        Ok((page, total))
+    }
+
     /// The summaries of the conversations last active at or after `since`, oldest first,
     /// with their ids. Entries of a store not yet summarised are skipped.
     pub fn summaries_since(&self, since: DateTime<Utc>) -> impl Iterator<Item = Result<(String, Summary)>> + '_ {
