@@ -74,6 +74,10 @@ pub struct MessengerConfig {
     /// Tasks too (a queue owns only the case: Tasks cannot belong to queues).
     #[serde(default)]
     pub owner_follows_assignee: bool,
+    /// The widget's words in the visitors' languages (`fr: {title: Discutez avec nous}`):
+    /// see `widget_texts.rs`.
+    #[serde(default)]
+    pub texts: std::collections::BTreeMap<String, super::widget_texts::WidgetTexts>,
 }
 
 impl Default for MessengerConfig {
@@ -94,6 +98,7 @@ impl Default for MessengerConfig {
             log_tasks: false,
             lead_source: default_lead_source(),
             owner_follows_assignee: false,
+            texts: Default::default(),
         }
     }
 }
@@ -126,6 +131,7 @@ fn default_lead_source() -> String {
 impl MessengerConfig {
     /// What is wrong with the section, setting by setting.
     pub(super) fn problems(&self, bad: &mut impl FnMut(&str, String)) {
+        super::widget_texts::problems(&self.texts, bad);
         if !(1..=MAX_MESSAGE_CHARS_MAX).contains(&self.max_message_chars) {
             bad(
                 "messenger.max_message_chars",

@@ -54,6 +54,9 @@ pub struct Part {
     /// The articles an agent's message offered to confirm (a messenger reply).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<super::Suggestion>,
+    /// The articles an agent's answer drew on (a messenger reply shows them as links).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<super::Source>,
 }
 
 /// Where a conversation stands.
@@ -225,6 +228,7 @@ impl Conversation {
                 created_at: now,
                 message_id: None,
                 suggestions: Vec::new(),
+                sources: Vec::new(),
             }],
             attributes: BTreeMap::new(),
             topics: BTreeSet::new(),

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use super::{CACHE_BYTES, Result, Store, StoreError, sidecar};
 
-/// Keys copied between flushes of the copy (sled 0.34 stalls with too much unwritten).
-const COPY_FLUSH_EVERY: u64 = 10_000;
+/// Bytes copied between flushes of the copy (see `FLUSH_EVERY` on sled#1412).
+const COPY_FLUSH_BYTES: usize = 512 * 1024;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,15 +67,18 @@ impl Store {
             .open()
             .map_err(|source| StoreError::Open { path: copy_path.display().to_string(), source })?;
         let mut keys = 0u64;
+        let mut unflushed = 0usize;
         for name in original.db.tree_names() {
             let from = original.db.open_tree(&name)?;
             let to = copy.open_tree(&name)?;
             for item in from.iter() {
                 let (key, value) = item?;
+                unflushed += key.len() + value.len();
                 to.insert(key, value)?;
                 keys += 1;
-                if keys.is_multiple_of(COPY_FLUSH_EVERY) {
+                if unflushed >= COPY_FLUSH_BYTES {
                     copy.flush()?;
+                    unflushed = 0;
                 }
             }
         }

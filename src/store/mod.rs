@@ -150,7 +150,10 @@ pub struct Store {
 
 const CURSOR_KEY: &[u8] = b"cursor";
 /// How many transactions a bulk write (an import, a retention pass) makes between flushes.
-const FLUSH_EVERY: usize = 100;
+/// sled 0.34 can deadlock when a write needs a new segment while its I/O threads all wait
+/// on writes not yet flushed (spacejam/sled#1412, open): bulk writes flush often. A
+/// benchmark import of 100,000 conversations stopped there once with 100.
+const FLUSH_EVERY: usize = 10;
 
 /// How many of the most recently active conversations `recently_open` looks through.
 pub const RECENT_SCAN: usize = 5_000;

@@ -33,8 +33,7 @@ impl Store {
         for item in self.activity.iter().rev().take(RECENT_SCAN) {
             let (key, value) = item?;
             // Messenger conversations are no Salesforce records: their ids are not case ids.
-            if activity_state(&value) == b"open"
-                && !crate::model::is_messenger_id(&String::from_utf8_lossy(&key[8..]))
+            if activity_state(&value) == b"open" && !crate::model::is_messenger_id(&String::from_utf8_lossy(&key[8..]))
             {
                 out.push(String::from_utf8_lossy(&key[8..]).into_owned());
                 if out.len() == limit {

@@ -133,6 +133,7 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         created_at,
         message_id: None,
         suggestions: Vec::new(),
+        sources: Vec::new(),
     });
     let customer = text(&row["Contact"]["Email"]).or_else(|| text(&row["SuppliedEmail"]));
     parts.extend(child_parts(row, authors, customer.as_deref()));
@@ -222,6 +223,7 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             created_at: at,
             message_id: None,
             suggestions: Vec::new(),
+            sources: Vec::new(),
         });
     }
     for e in children(&row["EmailMessages"]) {
@@ -245,6 +247,7 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             created_at: at,
             message_id: text(&e["MessageIdentifier"]),
             suggestions: Vec::new(),
+            sources: Vec::new(),
         });
     }
     for f in children(&row["Feeds"]) {
@@ -263,6 +266,7 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             created_at: at,
             message_id: None,
             suggestions: Vec::new(),
+            sources: Vec::new(),
         });
     }
     parts
@@ -365,6 +369,7 @@ mod tests {
                 created_at: parse_datetime("2024-05-01T12:15:00.000+0000").unwrap(),
                 message_id: None,
                 suggestions: Vec::new(),
+                sources: Vec::new(),
             },
         );
         let ids: Vec<&str> = c.unanswered().iter().map(|p| p.id.as_str()).collect();

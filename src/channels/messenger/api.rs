@@ -11,7 +11,7 @@
 //! | `POST /messenger/v1/conversations` | `{name?, email?, user_hash?, message}` → id, token, messages |
 //! | `POST /messenger/v1/conversations/{id}/messages` | `{body}` → the message |
 //! | `GET /messenger/v1/conversations/{id}/messages?after=N` | messages past N |
-//! | `GET /messenger/v1/conversations/{id}/events?after=N&token=T` | Server-Sent Events: each new message |
+//! | `GET /messenger/v1/conversations/{id}/events?after=N&token=T` | Server-Sent Events: each new message; `typing` while the agent works on an answer |
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -266,7 +266,7 @@ async fn events(
 
 fn stream(
     backlog: Vec<super::Message>,
-    receiver: tokio::sync::broadcast::Receiver<super::Message>,
+    receiver: tokio::sync::broadcast::Receiver<super::StreamEvent>,
     after: usize,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let last = backlog.last().map_or(after, |m| m.seq);
@@ -274,10 +274,14 @@ fn stream(
     let rest = futures_util::stream::unfold((receiver, last), |(mut receiver, last)| async move {
         loop {
             match receiver.recv().await {
-                Ok(m) if m.seq <= last => continue,
-                Ok(m) => {
+                Ok(super::StreamEvent::Message(m)) if m.seq <= last => continue,
+                Ok(super::StreamEvent::Message(m)) => {
                     let seq = m.seq;
                     return Some((Ok(message_event(&m)), (receiver, seq)));
+                }
+                Ok(super::StreamEvent::Typing { seconds }) => {
+                    let event = Event::default().event("typing").data(json!({ "seconds": seconds }).to_string());
+                    return Some((Ok(event), (receiver, last)));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     return Some((Ok(Event::default().event("resync").data(last.to_string())), (receiver, last)));

@@ -62,6 +62,8 @@ pub struct MessengerSettings {
     pub allowed_origins: Vec<String>,
     /// The secret websites sign visitors' emails with; `None`: no email is ever verified.
     pub identity_secret: Option<crate::model::Secret>,
+    /// The widget's texts by language, as JSON for its script.
+    pub texts_json: String,
 }
 
 impl From<&crate::config::MessengerConfig> for MessengerSettings {
@@ -81,6 +83,7 @@ impl From<&crate::config::MessengerConfig> for MessengerSettings {
             owner_follows_assignee: c.owner_follows_assignee,
             allowed_origins: c.allowed_origins.clone(),
             identity_secret: None,
+            texts_json: crate::config::widget_texts::script_json(&c.texts),
         }
     }
 }
@@ -130,7 +133,24 @@ pub struct Message {
     /// links and asks with two buttons).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<crate::model::Suggestion>,
+    /// The articles an answer drew on (the widget links their titles).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::model::Source>,
 }
+
+/// What a conversation's event stream carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// A new message.
+    Message(Message),
+    /// The agent is working on an answer: show it for at most this many seconds (or until
+    /// the next message).
+    Typing { seconds: u64 },
+}
+
+/// How long the widget shows the agent typing, at most, in seconds: a bound for a reply
+/// that fails or is handed over without a message.
+pub const TYPING_MAX_SECS: u64 = 30;
 
 /// A new conversation's id and the visitor's token for it.
 #[derive(Debug, Clone, Serialize)]
@@ -163,7 +183,7 @@ pub struct Messenger {
     per_address: RateLimiter,
     /// Held while a messenger conversation is read, changed and committed.
     writes: Mutex<()>,
-    streams: Mutex<HashMap<String, broadcast::Sender<Message>>>,
+    streams: Mutex<HashMap<String, broadcast::Sender<StreamEvent>>>,
     wake: Notify,
 }
 
@@ -268,7 +288,7 @@ impl Messenger {
         id: &str,
         token: Option<&str>,
         after: usize,
-    ) -> Result<(Vec<Message>, broadcast::Receiver<Message>), MessengerError> {
+    ) -> Result<(Vec<Message>, broadcast::Receiver<StreamEvent>), MessengerError> {
         self.authorise(id, token)?;
         // Subscribed before reading, so nothing committed in between is missed (a message
         // in both is skipped by its seq).
@@ -420,8 +440,15 @@ impl Messenger {
         let streams = lock(&self.streams);
         if let Some(sender) = streams.get(id) {
             for m in messages {
-                let _ = sender.send(m.clone());
+                let _ = sender.send(StreamEvent::Message(m.clone()));
             }
+        }
+    }
+
+    /// Tells the conversation's open streams that the agent is working on an answer.
+    pub fn typing(&self, id: &str) {
+        if let Some(sender) = lock(&self.streams).get(id) {
+            let _ = sender.send(StreamEvent::Typing { seconds: TYPING_MAX_SECS });
         }
     }
 
@@ -511,6 +538,7 @@ pub fn daemon_part(id: String, author: AuthorKind, name: Option<String>, body: S
         created_at: Utc::now(),
         message_id: None,
         suggestions: Vec::new(),
+        sources: Vec::new(),
     }
 }
 
@@ -526,6 +554,7 @@ fn visitor_part(id: String, body: String, at: DateTime<Utc>) -> Part {
         created_at: at,
         message_id: None,
         suggestions: Vec::new(),
+        sources: Vec::new(),
     }
 }
 
@@ -567,6 +596,7 @@ pub fn messages_of(conv: &Conversation, after: usize) -> Vec<Message> {
             body: p.body.clone(),
             created_at: p.created_at,
             suggestions: p.suggestions.clone(),
+            sources: p.sources.clone(),
         })
         .collect()
 }

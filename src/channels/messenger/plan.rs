@@ -59,6 +59,9 @@ pub fn plan(
     if let Some(reply) = &decision.reply {
         let mut part = daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), reply.clone());
         part.suggestions = decision.agent.as_ref().map(|a| a.suggestions.clone()).unwrap_or_default();
+        if part.suggestions.is_empty() {
+            part.sources = decision.agent.as_ref().map(|a| a.sources.clone()).unwrap_or_default();
+        }
         conv.parts.push(part);
     }
     if decision.handover.is_some() {
@@ -219,6 +222,7 @@ mod tests {
                 created_at: chrono::Utc::now(),
                 message_id: None,
                 suggestions: Vec::new(),
+                sources: Vec::new(),
             })
             .collect();
         c

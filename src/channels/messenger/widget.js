@@ -11,7 +11,10 @@
   var storeKey = "casebridge-messenger:" + base;
   var saved = null;
   try { saved = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { saved = null; }
-  var state = { id: saved && saved.id, token: saved && saved.token, seq: 0, source: null, seen: {} };
+  var state = { id: saved && saved.id, token: saved && saved.token, read: (saved && saved.read) || 0, seq: 0, source: null, seen: {} };
+  function save() {
+    try { localStorage.setItem(storeKey, JSON.stringify({ id: state.id, token: state.token, read: state.read })); } catch (e) { /* private mode */ }
+  }
 
   function el(name, props, style) {
     var node = document.createElement(name);
@@ -23,8 +26,29 @@
     return node;
   }
 
-  var title = tag.getAttribute("data-title") || "Chat with us";
-  var root = el("div", { "data-casebridge": "messenger" },
+  // The texts: English, or the configured ones of the visitor's language (messenger.texts).
+  var english = {
+    title: "Chat with us", message_label: "Your message", placeholder: "Type your question", send: "Send",
+    close: "Close chat", typing: "Assistant is typing\u2026", you: "You", assistant: "Assistant", support: "Support",
+    unread: "unread", suggestions_question: "Did one of them answer your question?",
+    suggestions_yes: "Yes, that answered it", suggestions_no: "No, talk to a person",
+    conversation_closed: "That conversation was closed. Send your message again to start a new one."
+  };
+  var configured = /*TEXTS*/{};
+  function pickLanguage() {
+    var wanted = [tag.getAttribute("data-lang")].concat(navigator.languages || [navigator.language]).filter(Boolean);
+    for (var i = 0; i < wanted.length; i++) {
+      var exact = Object.keys(configured).find(function (k) { return k.toLowerCase() === wanted[i].toLowerCase(); });
+      if (exact) return exact;
+      var primary = wanted[i].split("-")[0].toLowerCase();
+      if (configured[primary]) return primary;
+    }
+    return null;
+  }
+  var language = pickLanguage();
+  var t = Object.assign({}, english, language ? configured[language] : {});
+  var title = tag.getAttribute("data-title") || t.title;
+  var root = el("div", { "data-casebridge": "messenger", lang: language || "en" },
     { position: "fixed", right: "1rem", bottom: "1rem", zIndex: 2147483000, font: "15px/1.45 system-ui, sans-serif" });
   var toggle = el("button", { type: "button", "aria-expanded": "false", "aria-controls": "casebridge-panel", text: title },
     { background: "#1f4fd6", color: "#fff", border: "0", borderRadius: "1.5rem", padding: ".7rem 1.2rem", cursor: "pointer", fontSize: "15px" });
@@ -32,23 +56,121 @@
     { width: "min(22rem, calc(100vw - 2rem))", height: "min(30rem, calc(100vh - 6rem))", background: "#fff", color: "#1d2330",
       border: "1px solid #c9d1e0", borderRadius: ".75rem", boxShadow: "0 8px 30px rgba(0,0,0,.18)", marginBottom: ".5rem",
       display: "none", flexDirection: "column", overflow: "hidden" });
-  var heading = el("h2", { text: title }, { margin: "0", padding: ".75rem 1rem", fontSize: "16px", background: "#f3f5fa", borderBottom: "1px solid #e1e6ef" });
+  var header = el("div", {}, { display: "flex", alignItems: "center", background: "#f3f5fa", borderBottom: "1px solid #e1e6ef" });
+  var heading = el("h2", { text: title }, { margin: "0", padding: ".75rem 1rem", fontSize: "16px", flex: "1" });
+  var closer = el("button", { type: "button", "aria-label": t.close, "data-close": "", text: "\u00d7" },
+    { background: "transparent", color: "#1d2330", border: "0", fontSize: "22px", lineHeight: "1", padding: ".4rem .8rem", cursor: "pointer" });
+  header.append(heading, closer);
+  var typing = el("p", { "data-typing": "", hidden: "" }, { margin: "0 .75rem .25rem", fontSize: "13px", color: "#4a5568", fontStyle: "italic" });
+  typing.textContent = t.typing;
+  var badge = el("span", { "data-unread": "", "aria-hidden": "true", hidden: "" },
+    { marginLeft: ".5rem", background: "#d92d20", color: "#fff", borderRadius: "1rem", padding: "0 .45rem", fontSize: "12px", fontWeight: "700" });
   var log = el("ol", { role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" },
     { listStyle: "none", margin: "0", padding: ".75rem", flex: "1", overflowY: "auto" });
   var form = el("form", {}, { display: "flex", gap: ".5rem", padding: ".5rem", borderTop: "1px solid #e1e6ef" });
-  var label = el("label", { for: "casebridge-input", text: "Your message" },
+  var label = el("label", { for: "casebridge-input", text: t.message_label },
     { position: "absolute", width: "1px", height: "1px", overflow: "hidden", clip: "rect(0 0 0 0)" });
-  var input = el("textarea", { id: "casebridge-input", rows: "2", placeholder: "Type your question", "aria-describedby": "casebridge-status" },
+  var input = el("textarea", { id: "casebridge-input", rows: "2", placeholder: t.placeholder, "aria-describedby": "casebridge-status" },
     { flex: "1", resize: "none", font: "inherit", padding: ".4rem", border: "1px solid #c9d1e0", borderRadius: ".4rem" });
-  var send = el("button", { type: "submit", text: "Send" },
+  var send = el("button", { type: "submit", text: t.send },
     { background: "#1f4fd6", color: "#fff", border: "0", borderRadius: ".4rem", padding: "0 1rem", cursor: "pointer" });
   var status = el("p", { id: "casebridge-status", role: "status" }, { margin: "0", padding: "0 .75rem .5rem", fontSize: "13px", color: "#9b1c1c", minHeight: "1em" });
   form.append(label, input, send);
-  panel.append(heading, log, form, status);
+  panel.append(header, log, typing, form, status);
   root.append(panel, toggle);
   document.body.append(root);
 
+  // On a narrow screen the open panel takes the whole screen.
+  var narrow = window.matchMedia ? window.matchMedia("(max-width: 480px)") : { matches: false };
+  function fit() {
+    var full = narrow.matches;
+    Object.assign(panel.style, full
+      ? { position: "fixed", inset: "0", width: "100vw", height: "100dvh", borderRadius: "0", marginBottom: "0" }
+      : { position: "static", inset: "auto", width: "min(22rem, calc(100vw - 2rem))", height: "min(30rem, calc(100vh - 6rem))", borderRadius: ".75rem", marginBottom: ".5rem" });
+  }
+  if (narrow.addEventListener) narrow.addEventListener("change", fit);
+  fit();
+
+  // The agent at work: shown until its reply (or a person's) arrives, or the server's bound.
+  var typingTimer = null;
+  function showTyping(seconds) {
+    typing.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(hideTyping, Math.min(Math.max(seconds, 1), 120) * 1000);
+  }
+  function hideTyping() { typing.hidden = true; clearTimeout(typingTimer); }
+
+  // Replies that arrive while the panel is closed, counted on the launcher.
+  var unread = 0;
+  function relabel() {
+    toggle.textContent = panel.hidden ? title : t.close;
+    badge.textContent = String(unread);
+    badge.hidden = !(panel.hidden && unread > 0);
+    if (!badge.hidden) toggle.append(badge);
+    toggle.setAttribute("aria-label", panel.hidden && unread > 0 ? title + " (" + unread + " " + t.unread + ")" : toggle.textContent);
+  }
+  function markRead() {
+    unread = 0;
+    state.read = state.seq;
+    save();
+    relabel();
+  }
+
   var choices = null;
+
+  // A link the server named or the text holds: only http(s), opening in a new tab.
+  function safeLink(url, text) {
+    var href;
+    try { href = new URL(url); } catch (e) { href = null; }
+    if (!href || (href.protocol !== "https:" && href.protocol !== "http:")) return document.createTextNode(text);
+    return el("a", { href: href.href, target: "_blank", rel: "noopener noreferrer", text: text }, { color: "inherit", fontWeight: "600" });
+  }
+
+  // A line's text with its links: `"Title": URL` of a source becomes the title linked, a
+  // bare http(s) URL a link. Text nodes only: nothing from the server is parsed as HTML.
+  function inline(node, text, titles) {
+    var re = /(?:"([^"\n]{1,200})":\s*)?(https?:\/\/[^\s<>"]*[^\s<>".,;:!?)\]'])/g;
+    var at = 0, m;
+    while ((m = re.exec(text)) !== null) {
+      node.append(document.createTextNode(text.slice(at, m.index)));
+      var title = titles[m[2]] || m[1];
+      if (m[1] && titles[m[2]]) node.append(document.createTextNode("\u201c"));
+      node.append(safeLink(m[2], title || m[2]));
+      if (m[1] && titles[m[2]]) node.append(document.createTextNode("\u201d"));
+      at = re.lastIndex;
+    }
+    node.append(document.createTextNode(text.slice(at)));
+  }
+
+  // Plain text as paragraphs, bulleted and numbered lists, and links, built as DOM nodes.
+  function richText(body, sources) {
+    var titles = {};
+    (sources || []).forEach(function (s) { titles[s.url] = s.title; });
+    var holder = el("div", { "data-body": "" }, { whiteSpace: "normal" });
+    body.split(/\n\s*\n/).forEach(function (block) {
+      var list = null, para = null;
+      block.split("\n").forEach(function (line) {
+        var bullet = /^\s*[-*\u2022]\s+(.*)$/.exec(line), number = /^\s*\d{1,3}[.)]\s+(.*)$/.exec(line);
+        var kind = bullet ? "ul" : number ? "ol" : null;
+        if (kind) {
+          if (!list || list.tagName.toLowerCase() !== kind) {
+            list = el(kind, {}, { margin: ".3rem 0", paddingLeft: "1.3rem" });
+            holder.append(list);
+          }
+          para = null;
+          var item = el("li", {}, { margin: ".15rem 0" });
+          inline(item, (bullet || number)[1], titles);
+          list.append(item);
+        } else if (line.trim()) {
+          list = null;
+          if (para) para.append(el("br"));
+          else { para = el("p", {}, { margin: ".3rem 0" }); holder.append(para); }
+          inline(para, line, titles);
+        }
+      });
+    });
+    return holder;
+  }
 
   // A link to an article the server named: only http(s), opening in a new tab.
   function articleLink(s) {
@@ -68,9 +190,9 @@
       list.append(entry);
     });
     item.append(list);
-    choices = el("div", { role: "group", "aria-label": "Did one of them answer your question?", "data-choices": "" },
+    choices = el("div", { role: "group", "aria-label": t.suggestions_question, "data-choices": "" },
       { display: "flex", gap: ".4rem", flexWrap: "wrap", marginTop: ".3rem" });
-    [["Yes, that answered it", "yes"], ["No, talk to a person", "no"]].forEach(function (c) {
+    [[t.suggestions_yes, "yes"], [t.suggestions_no, "no"]].forEach(function (c) {
       var b = el("button", { type: "button", text: c[0], "data-choice": c[1] },
         { background: "#fff", color: "#1f4fd6", border: "1px solid #1f4fd6", borderRadius: "1rem", padding: ".3rem .8rem", cursor: "pointer", font: "inherit" });
       // One answer: the buttons go at the first click (a second would send it twice).
@@ -90,13 +212,17 @@
     // Choices answer only the latest message.
     if (choices) { choices.remove(); choices = null; }
     var mine = m.author === "visitor";
-    var who = mine ? "You" : (m.name || (m.author === "human" ? "Support" : "Assistant"));
+    if (!mine) {
+      hideTyping();
+      if (panel.hidden && m.seq > (state.read || 0)) { unread += 1; relabel(); }
+    }
+    var who = mine ? t.you : (m.name || (m.author === "human" ? t.support : t.assistant));
     var item = el("li", { "data-author": m.author },
       { margin: ".35rem 0", padding: ".45rem .65rem", borderRadius: ".6rem", maxWidth: "85%", whiteSpace: "pre-wrap", wordBreak: "break-word",
         background: mine ? "#1f4fd6" : "#eef1f6", color: mine ? "#fff" : "#1d2330", marginLeft: mine ? "auto" : "0" });
     item.append(el("span", { text: who + ": " }, { fontWeight: "600" }));
     if (m.suggestions && m.suggestions.length) suggestions(item, m);
-    else item.append(document.createTextNode(m.body));
+    else item.append(richText(m.body, m.sources));
     log.append(item);
     log.scrollTop = log.scrollHeight;
   }
@@ -121,6 +247,11 @@
     state.source = source;
     source.addEventListener("message", function (e) { try { show(JSON.parse(e.data)); } catch (err) { /* ignore a bad event */ } });
     source.addEventListener("resync", function () { load(); });
+    source.addEventListener("typing", function (e) {
+      var seconds = 30;
+      try { seconds = Number(JSON.parse(e.data).seconds) || 30; } catch (err) { /* the default bound */ }
+      showTyping(seconds);
+    });
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) { state.source = null; setTimeout(listen, 3000); }
     };
@@ -128,7 +259,7 @@
 
   function forget() {
     if (state.source) { state.source.close(); state.source = null; }
-    state.id = null; state.token = null; state.seq = 0; state.seen = {};
+    state.id = null; state.token = null; state.seq = 0; state.read = 0; state.seen = {};
     try { localStorage.removeItem(storeKey); } catch (e) { /* private mode */ }
   }
 
@@ -154,7 +285,8 @@
       done = call("POST", api, first).then(function (data) {
         state.id = data.conversation_id;
         state.token = data.visitor_token;
-        try { localStorage.setItem(storeKey, JSON.stringify({ id: state.id, token: state.token })); } catch (err) { /* private mode */ }
+        state.read = 0;
+        save();
         data.messages.forEach(show);
         listen();
       });
@@ -163,7 +295,7 @@
         if (err.code !== "conversation_closed" && err.code !== "conversation_not_found") throw err;
         // That conversation is over: the next message starts a new one.
         forget();
-        throw new Error("That conversation was closed. Send your message again to start a new one.");
+        throw new Error(t.conversation_closed);
       });
     }
     return done.then(function () { return true; }).catch(function (err) { fail(err.message); return false; })
@@ -186,9 +318,11 @@
     // An inline display would override the hidden attribute: set both.
     panel.style.display = yes ? "flex" : "none";
     toggle.setAttribute("aria-expanded", String(yes));
-    toggle.textContent = yes ? "Close chat" : title;
-    if (yes) { input.focus(); load().then(listen); } else { toggle.focus(); }
+    if (yes) { markRead(); input.focus(); load().then(function () { markRead(); listen(); }); } else { relabel(); toggle.focus(); }
   }
   toggle.addEventListener("click", function () { open(panel.hidden); });
+  closer.addEventListener("click", function () { open(false); });
+  // A conversation from an earlier visit: its replies since are counted on the launcher.
+  if (state.id) load().then(listen);
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") open(false); });
 })();

@@ -67,7 +67,11 @@ impl ConversationChannel for ChatChannel {
         let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
         let unhandled: Vec<String> = conv.unhandled_customer_parts().iter().map(|p| p.id.clone()).collect();
         match &conv.state {
-            ConversationState::Open if !unanswered.is_empty() => return Ok(Some(unanswered)),
+            ConversationState::Open if !unanswered.is_empty() => {
+                // The visitor sees the agent at work while it decides.
+                self.hub.typing(&conv.id);
+                return Ok(Some(unanswered));
+            }
             ConversationState::HandedOver { .. } if !unhandled.is_empty() => {
                 let unanswered = unhandled;
                 // Without its case yet, the messages wait: the case's first read makes the
