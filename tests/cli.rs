@@ -124,7 +124,8 @@ fn the_demo_with_the_embedding_model_states_strong_answers() {
 }
 
 /// `demo --serve` keeps a chat page running: the page, the widget, and a conversation
-/// answered by the running daemon; Ctrl-C (SIGINT) stops it cleanly.
+/// answered by the running daemon; and the admin page, whose printed link carries its
+/// token: the report counts the demo's conversations. Ctrl-C (SIGINT) stops it cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serve_keeps_a_chat_page_running_until_interrupted() {
     use std::io::BufRead;
@@ -138,12 +139,16 @@ async fn demo_serve_keeps_a_chat_page_running_until_interrupted() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.trim().strip_prefix("chat with the agent") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+            for what in ["chat with the agent", "admin page and report"] {
+                if let Some(rest) = line.trim().strip_prefix(what) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                }
             }
         }
     });
     let page = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the demo prints the chat page's address");
+    let admin = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the demo prints the admin page's link");
+    let (admin_base, admin_token) = admin.split_once("#token=").expect("the link carries the token");
     let http = reqwest::Client::new();
     let html = http.get(&page).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("/messenger.js"), "{html}");
@@ -176,6 +181,21 @@ async fn demo_serve_keeps_a_chat_page_running_until_interrupted() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(answered, "the running daemon answers the chat");
+    let admin_page = http.get(admin_base).send().await.unwrap().text().await.unwrap();
+    assert!(admin_page.contains("Agent report"), "the admin page");
+    let refused = http.get(format!("{admin_base}api/report")).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "the report needs the token");
+    let report: serde_json::Value = http
+        .get(format!("{admin_base}api/report"))
+        .bearer_auth(admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(report["overall"]["conversations"].as_u64().unwrap() >= 5, "{report}");
+    assert!(report["charts"]["by_day"].as_str().unwrap().starts_with("<svg"), "{report}");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");

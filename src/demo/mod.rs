@@ -25,6 +25,8 @@ mod chat;
 
 /// Where `casebridge demo --serve` serves the messenger, when the port is free.
 pub const SERVE_MESSENGER: &str = "127.0.0.1:9091";
+/// Where `casebridge demo --serve` serves the admin page and its report, when free.
+pub const SERVE_ADMIN: &str = "127.0.0.1:9090";
 
 /// The demo help centre, built in so the demo runs from any directory.
 pub const HELP_CENTER: &[(&str, &str)] = &[
@@ -110,6 +112,7 @@ pub async fn run(
     if serve {
         writeln!(out, "\nServing until Ctrl-C:")?;
         writeln!(out, "  chat with the agent       {}/  (open it in a browser)", chat.base)?;
+        writeln!(out, "  admin page and report     {}  (the token is in the link)", serve_admin(&daemon).await?)?;
         writeln!(out, "  Salesforce org simulator  {}  (sign in as admin@acme.example / demo-password)", sim.url())?;
         out.flush()?;
         daemon.run(async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
@@ -124,6 +127,19 @@ pub async fn run(
     drop(chat);
     sim.stop().await;
     Ok(summary)
+}
+
+/// Serves the admin page (status, inbox, the agent report) with a token made now; returns
+/// the link that opens it signed in (the token in the fragment, never sent to the server).
+async fn serve_admin(daemon: &Daemon) -> anyhow::Result<String> {
+    let token: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+    let state = daemon.admin_state(None, crate::model::Secret::new(&token));
+    let listener = match tokio::net::TcpListener::bind(SERVE_ADMIN).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let addr = crate::report::admin::serve_on(listener, state, std::future::pending())?;
+    Ok(format!("http://{addr}/#token={token}"))
 }
 
 /// What the demo runs on, printed before it starts.

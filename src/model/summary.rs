@@ -145,7 +145,8 @@ fn articles(c: &Conversation) -> Vec<ArticleUse> {
         }
     };
     for answer in c.decisions.iter().filter_map(|d| d.agent.as_ref()) {
-        if answer.text.is_some() {
+        // An answer's sources are cited; articles offered to confirm are suggested only.
+        if answer.text.is_some() && answer.suggestions.is_empty() {
             for s in &answer.sources {
                 note(&s.url, &s.title, true);
             }

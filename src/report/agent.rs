@@ -107,7 +107,7 @@ impl Figures {
 fn median(sorted: &[i64]) -> Option<i64> {
     match sorted.len() {
         0 => None,
-        n if n % 2 == 1 => Some(sorted[n / 2]),
+        n if !n.is_multiple_of(2) => Some(sorted[n / 2]),
         n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2),
     }
 }

@@ -84,10 +84,11 @@ pub fn by_day(days: &[Day]) -> String {
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {}\" role=\"img\" aria-labelledby=\"chart-days-title chart-days-desc\">\
          <title id=\"chart-days-title\">Conversations a day, by outcome</title><desc id=\"chart-days-desc\">{}</desc>",
-        HEIGHT + 24.0,
+        HEIGHT + 38.0,
         escape(&desc)
     );
-    for tick in [0, max / 2, max] {
+    let ticks: &[u64] = if max.is_multiple_of(2) { &[0, max / 2, max] } else { &[0, max] };
+    for &tick in ticks {
         let y = TOP + plot_h - plot_h * tick as f64 / max as f64;
         let _ = write!(
             svg,
@@ -124,18 +125,18 @@ pub fn by_day(days: &[Day]) -> String {
             );
         }
     }
-    let mut x = LEFT;
-    for (colour, name) in OUTCOMES {
+    // The legend: three to a row.
+    for (i, (colour, name)) in OUTCOMES.iter().enumerate() {
+        let x = LEFT + 220.0 * (i % 3) as f64;
+        let y = HEIGHT + 4.0 + 16.0 * (i / 3) as f64;
         let _ = write!(
             svg,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{colour}\"/>\
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"10\" height=\"10\" fill=\"{colour}\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#1d2433\">{}</text>",
-            HEIGHT + 8.0,
             x + 14.0,
-            HEIGHT + 17.0,
+            y + 9.0,
             escape(name)
         );
-        x += 14.0 + 7.0 * name.len() as f64 + 12.0;
     }
     svg.push_str("</svg>");
     svg
@@ -199,9 +200,10 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("6 conversations over 3 days."), "{svg}");
         assert!(svg.contains("2026-03-01: 4 conversations, 3 confirmed, 0 assumed, 1 routed, 0 abandoned."));
-        // Two bars on the first day, one on the third; the scale tops at 5 (4 rounded up).
+        // Two bars on the first day, one on the third; the scale tops at 5 (4 rounded up),
+        // with no half-way tick that is not a whole number.
         assert_eq!(svg.matches("<rect x=").count() - OUTCOMES.len(), 3);
-        assert!(svg.contains(">5</text>"));
+        assert!(svg.contains(">5</text>") && !svg.contains(">2</text>"));
         assert!(!svg.contains("<script") && !svg.contains("href"));
     }
 

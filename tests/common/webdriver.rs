@@ -33,6 +33,22 @@ pub fn browser_or_skip() -> Option<(&'static str, &'static str)> {
     found
 }
 
+/// axe-core's script (`AXE_CORE_JS`, else where `.ci/run` installs it), or `None` (the
+/// test then skips that check, saying how to install it); on CI its absence fails.
+pub fn axe_or_skip() -> Option<String> {
+    let path = std::env::var_os("AXE_CORE_JS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/opt/axe-core/node_modules/axe-core/axe.min.js".into());
+    match std::fs::read_to_string(&path) {
+        Ok(script) => Some(script),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "CI must install axe-core (see .ci/run)");
+            eprintln!("skipped the accessibility check: npm install --prefix /opt/axe-core axe-core@4.14.1");
+            None
+        }
+    }
+}
+
 /// A headless chromium session; the driver process ends with it.
 pub struct Browser {
     http: reqwest::Client,
@@ -43,6 +59,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start(chromium: &str, driver: &str) -> Browser {
+        Browser::start_in(chromium, driver, "en-US").await
+    }
+
+    /// A session whose browser prefers `language` (its `navigator.languages`).
+    pub async fn start_in(chromium: &str, driver: &str, language: &str) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new(driver)
             .arg(format!("--port={port}"))
@@ -72,11 +93,11 @@ impl Browser {
         ]
         .iter()
         .map(|s| s.to_string())
-        .chain([format!("--user-data-dir={}", profile.path().display())])
+        .chain([format!("--user-data-dir={}", profile.path().display()), format!("--lang={language}")])
         .collect::<Vec<_>>();
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args }
+            "goog:chromeOptions": { "binary": chromium, "args": args, "prefs": { "intl.accept_languages": language } }
         }}});
         let v: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
         let session = v["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
@@ -84,14 +105,19 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body).await.unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
+    }
+
+    /// A WebDriver call, its error (such as a stale element) returned.
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, Value> {
         let url = format!("{}{path}", self.session);
         let request = self.http.request(method.clone(), &url);
         let request = if method == reqwest::Method::GET { request } else { request.json(&body) };
         let v: Value = request.send().await.unwrap().json().await.unwrap();
         if v["value"].get("error").is_some() {
-            panic!("WebDriver {path}: {}", v["value"]);
+            return Err(v["value"].clone());
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
     }
 
     pub async fn open(&self, url: &str) {
@@ -169,6 +195,47 @@ impl Browser {
         self.call(reqwest::Method::POST, "/execute/sync", json!({ "script": script, "args": [] })).await
     }
 
+    /// Runs an asynchronous script: it calls its last argument with the result.
+    pub async fn script_async(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/async", json!({ "script": script, "args": [] })).await
+    }
+
+    /// Sets the window's size in CSS pixels.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", json!({ "width": width, "height": height })).await;
+    }
+
+    /// Saves a PNG of the page as a test artefact, `target/screenshots/{name}.png`; with
+    /// `UPDATE_SCREENSHOTS=1` also as `docs/screenshots/{name}.png`, which the README shows.
+    pub async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let png = self.call(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default()).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), &bytes).unwrap();
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+            std::fs::write(root.join("docs/screenshots").join(format!("{name}.png")), &bytes).unwrap();
+        }
+    }
+
+    /// The serious and critical accessibility violations axe-core finds on the page (in
+    /// `within`, a CSS selector), each as "rule: help (where)".
+    pub async fn accessibility_violations(&self, axe: &str, within: &str) -> Vec<String> {
+        self.script(&format!("{axe}\n;return true")).await;
+        let run = format!(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document.querySelector({within:?}), {{ resultTypes: ['violations'] }})
+               .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ': ' + v.help + ' (' + v.nodes.map(n => n.target.join(' ')).join(', ') + ')')))
+               .catch(e => done(['axe failed: ' + e]));"
+        );
+        let found = self.script_async(&run).await;
+        found.as_array().unwrap().iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect()
+    }
+
     pub async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", Value::Null).await.as_str().unwrap_or_default().to_string()
     }
@@ -177,7 +244,12 @@ impl Browser {
     pub async fn wait_for_text(&self, css: &str, text: &str) -> String {
         for _ in 0..150 {
             for e in self.find_all(css).await {
-                let t = self.text(&e).await;
+                // The page may redraw between the search and the read: read again next time.
+                let Ok(t) = self.try_call(reqwest::Method::GET, &format!("/element/{e}/text"), Value::Null).await
+                else {
+                    continue;
+                };
+                let t = t.as_str().unwrap_or_default().to_string();
                 if t.contains(text) {
                     return t;
                 }

@@ -215,6 +215,11 @@ impl Messenger {
         &self.settings
     }
 
+    /// The store the hub writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Resolves when a visitor wrote (the daemon waits on it between polls).
     pub async fn woken(&self) {
         self.wake.notified().await

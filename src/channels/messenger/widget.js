@@ -28,7 +28,7 @@
 
   // The texts: English, or the configured ones of the visitor's language (messenger.texts).
   var english = {
-    title: "Chat with us", message_label: "Your message", placeholder: "Type your question", send: "Send",
+    title: "Chat with us", message_label: "Your message", messages: "Messages", placeholder: "Type your question", send: "Send",
     close: "Close chat", typing: "Assistant is typing\u2026", you: "You", assistant: "Assistant", support: "Support",
     unread: "unread", suggestions_question: "Did one of them answer your question?",
     suggestions_yes: "Yes, that answered it", suggestions_no: "No, talk to a person",
@@ -50,12 +50,14 @@
   var title = tag.getAttribute("data-title") || t.title;
   var root = el("div", { "data-casebridge": "messenger", lang: language || "en" },
     { position: "fixed", right: "1rem", bottom: "1rem", zIndex: 2147483000, font: "15px/1.45 system-ui, sans-serif" });
-  var toggle = el("button", { type: "button", "aria-expanded": "false", "aria-controls": "casebridge-panel", text: title },
+  var toggle = el("button", { type: "button", "aria-expanded": "false", "aria-controls": "casebridge-panel" },
     { background: "#1f4fd6", color: "#fff", border: "0", borderRadius: "1.5rem", padding: ".7rem 1.2rem", cursor: "pointer", fontSize: "15px" });
+  var toggleText = el("span", { text: title });
+  toggle.append(toggleText);
   var panel = el("section", { id: "casebridge-panel", role: "dialog", "aria-label": title, hidden: "" },
     { width: "min(22rem, calc(100vw - 2rem))", height: "min(30rem, calc(100vh - 6rem))", background: "#fff", color: "#1d2330",
       border: "1px solid #c9d1e0", borderRadius: ".75rem", boxShadow: "0 8px 30px rgba(0,0,0,.18)", marginBottom: ".5rem",
-      display: "none", flexDirection: "column", overflow: "hidden" });
+      display: "none", flexDirection: "column", overflow: "hidden", boxSizing: "border-box" });
   var header = el("div", {}, { display: "flex", alignItems: "center", background: "#f3f5fa", borderBottom: "1px solid #e1e6ef" });
   var heading = el("h2", { text: title }, { margin: "0", padding: ".75rem 1rem", fontSize: "16px", flex: "1" });
   var closer = el("button", { type: "button", "aria-label": t.close, "data-close": "", text: "\u00d7" },
@@ -64,9 +66,13 @@
   var typing = el("p", { "data-typing": "", hidden: "" }, { margin: "0 .75rem .25rem", fontSize: "13px", color: "#4a5568", fontStyle: "italic" });
   typing.textContent = t.typing;
   var badge = el("span", { "data-unread": "", "aria-hidden": "true", hidden: "" },
-    { marginLeft: ".5rem", background: "#d92d20", color: "#fff", borderRadius: "1rem", padding: "0 .45rem", fontSize: "12px", fontWeight: "700" });
-  var log = el("ol", { role: "log", "aria-live": "polite", "aria-label": "Messages", tabindex: "0" },
-    { listStyle: "none", margin: "0", padding: ".75rem", flex: "1", overflowY: "auto" });
+    { marginLeft: ".5rem", background: "#b42318", color: "#fff", borderRadius: "1rem", padding: "0 .45rem", fontSize: "12px", fontWeight: "700" });
+  toggle.append(badge);
+  // The messages: a list, inside a live region screen readers announce new ones from.
+  var logBox = el("div", { role: "log", "aria-live": "polite", "aria-label": t.messages, tabindex: "0" },
+    { flex: "1", overflowY: "auto", padding: ".75rem" });
+  var log = el("ol", { "aria-label": t.messages }, { listStyle: "none", margin: "0", padding: "0" });
+  logBox.append(log);
   var form = el("form", {}, { display: "flex", gap: ".5rem", padding: ".5rem", borderTop: "1px solid #e1e6ef" });
   var label = el("label", { for: "casebridge-input", text: t.message_label },
     { position: "absolute", width: "1px", height: "1px", overflow: "hidden", clip: "rect(0 0 0 0)" });
@@ -76,7 +82,7 @@
     { background: "#1f4fd6", color: "#fff", border: "0", borderRadius: ".4rem", padding: "0 1rem", cursor: "pointer" });
   var status = el("p", { id: "casebridge-status", role: "status" }, { margin: "0", padding: "0 .75rem .5rem", fontSize: "13px", color: "#9b1c1c", minHeight: "1em" });
   form.append(label, input, send);
-  panel.append(header, log, typing, form, status);
+  panel.append(header, logBox, typing, form, status);
   root.append(panel, toggle);
   document.body.append(root);
 
@@ -103,11 +109,10 @@
   // Replies that arrive while the panel is closed, counted on the launcher.
   var unread = 0;
   function relabel() {
-    toggle.textContent = panel.hidden ? title : t.close;
+    toggleText.textContent = panel.hidden ? title : t.close;
     badge.textContent = String(unread);
     badge.hidden = !(panel.hidden && unread > 0);
-    if (!badge.hidden) toggle.append(badge);
-    toggle.setAttribute("aria-label", panel.hidden && unread > 0 ? title + " (" + unread + " " + t.unread + ")" : toggle.textContent);
+    toggle.setAttribute("aria-label", panel.hidden && unread > 0 ? title + " (" + unread + " " + t.unread + ")" : toggleText.textContent);
   }
   function markRead() {
     unread = 0;
@@ -224,7 +229,7 @@
     if (m.suggestions && m.suggestions.length) suggestions(item, m);
     else item.append(richText(m.body, m.sources));
     log.append(item);
-    log.scrollTop = log.scrollHeight;
+    logBox.scrollTop = logBox.scrollHeight;
   }
 
   function fail(text) { status.textContent = text; }
