@@ -119,6 +119,8 @@ async fn a_visitors_question_is_answered_over_the_api_and_the_event_stream() {
     let text = read_events(&mut events, |t| t.contains("\"author\":\"agent\"")).await;
     assert!(text.contains("event: message") && text.contains("id: 1") && text.contains("id: 2"), "{text}");
     assert!(text.to_lowercase().contains("recalibrat"), "{text}");
+    let typing = text.find("event: typing").expect("the agent is seen at work");
+    assert!(typing < text.find("\"author\":\"agent\"").unwrap(), "before its answer: {text}");
 
     let messages = chat.messages(&id, &token).await;
     assert_eq!(authors(&messages), ["visitor", "agent"]);
@@ -645,4 +647,27 @@ async fn a_reply_long_after_the_handover_reaches_the_chat_without_its_case_movin
         bodies.contains(&json!("Hi Sam, found your order.")) && bodies.contains(&json!("It ships today.")),
         "{bodies:?}"
     );
+}
+
+/// The widget opens its stream after its first message is stored, often after the daemon
+/// took the conversation up: a stream opened while the agent works is told at once, and
+/// one opened after the answer is not.
+#[tokio::test]
+async fn a_stream_opened_while_the_agent_works_is_told_at_once() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let chat = messenger(&mut d, MessengerSettings::default()).await;
+    let (id, token) = chat.started(GRIPPER).await;
+    chat.hub.typing(&id);
+    let url = format!("{}/messenger/v1/conversations/{id}/events?after=0&token={token}", chat.base);
+    let mut early = chat.http.get(&url).send().await.unwrap();
+    let text = read_events(&mut early, |t| t.contains("event: typing")).await;
+    assert!(text.contains("\"seconds\":"), "{text}");
+    drop(early);
+
+    d.chat_round().await.unwrap();
+    let mut late = chat.http.get(&url).send().await.unwrap();
+    let text = read_events(&mut late, |t| t.contains("\"author\":\"agent\"")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!text.contains("event: typing"), "the answer came: {text}");
 }

@@ -167,7 +167,10 @@ async fn replies_while_closed_are_counted_on_the_launcher_and_a_narrow_screen_ge
     b.click(&toggle).await;
     assert_eq!(b.script("return document.querySelector('[data-unread]').hidden").await, true, "read once opened");
 
-    // After a reload the replies read before are not counted again.
+    // A reply that arrives while the panel is open is read as it comes; after a reload, the
+    // replies read before are not counted again.
+    reply(&hub, &id, "One more thing: keep the box.".into(), Vec::new());
+    b.wait_for_text("li[data-author=agent]", "keep the box").await;
     b.open(&base).await;
     b.find("button[aria-controls=casebridge-panel]").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -67,11 +67,41 @@ pub struct ArticleUse {
 }
 
 impl Summary {
+    /// This summary, with what `previous` recorded of decisions since dropped (a
+    /// conversation keeps only its latest decisions): questions, articles, whether it was
+    /// answered, routed or declined, and the first reply.
+    pub fn merge(&mut self, previous: Summary) {
+        self.answered |= previous.answered;
+        self.routed |= previous.routed;
+        self.declined |= previous.declined;
+        self.csat = self.csat.or(previous.csat);
+        self.first_reply_secs = match (self.first_reply_secs, previous.first_reply_secs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut questions = previous.unanswered;
+        for q in std::mem::take(&mut self.unanswered) {
+            if !questions.contains(&q) && questions.len() < SUMMARY_QUESTIONS {
+                questions.push(q);
+            }
+        }
+        self.unanswered = questions;
+        let mut articles = previous.articles;
+        for a in std::mem::take(&mut self.articles) {
+            if let Some(p) = articles.iter_mut().find(|p| p.url == a.url) {
+                p.cited |= a.cited;
+                p.suggested |= a.suggested;
+            } else if articles.len() < SUMMARY_ARTICLES {
+                articles.push(a);
+            }
+        }
+        self.articles = articles;
+    }
+
     /// The summary of a conversation as it stands.
     pub fn of(c: &Conversation) -> Summary {
-        let agent_answers = || c.decisions.iter().filter_map(|d| d.agent.as_ref());
-        let answered =
-            c.first_reply_at.is_some() || agent_answers().any(|a| a.text.is_some() || !a.suggestions.is_empty());
+        // What was sent counts, not what the agent wrote: a handover may replace its answer.
+        let answered = c.first_reply_at.is_some() || c.decisions.iter().any(|d| d.reply.is_some() && d.agent.is_some());
         let routed = matches!(c.state, ConversationState::HandedOver { .. })
             || c.resolution.is_some_and(|r| r.state == Resolution::RoutedToTeam)
             || c.decisions.iter().any(|d| d.handover.is_some());
@@ -144,8 +174,8 @@ fn articles(c: &Conversation) -> Vec<ArticleUse> {
             out.push(ArticleUse { url: url.into(), title: title.into(), cited, suggested: !cited });
         }
     };
-    for answer in c.decisions.iter().filter_map(|d| d.agent.as_ref()) {
-        // An answer's sources are cited; articles offered to confirm are suggested only.
+    // Only what was sent: an answer's sources are cited, articles offered are suggested.
+    for answer in c.decisions.iter().filter(|d| d.reply.is_some()).filter_map(|d| d.agent.as_ref()) {
         if answer.text.is_some() && answer.suggestions.is_empty() {
             for s in &answer.sources {
                 note(&s.url, &s.title, true);
@@ -156,4 +186,54 @@ fn articles(c: &Conversation) -> Vec<ArticleUse> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(questions: &[&str], urls: &[(&str, bool)]) -> Summary {
+        Summary {
+            channel: Channel::Messenger,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            involved: true,
+            answered: false,
+            resolution: None,
+            routed: false,
+            topics: Vec::new(),
+            first_reply_secs: None,
+            csat: None,
+            unanswered: questions.iter().map(|q| q.to_string()).collect(),
+            articles: urls
+                .iter()
+                .map(|(u, cited)| ArticleUse {
+                    url: u.to_string(),
+                    title: u.to_string(),
+                    cited: *cited,
+                    suggested: !cited,
+                })
+                .collect(),
+            declined: false,
+        }
+    }
+
+    #[test]
+    fn a_summary_keeps_what_dropped_decisions_recorded() {
+        let mut now = with(&["b"], &[("u1", true), ("u2", false)]);
+        now.first_reply_secs = Some(90);
+        let mut before = with(&["a", "b"], &[("u1", false)]);
+        before.answered = true;
+        before.routed = true;
+        before.declined = true;
+        before.first_reply_secs = Some(30);
+        now.merge(before);
+        assert_eq!(now.unanswered, ["a", "b"]);
+        assert_eq!(now.articles.len(), 2);
+        assert!(now.articles[0].cited && now.articles[0].suggested, "{:?}", now.articles[0]);
+        assert!(now.answered && now.routed && now.declined);
+        assert_eq!(now.first_reply_secs, Some(30));
+        let mut full = with(&["x"], &[]);
+        full.merge(with(&["1", "2", "3"], &[]));
+        assert_eq!(full.unanswered.len(), SUMMARY_QUESTIONS, "bounded");
+    }
 }

@@ -67,13 +67,13 @@ impl Figures {
         if s.involved {
             self.involved += 1;
             self.answered += u64::from(s.answered);
+            // One outcome a conversation: how it ended, else routed if it ever was.
             match s.resolution.map(|r| r.state) {
                 Some(Resolution::HardResolution) => self.hard_resolutions += 1,
                 Some(Resolution::SoftResolution) => self.soft_resolutions += 1,
                 Some(Resolution::Abandoned) => self.abandoned += 1,
-                _ => {}
+                _ => self.routed += u64::from(s.routed),
             }
-            self.routed += u64::from(s.routed);
         }
         if let Some(rating) = s.csat.filter(|r| (1..=5).contains(r)) {
             self.csat_responses += 1;

@@ -32,13 +32,7 @@ fn failure(status: StatusCode, message: impl std::fmt::Display) -> Response {
 /// The messenger conversations, newest activity first (at most 200).
 pub async fn inbox(State(state): State<AdminState>) -> Response {
     let store = state.store.clone();
-    let listed = tokio::task::spawn_blocking(move || {
-        let (items, _) = store.recent_conversations(None, 0, 5_000)?;
-        Ok::<_, crate::store::StoreError>(
-            items.into_iter().filter(|c| c.channel == Channel::Messenger).take(200).collect::<Vec<_>>(),
-        )
-    })
-    .await;
+    let listed = tokio::task::spawn_blocking(move || store.recent_chats(200)).await;
     match listed {
         Ok(Ok(chats)) => {
             axum::Json(json!({ "conversations": chats.iter().map(chat_summary).collect::<Vec<_>>() })).into_response()

@@ -25,15 +25,27 @@ pub(super) struct PeriodQuery {
 
 /// The report over the conversations that began in `[from, to)`.
 pub fn agent_report(store: &Store, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<AgentReport, StoreError> {
-    let summaries: Vec<_> = store.summaries_since(from).map(|item| item.map(|(_, s)| s)).collect::<Result<_, _>>()?;
-    Ok(build(from, to, summaries))
+    // Read as they are counted, not gathered first: a period long past reads many.
+    let mut failed = None;
+    let summaries = store.summaries_since(from).map_while(|item| match item {
+        Ok((_, s)) => Some(s),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    let report = build(from, to, summaries);
+    failed.map_or(Ok(report), Err)
 }
 
 fn day(name: &str, text: Option<&str>, default: NaiveDate) -> Result<NaiveDate, String> {
     match text {
         None | Some("") => Ok(default),
         Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
-            .map_err(|_| format!("{name}: a date as YYYY-MM-DD, found {:?}", t.chars().take(40).collect::<String>())),
+            .ok()
+            // chrono reads signed years of six digits: only four-digit years are dates here.
+            .filter(|d| (1970..=9999).contains(&chrono::Datelike::year(d)))
+            .ok_or_else(|| format!("{name}: a date as YYYY-MM-DD, found {:?}", t.chars().take(40).collect::<String>())),
     }
 }
 
@@ -91,6 +103,8 @@ mod tests {
         assert!(period(&q(Some("2026-13-01"), None), today).unwrap_err().starts_with("from: a date as YYYY-MM-DD"));
         assert!(period(&q(Some("2026-03-06"), Some("2026-03-05")), today).unwrap_err().contains("is after"));
         assert!(period(&q(Some("2020-01-01"), None), today).unwrap_err().contains("at most 366 days"));
+        assert!(period(&q(None, Some("-262144-01-01")), today).unwrap_err().starts_with("to: a date"));
+        assert!(period(&q(Some("+262143-12-31"), Some("+262143-12-31")), today).is_err());
         let huge = "9".repeat(10_000);
         assert!(period(&q(None, Some(&huge)), today).unwrap_err().len() < 100);
     }

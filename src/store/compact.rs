@@ -12,6 +12,9 @@ use std::path::Path;
 
 use super::{CACHE_BYTES, Result, Store, StoreError, sidecar};
 
+/// Where a compacted store keeps the floor its ids start above, in `meta`.
+const ID_FLOOR_KEY: &[u8] = b"id_floor";
+
 /// Bytes copied between flushes of the copy (see `FLUSH_EVERY` on sled#1412).
 const COPY_FLUSH_BYTES: usize = 512 * 1024;
 
@@ -46,11 +49,28 @@ pub(super) fn restore_interrupted(path: &Path) -> Result<()> {
         tracing::warn!(store = %path.display(), "A compaction was interrupted; the store is put back as it was.");
         std::fs::rename(&original, path).map_err(io_error(path))?;
         sync_parent(path)?;
+    } else if path.exists() && original.is_dir() {
+        // Stopped after the swap, before the original was removed: the store in place is the
+        // checked copy, and the original only takes the space the compaction gave back.
+        tracing::warn!(store = %path.display(), "A compaction stopped before removing the original; removing it now.");
+        std::fs::remove_dir_all(&original).map_err(io_error(&original))?;
     }
     Ok(())
 }
 
 impl Store {
+    /// A new id, above every id this store (or the one it was compacted from) gave.
+    pub(super) fn next_id(&self) -> Result<u64> {
+        Ok(self.id_floor + self.db.generate_id()?)
+    }
+
+    /// Reads the id floor a compaction left.
+    pub(super) fn with_id_floor(mut self) -> Result<Store> {
+        let floor = self.meta.get(ID_FLOOR_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
+        self.id_floor = floor.map_or(0, u64::from_be_bytes);
+        Ok(self)
+    }
+
     /// Compacts the store at `path`, which must exist and not be open anywhere (the
     /// daemon stopped). Returns its size before and after.
     pub fn compact(path: &Path) -> Result<CompactReport> {
@@ -83,7 +103,12 @@ impl Store {
             }
         }
         copy.flush()?;
-        if copy.checksum()? != original.db.checksum()? {
+        let checksums_match = copy.checksum()? == original.db.checksum()?;
+        // The copy's id counter starts at zero: its ids start above the original's.
+        let floor = original.next_id()? + 1;
+        copy.open_tree("meta")?.insert(ID_FLOOR_KEY, &floor.to_be_bytes())?;
+        copy.flush()?;
+        if !checksums_match {
             drop(copy);
             let _ = std::fs::remove_dir_all(&copy_path);
             return Err(StoreError::Io {
@@ -147,6 +172,12 @@ mod tests {
         store.commit(&recent, Vec::new()).unwrap();
         let cursor = Cursor { modstamp: Utc::now() };
         store.set_cursor(cursor).unwrap();
+        let reply = |body: &str| crate::model::Action::PostReply {
+            case_id: recent.id.clone(),
+            body: body.into(),
+            channel: crate::model::ReplyChannel::Comment,
+        };
+        let pending = store.enqueue(reply("queued before")).unwrap();
         let cutoff = Utc::now() - chrono::Duration::days(30);
         while store.prune(cutoff, cutoff, 1_000).unwrap().more {}
         store.flush().unwrap();
@@ -159,6 +190,10 @@ mod tests {
         assert_eq!(store.conversation_count(), 1);
         assert_eq!(store.cursor().unwrap(), Some(cursor));
         assert!(store.prune_mark(&old[7].id).unwrap().is_some(), "what exactly-once needs is copied");
+        // The copy's ids start above the original's: nothing queued is overwritten.
+        let later = store.enqueue(reply("queued after")).unwrap();
+        assert!(later > pending, "{later} after {pending}");
+        assert_eq!(store.outbox_len(), 2);
         assert!(!sidecar(&path, "compacting").exists() && !sidecar(&path, "before-compaction").exists());
     }
 
@@ -178,6 +213,14 @@ mod tests {
         let store = reopen(&path);
         assert_eq!(store.conversation(&kept.id).unwrap().as_ref(), Some(&kept));
         drop(store);
+        compact(&path);
+        // Stopped after the swap, before the original went: it goes at the next open.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::fs::create_dir(sidecar(&path, "before-compaction")).unwrap();
+        std::fs::write(sidecar(&path, "before-compaction").join("db"), b"old").unwrap();
+        drop(reopen(&path));
+        assert!(!sidecar(&path, "before-compaction").exists());
+        std::thread::sleep(std::time::Duration::from_millis(200));
         compact(&path);
         assert_eq!(reopen(&path).conversation(&kept.id).unwrap().as_ref(), Some(&kept));
     }

@@ -146,6 +146,9 @@ pub struct Store {
     chats_due: sled::Tree,
     /// Case id → the stamp of our own reply's echo (see `echoes.rs`).
     echoes: sled::Tree,
+    /// Added to sled's id counter: a compacted store's counter starts again at zero, and
+    /// its ids must stay above every id the original gave (see `compact.rs`).
+    id_floor: u64,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
@@ -274,12 +277,14 @@ impl Store {
             error_count: Arc::new(AtomicU64::new(0)),
             chats_due: db.open_tree("chats_due")?,
             echoes: db.open_tree("echoes")?,
+            id_floor: 0,
             conversation_count: Arc::new(AtomicU64::new(0)),
             outbox_count: Arc::new(AtomicU64::new(0)),
             conversations_read: Arc::new(AtomicU64::new(0)),
             db,
             path: path.to_path_buf(),
         }
+        .with_id_floor()?
         .with_activity_index()?
         .with_summaries()?
         .with_outbox_index()?
@@ -445,8 +450,9 @@ impl Store {
                     if let Some(email) = &lead_claim {
                         visitor_leads::claim(leads, email, &conversation.id, previous.as_ref())?;
                     }
+                    let mut previous_value = None;
                     if let Some(old) = activity_keys.insert(conversation.id.as_bytes(), new_key.clone())? {
-                        activity.remove(old)?;
+                        previous_value = activity.remove(old)?;
                     }
                     let old_wait = match &awaiting_key {
                         Some(key) => awaiting_keys.insert(conversation.id.as_bytes(), key.clone())?,
@@ -458,7 +464,8 @@ impl Store {
                     if let Some(key) = &awaiting_key {
                         awaiting.insert(key.clone(), &[])?;
                     }
-                    activity.insert(new_key.clone(), activity_value.clone())?;
+                    let value = summaries::merged_value(&activity_value, previous_value.as_deref());
+                    activity.insert(new_key.clone(), value)?;
                     // A chat's place in the chats' queue, a case's in the cases' retries.
                     let due = if is_chat { chats_due } else { retries };
                     match &retry {
@@ -493,7 +500,7 @@ impl Store {
             .into_iter()
             .map(|action| {
                 Ok(OutboxEntry {
-                    id: self.db.generate_id()?,
+                    id: self.next_id()?,
                     action,
                     status: EntryStatus::Pending,
                     attempts: 0,
@@ -514,7 +521,7 @@ impl Store {
 
     /// A new number, unique in this store (for ids casebridge makes).
     pub fn new_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()?)
+        self.next_id()
     }
 
     /// Case ids of the conversations awaiting the customer since `cutoff` or earlier,

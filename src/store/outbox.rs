@@ -299,7 +299,7 @@ impl Store {
 
     pub(super) fn enqueue_entry(&self, action: Action, retry_of: Option<u64>) -> Result<u64> {
         let entry = OutboxEntry {
-            id: self.db.generate_id()?,
+            id: self.next_id()?,
             action,
             status: EntryStatus::Pending,
             attempts: 0,

@@ -9,6 +9,9 @@ use chrono::{DateTime, Utc};
 use super::{FLUSH_EVERY, RECENT_SCAN, Result, Store, decode, encode, state_name};
 use crate::model::{Conversation, Summary};
 
+/// How many conversations a state-filtered page of conversations counts, at most.
+pub const RECENT_TOTAL_CAP: usize = 10_000;
+
 /// Set in `meta` once every activity entry carries its summary.
 const SUMMARIES_KEY: &[u8] = b"activity_summaries";
 
@@ -18,6 +21,22 @@ pub(super) fn activity_value(conversation: &Conversation) -> Vec<u8> {
     value.push(0);
     value.extend(encode(&Summary::of(conversation)));
     value
+}
+
+/// A conversation's new activity value, its summary merged with what the entry it replaces
+/// recorded (decisions the conversation no longer keeps).
+pub(super) fn merged_value(value: &[u8], previous: Option<&[u8]>) -> Vec<u8> {
+    let summary = |v: &[u8]| {
+        let at = v.iter().position(|b| *b == 0)?;
+        serde_json::from_slice::<Summary>(&v[at + 1..]).ok().map(|s| (at, s))
+    };
+    let (Some((at, mut now)), Some((_, before))) = (summary(value), previous.and_then(summary)) else {
+        return value.to_vec();
+    };
+    now.merge(before);
+    let mut merged = value[..=at].to_vec();
+    merged.extend(encode(&now));
+    merged
 }
 
 /// The state's name in an activity entry's value (all of it in an older store's).
@@ -66,8 +85,35 @@ impl Store {
                 }
             }
             total += 1;
+            // The page is read: without a filter the total is kept; with one, counting stops
+            // at a bound (a poll of the admin page never walks years of history).
+            if total >= skip + take && (state.is_none() || total >= RECENT_TOTAL_CAP) {
+                break;
+            }
+        }
+        if state.is_none() {
+            total = total.max(self.conversation_count());
         }
         Ok((page, total))
+    }
+
+    /// The `take` most recently active messenger conversations, among the [`RECENT_SCAN`]
+    /// most recently active: chats are told apart by their ids, so only they are read.
+    pub fn recent_chats(&self, take: usize) -> Result<Vec<Conversation>> {
+        let mut out = Vec::new();
+        for item in self.activity.iter().rev().take(RECENT_SCAN) {
+            let (key, _) = item?;
+            let id = String::from_utf8_lossy(&key[8.min(key.len())..]).into_owned();
+            if crate::model::is_messenger_id(&id)
+                && let Some(c) = self.conversation(&id)?
+            {
+                out.push(c);
+                if out.len() == take {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The summaries of the conversations last active at or after `since`, oldest first,

@@ -161,7 +161,7 @@ impl Store {
     /// Records a failure: as a new sync error, or on the one it repeats (the same `id`, or
     /// the same case, operation and code), keeping that one's history.
     pub fn record_error(&self, error: SyncError) -> Result<u64> {
-        let fresh_id = self.db.generate_id()? + 1;
+        let fresh_id = self.next_id()? + 1;
         // Found, merged and written in one transaction: a repeat recorded at the same time,
         // or the error resolved meanwhile, never leaves two errors or a count that drifts.
         let (id, added) = (&self.errors, &self.error_keys)

@@ -257,20 +257,17 @@ async fn events(
     let after =
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(q.after);
     match m.subscribe(&id, token.as_deref(), after) {
-        Ok((backlog, receiver)) => {
-            Sse::new(stream(backlog, receiver, after)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response()
-        }
+        Ok(opened) => Sse::new(stream(opened, after)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn stream(
-    backlog: Vec<super::Message>,
-    receiver: tokio::sync::broadcast::Receiver<super::StreamEvent>,
-    after: usize,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+fn stream(opened: super::Subscription, after: usize) -> impl Stream<Item = Result<Event, Infallible>> {
+    let super::Subscription { backlog, receiver, typing } = opened;
     let last = backlog.last().map_or(after, |m| m.seq);
-    let first = futures_util::stream::iter(backlog.into_iter().map(|m| Ok(message_event(&m))));
+    // Not after the answer itself (committed between the two reads).
+    let typing = typing.filter(|_| backlog.last().is_none_or(|m| m.author == "visitor")).map(typing_event);
+    let first = futures_util::stream::iter(backlog.into_iter().map(|m| message_event(&m)).chain(typing).map(Ok));
     let rest = futures_util::stream::unfold((receiver, last), |(mut receiver, last)| async move {
         loop {
             match receiver.recv().await {
@@ -280,8 +277,7 @@ fn stream(
                     return Some((Ok(message_event(&m)), (receiver, seq)));
                 }
                 Ok(super::StreamEvent::Typing { seconds }) => {
-                    let event = Event::default().event("typing").data(json!({ "seconds": seconds }).to_string());
-                    return Some((Ok(event), (receiver, last)));
+                    return Some((Ok(typing_event(seconds)), (receiver, last)));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     return Some((Ok(Event::default().event("resync").data(last.to_string())), (receiver, last)));
@@ -291,6 +287,10 @@ fn stream(
         }
     });
     futures_util::StreamExt::chain(first, rest)
+}
+
+fn typing_event(seconds: u64) -> Event {
+    Event::default().event("typing").data(json!({ "seconds": seconds }).to_string())
 }
 
 fn message_event(m: &super::Message) -> Event {

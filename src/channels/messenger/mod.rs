@@ -18,15 +18,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 
-use crate::model::{
-    AuthorKind, Channel, Conversation, ConversationState, MESSENGER_ID_PREFIX, MessengerInfo, Part, PartKind, Visitor,
-};
+use crate::model::{AuthorKind, Conversation, ConversationState, MESSENGER_ID_PREFIX, Part, Visitor};
 use crate::store::{Store, StoreError};
 
 pub mod api;
 pub mod limits;
 pub mod matching;
 pub mod mirror;
+mod parts;
 pub mod plan;
 pub mod tasks;
 pub mod token;
@@ -148,6 +147,14 @@ pub enum StreamEvent {
     Typing { seconds: u64 },
 }
 
+/// A conversation's event stream as it opens: the messages so far, what comes next, and
+/// whether the agent is working on an answer (for how many more seconds, at most).
+pub struct Subscription {
+    pub backlog: Vec<Message>,
+    pub receiver: broadcast::Receiver<StreamEvent>,
+    pub typing: Option<u64>,
+}
+
 /// How long the widget shows the agent typing, at most, in seconds: a bound for a reply
 /// that fails or is handed over without a message.
 pub const TYPING_MAX_SECS: u64 = 30;
@@ -184,6 +191,9 @@ pub struct Messenger {
     /// Held while a messenger conversation is read, changed and committed.
     writes: Mutex<()>,
     streams: Mutex<HashMap<String, broadcast::Sender<StreamEvent>>>,
+    /// Conversations the agent is working on, until when: a stream opened meanwhile (the
+    /// widget opens its stream after its first message) is told at once.
+    typing_until: Mutex<HashMap<String, std::time::Instant>>,
     wake: Notify,
 }
 
@@ -207,6 +217,7 @@ impl Messenger {
             settings,
             writes: Mutex::new(()),
             streams: Mutex::new(HashMap::new()),
+            typing_until: Mutex::new(HashMap::new()),
             wake: Notify::new(),
         }))
     }
@@ -288,12 +299,7 @@ impl Messenger {
     }
 
     /// A stream of the conversation's new messages, with those past `after` so far.
-    pub fn subscribe(
-        &self,
-        id: &str,
-        token: Option<&str>,
-        after: usize,
-    ) -> Result<(Vec<Message>, broadcast::Receiver<StreamEvent>), MessengerError> {
+    pub fn subscribe(&self, id: &str, token: Option<&str>, after: usize) -> Result<Subscription, MessengerError> {
         self.authorise(id, token)?;
         // Subscribed before reading, so nothing committed in between is missed (a message
         // in both is skipped by its seq).
@@ -307,7 +313,11 @@ impl Messenger {
             sender.subscribe()
         };
         let conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
-        Ok((messages_of(&conv, after), receiver))
+        let typing = lock(&self.typing_until)
+            .get(id)
+            .and_then(|until| until.checked_duration_since(std::time::Instant::now()))
+            .map(|left| left.as_secs().max(1));
+        Ok(Subscription { backlog: messages_of(&conv, after), receiver, typing })
     }
 
     /// Commits the daemon's version of a messenger conversation: parts the visitor added
@@ -442,6 +452,9 @@ impl Messenger {
         if messages.is_empty() {
             return;
         }
+        if messages.iter().any(|m| m.author != "visitor") {
+            lock(&self.typing_until).remove(id);
+        }
         let streams = lock(&self.streams);
         if let Some(sender) = streams.get(id) {
             for m in messages {
@@ -452,6 +465,13 @@ impl Messenger {
 
     /// Tells the conversation's open streams that the agent is working on an answer.
     pub fn typing(&self, id: &str) {
+        let seconds = std::time::Duration::from_secs(TYPING_MAX_SECS);
+        {
+            let mut typing = lock(&self.typing_until);
+            let now = std::time::Instant::now();
+            typing.retain(|_, until| *until > now);
+            typing.insert(id.to_string(), now + seconds);
+        }
         if let Some(sender) = lock(&self.streams).get(id) {
             let _ = sender.send(StreamEvent::Typing { seconds: TYPING_MAX_SECS });
         }
@@ -518,105 +538,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A visitor who gave no email but writes one in a message has left it (unverified).
-fn left_email(conv: &mut Conversation, body: &str) {
-    let Some(info) = conv.messenger.as_mut() else { return };
-    if info.visitor.email.is_none()
-        && let Some(email) = matching::email_in(body)
-    {
-        info.visitor.email = Some(email.clone());
-        conv.customer_email = Some(email);
-    }
-}
-
-/// A part the daemon writes into a messenger conversation (the agent's reply, a notice, a
-/// person's reply from the case).
-pub fn daemon_part(id: String, author: AuthorKind, name: Option<String>, body: String) -> Part {
-    Part {
-        id,
-        kind: PartKind::Chat,
-        author,
-        author_id: None,
-        author_name: name,
-        body,
-        public: true,
-        created_at: Utc::now(),
-        message_id: None,
-        suggestions: Vec::new(),
-        sources: Vec::new(),
-    }
-}
-
-fn visitor_part(id: String, body: String, at: DateTime<Utc>) -> Part {
-    Part {
-        id,
-        kind: PartKind::Chat,
-        author: AuthorKind::User,
-        author_id: None,
-        author_name: None,
-        body,
-        public: true,
-        created_at: at,
-        message_id: None,
-        suggestions: Vec::new(),
-        sources: Vec::new(),
-    }
-}
-
-fn new_conversation(id: &str, visitor: Visitor, now: DateTime<Utc>) -> Conversation {
-    let mut conv = Conversation::from_question("");
-    conv.channel = Channel::Messenger;
-    conv.id = id.to_string();
-    conv.parts.clear();
-    conv.origin = Some("Messenger".into());
-    conv.customer_email = visitor.email.clone();
-    conv.contact = None;
-    conv.created_at = now;
-    conv.modstamp = now;
-    conv.messenger = Some(MessengerInfo { visitor, ..MessengerInfo::default() });
-    conv
-}
-
-/// The subject a conversation's case gets: the first line of the first message.
-fn subject_of(body: &str) -> String {
-    let line = body.lines().next().unwrap_or_default();
-    if line.chars().count() > 80 { format!("{}…", line.chars().take(80).collect::<String>()) } else { line.into() }
-}
-
-/// The public messages of `conv` past `after`, as the widget shows them.
-pub fn messages_of(conv: &Conversation, after: usize) -> Vec<Message> {
-    conv.parts
-        .iter()
-        .enumerate()
-        .skip(after)
-        .filter(|(_, p)| p.public)
-        .map(|(i, p)| Message {
-            seq: i + 1,
-            author: match p.author {
-                AuthorKind::User => "visitor",
-                AuthorKind::Bot => "agent",
-                AuthorKind::Admin => "human",
-            },
-            name: if p.author == AuthorKind::User { None } else { p.author_name.clone() },
-            body: p.body.clone(),
-            created_at: p.created_at,
-            suggestions: p.suggestions.clone(),
-            sources: p.sources.clone(),
-        })
-        .collect()
-}
-
-/// 26 characters of a 128-bit random number (lowercase base32): ids nobody guesses.
-fn random_suffix() -> String {
-    const DIGITS: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut n: u128 = rand::random();
-    (0..26)
-        .map(|_| {
-            let d = DIGITS[(n & 31) as usize] as char;
-            n >>= 5;
-            d
-        })
-        .collect()
-}
-
 pub use crate::model::text::is_email;
+pub use parts::{daemon_part, messages_of};
+use parts::{left_email, new_conversation, random_suffix, subject_of, visitor_part};

@@ -221,6 +221,8 @@
       hideTyping();
       if (panel.hidden && m.seq > (state.read || 0)) { unread += 1; relabel(); }
     }
+    // Seen as it arrives while the panel is open: not counted again after a reload.
+    if (!panel.hidden && m.seq > (state.read || 0)) { state.read = m.seq; save(); }
     var who = mine ? t.you : (m.name || (m.author === "human" ? t.support : t.assistant));
     var item = el("li", { "data-author": m.author },
       { margin: ".35rem 0", padding: ".45rem .65rem", borderRadius: ".6rem", maxWidth: "85%", whiteSpace: "pre-wrap", wordBreak: "break-word",
@@ -245,6 +247,9 @@
     });
   }
 
+  // A refused or dropped stream is opened again, less often each time (a visitor with many
+  // tabs open meets the per-conversation limit).
+  var retryDelay = 3000;
   function listen() {
     if (!state.id || state.source) return;
     var url = api + "/" + encodeURIComponent(state.id) + "/events?after=" + state.seq + "&token=" + encodeURIComponent(state.token);
@@ -257,8 +262,13 @@
       try { seconds = Number(JSON.parse(e.data).seconds) || 30; } catch (err) { /* the default bound */ }
       showTyping(seconds);
     });
+    source.addEventListener("open", function () { retryDelay = 3000; });
     source.onerror = function () {
-      if (source.readyState === EventSource.CLOSED) { state.source = null; setTimeout(listen, 3000); }
+      if (source.readyState === EventSource.CLOSED) {
+        state.source = null;
+        setTimeout(listen, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 60000);
+      }
     };
   }
 
@@ -327,7 +337,8 @@
   }
   toggle.addEventListener("click", function () { open(panel.hidden); });
   closer.addEventListener("click", function () { open(false); });
-  // A conversation from an earlier visit: its replies since are counted on the launcher.
-  if (state.id) load().then(listen);
+  // A conversation from an earlier visit: its replies since are counted on the launcher (one
+  // read; the stream opens with the panel).
+  if (state.id) load();
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") open(false); });
 })();
