@@ -671,3 +671,120 @@ async fn a_stream_opened_while_the_agent_works_is_told_at_once() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!text.contains("event: typing"), "the answer came: {text}");
 }
+
+/// A chat that closes asks the visitor how it went: 1 to 5 and a comment, refused when it
+/// is anything else, a second rating replacing the first, counted in the metrics and in
+/// the agent report.
+#[tokio::test]
+async fn a_closing_chat_asks_for_a_rating_that_metrics_and_the_report_count() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let chat = messenger(&mut d, MessengerSettings::default()).await;
+    let (id, token) = chat.started(GRIPPER).await;
+    d.chat_round().await.unwrap();
+    assert_eq!(chat.say(&id, &token, "That fixed it, thanks!").await.status(), 201);
+    d.chat_round().await.unwrap();
+    assert_eq!(d.store().conversation(&id).unwrap().unwrap().state, ConversationState::Closed);
+    let messages = chat.messages(&id, &token).await;
+    let last = messages.last().unwrap();
+    assert_eq!(last["body"], "This conversation is closed. How did we do?", "{messages:#?}");
+    assert_eq!(last["asks_rating"], true);
+
+    let url = format!("{}/messenger/v1/conversations/{id}/rating", chat.base);
+    let rate = |body: Value, token: Option<&str>| {
+        let request = chat.http.post(&url).json(&body);
+        let request = match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
+        request.send()
+    };
+    for (body, status) in [
+        (json!({ "rating": 0 }), 400),
+        (json!({ "rating": 6 }), 400),
+        (json!({ "rating": 300 }), 422),
+        (json!({ "rating": "5" }), 422),
+        (json!({ "rating": 5, "stars": 5 }), 422),
+        (json!({ "comment": "no rating" }), 422),
+        (json!({ "rating": 5, "comment": "x".repeat(1_001) }), 413),
+    ] {
+        let r = rate(body.clone(), Some(&token)).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{body}");
+    }
+    assert_eq!(rate(json!({ "rating": 5 }), None).await.unwrap().status(), 401);
+    assert_eq!(rate(json!({ "rating": 5 }), Some("not-the-token")).await.unwrap().status(), 403);
+    assert!(d.store().conversation(&id).unwrap().unwrap().csat.is_none(), "nothing refused is stored");
+
+    let r = rate(json!({ "rating": 4, "comment": "  Quick, thanks  " }), Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = rate(json!({ "rating": 5 }), Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 201, "a second rating replaces the first");
+    let csat = d.store().conversation(&id).unwrap().unwrap().csat.unwrap();
+    assert_eq!((csat.rating, csat.comment), (5, None));
+    let last = chat.messages(&id, &token).await.pop().unwrap();
+    assert!(last.get("asks_rating").is_none(), "rated: the widget no longer asks");
+
+    let metrics = d.metrics().render();
+    assert!(metrics.contains("casebridge_csat_ratings_total{rating=\"4\"} 1"), "{metrics}");
+    assert!(metrics.contains("casebridge_csat_ratings_total{rating=\"5\"} 1"), "{metrics}");
+    let now = chrono::Utc::now();
+    let report = casebridge::report::report_api::agent_report(d.store(), now - chrono::Duration::days(1), now).unwrap();
+    let by_channel = &report.by_channel["messenger"];
+    assert_eq!((by_channel.csat_responses, by_channel.csat_average), (1, Some(5.0)));
+}
+
+/// An anonymous visitor handed over to a person is asked for an email to be reached by:
+/// a bad one is refused, a good one becomes the visitor's (unverified) and makes their Lead
+/// as an email written in a message does; a visitor with an email is not asked.
+#[tokio::test]
+async fn an_anonymous_visitor_handed_over_is_asked_for_an_email_that_makes_their_lead() {
+    let w = World::new().await;
+    let mut d = daemon(&w).await;
+    let chat = messenger(&mut d, MessengerSettings { create_leads: true, ..MessengerSettings::default() }).await;
+    let (id, token) = chat.started("Can I talk to a person?").await;
+    d.chat_round().await.unwrap();
+    let last = chat.messages(&id, &token).await.pop().unwrap();
+    assert_eq!(last["asks_email"], true, "{last}");
+
+    let url = format!("{}/messenger/v1/conversations/{id}/email", chat.base);
+    let leave = |body: Value, token: Option<&str>| {
+        let request = chat.http.post(&url).json(&body);
+        match token {
+            Some(t) => request.bearer_auth(t).send(),
+            None => request.send(),
+        }
+    };
+    for (body, status) in [
+        (json!({ "email": "not an email" }), 400),
+        (json!({ "email": format!("{}@example.com", "a".repeat(80)) }), 400),
+        (json!({ "email": "ann@example.com\r\nBcc: x@y.z" }), 400),
+        (json!({ "mail": "ann@example.com" }), 422),
+        (json!({ "email": ["ann@example.com"] }), 422),
+    ] {
+        assert_eq!(leave(body.clone(), Some(&token)).await.unwrap().status().as_u16(), status, "{body}");
+    }
+    assert_eq!(leave(json!({ "email": "ann@example.com" }), None).await.unwrap().status(), 401);
+    assert!(d.store().conversation(&id).unwrap().unwrap().customer_email.is_none(), "nothing refused is kept");
+
+    let r = leave(json!({ "email": " Ann@Example.com " }), Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["email"], "ann@example.com");
+    let again = leave(json!({ "email": "other@example.com" }), Some(&token)).await.unwrap();
+    assert_eq!(again.status(), 400, "one email a conversation");
+    let last = chat.messages(&id, &token).await.pop().unwrap();
+    assert!(last.get("asks_email").is_none(), "answered: no longer asked");
+
+    d.chat_round().await.unwrap();
+    let made = leads(&w, "ann@example.com").await;
+    assert_eq!(made.len(), 1, "the email makes the visitor's Lead: {made:?}");
+    let visitor = d.store().conversation(&id).unwrap().unwrap().messenger.unwrap().visitor;
+    assert!(!visitor.verified, "a typed email is not a verified one");
+
+    // A visitor who gave an email is not asked.
+    let started = chat.start(json!({ "email": "bo@example.com", "message": "Can I talk to a person?" })).await;
+    let started: Value = started.json().await.unwrap();
+    let (id, token) = (started["conversation_id"].as_str().unwrap(), started["visitor_token"].as_str().unwrap());
+    d.chat_round().await.unwrap();
+    let last = chat.messages(id, token).await.pop().unwrap();
+    assert!(last.get("asks_email").is_none(), "{last}");
+}

@@ -215,7 +215,7 @@ async fn suggested_articles_are_links_and_a_click_on_yes_confirms() {
     assert_eq!(b.text(&buttons[1]).await, "No, talk to a person");
 
     b.click(&buttons[0]).await;
-    b.wait_for_text("li[data-author=visitor]:last-of-type", "Yes, that answered it").await;
+    b.wait_for_text("li[data-author=visitor]", "Yes, that answered it").await;
     assert!(b.find_all("[data-choices]").await.is_empty(), "the buttons answer the latest message only");
     let id = b
         .script(

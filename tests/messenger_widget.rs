@@ -234,3 +234,94 @@ async fn the_widget_speaks_the_language_the_browser_prefers() {
     );
     b.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_message_asks_for_a_rating_and_the_visitor_gives_one() {
+    let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
+    let (base, hub, _dir) = serve(MessengerSettings::default()).await;
+    let b = Browser::start(chromium, driver).await;
+    b.resize(900, 720).await;
+    b.open(&base).await;
+    let id = ask(&b, "Thanks, that fixed it").await;
+    let mut conv = hub.store().conversation(&id).unwrap().unwrap();
+    let mut closing = daemon_part(
+        format!("{id}-closing"),
+        AuthorKind::Bot,
+        Some("AI agent".into()),
+        "This conversation is closed. How did we do?".into(),
+    );
+    closing.asks_rating = true;
+    conv.parts.push(closing);
+    conv.handled.extend(conv.parts.iter().filter(|p| p.author == AuthorKind::User).map(|p| p.id.clone()));
+    hub.commit(conv, Vec::new()).unwrap();
+
+    b.wait_for_text("li[data-author=agent]", "How did we do?").await;
+    let send = b.find("[data-rating] button[type=submit]").await;
+    b.click(&send).await;
+    b.wait_for_text("#casebridge-status", "Pick a rating").await;
+    let four = b.find("[data-rating] button[data-score='4']").await;
+    b.click(&four).await;
+    assert_eq!(b.attribute(&four, "aria-pressed").await.as_deref(), Some("true"));
+    let comment = b.find("[data-rating] textarea").await;
+    b.click(&comment).await;
+    b.keys("Quick and clear").await;
+    b.screenshot("messenger-rating").await;
+    if let Some(axe) = webdriver::axe_or_skip() {
+        let found = b.accessibility_violations(&axe, "[data-casebridge=messenger]").await;
+        assert!(found.is_empty(), "axe-core: {found:#?}");
+    }
+    b.click(&send).await;
+    b.wait_for_text("li[data-author=agent]", "Thank you for your rating.").await;
+    let csat = hub.store().conversation(&id).unwrap().unwrap().csat.expect("stored");
+    assert_eq!((csat.rating, csat.comment.as_deref()), (4, Some("Quick and clear")));
+
+    // Rated: after a reload the closing message no longer asks.
+    b.open(&base).await;
+    b.click(&b.find("button[aria-controls=casebridge-panel]").await).await;
+    b.wait_for_text("li[data-author=agent]", "How did we do?").await;
+    assert!(b.find_all("[data-rating]").await.is_empty());
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_visitor_leaves_an_email_when_handed_over() {
+    let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
+    let (base, hub, _dir) = serve(MessengerSettings::default()).await;
+    let b = Browser::start(chromium, driver).await;
+    b.resize(900, 720).await;
+    b.open(&base).await;
+    let id = ask(&b, "Can I talk to a person?").await;
+    let mut conv = hub.store().conversation(&id).unwrap().unwrap();
+    let notice = "I've passed this to our support team. Someone will reply here.";
+    let mut part = daemon_part(format!("{id}-handover"), AuthorKind::Bot, Some("AI agent".into()), notice.into());
+    part.asks_email = true;
+    conv.parts.push(part);
+    conv.handled.extend(conv.parts.iter().filter(|p| p.author == AuthorKind::User).map(|p| p.id.clone()));
+    hub.commit(conv, Vec::new()).unwrap();
+
+    b.wait_for_text("li[data-author=agent]", "support team").await;
+    let input = b.find("[data-email] input[type=email]").await;
+    let label = b.script("return document.querySelector('[data-email] label').textContent").await;
+    assert_eq!(label, "Your email, so we can reach you if you leave");
+    b.click(&input).await;
+    b.keys("not an email").await;
+    let send = b.find("[data-email] button[type=submit]").await;
+    b.click(&send).await;
+    let said = b.text(&b.find("#casebridge-status").await).await;
+    assert!(!said.is_empty(), "the browser says what is wrong");
+    assert!(hub.store().conversation(&id).unwrap().unwrap().customer_email.is_none());
+    b.script("document.querySelector('[data-email] input').value = ''; return true").await;
+    b.click(&input).await;
+    b.keys("ann@example.com").await;
+    b.screenshot("messenger-email").await;
+    if let Some(axe) = webdriver::axe_or_skip() {
+        let found = b.accessibility_violations(&axe, "[data-casebridge=messenger]").await;
+        assert!(found.is_empty(), "axe-core: {found:#?}");
+    }
+    b.click(&send).await;
+    b.wait_for_text("li[data-author=agent]", "we will also reply to ann@example.com").await;
+    let conv = hub.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(conv.customer_email.as_deref(), Some("ann@example.com"));
+    assert!(conv.retry_at.is_some(), "due, for the daemon to match the visitor or make their Lead");
+    b.quit().await;
+}

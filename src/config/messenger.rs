@@ -45,6 +45,12 @@ pub struct MessengerConfig {
     /// the proxy's. Leave it off without such a proxy, or visitors could pick their own.
     #[serde(default)]
     pub behind_proxy: bool,
+    /// Whether a closing chat asks the visitor to rate it (CSAT, 1 to 5, with a comment).
+    #[serde(default = "default_true")]
+    pub ask_rating: bool,
+    /// What the closing message says when it asks for the rating.
+    #[serde(default = "default_rating_question")]
+    pub rating_question: String,
     /// What the visitor reads when the conversation is handed to a person.
     #[serde(default = "default_handover_message")]
     pub handover_message: String,
@@ -90,6 +96,8 @@ impl Default for MessengerConfig {
             per_visitor_per_minute: default_per_visitor(),
             per_address_per_minute: default_per_address(),
             behind_proxy: false,
+            ask_rating: true,
+            rating_question: default_rating_question(),
             handover_message: default_handover_message(),
             case_origin: default_case_origin(),
             case_record_type: None,
@@ -114,6 +122,12 @@ fn default_per_visitor() -> u32 {
 }
 fn default_per_address() -> u32 {
     60
+}
+fn default_true() -> bool {
+    true
+}
+fn default_rating_question() -> String {
+    "This conversation is closed. How did we do?".into()
 }
 fn default_handover_message() -> String {
     "I've passed this to our support team. Someone will reply here; you can keep writing in the meantime.".into()

@@ -45,10 +45,28 @@ pub struct WidgetTexts {
     pub suggestions_no: Option<String>,
     /// After a message to a closed conversation.
     pub conversation_closed: Option<String>,
+    /// The rating a closing chat asks for ("How would you rate this conversation?").
+    pub rating_label: Option<String>,
+    /// The rating's comment box ("Anything to add? (optional)").
+    pub rating_comment: Option<String>,
+    /// The button that sends the rating ("Send rating").
+    pub rating_send: Option<String>,
+    /// Once it is sent ("Thank you for your rating.").
+    pub rating_thanks: Option<String>,
+    /// When Send is pressed before a rating is picked.
+    pub rating_pick: Option<String>,
+    /// The email an anonymous visitor is asked for on a handover.
+    pub email_label: Option<String>,
+    /// The button that sends it ("Send email").
+    pub email_send: Option<String>,
+    /// Once it is sent, before the address ("Thanks: we will also reply to").
+    pub email_thanks: Option<String>,
+    /// When what was typed is not an email address.
+    pub email_invalid: Option<String>,
 }
 
 impl WidgetTexts {
-    fn all(&self) -> [(&'static str, &Option<String>); 14] {
+    fn all(&self) -> [(&'static str, &Option<String>); 23] {
         [
             ("title", &self.title),
             ("message_label", &self.message_label),
@@ -64,6 +82,15 @@ impl WidgetTexts {
             ("suggestions_yes", &self.suggestions_yes),
             ("suggestions_no", &self.suggestions_no),
             ("conversation_closed", &self.conversation_closed),
+            ("rating_label", &self.rating_label),
+            ("rating_comment", &self.rating_comment),
+            ("rating_send", &self.rating_send),
+            ("rating_thanks", &self.rating_thanks),
+            ("rating_pick", &self.rating_pick),
+            ("email_label", &self.email_label),
+            ("email_send", &self.email_send),
+            ("email_thanks", &self.email_thanks),
+            ("email_invalid", &self.email_invalid),
         ]
     }
 }

@@ -21,6 +21,8 @@ use crate::channels::messenger::Messenger;
 impl Daemon {
     /// Lets the daemon decide the messenger's conversations and carry their handovers.
     pub fn attach_messenger(&mut self, messenger: Arc<Messenger>) {
+        let metrics = self.shared.metrics.clone();
+        messenger.on_rating(move |rating| metrics.rating(rating));
         self.chats = Some(Arc::new(Mutex::new(ChatChannel::new(messenger.clone()))));
         self.hub = Some(messenger);
     }

@@ -57,6 +57,25 @@ pub struct Part {
     /// The articles an agent's answer drew on (a messenger reply shows them as links).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<super::Source>,
+    /// The message asks the customer to rate the conversation (the widget shows 1 to 5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asks_rating: bool,
+    /// The message asks an anonymous visitor for an email to reach them by (a handover).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asks_email: bool,
+}
+
+/// The longest comment a rating keeps, in characters.
+pub const CSAT_COMMENT_MAX_CHARS: usize = 1_000;
+
+/// A customer's rating of a conversation: 1 (very poor) to 5 (excellent), with what they
+/// wrote beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Csat {
+    pub rating: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// Where a conversation stands.
@@ -172,6 +191,9 @@ pub struct Conversation {
     /// first reply the report reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_reply_at: Option<DateTime<Utc>>,
+    /// How the customer rated the conversation (CSAT), once they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csat: Option<Csat>,
     /// What only a messenger conversation has: its visitor and the case it became.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messenger: Option<MessengerInfo>,
@@ -229,6 +251,8 @@ impl Conversation {
                 message_id: None,
                 suggestions: Vec::new(),
                 sources: Vec::new(),
+                asks_rating: false,
+                asks_email: false,
             }],
             attributes: BTreeMap::new(),
             topics: BTreeSet::new(),
@@ -243,6 +267,7 @@ impl Conversation {
             ai_involved: false,
             resolution: None,
             first_reply_at: None,
+            csat: None,
             messenger: None,
         }
     }
@@ -369,6 +394,7 @@ impl<'c> View<'c> {
             ai_involved: c.ai_involved,
             resolution: c.resolution,
             first_reply_at: c.first_reply_at,
+            csat: c.csat.clone(),
             messenger: c.messenger.clone(),
         }
     }

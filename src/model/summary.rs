@@ -114,7 +114,7 @@ impl Summary {
             routed,
             topics: c.topics.iter().cloned().collect(),
             first_reply_secs: first_reply_secs(c),
-            csat: None,
+            csat: c.csat.as_ref().map(|c| c.rating),
             unanswered: unanswered_questions(c),
             articles: articles(c),
             declined: c.decisions.iter().any(|d| d.declined),

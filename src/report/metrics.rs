@@ -38,6 +38,8 @@ pub struct Metrics {
     agent_latency: Mutex<Histogram>,
     /// Resolution state reached → count.
     resolutions: Mutex<BTreeMap<String, u64>>,
+    /// Visitors' ratings (CSAT) given, by rating: index 0 is 1, index 4 is 5.
+    ratings: [AtomicU64; 5],
 }
 
 #[derive(Default)]
@@ -96,6 +98,13 @@ impl Metrics {
 
     pub fn decision_seconds(&self, seconds: f64) {
         self.latency.lock().unwrap_or_else(|p| p.into_inner()).observe(seconds);
+    }
+
+    /// Counts a visitor's rating (1 to 5; anything else is not a rating).
+    pub fn rating(&self, rating: u8) {
+        if let Some(n) = self.ratings.get(usize::from(rating).wrapping_sub(1)) {
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Counts a conversation reaching a resolution state.
@@ -210,6 +219,13 @@ impl Metrics {
         );
         for (state, n) in self.resolutions.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "casebridge_resolutions_total{{state=\"{}\"}} {n}", label(state));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP casebridge_csat_ratings_total Visitors' ratings of their conversations (CSAT), by rating.\n# TYPE casebridge_csat_ratings_total counter"
+        );
+        for (i, n) in self.ratings.iter().enumerate() {
+            let _ = writeln!(out, "casebridge_csat_ratings_total{{rating=\"{}\"}} {}", i + 1, load(n));
         }
         self.agent_latency.lock().unwrap_or_else(|p| p.into_inner()).render(
             &mut out,

@@ -134,6 +134,8 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         message_id: None,
         suggestions: Vec::new(),
         sources: Vec::new(),
+        asks_rating: false,
+        asks_email: false,
     });
     let customer = text(&row["Contact"]["Email"]).or_else(|| text(&row["SuppliedEmail"]));
     parts.extend(child_parts(row, authors, customer.as_deref()));
@@ -182,6 +184,7 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         decisions: Vec::new(),
         ai_involved: false,
         first_reply_at: None,
+        csat: None,
         resolution: None,
         messenger: None,
         id: case_id,
@@ -224,6 +227,8 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             message_id: None,
             suggestions: Vec::new(),
             sources: Vec::new(),
+            asks_rating: false,
+            asks_email: false,
         });
     }
     for e in children(&row["EmailMessages"]) {
@@ -248,6 +253,8 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             message_id: text(&e["MessageIdentifier"]),
             suggestions: Vec::new(),
             sources: Vec::new(),
+            asks_rating: false,
+            asks_email: false,
         });
     }
     for f in children(&row["Feeds"]) {
@@ -267,6 +274,8 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             message_id: None,
             suggestions: Vec::new(),
             sources: Vec::new(),
+            asks_rating: false,
+            asks_email: false,
         });
     }
     parts
@@ -370,6 +379,8 @@ mod tests {
                 message_id: None,
                 suggestions: Vec::new(),
                 sources: Vec::new(),
+                asks_rating: false,
+                asks_email: false,
             },
         );
         let ids: Vec<&str> = c.unanswered().iter().map(|p| p.id.as_str()).collect();

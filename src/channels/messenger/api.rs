@@ -11,6 +11,8 @@
 //! | `POST /messenger/v1/conversations` | `{name?, email?, user_hash?, message}` → id, token, messages |
 //! | `POST /messenger/v1/conversations/{id}/messages` | `{body}` → the message |
 //! | `GET /messenger/v1/conversations/{id}/messages?after=N` | messages past N |
+//! | `POST /messenger/v1/conversations/{id}/email` | an anonymous visitor leaves an email: `{"email": "..."}` |
+//! | `POST /messenger/v1/conversations/{id}/rating` | the visitor rates the conversation: `{"rating": 1..5, "comment": "..."}` |
 //! | `GET /messenger/v1/conversations/{id}/events?after=N&token=T` | Server-Sent Events: each new message; `typing` while the agent works on an answer |
 
 use std::convert::Infallible;
@@ -43,6 +45,8 @@ pub fn router(messenger: Arc<Messenger>) -> Router {
         .route("/messenger/v1/conversations", post(start).options(preflight))
         .route("/messenger/v1/conversations/{id}/messages", post(send).get(list).options(preflight))
         .route("/messenger/v1/conversations/{id}/events", get(events).options(preflight))
+        .route("/messenger/v1/conversations/{id}/rating", post(rate).options(preflight))
+        .route("/messenger/v1/conversations/{id}/email", post(leave_email).options(preflight))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(messenger.clone(), origins));
     Router::new()
@@ -218,6 +222,71 @@ async fn send(
     .await;
     match posted.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
         Ok(message) => (StatusCode::CREATED, axum::Json(message)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A visitor's rating of the conversation (CSAT).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatingRequest {
+    rating: u8,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// `POST .../rating`: the visitor rates the conversation, 1 to 5, with an optional comment;
+/// a second rating replaces the first.
+async fn rate(
+    State(m): State<Arc<Messenger>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<axum::Json<RatingRequest>, JsonRejection>,
+) -> Response {
+    let axum::Json(request) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_body(r),
+    };
+    let token = bearer(&headers);
+    let rated = tokio::task::spawn_blocking(move || {
+        let address = address(&m, &headers, peer);
+        m.rate(&id, token.as_deref(), request.rating, request.comment.as_deref(), &address)
+    })
+    .await;
+    match rated.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
+        Ok(csat) => (StatusCode::CREATED, axum::Json(csat)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// An anonymous visitor's email, to be reached by.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailRequest {
+    email: String,
+}
+
+/// `POST .../email`: an anonymous visitor leaves an email (see `Messenger::leave_email`).
+async fn leave_email(
+    State(m): State<Arc<Messenger>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<axum::Json<EmailRequest>, JsonRejection>,
+) -> Response {
+    let axum::Json(request) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_body(r),
+    };
+    let token = bearer(&headers);
+    let left = tokio::task::spawn_blocking(move || {
+        let address = address(&m, &headers, peer);
+        m.leave_email(&id, token.as_deref(), &request.email, &address)
+    })
+    .await;
+    match left.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
+        Ok(email) => (StatusCode::CREATED, axum::Json(json!({ "email": email }))).into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -51,6 +51,8 @@ pub struct MessengerSettings {
     /// Count the last `X-Forwarded-For` address, not the connection's (behind a proxy).
     pub behind_proxy: bool,
     pub handover_message: String,
+    pub ask_rating: bool,
+    pub rating_question: String,
     pub case_origin: String,
     pub case_record_type: Option<String>,
     pub transcript_field: String,
@@ -73,6 +75,8 @@ impl From<&crate::config::MessengerConfig> for MessengerSettings {
             per_address_per_minute: c.per_address_per_minute,
             behind_proxy: c.behind_proxy,
             handover_message: c.handover_message.clone(),
+            ask_rating: c.ask_rating,
+            rating_question: c.rating_question.clone(),
             case_origin: c.case_origin.clone(),
             case_record_type: c.case_record_type.clone(),
             transcript_field: c.transcript_field.clone(),
@@ -135,6 +139,12 @@ pub struct Message {
     /// The articles an answer drew on (the widget links their titles).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<crate::model::Source>,
+    /// The message asks the visitor to rate the conversation (the widget shows 1 to 5).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub asks_rating: bool,
+    /// The message asks an anonymous visitor for an email (the widget shows a form).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub asks_email: bool,
 }
 
 /// What a conversation's event stream carries.
@@ -194,6 +204,8 @@ pub struct Messenger {
     /// Conversations the agent is working on, until when: a stream opened meanwhile (the
     /// widget opens its stream after its first message) is told at once.
     typing_until: Mutex<HashMap<String, std::time::Instant>>,
+    /// What counts a rating, once a daemon attaches the hub (its metrics).
+    on_rating: std::sync::OnceLock<Box<dyn Fn(u8) + Send + Sync>>,
     wake: Notify,
 }
 
@@ -218,12 +230,18 @@ impl Messenger {
             writes: Mutex::new(()),
             streams: Mutex::new(HashMap::new()),
             typing_until: Mutex::new(HashMap::new()),
+            on_rating: std::sync::OnceLock::new(),
             wake: Notify::new(),
         }))
     }
 
     pub fn settings(&self) -> &MessengerSettings {
         &self.settings
+    }
+
+    /// Has `count` told of each rating a visitor gives (the daemon counts them in metrics).
+    pub fn on_rating(&self, count: impl Fn(u8) + Send + Sync + 'static) {
+        let _ = self.on_rating.set(Box::new(count));
     }
 
     /// The store the hub writes to.
@@ -289,6 +307,79 @@ impl Messenger {
         };
         self.wake.notify_one();
         Ok(message)
+    }
+
+    /// The visitor rates the conversation (CSAT): 1 to 5, with an optional comment of at
+    /// most [`crate::model::CSAT_COMMENT_MAX_CHARS`]; open or closed, a later rating replaces
+    /// an earlier one.
+    pub fn rate(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        rating: u8,
+        comment: Option<&str>,
+        address: &str,
+    ) -> Result<crate::model::Csat, MessengerError> {
+        self.authorise(id, token)?;
+        if !(1..=5).contains(&rating) {
+            return Err(MessengerError::Invalid(format!("rating: 1 to 5, found {rating}")));
+        }
+        let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+        if let Some(c) = comment
+            && c.chars().count() > crate::model::CSAT_COMMENT_MAX_CHARS
+        {
+            return Err(MessengerError::TooLong { max: crate::model::CSAT_COMMENT_MAX_CHARS });
+        }
+        if !self.per_visitor.allow(id) || !self.per_address.allow(address) {
+            return Err(MessengerError::RateLimited);
+        }
+        let _write = lock(&self.writes);
+        let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
+        let csat = crate::model::Csat { rating, comment: comment.map(str::to_string), at: Utc::now() };
+        conv.csat = Some(csat.clone());
+        self.store.commit(&conv, Vec::new())?;
+        if let Some(count) = self.on_rating.get() {
+            count(rating);
+        }
+        Ok(csat)
+    }
+
+    /// An anonymous visitor leaves an email to be reached by: kept unverified (it shows
+    /// nothing of the org), and the conversation made due, so that the daemon matches it or
+    /// makes the visitor's Lead as for an email written in a message. A visitor with an
+    /// email already keeps theirs.
+    pub fn leave_email(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        email: &str,
+        address: &str,
+    ) -> Result<String, MessengerError> {
+        self.authorise(id, token)?;
+        let email = email.trim().to_lowercase();
+        if email.chars().count() > EMAIL_MAX_CHARS || !is_email(&email) {
+            return Err(MessengerError::Invalid(format!(
+                "email: an address such as name@example.com, of at most {EMAIL_MAX_CHARS} characters"
+            )));
+        }
+        if !self.per_visitor.allow(id) || !self.per_address.allow(address) {
+            return Err(MessengerError::RateLimited);
+        }
+        {
+            let _write = lock(&self.writes);
+            let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
+            let Some(info) = conv.messenger.as_mut() else { return Err(MessengerError::NotFound) };
+            if let Some(known) = &info.visitor.email {
+                return Err(MessengerError::Invalid(format!("this conversation already has an email ({known})")));
+            }
+            info.visitor.email = Some(email.clone());
+            conv.customer_email = Some(email.clone());
+            let now = Utc::now();
+            conv.retry_at = Some(conv.retry_at.map_or(now, |at| at.min(now)));
+            self.store.commit(&conv, Vec::new())?;
+        }
+        self.wake.notify_one();
+        Ok(email)
     }
 
     /// The conversation's messages past `after`.

@@ -33,6 +33,8 @@ pub fn daemon_part(id: String, author: AuthorKind, name: Option<String>, body: S
         message_id: None,
         suggestions: Vec::new(),
         sources: Vec::new(),
+        asks_rating: false,
+        asks_email: false,
     }
 }
 
@@ -49,6 +51,8 @@ pub(super) fn visitor_part(id: String, body: String, at: DateTime<Utc>) -> Part 
         message_id: None,
         suggestions: Vec::new(),
         sources: Vec::new(),
+        asks_rating: false,
+        asks_email: false,
     }
 }
 
@@ -91,6 +95,8 @@ pub fn messages_of(conv: &Conversation, after: usize) -> Vec<Message> {
             created_at: p.created_at,
             suggestions: p.suggestions.clone(),
             sources: p.sources.clone(),
+            asks_rating: p.asks_rating && conv.csat.is_none(),
+            asks_email: p.asks_email && conv.messenger.as_ref().is_some_and(|m| m.visitor.email.is_none()),
         })
         .collect()
 }

@@ -66,7 +66,10 @@ pub fn plan(
     }
     if decision.handover.is_some() {
         let notice = settings.handover_message.clone();
-        conv.parts.push(daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), notice));
+        let mut part = daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), notice);
+        // An anonymous visitor is asked how to reach them if they leave before the reply.
+        part.asks_email = conv.messenger.as_ref().is_some_and(|m| m.visitor.email.is_none());
+        conv.parts.push(part);
     }
     case.map(|case| vec![upsert_case(conv, case, settings)]).unwrap_or_default()
 }
@@ -223,6 +226,8 @@ mod tests {
                 message_id: None,
                 suggestions: Vec::new(),
                 sources: Vec::new(),
+                asks_rating: false,
+                asks_email: false,
             })
             .collect();
         c

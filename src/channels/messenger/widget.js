@@ -32,7 +32,11 @@
     close: "Close chat", typing: "Assistant is typing\u2026", you: "You", assistant: "Assistant", support: "Support",
     unread: "unread", suggestions_question: "Did one of them answer your question?",
     suggestions_yes: "Yes, that answered it", suggestions_no: "No, talk to a person",
-    conversation_closed: "That conversation was closed. Send your message again to start a new one."
+    conversation_closed: "That conversation was closed. Send your message again to start a new one.",
+    rating_label: "How would you rate this conversation?", rating_comment: "Anything to add? (optional)",
+    rating_send: "Send rating", rating_thanks: "Thank you for your rating.", rating_pick: "Pick a rating from 1 to 5 first.",
+    email_label: "Your email, so we can reach you if you leave", email_send: "Send email",
+    email_thanks: "Thanks: we will also reply to", email_invalid: "That is not an email address."
   };
   var configured = /*TEXTS*/{};
   function pickLanguage() {
@@ -230,11 +234,84 @@
     item.append(el("span", { text: who + ": " }, { fontWeight: "600" }));
     if (m.suggestions && m.suggestions.length) suggestions(item, m);
     else item.append(richText(m.body, m.sources));
+    if (m.asks_rating && state.id) ratingForm(item);
+    if (m.asks_email && state.id) emailForm(item);
     log.append(item);
     logBox.scrollTop = logBox.scrollHeight;
   }
 
   function fail(text) { status.textContent = text; }
+
+  // An anonymous visitor's email, asked for on a handover: the reply can reach them if they
+  // leave. Checked by the browser and the server.
+  function emailForm(item) {
+    ratingForms += 1;
+    // Checked in the handler (novalidate), so the message shows in the widget's own words.
+    var form = el("form", { "data-email": "", "aria-label": t.email_label, novalidate: "" }, { marginTop: ".4rem" });
+    var inputId = "casebridge-email-" + ratingForms;
+    var emailLabel = el("label", { for: inputId, text: t.email_label }, { display: "block", fontSize: "13px" });
+    var address = el("input", { id: inputId, type: "email", required: "", autocomplete: "email", maxlength: "80" },
+      { width: "100%", boxSizing: "border-box", font: "inherit", padding: ".3rem", border: "1px solid #c9d1e0", borderRadius: ".4rem" });
+    var submit = el("button", { type: "submit", text: t.email_send },
+      { marginTop: ".3rem", background: "#1f4fd6", color: "#fff", border: "0", borderRadius: ".4rem", padding: ".3rem .8rem", cursor: "pointer", font: "inherit" });
+    form.append(emailLabel, address, submit);
+    address.addEventListener("input", function () { fail(""); });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!address.checkValidity()) { fail(address.validationMessage || t.email_invalid); address.focus(); return; }
+      submit.disabled = true;
+      fail("");
+      call("POST", api + "/" + encodeURIComponent(state.id) + "/email", { email: address.value.trim() }).then(function (data) {
+        form.replaceChildren(el("p", { role: "status", text: t.email_thanks + " " + data.email }, { margin: ".3rem 0", fontWeight: "600" }));
+      }).catch(function (err) { submit.disabled = false; fail(err.message); });
+    });
+    item.append(form);
+  }
+
+  // The rating a closing message asks for (CSAT): 1 to 5, an optional comment, sent once
+  // (sending again replaces it).
+  var ratingForms = 0;
+  function ratingForm(item) {
+    ratingForms += 1;
+    var form = el("form", { "data-rating": "", "aria-label": t.rating_label }, { marginTop: ".4rem" });
+    var scores = el("div", { role: "group", "aria-label": t.rating_label }, { display: "flex", gap: ".3rem", flexWrap: "wrap" });
+    var chosen = 0;
+    var buttons = [1, 2, 3, 4, 5].map(function (n) {
+      var b = el("button", { type: "button", text: String(n), "aria-label": n + " / 5", "aria-pressed": "false", "data-score": String(n) },
+        { background: "#fff", color: "#1f4fd6", border: "1px solid #1f4fd6", borderRadius: ".4rem", width: "2.2rem", height: "2.2rem", cursor: "pointer", font: "inherit" });
+      b.addEventListener("click", function () {
+        chosen = n;
+        fail("");
+        buttons.forEach(function (x, i) {
+          var on = i + 1 <= n;
+          x.setAttribute("aria-pressed", String(i + 1 === n));
+          x.style.background = on ? "#1f4fd6" : "#fff";
+          x.style.color = on ? "#fff" : "#1f4fd6";
+        });
+      });
+      scores.append(b);
+      return b;
+    });
+    var commentId = "casebridge-rating-comment-" + ratingForms;
+    var commentLabel = el("label", { for: commentId, text: t.rating_comment }, { display: "block", fontSize: "13px", marginTop: ".35rem" });
+    var comment = el("textarea", { id: commentId, rows: "2", maxlength: "1000" },
+      { width: "100%", boxSizing: "border-box", font: "inherit", resize: "vertical", border: "1px solid #c9d1e0", borderRadius: ".4rem" });
+    var submit = el("button", { type: "submit", text: t.rating_send },
+      { marginTop: ".3rem", background: "#1f4fd6", color: "#fff", border: "0", borderRadius: ".4rem", padding: ".3rem .8rem", cursor: "pointer", font: "inherit" });
+    form.append(scores, commentLabel, comment, submit);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (!chosen) { fail(t.rating_pick); return; }
+      submit.disabled = true;
+      fail("");
+      var body = { rating: chosen };
+      if (comment.value.trim()) body.comment = comment.value.trim();
+      call("POST", api + "/" + encodeURIComponent(state.id) + "/rating", body).then(function () {
+        form.replaceChildren(el("p", { role: "status", text: t.rating_thanks }, { margin: ".3rem 0", fontWeight: "600" }));
+      }).catch(function (err) { submit.disabled = false; fail(err.message); });
+    });
+    item.append(form);
+  }
 
   function call(method, url, body) {
     var headers = { "Content-Type": "application/json" };

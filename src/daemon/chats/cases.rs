@@ -225,6 +225,18 @@ impl ChatChannel {
         // A case a person closed meanwhile is not closed again (nor its status rewritten).
         let case_open = !ended_by_case && info.case.status() == CaseStatus::Open;
         let mut actions = messenger::tasks::complete(conv);
+        if self.hub.settings().ask_rating {
+            // The closing message asks how it went; the widget shows the rating under it.
+            let question = self.hub.settings().rating_question.clone();
+            let mut part = messenger::daemon_part(
+                format!("a{}", shared.store.new_id()?),
+                crate::model::AuthorKind::Bot,
+                Some(messenger::plan::AGENT_NAME.into()),
+                question,
+            );
+            part.asks_rating = true;
+            conv.parts.push(part);
+        }
         let why = if ended_by_case { "its case is closed" } else { "resolved" };
         report.events.push(event(conv, EventKind::Closed, why.into(), "closed".into()));
         let Some(rule) = rule else { return Ok(actions) };
