@@ -63,6 +63,12 @@ async fn a_start_refused_for_bad_input_exits_2_and_leaves_nothing_behind() {
         ),
         ("unset_variable", "admin: {token: {env: CASEBRIDGE_TEST_UNSET_TOKEN}}\n", "CASEBRIDGE_TEST_UNSET_TOKEN"),
         ("missing_rules_dir", "", "is not a folder"),
+        (
+            "bad_office_hours",
+            "messenger: {office_hours: {timezone: Mars/Olympus, opens: \"18:00\", closes: \"09:00\"}}\n",
+            "messenger.office_hours.timezone",
+        ),
+        ("bad_widget_texts", "messenger: {texts: {\"../etc\": {title: x}}}\n", "is not a language tag"),
     ];
     for (name, extra, expected) in cases {
         let dir = tempfile::tempdir().unwrap();

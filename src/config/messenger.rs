@@ -51,6 +51,17 @@ pub struct MessengerConfig {
     /// What the closing message says when it asks for the rating.
     #[serde(default = "default_rating_question")]
     pub rating_question: String,
+    /// When the team answers (its time zone, days, hours and holidays, and how soon it
+    /// usually replies): a visitor handed over is told when to expect a reply.
+    #[serde(default)]
+    pub office_hours: Option<super::office_hours::OfficeHours>,
+    /// Added to the handover message while the team is in; `{within}` is `reply_within`.
+    #[serde(default = "default_reply_time_message")]
+    pub reply_time_message: String,
+    /// Added to the handover message while it is away; `{back}` is when it is back
+    /// (`Monday 09:00 (Europe/Paris)`).
+    #[serde(default = "default_away_message")]
+    pub away_message: String,
     /// What the visitor reads when the conversation is handed to a person.
     #[serde(default = "default_handover_message")]
     pub handover_message: String,
@@ -96,6 +107,9 @@ impl Default for MessengerConfig {
             per_visitor_per_minute: default_per_visitor(),
             per_address_per_minute: default_per_address(),
             behind_proxy: false,
+            office_hours: None,
+            reply_time_message: default_reply_time_message(),
+            away_message: default_away_message(),
             ask_rating: true,
             rating_question: default_rating_question(),
             handover_message: default_handover_message(),
@@ -123,6 +137,12 @@ fn default_per_visitor() -> u32 {
 fn default_per_address() -> u32 {
     60
 }
+fn default_reply_time_message() -> String {
+    "We usually reply within {within}.".into()
+}
+fn default_away_message() -> String {
+    "Our team is away now and back {back}; the reply will be here.".into()
+}
 fn default_true() -> bool {
     true
 }
@@ -146,6 +166,11 @@ impl MessengerConfig {
     /// What is wrong with the section, setting by setting.
     pub(super) fn problems(&self, bad: &mut impl FnMut(&str, String)) {
         super::widget_texts::problems(&self.texts, bad);
+        if let Some(Err(problems)) = self.office_hours.as_ref().map(super::office_hours::OfficeHours::schedule) {
+            for (path, why) in problems {
+                bad(&path, why);
+            }
+        }
         if !(1..=MAX_MESSAGE_CHARS_MAX).contains(&self.max_message_chars) {
             bad(
                 "messenger.max_message_chars",

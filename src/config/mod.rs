@@ -13,6 +13,7 @@ mod check;
 pub mod duration;
 mod load;
 pub mod messenger;
+pub mod office_hours;
 pub mod widget_texts;
 
 pub use messenger::MessengerConfig;

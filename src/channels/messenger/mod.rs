@@ -54,6 +54,10 @@ pub struct MessengerSettings {
     pub handover_message: String,
     pub ask_rating: bool,
     pub rating_question: String,
+    /// When the team answers; `None`: visitors are told nothing of reply times.
+    pub office_hours: Option<crate::config::office_hours::Schedule>,
+    pub reply_time_message: String,
+    pub away_message: String,
     pub case_origin: String,
     pub case_record_type: Option<String>,
     pub transcript_field: String,
@@ -78,6 +82,10 @@ impl From<&crate::config::MessengerConfig> for MessengerSettings {
             handover_message: c.handover_message.clone(),
             ask_rating: c.ask_rating,
             rating_question: c.rating_question.clone(),
+            // Checked with the rest of the config before the daemon starts.
+            office_hours: c.office_hours.as_ref().and_then(|o| o.schedule().ok()),
+            reply_time_message: c.reply_time_message.clone(),
+            away_message: c.away_message.clone(),
             case_origin: c.case_origin.clone(),
             case_record_type: c.case_record_type.clone(),
             transcript_field: c.transcript_field.clone(),

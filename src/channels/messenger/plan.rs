@@ -65,7 +65,14 @@ pub fn plan(
         conv.parts.push(part);
     }
     if decision.handover.is_some() {
-        let notice = settings.handover_message.clone();
+        let notice = match &settings.office_hours {
+            Some(hours) => {
+                let expect =
+                    hours.expectation(chrono::Utc::now(), &settings.reply_time_message, &settings.away_message);
+                format!("{} {expect}", settings.handover_message)
+            }
+            None => settings.handover_message.clone(),
+        };
         let mut part = daemon_part(new_id(), AuthorKind::Bot, Some(AGENT_NAME.into()), notice);
         // An anonymous visitor is asked how to reach them if they leave before the reply.
         part.asks_email = conv.messenger.as_ref().is_some_and(|m| m.visitor.email.is_none());
