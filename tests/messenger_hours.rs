@@ -55,3 +55,40 @@ async fn a_visitor_handed_over_while_the_team_is_away_is_told_when_it_is_back() 
     let expected = format!("Our team is away now and back {} 09:00 (UTC); the reply will be here.", back.format("%A"));
     assert!(notice.ends_with(&expected), "{notice}\nexpected it to end with: {expected}");
 }
+
+/// The rule that handed a visitor's "Can I talk to a person?" over, with `hours` as the
+/// office hours and the shipped rules' `customer_asks_for_a_human` firing only while the
+/// team is in.
+async fn handover_rule(hours: OfficeHours) -> Option<String> {
+    let w = World::new().await;
+    let rules = w.copy_rules();
+    let handover = std::fs::read_to_string(rules.join("handover.yaml")).unwrap();
+    let gated = "    when: asks_for_human(last_message) && team_in\n";
+    let handover = handover.replace("    when: asks_for_human(last_message)\n", gated);
+    assert!(handover.contains(gated));
+    std::fs::write(rules.join("handover.yaml"), handover).unwrap();
+    let mut d = w.daemon_with_rules(load_rules(&rules)).await;
+    let settings = MessengerSettings { office_hours: Some(hours.schedule().unwrap()), ..MessengerSettings::default() };
+    let hub = Messenger::new(d.store().clone(), settings).unwrap();
+    d.attach_messenger(hub.clone());
+    let request = StartRequest { name: None, email: None, user_hash: None, message: "Can I talk to a person?".into() };
+    let started = hub.start(request, "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    let conv = d.store().conversation(&started.conversation_id).unwrap().unwrap();
+    conv.decisions.last().and_then(|d| d.handover.as_ref()).map(|h| h.rule.clone())
+}
+
+/// Rules read whether the team is in (`team_in`): a rule gated on it fires in hours and
+/// not out of them.
+#[tokio::test]
+async fn rules_read_whether_the_team_is_in() {
+    if Utc::now().format("%H:%M").to_string() == "23:59" {
+        return;
+    }
+    let fired = handover_rule(hours("UTC", "00:00", "23:59", Vec::new())).await;
+    assert_eq!(fired.as_deref(), Some("customer_asks_for_a_human"), "in hours");
+    let today = Utc::now().date_naive();
+    let off = vec![today.to_string(), today.succ_opt().unwrap().to_string()];
+    let fired = handover_rule(hours("UTC", "09:00", "17:00", off)).await;
+    assert_ne!(fired.as_deref(), Some("customer_asks_for_a_human"), "out of hours: {fired:?}");
+}

@@ -177,6 +177,8 @@ async fn chat_round(shared: &Shared, chats: &mut ChatChannel) -> Result<CycleRep
         if conv.messenger.as_ref().is_some_and(|m| m.lead.task_pending()) {
             lead_tasks.push(conv.id.clone());
         }
+        // Rules read whether the team is in as of this decision (`team_in`).
+        conv.team_in = chats.team_in(Utc::now());
         if let Some(unanswered) = chats.settle(shared, &mut conv, &rules, &mut report)? {
             pending.push(Pending { conv, unanswered });
         }

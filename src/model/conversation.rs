@@ -194,6 +194,10 @@ pub struct Conversation {
     /// How the customer rated the conversation (CSAT), once they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csat: Option<Csat>,
+    /// Whether the team is in by its office hours, as of the decision being made: set by
+    /// the daemon for that decision, never stored (`None`: no office hours, or not asked).
+    #[serde(skip)]
+    pub team_in: Option<bool>,
     /// What only a messenger conversation has: its visitor and the case it became.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messenger: Option<MessengerInfo>,
@@ -268,6 +272,7 @@ impl Conversation {
             resolution: None,
             first_reply_at: None,
             csat: None,
+            team_in: None,
             messenger: None,
         }
     }
@@ -395,6 +400,7 @@ impl<'c> View<'c> {
             resolution: c.resolution,
             first_reply_at: c.first_reply_at,
             csat: c.csat.clone(),
+            team_in: c.team_in,
             messenger: c.messenger.clone(),
         }
     }

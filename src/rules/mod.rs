@@ -250,6 +250,8 @@ pub const VARIABLES: &[&str] = &[
     "resolution",
     "ai_involved",
     "suggested",
+    "team_in",
+    "csat",
 ];
 
 /// The hour (0–23) and weekday ("Mon".."Sun") at `now` shifted by `offset` hours.

@@ -81,6 +81,9 @@ impl Variables {
         let resolution = conversation.resolution.map_or("", |r| r.state.as_str());
         scope.push_constant("resolution", rhai::ImmutableString::from(resolution));
         scope.push_constant("ai_involved", conversation.ai_involved);
+        // Without office hours the team counts as in: rules written for them still read well.
+        scope.push_constant("team_in", conversation.team_in.unwrap_or(true));
+        scope.push_constant("csat", conversation.csat.as_ref().map_or(0, |c| rhai::INT::from(c.rating)));
         scope.push_constant_dynamic("suggested", to_dynamic(&json!(suggested_titles(conversation))));
         scope.push_constant_dynamic("visitor", to_dynamic(&visitor_map(conversation)));
         let mut variables = Variables { scope };
@@ -155,6 +158,8 @@ pub fn hook_view(view: View) -> Dynamic {
         "replies": conversation.replies_sent,
         "resolution": conversation.resolution.map_or("", |r| r.state.as_str()),
         "ai_involved": conversation.ai_involved,
+        "team_in": conversation.team_in.unwrap_or(true),
+        "csat": conversation.csat.as_ref().map_or(0, |c| c.rating),
         "suggested": suggested_titles(conversation),
         "visitor": visitor_map(conversation),
     });

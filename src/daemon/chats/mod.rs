@@ -48,6 +48,11 @@ impl ChatChannel {
 
     /// Commits a chat with its actions through its hub, which keeps what the visitor wrote
     /// meanwhile and tells the widget.
+    /// Whether the team is in by the messenger's office hours (`None` without them).
+    pub(in crate::daemon) fn team_in(&self, now: chrono::DateTime<chrono::Utc>) -> Option<bool> {
+        self.hub.settings().office_hours.as_ref().map(|hours| hours.team_in(now))
+    }
+
     fn hub_commit(&self, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {
         Ok(self.hub.commit(conv.clone(), actions)?)
     }
