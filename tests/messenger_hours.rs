@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use casebridge::channels::messenger::{Messenger, MessengerSettings, StartRequest};
 use casebridge::config::office_hours::OfficeHours;
+use casebridge::model::Conversation;
 use chrono::Utc;
 use common::*;
 
-/// The notice a visitor reads after asking for a person, with `hours` as the office hours.
-async fn handover_notice(hours: OfficeHours) -> String {
-    let w = World::new().await;
-    let mut d = w.daemon_with_rules(load_rules(&root().join("rules"))).await;
+/// An anonymous visitor's "Can I talk to a person?", decided by a daemon with the rules in
+/// `rules` and `hours` as the office hours: the conversation, and the notice they read.
+async fn asked_for_a_person(w: &World, rules: &std::path::Path, hours: OfficeHours) -> (Conversation, String) {
+    let mut d = w.daemon_with_rules(load_rules(rules)).await;
     let settings = MessengerSettings { office_hours: Some(hours.schedule().unwrap()), ..MessengerSettings::default() };
     let hub = Messenger::new(d.store().clone(), settings).unwrap();
     d.attach_messenger(hub.clone());
@@ -22,7 +23,14 @@ async fn handover_notice(hours: OfficeHours) -> String {
     let started = hub.start(request, "127.0.0.1").unwrap();
     d.chat_round().await.unwrap();
     let messages = hub.messages(&started.conversation_id, Some(&started.visitor_token), 0).unwrap();
-    messages.last().unwrap().body.clone()
+    let conv = d.store().conversation(&started.conversation_id).unwrap().unwrap();
+    (conv, messages.last().unwrap().body.clone())
+}
+
+/// The notice a visitor reads after asking for a person, with `hours` as the office hours.
+async fn handover_notice(hours: OfficeHours) -> String {
+    let w = World::new().await;
+    asked_for_a_person(&w, &root().join("rules"), hours).await.1
 }
 
 fn hours(timezone: &str, opens: &str, closes: &str, holidays: Vec<String>) -> OfficeHours {
@@ -67,14 +75,7 @@ async fn handover_rule(hours: OfficeHours) -> Option<String> {
     let handover = handover.replace("    when: asks_for_human(last_message)\n", gated);
     assert!(handover.contains(gated));
     std::fs::write(rules.join("handover.yaml"), handover).unwrap();
-    let mut d = w.daemon_with_rules(load_rules(&rules)).await;
-    let settings = MessengerSettings { office_hours: Some(hours.schedule().unwrap()), ..MessengerSettings::default() };
-    let hub = Messenger::new(d.store().clone(), settings).unwrap();
-    d.attach_messenger(hub.clone());
-    let request = StartRequest { name: None, email: None, user_hash: None, message: "Can I talk to a person?".into() };
-    let started = hub.start(request, "127.0.0.1").unwrap();
-    d.chat_round().await.unwrap();
-    let conv = d.store().conversation(&started.conversation_id).unwrap().unwrap();
+    let (conv, _) = asked_for_a_person(&w, &rules, hours).await;
     conv.decisions.last().and_then(|d| d.handover.as_ref()).map(|h| h.rule.clone())
 }
 

@@ -398,7 +398,8 @@ impl Store {
         let conversation_bytes = encode(conversation);
         let retry = conversation.retry_at.map(|at| encode(&at));
         let new_key = activity_key(conversation);
-        let activity_value = summaries::activity_value(conversation);
+        let state = state_name(&conversation.state);
+        let summary = crate::model::Summary::of(conversation);
         let awaiting_key = awaiting_key(conversation);
         let handed_over_chat = reads_its_case(conversation);
         let lead_claim = visitor_leads::claimed_email(conversation);
@@ -464,7 +465,7 @@ impl Store {
                     if let Some(key) = &awaiting_key {
                         awaiting.insert(key.clone(), &[])?;
                     }
-                    let value = summaries::merged_value(&activity_value, previous_value.as_deref());
+                    let value = summaries::entry_value(state, &summary, previous_value.as_deref());
                     activity.insert(new_key.clone(), value)?;
                     // A chat's place in the chats' queue, a case's in the cases' retries.
                     let due = if is_chat { chats_due } else { retries };

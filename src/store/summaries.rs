@@ -17,26 +17,27 @@ const SUMMARIES_KEY: &[u8] = b"activity_summaries";
 
 /// A conversation's activity entry value.
 pub(super) fn activity_value(conversation: &Conversation) -> Vec<u8> {
-    let mut value = state_name(&conversation.state).as_bytes().to_vec();
-    value.push(0);
-    value.extend(encode(&Summary::of(conversation)));
-    value
+    entry_value(state_name(&conversation.state), &Summary::of(conversation), None)
 }
 
-/// A conversation's new activity value, its summary merged with what the entry it replaces
-/// recorded (decisions the conversation no longer keeps).
-pub(super) fn merged_value(value: &[u8], previous: Option<&[u8]>) -> Vec<u8> {
-    let summary = |v: &[u8]| {
+/// An activity entry's value: the state's name, a NUL, and `summary` merged with what the
+/// entry it replaces (`previous`) recorded of decisions the conversation no longer keeps.
+pub(super) fn entry_value(state: &str, summary: &Summary, previous: Option<&[u8]>) -> Vec<u8> {
+    let before = previous.and_then(|v| {
         let at = v.iter().position(|b| *b == 0)?;
-        serde_json::from_slice::<Summary>(&v[at + 1..]).ok().map(|s| (at, s))
-    };
-    let (Some((at, mut now)), Some((_, before))) = (summary(value), previous.and_then(summary)) else {
-        return value.to_vec();
-    };
-    now.merge(before);
-    let mut merged = value[..=at].to_vec();
-    merged.extend(encode(&now));
-    merged
+        serde_json::from_slice::<Summary>(&v[at + 1..]).ok()
+    });
+    let mut value = state.as_bytes().to_vec();
+    value.push(0);
+    match before {
+        Some(before) => {
+            let mut merged = summary.clone();
+            merged.merge(before);
+            value.extend(encode(&merged));
+        }
+        None => value.extend(encode(summary)),
+    }
+    value
 }
 
 /// The state's name in an activity entry's value (all of it in an older store's).
