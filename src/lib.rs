@@ -11,7 +11,7 @@
 //!   [`knowledge`]) make a decision, with a trace; [`script`] is the Rhai sandbox every
 //!   admin script runs in ([`alloc_meter`] counts what an evaluation holds).
 //! - [`act`]: decisions become actions; the outbox executor (composite batches), SMTP.
-//! - [`store`]: conversations, cursor, outbox and sync errors in sled.
+//! - [`store`]: conversations, cursor, outbox and sync errors in redb.
 //! - [`report`]: the typed status, metrics, the admin HTTP server, events.
 //! - [`daemon`] and [`app`]: the loop that wires the stages, and the one place a running
 //!   daemon is built; [`config`]: its configuration file; the command line lives in the

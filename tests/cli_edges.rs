@@ -132,7 +132,7 @@ async fn read_only_commands_work_beside_a_running_daemon() {
     assert!(!String::from_utf8_lossy(&errors.stdout).contains("from the running daemon"));
     // And `compact` does its work, the daemon's conversations kept.
     let held = w.store().conversation_count();
-    // sled's flusher thread may hold the store just dropped for a moment.
+    // The daemon's process may hold the store for a moment after it stopped answering.
     let mut compact = bin().args(["compact", "--config"]).arg(&path).output().unwrap();
     for _ in 0..40 {
         if compact.status.success() {

@@ -56,7 +56,7 @@ impl Daemon {
                 "Retention pass."
             );
         }
-        // Measured once a pass (sled stats its files for it), not at every status.
+        // Measured once a pass, not at every status.
         let on_disk = self.store().size_on_disk().unwrap_or(0);
         let last = LastPrune {
             at: Utc::now(),

@@ -35,7 +35,7 @@ impl Store {
 }
 
 /// The ids in a due index (id → when) that are due by `now`.
-fn due_in(tree: &sled::Tree, now: DateTime<Utc>) -> Result<Vec<String>> {
+fn due_in(tree: &super::kv::Tree, now: DateTime<Utc>) -> Result<Vec<String>> {
     let mut due = Vec::new();
     for item in tree.iter() {
         let (k, v) = item?;

@@ -11,14 +11,14 @@ impl Store {
     /// The stamp of case `case_id`'s echo, if one is kept.
     pub fn echo(&self, case_id: &str) -> Result<Option<DateTime<Utc>>> {
         Ok(self.echoes.get(case_id.as_bytes())?.and_then(|bytes| {
-            <[u8; 8]>::try_from(bytes.as_ref()).ok().map(i64::from_be_bytes).and_then(DateTime::from_timestamp_millis)
+            <[u8; 8]>::try_from(bytes.as_slice()).ok().map(i64::from_be_bytes).and_then(DateTime::from_timestamp_millis)
         }))
     }
 
     /// Keeps an echo. Not flushed on its own: the cursor's flush writes it out, and one
     /// lost costs a case built again, never a reply.
     pub fn set_echo(&self, case_id: &str, stamp: DateTime<Utc>) -> Result<()> {
-        self.echoes.insert(case_id.as_bytes(), &stamp.timestamp_millis().to_be_bytes())?;
+        self.echoes.insert(case_id.as_bytes(), stamp.timestamp_millis().to_be_bytes())?;
         Ok(())
     }
 
@@ -27,7 +27,7 @@ impl Store {
         let watermark = watermark.timestamp_millis();
         for item in self.echoes.iter() {
             let (key, bytes) = item?;
-            let stamp = <[u8; 8]>::try_from(bytes.as_ref()).map(i64::from_be_bytes).unwrap_or(i64::MIN);
+            let stamp = <[u8; 8]>::try_from(bytes.as_slice()).map(i64::from_be_bytes).unwrap_or(i64::MIN);
             if stamp <= watermark {
                 self.echoes.remove(key)?;
             }

@@ -1,20 +1,19 @@
-//! The embedded store (sled): conversations, the poll cursor, the outbox of actions not yet
-//! confirmed by Salesforce, and sync errors.
+//! The embedded store (redb, through `kv`): conversations, the poll cursor, the outbox of
+//! actions not yet confirmed by Salesforce, and sync errors, in one file inside the
+//! store's directory.
 //!
 //! A conversation and the actions its decision produced are written in one transaction, so
 //! a crash can never leave a decision without its actions or actions without their
-//! decision; every commit is flushed to disk before the caller acts on it (sled otherwise
-//! syncs only every ~500 ms).
+//! decision; every commit is durable before the caller acts on it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use kv::{Durable, Tree, TxError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::model::Action;
 use crate::model::Conversation;
@@ -22,6 +21,9 @@ use crate::model::Conversation;
 mod compact;
 mod due;
 mod echoes;
+mod ids;
+mod kv;
+mod migrate;
 mod outbox;
 mod resolutions;
 mod retention;
@@ -42,11 +44,11 @@ pub use sync_errors::{ERROR_HISTORY, ErrorEvent, SyncError};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "cannot open the store at {path}: {source}\nhint: is another casebridge using it? Each daemon needs its own store path"
+        "cannot open the store at {path}: {reason}\nhint: is another casebridge using it? Each daemon needs its own store path"
     )]
-    Open { path: String, source: sled::Error },
+    Open { path: String, reason: String },
     #[error("store failure: {0}")]
-    Sled(#[from] sled::Error),
+    Engine(#[from] kv::Error),
     #[error("there is no store at {path}\nhint: casebridge has not run with this config yet (store_path)")]
     Missing { path: String },
     #[error("cannot use {path}: {source}")]
@@ -96,67 +98,69 @@ pub struct OutboxEntry {
 /// The store.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    db: kv::Db,
+    /// The store's directory (the files beside it are named after it).
     path: PathBuf,
+    /// The engine's file inside it.
+    file: PathBuf,
     /// Kept by `commit`, shared by every clone (and in `meta`, so opening never counts).
     conversation_count: Arc<AtomicU64>,
     /// The outbox's entries, counted at open and kept by every write to it.
     outbox_count: Arc<AtomicU64>,
     /// How many conversation records this store (and its clones) read since it opened.
     conversations_read: Arc<AtomicU64>,
-    conversations: sled::Tree,
-    outbox: sled::Tree,
-    errors: sled::Tree,
-    meta: sled::Tree,
+    conversations: Tree,
+    outbox: Tree,
+    errors: Tree,
+    meta: Tree,
     /// Case id → when its conversation is due for another try (the agent failed).
-    retries: sled::Tree,
+    retries: Tree,
     /// Confirmation key (case and body, see `Action::confirmation_key`) → how many such
     /// posts Salesforce confirmed; in-flight entries are verified against it after a crash.
-    confirmed: sled::Tree,
+    confirmed: Tree,
     /// Conversations by latest activity: modstamp (ms, big-endian) + case id → state name.
-    activity: sled::Tree,
+    activity: Tree,
     /// Case id → its key in `activity`, to move it when the conversation changes.
-    activity_key: sled::Tree,
+    activity_key: Tree,
     /// Conversations awaiting the customer after an answer: since (ms, big-endian) + case
     /// id → nothing; the quiet timer reads the oldest first, and only those that are due.
-    awaiting: sled::Tree,
+    awaiting: Tree,
     /// Case id → its key in `awaiting`.
-    awaiting_key: sled::Tree,
+    awaiting_key: Tree,
     /// Messenger conversations with a case to read (handed over to a person, or still
     /// answered by the agent with a case a rule made): the chats whose case the daemon
     /// reads for its id, its state and people's replies.
-    handed_over_chats: sled::Tree,
+    handed_over_chats: Tree,
     /// A visitor's email (as the org matches it) → the conversation whose id keys their Lead.
-    visitor_leads: sled::Tree,
+    visitor_leads: Tree,
     /// Outbox entries by when they are due: not before (ms, big-endian) + id → nothing.
-    outbox_due: sled::Tree,
+    outbox_due: Tree,
     /// Outbox entries writing a record made by upsert: object, record key + id → nothing.
-    outbox_records: sled::Tree,
+    outbox_records: Tree,
     /// Case (conversation) id → how many outbox entries it has queued.
-    outbox_cases: sled::Tree,
+    outbox_cases: Tree,
     /// Pruned conversations: id → when, and the newest activity seen (ms, big-endian each):
     /// what exactly-once needs of them.
-    pruned: sled::Tree,
+    pruned: Tree,
     /// Sync errors by case, operation and code → the error's id (a repeat finds its error).
-    error_keys: sled::Tree,
+    error_keys: Tree,
     /// The sync errors kept, counted at open and kept.
     error_count: Arc<AtomicU64>,
     /// Messenger conversation id → when it is due for a decision (a visitor wrote, or its
     /// agent failed earlier): the chats' own queue, apart from the cases' `retries`.
-    chats_due: sled::Tree,
+    chats_due: Tree,
     /// Case id → the stamp of our own reply's echo (see `echoes.rs`).
-    echoes: sled::Tree,
-    /// Added to sled's id counter: a compacted store's counter starts again at zero, and
-    /// its ids must stay above every id the original gave (see `compact.rs`).
-    id_floor: u64,
+    echoes: Tree,
+    /// The numbers being handed out (see `ids.rs`).
+    ids: Arc<Mutex<ids::IdBlock>>,
 }
 
 const CURSOR_KEY: &[u8] = b"cursor";
-/// How many transactions a bulk write (an import, a retention pass) makes between flushes.
-/// sled 0.34 can deadlock when a write needs a new segment while its I/O threads all wait
-/// on writes not yet flushed (spacejam/sled#1412, open): bulk writes flush often. A
-/// benchmark import of 100,000 conversations stopped there once with 100.
-const FLUSH_EVERY: usize = 10;
+/// How many transactions a bulk write (a retention pass, the summaries' migration) makes
+/// between durable commits: redb reuses the pages its commits free only after one.
+const FLUSH_EVERY: usize = 100;
+/// How many conversations an import writes in one transaction.
+const IMPORT_BATCH: usize = 500;
 
 /// How many of the most recently active conversations `recently_open` looks through.
 pub const RECENT_SCAN: usize = 5_000;
@@ -164,9 +168,9 @@ pub const RECENT_SCAN: usize = 5_000;
 /// Where the number of conversations is kept, in `meta`.
 const COUNT_KEY: &[u8] = b"conversation_count";
 
-/// sled's page cache: enough for the hot part of the store (the indexes' recent pages,
-/// the conversations being decided), not the whole of it; the daemon's memory stays flat
-/// whatever the store holds.
+/// The engine's page cache: enough for the hot part of the store (the indexes' recent
+/// pages, the conversations being decided), not the whole of it; the daemon's memory stays
+/// flat whatever the store holds.
 pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -223,10 +227,21 @@ fn reads_its_case(conversation: &Conversation) -> bool {
 
 /// What a transaction that never aborts can fail with: only storage (`commit`'s, which
 /// can refuse a second claim of a visitor's email, maps its own errors).
-fn storage_error(e: TransactionError<()>) -> StoreError {
+fn storage_error(e: TxError<()>) -> StoreError {
     match e {
-        TransactionError::Storage(e) => StoreError::Sled(e),
-        TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+        TxError::Storage(e) => StoreError::Engine(e),
+        TxError::Abort(()) => unreachable!("the transaction never aborts"),
+    }
+}
+
+/// What a commit's transaction ends with: storage, or a refused claim of a visitor's email
+/// (the claimant's id).
+type TxResult<T> = std::result::Result<T, TxError<String>>;
+
+fn commit_error(e: TxError<String>) -> StoreError {
+    match e {
+        TxError::Storage(e) => StoreError::Engine(e),
+        TxError::Abort(claimant) => StoreError::LeadClaimed { claimant },
     }
 }
 
@@ -239,7 +254,7 @@ fn count_down(count: &AtomicU64, n: u64) {
 }
 
 /// Every record of a tree, in key order.
-fn read_all<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<T>> + '_ {
+fn read_all<T: DeserializeOwned>(tree: &Tree) -> impl Iterator<Item = Result<T>> + '_ {
     tree.iter().map(|item| {
         let (k, v) = item?;
         decode(&k, &v)
@@ -248,43 +263,40 @@ fn read_all<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Resu
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
-        compact::restore_interrupted(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(500))
-            // sled's default page cache is 1 GiB; conversations are read one at a time.
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        migrate::restore_interrupted_compaction(path)?;
+        let file = migrate::engine_file(path)?;
+        let db = kv::Db::open(&file, CACHE_BYTES as usize)
+            .map_err(|source| StoreError::Open { path: path.display().to_string(), reason: source.to_string() })?;
+        let meta = db.tree("meta")?;
         Store {
-            conversations: db.open_tree("conversations")?,
-            outbox: db.open_tree("outbox")?,
-            errors: db.open_tree("sync_errors")?,
-            meta: db.open_tree("meta")?,
-            retries: db.open_tree("retries")?,
-            confirmed: db.open_tree("confirmed")?,
-            activity: db.open_tree("activity")?,
-            activity_key: db.open_tree("activity_key")?,
-            awaiting: db.open_tree("awaiting")?,
-            awaiting_key: db.open_tree("awaiting_key")?,
-            handed_over_chats: db.open_tree("handed_over_chats")?,
-            visitor_leads: db.open_tree("visitor_leads")?,
-            outbox_due: db.open_tree("outbox_due")?,
-            outbox_records: db.open_tree("outbox_records")?,
-            outbox_cases: db.open_tree("outbox_cases")?,
-            pruned: db.open_tree("pruned")?,
-            error_keys: db.open_tree("error_keys")?,
+            conversations: db.tree("conversations")?,
+            outbox: db.tree("outbox")?,
+            errors: db.tree("sync_errors")?,
+            ids: Arc::new(ids::IdBlock::starting_at(Store::kept_next_id(&meta)?)),
+            meta,
+            retries: db.tree("retries")?,
+            confirmed: db.tree("confirmed")?,
+            activity: db.tree("activity")?,
+            activity_key: db.tree("activity_key")?,
+            awaiting: db.tree("awaiting")?,
+            awaiting_key: db.tree("awaiting_key")?,
+            handed_over_chats: db.tree("handed_over_chats")?,
+            visitor_leads: db.tree("visitor_leads")?,
+            outbox_due: db.tree("outbox_due")?,
+            outbox_records: db.tree("outbox_records")?,
+            outbox_cases: db.tree("outbox_cases")?,
+            pruned: db.tree("pruned")?,
+            error_keys: db.tree("error_keys")?,
             error_count: Arc::new(AtomicU64::new(0)),
-            chats_due: db.open_tree("chats_due")?,
-            echoes: db.open_tree("echoes")?,
-            id_floor: 0,
+            chats_due: db.tree("chats_due")?,
+            echoes: db.tree("echoes")?,
             conversation_count: Arc::new(AtomicU64::new(0)),
             outbox_count: Arc::new(AtomicU64::new(0)),
             conversations_read: Arc::new(AtomicU64::new(0)),
             db,
             path: path.to_path_buf(),
+            file,
         }
-        .with_id_floor()?
         .with_activity_index()?
         .with_summaries()?
         .with_outbox_index()?
@@ -294,7 +306,7 @@ impl Store {
 
     /// Opens a store that must already exist (read-only commands never create one).
     pub fn open_existing(path: &Path) -> Result<Store> {
-        compact::restore_interrupted(path)?;
+        migrate::restore_interrupted_compaction(path)?;
         if !path.exists() {
             return Err(StoreError::Missing { path: path.display().to_string() });
         }
@@ -305,7 +317,7 @@ impl Store {
     /// counted once, by key, and kept from then on) and builds the activity index for a
     /// store written before it existed. Reads no conversation of a store that has both.
     fn with_activity_index(self) -> Result<Store> {
-        let kept = self.meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
+        let kept = self.meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok());
         let count = match kept {
             Some(bytes) => u64::from_be_bytes(bytes),
             None => {
@@ -314,14 +326,14 @@ impl Store {
                     key?;
                     n += 1;
                 }
-                self.meta.insert(COUNT_KEY, &n.to_be_bytes())?;
+                self.meta.insert(COUNT_KEY, n.to_be_bytes())?;
                 n
             }
         };
         self.conversation_count.store(count, std::sync::atomic::Ordering::Relaxed);
         // The outbox holds only work not yet done: counting it is proportional to that.
-        self.outbox_count.store(self.outbox.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        if self.activity.is_empty() && !self.conversations.is_empty() {
+        self.outbox_count.store(self.outbox.len()? as u64, std::sync::atomic::Ordering::Relaxed);
+        if self.activity.is_empty()? && !self.conversations.is_empty()? {
             for conversation in self.conversations() {
                 let c = conversation?;
                 let key = activity_key(&c);
@@ -354,8 +366,7 @@ impl Store {
         self.conversations_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// How many conversations the store holds (counted once at open, then kept, since
-    /// sled counts by scanning).
+    /// How many conversations the store holds (kept in `meta` with every commit).
     pub fn conversation_count(&self) -> usize {
         self.conversation_count.load(std::sync::atomic::Ordering::Relaxed) as usize
     }
@@ -372,126 +383,87 @@ impl Store {
 
     /// Saves a conversation and queues its actions in one transaction, durably.
     pub fn commit(&self, conversation: &Conversation, actions: Vec<Action>) -> Result<Vec<u64>> {
-        let ids = self.commit_unflushed(conversation, actions)?;
-        self.db.flush()?;
-        Ok(ids)
+        let entries = self.outbox_entries(actions)?;
+        let new = self.db.transaction(Durable::Now, |tx| self.commit_in(tx, conversation, &entries));
+        if new.map_err(commit_error)? {
+            self.conversation_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.outbox_count.fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(entries.iter().map(|e| e.id).collect())
     }
 
-    /// Saves conversations as `commit` does, each in its own transaction, and makes them
-    /// durable once at the end: the bulk path for a store built from elsewhere (the
-    /// history benchmark's, an import), not for the daemon's decisions.
+    /// Saves conversations as `commit` does, many to a transaction, and makes them durable
+    /// at the end: the bulk path for a store built from elsewhere (the history benchmark's,
+    /// an import), not for the daemon's decisions.
     pub fn import(&self, conversations: &[Conversation]) -> Result<()> {
-        for (n, conversation) in conversations.iter().enumerate() {
-            self.commit_unflushed(conversation, Vec::new())?;
-            // Written out as it goes: sled 0.34 can deadlock when a transaction needs a new
-            // segment while many unwritten buffers wait (spacejam/sled#1412).
-            if n % FLUSH_EVERY == FLUSH_EVERY - 1 {
-                self.db.flush()?;
-            }
+        for batch in conversations.chunks(IMPORT_BATCH) {
+            let new = self.db.transaction(Durable::Later, |tx| {
+                let mut new = 0;
+                for conversation in batch {
+                    new += u64::from(self.commit_in(tx, conversation, &[])?);
+                }
+                Ok(new)
+            });
+            self.conversation_count.fetch_add(new.map_err(commit_error)?, std::sync::atomic::Ordering::Relaxed);
         }
         self.db.flush()?;
         Ok(())
     }
 
-    fn commit_unflushed(&self, conversation: &Conversation, actions: Vec<Action>) -> Result<Vec<u64>> {
-        let entries = self.outbox_entries(actions)?;
-        let conversation_bytes = encode(conversation);
+    /// Writes a conversation, its indexes and its new outbox entries inside `tx`; whether
+    /// the conversation is new (counted once the transaction commits).
+    fn commit_in(&self, tx: &kv::Tx<'_>, conversation: &Conversation, entries: &[OutboxEntry]) -> TxResult<bool> {
         let retry = conversation.retry_at.map(|at| encode(&at));
         let new_key = activity_key(conversation);
-        let state = state_name(&conversation.state);
         let summary = crate::model::Summary::of(conversation);
         let awaiting_key = awaiting_key(conversation);
-        let handed_over_chat = reads_its_case(conversation);
-        let lead_claim = visitor_leads::claimed_email(conversation);
+        let id = conversation.id.as_bytes();
+        let chats = tx.open(&self.handed_over_chats)?;
+        match reads_its_case(conversation) {
+            true => chats.insert(id, [])?,
+            false => chats.remove(id)?,
+        };
+        let previous = tx.open(&self.conversations)?.insert(id, encode(conversation))?;
+        if previous.is_none() {
+            let meta = tx.open(&self.meta)?;
+            let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok());
+            meta.insert(COUNT_KEY, (count.map_or(0, u64::from_be_bytes) + 1).to_be_bytes())?;
+        }
+        if let Some(email) = visitor_leads::claimed_email(conversation) {
+            visitor_leads::claim(&tx.open(&self.visitor_leads)?, &email, &conversation.id, previous.as_deref())?;
+        }
+        let activity = tx.open(&self.activity)?;
+        let mut previous_value = None;
+        if let Some(old) = tx.open(&self.activity_key)?.insert(id, &new_key)? {
+            previous_value = activity.remove(old)?;
+        }
+        let (awaiting, awaiting_keys) = (tx.open(&self.awaiting)?, tx.open(&self.awaiting_key)?);
+        let old_wait = match &awaiting_key {
+            Some(key) => awaiting_keys.insert(id, key)?,
+            None => awaiting_keys.remove(id)?,
+        };
+        if let Some(old) = old_wait {
+            awaiting.remove(old)?;
+        }
+        if let Some(key) = &awaiting_key {
+            awaiting.insert(key, [])?;
+        }
+        let state = state_name(&conversation.state);
+        activity.insert(new_key, summaries::entry_value(state, &summary, previous_value.as_deref()))?;
+        // A chat's place in the chats' queue, a case's in the cases' retries.
         let is_chat = conversation.channel == crate::model::Channel::Messenger;
-        let trees = (
-            &self.conversations,
-            &self.outbox,
-            &self.retries,
-            &self.activity,
-            &self.activity_key,
-            &self.awaiting,
-            &self.awaiting_key,
-            &self.handed_over_chats,
-            &self.visitor_leads,
-            &self.chats_due,
-            &self.meta,
-            &self.outbox_due,
-            &self.outbox_records,
-            &self.outbox_cases,
-        );
-        trees
-            .transaction(
-                |(
-                    conversations,
-                    outbox,
-                    retries,
-                    activity,
-                    activity_keys,
-                    awaiting,
-                    awaiting_keys,
-                    chats,
-                    leads,
-                    chats_due,
-                    meta,
-                    outbox_due,
-                    outbox_records,
-                    outbox_cases,
-                )| {
-                    match handed_over_chat {
-                        true => chats.insert(conversation.id.as_bytes(), &[])?,
-                        false => chats.remove(conversation.id.as_bytes())?,
-                    };
-                    let previous = conversations.insert(conversation.id.as_bytes(), conversation_bytes.clone())?;
-                    if previous.is_none() {
-                        let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
-                        let count = count.map_or(0, u64::from_be_bytes) + 1;
-                        meta.insert(COUNT_KEY, &count.to_be_bytes())?;
-                    }
-                    if let Some(email) = &lead_claim {
-                        visitor_leads::claim(leads, email, &conversation.id, previous.as_ref())?;
-                    }
-                    let mut previous_value = None;
-                    if let Some(old) = activity_keys.insert(conversation.id.as_bytes(), new_key.clone())? {
-                        previous_value = activity.remove(old)?;
-                    }
-                    let old_wait = match &awaiting_key {
-                        Some(key) => awaiting_keys.insert(conversation.id.as_bytes(), key.clone())?,
-                        None => awaiting_keys.remove(conversation.id.as_bytes())?,
-                    };
-                    if let Some(old) = old_wait {
-                        awaiting.remove(old)?;
-                    }
-                    if let Some(key) = &awaiting_key {
-                        awaiting.insert(key.clone(), &[])?;
-                    }
-                    let value = summaries::entry_value(state, &summary, previous_value.as_deref());
-                    activity.insert(new_key.clone(), value)?;
-                    // A chat's place in the chats' queue, a case's in the cases' retries.
-                    let due = if is_chat { chats_due } else { retries };
-                    match &retry {
-                        Some(at) => due.insert(conversation.id.as_bytes(), at.clone())?,
-                        None => due.remove(conversation.id.as_bytes())?,
-                    };
-                    let queued =
-                        outbox::OutboxTx { outbox, due: outbox_due, records: outbox_records, cases: outbox_cases };
-                    for entry in &entries {
-                        queued.put(entry)?;
-                    }
-                    Ok::<_, ConflictableTransactionError<String>>(previous.is_none())
-                },
-            )
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Sled(e),
-                TransactionError::Abort(claimant) => StoreError::LeadClaimed { claimant },
-            })
-            .map(|new| {
-                if new {
-                    self.conversation_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                self.outbox_count.fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            })?;
-        Ok(entries.iter().map(|e| e.id).collect())
+        let due = tx.open(if is_chat { &self.chats_due } else { &self.retries })?;
+        match &retry {
+            Some(at) => due.insert(id, at)?,
+            None => due.remove(id)?,
+        };
+        if !entries.is_empty() {
+            let queued = outbox::OutboxTx::open(self, tx)?;
+            for entry in entries {
+                queued.put(entry)?;
+            }
+        }
+        Ok(previous.is_none())
     }
 
     /// `actions` as new outbox entries, each with its id.
@@ -557,8 +529,10 @@ impl Store {
         self.meta.get(key)?.map(|v| decode(key.as_bytes(), &v)).transpose()
     }
 
+    /// Durably: such values (a token key, say) must outlive a crash right after.
     pub fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         self.meta.insert(key, encode(value))?;
+        self.db.flush()?;
         Ok(())
     }
 

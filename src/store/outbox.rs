@@ -8,12 +8,10 @@
 use std::ops::Bound;
 use std::sync::atomic::Ordering::Relaxed;
 
-use chrono::{DateTime, Utc};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
-
+use super::kv::{self, Durable, TxError, TxTree};
 use super::{EntryStatus, OutboxEntry, Result, Store, decode, encode, read_all, storage_error};
 use crate::model::Action;
+use chrono::{DateTime, Utc};
 
 /// A read of the outbox's due entries under way, a batch at a time: where the last batch
 /// ended in the index of entries by when they are due.
@@ -56,24 +54,34 @@ fn id_at_end(key: &[u8]) -> u64 {
 }
 
 /// The outbox's trees in a transaction: an entry and its two index keys move together.
-pub(super) struct OutboxTx<'a> {
-    pub(super) outbox: &'a TransactionalTree,
-    pub(super) due: &'a TransactionalTree,
-    pub(super) records: &'a TransactionalTree,
+pub(super) struct OutboxTx<'t> {
+    outbox: TxTree<'t>,
+    due: TxTree<'t>,
+    records: TxTree<'t>,
     /// Case (conversation) id → how many of its entries are queued: what retention asks,
     /// inside its own transaction, before it prunes a conversation.
-    pub(super) cases: &'a TransactionalTree,
+    cases: TxTree<'t>,
 }
 
 /// How many entries a case has queued, from its `outbox_cases` value.
-pub(super) fn queued_count(value: Option<&sled::IVec>) -> u64 {
-    value.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()).map_or(0, u64::from_be_bytes)
+pub(super) fn queued_count(value: Option<&[u8]>) -> u64 {
+    value.and_then(|v| <[u8; 8]>::try_from(v).ok()).map_or(0, u64::from_be_bytes)
 }
 
-impl OutboxTx<'_> {
+impl<'t> OutboxTx<'t> {
+    /// The outbox's trees inside `tx`.
+    pub(super) fn open(store: &Store, tx: &kv::Tx<'t>) -> kv::Result<OutboxTx<'t>> {
+        Ok(OutboxTx {
+            outbox: tx.open(&store.outbox)?,
+            due: tx.open(&store.outbox_due)?,
+            records: tx.open(&store.outbox_records)?,
+            cases: tx.open(&store.outbox_cases)?,
+        })
+    }
+
     /// Writes an entry (new, or rewritten with a new status or due time); `true` if new.
-    pub(super) fn put(&self, entry: &OutboxEntry) -> std::result::Result<bool, UnabortableTransactionError> {
-        let old = self.outbox.insert(&entry.id.to_be_bytes(), encode(entry))?;
+    pub(super) fn put(&self, entry: &OutboxEntry) -> kv::Result<bool> {
+        let old = self.outbox.insert(entry.id.to_be_bytes(), encode(entry))?;
         match old.as_ref().and_then(|o| serde_json::from_slice::<OutboxEntry>(o).ok()) {
             Some(old) => {
                 self.due.remove(due_key(&old))?;
@@ -81,20 +89,20 @@ impl OutboxTx<'_> {
             None => {
                 if let Some(mut key) = record_prefix(entry) {
                     key.extend(entry.id.to_be_bytes());
-                    self.records.insert(key, &[])?;
+                    self.records.insert(key, [])?;
                 }
                 let case = entry.action.case_id().as_bytes();
-                let queued = queued_count(self.cases.get(case)?.as_ref());
-                self.cases.insert(case, &(queued + 1).to_be_bytes())?;
+                let queued = queued_count(self.cases.get(case)?.as_deref());
+                self.cases.insert(case, (queued + 1).to_be_bytes())?;
             }
         }
-        self.due.insert(due_key(entry), &[])?;
+        self.due.insert(due_key(entry), [])?;
         Ok(old.is_none())
     }
 
     /// Takes an entry out of the outbox, with its index keys.
-    pub(super) fn take(&self, id: u64) -> std::result::Result<Option<OutboxEntry>, UnabortableTransactionError> {
-        let Some(old) = self.outbox.remove(&id.to_be_bytes())? else { return Ok(None) };
+    pub(super) fn take(&self, id: u64) -> kv::Result<Option<OutboxEntry>> {
+        let Some(old) = self.outbox.remove(id.to_be_bytes())? else { return Ok(None) };
         // An entry that cannot be read leaves index keys the reads drop when they meet them.
         let Ok(entry) = serde_json::from_slice::<OutboxEntry>(&old) else { return Ok(None) };
         self.due.remove(due_key(&entry))?;
@@ -103,9 +111,9 @@ impl OutboxTx<'_> {
             self.records.remove(key)?;
         }
         let case = entry.action.case_id().as_bytes();
-        match queued_count(self.cases.get(case)?.as_ref()) {
+        match queued_count(self.cases.get(case)?.as_deref()) {
             0 | 1 => self.cases.remove(case)?,
-            n => self.cases.insert(case, &(n - 1).to_be_bytes())?,
+            n => self.cases.insert(case, (n - 1).to_be_bytes())?,
         };
         Ok(Some(entry))
     }
@@ -117,9 +125,9 @@ impl Store {
     /// them): an entry missing from them would never be sent. Reads the outbox, which holds
     /// only work not yet done.
     pub(super) fn with_outbox_index(self) -> Result<Store> {
-        let queued: u64 = self.outbox_cases.iter().values().map(|v| queued_count(v.ok().as_ref())).sum();
-        let entries = self.outbox.len();
-        if self.outbox_due.len() == entries && queued == entries as u64 {
+        let queued: u64 = self.outbox_cases.iter().values().map(|v| queued_count(v.ok().as_deref())).sum();
+        let entries = self.outbox.len()?;
+        if self.outbox_due.len()? == entries && queued == entries as u64 {
             return Ok(self);
         }
         self.outbox_due.clear()?;
@@ -127,14 +135,14 @@ impl Store {
         self.outbox_cases.clear()?;
         for entry in read_all::<OutboxEntry>(&self.outbox) {
             let entry = entry?;
-            self.outbox_due.insert(due_key(&entry), &[])?;
+            self.outbox_due.insert(due_key(&entry), [])?;
             if let Some(mut key) = record_prefix(&entry) {
                 key.extend(entry.id.to_be_bytes());
-                self.outbox_records.insert(key, &[])?;
+                self.outbox_records.insert(key, [])?;
             }
             let case = entry.action.case_id().as_bytes();
-            let n = queued_count(self.outbox_cases.get(case)?.as_ref());
-            self.outbox_cases.insert(case, &(n + 1).to_be_bytes())?;
+            let n = queued_count(self.outbox_cases.get(case)?.as_deref());
+            self.outbox_cases.insert(case, (n + 1).to_be_bytes())?;
         }
         self.db.flush()?;
         Ok(self)
@@ -201,8 +209,7 @@ impl Store {
         read_all(&self.outbox).collect()
     }
 
-    /// How many entries the outbox holds (counted once at open, then kept: sled counts by
-    /// reading every entry).
+    /// How many entries the outbox holds (counted at open, then kept).
     pub fn outbox_len(&self) -> usize {
         self.outbox_count.load(Relaxed) as usize
     }
@@ -212,24 +219,24 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let added = (&self.outbox, &self.outbox_due, &self.outbox_records, &self.outbox_cases)
-            .transaction(|(outbox, due, records, cases)| {
-                let tx = OutboxTx { outbox, due, records, cases };
+        let added = self
+            .db
+            .transaction(Durable::Now, |tx| {
+                let queued = OutboxTx::open(self, tx)?;
                 let mut added = 0;
                 for e in entries {
-                    added += u64::from(tx.put(e)?);
+                    added += u64::from(queued.put(e)?);
                 }
-                Ok::<_, ConflictableTransactionError<()>>(added)
+                Ok::<_, TxError<()>>(added)
             })
             .map_err(storage_error)?;
         self.outbox_count.fetch_add(added, Relaxed);
-        self.db.flush()?;
         Ok(())
     }
 
     /// How many posts with this confirmation key Salesforce has confirmed.
     pub fn confirmed_count(&self, key: &str) -> Result<u64> {
-        Ok(self.confirmed.get(key)?.map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))).unwrap_or(0))
+        Ok(self.confirmed.get(key)?.map(|v| u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8]))).unwrap_or(0))
     }
 
     /// Removes done entries and counts their confirmations, in one transaction: a crash
@@ -238,57 +245,50 @@ impl Store {
         if done.is_empty() {
             return Ok(());
         }
-        let trees = (
-            &self.outbox,
-            &self.outbox_due,
-            &self.outbox_records,
-            &self.outbox_cases,
-            &self.confirmed,
-            &self.errors,
-            &self.error_keys,
-        );
-        let (removed_count, resolved) = trees
-            .transaction(|(outbox, due, records, cases, confirmed, errors, keys)| {
-                let tx = OutboxTx { outbox, due, records, cases };
+        let (removed_count, resolved) = self
+            .db
+            .transaction(Durable::Now, |tx| {
+                let queued = OutboxTx::open(self, tx)?;
+                let errors = super::sync_errors::ErrorsTx::open(self, tx)?;
+                let confirmed = tx.open(&self.confirmed)?;
                 let (mut count, mut resolved) = (0, 0);
                 for (id, key) in done {
-                    let Some(entry) = tx.take(*id)? else { continue };
+                    let Some(entry) = queued.take(*id)? else { continue };
                     count += 1;
                     // A retried action that went through resolves its sync error.
                     if let Some(error_id) = entry.retry_of {
-                        resolved += u64::from(super::sync_errors::ErrorsTx { errors, keys }.take(error_id)?);
+                        resolved += u64::from(errors.take(error_id)?);
                     }
                     if let Some(key) = key {
                         let n = confirmed
                             .get(key.as_bytes())?
-                            .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+                            .map(|v| u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])))
                             .unwrap_or(0);
-                        confirmed.insert(key.as_bytes(), &(n + 1).to_be_bytes())?;
+                        confirmed.insert(key.as_bytes(), (n + 1).to_be_bytes())?;
                     }
                 }
-                Ok::<_, ConflictableTransactionError<()>>((count, resolved))
+                Ok::<_, TxError<()>>((count, resolved))
             })
             .map_err(storage_error)?;
         super::count_down(&self.outbox_count, removed_count);
         super::count_down(&self.error_count, resolved);
-        self.db.flush()?;
         Ok(())
     }
 
     /// Removes entries durably (failed ones, whose sync error keeps the action).
     pub fn remove_entries(&self, ids: &[u64]) -> Result<()> {
-        let removed = (&self.outbox, &self.outbox_due, &self.outbox_records, &self.outbox_cases)
-            .transaction(|(outbox, due, records, cases)| {
-                let tx = OutboxTx { outbox, due, records, cases };
+        let removed = self
+            .db
+            .transaction(Durable::Now, |tx| {
+                let queued = OutboxTx::open(self, tx)?;
                 let mut count = 0;
                 for id in ids {
-                    count += u64::from(tx.take(*id)?.is_some());
+                    count += u64::from(queued.take(*id)?.is_some());
                 }
-                Ok::<_, ConflictableTransactionError<()>>(count)
+                Ok::<_, TxError<()>>(count)
             })
             .map_err(storage_error)?;
         super::count_down(&self.outbox_count, removed);
-        self.db.flush()?;
         Ok(())
     }
 

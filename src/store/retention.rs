@@ -11,12 +11,10 @@
 //! after a crash counts only the posts made after the prune (the confirmation counts
 //! before it were pruned with the conversation).
 
-use chrono::{DateTime, Utc};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
-
+use super::kv::{Durable, TxError};
 use super::{COUNT_KEY, Result, Store, activity_key, awaiting_key, decode, visitor_leads};
 use crate::model::Conversation;
+use chrono::{DateTime, Utc};
 
 /// Where the newest activity whose traces were cleared is kept, in `meta`.
 const TRACES_CLEARED_KEY: &str = "traces_cleared_until";
@@ -128,12 +126,12 @@ impl Store {
 
     /// The bytes the store takes on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        self.db.size_on_disk().map_err(|source| super::StoreError::Io { path: self.file.display().to_string(), source })
     }
 
     /// Prunes one conversation and everything that belongs to it, if it is still as
     /// `bytes` (a commit meanwhile keeps it); leaves its mark.
-    fn prune_one(&self, conversation: &Conversation, bytes: &sled::IVec) -> Result<Pruned> {
+    fn prune_one(&self, conversation: &Conversation, bytes: &[u8]) -> Result<Pruned> {
         let id = conversation.id.as_bytes();
         let mut confirmations = Vec::new();
         for key in self.confirmed.scan_prefix(format!("{}:", conversation.id)).keys() {
@@ -142,82 +140,56 @@ impl Store {
         let mut errors_of = Vec::new();
         for item in self.error_keys.scan_prefix([id, b"\0"].concat()) {
             let (_, error_id) = item?;
-            errors_of.push(u64::from_be_bytes(<[u8; 8]>::try_from(error_id.as_ref()).unwrap_or_default()));
+            errors_of.push(u64::from_be_bytes(<[u8; 8]>::try_from(error_id.as_slice()).unwrap_or_default()));
         }
         let claimed = visitor_leads::claimed_email(conversation);
         let mut mark = Utc::now().timestamp_millis().to_be_bytes().to_vec();
         let newest_part = conversation.parts.iter().map(|p| p.created_at).max();
         let seen_until = newest_part.map_or(conversation.modstamp, |p| p.max(conversation.modstamp));
         mark.extend(seen_until.timestamp_millis().to_be_bytes());
-        let trees = (
-            &self.conversations,
-            &self.activity,
-            &self.activity_key,
-            &self.awaiting_key,
-            &self.handed_over_chats,
-            &self.visitor_leads,
-            &self.chats_due,
-            &self.retries,
-            &self.confirmed,
-            &self.meta,
-            &self.pruned,
-            &self.errors,
-            &self.error_keys,
-            &self.outbox_cases,
-        );
-        let outcome = trees
-            .transaction(
-                |(
-                    conversations,
-                    activity,
-                    activity_keys,
-                    awaiting_keys,
-                    chats,
-                    leads,
-                    due,
-                    retries,
-                    confirmed,
-                    meta,
-                    pruned,
-                    errors,
-                    keys,
-                    queued,
-                )| {
-                    if conversations.get(id)?.as_ref() != Some(bytes) {
-                        return Ok(Err(Pruned::Changed));
-                    }
-                    // Asked here, in the transaction: an action queued meanwhile (an admin's
-                    // retry, say) keeps the conversation and what its sending needs.
-                    if super::outbox::queued_count(queued.get(id)?.as_ref()) > 0 {
-                        return Ok(Err(Pruned::Pending));
-                    }
-                    let mut errors_removed = 0;
-                    for error_id in &errors_of {
-                        errors_removed += u64::from(super::sync_errors::ErrorsTx { errors, keys }.take(*error_id)?);
-                    }
-                    conversations.remove(id)?;
-                    if let Some(key) = activity_keys.remove(id)? {
-                        activity.remove(key)?;
-                    }
-                    activity.remove(activity_key(conversation))?;
-                    awaiting_keys.remove(id)?;
-                    chats.remove(id)?;
-                    due.remove(id)?;
-                    retries.remove(id)?;
-                    if let Some(email) = &claimed
-                        && leads.get(email.as_bytes())?.is_some_and(|owner| owner.as_ref() == id)
-                    {
-                        leads.remove(email.as_bytes())?;
-                    }
-                    for key in &confirmations {
-                        confirmed.remove(key)?;
-                    }
-                    let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok());
-                    meta.insert(COUNT_KEY, &count.map_or(0, u64::from_be_bytes).saturating_sub(1).to_be_bytes())?;
-                    pruned.insert(id, mark.as_slice())?;
-                    Ok::<_, ConflictableTransactionError<()>>(Ok(errors_removed))
-                },
-            )
+        let outcome = self
+            .db
+            .transaction(Durable::Later, |tx| {
+                let conversations = tx.open(&self.conversations)?;
+                if conversations.get(id)?.as_deref() != Some(bytes) {
+                    return Ok(Err(Pruned::Changed));
+                }
+                // Asked here, in the transaction: an action queued meanwhile (an admin's
+                // retry, say) keeps the conversation and what its sending needs.
+                if super::outbox::queued_count(tx.open(&self.outbox_cases)?.get(id)?.as_deref()) > 0 {
+                    return Ok(Err(Pruned::Pending));
+                }
+                let errors = super::sync_errors::ErrorsTx::open(self, tx)?;
+                let mut errors_removed = 0;
+                for error_id in &errors_of {
+                    errors_removed += u64::from(errors.take(*error_id)?);
+                }
+                conversations.remove(id)?;
+                let activity = tx.open(&self.activity)?;
+                if let Some(key) = tx.open(&self.activity_key)?.remove(id)? {
+                    activity.remove(key)?;
+                }
+                activity.remove(activity_key(conversation))?;
+                tx.open(&self.awaiting_key)?.remove(id)?;
+                tx.open(&self.handed_over_chats)?.remove(id)?;
+                tx.open(&self.chats_due)?.remove(id)?;
+                tx.open(&self.retries)?.remove(id)?;
+                let leads = tx.open(&self.visitor_leads)?;
+                if let Some(email) = &claimed
+                    && leads.get(email.as_bytes())?.is_some_and(|owner| owner == id)
+                {
+                    leads.remove(email.as_bytes())?;
+                }
+                let confirmed = tx.open(&self.confirmed)?;
+                for key in &confirmations {
+                    confirmed.remove(key)?;
+                }
+                let meta = tx.open(&self.meta)?;
+                let count = meta.get(COUNT_KEY)?.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok());
+                meta.insert(COUNT_KEY, count.map_or(0, u64::from_be_bytes).saturating_sub(1).to_be_bytes())?;
+                tx.open(&self.pruned)?.insert(id, mark.as_slice())?;
+                Ok::<_, TxError<()>>(Ok(errors_removed))
+            })
             .map_err(super::storage_error)?;
         let errors_removed = match outcome {
             Ok(n) => n,
@@ -251,9 +223,8 @@ impl Store {
                 decision.trace = Default::default();
             }
             // A commit meanwhile wins: its conversation is newer, and is cleared later.
-            let swapped =
-                self.conversations.compare_and_swap(&key[8..], Some(&bytes), Some(super::encode(&conversation)))?;
-            if swapped.is_ok() {
+            let cleared_bytes = super::encode(&conversation);
+            if self.conversations.compare_and_swap(&key[8..], Some(&bytes), Some(&cleared_bytes))? {
                 cleared += 1;
                 if cleared % super::FLUSH_EVERY == 0 {
                     self.db.flush()?;

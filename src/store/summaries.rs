@@ -152,7 +152,7 @@ impl Store {
                 self.db.flush()?;
             }
         }
-        self.meta.insert(SUMMARIES_KEY, &[1])?;
+        self.meta.insert(SUMMARIES_KEY, [1])?;
         self.db.flush()?;
         Ok(self)
     }

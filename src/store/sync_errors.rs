@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
+use super::kv::{self, Durable, TxError, TxTree};
 
 use super::{Result, Store, decode, encode, read_all};
 use crate::model::Action;
@@ -100,18 +99,23 @@ fn merge_into(error: &mut SyncError, existing: SyncError) {
 }
 
 /// The errors and their key index in a transaction: an error and its key move together.
-pub(super) struct ErrorsTx<'a> {
-    pub(super) errors: &'a TransactionalTree,
-    pub(super) keys: &'a TransactionalTree,
+pub(super) struct ErrorsTx<'t> {
+    errors: TxTree<'t>,
+    keys: TxTree<'t>,
 }
 
-impl ErrorsTx<'_> {
+impl<'t> ErrorsTx<'t> {
+    /// The sync errors' trees inside `tx`.
+    pub(super) fn open(store: &Store, tx: &kv::Tx<'t>) -> kv::Result<ErrorsTx<'t>> {
+        Ok(ErrorsTx { errors: tx.open(&store.errors)?, keys: tx.open(&store.error_keys)? })
+    }
+
     /// Takes an error out, with its key (when the key still names it).
-    pub(super) fn take(&self, id: u64) -> std::result::Result<bool, UnabortableTransactionError> {
-        let Some(old) = self.errors.remove(&id.to_be_bytes())? else { return Ok(false) };
+    pub(super) fn take(&self, id: u64) -> kv::Result<bool> {
+        let Some(old) = self.errors.remove(id.to_be_bytes())? else { return Ok(false) };
         if let Ok(old) = serde_json::from_slice::<SyncError>(&old) {
             let key = key_of(&old);
-            if self.keys.get(&key)?.is_some_and(|v| v.as_ref() == id.to_be_bytes()) {
+            if self.keys.get(&key)?.is_some_and(|v| v == id.to_be_bytes()) {
                 self.keys.remove(key)?;
             }
         }
@@ -123,14 +127,14 @@ impl Store {
     /// Builds the errors' key index for a store written before it existed, and counts the
     /// errors (those not yet resolved or dismissed: the admin's list).
     pub(super) fn with_error_index(self) -> Result<Store> {
-        let count = self.errors.len();
+        let count = self.errors.len()?;
         // Built again when it does not cover the errors (a store from before it, or an open
         // cut short while building it).
-        if self.error_keys.len() != count {
+        if self.error_keys.len()? != count {
             self.error_keys.clear()?;
             for error in read_all::<SyncError>(&self.errors) {
                 let error = error?;
-                self.error_keys.insert(key_of(&error), &error.id.to_be_bytes())?;
+                self.error_keys.insert(key_of(&error), error.id.to_be_bytes())?;
             }
             self.db.flush()?;
         }
@@ -164,11 +168,13 @@ impl Store {
         let fresh_id = self.next_id()? + 1;
         // Found, merged and written in one transaction: a repeat recorded at the same time,
         // or the error resolved meanwhile, never leaves two errors or a count that drifts.
-        let (id, added) = (&self.errors, &self.error_keys)
-            .transaction(|(errors, keys)| {
+        let (id, added) = self
+            .db
+            .transaction(Durable::Now, |tx| {
+                let ErrorsTx { errors, keys } = ErrorsTx::open(self, tx)?;
                 let mut error = error.clone();
                 let same_id = match error.id {
-                    0 => keys.get(key_of(&error))?.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok()),
+                    0 => keys.get(key_of(&error))?.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()),
                     id => Some(id.to_be_bytes()),
                 };
                 let previous = match same_id {
@@ -183,26 +189,25 @@ impl Store {
                 let (key, id) = (key_of(&error), error.id.to_be_bytes());
                 if let Some(old) = &old_key
                     && *old != key
-                    && keys.get(old)?.is_some_and(|v| v.as_ref() == id)
+                    && keys.get(old)?.is_some_and(|v| v == id)
                 {
                     keys.remove(old.as_slice())?;
                 }
-                let added = errors.insert(&id, encode(&error))?.is_none();
+                let added = errors.insert(id, encode(&error))?.is_none();
                 // The key names this error, unless another error still holds it.
                 let held = match keys.get(key.as_slice())? {
-                    Some(other) if other.as_ref() != id => errors.get(other)?.is_some(),
+                    Some(other) if other != id => errors.get(other)?.is_some(),
                     _ => false,
                 };
                 if !held {
-                    keys.insert(key.as_slice(), &id)?;
+                    keys.insert(key.as_slice(), id)?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>((error.id, added))
+                Ok::<_, TxError<()>>((error.id, added))
             })
             .map_err(super::storage_error)?;
         if added {
             self.error_count.fetch_add(1, Relaxed);
         }
-        self.db.flush()?;
         Ok(id)
     }
     pub fn sync_errors(&self) -> Result<Vec<SyncError>> {
@@ -210,15 +215,13 @@ impl Store {
     }
     pub fn remove_error(&self, id: u64) -> Result<Option<SyncError>> {
         let Some(error) = self.sync_error(id)? else { return Ok(None) };
-        let removed = (&self.errors, &self.error_keys)
-            .transaction(|(errors, keys)| {
-                Ok::<_, ConflictableTransactionError<()>>(ErrorsTx { errors, keys }.take(id)?)
-            })
+        let removed = self
+            .db
+            .transaction(Durable::Now, |tx| Ok::<_, TxError<()>>(ErrorsTx::open(self, tx)?.take(id)?))
             .map_err(super::storage_error)?;
         if removed {
             super::count_down(&self.error_count, 1);
         }
-        self.db.flush()?;
         Ok(Some(error))
     }
     /// An admin's retry of sync error `error_id`: its action is queued again, and the error
@@ -236,7 +239,7 @@ impl Store {
         if before.is_none() {
             return Ok(None);
         }
-        if self.errors.compare_and_swap(key, before, Some(encode(&error)))?.is_err() {
+        if !self.errors.compare_and_swap(&key, before.as_deref(), Some(&encode(&error)))? {
             return Ok(None);
         }
         let entry = self.enqueue_entry(action, Some(error_id))?;

@@ -4,9 +4,7 @@
 //! chats that give the same new email (in one round, or before Salesforce has made the
 //! first Lead) share one Lead instead of making two.
 
-use sled::IVec;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-
+use super::kv::{TxError, TxTree};
 use super::{Result, Store};
 use crate::model::Conversation;
 use crate::model::visitor::email_key;
@@ -23,16 +21,16 @@ pub(super) fn claimed_email(conversation: &Conversation) -> Option<String> {
 /// held the claim before this commit keeps it (its record says so), whatever its email
 /// became since.
 pub(super) fn claim(
-    index: &TransactionalTree,
+    index: &TxTree<'_>,
     email: &str,
     conversation_id: &str,
-    previous: Option<&IVec>,
-) -> std::result::Result<(), ConflictableTransactionError<String>> {
+    previous: Option<&[u8]>,
+) -> std::result::Result<(), TxError<String>> {
     match index.get(email.as_bytes())? {
         None => {
             index.insert(email.as_bytes(), conversation_id.as_bytes())?;
         }
-        Some(owner) if owner.as_ref() == conversation_id.as_bytes() => {}
+        Some(owner) if owner == conversation_id.as_bytes() => {}
         Some(owner) => {
             // Held before this commit: its record says it made its own Lead (records from
             // before the index may share an email with another such; both stand).
@@ -41,7 +39,7 @@ pub(super) fn claim(
                 .and_then(|p| p.messenger)
                 .is_some_and(|m| m.lead.made_here());
             if !held {
-                return Err(ConflictableTransactionError::Abort(String::from_utf8_lossy(&owner).into_owned()));
+                return Err(TxError::Abort(String::from_utf8_lossy(&owner).into_owned()));
             }
         }
     }

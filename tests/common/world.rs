@@ -186,8 +186,8 @@ pub fn test_settings(smtp: Option<SocketAddr>) -> DaemonSettings {
     }
 }
 
-/// Opens a store; one just dropped by an earlier daemon in the same test may still be
-/// locked by sled's flusher thread for a moment.
+/// Opens a store; one an earlier daemon in the same test used may still be held for a
+/// moment by its tasks winding down.
 fn open_store(path: &Path) -> Store {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
