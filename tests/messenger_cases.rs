@@ -313,6 +313,40 @@ async fn a_chat_closed_before_its_case_is_read_back_still_closes_the_case() {
     assert!(d.store().sync_errors().unwrap().is_empty(), "{:?}", d.store().sync_errors().unwrap());
 }
 
+async fn csat_on_case(w: &World, conversation: &str) -> Value {
+    let rows: Vec<Value> = w
+        .admin
+        .query(format!("SELECT AI_CSAT__c FROM Case WHERE Casebridge_Conversation__c = '{conversation}'"))
+        .collect_all()
+        .await
+        .unwrap();
+    rows[0]["AI_CSAT__c"].clone()
+}
+
+#[tokio::test]
+async fn a_rating_goes_onto_the_chats_case_once_salesforce_has_it_and_a_new_one_replaces_it() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut d, hub, id, token) = every_chat(&w, tmp.path()).await;
+    // Closed and rated before the case was read back: the rating waits for the case's id.
+    hub.post(&id, Some(&token), "That fixed it, thanks!", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    hub.rate(&id, Some(&token), 4, Some("quick and right"), "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    assert_eq!(csat_on_case(&w, &id).await, Value::Null);
+    assert!(!d.store().conversation(&id).unwrap().unwrap().csat.unwrap().mapped);
+    // The read of chats' cases learns the id (the chat is closed: it reads it all the same).
+    d.cycle().await.unwrap();
+    assert_eq!(csat_on_case(&w, &id).await.as_f64(), Some(4.0), "a Number field reads back as 4.0");
+    assert!(d.store().chats_with_cases().unwrap().is_empty(), "read once known, then no more");
+    // A second rating replaces the first, on the case too, in the round it arrives.
+    hub.rate(&id, Some(&token), 2, None, "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    assert_eq!(csat_on_case(&w, &id).await.as_f64(), Some(2.0));
+    assert!(d.store().sync_errors().unwrap().is_empty(), "{:?}", d.store().sync_errors().unwrap());
+    assert!(d.store().due_chats(chrono::Utc::now()).unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn a_handover_onto_a_case_a_person_closed_opens_it_again() {
     let w = World::new().await;

@@ -440,6 +440,7 @@ const USER_PERMISSIONS: &[&str] = &["ApiEnabled", "AssignTopics", "CreateTopics"
 /// rules' fields and the conversation External IDs), all editable. Activity's custom fields
 /// take their field permissions as Task's.
 const FIELD_GRANTS: &[&str] = &[
+    "Case.AI_CSAT__c",
     "Case.AI_Involved__c",
     "Case.AI_Resolution__c",
     "Case.Casebridge_Conversation__c",

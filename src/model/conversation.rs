@@ -76,6 +76,9 @@ pub struct Csat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub at: DateTime<Utc>,
+    /// Whether the `on: [rating]` mappings ran for it (their writes queued).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mapped: bool,
 }
 
 /// Where a conversation stands.

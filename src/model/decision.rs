@@ -210,6 +210,8 @@ pub enum Moment {
     Sync,
     Handover,
     Close,
+    /// A visitor rated the conversation (`csat` holds it); only mappings that name it.
+    Rating,
 }
 
 /// The longest question a decision keeps, in characters.

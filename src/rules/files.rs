@@ -217,7 +217,8 @@ pub struct OutboundMapping {
     /// A Rhai expression computing the value instead.
     #[serde(default)]
     pub expr: Option<String>,
-    /// When to write: `sync` (every update), `handover`, `close`. Default: all three.
+    /// When to write: `sync` (every update), `handover`, `close` (default: all three), or
+    /// `rating` (a messenger visitor rated the chat: onto the case it became).
     #[serde(default = "all_moments")]
     pub on: Vec<crate::model::Moment>,
 }

@@ -9,7 +9,7 @@ use std::ops::Bound;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::kv::{self, Durable, TxError, TxTree};
-use super::{EntryStatus, OutboxEntry, Result, Store, decode, encode, read_all, storage_error};
+use super::{EntryStatus, OutboxEntry, Result, Store, encode, read_all, storage_error};
 use crate::model::Action;
 use chrono::{DateTime, Utc};
 
@@ -133,8 +133,15 @@ impl Store {
         self.outbox_due.clear()?;
         self.outbox_records.clear()?;
         self.outbox_cases.clear()?;
-        for entry in read_all::<OutboxEntry>(&self.outbox) {
-            let entry = entry?;
+        for item in self.outbox.iter() {
+            let (key, bytes) = item?;
+            let entry = match serde_json::from_slice::<OutboxEntry>(&bytes) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    self.quarantine(id_at_end(&key), &bytes, &error)?;
+                    continue;
+                }
+            };
             self.outbox_due.insert(due_key(&entry), [])?;
             if let Some(mut key) = record_prefix(&entry) {
                 key.extend(entry.id.to_be_bytes());
@@ -171,7 +178,13 @@ impl Store {
                 self.outbox_due.remove(&key)?;
                 continue;
             };
-            let entry: OutboxEntry = decode(&id.to_be_bytes(), &bytes)?;
+            let entry = match serde_json::from_slice::<OutboxEntry>(&bytes) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    self.quarantine(id, &bytes, &error)?;
+                    continue;
+                }
+            };
             if let Some(prefix) = record_prefix(&entry)
                 && !self.first_for_record(&prefix, id)?
             {
@@ -202,6 +215,34 @@ impl Store {
             self.outbox_records.remove(&key)?;
         }
         Ok(true)
+    }
+
+    /// Sets aside an entry this build cannot read (one a newer build queued, an action kind
+    /// this one does not know; or damaged bytes): its bytes move, whole, to the quarantine
+    /// tree, and a sync error names it. One such entry never stops the outbox; its index
+    /// keys are dropped as the reads meet them, and its case's count is made right at the
+    /// next open.
+    fn quarantine(&self, id: u64, bytes: &[u8], error: &serde_json::Error) -> Result<()> {
+        self.db
+            .transaction(Durable::Now, |tx| {
+                tx.open(&self.quarantine)?.insert(id.to_be_bytes(), bytes)?;
+                tx.open(&self.outbox)?.remove(id.to_be_bytes())?;
+                Ok::<_, TxError<()>>(())
+            })
+            .map_err(storage_error)?;
+        super::count_down(&self.outbox_count, 1);
+        tracing::error!(entry = id, %error, "An outbox entry could not be read; it is set aside in the quarantine.");
+        let message = format!(
+            "Outbox entry {id} could not be read ({error}): an action queued by a newer build, or damaged. \
+             It is kept, whole, in the store's quarantine and will not be sent; the rest of the outbox goes on."
+        );
+        self.record_error(super::SyncError::new(None, "outbox", "UNREADABLE_ENTRY", &message))?;
+        Ok(())
+    }
+
+    /// The bytes of the outbox entries set aside as unreadable, by id.
+    pub fn quarantined(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.quarantine.iter().map(|item| Ok(item.map(|(k, v)| (id_at_end(&k), v))?)).collect()
     }
 
     /// Outbox entries in the order they were queued.

@@ -157,6 +157,33 @@ fn the_executor_reads_only_what_is_due_and_an_update_waits_for_its_create() {
 }
 
 #[test]
+fn an_entry_this_build_cannot_read_is_set_aside_whole_and_the_rest_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let store = Store::open(&path).unwrap();
+    let ids: Vec<u64> = (0..3).map(|n| store.enqueue(upsert(&format!("msg_{n}"))).unwrap()).collect();
+    // What a newer build's action kind looks like to this one.
+    let future = br#"{"id":0,"action":{"kind":"send_sms","to":"+1"},"status":{"status":"pending"}}"#;
+    store.outbox.insert(ids[1].to_be_bytes(), future.as_slice()).unwrap();
+    let due = store.due_entries(&mut OutboxScan::default(), Utc::now(), 10).unwrap();
+    assert_eq!(due.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[0], ids[2]], "the others are sent");
+    assert_eq!(store.quarantined().unwrap(), vec![(ids[1], future.to_vec())], "kept whole");
+    assert_eq!(store.outbox_len(), 2);
+    let errors = store.sync_errors().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].code, "UNREADABLE_ENTRY");
+    assert!(errors[0].message.contains(&format!("Outbox entry {}", ids[1])), "{}", errors[0].message);
+    // One queued before this build's open (its indexes rebuilt then) is set aside there.
+    store.outbox.insert(ids[2].to_be_bytes(), b"\xff not json".as_slice()).unwrap();
+    store.outbox_cases.clear().unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.quarantined().unwrap().len(), 2);
+    assert_eq!(store.outbox().unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert_eq!(store.outbox_len(), 1);
+}
+
+#[test]
 fn pruning_takes_a_conversation_with_every_entry_of_it_and_keeps_what_is_pending() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s")).unwrap();

@@ -1,6 +1,7 @@
 //! What a visitor gives besides messages: a rating of the conversation (CSAT) and, when
 //! they were anonymous at a handover, an email to be reached by. Both are checked, kept
-//! with the conversation in one write, and counted or acted on by the daemon.
+//! with the conversation in one write, and counted or acted on by the daemon (a rating
+//! goes onto the chat's case through the `on: [rating]` mappings).
 
 use chrono::Utc;
 
@@ -33,12 +34,16 @@ impl Messenger {
         }
         let _write = lock(&self.writes);
         let mut conv = self.store.conversation(id)?.ok_or(MessengerError::NotFound)?;
-        let csat = crate::model::Csat { rating, comment: comment.map(str::to_string), at: Utc::now() };
+        let now = Utc::now();
+        let csat = crate::model::Csat { rating, comment: comment.map(str::to_string), at: now, mapped: false };
         conv.csat = Some(csat.clone());
+        // Due, so that the daemon writes it onto the chat's case (`on: [rating]` mappings).
+        conv.retry_at = Some(conv.retry_at.map_or(now, |at| at.min(now)));
         self.store.commit(&conv, Vec::new())?;
         if let Some(count) = self.on_rating.get() {
             count(rating);
         }
+        self.wake.notify_one();
         Ok(csat)
     }
 

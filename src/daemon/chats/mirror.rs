@@ -125,13 +125,15 @@ impl ChatChannel {
             let detail = format!("{copied} reply(ies) from case {} copied to the chat", news.case_number);
             report.events.push(event(&conv, EventKind::HumanReplied, detail.clone(), detail));
         }
-        let mut actions = Vec::new();
+        let rules = shared.rules.load_full();
+        // A rating given before Salesforce had the case goes onto it now.
+        let mut actions = self.map_rating(shared, &mut conv, rules.as_ref().as_ref())?;
         // A handed-over chat ends with its case. A chat the agent still answers goes on: its
         // case (made by a rule, or closed by one at an earlier close) is a record of it.
         if news.closed && matches!(conv.state, ConversationState::HandedOver { .. }) {
-            let rules = shared.rules.load_full();
             let mut trace = crate::model::Trace::default();
-            actions = self.close_chat(shared, &mut conv, true, rules.as_ref().as_ref(), &mut trace, report).await?;
+            actions
+                .extend(self.close_chat(shared, &mut conv, true, rules.as_ref().as_ref(), &mut trace, report).await?);
         }
         self.hub_commit(&conv, actions)
     }

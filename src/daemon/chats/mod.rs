@@ -3,8 +3,8 @@
 //! that the daemon's loop and stages call with the state they share ([`Shared`]). It knows
 //! the visitors (matching them to the org, their Lead and Tasks: `visitors.rs`,
 //! `leads.rs`), settles a chat that needs no decision (here), knows what a decision does to
-//! a chat and its case, and what its closing writes (`cases.rs`), and reads the cases chats
-//! became (`mirror.rs`).
+//! a chat and its case, and what its closing writes (`cases.rs`), reads the cases chats
+//! became (`mirror.rs`), and writes a visitor's rating onto their case (`rating.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use crate::salesforce::client::SObjectDescribe;
 mod cases;
 mod leads;
 mod mirror;
+mod rating;
 mod visitors;
 
 /// The chat channel's state in the daemon: its hub and what it looked up or read once.
@@ -63,12 +64,17 @@ impl ConversationChannel for ChatChannel {
     /// to the case), or nothing new; otherwise returns the messages to answer.
     fn settle(
         &mut self,
-        _shared: &Shared,
+        shared: &Shared,
         conv: &mut Conversation,
-        _rules: &RuleSnapshot,
+        rules: &RuleSnapshot,
         report: &mut CycleReport,
     ) -> Result<Option<Vec<String>>, DaemonError> {
         conv.retry_at = None;
+        // A rating the visitor just gave goes onto the chat's case (`on: [rating]` mappings).
+        let rating_writes = self.map_rating(shared, conv, rules.as_ref().as_ref())?;
+        if !rating_writes.is_empty() {
+            self.hub_commit(conv, rating_writes)?;
+        }
         let unanswered: Vec<String> = conv.unanswered().iter().map(|p| p.id.clone()).collect();
         let unhandled: Vec<String> = conv.unhandled_customer_parts().iter().map(|p| p.id.clone()).collect();
         match &conv.state {
