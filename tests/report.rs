@@ -16,13 +16,17 @@ use serde_json::{Value, json};
 
 const ICELAND: &str = "Do you ship replacement grippers to Iceland?";
 
+/// The knowledge-base agent on the demo help centre (without the embedding model).
+fn demo_agent() -> Agent {
+    let kb = KnowledgeBase::load(&root().join("examples/demo/help-center"), "https://help.example", 0.35).unwrap();
+    Agent::KnowledgeBase(kb)
+}
+
 /// A daemon that decided four new cases (two the help centre covers, one asking for a
 /// person, one it cannot answer) beside the test org's own. Returns the admin server's
 /// base address and how many conversations the daemon holds.
-async fn decided(w: &World) -> (String, u64) {
-    let kb = KnowledgeBase::load(&root().join("examples/demo/help-center"), "https://help.example", 0.35).unwrap();
-    let mut daemon =
-        w.daemon_full(None, Agent::KnowledgeBase(kb), load_rules(&root().join("rules")), test_settings(None)).await;
+async fn decided(w: &World, agent: Agent) -> (String, u64) {
+    let mut daemon = w.daemon_full(None, agent, load_rules(&root().join("rules")), test_settings(None)).await;
     for (subject, question) in [
         ("Gripper drifts", "My gripper drifts after every restart, how do I recalibrate it?"),
         ("Firmware", "The firmware update stopped with error E42. How do I update the firmware?"),
@@ -40,7 +44,7 @@ async fn decided(w: &World) -> (String, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_counts_what_the_daemon_decided_and_lists_what_it_could_not_answer() {
     let w = World::new().await;
-    let (base, held) = decided(&w).await;
+    let (base, held) = decided(&w, demo_agent()).await;
     assert!(held >= 4);
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).bearer_auth("report-token").send();
@@ -58,6 +62,7 @@ async fn the_report_counts_what_the_daemon_decided_and_lists_what_it_could_not_a
         .filter_map(Value::as_str)
         .collect();
     assert!(asked.iter().any(|q| q.contains("Iceland")), "the uncovered question is listed: {asked:?}");
+    assert_eq!(report["unanswered_grouped_by"], "words", "this agent has no embedding model");
     assert!(!asked.iter().any(|q| q.contains("recalibrate")), "a covered one is not: {asked:?}");
     let articles = report["articles"].as_array().unwrap();
     assert!(articles.iter().any(|a| a["title"] == "Calibrating the gripper"), "{articles:?}");
@@ -80,7 +85,7 @@ async fn the_report_counts_what_the_daemon_decided_and_lists_what_it_could_not_a
 async fn the_admin_page_shows_the_report_with_its_charts_in_a_browser() {
     let Some((chromium, driver)) = webdriver::browser_or_skip() else { return };
     let w = World::new().await;
-    let (base, held) = decided(&w).await;
+    let (base, held) = decided(&w, demo_agent()).await;
     let b = Browser::start(chromium, driver).await;
     b.resize(1280, 1600).await;
     b.open(&format!("{base}/#token=report-token")).await;
@@ -112,4 +117,31 @@ async fn the_admin_page_shows_the_report_with_its_charts_in_a_browser() {
         assert!(found.is_empty(), "axe-core: {found:#?}");
     }
     b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_embedding_model_the_report_groups_the_questions_by_meaning() {
+    use casebridge::knowledge::{Index, Library, Synonyms, load_markdown_folder};
+    let Some(model) = common::models::real_model() else { return };
+    let w = World::new().await;
+    let articles = load_markdown_folder(&root().join("examples/demo/help-center"), "https://help.example").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let encoder = casebridge::embedding::CachedEncoder::open(&model, cache.path()).unwrap();
+    let library =
+        Library::with_embedder(Index::with_synonyms(articles, Synonyms::default()), std::sync::Arc::new(encoder));
+    let bars = casebridge::agent::kb::Bars::with_min_confidence(0.35);
+    let agent = Agent::KnowledgeBase(KnowledgeBase::with_library(library.unwrap(), bars));
+    let (base, _) = decided(&w, agent).await;
+    let report: Value = reqwest::Client::new()
+        .get(format!("{base}/api/report"))
+        .bearer_auth("report-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["unanswered_grouped_by"], "meaning", "{report:#}");
+    let asked = report["unanswered"].to_string();
+    assert!(asked.contains("Iceland"), "{asked}");
 }

@@ -258,6 +258,7 @@ impl Daemon {
             instance_url: self.org.0.clone(),
             default_owner: serde_json::json!({ "id": self.shared.default_target.id, "name": self.shared.default_target.name }),
             messenger: self.messenger().cloned(),
+            embedder: self.shared.agent.library().and_then(|l| l.embedder()),
         }
     }
 

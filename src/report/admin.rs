@@ -54,6 +54,9 @@ pub struct AdminState {
     /// target: never the agent user, whose cases the AI answers).
     pub default_owner: Json,
     pub messenger: Option<Arc<crate::channels::messenger::Messenger>>,
+    /// The agent's embedding model, when it has one: the report groups unanswered
+    /// questions by meaning with it.
+    pub embedder: Option<Arc<dyn crate::knowledge::Embedder>>,
 }
 
 /// The admin router (for tests and the daemon alike).

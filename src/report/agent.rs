@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::questions::{QuestionGroup, group_questions};
+use super::questions::{Grouping, QuestionGroup, group};
 use crate::model::{Resolution, Summary};
 
 /// How many topics the report lists, the busiest first.
@@ -146,12 +146,25 @@ pub struct AgentReport {
     pub by_topic: BTreeMap<String, Figures>,
     pub by_day: Vec<Day>,
     pub unanswered: Vec<QuestionGroup>,
+    /// How the unanswered questions were grouped: `meaning` (the embedding model) or `words`.
+    pub unanswered_grouped_by: &'static str,
     pub articles: Vec<ArticleFigures>,
 }
 
 /// Builds the report over the conversations that began in `[from, to)`, from `summaries`
-/// (any order; those outside the period are skipped).
+/// (any order; those outside the period are skipped), the unanswered questions grouped by
+/// their words.
 pub fn build(from: DateTime<Utc>, to: DateTime<Utc>, summaries: impl IntoIterator<Item = Summary>) -> AgentReport {
+    build_grouping(from, to, summaries, Grouping::Words)
+}
+
+/// [`build`], the unanswered questions grouped as `grouping` says.
+pub fn build_grouping(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    summaries: impl IntoIterator<Item = Summary>,
+    grouping: Grouping<'_>,
+) -> AgentReport {
     let mut overall = Figures::default();
     let mut by_channel: BTreeMap<String, Figures> = BTreeMap::new();
     let mut by_topic: BTreeMap<String, Figures> = BTreeMap::new();
@@ -196,6 +209,7 @@ pub fn build(from: DateTime<Utc>, to: DateTime<Utc>, summaries: impl IntoIterato
     let mut articles: Vec<ArticleFigures> = articles.into_values().collect();
     articles.sort_by(|a, b| (b.cited + b.suggested).cmp(&(a.cited + a.suggested)).then_with(|| a.url.cmp(&b.url)));
     articles.truncate(REPORT_ARTICLES);
+    let (unanswered, unanswered_grouped_by) = group(&questions, grouping);
     AgentReport {
         from,
         to,
@@ -209,7 +223,8 @@ pub fn build(from: DateTime<Utc>, to: DateTime<Utc>, summaries: impl IntoIterato
                 Day { date, figures }
             })
             .collect(),
-        unanswered: group_questions(&questions),
+        unanswered,
+        unanswered_grouped_by,
         articles,
     }
 }

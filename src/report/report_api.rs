@@ -10,8 +10,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
 use super::admin::AdminState;
-use super::agent::{AgentReport, REPORT_MAX_DAYS, build};
+use super::agent::{AgentReport, REPORT_MAX_DAYS, build_grouping};
 use super::charts;
+use super::questions::{Grouping, MEANING_THRESHOLD};
 use crate::store::{Store, StoreError};
 
 /// The period a report covers by default, in days.
@@ -25,6 +26,17 @@ pub(super) struct PeriodQuery {
 
 /// The report over the conversations that began in `[from, to)`.
 pub fn agent_report(store: &Store, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<AgentReport, StoreError> {
+    agent_report_grouping(store, from, to, Grouping::Words)
+}
+
+/// [`agent_report`], the unanswered questions grouped as `grouping` says (by meaning when
+/// the agent has the embedding model).
+pub fn agent_report_grouping(
+    store: &Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    grouping: Grouping<'_>,
+) -> Result<AgentReport, StoreError> {
     // Read as they are counted, not gathered first: a period long past reads many.
     let mut failed = None;
     let summaries = store.summaries_since(from).map_while(|item| match item {
@@ -34,7 +46,7 @@ pub fn agent_report(store: &Store, from: DateTime<Utc>, to: DateTime<Utc>) -> Re
             None
         }
     });
-    let report = build(from, to, summaries);
+    let report = build_grouping(from, to, summaries, grouping);
     failed.map_or(Ok(report), Err)
 }
 
@@ -69,7 +81,15 @@ pub(super) async fn report(State(state): State<AdminState>, Query(q): Query<Peri
         Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": e }))).into_response(),
     };
     let store = state.store.clone();
-    let built = tokio::task::spawn_blocking(move || agent_report(&store, from, to)).await;
+    let embedder = state.embedder.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let grouping = match &embedder {
+            Some(e) => Grouping::Meaning { embedder: e.as_ref(), threshold: MEANING_THRESHOLD },
+            None => Grouping::Words,
+        };
+        agent_report_grouping(&store, from, to, grouping)
+    })
+    .await;
     match built.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
         Ok(report) => {
             let topics: Vec<_> = report.by_topic.iter().map(|(t, f)| (t.clone(), f.clone())).collect();
