@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -61,8 +61,12 @@ storage_errors!(
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Database>,
-    /// Whether a commit since the last durable one is not yet on disk.
-    dirty: Arc<AtomicBool>,
+    /// Write transactions in the order they held the write lock: each takes the next
+    /// number while it holds it.
+    begun: Arc<AtomicU64>,
+    /// The highest such number a durable commit covers: a durable commit makes every
+    /// transaction before it durable (redb's `Durability::None` semantics).
+    durable_through: Arc<AtomicU64>,
     path: PathBuf,
 }
 
@@ -70,7 +74,12 @@ impl Db {
     /// Opens (or creates) the file at `path`, with a page cache of `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Db> {
         let inner = Database::builder().set_cache_size(cache_bytes).create(path)?;
-        Ok(Db { inner: Arc::new(inner), dirty: Arc::new(AtomicBool::new(false)), path: path.to_path_buf() })
+        Ok(Db {
+            inner: Arc::new(inner),
+            begun: Arc::new(AtomicU64::new(0)),
+            durable_through: Arc::new(AtomicU64::new(0)),
+            path: path.to_path_buf(),
+        })
     }
 
     /// A tree by name, made if new.
@@ -97,6 +106,8 @@ impl Db {
         f: impl FnOnce(&Tx<'_>) -> std::result::Result<R, TxError<E>>,
     ) -> std::result::Result<R, TxError<E>> {
         let mut txn = self.inner.begin_write()?;
+        // Numbered under the write lock, so numbers follow the order of commits.
+        let number = self.begun.fetch_add(1, Ordering::SeqCst) + 1;
         match durable {
             Durable::Now => txn.set_quick_repair(true),
             Durable::Later => txn.set_durability(Durability::None)?,
@@ -105,9 +116,8 @@ impl Db {
         match out {
             Ok(value) => {
                 txn.commit()?;
-                match durable {
-                    Durable::Now => self.dirty.store(false, Ordering::SeqCst),
-                    Durable::Later => self.dirty.store(true, Ordering::SeqCst),
+                if durable == Durable::Now {
+                    self.durable_through.fetch_max(number, Ordering::SeqCst);
                 }
                 Ok(value)
             }
@@ -118,16 +128,15 @@ impl Db {
         }
     }
 
-    /// Waits until every commit so far is on disk.
+    /// Waits until every commit so far (from any thread) is on disk: unless a durable
+    /// commit already covers the last transaction begun, an empty durable one is made,
+    /// which waits for any transaction under way and covers it.
     pub fn flush(&self) -> Result<()> {
-        if self.dirty.swap(false, Ordering::SeqCst) {
-            let done = self.transaction::<(), ()>(Durable::Now, |_| Ok(())).map_err(storage);
-            if done.is_err() {
-                self.dirty.store(true, Ordering::SeqCst);
-            }
-            done?;
+        let last = self.begun.load(Ordering::SeqCst);
+        if self.durable_through.load(Ordering::SeqCst) >= last {
+            return Ok(());
         }
-        Ok(())
+        self.transaction::<(), ()>(Durable::Now, |_| Ok(())).map_err(storage)
     }
 
     /// How many keys the tree called `name` holds (0 when there is none).
@@ -411,6 +420,28 @@ mod tests {
         assert!(a.compare_and_swap(b"k", Some(b"1"), Some(b"3")).unwrap());
         assert!(!a.compare_and_swap(b"k", Some(b"1"), None).unwrap());
         assert_eq!(a.get("k").unwrap().as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn a_flush_returns_only_once_a_durable_commit_covers_every_write_before_it_from_any_thread() {
+        let (_dir, db) = open();
+        let tree = db.tree("t").unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let (db, tree) = (db.clone(), tree.clone());
+                scope.spawn(move || {
+                    for n in 0..200 {
+                        tree.insert(format!("{thread}-{n}"), [1]).unwrap();
+                        // Every transaction begun so far, this thread's write among them.
+                        let begun = db.begun.load(Ordering::SeqCst);
+                        db.flush().unwrap();
+                        let covered = db.durable_through.load(Ordering::SeqCst);
+                        assert!(covered >= begun, "flush returned at {covered} with {begun} begun");
+                    }
+                });
+            }
+        });
+        assert_eq!(tree.len().unwrap(), 800);
     }
 
     #[test]

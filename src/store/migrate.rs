@@ -1,7 +1,10 @@
 //! Stores written before redb: builds up to this one kept sled 0.34's files in the store's
-//! directory. The first open by this build copies every tree into the redb file, checks
-//! that each tree holds as many keys as the original, and only then removes sled's files;
-//! an open cut short anywhere starts the copy again from the untouched original.
+//! directory. The first open by this build copies every tree into `store.redb.migrating`,
+//! checks that each tree holds as many keys as the original and makes the copy durable,
+//! then removes sled's files (its data file first) and renames the copy into place. An
+//! open cut short before sled's data file went copies again from the untouched original;
+//! one cut short after it finishes the move. Sled's files found beside a redb store
+//! (an older build run on the directory since) are left alone, with a warning.
 //! Also puts back a store an interrupted sled-era `casebridge compact` left aside.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +38,11 @@ fn holds_sled(dir: &Path) -> bool {
     dir.join("conf").is_file() && dir.join("db").is_file()
 }
 
+/// Whether sled's data file is there (removed first of its files once copied).
+fn holds_sled_data(dir: &Path) -> bool {
+    dir.join("db").is_file()
+}
+
 /// Puts back a store an interrupted compaction of an older build moved aside, and
 /// removes an original one left after its swap.
 pub(super) fn restore_interrupted_compaction(path: &Path) -> Result<()> {
@@ -42,6 +50,9 @@ pub(super) fn restore_interrupted_compaction(path: &Path) -> Result<()> {
     if !path.exists() && original.is_dir() {
         tracing::warn!(store = %path.display(), "A compaction was interrupted; the store is put back as it was.");
         std::fs::rename(&original, path).map_err(io_error(path))?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
     } else if path.exists() && original.is_dir() {
         tracing::warn!(store = %path.display(), "A compaction stopped before removing the original; removing it now.");
         std::fs::remove_dir_all(&original).map_err(io_error(&original))?;
@@ -57,12 +68,25 @@ pub(super) fn restore_interrupted_compaction(path: &Path) -> Result<()> {
 pub(super) fn engine_file(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let file = dir.join(ENGINE_FILE);
-    if !file.exists() && holds_sled(dir) {
-        copy_from_sled(dir)?;
-    }
+    let partial = dir.join(PARTIAL_FILE);
     if file.exists() {
-        remove_sled_files(dir)?;
+        if holds_sled_data(dir) {
+            tracing::warn!(store = %dir.display(), "sled's files beside the store (an older build ran on it since it moved to redb) are left alone; the store is store.redb.");
+        }
+        return Ok(file);
     }
+    if holds_sled(dir) {
+        copy_from_sled(dir)?;
+    } else if !partial.exists() || holds_sled_data(dir) {
+        // A new store (or sled's data without its config: not a store to move).
+        return Ok(file);
+    }
+    // The copy is whole and durable: sled's files go (its data first), then the copy
+    // takes its place. Cut short here, the next open comes back to this point.
+    remove_sled_files(dir)?;
+    std::fs::rename(&partial, &file).map_err(io_error(dir))?;
+    sync_dir(dir)?;
+    tracing::info!(store = %dir.display(), "The store moved to redb.");
     Ok(file)
 }
 
@@ -102,9 +126,7 @@ fn copy_from_sled(dir: &Path) -> Result<()> {
     new.tree("meta")?.insert(super::ids::NEXT_ID_KEY, next.to_be_bytes())?;
     new.flush()?;
     drop((new, old));
-    std::fs::rename(&partial, dir.join(ENGINE_FILE)).map_err(io_error(dir))?;
-    sync_dir(dir)?;
-    tracing::info!(store = %dir.display(), keys, "The store moved to redb.");
+    tracing::info!(store = %dir.display(), keys, "The store's copy is whole.");
     Ok(())
 }
 
@@ -121,6 +143,8 @@ fn copy_tree(tree: &sled::Tree, to: &kv::Db, name: &str) -> Result<usize> {
             Ok::<_, TxError<()>>(())
         })
         .map_err(super::storage_error)?;
+        // Durable batch by batch: redb keeps what non-durable commits freed in memory.
+        to.flush()?;
         batch.clear();
         Ok(())
     };
@@ -141,6 +165,11 @@ fn copy_tree(tree: &sled::Tree, to: &kv::Db, name: &str) -> Result<usize> {
 
 /// Removes what sled kept in the directory, once the redb file holds the store.
 fn remove_sled_files(dir: &Path) -> Result<()> {
+    let data = dir.join("db");
+    if data.exists() {
+        std::fs::remove_file(&data).map_err(io_error(&data))?;
+        sync_dir(dir)?;
+    }
     let entries = std::fs::read_dir(dir).map_err(io_error(dir))?;
     for entry in entries {
         let entry = entry.map_err(io_error(dir))?;
@@ -187,6 +216,32 @@ mod tests {
         assert_eq!(store.pruned.get("500000000001999").unwrap(), Some(vec![b'x'; 3_000]));
         assert_eq!(store.confirmed_count("500A:body").unwrap(), 3);
         assert!(store.new_id().unwrap() > 500, "ids go on above sled's");
+    }
+
+    fn sled_store(path: &Path) {
+        let old = sled::open(path).unwrap();
+        old.open_tree("meta").unwrap().insert(b"agent_user", b"\"005\"".as_slice()).unwrap();
+        old.flush().unwrap();
+    }
+
+    #[test]
+    fn a_move_cut_short_after_sleds_data_went_is_finished_and_later_sled_files_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        sled_store(&path);
+        copy_from_sled(&path).unwrap();
+        // Stopped after sled's data file went, before the rename.
+        std::fs::remove_file(path.join("db")).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.meta::<String>("agent_user").unwrap().as_deref(), Some("005"));
+        let names: Vec<_> = std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [ENGINE_FILE]);
+        drop(store);
+        // An older build run on the directory since: its files are not the store's to remove.
+        std::fs::write(path.join("conf"), b"sled conf").unwrap();
+        std::fs::write(path.join("db"), b"sled data").unwrap();
+        drop(Store::open(&path).unwrap());
+        assert!(path.join("db").is_file() && path.join("conf").is_file());
     }
 
     #[test]

@@ -344,15 +344,39 @@ impl Store {
         // The outbox holds only work not yet done: counting it is proportional to that.
         self.outbox_count.store(self.outbox.len()? as u64, std::sync::atomic::Ordering::Relaxed);
         if self.activity.is_empty()? && !self.conversations.is_empty()? {
-            for conversation in self.conversations() {
-                let c = conversation?;
-                let key = activity_key(&c);
-                self.activity.insert(&key, summaries::activity_value(&c))?;
-                self.activity_key.insert(c.id.as_bytes(), key)?;
-            }
-            self.db.flush()?;
+            self.each_chunk_of_conversations(|chunk| {
+                for c in chunk {
+                    let key = activity_key(&c);
+                    self.activity.insert(&key, summaries::activity_value(&c))?;
+                    self.activity_key.insert(c.id.as_bytes(), key)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(self)
+    }
+
+    /// Every conversation, a chunk at a time, each chunk read (and the read let go) before
+    /// `f` writes what it makes of it, then made durable: a one-time rebuild over years of
+    /// history neither holds them all nor keeps one read open across its writes (redb
+    /// reuses no page freed after the oldest read began).
+    fn each_chunk_of_conversations(&self, mut f: impl FnMut(Vec<Conversation>) -> Result<()>) -> Result<()> {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let start = after.take().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+            let mut chunk = Vec::new();
+            for item in self.conversations.range::<Vec<u8>, _>((start, std::ops::Bound::Unbounded)).take(IMPORT_BATCH) {
+                let (key, value) = item?;
+                self.conversations_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                chunk.push(decode::<Conversation>(&key, &value)?);
+                after = Some(key);
+            }
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            f(chunk)?;
+            self.db.flush()?;
+        }
     }
 
     pub fn conversation(&self, case_id: &str) -> Result<Option<Conversation>> {
@@ -404,7 +428,8 @@ impl Store {
 
     /// Saves conversations as `commit` does, many to a transaction, and makes them durable
     /// at the end: the bulk path for a store built from elsewhere (the history benchmark's,
-    /// an import), not for the daemon's decisions.
+    /// an import), not for the daemon's decisions. A refused claim of a visitor's email
+    /// stops it: the batch it was in is not written, those before it are.
     pub fn import(&self, conversations: &[Conversation]) -> Result<()> {
         for batch in conversations.chunks(IMPORT_BATCH) {
             let new = self.db.transaction(Durable::Later, |tx| {
@@ -414,7 +439,15 @@ impl Store {
                 }
                 Ok(new)
             });
-            self.conversation_count.fetch_add(new.map_err(commit_error)?, std::sync::atomic::Ordering::Relaxed);
+            let new = match new {
+                Ok(new) => new,
+                Err(e) => {
+                    // The batches before it stay, durably; this one is not written.
+                    self.db.flush()?;
+                    return Err(commit_error(e));
+                }
+            };
+            self.conversation_count.fetch_add(new, std::sync::atomic::Ordering::Relaxed);
         }
         self.db.flush()?;
         Ok(())

@@ -219,10 +219,18 @@ impl Store {
 
     /// Sets aside an entry this build cannot read (one a newer build queued, an action kind
     /// this one does not know; or damaged bytes): its bytes move, whole, to the quarantine
-    /// tree, and a sync error names it. One such entry never stops the outbox; its index
-    /// keys are dropped as the reads meet them, and its case's count is made right at the
-    /// next open.
+    /// tree, and a sync error names it (one error counts them all, naming the latest and
+    /// the ten before in its history). One such entry never stops the outbox; its index
+    /// keys are dropped as the reads meet them, and its case's count (which keeps the
+    /// conversation from being pruned) is made right at the next open.
     fn quarantine(&self, id: u64, bytes: &[u8], error: &serde_json::Error) -> Result<()> {
+        // The error first: a crash between the two leaves the entry queued, set aside (and
+        // counted in the same error) again at the next read, never aside without a word.
+        let message = format!(
+            "Outbox entry {id} could not be read ({error}): an action queued by a newer build, or damaged. \
+             It is kept, whole, in the store's quarantine and will not be sent; the rest of the outbox goes on."
+        );
+        self.record_error(super::SyncError::new(None, "outbox", "UNREADABLE_ENTRY", &message))?;
         self.db
             .transaction(Durable::Now, |tx| {
                 tx.open(&self.quarantine)?.insert(id.to_be_bytes(), bytes)?;
@@ -232,11 +240,6 @@ impl Store {
             .map_err(storage_error)?;
         super::count_down(&self.outbox_count, 1);
         tracing::error!(entry = id, %error, "An outbox entry could not be read; it is set aside in the quarantine.");
-        let message = format!(
-            "Outbox entry {id} could not be read ({error}): an action queued by a newer build, or damaged. \
-             It is kept, whole, in the store's quarantine and will not be sent; the rest of the outbox goes on."
-        );
-        self.record_error(super::SyncError::new(None, "outbox", "UNREADABLE_ENTRY", &message))?;
         Ok(())
     }
 

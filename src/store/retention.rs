@@ -11,6 +11,8 @@
 //! after a crash counts only the posts made after the prune (the confirmation counts
 //! before it were pruned with the conversation).
 
+use std::ops::Bound;
+
 use super::kv::{Durable, TxError};
 use super::{COUNT_KEY, Result, Store, activity_key, awaiting_key, decode, visitor_leads};
 use crate::model::Conversation;
@@ -18,6 +20,8 @@ use chrono::{DateTime, Utc};
 
 /// Where the newest activity whose traces were cleared is kept, in `meta`.
 const TRACES_CLEARED_KEY: &str = "traces_cleared_until";
+/// How many activity entries the traces' clearing reads at a time.
+const TRACE_CHUNK: usize = 1_000;
 
 /// What a pruned conversation leaves behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,15 +81,23 @@ impl Store {
     ) -> Result<PruneReport> {
         let mut report = PruneReport::default();
         let end = ((prune_before.timestamp_millis().max(0) as u64) + 1).to_be_bytes();
-        for (seen, item) in self.activity.range(..end.as_slice()).enumerate() {
-            if seen >= limit {
-                report.more = true;
-                break;
-            }
-            let (key, _) = item?;
+        // Read first, then let go of the read: a read held across the pass's commits would
+        // keep redb from reusing any page they free.
+        let mut keys: Vec<Vec<u8>> =
+            self.activity.range(..end.as_slice()).keys().take(limit + 1).collect::<std::result::Result<_, _>>()?;
+        if keys.len() > limit {
+            keys.truncate(limit);
+            report.more = true;
+        }
+        for key in keys {
             let id = String::from_utf8_lossy(&key[8..]).into_owned();
             let Some(bytes) = self.conversations.get(id.as_bytes())? else { continue };
             let conversation: Conversation = decode(id.as_bytes(), &bytes)?;
+            // Active again since the index was read: not this pass's (the transaction
+            // checks that it does not change again).
+            if conversation.modstamp > prune_before {
+                continue;
+            }
             if conversation.retry_at.is_some() || awaiting_key(&conversation).is_some() {
                 report.kept_pending += 1;
                 continue;
@@ -97,7 +109,7 @@ impl Store {
             if pruned == Pruned::Yes {
                 report.pruned += 1;
                 report.pruned_bytes += bytes.len() as u64;
-                // Written out as it goes (see `Store::import`).
+                // Durable as it goes: redb reuses the pages a pass frees only after that.
                 if report.pruned % super::FLUSH_EVERY == 0 {
                     self.db.flush()?;
                 }
@@ -207,28 +219,30 @@ impl Store {
         let end = (before.timestamp_millis().max(0) as u64).to_be_bytes();
         let mut cleared = 0;
         let mut until = from;
-        for item in self.activity.range(from.to_be_bytes().as_slice()..end.as_slice()) {
-            if cleared >= limit {
-                *more = true;
-                break;
-            }
-            let (key, _) = item?;
-            until = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
-            let Some(bytes) = self.conversations.get(&key[8..])? else { continue };
-            let mut conversation: Conversation = decode(&key[8..], &bytes)?;
-            if conversation.decisions.iter().all(|d| d.trace.0.is_empty()) {
-                continue;
-            }
-            for decision in &mut conversation.decisions {
-                decision.trace = Default::default();
-            }
-            // A commit meanwhile wins: its conversation is newer, and is cleared later.
-            let cleared_bytes = super::encode(&conversation);
-            if self.conversations.compare_and_swap(&key[8..], Some(&bytes), Some(&cleared_bytes))? {
-                cleared += 1;
-                if cleared % super::FLUSH_EVERY == 0 {
-                    self.db.flush()?;
+        let mut start = Bound::Included(from.to_be_bytes().to_vec());
+        'chunks: loop {
+            // A chunk read at a time, the read let go before its commits (see `prune`).
+            let range = (start.clone(), Bound::Excluded(end.to_vec()));
+            let keys: Vec<Vec<u8>> = self
+                .activity
+                .range::<Vec<u8>, _>(range)
+                .keys()
+                .take(TRACE_CHUNK)
+                .collect::<std::result::Result<_, _>>()?;
+            let Some(last) = keys.last() else { break };
+            start = Bound::Excluded(last.clone());
+            for key in keys {
+                if cleared >= limit {
+                    *more = true;
+                    break 'chunks;
                 }
+                if self.clear_traces_of(&key)? {
+                    cleared += 1;
+                    if cleared % super::FLUSH_EVERY == 0 {
+                        self.db.flush()?;
+                    }
+                }
+                until = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
             }
         }
         if until > from {
@@ -236,5 +250,20 @@ impl Store {
         }
         self.db.flush()?;
         Ok(cleared)
+    }
+
+    /// Clears the traces of the conversation at activity `key`; whether it had any.
+    fn clear_traces_of(&self, key: &[u8]) -> Result<bool> {
+        let Some(bytes) = self.conversations.get(&key[8..])? else { return Ok(false) };
+        let mut conversation: Conversation = decode(&key[8..], &bytes)?;
+        if conversation.decisions.iter().all(|d| d.trace.0.is_empty()) {
+            return Ok(false);
+        }
+        for decision in &mut conversation.decisions {
+            decision.trace = Default::default();
+        }
+        // A commit meanwhile wins: its conversation is newer, and is cleared later.
+        let cleared_bytes = super::encode(&conversation);
+        Ok(self.conversations.compare_and_swap(&key[8..], Some(&bytes), Some(&cleared_bytes))?)
     }
 }

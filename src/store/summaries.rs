@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{FLUSH_EVERY, RECENT_SCAN, Result, Store, decode, encode, state_name};
+use super::{RECENT_SCAN, Result, Store, decode, encode, state_name};
 use crate::model::{Conversation, Summary};
 
 /// How many conversations a state-filtered page of conversations counts, at most.
@@ -142,16 +142,13 @@ impl Store {
         if count > 0 {
             tracing::info!(conversations = count, "Summarising the stored conversations for the report, once.");
         }
-        let mut written = 0usize;
-        for conversation in self.conversations() {
-            let c = conversation?;
-            let Some(key) = self.activity_key.get(c.id.as_bytes())? else { continue };
-            self.activity.insert(key, activity_value(&c))?;
-            written += 1;
-            if written.is_multiple_of(FLUSH_EVERY) {
-                self.db.flush()?;
+        self.each_chunk_of_conversations(|chunk| {
+            for c in chunk {
+                let Some(key) = self.activity_key.get(c.id.as_bytes())? else { continue };
+                self.activity.insert(key, activity_value(&c))?;
             }
-        }
+            Ok(())
+        })?;
         self.meta.insert(SUMMARIES_KEY, [1])?;
         self.db.flush()?;
         Ok(self)

@@ -184,6 +184,24 @@ fn an_entry_this_build_cannot_read_is_set_aside_whole_and_the_rest_is_sent() {
 }
 
 #[test]
+fn a_conversation_active_again_since_the_pass_read_the_index_is_not_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s")).unwrap();
+    let mut closed = conversation("500000000000009AAA", "2025-01-01T10:00:00.000+0000");
+    closed.state = ConversationState::Closed;
+    store.commit(&closed, Vec::new()).unwrap();
+    let (old_key, old_value) = store.activity.iter().next().unwrap().unwrap();
+    // The customer wrote since: the pass works from the index entry it read before.
+    closed.modstamp = Utc::now();
+    store.commit(&closed, Vec::new()).unwrap();
+    store.activity.insert(&old_key, &old_value).unwrap();
+    let cutoff = Utc::now() - chrono::Duration::days(30);
+    let report = store.prune(cutoff, cutoff, 100).unwrap();
+    assert_eq!(report.pruned, 0, "{report:?}");
+    assert_eq!(store.conversation(&closed.id).unwrap().as_ref(), Some(&closed));
+}
+
+#[test]
 fn pruning_takes_a_conversation_with_every_entry_of_it_and_keeps_what_is_pending() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s")).unwrap();
