@@ -348,6 +348,39 @@ async fn a_rating_goes_onto_the_chats_case_once_salesforce_has_it_and_a_new_one_
 }
 
 #[tokio::test]
+async fn a_rule_makes_a_reply_ask_for_a_rating_once_its_condition_holds_and_never_once_rated() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = copy_rules(tmp.path());
+    let resolution = std::fs::read_to_string(rules.join("resolution.yaml")).unwrap();
+    std::fs::write(rules.join("resolution.yaml"), format!("{resolution}ask_rating_when: turns >= 2\n")).unwrap();
+    let mut d = w.daemon_with_rules(load_rules(&rules)).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, GRIPPER);
+    d.chat_round().await.unwrap();
+    let asking = |hub: &Messenger| {
+        let messages = hub.messages(&id, Some(&token), 0).unwrap();
+        messages.iter().filter(|m| m.asks_rating).map(|m| m.body.clone()).collect::<Vec<_>>()
+    };
+    assert!(asking(&hub).is_empty(), "the first answer asks nothing");
+    hub.post(&id, Some(&token), "And how do I update the firmware?", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    let asked = asking(&hub);
+    assert_eq!(asked.len(), 1, "the second answer asks: {asked:?}");
+    assert!(asked[0].to_lowercase().contains("firmware"), "it is the answer that asks: {asked:?}");
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    let fired = conv.decisions.last().unwrap().trace.0.iter().any(|e| e.rule == "ask_rating_when" && e.fired);
+    assert!(fired, "traced");
+    // Once rated, no reply asks again (and the one that asked no longer shows the ask).
+    hub.rate(&id, Some(&token), 5, None, "127.0.0.1").unwrap();
+    hub.post(&id, Some(&token), "How do I calibrate the gripper again?", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    assert!(asking(&hub).is_empty(), "{:?}", asking(&hub));
+    let conv = d.store().conversation(&id).unwrap().unwrap();
+    assert!(!conv.parts.last().unwrap().asks_rating);
+}
+
+#[tokio::test]
 async fn a_handover_onto_a_case_a_person_closed_opens_it_again() {
     let w = World::new().await;
     let tmp = tempfile::tempdir().unwrap();

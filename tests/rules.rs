@@ -355,7 +355,7 @@ fn resolution_files_are_checked_with_their_place() {
     let write = |name: &str, text: &str| std::fs::write(rules.join(name), text).unwrap();
     write(
         "resolution.yaml",
-        "kind: resolution\nconfirmed_when: confirms_resolutoin(last_message)\nunhappy_when: last_message ==\nquiet_after: 5s\n",
+        "kind: resolution\nconfirmed_when: confirms_resolutoin(last_message)\nunhappy_when: last_message ==\nquiet_after: 5s\nask_rating_when: turns >=\n",
     );
     write("more.yaml", "kind: resolution\nquiet_after: forever\nfeedback: yes\n");
     let errors: Vec<String> = RuleSet::load(&rules).err().expect("refused").iter().map(ToString::to_string).collect();
@@ -363,6 +363,7 @@ fn resolution_files_are_checked_with_their_place() {
     assert!(all.contains("no function confirms_resolutoin(); did you mean confirms_resolution?"), "{all}");
     assert!(all.contains("resolution.yaml:3:"), "the broken condition is placed: {all}");
     assert!(all.contains("quiet_after: from 10m to 30d"), "{all}");
+    assert!(all.contains("resolution.yaml:5:") && all.contains("ask_rating_when"), "{all}");
     assert!(all.contains("more.yaml:3:") && all.contains("feedback"), "unknown keys are refused: {all}");
 
     // A valid file takes effect: its conditions, and its quiet time.

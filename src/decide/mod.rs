@@ -93,6 +93,12 @@ pub trait Evaluation: Send {
         let _ = (name, trace);
         Ok(None)
     }
+    /// Whether the reply asks a messenger visitor for a rating (`ask_rating_when`).
+    /// Without the condition: never.
+    fn asks_rating(&mut self, trace: &mut Trace) -> Result<bool, RuleError> {
+        let _ = trace;
+        Ok(false)
+    }
 }
 
 /// What a decision brings about, for `kind: cases` triggers.
@@ -237,6 +243,9 @@ fn rules_after_agent(
     decision.field_updates = rules.outbound(moment, trace)?;
     if let Some(info) = conversation.messenger.as_ref() {
         chat_records(rules, conversation, info, decision, trace)?;
+        if decision.reply.is_some() && conversation.csat.is_none() {
+            decision.asks_rating = rules.asks_rating(trace)?;
+        }
     }
     Ok(())
 }

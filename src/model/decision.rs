@@ -246,6 +246,10 @@ pub struct Decision {
     /// The customer said the suggested articles did not answer their question.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub declined: bool,
+    /// The reply asks a messenger visitor to rate the conversation ("How did we do?"):
+    /// the rule set's `ask_rating_when` held.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asks_rating: bool,
     pub trace: Trace,
     /// The rule set that decided (its content hash, or `builtin`).
     pub rules: String,
@@ -268,6 +272,7 @@ impl Decision {
             lead_fields: BTreeMap::new(),
             question: None,
             declined: false,
+            asks_rating: false,
             trace: Trace::default(),
             rules: rules.to_string(),
         }

@@ -396,6 +396,17 @@ impl Evaluation for RuleSetEvaluation<'_> {
         Ok(feedback)
     }
 
+    fn asks_rating(&mut self, trace: &mut Trace) -> Result<bool, RuleError> {
+        let set = self.set;
+        let Some(expr) = &set.ask_rating_when else { return Ok(false) };
+        let started = Instant::now();
+        let scope = self.shared.scope(view!(self), self.answer.as_ref());
+        let asks = set.eval_bool(expr, scope, &format_args!("resolution ask_rating_when"))?;
+        let detail = if asks { "the reply asks for a rating" } else { "no rating asked" };
+        trace.record(TraceStage::Feedback, "ask_rating_when", asks, detail, started);
+        Ok(asks)
+    }
+
     fn decided(&self) -> (&BTreeMap<String, Json>, &BTreeSet<String>) {
         (&self.attributes, &self.topics)
     }

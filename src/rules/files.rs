@@ -73,6 +73,11 @@ pub struct ResolutionFile {
     /// (10m to 30d; default 24h).
     #[serde(default)]
     pub quiet_after: Option<String>,
+    /// A condition, after the agent's reply to a messenger visitor who has not rated the
+    /// conversation: it holds, and the reply asks "How did we do?" (a rating of 1 to 5).
+    /// Default: never (a closing chat asks anyway, unless `messenger.ask_rating` is false).
+    #[serde(default)]
+    pub ask_rating_when: Option<String>,
 }
 
 /// When messenger conversations become Salesforce Cases (beyond a handover, which always

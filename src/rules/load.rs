@@ -86,6 +86,7 @@ impl<'d> Loader<'d> {
             lead: Vec::new(),
             confirmed_when: None,
             unhappy_when: None,
+            ask_rating_when: None,
             quiet_after: crate::decide::DEFAULT_QUIET_AFTER,
             text: handlebars::Handlebars::new(),
             html: handlebars::Handlebars::new(),
@@ -399,6 +400,9 @@ impl<'d> Loader<'d> {
         }
         if let Some(e) = &r.unhappy_when {
             self.set.unhappy_when = self.compile(doc, e, "unhappy_when: the condition does not compile");
+        }
+        if let Some(e) = &r.ask_rating_when {
+            self.set.ask_rating_when = self.compile(doc, e, "ask_rating_when: the condition does not compile");
         }
         if let Some(q) = &r.quiet_after {
             match crate::config::duration::parse(q) {

@@ -203,6 +203,8 @@ pub struct RuleSet {
     /// The `kind: resolution` file's conditions, when the set has one.
     confirmed_when: Option<Expr>,
     unhappy_when: Option<Expr>,
+    /// When a reply to a messenger visitor asks for a rating.
+    ask_rating_when: Option<Expr>,
     /// How long a quiet customer takes to count as resolved.
     pub quiet_after: std::time::Duration,
     /// Subjects, text bodies and reasons: no HTML escaping.

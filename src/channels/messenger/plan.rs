@@ -62,6 +62,7 @@ pub fn plan(
         if part.suggestions.is_empty() {
             part.sources = decision.agent.as_ref().map(|a| a.sources.clone()).unwrap_or_default();
         }
+        part.asks_rating = decision.asks_rating;
         conv.parts.push(part);
     }
     if decision.handover.is_some() {
