@@ -132,15 +132,7 @@ async fn with_the_embedding_model_the_report_groups_the_questions_by_meaning() {
     let bars = casebridge::agent::kb::Bars::with_min_confidence(0.35);
     let agent = Agent::KnowledgeBase(KnowledgeBase::with_library(library.unwrap(), bars));
     let (base, _) = decided(&w, agent).await;
-    let report: Value = reqwest::Client::new()
-        .get(format!("{base}/api/report"))
-        .bearer_auth("report-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = get_json(&format!("{base}/api/report"), "report-token").await;
     assert_eq!(report["unanswered_grouped_by"], "meaning", "{report:#}");
     let asked = report["unanswered"].to_string();
     assert!(asked.contains("Iceland"), "{asked}");

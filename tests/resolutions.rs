@@ -104,15 +104,7 @@ async fn quiet_customers_are_soft_resolutions_or_abandoned_without_reading_sales
     let state = d.admin_state(None, casebridge::model::Secret::new("t"));
     let addr =
         casebridge::report::admin::serve("127.0.0.1:0".parse().unwrap(), state, std::future::pending()).await.unwrap();
-    let figures: Value = reqwest::Client::new()
-        .get(format!("http://{addr}/api/resolutions?days=3"))
-        .bearer_auth("t")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let figures = get_json(&format!("http://{addr}/api/resolutions?days=3"), "t").await;
     let days = figures["days"].as_array().unwrap();
     assert_eq!(days.len(), 3);
     let today = &days[2];

@@ -154,13 +154,7 @@ fn by_words(questions: &[String]) -> (Vec<Building>, Vec<Option<usize>>) {
             })
             .map(|(shared, _, i)| (shared, i))
             .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
-        let at = best.map_or_else(
-            || {
-                groups.push(Building::new());
-                groups.len() - 1
-            },
-            |(_, i)| i,
-        );
+        let at = place(&mut groups, best.map(|(_, i)| i));
         groups[at].add(question, terms);
         joined[n] = Some(at);
     }
@@ -196,13 +190,7 @@ fn by_meaning(
             .map(|(i, g)| (g.cosine(&vector), i))
             .filter(|(cosine, _)| *cosine >= threshold)
             .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
-        let at = best.map_or_else(
-            || {
-                groups.push(Building::new());
-                groups.len() - 1
-            },
-            |(_, i)| i,
-        );
+        let at = place(&mut groups, best.map(|(_, i)| i));
         let group = &mut groups[at];
         if group.vector_sum.is_empty() {
             group.vector_sum = vec![0.0; vector.len()];
@@ -214,6 +202,14 @@ fn by_meaning(
         joined[n] = Some(at);
     }
     Ok((groups, joined))
+}
+
+/// The group a question joins: the best one found, else a new one.
+fn place(groups: &mut Vec<Building>, best: Option<usize>) -> usize {
+    best.unwrap_or_else(|| {
+        groups.push(Building::new());
+        groups.len() - 1
+    })
 }
 
 /// The groups as the report shows them: the largest first, with their shared words.

@@ -180,3 +180,8 @@ pub async fn demo_sim() -> casebridge::sim::Simulator {
     let seed = casebridge::sim::seed::load(casebridge::sim::DEMO_ORG, "demo").unwrap();
     casebridge::sim::Simulator::start("127.0.0.1:0".parse().unwrap(), seed, Default::default()).await.unwrap()
 }
+
+/// GETs `url` with a bearer `token` and reads the JSON it answers.
+pub async fn get_json(url: &str, token: &str) -> serde_json::Value {
+    reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
