@@ -65,6 +65,28 @@ pub struct Part {
     pub asks_email: bool,
 }
 
+impl Part {
+    /// A public part with no author id or name, offering nothing and asking nothing: what
+    /// the other fields of most parts are (struct update syntax sets those that differ).
+    pub fn new(id: String, kind: PartKind, author: AuthorKind, body: String, created_at: DateTime<Utc>) -> Part {
+        Part {
+            id,
+            kind,
+            author,
+            author_id: None,
+            author_name: None,
+            body,
+            public: true,
+            created_at,
+            message_id: None,
+            suggestions: Vec::new(),
+            sources: Vec::new(),
+            asks_rating: false,
+            asks_email: false,
+        }
+    }
+}
+
 /// The longest comment a rating keeps, in characters.
 pub const CSAT_COMMENT_MAX_CHARS: usize = 1_000;
 
@@ -246,21 +268,7 @@ impl Conversation {
             account: None,
             customer_email: None,
             case_fields: BTreeMap::new(),
-            parts: vec![Part {
-                id: "question".into(),
-                kind: PartKind::Opening,
-                author: AuthorKind::User,
-                author_id: None,
-                author_name: None,
-                body: question.to_string(),
-                public: true,
-                created_at: now,
-                message_id: None,
-                suggestions: Vec::new(),
-                sources: Vec::new(),
-                asks_rating: false,
-                asks_email: false,
-            }],
+            parts: vec![Part::new("question".into(), PartKind::Opening, AuthorKind::User, question.to_string(), now)],
             attributes: BTreeMap::new(),
             topics: BTreeSet::new(),
             state: ConversationState::Open,

@@ -123,19 +123,9 @@ pub fn from_case_row(row: &Json, authors: &Authors<'_>) -> Result<Conversation, 
         (s, d) => format!("{s}\n\n{d}"),
     };
     parts.push(Part {
-        id: case_id.clone(),
-        kind: PartKind::Opening,
-        author: AuthorKind::User,
         author_id: text(&row["ContactId"]),
         author_name: text(&row["SuppliedName"]).or_else(|| text(&row["Contact"]["Name"])),
-        body: opening,
-        public: true,
-        created_at,
-        message_id: None,
-        suggestions: Vec::new(),
-        sources: Vec::new(),
-        asks_rating: false,
-        asks_email: false,
+        ..Part::new(case_id.clone(), PartKind::Opening, AuthorKind::User, opening, created_at)
     });
     let customer = text(&row["Contact"]["Email"]).or_else(|| text(&row["SuppliedEmail"]));
     parts.extend(child_parts(row, authors, customer.as_deref()));
@@ -217,19 +207,16 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
     for c in children(&row["CaseComments"]) {
         let Some(at) = date(&c["CreatedDate"]) else { continue };
         parts.push(Part {
-            id: text(&c["Id"]).unwrap_or_default(),
-            kind: PartKind::Comment,
-            author: authors.classify(c["CreatedById"].as_str(), c["CreatedBy"]["UserType"].as_str()),
             author_id: text(&c["CreatedById"]),
             author_name: text(&c["CreatedBy"]["Name"]),
-            body: text(&c["CommentBody"]).unwrap_or_default(),
             public: c["IsPublished"].as_bool().unwrap_or(false),
-            created_at: at,
-            message_id: None,
-            suggestions: Vec::new(),
-            sources: Vec::new(),
-            asks_rating: false,
-            asks_email: false,
+            ..Part::new(
+                text(&c["Id"]).unwrap_or_default(),
+                PartKind::Comment,
+                authors.classify(c["CreatedById"].as_str(), c["CreatedBy"]["UserType"].as_str()),
+                text(&c["CommentBody"]).unwrap_or_default(),
+                at,
+            )
         });
     }
     for e in children(&row["EmailMessages"]) {
@@ -241,21 +228,19 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
             _ => String::new(),
         };
         parts.push(Part {
-            id: text(&e["Id"]).unwrap_or_default(),
-            kind: PartKind::Email,
-            author: if incoming { AuthorKind::User } else { authors.classify(e["CreatedById"].as_str(), None) },
             author_id: if incoming { text(&e["FromAddress"]) } else { text(&e["CreatedById"]) },
             author_name: text(&e["FromName"]),
-            body: strip_quoted_reply(&body),
             // An email the customer received: theirs, or one sent to them (To or Cc), not a
             // draft (Status 5). One sent from the case to a colleague is internal.
             public: incoming || (e["Status"].as_str() != Some(EMAIL_DRAFT) && addressed_to(e, customer_email)),
-            created_at: at,
             message_id: text(&e["MessageIdentifier"]),
-            suggestions: Vec::new(),
-            sources: Vec::new(),
-            asks_rating: false,
-            asks_email: false,
+            ..Part::new(
+                text(&e["Id"]).unwrap_or_default(),
+                PartKind::Email,
+                if incoming { AuthorKind::User } else { authors.classify(e["CreatedById"].as_str(), None) },
+                strip_quoted_reply(&body),
+                at,
+            )
         });
     }
     for f in children(&row["Feeds"]) {
@@ -264,19 +249,16 @@ fn child_parts(row: &Json, authors: &Authors<'_>, customer_email: Option<&str>) 
         }
         let Some(at) = date(&f["CreatedDate"]) else { continue };
         parts.push(Part {
-            id: text(&f["Id"]).unwrap_or_default(),
-            kind: PartKind::FeedPost,
-            author: authors.classify(f["CreatedById"].as_str(), f["CreatedBy"]["UserType"].as_str()),
             author_id: text(&f["CreatedById"]),
             author_name: text(&f["CreatedBy"]["Name"]),
-            body: html_to_text(f["Body"].as_str().unwrap_or_default()),
             public: f["Visibility"].as_str() == Some("AllUsers"),
-            created_at: at,
-            message_id: None,
-            suggestions: Vec::new(),
-            sources: Vec::new(),
-            asks_rating: false,
-            asks_email: false,
+            ..Part::new(
+                text(&f["Id"]).unwrap_or_default(),
+                PartKind::FeedPost,
+                authors.classify(f["CreatedById"].as_str(), f["CreatedBy"]["UserType"].as_str()),
+                html_to_text(f["Body"].as_str().unwrap_or_default()),
+                at,
+            )
         });
     }
     parts
@@ -368,21 +350,13 @@ mod tests {
         // A public human answer after the first two customer parts covers them.
         c.parts.insert(
             3,
-            Part {
-                id: "00aHuman".into(),
-                kind: PartKind::Comment,
-                author: AuthorKind::Admin,
-                author_id: None,
-                author_name: None,
-                body: "done".into(),
-                public: true,
-                created_at: parse_datetime("2024-05-01T12:15:00.000+0000").unwrap(),
-                message_id: None,
-                suggestions: Vec::new(),
-                sources: Vec::new(),
-                asks_rating: false,
-                asks_email: false,
-            },
+            Part::new(
+                "00aHuman".into(),
+                PartKind::Comment,
+                AuthorKind::Admin,
+                "done".into(),
+                parse_datetime("2024-05-01T12:15:00.000+0000").unwrap(),
+            ),
         );
         let ids: Vec<&str> = c.unanswered().iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["02sDn0000000001AAA"]);

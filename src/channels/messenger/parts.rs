@@ -21,39 +21,11 @@ pub(super) fn left_email(conv: &mut Conversation, body: &str) {
 /// A part the daemon writes into a messenger conversation (the agent's reply, a notice, a
 /// person's reply from the case).
 pub fn daemon_part(id: String, author: AuthorKind, name: Option<String>, body: String) -> Part {
-    Part {
-        id,
-        kind: PartKind::Chat,
-        author,
-        author_id: None,
-        author_name: name,
-        body,
-        public: true,
-        created_at: Utc::now(),
-        message_id: None,
-        suggestions: Vec::new(),
-        sources: Vec::new(),
-        asks_rating: false,
-        asks_email: false,
-    }
+    Part { author_name: name, ..Part::new(id, PartKind::Chat, author, body, Utc::now()) }
 }
 
 pub(super) fn visitor_part(id: String, body: String, at: DateTime<Utc>) -> Part {
-    Part {
-        id,
-        kind: PartKind::Chat,
-        author: AuthorKind::User,
-        author_id: None,
-        author_name: None,
-        body,
-        public: true,
-        created_at: at,
-        message_id: None,
-        suggestions: Vec::new(),
-        sources: Vec::new(),
-        asks_rating: false,
-        asks_email: false,
-    }
+    Part::new(id, PartKind::Chat, AuthorKind::User, body, at)
 }
 
 pub(super) fn new_conversation(id: &str, visitor: Visitor, now: DateTime<Utc>) -> Conversation {

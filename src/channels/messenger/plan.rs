@@ -222,20 +222,8 @@ mod tests {
         c.parts = messages
             .iter()
             .enumerate()
-            .map(|(i, (body, author))| Part {
-                id: format!("p{i}"),
-                kind: PartKind::Chat,
-                author: *author,
-                author_id: None,
-                author_name: None,
-                body: body.to_string(),
-                public: true,
-                created_at: chrono::Utc::now(),
-                message_id: None,
-                suggestions: Vec::new(),
-                sources: Vec::new(),
-                asks_rating: false,
-                asks_email: false,
+            .map(|(i, (body, author))| {
+                Part::new(format!("p{i}"), PartKind::Chat, *author, body.to_string(), chrono::Utc::now())
             })
             .collect();
         c
