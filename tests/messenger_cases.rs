@@ -324,27 +324,59 @@ async fn csat_on_case(w: &World, conversation: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_rating_goes_onto_the_chats_case_once_salesforce_has_it_and_a_new_one_replaces_it() {
+async fn a_rating_goes_onto_the_chats_case_even_one_not_read_back_yet_and_a_new_one_replaces_it() {
     let w = World::new().await;
     let tmp = tempfile::tempdir().unwrap();
     let (mut d, hub, id, token) = every_chat(&w, tmp.path()).await;
-    // Closed and rated before the case was read back: the rating waits for the case's id.
+    // Closed and rated before the case was read back: written by the conversation's id,
+    // behind the case's create, in the round the rating arrives.
     hub.post(&id, Some(&token), "That fixed it, thanks!", "127.0.0.1").unwrap();
     d.chat_round().await.unwrap();
     hub.rate(&id, Some(&token), 4, Some("quick and right"), "127.0.0.1").unwrap();
     d.chat_round().await.unwrap();
-    assert_eq!(csat_on_case(&w, &id).await, Value::Null);
-    assert!(!d.store().conversation(&id).unwrap().unwrap().csat.unwrap().mapped);
-    // The read of chats' cases learns the id (the chat is closed: it reads it all the same).
-    d.cycle().await.unwrap();
     assert_eq!(csat_on_case(&w, &id).await.as_f64(), Some(4.0), "a Number field reads back as 4.0");
-    assert!(d.store().chats_with_cases().unwrap().is_empty(), "read once known, then no more");
-    // A second rating replaces the first, on the case too, in the round it arrives.
+    assert!(d.store().conversation(&id).unwrap().unwrap().csat.unwrap().mapped);
+    // A second rating replaces the first, on the case too.
     hub.rate(&id, Some(&token), 2, None, "127.0.0.1").unwrap();
     d.chat_round().await.unwrap();
     assert_eq!(csat_on_case(&w, &id).await.as_f64(), Some(2.0));
     assert!(d.store().sync_errors().unwrap().is_empty(), "{:?}", d.store().sync_errors().unwrap());
     assert!(d.store().due_chats(chrono::Utc::now()).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_rating_given_before_the_chat_had_a_case_goes_onto_the_case_a_handover_makes() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = w.daemon_with_rules(load_rules(&copy_rules(tmp.path()))).await;
+    let hub = hub(&mut d);
+    let (id, token) = start(&hub, GRIPPER);
+    d.chat_round().await.unwrap();
+    hub.rate(&id, Some(&token), 3, None, "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    assert!(cases_of(&w, &id).await.is_empty(), "no case yet");
+    assert!(!d.store().conversation(&id).unwrap().unwrap().csat.unwrap().mapped, "it waits for one");
+    hub.post(&id, Some(&token), "I want to talk to a human agent please.", "127.0.0.1").unwrap();
+    d.chat_round().await.unwrap();
+    assert_eq!(cases_of(&w, &id).await.len(), 1, "the handover made the case");
+    // The rating's write waited behind the case's create: it goes at the next round.
+    d.chat_round().await.unwrap();
+    assert_eq!(csat_on_case(&w, &id).await.as_f64(), Some(3.0));
+    assert!(d.store().sync_errors().unwrap().is_empty(), "{:?}", d.store().sync_errors().unwrap());
+}
+
+#[tokio::test]
+async fn a_rating_given_while_the_daemon_decided_on_an_older_copy_stands() {
+    let w = World::new().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, hub, id, token) = every_chat(&w, tmp.path()).await;
+    let older = d.store().conversation(&id).unwrap().unwrap();
+    hub.rate(&id, Some(&token), 5, None, "127.0.0.1").unwrap();
+    // The daemon commits what it decided on the copy it read before the rating.
+    hub.commit(older, Vec::new()).unwrap();
+    let now = d.store().conversation(&id).unwrap().unwrap();
+    assert_eq!(now.csat.map(|c| c.rating), Some(5));
+    assert!(now.retry_at.is_some(), "still due, to write it onto the case");
 }
 
 #[tokio::test]

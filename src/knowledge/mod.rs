@@ -67,13 +67,13 @@ impl Library {
         Arc::new(Library { current: ArcSwap::from_pointee(index), embedder: None })
     }
 
-    /// A library whose indexes are ranked by meaning too: `index`'s passages are embedded
-    /// (or read from the embedder's cache) before it is served.
     /// The embedding model, when the library has one.
     pub fn embedder(&self) -> Option<Arc<dyn Embedder>> {
         self.embedder.clone()
     }
 
+    /// A library whose indexes are ranked by meaning too: `index`'s passages are embedded
+    /// (or read from the embedder's cache) before it is served.
     pub fn with_embedder(index: Index, embedder: Arc<dyn Embedder>) -> Result<Arc<Library>, String> {
         let index = embedded(index, embedder.as_ref())?;
         Ok(Arc::new(Library { current: ArcSwap::from_pointee(index), embedder: Some(embedder) }))

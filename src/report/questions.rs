@@ -24,13 +24,13 @@ pub const SHARED_SHARE: f64 = 0.5;
 pub const QUESTION_GROUPS: usize = 20;
 /// How many examples a group shows.
 pub const GROUP_EXAMPLES: usize = 3;
-/// How many questions are grouped, at most (the rest are counted as ungrouped).
+/// How many questions are grouped, at most: the period's newest (the older are left out).
 pub const QUESTIONS_GROUPED: usize = 5_000;
-/// How many questions are grouped by meaning, at most: each is embedded when the report is
-/// asked for (about 12 ms a question on one core).
+/// How many questions are grouped by meaning, at most, the newest: they are embedded when
+/// the report is asked for (about 12 ms a question on one core, run in batches).
 pub const QUESTIONS_EMBEDDED: usize = 500;
 /// The cosine between a question and a group's mean vector at which it joins the group.
-pub const MEANING_THRESHOLD: f32 = 0.4;
+pub const MEANING_THRESHOLD: f32 = 0.35;
 
 /// How questions meet in groups.
 #[derive(Clone, Copy)]
@@ -139,7 +139,9 @@ pub fn assignments(questions: &[String], grouping: Grouping<'_>) -> Result<Vec<O
 fn by_words(questions: &[String]) -> (Vec<Building>, Vec<Option<usize>>) {
     let mut groups: Vec<Building> = Vec::new();
     let mut joined = vec![None; questions.len()];
-    for (n, question) in questions.iter().enumerate().take(QUESTIONS_GROUPED) {
+    // The newest (questions come oldest first): what to write next is what is asked now.
+    let first = questions.len().saturating_sub(QUESTIONS_GROUPED);
+    for (n, question) in questions.iter().enumerate().skip(first) {
         let terms: BTreeSet<String> = question_terms(question).into_iter().collect();
         if terms.is_empty() {
             continue;
@@ -161,8 +163,8 @@ fn by_words(questions: &[String]) -> (Vec<Building>, Vec<Option<usize>>) {
     (groups, joined)
 }
 
-/// Groups `questions` (in the order given, at most [`QUESTIONS_EMBEDDED`]) by meaning: each
-/// joins the group whose mean vector is nearest, when the cosine reaches `threshold`.
+/// Groups `questions` (in the order given, the newest [`QUESTIONS_EMBEDDED`]) by meaning:
+/// each joins the group whose mean vector is nearest, when the cosine reaches `threshold`.
 pub fn group_by_meaning(
     questions: &[String],
     embedder: &dyn Embedder,
@@ -178,24 +180,34 @@ fn by_meaning(
 ) -> Result<(Vec<Building>, Vec<Option<usize>>), String> {
     let mut groups: Vec<Building> = Vec::new();
     let mut joined = vec![None; questions.len()];
-    for (n, question) in questions.iter().enumerate().take(QUESTIONS_EMBEDDED) {
+    let first = questions.len().saturating_sub(QUESTIONS_EMBEDDED);
+    // Each distinct question embedded once, all in one pass of the model (it batches).
+    let mut distinct: Vec<&str> = questions[first..].iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let vectors = embedder.text_vectors(&distinct)?;
+    if vectors.len() != distinct.len() {
+        return Err(format!("the model gave {} vectors for {} questions", vectors.len(), distinct.len()));
+    }
+    for (n, question) in questions.iter().enumerate().skip(first) {
         let terms: BTreeSet<String> = question_terms(question).into_iter().collect();
         if terms.is_empty() {
             continue;
         }
-        let vector = embedder.question_vector(question)?;
+        let at = distinct.binary_search(&question.as_str()).map_err(|_| "a question was not embedded".to_string())?;
+        let vector = &vectors[at];
         let best = groups
             .iter()
             .enumerate()
-            .map(|(i, g)| (g.cosine(&vector), i))
-            .filter(|(cosine, _)| *cosine >= threshold)
+            .map(|(i, g)| (g.cosine(vector), i))
+            .filter(|(cosine, _)| cosine.is_finite() && *cosine >= threshold)
             .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
         let at = place(&mut groups, best.map(|(_, i)| i));
         let group = &mut groups[at];
         if group.vector_sum.is_empty() {
             group.vector_sum = vec![0.0; vector.len()];
         }
-        for (sum, v) in group.vector_sum.iter_mut().zip(&vector) {
+        for (sum, v) in group.vector_sum.iter_mut().zip(vector) {
             *sum += v;
         }
         group.add(question, terms);
@@ -272,8 +284,8 @@ mod tests {
                 (None, _) => Ok(vec![0.0, 0.0, 0.0, 1.0]),
             }
         }
-        fn text_vectors(&self, _: &[&str]) -> Result<Vec<Vec<f32>>, String> {
-            unreachable!()
+        fn text_vectors(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+            texts.iter().map(|t| self.question_vector(t)).collect()
         }
     }
 

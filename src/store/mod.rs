@@ -219,17 +219,12 @@ pub fn state_name(state: &crate::model::ConversationState) -> &'static str {
 
 /// Whether a conversation is a chat whose case the daemon reads: handed over, or still
 /// answered by the agent with a case a `kind: cases` rule made (to learn the case's id and
-/// copy people's replies), or closed with its case not yet read back.
+/// copy people's replies).
 fn reads_its_case(conversation: &Conversation) -> bool {
     conversation.channel == crate::model::Channel::Messenger
         && match conversation.state {
             crate::model::ConversationState::HandedOver { .. } => true,
             crate::model::ConversationState::Open => conversation.messenger.as_ref().is_some_and(|m| m.case.exists()),
-            // Closed before Salesforce's id was read back: read until it is (its case's
-            // number for the admin, and a rating waiting to go onto it).
-            crate::model::ConversationState::Closed => {
-                conversation.messenger.as_ref().is_some_and(|m| m.case.exists() && m.case.id().is_none())
-            }
             _ => false,
         }
 }

@@ -37,8 +37,9 @@ impl Messenger {
         let now = Utc::now();
         let csat = crate::model::Csat { rating, comment: comment.map(str::to_string), at: now, mapped: false };
         conv.csat = Some(csat.clone());
-        // Due, so that the daemon writes it onto the chat's case (`on: [rating]` mappings).
-        conv.retry_at = Some(conv.retry_at.map_or(now, |at| at.min(now)));
+        // Due, so that the daemon writes it onto the chat's case (`on: [rating]` mappings);
+        // a chat already due later (an agent backing off) keeps its time.
+        conv.retry_at.get_or_insert(now);
         self.store.commit(&conv, Vec::new())?;
         if let Some(count) = self.on_rating.get() {
             count(rating);

@@ -388,6 +388,20 @@ impl Messenger {
                     mine.visitor.email = theirs.visitor.email.clone();
                     conv.customer_email = conv.customer_email.take().or(stored.customer_email.clone());
                 }
+                // A rating the visitor gave meanwhile stands (the daemon's copy is older), and
+                // the chat stays due to write it; the same rating keeps the daemon's mark.
+                let newer = match (&conv.csat, &stored.csat) {
+                    (None, Some(_)) => true,
+                    (Some(mine), Some(theirs)) => theirs.at > mine.at,
+                    _ => false,
+                };
+                if newer {
+                    conv.csat = stored.csat.clone();
+                    conv.retry_at = match (conv.retry_at, stored.retry_at) {
+                        (Some(mine), Some(theirs)) => Some(mine.min(theirs)),
+                        (mine, theirs) => mine.or(theirs),
+                    };
+                }
                 // The store's parts in its order (the visitor may have added some), then the
                 // daemon's new ones.
                 let known: std::collections::BTreeSet<&str> = stored.parts.iter().map(|p| p.id.as_str()).collect();

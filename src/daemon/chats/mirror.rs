@@ -126,7 +126,7 @@ impl ChatChannel {
             report.events.push(event(&conv, EventKind::HumanReplied, detail.clone(), detail));
         }
         let rules = shared.rules.load_full();
-        // A rating given before Salesforce had the case goes onto it now.
+        // A rating given before the chat had a case (one linked by hand) goes onto it now.
         let mut actions = self.map_rating(shared, &mut conv, rules.as_ref().as_ref())?;
         // A handed-over chat ends with its case. A chat the agent still answers goes on: its
         // case (made by a rule, or closed by one at an earlier close) is a record of it.

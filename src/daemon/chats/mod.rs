@@ -116,7 +116,11 @@ impl ConversationChannel for ChatChannel {
         report: &mut CycleReport,
     ) -> Result<Vec<Action>, DaemonError> {
         let target_id = handover.map(|h| h.owner_id);
-        self.plan_chat(shared, conv, decision, rules.as_ref().as_ref(), target_id.as_deref(), report).await
+        let mut actions =
+            self.plan_chat(shared, conv, decision, rules.as_ref().as_ref(), target_id.as_deref(), report).await?;
+        // A rating given before the chat had a case goes onto the one just queued.
+        actions.extend(self.map_rating(shared, conv, rules.as_ref().as_ref())?);
+        Ok(actions)
     }
 
     fn commit(&self, _shared: &Shared, conv: &Conversation, actions: Vec<Action>) -> Result<(), DaemonError> {

@@ -1,10 +1,12 @@
 //! A visitor's rating (CSAT) onto the case their chat became: the outbound mappings an
-//! admin marks `on: [rating]` run once a rating arrives (they read it as `csat`), and
-//! what they give is written to the chat's case. A rating given while the case is only
-//! queued waits for Salesforce's id (the read of chats' cases maps it then); a chat that
-//! became no case has nowhere to write it.
+//! admin marks `on: [rating]` run once a rating arrives (they read it as `csat`), and what
+//! they give is written to the chat's case, upserted (update only) by the conversation's
+//! id: queued behind the case's own create and earlier writes, so it needs no case id and
+//! never overtakes them. A rating given before the chat had a case waits, and goes onto
+//! the case the chat becomes (a handover, a `kind: cases` rule, one made by hand).
 
 use super::ChatChannel;
+use crate::channels::messenger::plan;
 use crate::daemon::DaemonError;
 use crate::daemon::shared::Shared;
 use crate::decide::Rules;
@@ -12,7 +14,7 @@ use crate::model::{Action, Conversation, Moment, Trace};
 
 impl ChatChannel {
     /// The case write a rating not yet mapped gives, marking it mapped; nothing while the
-    /// chat's case is only queued.
+    /// chat has no case.
     pub(super) fn map_rating(
         &self,
         shared: &Shared,
@@ -22,27 +24,20 @@ impl ChatChannel {
         if conv.csat.as_ref().is_none_or(|c| c.mapped) {
             return Ok(Vec::new());
         }
-        let case = conv.messenger.as_ref().map(|m| m.case.clone()).unwrap_or_default();
-        if !case.exists() {
-            mark_mapped(conv);
+        if !conv.messenger.as_ref().is_some_and(|m| m.case.exists()) {
             return Ok(Vec::new());
         }
-        let Some(case_id) = conv.case_id().map(str::to_string) else { return Ok(Vec::new()) };
-        mark_mapped(conv);
+        if let Some(csat) = conv.csat.as_mut() {
+            csat.mapped = true;
+        }
         let mut trace = Trace::default();
         match rules.evaluate(conv).outbound(Moment::Rating, &mut trace) {
-            Ok(fields) if !fields.is_empty() => Ok(vec![Action::UpdateFields { case_id, fields }]),
+            Ok(fields) if !fields.is_empty() => Ok(vec![plan::by_conversation(conv, "Case", fields, true)]),
             Ok(_) => Ok(Vec::new()),
             Err(e) => {
                 shared.record_error(Some(&conv.id), "rules", "RULE_ERROR", &e.to_string())?;
                 Ok(Vec::new())
             }
         }
-    }
-}
-
-fn mark_mapped(conv: &mut Conversation) {
-    if let Some(csat) = conv.csat.as_mut() {
-        csat.mapped = true;
     }
 }
