@@ -340,3 +340,18 @@ fn an_action_queued_for_an_inactive_conversation_keeps_it_until_sent() {
     store.complete_entries(&[(retry, None)]).unwrap();
     assert_eq!(store.prune(cutoff, cutoff, 10).unwrap().pruned, 1, "sent: now it goes");
 }
+
+#[test]
+fn a_damaged_store_file_or_a_store_path_that_is_a_file_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join(migrate::ENGINE_FILE), vec![0xAB; 64 * 1024]).unwrap();
+    let error = Store::open(&path).err().expect("refused").to_string();
+    assert!(error.contains("cannot open the store at") && error.contains(&path.display().to_string()), "{error}");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a store").unwrap();
+    let error = Store::open(&file).err().expect("refused").to_string();
+    assert!(error.contains(&file.display().to_string()), "{error}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a store", "nothing written over it");
+}

@@ -185,14 +185,21 @@ async fn start(
         Ok(b) => b,
         Err(r) => return bad_body(r),
     };
-    // The store's flushed commit blocks: off the async workers.
-    let started = tokio::task::spawn_blocking(move || {
+    created(move || {
         let address = address(&m, &headers, peer);
         m.start(request, &address)
     })
-    .await;
-    match started.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
-        Ok(started) => (StatusCode::CREATED, axum::Json(started)).into_response(),
+    .await
+}
+
+/// Runs a visitor's write off the async workers (the store's durable commit blocks) and
+/// answers 201 with what it made, or the error's own answer.
+async fn created<T: serde::Serialize + Send + 'static>(
+    write: impl FnOnce() -> Result<T, MessengerError> + Send + 'static,
+) -> Response {
+    let done = tokio::task::spawn_blocking(write).await;
+    match done.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
+        Ok(made) => (StatusCode::CREATED, axum::Json(made)).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -215,15 +222,11 @@ async fn send(
         Err(r) => return bad_body(r),
     };
     let token = bearer(&headers);
-    let posted = tokio::task::spawn_blocking(move || {
+    created(move || {
         let address = address(&m, &headers, peer);
         m.post(&id, token.as_deref(), &request.body, &address)
     })
-    .await;
-    match posted.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
-        Ok(message) => (StatusCode::CREATED, axum::Json(message)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    .await
 }
 
 /// A visitor's rating of the conversation (CSAT).
@@ -249,15 +252,11 @@ async fn rate(
         Err(r) => return bad_body(r),
     };
     let token = bearer(&headers);
-    let rated = tokio::task::spawn_blocking(move || {
+    created(move || {
         let address = address(&m, &headers, peer);
         m.rate(&id, token.as_deref(), request.rating, request.comment.as_deref(), &address)
     })
-    .await;
-    match rated.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
-        Ok(csat) => (StatusCode::CREATED, axum::Json(csat)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    .await
 }
 
 /// An anonymous visitor's email, to be reached by.
@@ -280,15 +279,11 @@ async fn leave_email(
         Err(r) => return bad_body(r),
     };
     let token = bearer(&headers);
-    let left = tokio::task::spawn_blocking(move || {
+    created(move || {
         let address = address(&m, &headers, peer);
-        m.leave_email(&id, token.as_deref(), &request.email, &address)
+        m.leave_email(&id, token.as_deref(), &request.email, &address).map(|email| json!({ "email": email }))
     })
-    .await;
-    match left.unwrap_or_else(|e| Err(MessengerError::Invalid(format!("the request failed: {e}")))) {
-        Ok(email) => (StatusCode::CREATED, axum::Json(json!({ "email": email }))).into_response(),
-        Err(e) => e.into_response(),
-    }
+    .await
 }
 
 #[derive(Deserialize)]
